@@ -1,0 +1,32 @@
+/**
+ * JSON logs with pino. Secrets are redacted by key wherever they appear, so a careless `log.info({ req })`
+ * cannot leak a bearer token, cookie, password or IdP token.
+ */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const REDACTED_KEYS = [
+  'authorization', 'cookie', 'set-cookie', 'password', 'passwordHash', 'client_secret', 'clientSecret',
+  'access_token', 'accessToken', 'refresh_token', 'refreshToken', 'id_token', 'idToken', 'code_verifier',
+  'codeVerifier', 'encryptionKeys', 'cookieSecret', 'token', 'code',
+];
+
+/** Redaction paths: the key at the top level, one level down, and inside request headers. */
+export const REDACT_PATHS = [
+  ...REDACTED_KEYS.map((key) => `["${key}"]`),
+  ...REDACTED_KEYS.map((key) => `*["${key}"]`),
+  ...REDACTED_KEYS.map((key) => `*.headers["${key}"]`),
+];
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'mcp-oauth-gateway' },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination ?? pino.destination({ sync: false }),
+  );
+}
