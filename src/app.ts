@@ -1,0 +1,191 @@
+/**
+ * Wires the gateway together from a validated configuration: storage, keys, identity providers, the
+ * authorization server, the resource-server gateway and one `node:http` server in front of them.
+ *
+ * Request routing order matters for speed: MCP traffic (the hot path) is matched first, before any
+ * authorization-server work.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { GatewayConfig, ServerConfig, LocalProviderConfig } from './config/schema.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { openStorage, startSweeper } from './storage/index.ts';
+import type { Storage } from './storage/types.ts';
+import { SecretBox, loadEncryptionKeys } from './storage/secret-box.ts';
+import { NS, type UserRecord } from './storage/records.ts';
+import { loadOrCreateKeys } from './authorization/keys.ts';
+import { createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
+import { createGateway } from './gateway/index.ts';
+import { canonicalizeResource, resourceUriFor } from './gateway/resource.ts';
+import { startDemoServer } from './demo/server.ts';
+import { LocalIdentityProvider } from './upstream/local.ts';
+import { OidcIdentityProvider } from './upstream/oidc.ts';
+import { createOutboundFetch } from './http/outbound.ts';
+import { hashPassword } from './upstream/passwords.ts';
+import type { IdentityProvider } from './upstream/types.ts';
+import { sendJson } from './http/errors.ts';
+
+export interface RunningGateway {
+  /** The address actually listened on (differs from publicUrl with port 0 or behind a proxy). */
+  listenUrl: string;
+  server: Server;
+  storage: Storage;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Where first-start messages go (the demo password); stdout by default. */
+  announce?: (line: string) => void;
+}
+
+const DEMO_USER_RECORD = 'demo-user';
+
+/**
+ * The embedded default has no IdP configured: a built-in local provider with one demo user, whose
+ * password is generated at first start, printed once, and stored only as a hash.
+ */
+async function demoIdentityProvider(storage: Storage, announce: (line: string) => void): Promise<LocalProviderConfig> {
+  let passwordHash = await storage.get<string>(NS.keys, DEMO_USER_RECORD);
+  if (passwordHash === undefined) {
+    const password = randomBytes(12).toString('base64url');
+    passwordHash = await hashPassword(password);
+    await storage.set(NS.keys, DEMO_USER_RECORD, passwordHash);
+    announce(`\nFirst start: created the demo user.\n  username: demo\n  password: ${password}\nThis password is shown only once. Configure identityProviders to use your own IdP.\n`);
+  }
+  return {
+    type: 'local',
+    id: 'local',
+    displayName: 'Demo account',
+    users: [{ username: 'demo', passwordHash, email: 'demo@example.com', name: 'Demo User', groups: [] }],
+    maxFailedAttempts: 5,
+    lockoutWindow: 900,
+  };
+}
+
+export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const announce = options.announce ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const issuer = config.publicUrl.replace(/\/$/, '');
+  const branding = config.ui;
+
+  const storage = await openStorage(config);
+  const stopSweeper = startSweeper(storage, 60_000, logger);
+  const secretBox = new SecretBox(await loadEncryptionKeys(config, logger));
+  const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret);
+  const extraCaPem = config.extraCaCertificatesFile ? await readFile(config.extraCaCertificatesFile, 'utf8') : undefined;
+
+  // MCP servers: the configured ones, or the demo server shipped in the repo.
+  const closers: Array<() => Promise<void>> = [];
+  const servers: ServerConfig[] = config.servers ?? [
+    { name: 'demo', path: '/mcp', upstream: { builtin: 'demo' }, scopes: [], identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name' }, allowedOrigins: [], upstreamTimeoutMs: 30_000, maxRequestBytes: 4 * 1024 * 1024 },
+  ];
+  const upstreamUrls = new Map<string, string>();
+  for (const server of servers) {
+    if ('url' in server.upstream) {
+      upstreamUrls.set(server.name, server.upstream.url);
+    } else {
+      const demo = await startDemoServer({ host: '127.0.0.1', port: 0 });
+      closers.push(demo.close);
+      upstreamUrls.set(server.name, demo.url);
+    }
+  }
+  const resources: ProtectedResource[] = servers.map((server) => ({ name: server.name, resource: resourceUriFor(issuer, server.path), scopes: server.scopes }));
+
+  // Identity providers.
+  const providerConfigs = config.identityProviders ?? [await demoIdentityProvider(storage, announce)];
+  const outboundFetch = createOutboundFetch({ extraCaPem, timeoutMs: 10_000 });
+  const localProviders = new Map<string, LocalIdentityProvider>();
+  const identityProviders: IdentityProvider[] = providerConfigs.map((providerConfig) => {
+    if (providerConfig.type === 'local') {
+      const local = new LocalIdentityProvider({ config: providerConfig, storage, issuer, cookieSecret: keys.consentSecret, branding, logger });
+      localProviders.set(providerConfig.id, local);
+      return local;
+    }
+    return new OidcIdentityProvider(providerConfig, { fetch: outboundFetch, logger });
+  });
+
+  const authorization = await createAuthorizationServer({
+    config,
+    resources,
+    canonicalizeResource,
+    storage,
+    secretBox,
+    keys,
+    identityProviders,
+    extraCaPem,
+    logger,
+  });
+  const gateway = createGateway({
+    issuer,
+    servers,
+    publicKeys: authorization.publicKeys,
+    findUser: (sub) => storage.get<UserRecord>(NS.users, sub),
+    logger,
+    resolveUpstreamUrl: (server) => upstreamUrls.get(server.name) as string,
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (gateway.handle(req, res)) return;
+    const url = new URL(req.url ?? '/', issuer);
+    if (url.pathname === '/healthz') {
+      sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    const signIn = /^\/sign-in\/([a-z0-9-]+)$/.exec(url.pathname);
+    const local = signIn?.[1] ? localProviders.get(signIn[1]) : undefined;
+    if (local) {
+      if (req.method === 'POST') await local.handleSignInSubmit(req, res, url);
+      else await local.handleSignInPage(req, res, url);
+      return;
+    }
+    if (await authorization.handle(req, res, url)) return;
+    sendJson(res, 404, { error: 'not_found', error_description: `nothing is served at ${url.pathname}` });
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((error: unknown) => {
+      logger.error({ err: error, method: req.method, path: req.url?.split('?')[0] }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: 'The gateway could not complete the request.' });
+      else res.destroy();
+    });
+  });
+  // Longer than common load balancer idle timeouts, so the proxy side closes first.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const listenUrl = `http://${host}:${address.port}`;
+  logger.info({ listen: listenUrl, issuer, servers: resources.map((r) => r.resource), storage: config.storage.type }, 'gateway listening');
+  announce(`mcp-oauth-gateway listening on ${listenUrl}; issuer ${issuer}; MCP servers: ${resources.map((r) => r.resource).join(', ')}`);
+
+  let closed = false;
+  return {
+    listenUrl,
+    server,
+    storage,
+    logger,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await gateway.close();
+      await authorization.close();
+      for (const close of closers) await close();
+      stopSweeper();
+      await storage.close();
+      logger.flush?.();
+    },
+  };
+}

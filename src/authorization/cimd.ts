@@ -1,0 +1,104 @@
+/**
+ * Client ID Metadata Documents (CIMD): the client_id is an https URL whose document describes the
+ * client. oidc-provider implements the protocol (URL checks, client_id equality, no shared secrets,
+ * cache by HTTP headers); this module supplies what it must not decide alone:
+ *
+ * - the fetch itself: our SSRF guard at connect time, no redirects followed (only 200 is accepted),
+ *   a size cap and a timeout, and trust in the configured extra CA (corporate PKI);
+ * - the host allow/deny policy;
+ * - normalisation of the document (see client-metadata.ts) before oidc-provider validates it.
+ */
+import { Agent, fetch as undiciFetch } from 'undici';
+import { rootCertificates } from 'node:tls';
+import type { Logger } from '../observability/logger.ts';
+import { assertHostAllowed, guardedLookup } from './ssrf.ts';
+import { normaliseClientMetadata } from './client-metadata.ts';
+
+export interface CimdOptions {
+  allowHosts: string[];
+  denyHosts: string[];
+  allowPrivateAddresses: boolean;
+  fetchTimeoutMs: number;
+  maxBytes: number;
+  extraCaPem?: string;
+  knownScopes: ReadonlySet<string>;
+  logger: Logger;
+}
+
+/** `*.example.com` matches subdomains of example.com, anything else matches exactly (case-insensitive). */
+export function hostMatches(host: string, pattern: string): boolean {
+  const h = host.toLowerCase();
+  const p = pattern.toLowerCase();
+  if (p.startsWith('*.')) return h.endsWith(p.slice(1)) && h.length > p.length - 1;
+  return h === p;
+}
+
+export function hostAllowed(host: string, options: Pick<CimdOptions, 'allowHosts' | 'denyHosts'>): boolean {
+  if (options.denyHosts.some((pattern) => hostMatches(host, pattern))) return false;
+  if (options.allowHosts.length === 0) return true;
+  return options.allowHosts.some((pattern) => hostMatches(host, pattern));
+}
+
+async function readCapped(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string> {
+  if (!body) return '';
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    received += value.byteLength;
+    if (received > maxBytes) {
+      await reader.cancel();
+      throw new Error(`document larger than ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The `fetch` oidc-provider uses for CIMD documents, and a `close` for its connection pool. */
+export function createCimdFetch(options: CimdOptions) {
+  const agent = new Agent({
+    connect: {
+      lookup: guardedLookup(options.allowPrivateAddresses) as never,
+      ca: options.extraCaPem ? [...rootCertificates, options.extraCaPem] : undefined,
+      timeout: options.fetchTimeoutMs,
+    },
+    headersTimeout: options.fetchTimeoutMs,
+    bodyTimeout: options.fetchTimeoutMs,
+  });
+
+  async function cimdFetch(input: string | URL, init: { signal?: AbortSignal; headers?: HeadersInit } = {}): Promise<Response> {
+    const url = new URL(String(input));
+    try {
+      assertHostAllowed(url, options.allowPrivateAddresses);
+      const response = await undiciFetch(url, {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+        redirect: 'manual', // CIMD: redirects are not followed; only a direct 200 counts
+        signal: init.signal ?? AbortSignal.timeout(options.fetchTimeoutMs),
+        dispatcher: agent,
+      });
+      if (response.status !== 200) {
+        await response.body?.cancel();
+        options.logger.warn({ clientId: url.href, status: response.status }, 'client metadata document fetch refused: status is not 200');
+        return new Response(null, { status: response.status });
+      }
+      const text = await readCapped(response.body as ReadableStream<Uint8Array> | null, options.maxBytes);
+      const normalised = normaliseClientMetadata(JSON.parse(text), { knownScopes: options.knownScopes, source: 'metadata-document' });
+      const headers = new Headers({ 'content-type': 'application/json' });
+      for (const name of ['cache-control', 'expires']) {
+        const value = response.headers.get(name);
+        if (value) headers.set(name, value);
+      }
+      return new Response(JSON.stringify(normalised), { status: 200, headers });
+    } catch (error) {
+      // oidc-provider turns a thrown fetch into invalid_client; the reason belongs in our logs only.
+      options.logger.warn({ clientId: url.href, reason: (error as Error).message }, 'client metadata document fetch failed');
+      throw error;
+    }
+  }
+
+  return { fetch: cimdFetch, close: () => agent.close() };
+}

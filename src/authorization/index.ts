@@ -1,0 +1,165 @@
+/**
+ * The authorization server facade on the gateway's origin: metadata, registration (DCR and CIMD),
+ * /authorize with consent and the upstream login, /token, /revoke, /jwks. This module is the only door
+ * to oidc-provider; the rest of the gateway sees `handle()` and the public keys.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { JWK } from 'jose';
+import type { Storage } from '../storage/types.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
+import type { IdentityProvider } from '../upstream/types.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
+import { readBody } from '../http/body.ts';
+import { renderPage, html, pageSecurityHeaders, type PageBranding } from '../ui/layout.ts';
+import { createProvider, knownScopes, type ProtectedResource } from './provider.ts';
+import { createInteractions } from './interactions.ts';
+import { createCimdFetch } from './cimd.ts';
+import { normaliseClientMetadata } from './client-metadata.ts';
+import { publicJwks, type GatewayKeys } from './keys.ts';
+
+export type { ProtectedResource } from './provider.ts';
+
+export interface AuthorizationServerOptions {
+  config: GatewayConfig;
+  resources: ProtectedResource[];
+  canonicalizeResource: (value: string) => string | undefined;
+  storage: Storage;
+  secretBox: SecretBox;
+  keys: GatewayKeys;
+  identityProviders: IdentityProvider[];
+  extraCaPem?: string;
+  logger: Logger;
+}
+
+export interface AuthorizationServer {
+  /** Handles the request when it belongs to the authorization server; false otherwise. */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+  publicKeys(): JWK[];
+  close(): Promise<void>;
+}
+
+/**
+ * Metadata locations clients probe (CLIENTS.md §1): RFC 8414 and OIDC discovery at the root, the
+ * path-inserted forms for an MCP URL treated as an issuer, and the path-appended OIDC form. All serve
+ * the same document, whose `issuer` is always the gateway origin.
+ */
+export function isMetadataPath(pathname: string): boolean {
+  return (
+    pathname === '/.well-known/oauth-authorization-server' ||
+    pathname.startsWith('/.well-known/oauth-authorization-server/') ||
+    pathname.startsWith('/.well-known/openid-configuration/') ||
+    (pathname.endsWith('/.well-known/openid-configuration') && pathname !== '/.well-known/openid-configuration')
+  );
+}
+
+const PROVIDER_ROUTES = /^\/(authorize(\/[^/]+)?|token|register|revoke|jwks|\.well-known\/openid-configuration)$/;
+
+export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
+  const { config, logger } = options;
+  const issuer = config.publicUrl.replace(/\/$/, '');
+  const branding: PageBranding = config.ui;
+  const scopes = knownScopes(options.resources);
+  const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
+
+  const provider = createProvider({
+    issuer,
+    resources: options.resources,
+    canonicalizeResource: options.canonicalizeResource,
+    storage: options.storage,
+    signingKeys: options.keys.signing,
+    cookieKeys: options.keys.cookieKeys,
+    trustProxy: config.trustProxy,
+    tokens: config.tokens,
+    registration: config.registration,
+    cimd: { ...config.clientIdMetadataDocuments, fetch: cimd.fetch },
+    renderError: (ctx, out) => renderProviderError(ctx, out, branding),
+    logger,
+  });
+  const callback = provider.callback();
+  const interactions = createInteractions({
+    provider,
+    issuer,
+    resources: options.resources,
+    canonicalizeResource: options.canonicalizeResource,
+    storage: options.storage,
+    secretBox: options.secretBox,
+    identityProviders: options.identityProviders,
+    consentSecret: options.keys.consentSecret,
+    branding,
+    logger,
+    tokenRetention: { upstreamTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
+  });
+
+  /**
+   * DCR bodies are normalised before oidc-provider sees them (see client-metadata.ts), so the real
+   * registration requests of Cursor, VS Code and Claude succeed. oidc-provider reads a pre-parsed body.
+   */
+  async function preparseRegistration(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    try {
+      const body = await readBody(req, 56 * 1024);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new OAuthError('invalid_client_metadata', 'the registration body is not valid JSON');
+      }
+      (req as IncomingMessage & { body?: unknown }).body = normaliseClientMetadata(parsed, { knownScopes: scopes, source: 'registration' });
+      return true;
+    } catch (error) {
+      res.setHeader('access-control-allow-origin', '*');
+      sendOAuthError(res, error);
+      return false;
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const { pathname } = url;
+    const method = req.method ?? 'GET';
+
+    const interaction = /^\/interaction\/([A-Za-z0-9_-]+)(\/decision)?$/.exec(pathname);
+    if (interaction?.[1]) {
+      if (!interaction[2] && method === 'GET') await interactions.showConsent(req, res, interaction[1]);
+      else if (interaction[2] && method === 'POST') await interactions.decide(req, res, interaction[1]);
+      else sendJson(res, 405, { error: 'invalid_request', error_description: 'method not allowed' }, { allow: interaction[2] ? 'POST' : 'GET' });
+      return true;
+    }
+    if (pathname === '/callback') {
+      if (method !== 'GET') {
+        sendJson(res, 405, { error: 'invalid_request', error_description: 'method not allowed' }, { allow: 'GET' });
+      } else {
+        await interactions.callback(req, res, url);
+      }
+      return true;
+    }
+    if (isMetadataPath(pathname)) {
+      req.url = '/.well-known/openid-configuration';
+      await callback(req, res);
+      return true;
+    }
+    if (PROVIDER_ROUTES.test(pathname)) {
+      if (pathname === '/register' && method === 'POST' && req.headers['content-type']?.startsWith('application/json')) {
+        if (!(await preparseRegistration(req, res))) return true;
+      }
+      await callback(req, res);
+      return true;
+    }
+    return false;
+  }
+
+  return {
+    handle,
+    publicKeys: () => publicJwks(options.keys),
+    close: cimd.close,
+  };
+}
+
+/** oidc-provider's error page, in our layout, without internals (only the OAuth error and description). */
+function renderProviderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, branding: PageBranding): void {
+  const body = html`<h1>The sign-in cannot continue</h1><p>${out.error_description ?? 'The request was not valid.'}</p><p class="muted">Error code: <code>${out.error}</code></p><p class="muted">You can close this window and start again from your application.</p>`;
+  ctx.type = 'html';
+  for (const [name, value] of Object.entries(pageSecurityHeaders())) ctx.set(name, value);
+  ctx.body = renderPage(branding, 'Sign-in error', body);
+}

@@ -1,0 +1,279 @@
+/**
+ * The interaction between the client's /authorize and the authorization code:
+ *
+ *   /authorize -> GET /interaction/:uid (consent page) -> POST /interaction/:uid/decision
+ *     -> approve: browser-binding cookie + pending login stored -> redirect to the IdP (gateway's own
+ *        PKCE S256, state, nonce) -> GET /callback -> identity checked, user and IdP tokens stored
+ *        (encrypted), grant created -> finish the interaction by uid -> /authorize/:uid -> code
+ *     -> deny: access_denied back to the client
+ *
+ * Nothing is redirected to the client before oidc-provider has validated the client and its redirect
+ * URI (it did, before creating the interaction); failures before that point get an error page.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type Provider from 'oidc-provider';
+import type { Storage } from '../storage/types.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
+import { NS, userIdFor, type ConsentRecord, type UserRecord } from '../storage/records.ts';
+import type { IdentityProvider, UpstreamLoginResult } from '../upstream/types.ts';
+import { UpstreamLoginError } from '../upstream/types.ts';
+import type { Logger } from '../observability/logger.ts';
+import { readForm } from '../http/body.ts';
+import { sendErrorPage, sendPage, type PageBranding } from '../ui/layout.ts';
+import { bindingDigest, csrfToken, csrfTokenValid, issueBinding, readBinding } from './browser-binding.ts';
+import { consentPage, describeRedirect } from './consent-page.ts';
+import { onlyLoopbackRedirects } from './redirect-uris.ts';
+import { OIDC_SCOPES, type ProtectedResource } from './provider.ts';
+
+/** A login on its way through the IdP, stored under its `state` for at most ten minutes. */
+export interface PendingLogin {
+  state: string;
+  codeVerifier: string;
+  nonce: string;
+  interactionUid: string;
+  providerId: string;
+  clientId: string;
+  clientName: string;
+  redirectUri: string;
+  /** The resource indicator as the client sent it (or the default), which keys the grant. */
+  resourceIndicator: string;
+  resource: string;
+  resourceScopes: string[];
+  oidcScopes: string[];
+  browser: string;
+}
+
+/** RFC 9700 §4.7.1: the state is single-use and short-lived. */
+const PENDING_LOGIN_TTL = 600;
+
+export interface InteractionOptions {
+  provider: Provider;
+  issuer: string;
+  resources: ProtectedResource[];
+  canonicalizeResource: (value: string) => string | undefined;
+  storage: Storage;
+  secretBox: SecretBox;
+  identityProviders: IdentityProvider[];
+  consentSecret: Buffer;
+  branding: PageBranding;
+  logger: Logger;
+  tokenRetention: { upstreamTokens: number; consents: number };
+}
+
+interface RequestedAccess {
+  resourceIndicator: string;
+  server: ProtectedResource;
+  resourceScopes: string[];
+  oidcScopes: string[];
+}
+
+export function createInteractions(options: InteractionOptions) {
+  const { provider, storage, logger, branding } = options;
+  const callbackUrl = new URL('/callback', options.issuer).href;
+
+  function requestedAccess(params: Record<string, unknown>): RequestedAccess | undefined {
+    const indicator = typeof params.resource === 'string' ? params.resource : options.resources[0]?.resource;
+    if (!indicator) return undefined;
+    const canonical = options.canonicalizeResource(indicator);
+    const server = options.resources.find((candidate) => candidate.resource === canonical);
+    if (!server) return undefined;
+    const requested = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
+    return {
+      resourceIndicator: indicator,
+      server,
+      resourceScopes: requested.filter((scope) => server.scopes.includes(scope)),
+      oidcScopes: requested.filter((scope) => OIDC_SCOPES.includes(scope)),
+    };
+  }
+
+  async function details(req: IncomingMessage, res: ServerResponse) {
+    try {
+      return await provider.interactionDetails(req, res);
+    } catch {
+      sendErrorPage(res, 400, branding, 'This sign-in has expired', 'The sign-in request is no longer valid, or it was started in another browser.');
+      return undefined;
+    }
+  }
+
+  async function showConsent(req: IncomingMessage, res: ServerResponse, uid: string): Promise<void> {
+    const interaction = await details(req, res);
+    if (!interaction) return;
+    if (interaction.uid !== uid) {
+      sendErrorPage(res, 400, branding, 'This sign-in has expired', 'The sign-in request does not match this browser.');
+      return;
+    }
+    const clientId = String(interaction.params.client_id);
+    const client = await provider.Client.find(clientId);
+    const access = requestedAccess(interaction.params);
+    if (!client || !access) {
+      sendErrorPage(res, 400, branding, 'Unknown application', 'The application or MCP server in this request is not known to this gateway.');
+      return;
+    }
+    const redirectUri = String(interaction.params.redirect_uri);
+    const isMetadataDocument = /^https:\/\//.test(clientId);
+    sendPage(
+      res,
+      200,
+      branding,
+      'Allow access?',
+      consentPage({
+        flowId: uid,
+        csrf: csrfToken(options.consentSecret, uid),
+        clientName: client.clientName ?? clientId,
+        clientId,
+        redirectTarget: describeRedirect(redirectUri),
+        metadataHost: isMetadataDocument ? new URL(clientId).host : undefined,
+        onlyLoopbackRedirects: onlyLoopbackRedirects(client.redirectUris ?? []),
+        server: access.server,
+        scopes: access.resourceScopes,
+        identityProviders: options.identityProviders.map(({ id, displayName }) => ({ id, displayName })),
+      }),
+    );
+  }
+
+  async function decide(req: IncomingMessage, res: ServerResponse, uid: string): Promise<void> {
+    const form = await readForm(req);
+    const interaction = await details(req, res);
+    if (!interaction) return;
+    if (interaction.uid !== uid || !csrfTokenValid(options.consentSecret, uid, form.csrf)) {
+      sendErrorPage(res, 403, branding, 'Request refused', 'The form could not be verified. Start the sign-in again from your application.');
+      return;
+    }
+    const clientId = String(interaction.params.client_id);
+    const access = requestedAccess(interaction.params);
+    const decision = form.decision ?? '';
+
+    if (decision === 'deny' || !access) {
+      logger.info({ event: 'consent.denied', clientId }, 'user denied the client');
+      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'The user denied the request.' }, { mergeWithLastSubmission: false });
+      return;
+    }
+    const providerId = decision.startsWith('approve:') ? decision.slice('approve:'.length) : options.identityProviders[0]?.id;
+    const idp = options.identityProviders.find((candidate) => candidate.id === providerId);
+    if (decision !== 'approve' && !decision.startsWith('approve:') || !idp) {
+      sendErrorPage(res, 400, branding, 'Request refused', 'The choice you made was not understood. Start the sign-in again.');
+      return;
+    }
+
+    const client = await provider.Client.find(clientId);
+    const binding = issueBinding(req, options.consentSecret);
+    const pending: PendingLogin = {
+      state: randomBytes(32).toString('base64url'),
+      codeVerifier: randomBytes(48).toString('base64url'),
+      nonce: randomBytes(32).toString('base64url'),
+      interactionUid: uid,
+      providerId: idp.id,
+      clientId,
+      clientName: client?.clientName ?? clientId,
+      redirectUri: String(interaction.params.redirect_uri),
+      resourceIndicator: access.resourceIndicator,
+      resource: access.server.resource,
+      resourceScopes: access.resourceScopes,
+      oidcScopes: access.oidcScopes,
+      browser: bindingDigest(binding.value),
+    };
+    await storage.set(NS.pendingLogins, pending.state, options.secretBox.sealJson(pending, pending.state), PENDING_LOGIN_TTL);
+    logger.info({ event: 'consent.approved', clientId, server: access.server.name, provider: idp.id }, 'user approved the client; redirecting to the identity provider');
+
+    let target: URL;
+    try {
+      target = await idp.authorizationUrl(pending, callbackUrl);
+    } catch (error) {
+      await storage.delete(NS.pendingLogins, pending.state);
+      logger.error({ err: error, provider: idp.id }, 'could not build the identity provider redirect');
+      await provider.interactionFinished(req, res, { error: 'temporarily_unavailable', error_description: 'The identity provider is unavailable.' }, { mergeWithLastSubmission: false });
+      return;
+    }
+    res.writeHead(303, { location: target.href, 'set-cookie': binding.setCookie, 'cache-control': 'no-store' });
+    res.end();
+  }
+
+  /** Finishes the client's authorization by interaction uid (the callback path has no interaction cookie). */
+  async function finish(res: ServerResponse, uid: string, result: Record<string, unknown>): Promise<void> {
+    const interaction = await provider.Interaction.find(uid);
+    if (!interaction) {
+      sendErrorPage(res, 400, branding, 'This sign-in has expired', 'The sign-in took too long. Start it again from your application.');
+      return;
+    }
+    interaction.result = result as never;
+    await interaction.save(Math.max(1, (interaction.exp ?? 0) - Math.floor(Date.now() / 1000)));
+    res.writeHead(303, { location: interaction.returnTo, 'cache-control': 'no-store' });
+    res.end();
+  }
+
+  async function recordLogin(pending: PendingLogin, login: UpstreamLoginResult): Promise<UserRecord> {
+    const userId = userIdFor(pending.providerId, login.identity.subject);
+    const now = Math.floor(Date.now() / 1000);
+    const existing = await storage.get<UserRecord>(NS.users, userId);
+    const user: UserRecord = {
+      id: userId,
+      provider: pending.providerId,
+      subject: login.identity.subject,
+      email: login.identity.email,
+      emailVerified: login.identity.emailVerified,
+      name: login.identity.name,
+      groups: login.identity.groups,
+      createdAt: existing?.createdAt ?? now,
+      lastLoginAt: now,
+    };
+    await storage.set(NS.users, userId, user);
+    if (login.tokens.accessToken || login.tokens.refreshToken) {
+      // Associated data = the user id: a sealed token copied onto another user's record will not open.
+      await storage.set(NS.upstreamTokens, userId, options.secretBox.sealJson(login.tokens, userId), options.tokenRetention.upstreamTokens);
+    }
+    const consent: ConsentRecord = {
+      userId,
+      clientId: pending.clientId,
+      clientName: pending.clientName,
+      redirectUri: pending.redirectUri,
+      resource: pending.resource,
+      scopes: pending.resourceScopes,
+      approvedAt: now,
+    };
+    await storage.set(NS.consents, `${userId}|${pending.clientId}|${pending.resource}`, consent, options.tokenRetention.consents);
+    return user;
+  }
+
+  async function callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const state = url.searchParams.get('state');
+    const sealed = state ? await storage.consume<string>(NS.pendingLogins, state) : undefined;
+    if (!state || sealed === undefined) {
+      sendErrorPage(res, 400, branding, 'This sign-in has expired', 'This sign-in link was already used or has expired. Start the sign-in again from your application.');
+      return;
+    }
+    const pending = options.secretBox.openJson<PendingLogin>(sealed, state);
+    const browser = readBinding(req, options.consentSecret);
+    if (!browser || bindingDigest(browser) !== pending.browser) {
+      // RFC 9700 §4.7: a callback in a browser that did not approve this client is refused.
+      logger.warn({ event: 'callback.unbound', clientId: pending.clientId }, 'identity provider callback in a browser that did not give consent');
+      sendErrorPage(res, 403, branding, 'Sign-in refused', 'This sign-in was approved in a different browser. Start it again from your application in this browser.');
+      return;
+    }
+    const idp = options.identityProviders.find((candidate) => candidate.id === pending.providerId);
+    if (!idp) {
+      sendErrorPage(res, 400, branding, 'Sign-in refused', 'The identity provider for this sign-in is no longer configured.');
+      return;
+    }
+
+    let login: UpstreamLoginResult;
+    try {
+      login = await idp.completeLogin(url, pending, callbackUrl);
+    } catch (error) {
+      const failure = error instanceof UpstreamLoginError ? error : new UpstreamLoginError('server_error', 'The sign-in could not be completed.', String(error), { cause: error });
+      logger.warn({ event: 'login.failed', provider: idp.id, clientId: pending.clientId, reason: failure.publicCode, detail: failure.detail }, 'upstream login failed');
+      await finish(res, pending.interactionUid, { error: failure.publicCode, error_description: failure.message });
+      return;
+    }
+
+    const user = await recordLogin(pending, login);
+    const grant = new provider.Grant({ accountId: user.id, clientId: pending.clientId });
+    if (pending.oidcScopes.length > 0) grant.addOIDCScope(pending.oidcScopes.join(' '));
+    grant.addResourceScope(pending.resourceIndicator, pending.resourceScopes.join(' '));
+    const grantId = await grant.save();
+    logger.info({ event: 'login.succeeded', user: user.id, clientId: pending.clientId, server: pending.resource, grantId }, 'user signed in');
+    await finish(res, pending.interactionUid, { login: { accountId: user.id }, consent: { grantId } });
+  }
+
+  return { showConsent, decide, callback, callbackUrl };
+}

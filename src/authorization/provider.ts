@@ -1,0 +1,216 @@
+/**
+ * The authorization server: oidc-provider configured as an MCP-compliant OAuth 2.1 server. Nothing
+ * outside `authorization/` imports oidc-provider; this file is where its behaviour is decided.
+ */
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { JWK } from 'jose';
+import type { Storage } from '../storage/types.ts';
+import type { UserRecord } from '../storage/records.ts';
+import { NS } from '../storage/records.ts';
+import type { Logger } from '../observability/logger.ts';
+import { createAdapterFactory } from './adapter.ts';
+import { redirectUriMatches } from './redirect-uris.ts';
+import { hostAllowed } from './cimd.ts';
+
+/** An MCP server as the authorization server sees it: an audience with scopes. */
+export interface ProtectedResource {
+  name: string;
+  /** Canonical resource URI, also the token `aud`. */
+  resource: string;
+  scopes: string[];
+}
+
+export interface ProviderOptions {
+  issuer: string;
+  resources: ProtectedResource[];
+  canonicalizeResource: (value: string) => string | undefined;
+  storage: Storage;
+  signingKeys: JWK[];
+  cookieKeys: string[];
+  trustProxy: boolean;
+  tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number };
+  registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
+  cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
+  renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) => void;
+  logger: Logger;
+}
+
+/** OIDC scopes the facade understands besides the MCP servers' own scopes. */
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email'];
+
+export function knownScopes(resources: ProtectedResource[]): Set<string> {
+  return new Set([...OIDC_SCOPES, ...resources.flatMap((resource) => resource.scopes)]);
+}
+
+/** The `resource` parameter of the request in progress, if one was sent (RFC 8707 §2). */
+function findResource(options: ProviderOptions, indicator: string): ProtectedResource | undefined {
+  const canonical = options.canonicalizeResource(indicator);
+  return canonical === undefined ? undefined : options.resources.find((candidate) => candidate.resource === canonical);
+}
+
+/**
+ * Every authorization goes through the gateway's consent and an upstream login, even when the browser
+ * still has a session here: consent is per client (confused-deputy rule), and the IdP decides whether
+ * the person may still sign in. oidc-provider would otherwise skip the interaction for a known session.
+ */
+function interactionPolicyAlwaysLogin() {
+  const policy = interactionPolicy.base();
+  const login = policy.get('login');
+  if (!login) throw new Error('oidc-provider has no login prompt');
+  login.checks.add(
+    new interactionPolicy.Check('gateway_consent_required', 'The user must approve this client and sign in', (ctx) =>
+      ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
+    ),
+  );
+  return policy;
+}
+
+export function createProvider(options: ProviderOptions): Provider {
+  const { issuer, resources, tokens, storage } = options;
+  const defaultResource = resources[0];
+  if (!defaultResource) throw new Error('at least one MCP server is required');
+  const scopes = knownScopes(resources);
+
+  const configuration: Configuration = {
+    adapter: createAdapterFactory(storage, options.registration),
+    jwks: { keys: options.signingKeys as never },
+    cookies: {
+      keys: options.cookieKeys,
+      // oidc-provider's own interaction/session cookies; SameSite=Lax so the IdP's top-level redirect
+      // back to us carries them.
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+      names: { session: '_mcpgw_session', interaction: '_mcpgw_interaction', resume: '_mcpgw_resume' },
+    },
+    routes: {
+      authorization: '/authorize',
+      token: '/token',
+      registration: '/register',
+      revocation: '/revoke',
+      jwks: '/jwks',
+      end_session: '/session/end',
+      userinfo: '/userinfo',
+      introspection: '/introspect',
+    },
+    responseTypes: ['code'],
+    // OAuth 2.1 §4.1.1 and RFC 9700 §2.1.1: PKCE for every client, S256 only (plain is not offered).
+    pkce: { required: () => true },
+    scopes: [...scopes],
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    // Public clients first: some MCP clients pick the first listed method (CLIENTS.md §2).
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    enabledJWA: { idTokenSigningAlgValues: ['ES256'], userinfoSigningAlgValues: ['ES256'] } as Configuration['enabledJWA'],
+    async findAccount(_ctx, sub) {
+      const user = await storage.get<UserRecord>(NS.users, sub);
+      if (!user) return undefined;
+      return {
+        accountId: sub,
+        async claims() {
+          return { sub, email: user.email, email_verified: user.emailVerified, name: user.name };
+        },
+      };
+    },
+    features: {
+      devInteractions: { enabled: false },
+      userinfo: { enabled: false },
+      introspection: { enabled: false },
+      revocation: { enabled: true },
+      registration: {
+        enabled: options.registration.enabled,
+        initialAccessToken: false,
+        // The registration response never includes anything of the gateway's IdP app.
+        issueRegistrationAccessToken: false,
+      },
+      clientIdMetadataDocument: {
+        enabled: options.cimd.enabled,
+        ack: 'draft-02',
+        async allowFetch(_ctx, clientId) {
+          const host = URL.parse(clientId)?.hostname;
+          return host !== undefined && hostAllowed(host, options.cimd);
+        },
+        cacheDuration: { min: 60, max: 86400 },
+      },
+      resourceIndicators: {
+        enabled: true,
+        // Clients that omit `resource` still get a JWT for the default server, never an opaque token.
+        async defaultResource() {
+          return defaultResource.resource;
+        },
+        async useGrantedResource() {
+          return true;
+        },
+        async getResourceServerInfo(_ctx, indicator) {
+          const target = findResource(options, indicator);
+          if (!target) throw new errors.InvalidTarget('the resource is not an MCP server behind this gateway');
+          return {
+            // RFC 8707 §2: audience-bound to exactly this server.
+            audience: target.resource,
+            scope: target.scopes.join(' '),
+            accessTokenTTL: tokens.accessTokenTtl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'ES256' } },
+          };
+        },
+      },
+      rpInitiatedLogout: { enabled: false },
+    } as Configuration['features'],
+    fetch: options.cimd.fetch as never,
+    fetchResponseBodyLimits: { 'client_id metadata document': options.cimd.maxBytes } as never,
+    interactions: {
+      policy: interactionPolicyAlwaysLogin(),
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    // Refresh tokens do not require offline_access (MCP clients rarely ask for it); they rotate on
+    // every use, and reuse of a rotated one revokes the grant (RFC 9700 §4.14.2).
+    async issueRefreshToken(_ctx, client) {
+      return client.grantTypeAllowed('refresh_token');
+    },
+    rotateRefreshToken: true,
+    // Tokens outlive the short browser session here: the session only carries one login through.
+    async expiresWithSession() {
+      return false;
+    },
+    // Always show consent: never reuse a grant silently (see interactionPolicyAlwaysLogin).
+    async loadExistingGrant() {
+      return undefined;
+    },
+    ttl: {
+      AccessToken: tokens.accessTokenTtl,
+      AuthorizationCode: tokens.authorizationCodeTtl,
+      RefreshToken: tokens.refreshTokenTtl,
+      Grant: tokens.refreshTokenTtl,
+      Interaction: 600,
+      Session: 600,
+      IdToken: 3600,
+    },
+    allowOmittingSingleRegisteredRedirectUri: false,
+    acceptQueryParamAccessTokens: false,
+    conformIdTokenClaims: true,
+    clockTolerance: 5,
+    // CORS for browser-based clients (MCP Inspector): any origin may call the token and revocation
+    // endpoints. No cookies are involved there, and the client is authenticated by its own means.
+    clientBasedCORS: () => true,
+    renderError: async (ctx, out, error) => options.renderError(ctx, out, error),
+    discovery: {
+      service_documentation: undefined,
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  provider.proxy = options.trustProxy;
+
+  // Loopback redirect URIs match on any port for every client, not only `native` ones (RFC 8252 §7.3).
+  provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(this: { redirectUris?: string[] }, value: string) {
+    return redirectUriMatches(value, this.redirectUris ?? []);
+  };
+
+  provider.on('server_error', (_ctx, error) => options.logger.error({ err: error }, 'authorization server error'));
+  provider.on('grant.revoked', (_ctx, grantId) => options.logger.info({ event: 'grant.revoked', grantId }, 'grant revoked'));
+  return provider;
+}
