@@ -1,0 +1,253 @@
+/**
+ * Storage in one SQLite file through `node:sqlite`: the default, durable across restarts, and safe for
+ * several processes on one host sharing the file (WAL lets readers run alongside the single writer).
+ *
+ * Every operation is one statement or one IMMEDIATE transaction, so its atomicity holds across
+ * processes, not only across the callbacks of this one. Times are epoch milliseconds passed in from
+ * JavaScript rather than read from SQLite's clock, so both backends share one notion of "now".
+ */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import type { Storage } from './types.ts';
+import { decodeValue, encodeValue, expiryFrom, extendedSetExpiry } from './values.ts';
+
+/** Bumped when the schema changes; a database from a newer gateway is refused rather than misread. */
+const SCHEMA_VERSION = 1;
+
+/** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/** SQLITE_CONSTRAINT_NOTNULL (https://sqlite.org/rescode.html#constraint_notnull). */
+const SQLITE_CONSTRAINT_NOTNULL = 1299;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS kv (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,            -- JSON
+    expires_at INTEGER,                  -- epoch ms; NULL = never
+    PRIMARY KEY (namespace, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL;
+
+  -- One row per member. expires_at belongs to the whole set and is kept equal on all of its rows.
+  CREATE TABLE IF NOT EXISTS set_member (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    member     TEXT NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (namespace, key, member)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS set_member_expires_at ON set_member (expires_at) WHERE expires_at IS NOT NULL;
+`;
+
+const LIVE = '(expires_at IS NULL OR expires_at > $now)';
+const EXPIRED = '(expires_at IS NOT NULL AND expires_at <= $now)';
+
+/** Every statement the backend runs, prepared once per connection. */
+function prepareStatements(db: DatabaseSync) {
+  const prepare = (sql: string): StatementSync => db.prepare(sql);
+  return {
+    get: prepare(`SELECT value FROM kv WHERE namespace = $namespace AND key = $key AND ${LIVE}`),
+    set: prepare(`
+      INSERT INTO kv (namespace, key, value, expires_at) VALUES ($namespace, $key, $value, $expiresAt)
+      ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`),
+    expire: prepare(`UPDATE kv SET expires_at = $expiresAt WHERE namespace = $namespace AND key = $key AND ${LIVE}`),
+    delete: prepare('DELETE FROM kv WHERE namespace = $namespace AND key = $key'),
+    // One statement finds and removes the row, so of two racing callers only one gets it back.
+    consume: prepare(`DELETE FROM kv WHERE namespace = $namespace AND key = $key AND ${LIVE} RETURNING value`),
+    // One statement creates or bumps the counter. SET expressions all see the old row, so an expired
+    // counter restarts at 1 with a fresh window, and a live one keeps the expiry it was created with.
+    // A live non-integer value yields NULL, which the NOT NULL constraint turns into an error.
+    increment: prepare(`
+      INSERT INTO kv (namespace, key, value, expires_at) VALUES ($namespace, $key, '1', $expiresAt)
+      ON CONFLICT (namespace, key) DO UPDATE SET
+        value = CASE
+          WHEN kv.expires_at IS NOT NULL AND kv.expires_at <= $now THEN '1'
+          WHEN json_type(kv.value) = 'integer' THEN kv.value + 1
+          ELSE NULL
+        END,
+        expires_at = CASE
+          WHEN kv.expires_at IS NOT NULL AND kv.expires_at <= $now THEN excluded.expires_at
+          ELSE kv.expires_at
+        END
+      RETURNING value`),
+    sweepKv: prepare(`DELETE FROM kv WHERE ${EXPIRED}`),
+
+    dropExpiredSet: prepare(`DELETE FROM set_member WHERE namespace = $namespace AND key = $key AND ${EXPIRED}`),
+    setExpiry: prepare('SELECT expires_at FROM set_member WHERE namespace = $namespace AND key = $key LIMIT 1'),
+    addMember: prepare(`
+      INSERT INTO set_member (namespace, key, member, expires_at) VALUES ($namespace, $key, $member, $expiresAt)
+      ON CONFLICT (namespace, key, member) DO NOTHING`),
+    retimeSet: prepare('UPDATE set_member SET expires_at = $expiresAt WHERE namespace = $namespace AND key = $key'),
+    expireSet: prepare(`UPDATE set_member SET expires_at = $expiresAt WHERE namespace = $namespace AND key = $key AND ${LIVE}`),
+    members: prepare(`SELECT member FROM set_member WHERE namespace = $namespace AND key = $key AND ${LIVE} ORDER BY member`),
+    deleteSet: prepare('DELETE FROM set_member WHERE namespace = $namespace AND key = $key'),
+    sweepSets: prepare(`DELETE FROM set_member WHERE ${EXPIRED}`),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+type Params = Record<string, SQLInputValue>;
+
+export class SqliteStorage implements Storage {
+  readonly #db: DatabaseSync;
+  readonly #sql: Statements;
+  #closed = false;
+
+  /** `path` is a file (created with its directory if missing) or `:memory:`. */
+  constructor(path: string) {
+    if (path !== ':memory:') createPrivateFile(path);
+    this.#db = new DatabaseSync(path);
+    try {
+      this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      // WAL: readers never block the writer and a crash cannot corrupt the file. With WAL, NORMAL sync
+      // is still crash-safe; only a power loss may drop the last commits (https://sqlite.org/wal.html).
+      this.#db.exec('PRAGMA journal_mode = WAL');
+      this.#db.exec('PRAGMA synchronous = NORMAL');
+      this.#migrate();
+      this.#sql = prepareStatements(this.#db);
+    } catch (error) {
+      this.#db.close();
+      throw error;
+    }
+  }
+
+  async get<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
+    const row = this.#sql.get.get({ namespace, key, now: Date.now() });
+    return row ? decodeValue<T>(textColumn(row, 'value')) : undefined;
+  }
+
+  async set(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<void> {
+    const expiresAt = expiryFrom(Date.now(), ttlSeconds);
+    this.#sql.set.run({ namespace, key, value: encodeValue(value), expiresAt });
+  }
+
+  /** Applies to a value or a set under the key, as EXPIRE does in Redis's single keyspace. */
+  async expire(namespace: string, key: string, ttlSeconds: number | undefined): Promise<boolean> {
+    const now = Date.now();
+    const params: Params = { namespace, key, now, expiresAt: expiryFrom(now, ttlSeconds) };
+    return this.#transaction(() => {
+      const values = Number(this.#sql.expire.run(params).changes);
+      const members = Number(this.#sql.expireSet.run(params).changes);
+      return values + members > 0;
+    });
+  }
+
+  /** Removes a value or a set under the key, as DEL does in Redis's single keyspace. */
+  async delete(namespace: string, key: string): Promise<void> {
+    this.#transaction(() => {
+      this.#sql.delete.run({ namespace, key });
+      this.#sql.deleteSet.run({ namespace, key });
+    });
+  }
+
+  async consume<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
+    const row = this.#sql.consume.get({ namespace, key, now: Date.now() });
+    return row ? decodeValue<T>(textColumn(row, 'value')) : undefined;
+  }
+
+  async increment(namespace: string, key: string, ttlSeconds: number): Promise<number> {
+    const now = Date.now();
+    let row: Record<string, unknown> | undefined;
+    try {
+      row = this.#sql.increment.get({ namespace, key, now, expiresAt: expiryFrom(now, ttlSeconds) });
+    } catch (error) {
+      if ((error as { errcode?: unknown }).errcode === SQLITE_CONSTRAINT_NOTNULL) {
+        throw new TypeError(`storage entry ${namespace}/${key} is not a counter`, { cause: error });
+      }
+      throw error;
+    }
+    // The value column has TEXT affinity, so the new count comes back as its decimal text.
+    const count = row ? Number(row['value']) : Number.NaN;
+    if (!Number.isSafeInteger(count)) throw new Error(`increment of ${namespace}/${key} returned no count`);
+    return count;
+  }
+
+  async addToSet(namespace: string, key: string, member: string, ttlSeconds?: number): Promise<void> {
+    const now = Date.now();
+    const added = expiryFrom(now, ttlSeconds);
+    this.#transaction(() => {
+      // An expired set is replaced, not revived: its old members must not reappear.
+      this.#sql.dropExpiredSet.run({ namespace, key, now });
+      const row = this.#sql.setExpiry.get({ namespace, key });
+      const current = row ? nullableInteger(row['expires_at']) : undefined;
+      const expiresAt = extendedSetExpiry(current, added);
+      this.#sql.addMember.run({ namespace, key, member, expiresAt });
+      if (row) this.#sql.retimeSet.run({ namespace, key, expiresAt });
+    });
+  }
+
+  async members(namespace: string, key: string): Promise<string[]> {
+    const rows = this.#sql.members.all({ namespace, key, now: Date.now() });
+    return rows.map((row) => textColumn(row, 'member'));
+  }
+
+  async sweep(): Promise<void> {
+    const now = Date.now();
+    this.#transaction(() => {
+      this.#sql.sweepKv.run({ now });
+      this.#sql.sweepSets.run({ now });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Lets SQLite refresh query-planner statistics it found stale (https://sqlite.org/pragma.html#pragma_optimize).
+    this.#db.exec('PRAGMA optimize');
+    this.#db.close();
+  }
+
+  /** Creates the tables in a fresh file, and refuses a file whose schema this code does not know. */
+  #migrate(): void {
+    const version = Number(this.#db.prepare('PRAGMA user_version').get()?.['user_version'] ?? 0);
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`storage schema version ${version} is newer than this gateway supports (${SCHEMA_VERSION}); upgrade the gateway`);
+    }
+    if (version === SCHEMA_VERSION) return;
+    this.#transaction(() => {
+      this.#db.exec(SCHEMA);
+      this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    });
+  }
+
+  /**
+   * Runs `work` in an IMMEDIATE transaction: the write lock is taken up front, so a read inside the
+   * transaction cannot be invalidated by another process writing before this one does.
+   */
+  #transaction<T>(work: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}
+
+/**
+ * Creates the database file owner-only before SQLite opens it. SQLite gives its -wal and -shm files the
+ * mode of the database file, so they inherit 0600 too. An existing file keeps the mode its owner chose.
+ */
+function createPrivateFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+}
+
+function textColumn(row: Record<string, unknown>, column: string): string {
+  const value = row[column];
+  if (typeof value !== 'string') throw new Error(`storage column ${column} is not text`);
+  return value;
+}
+
+function nullableInteger(value: unknown): number | null {
+  if (value === null) return null;
+  const number = Number(value);
+  if (!Number.isSafeInteger(number)) throw new Error('storage expiry is not an integer');
+  return number;
+}
