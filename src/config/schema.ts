@@ -1,6 +1,9 @@
 /**
  * The one configuration schema. Every key the gateway reads is declared here, with its default and a
  * description; the loader validates against it and `config docs` renders the reference from it.
+ *
+ * Descriptions are `.describe()` text rather than TSDoc because the reference is generated at runtime
+ * (src/config/docs.ts) and comments do not survive type stripping. Comments that remain explain why.
  */
 import { z } from 'zod';
 
@@ -9,7 +12,6 @@ const duration = z.number().int().positive();
 /** A URL the gateway publishes: https everywhere, http only on loopback (local development). */
 const publicUrl = z
   .string()
-  .describe('External base URL of the gateway; it is the OAuth issuer, so it has no path.')
   .superRefine((value, ctx) => {
     const url = URL.parse(value);
     if (!url) {
@@ -24,165 +26,270 @@ const publicUrl = z
       // find it. Issuer = origin is the only layout every client handles.
       ctx.addIssue({ code: 'custom', message: 'must be an origin only (no path, query, fragment or credentials)' });
     }
-  });
+  })
+  // The issuer is compared as an exact string (RFC 8414 §3.3), so `https://MCP.example.com:443/` and
+  // `https://mcp.example.com` must become the same value; the origin is that canonical form.
+  // `.overwrite` rather than `.transform` keeps the type a plain string, so the reference still shows the default.
+  .overwrite((value) => URL.parse(value)?.origin ?? value)
+  .describe(
+    'External base URL of the gateway (https; http only on localhost). It is the OAuth issuer, so it is an origin with no path; it is normalised to the origin form.',
+  );
 
 export function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
 const localUser = z.object({
-  username: z.string().min(1).regex(/^[A-Za-z0-9._@+-]+$/, 'letters, digits and . _ @ + - only'),
-  passwordHash: z.string().startsWith('scrypt$', 'must be a hash produced by `mcp-oauth-gateway hash-password`'),
-  email: z.email().optional(),
-  name: z.string().optional(),
-  groups: z.array(z.string()).default([]),
+  username: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9._@+-]+$/, 'letters, digits and . _ @ + - only')
+    .describe('Sign-in name (letters, digits and . _ @ + -), matched case-insensitively; it is the user\'s subject.'),
+  passwordHash: z
+    .string()
+    .startsWith('scrypt$', 'must be a hash produced by `mcp-oauth-gateway hash-password`')
+    .describe('scrypt hash of the password, produced by `mcp-oauth-gateway hash-password` (never the password itself).'),
+  email: z.email().optional().describe('Email address, passed on as verified (the administrator vouches for it).'),
+  name: z.string().optional().describe('Display name.'),
+  groups: z.array(z.string()).default([]).describe('Group names passed on with the identity.'),
 });
 
 const localProvider = z.object({
-  type: z.literal('local'),
-  id: z.string().regex(/^[a-z0-9-]+$/).default('local'),
-  displayName: z.string().default('Local accounts'),
-  users: z.array(localUser).default([]),
-  /** Failed sign-ins allowed per username and per client address within `lockoutWindow` seconds. */
-  maxFailedAttempts: z.number().int().positive().default(5),
-  lockoutWindow: duration.default(900),
+  type: z.literal('local').describe('Built-in accounts defined in this file.'),
+  id: z.string().regex(/^[a-z0-9-]+$/).default('local').describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.'),
+  displayName: z.string().default('Local accounts').describe('Name shown on the sign-in page.'),
+  users: z.array(localUser).default([]).describe('The accounts that can sign in.'),
+  maxFailedAttempts: z
+    .number()
+    .int()
+    .positive()
+    .default(5)
+    .describe('Failed sign-ins allowed per username and per client address within `lockoutWindow`; further attempts are refused until the window ends.'),
+  lockoutWindow: duration.default(900).describe('Length of the failed sign-in window, in seconds.'),
 });
 
 const oidcProvider = z.object({
-  type: z.literal('oidc'),
-  id: z.string().regex(/^[a-z0-9-]+$/).default('oidc'),
-  displayName: z.string().default('Single sign-on'),
-  issuer: z.url(),
-  clientId: z.string().min(1),
-  clientSecret: z.string().min(1).optional(),
-  scopes: z.array(z.string()).default(['openid', 'email', 'profile', 'offline_access']),
-  /** Extra parameters sent on the upstream authorization request (for example `prompt`, `domain_hint`). */
-  authorizationParams: z.record(z.string(), z.string()).default({}),
+  type: z.literal('oidc').describe('An OpenID Connect identity provider (Entra ID, Okta, Keycloak, Google, ...).'),
+  id: z.string().regex(/^[a-z0-9-]+$/).default('oidc').describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.'),
+  displayName: z.string().default('Single sign-on').describe('Name shown to users.'),
+  issuer: z.url().describe('Issuer URL of the IdP; its discovery document is read from `<issuer>/.well-known/openid-configuration`.'),
+  clientId: z.string().min(1).describe('Client ID of the gateway\'s registration at the IdP.'),
+  clientSecret: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Client secret of that registration; omit for a public client. Prefer `${file:/run/secrets/...}` or the `_FILE` variable to writing it here.'),
+  scopes: z.array(z.string()).default(['openid', 'email', 'profile', 'offline_access']).describe('Scopes requested from the IdP.'),
+  authorizationParams: z
+    .record(z.string(), z.string())
+    .default({})
+    .describe('Extra parameters sent on the upstream authorization request (for example `prompt`, `domain_hint`).'),
 });
 
 export const identityProviderSchema = z.discriminatedUnion('type', [localProvider, oidcProvider]);
 
 const identityHeaders = z
   .object({
-    subject: z.string().optional(),
-    email: z.string().optional(),
-    name: z.string().optional(),
-    groups: z.string().optional(),
+    subject: z.string().optional().describe('Header name for the user id (`<provider id>:<subject>`).'),
+    email: z.string().optional().describe('Header name for the email address.'),
+    name: z.string().optional().describe('Header name for the display name.'),
+    groups: z.string().optional().describe('Header name for the groups.'),
   })
   .default({})
   .describe('Request headers that carry the signed-in user to the MCP server (opt-in, per header).');
 
 const serverSchema = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes'),
-  /** Route on the gateway; the canonical resource URI is `publicUrl + path`. */
-  path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-]$/, 'must start with / and not end with /'),
-  upstream: z.union([
-    z.object({ url: z.url() }),
-    z.object({ builtin: z.literal('demo') }),
-  ]),
-  /** Scopes a token needs for this server; advertised in PRM and in the 401 challenge. */
-  scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/)).default([]),
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes').describe('Unique name of the server (lowercase letters, digits, dashes), used in logs.'),
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-]$/, 'must start with / and not end with /')
+    // `//`, `/./` and `/../` would never match a normalised request path, or would match a different one.
+    // (A path the regex already rejects is left to its message alone.)
+    .refine((value) => !/^\/.*[^/]$/.test(value) || value.split('/').slice(1).every((segment) => segment !== '' && segment !== '.' && segment !== '..'), 'must not contain empty, "." or ".." segments')
+    .describe('Route on the gateway, such as `/github`; the canonical resource URI is `publicUrl + path`. Starts with / and does not end with /.'),
+  upstream: z
+    .union([
+      z.object({ url: z.url().describe('URL of the MCP server\'s streamable HTTP endpoint.') }),
+      z.object({ builtin: z.literal('demo').describe('A server built into the gateway (`demo` only).') }),
+    ])
+    .describe('Where requests are forwarded: either `url` or `builtin`.'),
+  scopes: z
+    .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/))
+    .default([])
+    .describe('Scopes a token needs for this server; advertised in the protected resource metadata and in the 401 challenge.'),
   identityHeaders,
-  /** Browser origins allowed to call this server besides the gateway's own (DNS-rebinding protection). */
-  allowedOrigins: z.array(z.string()).default([]),
-  /** Upstream response-header timeout in milliseconds (SSE bodies are never cut by it). */
-  upstreamTimeoutMs: z.number().int().positive().default(30_000),
-  maxRequestBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  allowedOrigins: z
+    .array(z.string())
+    .default([])
+    .describe('Browser origins allowed to call this server besides the gateway\'s own (DNS-rebinding protection).'),
+  upstreamTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(30_000)
+    .describe('Upstream response-header timeout in milliseconds (SSE bodies are never cut by it).'),
+  maxRequestBytes: z.number().int().positive().default(4 * 1024 * 1024).describe('Largest request body forwarded to the server, in bytes.'),
 });
 
 export const configSchema = z
   .object({
     publicUrl: publicUrl.default('http://localhost:8080'),
     listen: z
-      .object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) })
-      .default({ host: '127.0.0.1', port: 8080 }),
-    /** Trust X-Forwarded-* from a TLS-terminating proxy in front of the gateway. */
-    trustProxy: z.boolean().default(false),
-    dataDir: z.string().default('./data'),
+      .object({
+        host: z.string().default('127.0.0.1').describe('Address to listen on; `0.0.0.0` or `::` for all interfaces.'),
+        port: z.number().int().min(0).max(65535).default(8080).describe('TCP port to listen on (0 picks a free port).'),
+      })
+      .default({ host: '127.0.0.1', port: 8080 })
+      .describe('Where the gateway\'s HTTP server listens.'),
+    trustProxy: z.boolean().default(false).describe('Trust X-Forwarded-* from a TLS-terminating proxy in front of the gateway.'),
+    dataDir: z.string().default('./data').describe('Directory for the database and generated keys.'),
     storage: z
       .discriminatedUnion('type', [
-        z.object({ type: z.literal('sqlite'), path: z.string().optional() }),
-        z.object({ type: z.literal('memory') }),
+        z.object({
+          type: z.literal('sqlite').describe('SQLite database file (single instance).'),
+          path: z.string().optional().describe('Database file; default `<dataDir>/gateway.db`.'),
+        }),
+        z.object({ type: z.literal('memory').describe('In-process memory; everything is lost on restart (tests and development).') }),
       ])
-      .default({ type: 'sqlite' }),
+      .default({ type: 'sqlite' })
+      .describe('Where clients, grants, tokens and users are kept.'),
     secrets: z
       .object({
-        /**
-         * Base64 32-byte keys for AES-256-GCM of secrets at rest. The first encrypts; all decrypt, so a
-         * new key can be put first and the old one kept until everything is re-encrypted.
-         * Empty: a key is generated once into `<dataDir>/encryption.key`.
-         */
-        encryptionKeys: z.array(z.string()).default([]),
+        encryptionKeys: z
+          .array(z.string())
+          .default([])
+          .describe(
+            'Base64 32-byte keys (`openssl rand -base64 32`) for AES-256-GCM of secrets at rest. The first encrypts; all decrypt, so a new key can be put first and the old one kept until everything is re-encrypted. Empty: a key is generated once into `<dataDir>/encryption.key`.',
+          ),
       })
-      .default({ encryptionKeys: [] }),
+      .default({ encryptionKeys: [] })
+      .describe('Keys for data at rest.'),
     tokens: z
       .object({
-        accessTokenTtl: duration.default(300),
-        refreshTokenTtl: duration.default(30 * 86400),
-        authorizationCodeTtl: duration.default(60),
+        accessTokenTtl: duration.default(300).describe('Lifetime of access tokens, in seconds.'),
+        refreshTokenTtl: duration.default(30 * 86400).describe('Lifetime of refresh tokens, in seconds.'),
+        authorizationCodeTtl: duration.default(60).describe('Lifetime of authorization codes, in seconds.'),
       })
-      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60 }),
+      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60 })
+      .describe('Lifetimes of the tokens the gateway issues to MCP clients.'),
     registration: z
       .object({
-        enabled: z.boolean().default(true),
-        /** A registered client that never completes a login is forgotten after this many seconds. */
-        unusedClientTtl: duration.default(86400),
-        /** A client that has logged in is forgotten after this long without issuing a token. */
-        idleClientTtl: duration.default(90 * 86400),
+        enabled: z.boolean().default(true).describe('Allow dynamic client registration (RFC 7591).'),
+        unusedClientTtl: duration.default(86400).describe('A registered client that never completes a login is forgotten after this many seconds.'),
+        idleClientTtl: duration.default(90 * 86400).describe('A client that has logged in is forgotten after this many seconds without issuing a token.'),
       })
-      .default({ enabled: true, unusedClientTtl: 86400, idleClientTtl: 90 * 86400 }),
+      .default({ enabled: true, unusedClientTtl: 86400, idleClientTtl: 90 * 86400 })
+      .describe('Dynamic client registration.'),
     clientIdMetadataDocuments: z
       .object({
-        enabled: z.boolean().default(true),
-        /** Host names (exact, or `*.example.com`) allowed to serve documents; empty allows any public host. */
-        allowHosts: z.array(z.string()).default([]),
-        denyHosts: z.array(z.string()).default([]),
-        /** Allow documents on loopback/private addresses. Off in production: it opens SSRF. */
-        allowPrivateAddresses: z.boolean().default(false),
-        fetchTimeoutMs: z.number().int().positive().default(2500),
-        maxBytes: z.number().int().positive().default(5120),
+        enabled: z.boolean().default(true).describe('Accept URL client IDs whose metadata document the gateway fetches.'),
+        allowHosts: z
+          .array(z.string())
+          .default([])
+          .describe('Host names (exact, or `*.example.com`) allowed to serve documents; empty allows any public host.'),
+        denyHosts: z.array(z.string()).default([]).describe('Host names (exact, or `*.example.com`) never fetched from.'),
+        allowPrivateAddresses: z
+          .boolean()
+          .default(false)
+          .describe('Allow documents on loopback/private addresses. Off in production: it opens SSRF.'),
+        fetchTimeoutMs: z.number().int().positive().default(2500).describe('Time limit for fetching a document, in milliseconds.'),
+        maxBytes: z.number().int().positive().default(5120).describe('Largest document accepted, in bytes.'),
       })
-      .default({ enabled: true, allowHosts: [], denyHosts: [], allowPrivateAddresses: false, fetchTimeoutMs: 2500, maxBytes: 5120 }),
-    /** PEM file of extra CA certificates trusted for outbound HTTPS (IdP, CIMD documents). */
-    extraCaCertificatesFile: z.string().optional(),
-    identityProviders: z.array(identityProviderSchema).min(1).optional(),
-    servers: z.array(serverSchema).min(1).optional(),
+      .default({ enabled: true, allowHosts: [], denyHosts: [], allowPrivateAddresses: false, fetchTimeoutMs: 2500, maxBytes: 5120 })
+      .describe('Client ID metadata documents (URL client IDs).'),
+    extraCaCertificatesFile: z
+      .string()
+      .optional()
+      .describe('PEM file of extra CA certificates trusted for outbound HTTPS (IdP, client metadata documents).'),
+    identityProviders: z
+      .array(identityProviderSchema)
+      .min(1)
+      .optional()
+      .describe('Where people sign in. Each entry has a `type`: `local` or `oidc`.'),
+    servers: z.array(serverSchema).min(1).optional().describe('The MCP servers behind the gateway.'),
     consent: z
       .object({
-        /** HMAC key for the consent cookie and CSRF tokens; generated and stored when absent. */
-        cookieSecret: z.string().min(32).optional(),
+        cookieSecret: z
+          .string()
+          .min(32)
+          .optional()
+          .describe('HMAC key (at least 32 characters) for the consent cookie and CSRF tokens; generated and stored when absent.'),
       })
-      .default({}),
+      .default({})
+      .describe('The consent step.'),
     ui: z
-      .object({ productName: z.string().default('MCP OAuth Gateway'), logoUrl: z.string().optional() })
-      .default({ productName: 'MCP OAuth Gateway' }),
+      .object({
+        productName: z.string().default('MCP OAuth Gateway').describe('Name shown on every page.'),
+        logoUrl: z.string().optional().describe('Logo shown on every page.'),
+      })
+      .default({ productName: 'MCP OAuth Gateway' })
+      .describe('Branding of the pages people see.'),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
-      .default({ level: 'info' }),
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Least severe level written.'),
+      })
+      .default({ level: 'info' })
+      .describe('Logging (JSON lines on stdout).'),
   })
-  .superRefine((config, ctx) => {
-    const names = new Set<string>();
-    const paths = new Set<string>();
-    config.servers?.forEach((server, index) => {
-      if (names.has(server.name)) ctx.addIssue({ code: 'custom', path: ['servers', index, 'name'], message: `duplicate server name "${server.name}"` });
-      if (paths.has(server.path)) ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `duplicate server path "${server.path}"` });
-      names.add(server.name);
-      paths.add(server.path);
-      if (RESERVED_PATHS.some((reserved) => server.path === reserved || server.path.startsWith(`${reserved}/`))) {
-        ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `"${server.path}" is used by the gateway itself` });
-      }
-    });
-    const ids = new Set<string>();
-    config.identityProviders?.forEach((provider, index) => {
-      if (ids.has(provider.id)) ctx.addIssue({ code: 'custom', path: ['identityProviders', index, 'id'], message: `duplicate identity provider id "${provider.id}"` });
-      ids.add(provider.id);
-    });
-    for (const [index, key] of config.secrets.encryptionKeys.entries()) {
-      if (Buffer.from(key, 'base64').length !== 32) {
-        ctx.addIssue({ code: 'custom', path: ['secrets', 'encryptionKeys', index], message: 'must be 32 bytes, base64-encoded (openssl rand -base64 32)' });
+  // `when: () => true`: zod skips refinements once any key is invalid, which would hide duplicate or
+  // reserved paths until every other error is fixed; the loader promises every problem in one pass.
+  // The checks therefore see unvalidated data and guard every access.
+  .superRefine((config, ctx) => crossChecks(config, ctx), { when: () => true });
+
+type IssueSink = { addIssue(issue: { code: 'custom'; path: (string | number)[]; message: string }): void };
+
+function records(value: unknown): Record<string, unknown>[] {
+  return Array.isArray(value) ? value.map((item) => (typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : {})) : [];
+}
+
+/** Rules that span several keys: uniqueness, reserved routes, key sizes. */
+function crossChecks(config: unknown, ctx: IssueSink): void {
+  if (typeof config !== 'object' || config === null) return;
+  const root = config as Record<string, unknown>;
+  const names = new Set<string>();
+  const paths = new Set<string>();
+  records(root.servers).forEach((server, index) => {
+    const { name, path } = server;
+    if (typeof name === 'string') {
+      if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['servers', index, 'name'], message: `duplicate server name "${name}"` });
+      names.add(name);
+    }
+    if (typeof path === 'string') {
+      if (paths.has(path)) ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `duplicate server path "${path}"` });
+      paths.add(path);
+      if (RESERVED_PATHS.some((reserved) => path === reserved || path.startsWith(`${reserved}/`))) {
+        ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `"${path}" is used by the gateway itself` });
       }
     }
   });
+  const ids = new Set<string>();
+  records(root.identityProviders).forEach((provider, index) => {
+    if (typeof provider.id === 'string') {
+      if (ids.has(provider.id)) ctx.addIssue({ code: 'custom', path: ['identityProviders', index, 'id'], message: `duplicate identity provider id "${provider.id}"` });
+      ids.add(provider.id);
+    }
+    if (provider.type === 'local') {
+      // Sign-in matches usernames case-insensitively, so `Alice` and `alice` would be one login for two accounts.
+      const usernames = new Set<string>();
+      records(provider.users).forEach((user, userIndex) => {
+        if (typeof user.username !== 'string') return;
+        const folded = user.username.toLowerCase();
+        if (usernames.has(folded)) {
+          ctx.addIssue({ code: 'custom', path: ['identityProviders', index, 'users', userIndex, 'username'], message: `duplicate username "${user.username}" (usernames are case-insensitive)` });
+        }
+        usernames.add(folded);
+      });
+    }
+  });
+  const secrets = root.secrets as { encryptionKeys?: unknown } | undefined;
+  if (Array.isArray(secrets?.encryptionKeys)) {
+    secrets.encryptionKeys.forEach((key: unknown, index: number) => {
+      if (typeof key === 'string' && Buffer.from(key, 'base64').length !== 32) {
+        ctx.addIssue({ code: 'custom', path: ['secrets', 'encryptionKeys', index], message: 'must be 32 bytes, base64-encoded (openssl rand -base64 32)' });
+      }
+    });
+  }
+}
 
 /** Paths the gateway serves itself; an MCP server route may not shadow them. */
 export const RESERVED_PATHS = ['/.well-known', '/authorize', '/token', '/register', '/revoke', '/jwks', '/interaction', '/callback', '/sign-in', '/healthz', '/oidc', '/session'];
