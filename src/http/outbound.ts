@@ -1,0 +1,73 @@
+/**
+ * Outbound HTTP for calls the gateway itself makes to identity providers (discovery, JWKS, token,
+ * userinfo) and, later, CIMD documents. One undici connection pool per purpose, so keep-alive works, a
+ * private CA can be trusted without touching the process-wide trust store, and every call has a
+ * deadline: an IdP that hangs must not hold a login (or a worker) forever.
+ */
+import tls from 'node:tls';
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { RequestInit as UndiciRequestInit } from 'undici';
+
+export interface OutboundFetchOptions {
+  /** PEM certificates trusted in addition to the default roots (`extraCaCertificatesFile`'s content). */
+  extraCaPem?: string;
+  /** Deadline for the whole exchange: connect, headers and body. */
+  timeoutMs: number;
+}
+
+/** A `fetch` bound to its own connection pool; `close()` ends the pool's sockets. */
+export type OutboundFetch = typeof fetch & { close(): Promise<void> };
+
+/**
+ * Creates a `fetch` whose TLS trusts the default roots plus `extraCaPem`, with a deadline on every call.
+ * Pass it to openid-client as `[client.customFetch]`. Redirects are whatever the caller asks for
+ * (openid-client always asks for `manual`).
+ */
+export function createOutboundFetch(options: OutboundFetchOptions): OutboundFetch {
+  const { timeoutMs } = options;
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    throw Object.assign(new TypeError('timeoutMs must be a positive integer'), { code: 'ERR_INVALID_ARG_VALUE' });
+  }
+  const agent = new Agent({
+    // Setting `ca` replaces Node's default trust, so the default roots are listed again; leaving it unset
+    // keeps Node's own behaviour (including NODE_EXTRA_CA_CERTS and --use-system-ca).
+    connect: options.extraCaPem ? { ca: [...defaultRoots(), options.extraCaPem] } : {},
+    connectTimeout: timeoutMs,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+
+  const outbound = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
+    const { url, fromRequest } = splitInput(input);
+    const merged = { ...fromRequest, ...init, signal, dispatcher: agent } as UndiciRequestInit;
+    // undici's Response is a different class from the global one but the same shape; openid-client and
+    // the MCP SDK only rely on the shape.
+    return (await undiciFetch(url, merged)) as unknown as Response;
+  };
+  return Object.assign(outbound, { close: () => agent.close() }) as OutboundFetch;
+}
+
+/** Node's trusted roots; `getCACertificates('default')` (Node ≥ 22.15) also has NODE_EXTRA_CA_CERTS and the system store when enabled. */
+function defaultRoots(): readonly string[] {
+  const withDefaults = tls as { getCACertificates?: (type: 'default') => string[] };
+  return withDefaults.getCACertificates?.('default') ?? tls.rootCertificates;
+}
+
+/** The global `Request` class is not undici-the-package's, so a Request input is unpacked into options. */
+function splitInput(input: RequestInfo | URL): { url: string; fromRequest: RequestInit } {
+  if (typeof input === 'string') return { url: input, fromRequest: {} };
+  if (input instanceof URL) return { url: input.href, fromRequest: {} };
+  const fromRequest: RequestInit & { duplex?: 'half' } = {
+    method: input.method,
+    headers: input.headers,
+    redirect: input.redirect,
+    signal: input.signal,
+  };
+  if (input.body) {
+    fromRequest.body = input.body;
+    fromRequest.duplex = 'half';
+  }
+  return { url: input.url, fromRequest };
+}
