@@ -14,7 +14,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
 import { readBody } from '../http/body.ts';
 import { renderPage, html, pageSecurityHeaders, type PageBranding } from '../ui/layout.ts';
-import { createProvider, knownScopes, type ProtectedResource } from './provider.ts';
+import { createProvider, registrableScopes, type ProtectedResource } from './provider.ts';
 import { createInteractions } from './interactions.ts';
 import { createCimdFetch } from './cimd.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
@@ -61,7 +61,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const { config, logger } = options;
   const issuer = config.publicUrl.replace(/\/$/, '');
   const branding: PageBranding = config.ui;
-  const scopes = knownScopes(options.resources);
+  const scopes = registrableScopes();
   const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
 
   const provider = createProvider({

@@ -103,6 +103,7 @@ export function createInteractions(options: InteractionOptions) {
       sendErrorPage(res, 400, branding, 'This sign-in has expired', 'The sign-in request does not match this browser.');
       return;
     }
+    logger.debug({ uid, prompt: interaction.prompt }, 'interaction started');
     const clientId = String(interaction.params.client_id);
     const client = await provider.Client.find(clientId);
     const access = requestedAccess(interaction.params);

@@ -38,8 +38,13 @@ export interface ProviderOptions {
 /** OIDC scopes the facade understands besides the MCP servers' own scopes. */
 export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email'];
 
-export function knownScopes(resources: ProtectedResource[]): Set<string> {
-  return new Set([...OIDC_SCOPES, ...resources.flatMap((resource) => resource.scopes)]);
+/**
+ * Scopes a client may list in its registered `scope` metadata. Only OIDC scopes: oidc-provider treats
+ * every scope in its `scopes` list as an OpenID scope needing consent of its own, while an MCP server's
+ * scopes are resource scopes that come from `getResourceServerInfo` (RFC 8707 §2.2).
+ */
+export function registrableScopes(): Set<string> {
+  return new Set(OIDC_SCOPES);
 }
 
 /** The `resource` parameter of the request in progress, if one was sent (RFC 8707 §2). */
@@ -69,7 +74,6 @@ export function createProvider(options: ProviderOptions): Provider {
   const { issuer, resources, tokens, storage } = options;
   const defaultResource = resources[0];
   if (!defaultResource) throw new Error('at least one MCP server is required');
-  const scopes = knownScopes(resources);
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(storage, options.registration),
@@ -95,7 +99,7 @@ export function createProvider(options: ProviderOptions): Provider {
     responseTypes: ['code'],
     // OAuth 2.1 §4.1.1 and RFC 9700 §2.1.1: PKCE for every client, S256 only (plain is not offered).
     pkce: { required: () => true },
-    scopes: [...scopes],
+    scopes: OIDC_SCOPES,
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     // Public clients first: some MCP clients pick the first listed method (CLIENTS.md §2).
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
@@ -159,6 +163,10 @@ export function createProvider(options: ProviderOptions): Provider {
         },
       },
       rpInitiatedLogout: { enabled: false },
+      // The resource server accepts Bearer tokens only; DPoP-bound tokens would be refused there, so
+      // the authorization server must not issue them. PAR is not routed (no MCP client uses it yet).
+      dPoP: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
     } as Configuration['features'],
     fetch: options.cimd.fetch as never,
     fetchResponseBodyLimits: { 'client_id metadata document': options.cimd.maxBytes } as never,
@@ -176,9 +184,11 @@ export function createProvider(options: ProviderOptions): Provider {
     async expiresWithSession() {
       return false;
     },
-    // Always show consent: never reuse a grant silently (see interactionPolicyAlwaysLogin).
-    async loadExistingGrant() {
-      return undefined;
+    // Only the grant this very interaction created counts: an earlier grant remembered by the browser
+    // session is never reused silently (consent per authorization, see interactionPolicyAlwaysLogin).
+    async loadExistingGrant(ctx) {
+      const grantId = ctx.oidc.result?.consent?.grantId;
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
     ttl: {
       AccessToken: tokens.accessTokenTtl,

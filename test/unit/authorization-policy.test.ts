@@ -32,7 +32,7 @@ test('redirect URI classification accepts https, loopback http and private-use s
   assert.ok(!onlyLoopbackRedirects(['http://localhost/callback', 'https://claude.ai/cb']));
 });
 
-const knownScopes = new Set(['openid', 'offline_access', 'mcp:tools']);
+const knownScopes = new Set(['openid', 'offline_access']);
 
 test('Cursor registration (three redirect URIs incl. a private-use scheme) becomes a native client with refresh', () => {
   const result = normaliseClientMetadata(
@@ -41,13 +41,13 @@ test('Cursor registration (three redirect URIs incl. a private-use scheme) becom
       redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/callback', 'https://www.cursor.com/agents/mcp/oauth/callback', 'http://localhost:8787/callback'],
       token_endpoint_auth_method: 'none',
       grant_types: ['authorization_code'],
-      scope: 'mcp:tools profile:unknown',
+      scope: 'openid mcp:tools',
     },
     { knownScopes, source: 'registration' },
   );
   assert.equal(result.application_type, 'native');
   assert.deepEqual(result.grant_types, ['authorization_code', 'refresh_token']);
-  assert.equal(result.scope, 'mcp:tools', 'unknown scopes are dropped, not fatal');
+  assert.equal(result.scope, 'openid', 'scopes the server cannot register are dropped, not fatal');
 });
 
 test('web clients stay web; CIMD documents default to auth method none; bad metadata names the problem', () => {
