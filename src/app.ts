@@ -105,7 +105,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       localProviders.set(providerConfig.id, local);
       return local;
     }
-    return new OidcIdentityProvider(providerConfig, { fetch: outboundFetch, logger });
+    return new OidcIdentityProvider(providerConfig, { fetch: outboundFetch });
   });
 
   const authorization = await createAuthorizationServer({
@@ -129,7 +129,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (gateway.handle(req, res)) return;
+    // `/<mcp path>/.well-known/openid-configuration` is an authorization-server alias some clients
+    // probe; it must not be taken for MCP traffic under that path.
+    if (!req.url?.includes('/.well-known/openid-configuration') && gateway.handle(req, res)) return;
     const url = new URL(req.url ?? '/', issuer);
     if (url.pathname === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
@@ -182,6 +184,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       });
       await gateway.close();
       await authorization.close();
+      await outboundFetch.close();
       for (const close of closers) await close();
       stopSweeper();
       await storage.close();

@@ -18,6 +18,7 @@ import { createProvider, registrableScopes, type ProtectedResource } from './pro
 import { createInteractions } from './interactions.ts';
 import { createCimdFetch } from './cimd.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
+import { grantableScope } from './request-scope.ts';
 import { publicJwks, type GatewayKeys } from './keys.ts';
 
 export type { ProtectedResource } from './provider.ts';
@@ -54,6 +55,13 @@ export function isMetadataPath(pathname: string): boolean {
     (pathname.endsWith('/.well-known/openid-configuration') && pathname !== '/.well-known/openid-configuration')
   );
 }
+
+const REGISTRATION_CORS_PREFLIGHT = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'POST',
+  'access-control-allow-headers': 'content-type, authorization',
+  'access-control-max-age': '600',
+};
 
 const PROVIDER_ROUTES = /^\/(authorize(\/[^/]+)?|token|register|revoke|jwks|\.well-known\/openid-configuration)$/;
 
@@ -109,7 +117,6 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       (req as IncomingMessage & { body?: unknown }).body = normaliseClientMetadata(parsed, { knownScopes: scopes, source: 'registration' });
       return true;
     } catch (error) {
-      res.setHeader('access-control-allow-origin', '*');
       sendOAuthError(res, error);
       return false;
     }
@@ -140,13 +147,34 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       return true;
     }
     if (PROVIDER_ROUTES.test(pathname)) {
-      if (pathname === '/register' && method === 'POST' && req.headers['content-type']?.startsWith('application/json')) {
-        if (!(await preparseRegistration(req, res))) return true;
+      if (pathname === '/register') {
+        // Browser-based clients (MCP Inspector) register cross-origin; oidc-provider has no CORS there.
+        // No credentials are involved, so any origin may call it.
+        if (method === 'OPTIONS') {
+          res.writeHead(204, REGISTRATION_CORS_PREFLIGHT);
+          res.end();
+          return true;
+        }
+        res.setHeader('access-control-allow-origin', '*');
+        if (method === 'POST' && req.headers['content-type']?.startsWith('application/json')) {
+          if (!(await preparseRegistration(req, res))) return true;
+        }
       }
+      if (pathname === '/authorize' && method === 'GET') rewriteAuthorizationScope(req, url);
       await callback(req, res);
       return true;
     }
     return false;
+  }
+
+  /** Applies the default scope (RFC 6749 §3.3) for the MCP server the request targets. */
+  function rewriteAuthorizationScope(req: IncomingMessage, url: URL): void {
+    const indicator = url.searchParams.get('resource');
+    const canonical = indicator === null ? options.resources[0]?.resource : options.canonicalizeResource(indicator);
+    const server = options.resources.find((candidate) => candidate.resource === canonical);
+    if (!server) return; // oidc-provider answers an unknown resource with invalid_target
+    url.searchParams.set('scope', grantableScope(url.searchParams.get('scope'), server));
+    req.url = `${url.pathname}${url.search}`;
   }
 
   return {

@@ -93,3 +93,17 @@ test('CIMD host policy: deny wins, empty allow list allows any, wildcard means s
   assert.ok(!hostAllowed('other.example', { allowHosts: ['claude.ai'], denyHosts: [] }));
   assert.ok(!hostAllowed('claude.ai', { allowHosts: ['claude.ai'], denyHosts: ['claude.ai'] }));
 });
+
+test('authorization scope: unknown scopes dropped, defaults applied when nothing grantable is left (RFC 6749 §3.3)', async () => {
+  const { grantableScope } = await import('../../src/authorization/request-scope.ts');
+  const withScopes = { name: 'tools', resource: 'https://gw.example/mcp', scopes: ['mcp:tools', 'mcp:admin'] };
+  const without = { name: 'demo', resource: 'https://gw.example/demo', scopes: [] };
+  assert.equal(grantableScope('mcp:tools', withScopes), 'mcp:tools');
+  assert.equal(grantableScope(null, withScopes), 'mcp:tools mcp:admin');
+  assert.equal(grantableScope('', withScopes), 'mcp:tools mcp:admin', 'ChatGPT sends an empty scope=');
+  assert.equal(grantableScope('other:server repo', withScopes), 'mcp:tools mcp:admin');
+  assert.equal(grantableScope('offline_access', withScopes), 'mcp:tools mcp:admin offline_access');
+  assert.equal(grantableScope('openid email', withScopes), 'openid email');
+  assert.equal(grantableScope(null, without), 'openid');
+  assert.equal(grantableScope('mcp:tools', without), 'openid', 'another server\'s scope is not grantable here');
+});

@@ -1,0 +1,417 @@
+/**
+ * The streaming reverse proxy from the gateway to an upstream MCP server (Streamable HTTP).
+ *
+ * Built directly on undici's dispatcher API so that nothing sits between the sockets: the request body
+ * is handed to the upstream as it arrives, and every response chunk is written to the client the moment
+ * it is received, which is what lets SSE events through unbuffered (DESIGN.md, Performance). Backpressure
+ * runs both ways: a slow client pauses the upstream read, a slow upstream pauses the client read.
+ *
+ * Upstream failures become a JSON-RPC error with 502/504 and are logged; they never throw out of here.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../observability/logger.ts';
+
+/**
+ * RFC 9110 §7.6.1: connection-specific fields, never forwarded (plus the ones `Connection` names).
+ * `proxy-authorization`/`proxy-authenticate` are addressed to this hop, and `expect` is answered by the
+ * gateway's own HTTP server.
+ */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'expect', 'http2-settings',
+]);
+
+/**
+ * Request headers the upstream must never see. `authorization`: MCP forbids token passthrough (the
+ * upstream would otherwise hold a token minted for the gateway). `cookie`: the gateway's own session
+ * and consent cookies live on this origin. `host`: undici sets the upstream's.
+ */
+const STRIPPED_REQUEST = new Set(['authorization', 'cookie', 'host']);
+
+/**
+ * Response headers the gateway owns. `set-cookie`: an upstream must not plant cookies on the gateway's
+ * origin, where the authorization server's consent cookies live. `access-control-*`: CORS is decided
+ * by the gateway's origin policy, not by the upstream.
+ */
+function strippedResponseHeader(name: string): boolean {
+  return name === 'set-cookie' || name.startsWith('access-control-');
+}
+
+export interface UpstreamProxyOptions {
+  /** Server name, used in error messages and logs. */
+  name: string;
+  /** The upstream MCP endpoint, e.g. `http://127.0.0.1:3001/mcp`. */
+  url: string;
+  /** Time allowed for the upstream's response headers; bodies (SSE) are never cut by it. */
+  timeoutMs: number;
+  maxRequestBytes: number;
+  /** Keep-alive connection pool for the upstream's origin (shared by servers on the same origin). */
+  dispatcher: Dispatcher;
+  logger: Logger;
+}
+
+export interface ForwardOptions {
+  /** Path after the gateway route (`''` or starting with `/`). */
+  subPath: string;
+  /** Query string without `?` (may be empty). */
+  search: string;
+  /** Lowercased request header names to drop in addition to the fixed ones (configured identity headers). */
+  dropHeaders: ReadonlySet<string>;
+  /** Header name/value pairs appended to the upstream request (identity hand-over). */
+  addHeaders: readonly string[];
+  /** Headers added to whatever response goes back (CORS for an allowed browser origin). */
+  responseHeaders: Readonly<Record<string, string>> | undefined;
+}
+
+/** JSON-RPC 2.0 implementation-defined server error codes (-32000 to -32099) used by the gateway. */
+export const JSONRPC_UPSTREAM_UNAVAILABLE = -32000;
+export const JSONRPC_UPSTREAM_TIMEOUT = -32001;
+export const JSONRPC_REQUEST_TOO_LARGE = -32002;
+
+/** Sends a JSON-RPC error response; `id` is null because the request body is streamed, never parsed. */
+export function sendJsonRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  headers?: Readonly<Record<string, string>>,
+): void {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+export class UpstreamProxy {
+  readonly name: string;
+  readonly #origin: string;
+  readonly #rootPath: string;
+  readonly #basePath: string;
+  readonly #baseSearch: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #timeoutMs: number;
+  readonly #maxRequestBytes: number;
+  readonly #logger: Logger;
+  readonly #unavailable: string;
+
+  constructor(options: UpstreamProxyOptions) {
+    const url = new URL(options.url);
+    this.name = options.name;
+    this.#origin = url.origin;
+    // The route itself maps to the upstream URL exactly as configured (some servers insist on a
+    // trailing slash and redirect otherwise); deeper paths are appended to it.
+    this.#rootPath = url.pathname;
+    this.#basePath = url.pathname.replace(/\/+$/, '');
+    this.#baseSearch = url.search.slice(1);
+    this.#dispatcher = options.dispatcher;
+    this.#timeoutMs = options.timeoutMs;
+    this.#maxRequestBytes = options.maxRequestBytes;
+    this.#logger = options.logger;
+    this.#unavailable = `Upstream MCP server "${options.name}" is unavailable`;
+  }
+
+  /** Forwards one request; the response (upstream's, or an error) is always written to `res`. */
+  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
+    const headers = req.headers;
+    const declaredLength = headers['content-length'];
+    const chunked = headers['transfer-encoding'] !== undefined;
+    let body: Dispatcher.DispatchOptions['body'] = null;
+    if (declaredLength !== undefined && !chunked) {
+      // Node's parser has already validated the number, and it never reads past it.
+      const length = Number(declaredLength);
+      if (length > this.#maxRequestBytes) {
+        this.#tooLarge(req, res, options.responseHeaders);
+        return;
+      }
+      if (length > 0) body = req;
+    } else if (chunked) {
+      body = Readable.from(cappedBody(req, this.#maxRequestBytes), { objectMode: false });
+    }
+
+    const upstreamHeaders = forwardedRequestHeaders(headers, options.dropHeaders, body !== req);
+    for (const value of options.addHeaders) upstreamHeaders.push(value);
+
+    // `/mcp` and `/mcp/` name the same resource (see resource.ts), so both reach the configured URL.
+    let path = options.subPath === '' || options.subPath === '/' ? this.#rootPath : this.#basePath + options.subPath;
+    const search = this.#baseSearch && options.search ? `${this.#baseSearch}&${options.search}` : this.#baseSearch || options.search;
+    if (search) path += `?${search}`;
+
+    // undici may destroy the body stream with an error when the upstream fails mid-upload; without a
+    // listener that error would be unhandled and take the process down.
+    if (body !== null) req.on('error', ignore);
+
+    const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null);
+    res.once('close', exchange.onClientClose);
+    this.#dispatcher.dispatch(
+      {
+        origin: this.#origin,
+        path,
+        method: req.method ?? 'GET',
+        headers: upstreamHeaders,
+        body,
+        headersTimeout: this.#timeoutMs,
+        // SSE streams stay open as long as the session wants; an idle stream is not a failure.
+        bodyTimeout: 0,
+        // Streamable HTTP POSTs are not idempotent; never replay them on another connection.
+        idempotent: req.method === 'GET',
+      },
+      exchange,
+    );
+  }
+
+  /** @internal Called by an exchange that failed before any response byte was sent. */
+  fail(exchange: Exchange, error: Error): void {
+    const code = errorCode(error);
+    const res = exchange.res;
+    const extra: Record<string, string> = { ...exchange.responseHeaders };
+    // The client may still be sending a body nobody will read: close the connection after answering.
+    if (exchange.hasBody && !exchange.req.complete) extra.connection = 'close';
+    if (error instanceof RequestTooLargeError) {
+      sendJsonRpcError(res, 413, JSONRPC_REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
+      return;
+    }
+    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+    this.#logger.warn({ upstream: this.name, code, reason: error.message, method: exchange.req.method }, timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable');
+    sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JSONRPC_UPSTREAM_TIMEOUT : JSONRPC_UPSTREAM_UNAVAILABLE, this.#unavailable, extra);
+  }
+
+  /** @internal Called when the upstream stream broke after the response had started. */
+  broke(exchange: Exchange, error: Error): void {
+    this.#logger.warn({ upstream: this.name, code: errorCode(error), reason: error.message, method: exchange.req.method }, 'upstream MCP server closed the stream mid-response');
+    // The status line is gone; an aborted chunked body is the only honest signal left for the client.
+    exchange.res.destroy();
+  }
+
+  /** @internal */
+  debug(message: string, error: Error): void {
+    if (this.#logger.isLevelEnabled('debug')) this.#logger.debug({ upstream: this.name, code: errorCode(error) }, message);
+  }
+
+  #tooLarge(req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined): void {
+    // The body stays unread; closing the connection stops the client from uploading the rest.
+    sendJsonRpcError(res, 413, JSONRPC_REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), { ...responseHeaders, connection: 'close' });
+    req.resume();
+  }
+}
+
+function tooLargeMessage(limit: number): string {
+  return `Request body exceeds the gateway limit of ${limit} bytes`;
+}
+
+/**
+ * One proxied request. A class rather than closures so the per-request cost is one object whose methods
+ * live on the prototype; undici calls the `on*` methods (its v7 handler interface).
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly proxy: UpstreamProxy;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly responseHeaders: Readonly<Record<string, string>> | undefined;
+  readonly hasBody: boolean;
+  controller: Dispatcher.DispatchController | undefined = undefined;
+  started = false;
+  clientClosed = false;
+
+  constructor(proxy: UpstreamProxy, req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined, hasBody: boolean) {
+    this.proxy = proxy;
+    this.req = req;
+    this.res = res;
+    this.responseHeaders = responseHeaders;
+    this.hasBody = hasBody;
+  }
+
+  /** The client went away before the response finished: stop the upstream request too. */
+  readonly onClientClose = (): void => {
+    if (this.res.writableFinished) return;
+    this.clientClosed = true;
+    this.controller?.abort(new ClientClosedError());
+  };
+
+  readonly onDrain = (): void => {
+    this.controller?.resume();
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // The client left while the request waited for a pooled connection.
+    if (this.clientClosed) controller.abort(new ClientClosedError());
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
+    if (statusCode < 200 || this.clientClosed) return;
+    this.started = true;
+    const out = responseHeadersFrom(headers, this.responseHeaders);
+    this.res.writeHead(statusCode, out);
+    const type = headers['content-type'];
+    // An SSE response may carry no event for a long time; the client must see the headers now.
+    if (typeof type === 'string' && type.startsWith('text/event-stream')) this.res.flushHeaders();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.clientClosed) return;
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.removeListener('close', this.onClientClose);
+    if (!this.clientClosed) this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.res.removeListener('close', this.onClientClose);
+    if (this.clientClosed || error instanceof ClientClosedError) {
+      this.proxy.debug('client closed the connection; upstream request aborted', error);
+      return;
+    }
+    if (this.started || this.res.headersSent) this.proxy.broke(this, error);
+    else this.proxy.fail(this, error);
+  }
+}
+
+/** Copies end-to-end request headers into undici's flat `[name, value, …]` form. */
+function forwardedRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>, dropLength: boolean): string[] {
+  const out: string[] = [];
+  const named = connectionTokens(headers.connection);
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || STRIPPED_REQUEST.has(name) || drop.has(name)) continue;
+    if (named !== undefined && named.has(name)) continue;
+    if (dropLength && name === 'content-length') continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const item of value) out.push(name, item);
+  }
+  return out;
+}
+
+function responseHeadersFrom(headers: IncomingHttpHeaders, extra: Readonly<Record<string, string>> | undefined): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const named = connectionTokens(headers.connection);
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || strippedResponseHeader(name)) continue;
+    if (named !== undefined && named.has(name)) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  if (extra) {
+    for (const name in extra) {
+      const value = extra[name];
+      if (value === undefined) continue;
+      // `vary` from the upstream is kept and extended rather than replaced.
+      const existing = out[name];
+      out[name] = name === 'vary' && typeof existing === 'string' ? `${existing}, ${value}` : value;
+    }
+  }
+  return out;
+}
+
+/** RFC 9110 §7.6.1: the `Connection` header lists further hop-by-hop fields. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  if (text === 'keep-alive' || text === 'close') return undefined;
+  const tokens = new Set<string>();
+  for (const token of text.split(',')) {
+    const trimmed = token.trim().toLowerCase();
+    if (trimmed) tokens.add(trimmed);
+  }
+  return tokens;
+}
+
+/**
+ * A chunked request body, passed on chunk by chunk and cut off once it exceeds `limit` bytes (the
+ * 413 is sent by `fail`). The iterator does not destroy the request on early exit, so the client's
+ * socket survives long enough to receive the 413.
+ */
+async function* cappedBody(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    total += chunk.byteLength;
+    if (total > limit) throw new RequestTooLargeError();
+    yield chunk;
+  }
+}
+
+class RequestTooLargeError extends Error {
+  constructor() {
+    super('request body too large');
+    this.name = 'RequestTooLargeError';
+  }
+}
+
+class ClientClosedError extends Error {
+  constructor() {
+    super('client closed the connection');
+    this.name = 'ClientClosedError';
+  }
+}
+
+function errorCode(error: Error): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+}
+
+function ignore(): void {}
+
+/**
+ * One keep-alive pool per upstream origin (DESIGN.md: a new connection per request is a known trap).
+ * The connect timeout is the shortest response timeout of the servers sharing the origin, so an
+ * unreachable host is reported within that server's `upstreamTimeoutMs`.
+ */
+export class UpstreamPools {
+  readonly #pools = new Map<string, Pool>();
+  readonly #connectTimeouts = new Map<string, number>();
+
+  /** Call for every server before the first `get` so each origin learns its shortest timeout. */
+  register(url: string, timeoutMs: number): void {
+    const origin = new URL(url).origin;
+    const current = this.#connectTimeouts.get(origin);
+    this.#connectTimeouts.set(origin, Math.min(current ?? 10_000, timeoutMs));
+  }
+
+  get(url: string): Pool {
+    const origin = new URL(url).origin;
+    let pool = this.#pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connect: { timeout: this.#connectTimeouts.get(origin) ?? 10_000 },
+        // Node's default server keep-alive is 5 s; staying below it avoids reusing a socket the
+        // upstream is about to close.
+        keepAliveTimeout: 4_000,
+      });
+      this.#pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  /** Lets in-flight responses finish for up to `graceMs`, then cuts what is left (open SSE streams). */
+  async close(graceMs = 1_000): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(
+      pools.map(async (pool) => {
+        let timer: NodeJS.Timeout | undefined;
+        const graceful = pool.close().then(() => true, () => true);
+        const expired = new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), graceMs);
+        });
+        const closed = await Promise.race([graceful, expired]);
+        clearTimeout(timer);
+        if (!closed) await pool.destroy().catch(() => undefined);
+      }),
+    );
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The whole product on loopback, for end-to-end tests: a real oidc-provider as the corporate IdP
+ * (https, test CA, one confidential client, no DCR), real MCP servers (the demo server shipped in the
+ * repo, over Streamable HTTP), and the gateway itself started from a validated configuration with
+ * SQLite storage in a temporary directory, so restarts can be tested.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { configSchema, type GatewayConfigInput } from '../../src/config/schema.ts';
+import { startGateway, type RunningGateway } from '../../src/app.ts';
+import { startDemoServer, type DemoServer } from '../../src/demo/server.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createTestCa, createTrustingFetch, type TestCa } from '../support/tls.ts';
+import { startUpstreamIdp, type UpstreamIdp } from '../support/upstream-idp.ts';
+import { freePort } from '../support/ports.ts';
+import { Browser, type Page } from '../support/browser.ts';
+import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+
+export interface Stack {
+  ca: TestCa;
+  idp: UpstreamIdp;
+  /** The MCP servers behind the gateway, by name. */
+  upstreams: Map<string, DemoServer>;
+  gateway: RunningGateway;
+  /** The issuer and public base URL, e.g. http://localhost:41234 */
+  issuer: string;
+  dataDir: string;
+  config: GatewayConfigInput;
+  /** fetch that trusts the test CA (for the SDK transport; the gateway itself is plain http on loopback). */
+  fetch: typeof fetch;
+  mcpUrl(path?: string): string;
+  /** Stops the gateway and starts it again on the same port and data directory. */
+  restartGateway(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  /** Extra servers beyond the default `tools` at /mcp. */
+  extraServers?: NonNullable<GatewayConfigInput['servers']>;
+  configure?: (config: GatewayConfigInput) => void;
+}
+
+export const USERS = {
+  alice: { email: 'alice@example.com', name: 'Alice Example', groups: ['engineering'] },
+  bob: { email: 'bob@example.com', name: 'Bob Example', groups: ['sales'] },
+};
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const ca = await createTestCa();
+  const port = await freePort();
+  const issuer = `http://localhost:${port}`;
+  const idp = await startUpstreamIdp({
+    clientId: 'mcp-gateway',
+    clientSecret: 'idp-app-secret-value-0123456789',
+    redirectUris: [`${issuer}/callback`],
+    users: USERS,
+  });
+  const upstreams = new Map<string, DemoServer>();
+  upstreams.set('tools', await startDemoServer({ host: '127.0.0.1', port: 0 }));
+  for (const server of options.extraServers ?? []) {
+    if ('url' in server.upstream && server.upstream.url === 'demo') {
+      const demo = await startDemoServer({ host: '127.0.0.1', port: 0 });
+      upstreams.set(server.name, demo);
+      server.upstream = { url: demo.url };
+    }
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), 'mcpgw-e2e-'));
+  const config: GatewayConfigInput = {
+    publicUrl: issuer,
+    listen: { host: '127.0.0.1', port },
+    dataDir,
+    storage: { type: 'sqlite' },
+    extraCaCertificatesFile: ca.caFile,
+    clientIdMetadataDocuments: { allowPrivateAddresses: true },
+    identityProviders: [
+      { type: 'oidc', id: 'corp', displayName: 'Example Corp SSO', issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret },
+    ],
+    servers: [
+      {
+        name: 'tools',
+        path: '/mcp',
+        upstream: { url: upstreams.get('tools')!.url },
+        scopes: ['mcp:tools'],
+        identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name', groups: 'x-user-groups' },
+      },
+      ...(options.extraServers ?? []),
+    ],
+    log: { level: 'silent' },
+  };
+  options.configure?.(config);
+  const logger = createLogger(process.env.E2E_LOG_LEVEL ?? 'silent');
+  const start = () => startGateway(configSchema.parse(config), { logger, announce: () => {} });
+  let gateway = await start();
+  const trustingFetch = createTrustingFetch(ca.caPem);
+
+  const stack: Stack = {
+    ca,
+    idp,
+    upstreams,
+    get gateway() {
+      return gateway;
+    },
+    issuer,
+    dataDir,
+    config,
+    fetch: trustingFetch,
+    mcpUrl: (path = '/mcp') => `${issuer}${path}`,
+    async restartGateway() {
+      await gateway.close();
+      gateway = await start();
+    },
+    async close() {
+      await gateway.close();
+      await idp.close();
+      for (const upstream of upstreams.values()) await upstream.close();
+      await trustingFetch.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return stack;
+}
+
+/** From the gateway's /authorize to the client's redirect URI: consent, then the IdP login. */
+export async function approveAndSignIn(stack: Stack, browser: Browser, authorizationUrl: URL | string, redirectUrl: string, username: keyof typeof USERS = 'alice'): Promise<Page> {
+  let page = await browser.goto(authorizationUrl);
+  if (!page.url.pathname.startsWith('/interaction/')) throw new Error(`expected the consent page, got ${page.url.href} (${page.status}): ${page.text.slice(0, 300)}`);
+  page = await browser.submitForm(page, { button: 'approve' });
+  return stack.idp.signIn(browser, page, username, { stopAt: redirectUrl });
+}
+
+/** An SDK client logged in through the full flow, connected to `mcpUrl`. */
+export async function loggedInClient(stack: Stack, provider: TestOAuthClientProvider, options: { mcpPath?: string; username?: keyof typeof USERS; browser?: Browser } = {}): Promise<Client> {
+  const browser = options.browser ?? new Browser({ ca: stack.ca.caPem });
+  return connectWithLogin({
+    mcpUrl: stack.mcpUrl(options.mcpPath),
+    provider,
+    fetch: stack.fetch,
+    login: async (authorizationUrl) => (await approveAndSignIn(stack, browser, authorizationUrl, provider.redirectUrl, options.username)).url,
+  });
+}
