@@ -26,6 +26,7 @@ import { createOutboundFetch } from './http/outbound.ts';
 import { hashPassword } from './upstream/passwords.ts';
 import type { IdentityProvider } from './upstream/types.ts';
 import { sendJson } from './http/errors.ts';
+import { clientAddressResolver } from './http/client-address.ts';
 
 export interface RunningGateway {
   /** The address actually listened on (differs from publicUrl with port 0 or behind a proxy). */
@@ -101,7 +102,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const localProviders = new Map<string, LocalIdentityProvider>();
   const identityProviders: IdentityProvider[] = providerConfigs.map((providerConfig) => {
     if (providerConfig.type === 'local') {
-      const local = new LocalIdentityProvider({ config: providerConfig, storage, issuer, cookieSecret: keys.consentSecret, branding, logger });
+      const local = new LocalIdentityProvider({
+        config: providerConfig,
+        storage,
+        issuer,
+        cookieSecret: keys.consentSecret,
+        branding,
+        logger,
+        clientAddress: clientAddressResolver(config.trustProxy),
+      });
       localProviders.set(providerConfig.id, local);
       return local;
     }

@@ -218,6 +218,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined = undefined;
   started = false;
   clientClosed = false;
+  wroteBody = false;
 
   constructor(proxy: UpstreamProxy, req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined, hasBody: boolean) {
     this.proxy = proxy;
@@ -251,12 +252,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     const out = responseHeadersFrom(headers, this.responseHeaders);
     this.res.writeHead(statusCode, out);
     const type = headers['content-type'];
-    // An SSE response may carry no event for a long time; the client must see the headers now.
-    if (typeof type === 'string' && type.startsWith('text/event-stream')) this.res.flushHeaders();
+    // An SSE stream may carry no event for a long time (the GET stream often carries none), and the
+    // client must see its headers now. A body already in the same read reaches onResponseData before
+    // the tick ends and carries the headers with it, which saves a write per response.
+    if (headers['content-length'] === undefined && typeof type === 'string' && type.startsWith('text/event-stream')) {
+      process.nextTick(this.flushIfIdle);
+    }
   }
+
+  readonly flushIfIdle = (): void => {
+    if (!this.wroteBody && !this.clientClosed && !this.res.destroyed) this.res.flushHeaders();
+  };
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientClosed) return;
+    this.wroteBody = true;
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', this.onDrain);
