@@ -10,12 +10,11 @@
  * Layout (DESIGN.md): load generator pinned to core 0, gateway and upstream to core 1, when `taskset`
  * exists. Usage: `npm run bench [-- --duration 10 --connections 32]`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
 import { hashPassword } from '../src/upstream/passwords.ts';
@@ -34,7 +33,9 @@ function pinned(core: number, command: string, commandArgs: string[]): [string, 
 }
 
 function spawnNode(core: number, script: string, scriptArgs: string[], env: Record<string, string> = {}): ChildProcess {
-  const [command, commandArgs] = pinned(core, process.execPath, [script, ...scriptArgs]);
+  // BENCH_CPU_PROF=<dir> writes V8 CPU profiles of the children there (open them in Chrome DevTools).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const [command, commandArgs] = pinned(core, process.execPath, [...profile, script, ...scriptArgs]);
   // Child logs go to stderr only with BENCH_VERBOSE=1: per-request output would distort the figures.
   const verbose = process.env.BENCH_VERBOSE === '1';
   const child = spawn(command, commandArgs, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', verbose ? 'inherit' : 'ignore', 'inherit'] });
@@ -51,6 +52,11 @@ async function cpuMicros(pid: number): Promise<number> {
 /** The pid doing the work: under taskset, exec replaces taskset, so the child pid is node's. */
 function workerPid(child: ChildProcess): number {
   return child.pid!;
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const kib = (await readFile(`/proc/${pid}/status`, 'utf8')).match(/VmRSS:\s+(\d+) kB/)?.[1];
+  return Math.round(Number(kib) / 1024);
 }
 
 interface Result {
@@ -77,21 +83,6 @@ async function load(label: string, url: string, headers: Record<string, string>,
     non2xx: result.non2xx,
     gatewayCpuPerRequestUs: gatewayPid && requests > 0 ? (after - before) / requests : undefined,
   };
-}
-
-function trivialUpstream(): Promise<{ url: string; close(): Promise<void> }> {
-  const payload = JSON.stringify({ jsonrpc: '2.0', id: 2, result: { content: [{ type: 'text', text: 'ok' }] } });
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
-      res.end(payload);
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number };
-    resolve({ url: `http://127.0.0.1:${port}/mcp`, close: () => new Promise((done) => server.close(() => done())) });
-  }));
 }
 
 /** A full login as a person would do it (register, consent, local sign-in, code, token). */
@@ -137,11 +128,13 @@ function fmt(result: Result, direct?: Result): string {
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mcpgw-bench-'));
   const children: ChildProcess[] = [];
-  const closers: Array<() => Promise<void>> = [];
   try {
-    // The trivial upstream runs in this process; the demo SDK server in a child pinned next to the gateway.
-    const trivial = await trivialUpstream();
-    closers.push(trivial.close);
+    // Upstreams and gateway share core 1; this process (the load generator) keeps core 0.
+    if (TASKSET) spawnSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
+    const trivialPort = await freePort();
+    children.push(spawnNode(1, 'bench/trivial-upstream.ts', ['--port', String(trivialPort)]));
+    const trivial = { url: `http://127.0.0.1:${trivialPort}/mcp` };
+    await waitForUrl(trivial.url, { timeoutMs: 15_000, ok: () => true });
     const sdkPort = await freePort();
     const sdkChild = spawnNode(1, 'src/demo/server.ts', ['--port', String(sdkPort)]);
     children.push(sdkChild);
@@ -174,6 +167,7 @@ async function main(): Promise<void> {
     const call = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
     const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
 
+    const rssBefore = await rssMiB(gatewayPid);
     console.log(`autocannon: ${CONNECTIONS} connections, ${DURATION} s per run${TASKSET ? ', load on core 0, gateway and upstreams on core 1' : ''}\n`);
     const trivialDirect = await load('trivial upstream, direct', trivial.url, base, call);
     const trivialGateway = await load('trivial upstream, gateway', `${issuer}/trivial`, { ...base, authorization: `Bearer ${trivialToken}` }, call, gatewayPid);
@@ -187,11 +181,13 @@ async function main(): Promise<void> {
     console.log(fmt(sdkDirect));
     console.log(fmt(sdkGateway, sdkDirect));
 
-    const rss = (await readFile(`/proc/${gatewayPid}/status`, 'utf8')).match(/VmRSS:\s+(\d+) kB/)?.[1];
-    console.log(`\ngateway RSS after the runs: ${rss ? Math.round(Number(rss) / 1024) : '?'} MiB`);
+    console.log(`\ngateway RSS: ${rssBefore} MiB after start-up and login, ${await rssMiB(gatewayPid)} MiB after the runs`);
   } finally {
-    for (const child of children) child.kill('SIGTERM');
-    for (const close of closers) await close();
+    await Promise.all(children.map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    })));
     await rm(dir, { recursive: true, force: true });
   }
 }
