@@ -7,32 +7,14 @@
  * `__Host-` cookie (Secure, HttpOnly, SameSite=Lax, Path=/, no Domain: it cannot be planted by a sibling
  * subdomain), the pending login remembers a hash of it, and the callback refuses a browser without it.
  *
- * CSRF tokens for the consent and sign-in forms are an HMAC of the interaction id, so no server state is
- * needed and a token is useless for any other flow.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { constantTimeEqual, hmac } from '../http/csrf.ts';
 
 export const BINDING_COOKIE = '__Host-mcp-gateway-consent';
 const BINDING_TTL_SECONDS = 600;
 
-function sign(secret: Buffer, purpose: string, value: string): string {
-  return createHmac('sha256', secret).update(`${purpose}\0${value}`).digest('base64url');
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-}
-
-export function csrfToken(secret: Buffer, flowId: string): string {
-  return sign(secret, 'csrf', flowId);
-}
-
-export function csrfTokenValid(secret: Buffer, flowId: string, token: unknown): boolean {
-  return typeof token === 'string' && safeEqual(token, csrfToken(secret, flowId));
-}
 
 export function readCookie(req: IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
@@ -49,14 +31,14 @@ export function readBinding(req: IncomingMessage, secret: Buffer): string | unde
   const cookie = readCookie(req, BINDING_COOKIE);
   if (!cookie) return undefined;
   const [value, signature] = cookie.split('.');
-  if (!value || !signature || !safeEqual(signature, sign(secret, 'binding', value))) return undefined;
+  if (!value || !signature || !constantTimeEqual(signature, hmac(secret, 'binding', value))) return undefined;
   return value;
 }
 
 /** Reuses the browser's binding (so two tabs can log in at once) or makes a new one. */
 export function issueBinding(req: IncomingMessage, secret: Buffer): { value: string; setCookie: string } {
   const value = readBinding(req, secret) ?? randomBytes(24).toString('base64url');
-  const cookie = `${value}.${sign(secret, 'binding', value)}`;
+  const cookie = `${value}.${hmac(secret, 'binding', value)}`;
   return {
     value,
     setCookie: `${BINDING_COOKIE}=${cookie}; Path=/; Max-Age=${BINDING_TTL_SECONDS}; Secure; HttpOnly; SameSite=Lax`,

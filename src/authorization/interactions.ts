@@ -21,7 +21,8 @@ import { UpstreamLoginError } from '../upstream/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import { readForm } from '../http/body.ts';
 import { sendErrorPage, sendPage, type PageBranding } from '../ui/layout.ts';
-import { bindingDigest, csrfToken, csrfTokenValid, issueBinding, readBinding } from './browser-binding.ts';
+import { bindingDigest, issueBinding, readBinding } from './browser-binding.ts';
+import { csrfToken, csrfTokenValid } from '../http/csrf.ts';
 import { consentPage, describeRedirect } from './consent-page.ts';
 import { onlyLoopbackRedirects } from './redirect-uris.ts';
 import { OIDC_SCOPES, type ProtectedResource } from './provider.ts';
@@ -120,7 +121,7 @@ export function createInteractions(options: InteractionOptions) {
       'Allow access?',
       consentPage({
         flowId: uid,
-        csrf: csrfToken(options.consentSecret, uid),
+        csrf: csrfToken(options.consentSecret, 'consent', uid),
         clientName: client.clientName ?? clientId,
         clientId,
         redirectTarget: describeRedirect(redirectUri),
@@ -137,7 +138,7 @@ export function createInteractions(options: InteractionOptions) {
     const form = await readForm(req);
     const interaction = await details(req, res);
     if (!interaction) return;
-    if (interaction.uid !== uid || !csrfTokenValid(options.consentSecret, uid, form.csrf)) {
+    if (interaction.uid !== uid || !csrfTokenValid(options.consentSecret, 'consent', uid, form.csrf)) {
       sendErrorPage(res, 403, branding, 'Request refused', 'The form could not be verified. Start the sign-in again from your application.');
       return;
     }

@@ -12,7 +12,8 @@
  * that it exists (the callback consumes it, and also checks the browser binding, which is what stops
  * login CSRF — RFC 9700 §4.7).
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { constantTimeEqual, csrfToken } from '../http/csrf.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LocalProviderConfig, LocalUserConfig } from '../config/schema.ts';
 import { OAuthError } from '../http/errors.ts';
@@ -149,7 +150,7 @@ export class LocalIdentityProvider implements IdentityProvider {
     const state = form.state ?? '';
     // CSRF first: it needs no storage, so forged posts cost nothing and touch no counters. The token is
     // an HMAC of the state: only a page this gateway rendered for this login can carry it.
-    if (!STATE_PATTERN.test(state) || !safeEqual(form.csrf ?? '', this.#csrfToken(state))) {
+    if (!STATE_PATTERN.test(state) || !constantTimeEqual(form.csrf ?? '', this.#csrfToken(state))) {
       this.#logger.warn({ event: 'local.signin.csrf_failed', provider: this.id }, 'sign-in form with a missing or wrong CSRF token');
       sendErrorPage(res, 403, this.#branding, 'Request refused', 'The sign-in form could not be verified. Start the sign-in again from your application.');
       return;
@@ -242,7 +243,7 @@ export class LocalIdentityProvider implements IdentityProvider {
   #csrfToken(state: string): string {
     // Purpose and provider in the MAC input: a token minted for another form (consent, another
     // provider) with the same secret never verifies here.
-    return createHmac('sha256', this.#secret).update(`local-sign-in\0${this.id}\0${state}`).digest('base64url');
+    return csrfToken(this.#secret, `local-sign-in:${this.id}`, state);
   }
 
   #sendExpired(res: ServerResponse): void {
@@ -271,12 +272,6 @@ ${error ? html`<p class="error" id="sign-in-error" role="alert">${error}</p>` : 
 
 function codeKey(code: string): string {
   return createHash('sha256').update(code).digest('base64url');
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 /**
