@@ -103,9 +103,10 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
 
   /**
    * DCR bodies are normalised before oidc-provider sees them (see client-metadata.ts), so the real
-   * registration requests of Cursor, VS Code and Claude succeed. oidc-provider reads a pre-parsed body.
+   * registration requests of Cursor, VS Code and Claude succeed. oidc-provider then reads the
+   * normalised body from a replay of the request; undefined means an error was already answered.
    */
-  async function preparseRegistration(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  async function normalisedRegistration(req: IncomingMessage, res: ServerResponse): Promise<IncomingMessage | undefined> {
     try {
       const body = await readBody(req, 56 * 1024);
       let parsed: unknown;
@@ -114,11 +115,11 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       } catch {
         throw new OAuthError('invalid_client_metadata', 'the registration body is not valid JSON');
       }
-      (req as IncomingMessage & { body?: unknown }).body = normaliseClientMetadata(parsed, { knownScopes: scopes, source: 'registration' });
-      return true;
+      const normalised = normaliseClientMetadata(parsed, { knownScopes: scopes, source: 'registration' });
+      return replayWithBody(req, Buffer.from(JSON.stringify(normalised)));
     } catch (error) {
       sendOAuthError(res, error);
-      return false;
+      return undefined;
     }
   }
 
@@ -157,7 +158,9 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
         }
         res.setHeader('access-control-allow-origin', '*');
         if (method === 'POST' && req.headers['content-type']?.startsWith('application/json')) {
-          if (!(await preparseRegistration(req, res))) return true;
+          const replay = await normalisedRegistration(req, res);
+          if (replay) await callback(replay, res);
+          return true;
         }
       }
       if (pathname === '/authorize' && method === 'GET') rewriteAuthorizationScope(req, url);
@@ -182,6 +185,23 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     publicKeys: () => publicJwks(options.keys),
     close: cimd.close,
   };
+}
+
+/**
+ * The same request with another body: everything else (socket, method, url, listeners) is the
+ * original's, through the prototype. oidc-provider reads bodies with `req.iterator()`.
+ */
+function replayWithBody(req: IncomingMessage, body: Buffer): IncomingMessage {
+  async function* chunks() {
+    yield body;
+  }
+  return Object.create(req, {
+    readable: { value: true },
+    readableEncoding: { value: null },
+    headers: { value: { ...req.headers, 'content-length': String(body.length) } },
+    iterator: { value: () => chunks() },
+    [Symbol.asyncIterator]: { value: () => chunks() },
+  }) as IncomingMessage;
 }
 
 /** oidc-provider's error page, in our layout, without internals (only the OAuth error and description). */

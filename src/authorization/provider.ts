@@ -220,7 +220,35 @@ export function createProvider(options: ProviderOptions): Provider {
     return redirectUriMatches(value, this.redirectUris ?? []);
   };
 
-  provider.on('server_error', (_ctx, error) => options.logger.error({ err: error }, 'authorization server error'));
-  provider.on('grant.revoked', (_ctx, grantId) => options.logger.info({ event: 'grant.revoked', grantId }, 'grant revoked'));
+  auditProviderEvents(provider, options.logger);
   return provider;
+}
+
+/**
+ * Every decision the authorization server takes lands in the log as an audit event: tokens issued,
+ * token requests refused (with oidc-provider's reason, which never goes on the wire), registrations,
+ * revocations, and grants revoked after refresh-token reuse.
+ */
+function auditProviderEvents(provider: Provider, logger: Logger): void {
+  const clientOf = (ctx: KoaContextWithOIDC) => ctx.oidc?.client?.clientId;
+  provider.on('grant.success', (ctx) => {
+    logger.info({ event: 'token.issued', clientId: clientOf(ctx), grantType: ctx.oidc.params?.grant_type, user: ctx.oidc.entities.Grant?.accountId }, 'tokens issued');
+  });
+  provider.on('grant.error', (ctx, error) => {
+    logger.warn({ event: 'token.refused', clientId: clientOf(ctx), grantType: ctx.oidc?.params?.grant_type, error: (error as { error?: string }).error, detail: (error as { error_detail?: string }).error_detail }, 'token request refused');
+  });
+  provider.on('authorization.error', (ctx, error) => {
+    logger.warn({ event: 'authorization.refused', clientId: clientOf(ctx), error: (error as { error?: string }).error, detail: (error as { error_detail?: string }).error_detail }, 'authorization request refused');
+  });
+  provider.on('registration_create.success', (_ctx, client) => {
+    logger.info({ event: 'client.registered', clientId: client.clientId, clientName: client.clientName, redirectUris: client.redirectUris }, 'client registered');
+  });
+  provider.on('registration_create.error', (_ctx, error) => {
+    logger.warn({ event: 'client.registration_refused', error: (error as { error?: string }).error, detail: (error as Error).message }, 'client registration refused');
+  });
+  provider.on('revocation.error', (ctx, error) => {
+    logger.warn({ event: 'revocation.refused', clientId: clientOf(ctx), error: (error as { error?: string }).error }, 'revocation request refused');
+  });
+  provider.on('grant.revoked', (_ctx, grantId) => logger.info({ event: 'grant.revoked', grantId }, 'grant revoked'));
+  provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'authorization server error'));
 }

@@ -56,7 +56,7 @@ export async function authorizeAndExchange(
   stack: Stack,
   browser: Browser,
   client: Registered,
-  options: { redirectUri?: string; resource?: string; scope?: string; username?: 'alice' | 'bob' } = {},
+  options: { redirectUri?: string; resource?: string | null; scope?: string; username?: 'alice' | 'bob' } = {},
 ): Promise<TokenResponse & { code: string }> {
   const redirectUri = options.redirectUri ?? client.redirect_uris[0]!;
   const { verifier, challenge } = pkcePair();
@@ -69,7 +69,8 @@ export async function authorizeAndExchange(
     code_challenge_method: 'S256',
     state,
     scope: options.scope ?? 'mcp:tools',
-    resource: options.resource ?? stack.mcpUrl(),
+    // null: the client omits `resource` (older clients), undefined: the default server's URL.
+    resource: options.resource === null ? undefined : (options.resource ?? stack.mcpUrl()),
   });
   const page = await approveAndSignIn(stack, browser, url, redirectUri, options.username);
   const returned = page.url;

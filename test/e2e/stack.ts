@@ -124,8 +124,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
 /** From the gateway's /authorize to the client's redirect URI: consent, then the IdP login. */
 export async function approveAndSignIn(stack: Stack, browser: Browser, authorizationUrl: URL | string, redirectUrl: string, username: keyof typeof USERS = 'alice'): Promise<Page> {
-  let page = await browser.goto(authorizationUrl);
-  if (!page.url.pathname.startsWith('/interaction/')) throw new Error(`expected the consent page, got ${page.url.href} (${page.status}): ${page.text.slice(0, 300)}`);
+  let page = await browser.goto(authorizationUrl, { stopAt: redirectUrl });
+  if (!page.url.pathname.startsWith('/interaction/') || page.stopped) throw new Error(`expected the consent page, got ${page.url.href} (${page.status}): ${page.text.slice(0, 300)}`);
   page = await browser.submitForm(page, { button: 'approve' });
   return stack.idp.signIn(browser, page, username, { stopAt: redirectUrl });
 }

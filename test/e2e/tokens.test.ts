@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Browser } from '../support/browser.ts';
 import { startStack, type Stack } from './stack.ts';
-import { authorizeAndExchange, inspectAccessToken, mcpInitialize, registerPublicClient, tokenRequest } from './oauth.ts';
+import { authorizeAndExchange, authorizeUrl, inspectAccessToken, mcpInitialize, pkcePair, registerPublicClient, tokenRequest } from './oauth.ts';
 
 describe('tokens issued by the gateway', () => {
   let stack: Stack;
@@ -37,6 +37,33 @@ describe('tokens issued by the gateway', () => {
     assert.equal((claims.exp as number) - (claims.iat as number), 300, 'five-minute default lifetime');
     // The IdP's tokens stay with the gateway.
     assert.ok(!JSON.stringify(tokens.body).includes('idp'), 'nothing of the IdP in the token response');
+  });
+
+  test('resource: omitted means the default server (never an opaque token); non-canonical forms bind to the canonical URL', async () => {
+    const client = await registerPublicClient(stack);
+    const browser = new Browser({ ca: stack.ca.caPem });
+    const omitted = await authorizeAndExchange(stack, browser, client, { resource: null });
+    assert.equal(omitted.status, 200, JSON.stringify(omitted.body));
+    assert.equal(inspectAccessToken(String(omitted.body.access_token)).claims.aud, stack.mcpUrl());
+
+    const shouting = stack.mcpUrl().replace('http://localhost', 'HTTP://LOCALHOST') + '/';
+    const variant = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client, { resource: shouting });
+    assert.equal(variant.status, 200, JSON.stringify(variant.body));
+    assert.equal(inspectAccessToken(String(variant.body.access_token)).claims.aud, stack.mcpUrl());
+    const works = await mcpInitialize(stack.mcpUrl(), String(variant.body.access_token));
+    assert.equal(works.status, 200);
+    await works.body?.cancel();
+  });
+
+  test('a resource that is not an MCP server behind this gateway is refused with invalid_target', async () => {
+    const client = await registerPublicClient(stack);
+    const browser = new Browser({ ca: stack.ca.caPem });
+    const { challenge } = pkcePair();
+    const page = await browser.goto(
+      authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: client.redirect_uris[0], code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: 'https://elsewhere.example/mcp' }),
+      { stopAt: client.redirect_uris[0]! },
+    );
+    assert.equal(page.url.searchParams.get('error'), 'invalid_target');
   });
 
   test('a token for one MCP server is refused by another; no token and a bad token get the right challenge', async () => {
