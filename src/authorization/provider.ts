@@ -124,7 +124,12 @@ export function createProvider(options: ProviderOptions): Provider {
       devInteractions: { enabled: false },
       userinfo: { enabled: false },
       introspection: { enabled: false },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client may revoke only tokens issued to it; anything else is left alone and
+        // answered like a successful revocation (no oracle for other clients' tokens).
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
       registration: {
         enabled: options.registration.enabled,
         initialAccessToken: false,

@@ -159,3 +159,28 @@ describe('tokens issued by the gateway', () => {
     assert.ok(jwks.keys.every((key) => key.d === undefined), 'no private key material published');
   });
 });
+
+describe('revocation is per client', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(async () => {
+    await stack?.close();
+  });
+
+  test('another client cannot revoke a refresh token it does not own (RFC 7009 §2.1)', async () => {
+    const owner = await registerPublicClient(stack);
+    const stranger = await registerPublicClient(stack);
+    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), owner);
+    const refreshToken = String(tokens.body.refresh_token);
+    const revoke = await fetch(`${stack.issuer}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: refreshToken, client_id: stranger.client_id }),
+    });
+    assert.equal(revoke.status, 200, 'no oracle: the answer looks like success');
+    const stillValid = await tokenRequest(stack, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: owner.client_id });
+    assert.equal(stillValid.status, 200, JSON.stringify(stillValid.body));
+  });
+});
