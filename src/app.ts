@@ -19,7 +19,6 @@ import { loadOrCreateKeys } from './authorization/keys.ts';
 import { createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
 import { createGateway } from './gateway/index.ts';
 import { canonicalizeResource, resourceUriFor } from './gateway/resource.ts';
-import { startDemoServer } from './demo/server.ts';
 import { LocalIdentityProvider } from './upstream/local.ts';
 import { OidcIdentityProvider } from './upstream/oidc.ts';
 import { createOutboundFetch } from './http/outbound.ts';
@@ -89,6 +88,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     if ('url' in server.upstream) {
       upstreamUrls.set(server.name, server.upstream.url);
     } else {
+      // Loaded only when used: the demo server brings the MCP SDK's server side into memory.
+      const { startDemoServer } = await import('./demo/server.ts');
       const demo = await startDemoServer({ host: '127.0.0.1', port: 0 });
       closers.push(demo.close);
       upstreamUrls.set(server.name, demo.url);

@@ -206,8 +206,8 @@ function tooLargeMessage(limit: number): string {
 }
 
 /**
- * One proxied request. A class rather than closures so the per-request cost is one object whose methods
- * live on the prototype; undici calls the `on*` methods (its v7 handler interface).
+ * One proxied request. undici calls the `on*` methods (its v7 handler interface), which live on the
+ * prototype; only the three callbacks handed to Node events are per-instance arrow functions.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   readonly proxy: UpstreamProxy;
