@@ -6,6 +6,8 @@
  * Two upstreams:
  * - `trivial`: a node:http server answering a fixed JSON-RPC result: the gateway's own cost shows.
  * - `mcp-sdk`: the demo MCP server (official SDK, Streamable HTTP, stateful session).
+ * Beside them, a bare node:http + undici proxy (bench/bare-proxy.ts, no auth) in front of the trivial
+ * upstream: the floor of this HTTP stack, so the gateway's own share can be read off.
  *
  * Layout (DESIGN.md): load generator pinned to core 0, gateway and upstream to core 1, when `taskset`
  * exists. Usage: `npm run bench [-- --duration 10 --connections 32]`.
@@ -135,6 +137,11 @@ async function main(): Promise<void> {
     children.push(spawnNode(1, 'bench/trivial-upstream.ts', ['--port', String(trivialPort)]));
     const trivial = { url: `http://127.0.0.1:${trivialPort}/mcp` };
     await waitForUrl(trivial.url, { timeoutMs: 15_000, ok: () => true });
+    const barePort = await freePort();
+    const bareChild = spawnNode(1, 'bench/bare-proxy.ts', ['--port', String(barePort), '--upstream', trivial.url]);
+    children.push(bareChild);
+    const bareUrl = `http://127.0.0.1:${barePort}/mcp`;
+    await waitForUrl(bareUrl, { timeoutMs: 15_000, ok: () => true });
     const sdkPort = await freePort();
     const sdkChild = spawnNode(1, 'src/demo/server.ts', ['--port', String(sdkPort)]);
     children.push(sdkChild);
@@ -170,8 +177,10 @@ async function main(): Promise<void> {
     const rssBefore = await rssMiB(gatewayPid);
     console.log(`autocannon: ${CONNECTIONS} connections, ${DURATION} s per run${TASKSET ? ', load on core 0, gateway and upstreams on core 1' : ''}\n`);
     const trivialDirect = await load('trivial upstream, direct', trivial.url, base, call);
+    const trivialBare = await load('trivial, bare node proxy', bareUrl, base, call, workerPid(bareChild));
     const trivialGateway = await load('trivial upstream, gateway', `${issuer}/trivial`, { ...base, authorization: `Bearer ${trivialToken}` }, call, gatewayPid);
     console.log(fmt(trivialDirect));
+    console.log(fmt(trivialBare, trivialDirect).replace('gateway CPU', 'proxy CPU'));
     console.log(fmt(trivialGateway, trivialDirect));
 
     const directSession = await initializeSession(sdkUrl, base);
