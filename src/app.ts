@@ -24,7 +24,7 @@ import { OidcIdentityProvider } from './upstream/oidc.ts';
 import { createOutboundFetch } from './http/outbound.ts';
 import { hashPassword } from './upstream/passwords.ts';
 import type { IdentityProvider } from './upstream/types.ts';
-import { sendJson } from './http/errors.ts';
+import { OAuthError, sendJson, sendOAuthError } from './http/errors.ts';
 import { clientAddressResolver } from './http/client-address.ts';
 
 export interface RunningGateway {
@@ -160,8 +160,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 
   const server = createServer((req, res) => {
     route(req, res).catch((error: unknown) => {
-      logger.error({ err: error, method: req.method, path: req.url?.split('?')[0] }, 'request failed');
-      if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: 'The gateway could not complete the request.' });
+      // A refused request (an OAuthError: body too large, wrong content type) keeps its own status;
+      // anything else is our failure and says nothing internal on the wire.
+      if (error instanceof OAuthError) logger.warn({ method: req.method, path: req.url?.split('?')[0], error: error.error, detail: error.detail ?? error.description }, 'request refused');
+      else logger.error({ err: error, method: req.method, path: req.url?.split('?')[0] }, 'request failed');
+      if (!res.headersSent) sendOAuthError(res, error);
       else res.destroy();
     });
   });

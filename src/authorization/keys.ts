@@ -33,20 +33,29 @@ async function generateSigningKey(): Promise<JWK> {
   return { ...jwk, kid: randomUUID(), alg: 'ES256', use: 'sig' };
 }
 
+const CREATOR_CLAIM = 'gateway-keys-creator';
+const CREATION_WAIT_MS = 10_000;
+
 /**
- * Loads the keys, creating them once. Two replicas starting together may both generate: the last
- * write wins and the loser re-reads it, so both end up with the same keys.
+ * Loads the keys, creating them once. Replicas starting together on one fresh store must end with
+ * the same keys, so creation is claimed with an atomic counter: the first claimant generates, the
+ * others wait for its record.
  */
 export async function loadOrCreateKeys(storage: Storage, box: SecretBox, configuredConsentSecret?: string): Promise<GatewayKeys> {
   let sealed = await storage.get<string>(NS.keys, RECORD);
   if (sealed === undefined) {
-    const fresh: StoredKeys = {
-      signing: [await generateSigningKey()],
-      cookieKeys: [randomBytes(32).toString('base64url')],
-      consentSecret: randomBytes(32).toString('base64url'),
-    };
-    await storage.set(NS.keys, RECORD, box.sealJson(fresh, RECORD));
-    sealed = (await storage.get<string>(NS.keys, RECORD)) as string;
+    const claim = await storage.increment(NS.keys, CREATOR_CLAIM, CREATION_WAIT_MS / 1000);
+    if (claim === 1) {
+      const fresh: StoredKeys = {
+        signing: [await generateSigningKey()],
+        cookieKeys: [randomBytes(32).toString('base64url')],
+        consentSecret: randomBytes(32).toString('base64url'),
+      };
+      sealed = box.sealJson(fresh, RECORD);
+      await storage.set(NS.keys, RECORD, sealed);
+    } else {
+      sealed = await waitForKeys(storage);
+    }
   }
   const stored = box.openJson<StoredKeys>(sealed, RECORD);
   return {
@@ -54,6 +63,16 @@ export async function loadOrCreateKeys(storage: Storage, box: SecretBox, configu
     cookieKeys: stored.cookieKeys,
     consentSecret: Buffer.from(configuredConsentSecret ?? stored.consentSecret, configuredConsentSecret ? 'utf8' : 'base64url'),
   };
+}
+
+async function waitForKeys(storage: Storage): Promise<string> {
+  const deadline = Date.now() + CREATION_WAIT_MS;
+  while (Date.now() < deadline) {
+    const sealed = await storage.get<string>(NS.keys, RECORD);
+    if (sealed !== undefined) return sealed;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw Object.assign(new Error('another gateway instance claimed key creation but did not store keys within 10 s; start again'), { code: 'ERR_KEYS_NOT_CREATED' });
 }
 
 /** The public half of the signing keys, for the JWKS document and the gateway's token check. */

@@ -89,6 +89,12 @@ describe('consent, the browser binding and failures on the way', () => {
     const page = await browser.goto(authorizationUrlFor(client.client_id, client.redirect_uris[0]!));
     const refused = await browser.submitForm(page, { button: 'approve', fields: { csrf: 'forged' } });
     assert.equal(refused.status, 403);
+    const oversized = await fetch(new URL(`${page.url.pathname}/decision`, stack.issuer), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `decision=approve&filler=${'x'.repeat(64 * 1024)}`,
+    });
+    assert.equal(oversized.status, 413, 'a refused request keeps its status, it is not a server error');
   });
 
   test('the gateway goes to the IdP with its own PKCE, state, nonce and callback, and none of the client\'s parameters', async () => {

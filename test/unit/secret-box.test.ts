@@ -147,7 +147,7 @@ describe('loadEncryptionKeys', () => {
     for (const [key] of results) assert.ok(key?.equals(results[0]![0]!));
   });
 
-  test('warns about a key file others can read, and rejects a corrupt one', { skip: process.platform === 'win32' }, async () => {
+  test('warns about a key file others can read, and rejects a corrupt one', { skip: process.platform === 'win32' ? 'POSIX file modes do not exist on Windows' : false }, async () => {
     const dataDir = join(tempDir, 'loose');
     const config = configSchema.parse({ dataDir });
     await loadEncryptionKeys(config);

@@ -249,7 +249,7 @@ describe('SqliteStorage', () => {
     }
   });
 
-  test('creates an owner-only directory and file', { skip: process.platform === 'win32' }, async () => {
+  test('creates an owner-only directory and file', { skip: process.platform === 'win32' ? 'POSIX file modes do not exist on Windows' : false }, async () => {
     const dir = join(tempDir, 'private', 'nested');
     const path = join(dir, 'gateway.db');
     const storage = new SqliteStorage(path);
