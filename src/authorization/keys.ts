@@ -58,6 +58,9 @@ export async function loadOrCreateKeys(storage: Storage, box: SecretBox, configu
     }
   }
   const stored = box.openJson<StoredKeys>(sealed, RECORD);
+  // Encryption-key rotation: once a new key is configured first, re-seal this long-lived record with
+  // it, so the old key is no longer needed for it (other sealed records are rewritten at each login).
+  if (box.needsRotation(sealed)) await storage.set(NS.keys, RECORD, box.sealJson(stored, RECORD));
   return {
     signing: stored.signing,
     cookieKeys: stored.cookieKeys,

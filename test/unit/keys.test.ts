@@ -25,3 +25,14 @@ test('keys are stored sealed, and only public halves are published', async () =>
   assert.equal(again.signing[0]!.kid, keys.signing[0]!.kid, 'loaded, not regenerated');
   await assert.rejects(loadOrCreateKeys(storage, new SecretBox([randomBytes(32)])), 'another encryption key cannot open them');
 });
+
+test('rotating the encryption key re-seals the key record, after which the old key can go', async () => {
+  const storage = new MemoryStorage();
+  const oldKey = randomBytes(32);
+  const newKey = randomBytes(32);
+  const keys = await loadOrCreateKeys(storage, new SecretBox([oldKey]));
+  const rotated = await loadOrCreateKeys(storage, new SecretBox([newKey, oldKey]));
+  assert.equal(rotated.signing[0]!.kid, keys.signing[0]!.kid);
+  const withoutOld = await loadOrCreateKeys(storage, new SecretBox([newKey]));
+  assert.equal(withoutOld.signing[0]!.kid, keys.signing[0]!.kid, 'opens with the new key alone');
+});
