@@ -51,6 +51,15 @@ export async function tokenRequest(stack: Stack, params: Record<string, string>,
   return { status: response.status, body: (await response.json()) as Record<string, unknown>, headers: response.headers };
 }
 
+/** RFC 7009 revocation by a public client. */
+export async function revokeToken(stack: Stack, token: string, clientId: string): Promise<Response> {
+  return fetch(`${stack.issuer}/revoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token, client_id: clientId }),
+  });
+}
+
 /** Full authorization code flow for a registered public client; returns the token response. */
 export async function authorizeAndExchange(
   stack: Stack,

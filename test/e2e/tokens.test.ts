@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Browser } from '../support/browser.ts';
 import { startStack, type Stack } from './stack.ts';
-import { authorizeAndExchange, authorizeUrl, inspectAccessToken, mcpInitialize, pkcePair, registerPublicClient, tokenRequest } from './oauth.ts';
+import { authorizeAndExchange, authorizeUrl, inspectAccessToken, mcpInitialize, pkcePair, registerPublicClient, revokeToken, tokenRequest } from './oauth.ts';
 
 describe('tokens issued by the gateway', () => {
   let stack: Stack;
@@ -133,11 +133,7 @@ describe('tokens issued by the gateway', () => {
     const client = await registerPublicClient(stack);
     const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client);
     const refreshToken = String(tokens.body.refresh_token);
-    const revoke = await fetch(`${stack.issuer}/revoke`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token', client_id: client.client_id }),
-    });
+    const revoke = await revokeToken(stack, refreshToken, client.client_id);
     assert.equal(revoke.status, 200);
     const refreshed = await tokenRequest(stack, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.client_id });
     assert.equal(refreshed.body.error, 'invalid_grant');
@@ -174,11 +170,7 @@ describe('revocation is per client', () => {
     const stranger = await registerPublicClient(stack);
     const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), owner);
     const refreshToken = String(tokens.body.refresh_token);
-    const revoke = await fetch(`${stack.issuer}/revoke`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token: refreshToken, client_id: stranger.client_id }),
-    });
+    const revoke = await revokeToken(stack, refreshToken, stranger.client_id);
     assert.equal(revoke.status, 200, 'no oracle: the answer looks like success');
     const stillValid = await tokenRequest(stack, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: owner.client_id });
     assert.equal(stillValid.status, 200, JSON.stringify(stillValid.body));
