@@ -9,8 +9,10 @@ export type { Logger };
 const REDACTED_KEYS = [
   'authorization', 'cookie', 'set-cookie', 'password', 'passwordHash', 'client_secret', 'clientSecret',
   'access_token', 'accessToken', 'refresh_token', 'refreshToken', 'id_token', 'idToken', 'code_verifier',
-  'codeVerifier', 'encryptionKeys', 'cookieSecret', 'token', 'code',
+  'codeVerifier', 'encryptionKeys', 'cookieSecret', 'token',
 ];
+// Not `code`: that key carries error codes (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT) operators need, and
+// authorization codes are never logged under any key.
 
 /** Redaction paths: the key at the top level, one level down, and inside request headers. */
 export const REDACT_PATHS = [
