@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type { GatewayConfig, ServerConfig, LocalProviderConfig } from './config/schema.ts';
+import { localProviderSchema, serverSchema, type GatewayConfig, type ServerConfig, type LocalProviderConfig } from './config/schema.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { openStorage, startSweeper } from './storage/index.ts';
 import type { Storage } from './storage/types.ts';
@@ -56,20 +56,17 @@ async function demoIdentityProvider(storage: Storage, announce: (line: string) =
     await storage.set(NS.keys, DEMO_USER_RECORD, passwordHash);
     announce(`\nFirst start: created the demo user.\n  username: demo\n  password: ${password}\nThis password is shown only once. Configure identityProviders to use your own IdP.\n`);
   }
-  return {
+  return localProviderSchema.parse({
     type: 'local',
-    id: 'local',
     displayName: 'Demo account',
-    users: [{ username: 'demo', passwordHash, email: 'demo@example.com', name: 'Demo User', groups: [] }],
-    maxFailedAttempts: 5,
-    lockoutWindow: 900,
-  };
+    users: [{ username: 'demo', passwordHash, email: 'demo@example.com', name: 'Demo User' }],
+  });
 }
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
   const logger = options.logger ?? createLogger(config.log.level);
   const announce = options.announce ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const issuer = config.publicUrl.replace(/\/$/, '');
+  const issuer = config.publicUrl; // the schema normalises it to the origin form, the issuer's
   const branding = config.ui;
 
   const storage = await openStorage(config);
@@ -81,7 +78,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   // MCP servers: the configured ones, or the demo server shipped in the repo.
   const closers: Array<() => Promise<void>> = [];
   const servers: ServerConfig[] = config.servers ?? [
-    { name: 'demo', path: '/mcp', upstream: { builtin: 'demo' }, scopes: [], identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name' }, allowedOrigins: [], upstreamTimeoutMs: 30_000, maxRequestBytes: 4 * 1024 * 1024 },
+    serverSchema.parse({ name: 'demo', path: '/mcp', upstream: { builtin: 'demo' }, identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name' } }),
   ];
   const upstreamUrls = new Map<string, string>();
   for (const server of servers) {

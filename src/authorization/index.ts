@@ -14,7 +14,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
 import { readBody } from '../http/body.ts';
 import { renderPage, html, pageSecurityHeaders, type PageBranding } from '../ui/layout.ts';
-import { createProvider, registrableScopes, type ProtectedResource } from './provider.ts';
+import { createProvider, registrableScopes, resolveResource, type ProtectedResource } from './provider.ts';
 import { createInteractions } from './interactions.ts';
 import { createCimdFetch } from './cimd.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
@@ -67,7 +67,7 @@ const PROVIDER_ROUTES = /^\/(authorize(\/[^/]+)?|token|register|revoke|jwks|\.we
 
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
   const { config, logger } = options;
-  const issuer = config.publicUrl.replace(/\/$/, '');
+  const issuer = config.publicUrl; // the schema normalises it to the origin form
   const branding: PageBranding = config.ui;
   const scopes = registrableScopes();
   const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
@@ -172,10 +172,9 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
 
   /** Applies the default scope (RFC 6749 §3.3) for the MCP server the request targets. */
   function rewriteAuthorizationScope(req: IncomingMessage, url: URL): void {
-    const indicator = url.searchParams.get('resource');
-    const canonical = indicator === null ? options.resources[0]?.resource : options.canonicalizeResource(indicator);
-    const server = options.resources.find((candidate) => candidate.resource === canonical);
-    if (!server) return; // oidc-provider answers an unknown resource with invalid_target
+    const indicators = url.searchParams.getAll('resource');
+    const server = resolveResource(options.resources, options.canonicalizeResource, indicators.length > 1 ? indicators : indicators[0]);
+    if (!server) return; // oidc-provider answers an unknown resource with invalid_target; consent refuses several
     url.searchParams.set('scope', grantableScope(url.searchParams.get('scope'), server));
     req.url = `${url.pathname}${url.search}`;
   }

@@ -25,7 +25,7 @@ import { bindingDigest, issueBinding, readBinding } from './browser-binding.ts';
 import { csrfToken, csrfTokenValid } from '../http/csrf.ts';
 import { consentPage, describeRedirect } from './consent-page.ts';
 import { onlyLoopbackRedirects } from './redirect-uris.ts';
-import { OIDC_SCOPES, type ProtectedResource } from './provider.ts';
+import { OIDC_SCOPES, resolveResource, type ProtectedResource } from './provider.ts';
 
 /** A login on its way through the IdP, stored under its `state` for at most ten minutes. */
 export interface PendingLogin {
@@ -74,11 +74,10 @@ export function createInteractions(options: InteractionOptions) {
   const callbackUrl = new URL('/callback', options.issuer).href;
 
   function requestedAccess(params: Record<string, unknown>): RequestedAccess | undefined {
-    const indicator = typeof params.resource === 'string' ? params.resource : options.resources[0]?.resource;
-    if (!indicator) return undefined;
-    const canonical = options.canonicalizeResource(indicator);
-    const server = options.resources.find((candidate) => candidate.resource === canonical);
+    const server = resolveResource(options.resources, options.canonicalizeResource, params.resource);
     if (!server) return undefined;
+    // The grant is keyed by the indicator as the client sent it, or by the default oidc-provider applied.
+    const indicator = typeof params.resource === 'string' ? params.resource : server.resource;
     const requested = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
     return {
       resourceIndicator: indicator,
@@ -91,7 +90,10 @@ export function createInteractions(options: InteractionOptions) {
   async function details(req: IncomingMessage, res: ServerResponse) {
     try {
       return await provider.interactionDetails(req, res);
-    } catch {
+    } catch (error) {
+      // Usually an expired interaction or a missing cookie; a storage failure looks the same to the
+      // person, so the reason goes to the log.
+      logger.info({ event: 'interaction.unavailable', reason: (error as Error).message }, 'interaction could not be loaded');
       sendErrorPage(res, 400, branding, 'This sign-in has expired', 'The sign-in request is no longer valid, or it was started in another browser.');
       return undefined;
     }
@@ -109,7 +111,7 @@ export function createInteractions(options: InteractionOptions) {
     const client = await provider.Client.find(clientId);
     const access = requestedAccess(interaction.params);
     if (!client || !access) {
-      sendErrorPage(res, 400, branding, 'Unknown application', 'The application or MCP server in this request is not known to this gateway.');
+      sendErrorPage(res, 400, branding, 'Unknown application', 'The application or MCP server in this request is not known to this gateway. Each sign-in is for exactly one MCP server.');
       return;
     }
     const redirectUri = String(interaction.params.redirect_uri);

@@ -47,10 +47,20 @@ export function registrableScopes(): Set<string> {
   return new Set(OIDC_SCOPES);
 }
 
-/** The `resource` parameter of the request in progress, if one was sent (RFC 8707 §2). */
-function findResource(options: ProviderOptions, indicator: string): ProtectedResource | undefined {
-  const canonical = options.canonicalizeResource(indicator);
-  return canonical === undefined ? undefined : options.resources.find((candidate) => candidate.resource === canonical);
+/**
+ * The MCP server a `resource` parameter names (RFC 8707 §2), compared in canonical form. No parameter
+ * means the default (first) server. Several values mean undefined: a token is for one MCP server, and
+ * the consent page must name exactly the server the token will be for.
+ */
+export function resolveResource(
+  resources: readonly ProtectedResource[],
+  canonicalizeResource: (value: string) => string | undefined,
+  indicator: unknown,
+): ProtectedResource | undefined {
+  if (indicator === undefined || indicator === null) return resources[0];
+  if (typeof indicator !== 'string') return undefined;
+  const canonical = canonicalizeResource(indicator);
+  return canonical === undefined ? undefined : resources.find((candidate) => candidate.resource === canonical);
 }
 
 /**
@@ -155,7 +165,7 @@ export function createProvider(options: ProviderOptions): Provider {
           return true;
         },
         async getResourceServerInfo(_ctx, indicator) {
-          const target = findResource(options, indicator);
+          const target = resolveResource(options.resources, options.canonicalizeResource, indicator);
           if (!target) throw new errors.InvalidTarget('the resource is not an MCP server behind this gateway');
           return {
             // RFC 8707 §2: audience-bound to exactly this server.

@@ -54,7 +54,7 @@ const localUser = z.object({
   groups: z.array(z.string()).default([]).describe('Group names passed on with the identity.'),
 });
 
-const localProvider = z.object({
+export const localProviderSchema = z.object({
   type: z.literal('local').describe('Built-in accounts defined in this file.'),
   id: z.string().regex(/^[a-z0-9-]+$/).default('local').describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.'),
   displayName: z.string().default('Local accounts').describe('Name shown on the sign-in page.'),
@@ -86,7 +86,7 @@ const oidcProvider = z.object({
     .describe('Extra parameters sent on the upstream authorization request (for example `prompt`, `domain_hint`).'),
 });
 
-export const identityProviderSchema = z.discriminatedUnion('type', [localProvider, oidcProvider]);
+export const identityProviderSchema = z.discriminatedUnion('type', [localProviderSchema, oidcProvider]);
 
 const identityHeaders = z
   .object({
@@ -98,7 +98,7 @@ const identityHeaders = z
   .default({})
   .describe('Request headers that carry the signed-in user to the MCP server (opt-in, per header).');
 
-const serverSchema = z.object({
+export const serverSchema = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes').describe('Unique name of the server (lowercase letters, digits, dashes), used in logs.'),
   path: z
     .string()
@@ -298,6 +298,6 @@ export type GatewayConfigInput = z.input<typeof configSchema>;
 export type GatewayConfig = z.output<typeof configSchema>;
 export type ServerConfig = z.output<typeof serverSchema>;
 export type IdentityProviderConfig = z.output<typeof identityProviderSchema>;
-export type LocalProviderConfig = z.output<typeof localProvider>;
+export type LocalProviderConfig = z.output<typeof localProviderSchema>;
 export type OidcProviderConfig = z.output<typeof oidcProvider>;
 export type LocalUserConfig = z.output<typeof localUser>;

@@ -72,6 +72,19 @@ describe('consent, the browser binding and failures on the way', () => {
     assert.equal(stack.idp.authorizationRequests.length, 0, 'nobody was sent to the IdP before consent');
   });
 
+  test('an authorization naming two resources is refused at consent: a token is for exactly one MCP server', async () => {
+    const client = await registerPublicClient(stack);
+    const browser = new Browser({ ca: stack.ca.caPem });
+    const url = authorizationUrlFor(client.client_id, client.redirect_uris[0]!);
+    url.searchParams.append('resource', `${stack.mcpUrl()}/`); // valid, so it passes oidc-provider's invalid_target check
+    const before = stack.idp.authorizationRequests.length;
+    const page = await browser.goto(url, { stopAt: client.redirect_uris[0]! });
+    assert.equal(page.status, 400, page.url.href);
+    assert.match(page.text, /exactly one MCP server/);
+    assert.equal(page.forms.length, 0, 'nothing to approve');
+    assert.equal(stack.idp.authorizationRequests.length, before, 'nobody was sent to the IdP');
+  });
+
   test('denying sends access_denied back to the client with iss (RFC 9207)', async () => {
     const client = await registerPublicClient(stack);
     const browser = new Browser({ ca: stack.ca.caPem });
