@@ -9,7 +9,7 @@
  * - normalisation of the document (see client-metadata.ts) before oidc-provider validates it.
  */
 import { Agent, fetch as undiciFetch } from 'undici';
-import { rootCertificates } from 'node:tls';
+import { trustedCa } from '../http/outbound.ts';
 import type { Logger } from '../observability/logger.ts';
 import { assertHostAllowed, guardedLookup } from './ssrf.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
@@ -62,7 +62,7 @@ export function createCimdFetch(options: CimdOptions) {
   const agent = new Agent({
     connect: {
       lookup: guardedLookup(options.allowPrivateAddresses) as never,
-      ca: options.extraCaPem ? [...rootCertificates, options.extraCaPem] : undefined,
+      ...trustedCa(options.extraCaPem),
       timeout: options.fetchTimeoutMs,
     },
     headersTimeout: options.fetchTimeoutMs,

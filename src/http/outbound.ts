@@ -29,9 +29,7 @@ export function createOutboundFetch(options: OutboundFetchOptions): OutboundFetc
     throw Object.assign(new TypeError('timeoutMs must be a positive integer'), { code: 'ERR_INVALID_ARG_VALUE' });
   }
   const agent = new Agent({
-    // Setting `ca` replaces Node's default trust, so the default roots are listed again; leaving it unset
-    // keeps Node's own behaviour (including NODE_EXTRA_CA_CERTS and --use-system-ca).
-    connect: options.extraCaPem ? { ca: [...defaultRoots(), options.extraCaPem] } : {},
+    connect: trustedCa(options.extraCaPem),
     connectTimeout: timeoutMs,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
@@ -47,6 +45,15 @@ export function createOutboundFetch(options: OutboundFetchOptions): OutboundFetc
     return (await undiciFetch(url, merged)) as unknown as Response;
   };
   return Object.assign(outbound, { close: () => agent.close() }) as OutboundFetch;
+}
+
+/**
+ * TLS trust for an outbound undici connection: Node's default trust, plus the extra CA when given.
+ * Setting `ca` replaces Node's default trust, so the default roots are listed again; leaving it unset
+ * keeps Node's own behaviour (including NODE_EXTRA_CA_CERTS and --use-system-ca).
+ */
+export function trustedCa(extraCaPem: string | undefined): { ca?: string[] } {
+  return extraCaPem ? { ca: [...defaultRoots(), extraCaPem] } : {};
 }
 
 /** Node's trusted roots; `getCACertificates('default')` (Node ≥ 22.15) also has NODE_EXTRA_CA_CERTS and the system store when enabled. */
