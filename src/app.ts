@@ -19,11 +19,11 @@ import { loadOrCreateKeys } from './authorization/keys.ts';
 import { createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
 import { createGateway } from './gateway/index.ts';
 import { canonicalizeResource, resourceUriFor } from './gateway/resource.ts';
-import { LocalIdentityProvider } from './upstream/local.ts';
-import { OidcIdentityProvider } from './upstream/oidc.ts';
+import { createIdentityProviders } from './upstream/index.ts';
+import { createIdpTokenSource } from './upstream/idp-tokens.ts';
+import { startUpstreamTargets } from './gateway/upstream-targets.ts';
 import { createOutboundFetch } from './http/outbound.ts';
 import { hashPassword } from './upstream/passwords.ts';
-import type { IdentityProvider } from './upstream/types.ts';
 import { OAuthError, sendJson, sendOAuthError } from './http/errors.ts';
 import { clientAddressResolver } from './http/client-address.ts';
 
@@ -76,44 +76,25 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const extraCaPem = config.extraCaCertificatesFile ? await readFile(config.extraCaCertificatesFile, 'utf8') : undefined;
 
   // MCP servers: the configured ones, or the demo server shipped in the repo.
-  const closers: Array<() => Promise<void>> = [];
   const servers: ServerConfig[] = config.servers ?? [
     serverSchema.parse({ name: 'demo', path: '/mcp', upstream: { builtin: 'demo' }, identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name' } }),
   ];
-  const upstreamUrls = new Map<string, string>();
-  for (const server of servers) {
-    if ('url' in server.upstream) {
-      upstreamUrls.set(server.name, server.upstream.url);
-    } else {
-      // Loaded only when used: the demo server brings the MCP SDK's server side into memory.
-      const { startDemoServer } = await import('./demo/server.ts');
-      const demo = await startDemoServer({ host: '127.0.0.1', port: 0 });
-      closers.push(demo.close);
-      upstreamUrls.set(server.name, demo.url);
-    }
-  }
   const resources: ProtectedResource[] = servers.map((server) => ({ name: server.name, resource: resourceUriFor(issuer, server.path), scopes: server.scopes }));
 
   // Identity providers.
   const providerConfigs = config.identityProviders ?? [await demoIdentityProvider(storage, announce)];
   const outboundFetch = createOutboundFetch({ extraCaPem, timeoutMs: 10_000 });
-  const localProviders = new Map<string, LocalIdentityProvider>();
-  const identityProviders: IdentityProvider[] = providerConfigs.map((providerConfig) => {
-    if (providerConfig.type === 'local') {
-      const local = new LocalIdentityProvider({
-        config: providerConfig,
-        storage,
-        issuer,
-        cookieSecret: keys.consentSecret,
-        branding,
-        logger,
-        clientAddress: clientAddressResolver(config.trustProxy),
-      });
-      localProviders.set(providerConfig.id, local);
-      return local;
-    }
-    return new OidcIdentityProvider(providerConfig, { fetch: outboundFetch });
+  const { all: identityProviders, local: localProviders } = createIdentityProviders(providerConfigs, {
+    storage,
+    issuer,
+    cookieSecret: keys.consentSecret,
+    branding,
+    logger,
+    fetch: outboundFetch,
+    clientAddress: clientAddressResolver(config.trustProxy),
   });
+  const idpTokens = createIdpTokenSource({ storage, secretBox, providers: identityProviders, logger });
+  const upstreams = await startUpstreamTargets(servers, { logger, idpTokens });
 
   const authorization = await createAuthorizationServer({
     config,
@@ -132,7 +113,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     publicKeys: authorization.publicKeys,
     findUser: (sub) => storage.get<UserRecord>(NS.users, sub),
     logger,
-    resolveUpstreamUrl: (server) => upstreamUrls.get(server.name) as string,
+    upstreams,
+    idpTokens,
   });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -195,7 +177,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await gateway.close();
       await authorization.close();
       await outboundFetch.close();
-      for (const close of closers) await close();
+      await upstreams.close();
       stopSweeper();
       await storage.close();
       logger.flush?.();

@@ -6,6 +6,8 @@
  * (src/config/docs.ts) and comments do not survive type stripping. Comments that remain explain why.
  */
 import { z } from 'zod';
+import { accessRulesSchema } from './schema-access.ts';
+import { stdioUpstreamSchema } from './schema-stdio.ts';
 
 const duration = z.number().int().positive();
 
@@ -107,17 +109,44 @@ export const serverSchema = z.object({
     // (A path the regex already rejects is left to its message alone.)
     .refine((value) => !/^\/.*[^/]$/.test(value) || value.split('/').slice(1).every((segment) => segment !== '' && segment !== '.' && segment !== '..'), 'must not contain empty, "." or ".." segments')
     .describe('Route on the gateway, such as `/github`; the canonical resource URI is `publicUrl + path`. Starts with / and does not end with /.'),
+  host: z
+    .string()
+    .regex(/^[a-z0-9.-]+(:\d+)?$/, 'a lowercase host name, optionally with :port')
+    .optional()
+    .describe('Route by Host header as well as path: requests for this server must carry this Host. Its resource URI is then `<publicUrl scheme>://<host><path>`.'),
+  resource: z
+    .url()
+    .optional()
+    .describe('Canonical resource URI of the server (its PRM `resource` and token `aud`), when it differs from the default `publicUrl + path` (forward-auth behind another origin).'),
   upstream: z
     .union([
-      z.object({ url: z.url().describe('URL of the MCP server\'s streamable HTTP endpoint.') }),
+      z.object({
+        url: z.url().describe('URL of the MCP server\'s endpoint.'),
+        transport: z
+          .enum(['streamable-http', 'sse'])
+          .default('streamable-http')
+          .describe('`streamable-http` (2025-03-26 and later) or `sse`, the older HTTP+SSE transport (2024-11-05), where `url` is the SSE endpoint.'),
+      }),
+      z.object({ stdio: stdioUpstreamSchema.describe('A stdio MCP server the gateway spawns.') }),
       z.object({ builtin: z.literal('demo').describe('A server built into the gateway (`demo` only).') }),
+      z.object({
+        forwardAuth: z.literal(true).describe('Traffic reaches the server through your own reverse proxy, which asks the gateway at `/forward-auth`.'),
+      }),
     ])
-    .describe('Where requests are forwarded: either `url` or `builtin`.'),
+    .describe('Where requests go: `url`, `stdio`, `builtin`, or `forwardAuth: true`.'),
   scopes: z
     .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/))
     .default([])
     .describe('Scopes a token needs for this server; advertised in the protected resource metadata and in the 401 challenge.'),
   identityHeaders,
+  idpToken: z
+    .object({
+      header: z.string().optional().describe('HTTP upstreams: request header that carries the user\'s current IdP access token.'),
+      env: z.string().optional().describe('Per-user stdio servers: environment variable that carries the user\'s IdP access token.'),
+    })
+    .optional()
+    .describe('Hand the user\'s own IdP access token to this server (opt-in). Refreshed before it expires; never the gateway\'s token.'),
+  access: accessRulesSchema.describe('Who may log in to this server, on top of the gateway-wide `access`.'),
   allowedOrigins: z
     .array(z.string())
     .default([])
@@ -207,6 +236,7 @@ export const configSchema = z
       .optional()
       .describe('Where people sign in. Each entry has a `type`: `local` or `oidc`.'),
     servers: z.array(serverSchema).min(1).optional().describe('The MCP servers behind the gateway.'),
+    access: accessRulesSchema.describe('Who may log in at all. Empty: everyone the identity providers accept.'),
     consent: z
       .object({
         cookieSecret: z
@@ -300,4 +330,5 @@ export type ServerConfig = z.output<typeof serverSchema>;
 export type IdentityProviderConfig = z.output<typeof identityProviderSchema>;
 export type LocalProviderConfig = z.output<typeof localProviderSchema>;
 export type OidcProviderConfig = z.output<typeof oidcProvider>;
+export type UpstreamConfig = ServerConfig['upstream'];
 export type LocalUserConfig = z.output<typeof localUser>;

@@ -22,6 +22,8 @@ import { sendJsonRpcError, UpstreamPools, UpstreamProxy } from './proxy.ts';
 import { gatewayOrigin, issuerFromPublicUrl, PRM_WELL_KNOWN, protectedResourceMetadataUrl, resourceFor } from './resource.ts';
 import { createTokenVerifier, extractBearerToken } from './token-verifier.ts';
 import type { TokenVerifier, VerifiedToken } from './token-verifier.ts';
+import type { UpstreamTargets } from './upstream-targets.ts';
+import type { IdpTokenSource } from '../upstream/idp-tokens.ts';
 
 export { canonicalizeResource, issuerFromPublicUrl, protectedResourceMetadataUrl, resourceFor, resourceUriFor } from './resource.ts';
 
@@ -34,8 +36,10 @@ export interface GatewayOptions {
   /** Looks a user up by the token's `sub`; called once per token, not per request. */
   findUser: (sub: string) => Promise<UserRecord | undefined>;
   logger: Logger;
-  /** Upstream URL of a server; required for `upstream: { builtin: 'demo' }`, whose URL is only known at run time. */
-  resolveUpstreamUrl?: (server: ServerConfig) => string;
+  /** Where each server's traffic goes (src/gateway/upstream-targets.ts); by default the configured `url`. */
+  upstreams?: UpstreamTargets;
+  /** The user's IdP access token, for servers configured with `idpToken`. */
+  idpTokens?: IdpTokenSource;
 }
 
 export interface Gateway {
@@ -75,7 +79,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const verifier: TokenVerifier = createTokenVerifier({ issuer, publicKeys: options.publicKeys });
   const metadata = new ProtectedResourceMetadataEndpoints(issuer, options.servers);
   const pools = new UpstreamPools();
-  const resolve = options.resolveUpstreamUrl ?? defaultUpstreamUrl;
+  const resolve = (server: ServerConfig): string => options.upstreams?.get(server.name)?.url ?? defaultUpstreamUrl(server);
 
   const upstreamUrls = options.servers.map((server) => resolve(server));
   options.servers.forEach((server, index) => pools.register(upstreamUrls[index] ?? '', server.upstreamTimeoutMs));
@@ -246,7 +250,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
 function defaultUpstreamUrl(server: ServerConfig): string {
   if ('url' in server.upstream) return server.upstream.url;
-  throw Object.assign(new Error(`server "${server.name}" uses the built-in demo upstream; pass resolveUpstreamUrl with its URL`), {
+  throw Object.assign(new Error(`server "${server.name}" uses the built-in demo upstream; has no URL of its own; pass it through the upstreams option`), {
     code: 'ERR_GATEWAY_UPSTREAM',
   });
 }

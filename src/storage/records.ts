@@ -20,6 +20,10 @@ export interface UserRecord {
   emailVerified?: boolean;
   name?: string;
   groups: string[];
+  /** Entra tenant id, GitHub organisations and teams, when the provider supplies them (policy input). */
+  tenantId?: string;
+  organizations?: string[];
+  teams?: string[];
   createdAt: number;
   lastLoginAt: number;
 }

@@ -17,7 +17,14 @@ export interface UpstreamIdentity {
   email?: string;
   emailVerified?: boolean;
   name?: string;
+  /** Group names or ids (Entra groups and app roles, Okta/Keycloak groups...), for policy and headers. */
   groups: string[];
+  /** Entra tenant id (`tid`), for tenant allow-lists. */
+  tenantId?: string;
+  /** GitHub organisations (logins) the user belongs to, when the provider reads them. */
+  organizations?: string[];
+  /** GitHub teams as `org/team-slug`, when the provider reads them. */
+  teams?: string[];
 }
 
 /** Tokens the IdP issued to the gateway; stored encrypted, never shown to MCP clients. */
@@ -42,6 +49,12 @@ export interface IdentityProvider {
   authorizationUrl(login: UpstreamLoginState, callbackUrl: string): Promise<URL>;
   /** Completes the login from the callback's query parameters (already checked for `state`). */
   completeLogin(callbackUrl: URL, login: UpstreamLoginState, expectedCallbackUrl: string): Promise<UpstreamLoginResult>;
+  /**
+   * Exchanges the stored refresh token for fresh IdP tokens. Absent when the provider issues none
+   * (local accounts). Throws UpstreamLoginError: `access_denied` when the IdP refused the refresh token
+   * (the user must log in again), `temporarily_unavailable` when the IdP could not be reached.
+   */
+  refresh?(tokens: UpstreamTokens): Promise<UpstreamTokens>;
 }
 
 /**

@@ -259,7 +259,7 @@ describe('environment overrides', () => {
     assert.equal(config.log.level, 'debug');
     assert.deepEqual(config.clientIdMetadataDocuments.allowHosts, ['a.example.com', '*.b.example.com']);
     assert.deepEqual(config.clientIdMetadataDocuments.denyHosts, ['evil.example.com', 'worse.example.com']);
-    assert.deepEqual(config.servers?.[0]?.upstream, { url: 'http://10.0.0.5:8080/mcp' });
+    assert.deepEqual(config.servers?.[0]?.upstream, { url: 'http://10.0.0.5:8080/mcp', transport: 'streamable-http' });
     assert.equal(config.servers?.[0]?.upstreamTimeoutMs, 5000);
     assert.equal(config.servers?.[0]?.name, 'github'); // the rest of the entry is kept
     const provider = config.identityProviders?.[0];

@@ -236,7 +236,7 @@ before(async () => {
       return sub === ALICE.id ? ALICE : undefined;
     },
     logger,
-    resolveUpstreamUrl: (server) => ('url' in server.upstream ? server.upstream.url : demo.url),
+    upstreams: { get: (name) => { const server = servers.find((s) => s.name === name); return { url: server && 'url' in server.upstream ? server.upstream.url : demo.url, transport: 'streamable-http' }; }, close: async () => {} },
   });
   gatewayHttp.on('request', (req, res) => {
     if (gateway.handle(req, res)) return;

@@ -1,0 +1,49 @@
+/**
+ * Builds the configured identity providers. One factory per `identityProviders[].type`.
+ */
+import type { IdentityProviderConfig, LocalProviderConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Storage } from '../storage/types.ts';
+import type { OutboundFetch } from '../http/outbound.ts';
+import type { PageBranding } from '../ui/layout.ts';
+import { LocalIdentityProvider } from './local.ts';
+import { OidcIdentityProvider } from './oidc.ts';
+import type { IdentityProvider } from './types.ts';
+import type { IncomingMessage } from 'node:http';
+
+export interface IdentityProviderDeps {
+  storage: Storage;
+  issuer: string;
+  cookieSecret: Buffer | string;
+  branding: PageBranding;
+  logger: Logger;
+  fetch: OutboundFetch;
+  clientAddress: (req: IncomingMessage) => string | undefined;
+}
+
+export interface IdentityProviders {
+  all: IdentityProvider[];
+  /** Local providers serve their own sign-in pages under /sign-in/<id>. */
+  local: Map<string, LocalIdentityProvider>;
+}
+
+export function createIdentityProviders(configs: readonly IdentityProviderConfig[], deps: IdentityProviderDeps): IdentityProviders {
+  const local = new Map<string, LocalIdentityProvider>();
+  const all = configs.map((config): IdentityProvider => {
+    if (config.type === 'local') {
+      const provider = new LocalIdentityProvider({
+        config: config as LocalProviderConfig,
+        storage: deps.storage,
+        issuer: deps.issuer,
+        cookieSecret: deps.cookieSecret,
+        branding: deps.branding,
+        logger: deps.logger,
+        clientAddress: deps.clientAddress,
+      });
+      local.set(config.id, provider);
+      return provider;
+    }
+    return new OidcIdentityProvider(config, { fetch: deps.fetch });
+  });
+  return { all, local };
+}
