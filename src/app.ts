@@ -18,8 +18,10 @@ import { NS, type UserRecord } from './storage/records.ts';
 import { loadOrCreateKeys } from './authorization/keys.ts';
 import { createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
 import { createGateway } from './gateway/index.ts';
-import { canonicalizeResource, resourceUriFor } from './gateway/resource.ts';
+import { createForwardAuth } from './gateway/forward-auth.ts';
+import { canonicalizeResource, resourceFor } from './gateway/resource.ts';
 import { createIdentityProviders } from './upstream/index.ts';
+import { withGithubOrganizationDefaults } from './upstream/github.ts';
 import { createIdpTokenSource } from './upstream/idp-tokens.ts';
 import { startUpstreamTargets } from './gateway/upstream-targets.ts';
 import { createOutboundFetch } from './http/outbound.ts';
@@ -79,10 +81,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const servers: ServerConfig[] = config.servers ?? [
     serverSchema.parse({ name: 'demo', path: '/mcp', upstream: { builtin: 'demo' }, identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name' } }),
   ];
-  const resources: ProtectedResource[] = servers.map((server) => ({ name: server.name, resource: resourceUriFor(issuer, server.path), scopes: server.scopes }));
+  const resources: ProtectedResource[] = servers.map((server) => ({
+    name: server.name,
+    resource: resourceFor(issuer, server),
+    scopes: server.scopes,
+    access: { gateway: config.access, server: server.access },
+    requiresIdpToken: Boolean(server.idpToken?.header ?? server.idpToken?.env),
+  }));
 
   // Identity providers.
-  const providerConfigs = config.identityProviders ?? [await demoIdentityProvider(storage, announce)];
+  // Access rules naming GitHub orgs or teams need the membership read at login.
+  const providerConfigs = withGithubOrganizationDefaults(config.identityProviders ?? [await demoIdentityProvider(storage, announce)], config);
   const outboundFetch = createOutboundFetch({ extraCaPem, timeoutMs: 10_000 });
   const { all: identityProviders, local: localProviders } = createIdentityProviders(providerConfigs, {
     storage,
@@ -93,7 +102,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     fetch: outboundFetch,
     clientAddress: clientAddressResolver(config.trustProxy),
   });
-  const idpTokens = createIdpTokenSource({ storage, secretBox, providers: identityProviders, logger });
+  const idpTokens = createIdpTokenSource({ storage, secretBox, providers: identityProviders, logger, retentionSeconds: config.tokens.refreshTokenTtl });
   const upstreams = await startUpstreamTargets(servers, { logger, idpTokens });
 
   const authorization = await createAuthorizationServer({
@@ -115,9 +124,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     logger,
     upstreams,
     idpTokens,
+    // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
+    clientAddress: clientAddressResolver(config.trustProxy),
   });
+  // Checks for reverse proxies in front of `forwardAuth` servers; same guard, so one token cache.
+  const forwardAuth = createForwardAuth({ issuer, servers, guard: gateway.guard, logger });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (forwardAuth.handle(req, res)) return;
     // `/<mcp path>/.well-known/openid-configuration` is an authorization-server alias some clients
     // probe; it must not be taken for MCP traffic under that path.
     if (!req.url?.includes('/.well-known/openid-configuration') && gateway.handle(req, res)) return;

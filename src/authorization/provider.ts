@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { hostAllowed } from './cimd.ts';
+import type { AccessPolicy } from '../policy/access.ts';
 
 /** An MCP server as the authorization server sees it: an audience with scopes. */
 export interface ProtectedResource {
@@ -18,6 +19,10 @@ export interface ProtectedResource {
   /** Canonical resource URI, also the token `aud`. */
   resource: string;
   scopes: string[];
+  /** Who may log in to it: the gateway-wide and the server's rule blocks (src/policy/access.ts). Absent: everyone. */
+  access?: AccessPolicy;
+  /** The server receives the user's IdP token (`servers[].idpToken`): without a live one, refreshing is pointless. */
+  requiresIdpToken?: boolean;
 }
 
 export interface ProviderOptions {
@@ -81,6 +86,24 @@ function interactionPolicyAlwaysLogin() {
 }
 
 export function createProvider(options: ProviderOptions): Provider {
+  /**
+   * A refresh for a server that receives the user's IdP token is refused once that IdP session is over
+   * (the IdP refused its refresh token and src/upstream/idp-tokens.ts dropped the tokens): the new access
+   * token would only meet a 401 at the gateway, and clients such as the SDK then give up instead of
+   * logging in again. `invalid_grant` here sends them through a full authorization.
+   */
+  async function idpSessionUsable(ctx: KoaContextWithOIDC, sub: string, token: { grantId?: string; resource?: unknown }): Promise<boolean> {
+    if (!options.resources.some((resource) => resource.requiresIdpToken)) return true;
+    // The refresh token remembers the resource it was issued for (a grant with no resource scopes
+    // records none); the request may name one too. Neither: the default resource applies.
+    const grant = token.grantId ? await ctx.oidc.provider.Grant.find(token.grantId) : undefined;
+    const indicators = [token.resource, ctx.oidc.params?.resource, Object.keys(grant?.resources ?? {})].flat().filter((value): value is string => typeof value === 'string');
+    const servers = indicators.length > 0 ? indicators.map((indicator) => resolveResource(options.resources, options.canonicalizeResource, indicator)) : [resources[0]];
+    const needsIdpToken = servers.some((server) => server?.requiresIdpToken);
+    if (!needsIdpToken) return true;
+    return (await storage.get(NS.upstreamTokens, sub)) !== undefined;
+  }
+
   const { issuer, resources, tokens, storage } = options;
   const defaultResource = resources[0];
   if (!defaultResource) throw new Error('at least one MCP server is required');
@@ -120,9 +143,10 @@ export function createProvider(options: ProviderOptions): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
     },
     enabledJWA: { idTokenSigningAlgValues: ['ES256'], userinfoSigningAlgValues: ['ES256'] } as Configuration['enabledJWA'],
-    async findAccount(_ctx, sub) {
+    async findAccount(ctx, sub, token) {
       const user = await storage.get<UserRecord>(NS.users, sub);
       if (!user) return undefined;
+      if (token?.kind === 'RefreshToken' && !(await idpSessionUsable(ctx, sub, token))) return undefined;
       return {
         accountId: sub,
         async claims() {

@@ -8,6 +8,13 @@
 import { z } from 'zod';
 import { accessRulesSchema } from './schema-access.ts';
 import { stdioUpstreamSchema } from './schema-stdio.ts';
+import { uiSchema } from './schema-ui.ts';
+import {
+  oidcProviderSchema, entraProviderSchema, googleProviderSchema, oktaProviderSchema, keycloakProviderSchema,
+  auth0ProviderSchema, authentikProviderSchema, cognitoProviderSchema,
+} from './schema-providers.ts';
+import { githubProviderSchema, oauth2ProviderSchema } from './schema-providers-oauth2.ts';
+export type { GithubProviderConfig, OAuth2ProviderConfig } from './schema-providers-oauth2.ts';
 
 const duration = z.number().int().positive();
 
@@ -70,25 +77,19 @@ export const localProviderSchema = z.object({
   lockoutWindow: duration.default(900).describe('Length of the failed sign-in window, in seconds.'),
 });
 
-const oidcProvider = z.object({
-  type: z.literal('oidc').describe('An OpenID Connect identity provider (Entra ID, Okta, Keycloak, Google, ...).'),
-  id: z.string().regex(/^[a-z0-9-]+$/).default('oidc').describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.'),
-  displayName: z.string().default('Single sign-on').describe('Name shown to users.'),
-  issuer: z.url().describe('Issuer URL of the IdP; its discovery document is read from `<issuer>/.well-known/openid-configuration`.'),
-  clientId: z.string().min(1).describe('Client ID of the gateway\'s registration at the IdP.'),
-  clientSecret: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('Client secret of that registration; omit for a public client. Prefer `${file:/run/secrets/...}` or the `_FILE` variable to writing it here.'),
-  scopes: z.array(z.string()).default(['openid', 'email', 'profile', 'offline_access']).describe('Scopes requested from the IdP.'),
-  authorizationParams: z
-    .record(z.string(), z.string())
-    .default({})
-    .describe('Extra parameters sent on the upstream authorization request (for example `prompt`, `domain_hint`).'),
-});
-
-export const identityProviderSchema = z.discriminatedUnion('type', [localProviderSchema, oidcProvider]);
+export const identityProviderSchema = z.discriminatedUnion('type', [
+  localProviderSchema,
+  oidcProviderSchema,
+  entraProviderSchema,
+  googleProviderSchema,
+  oktaProviderSchema,
+  keycloakProviderSchema,
+  auth0ProviderSchema,
+  authentikProviderSchema,
+  cognitoProviderSchema,
+  githubProviderSchema,
+  oauth2ProviderSchema,
+]);
 
 const identityHeaders = z
   .object({
@@ -108,16 +109,26 @@ export const serverSchema = z.object({
     // `//`, `/./` and `/../` would never match a normalised request path, or would match a different one.
     // (A path the regex already rejects is left to its message alone.)
     .refine((value) => !/^\/.*[^/]$/.test(value) || value.split('/').slice(1).every((segment) => segment !== '' && segment !== '.' && segment !== '..'), 'must not contain empty, "." or ".." segments')
-    .describe('Route on the gateway, such as `/github`; the canonical resource URI is `publicUrl + path`. Starts with / and does not end with /.'),
+    .describe('Route on the gateway, such as `/github`: the route itself and everything under it go to this server. Starts with / and does not end with /. The canonical resource URI (token audience) is `publicUrl + path` unless `host` or `resource` say otherwise.'),
   host: z
     .string()
     .regex(/^[a-z0-9.-]+(:\d+)?$/, 'a lowercase host name, optionally with :port')
     .optional()
-    .describe('Route by Host header as well as path: requests for this server must carry this Host. Its resource URI is then `<publicUrl scheme>://<host><path>`.'),
+    .describe('Route by Host header as well as path: only requests whose `Host` header names this host (case-insensitive, default port optional) reach this server; behind a reverse proxy, the proxy must pass the client\'s Host on (`X-Forwarded-Host` is not used). Its resource URI is then `<publicUrl scheme>://<host><path>`. Servers without `host` answer on any Host.'),
   resource: z
     .url()
+    .superRefine((value, ctx) => {
+      const url = URL.parse(value);
+      if (!url) return;
+      // RFC 8707 §2: an absolute URI without fragment; https, except http on loopback for development.
+      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+        ctx.addIssue({ code: 'custom', message: 'must use https (http is allowed only for localhost/127.0.0.1/[::1])' });
+      }
+      if (value.includes('#')) ctx.addIssue({ code: 'custom', message: 'must not contain a fragment' });
+      if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials' });
+    })
     .optional()
-    .describe('Canonical resource URI of the server (its PRM `resource` and token `aud`), when it differs from the default `publicUrl + path` (forward-auth behind another origin).'),
+    .describe('Canonical resource URI of the server (its PRM `resource` and token `aud`), when it differs from the default (`publicUrl + path`, or `<scheme>://<host><path>` with `host`); for example a forward-auth server behind another origin. Its metadata is served at the well-known path inserted into this URI, on its host.'),
   upstream: z
     .union([
       z.object({
@@ -125,7 +136,7 @@ export const serverSchema = z.object({
         transport: z
           .enum(['streamable-http', 'sse'])
           .default('streamable-http')
-          .describe('`streamable-http` (2025-03-26 and later) or `sse`, the older HTTP+SSE transport (2024-11-05), where `url` is the SSE endpoint.'),
+          .describe('`streamable-http` (2025-03-26 and later) or `sse`, the older HTTP+SSE transport (2024-11-05), where `url` is the SSE endpoint: clients open the stream with `GET <path>` (or `GET <path>/<last segment of url>`), and the stream\'s `endpoint` event is rewritten to a URL under `<path>` that maps to the same location beside the SSE endpoint upstream (`/sse` + `/messages` become `<path>` + `<path>/messages`).'),
       }),
       z.object({ stdio: stdioUpstreamSchema.describe('A stdio MCP server the gateway spawns.') }),
       z.object({ builtin: z.literal('demo').describe('A server built into the gateway (`demo` only).') }),
@@ -206,8 +217,20 @@ export const configSchema = z
         enabled: z.boolean().default(true).describe('Allow dynamic client registration (RFC 7591).'),
         unusedClientTtl: duration.default(86400).describe('A registered client that never completes a login is forgotten after this many seconds.'),
         idleClientTtl: duration.default(90 * 86400).describe('A client that has logged in is forgotten after this many seconds without issuing a token.'),
+        rateLimit: z
+          .object({
+            perAddress: z
+              .number()
+              .int()
+              .min(0)
+              .default(60)
+              .describe('Registrations allowed per client address (IPv6: per /64) per window; 0 turns the limit off. Claude.ai registers on every new connection, all from Anthropic\'s shared addresses: keep this well above your peak of simultaneous connects.'),
+            windowSeconds: duration.default(60).describe('Length of the rate-limit window, in seconds.'),
+          })
+          .default({ perAddress: 60, windowSeconds: 60 })
+          .describe('Limit on registrations per client address (behind a proxy, the address `trustProxy` resolves); over it, `429` with `Retry-After`.'),
       })
-      .default({ enabled: true, unusedClientTtl: 86400, idleClientTtl: 90 * 86400 })
+      .default({ enabled: true, unusedClientTtl: 86400, idleClientTtl: 90 * 86400, rateLimit: { perAddress: 60, windowSeconds: 60 } })
       .describe('Dynamic client registration.'),
     clientIdMetadataDocuments: z
       .object({
@@ -234,7 +257,7 @@ export const configSchema = z
       .array(identityProviderSchema)
       .min(1)
       .optional()
-      .describe('Where people sign in. Each entry has a `type`: `local` or `oidc`.'),
+      .describe('Where people sign in. Each entry has a `type`: `entra`, `google`, `github`, `okta`, `keycloak`, `auth0`, `authentik`, `cognito`, `oidc`, `oauth2` or `local`.'),
     servers: z.array(serverSchema).min(1).optional().describe('The MCP servers behind the gateway.'),
     access: accessRulesSchema.describe('Who may log in at all. Empty: everyone the identity providers accept.'),
     consent: z
@@ -247,13 +270,7 @@ export const configSchema = z
       })
       .default({})
       .describe('The consent step.'),
-    ui: z
-      .object({
-        productName: z.string().default('MCP OAuth Gateway').describe('Name shown on every page.'),
-        logoUrl: z.string().optional().describe('Logo shown on every page.'),
-      })
-      .default({ productName: 'MCP OAuth Gateway' })
-      .describe('Branding of the pages people see.'),
+    ui: uiSchema,
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Least severe level written.'),
@@ -277,20 +294,40 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
   if (typeof config !== 'object' || config === null) return;
   const root = config as Record<string, unknown>;
   const names = new Set<string>();
-  const paths = new Set<string>();
+  const routes = new Set<string>();
+  const resources = new Set<string>();
+  const publicBase = typeof root.publicUrl === 'string' ? URL.parse(root.publicUrl) : undefined;
+  const scheme = publicBase?.protocol ?? 'http:';
   records(root.servers).forEach((server, index) => {
-    const { name, path } = server;
+    const { name, path, host } = server;
     if (typeof name === 'string') {
       if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['servers', index, 'name'], message: `duplicate server name "${name}"` });
       names.add(name);
     }
+    // Hosts compare as the gateway routes them: lowercase, default port dropped.
+    const hostKey = typeof host === 'string' ? URL.parse(`${scheme}//${host}`)?.host ?? host : undefined;
     if (typeof path === 'string') {
-      if (paths.has(path)) ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `duplicate server path "${path}"` });
-      paths.add(path);
+      const route = `${hostKey ?? ''}|${path}`;
+      if (routes.has(route)) {
+        ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: hostKey ? `duplicate route: host "${hostKey}" with path "${path}"` : `duplicate server path "${path}"` });
+      }
+      routes.add(route);
       if (RESERVED_PATHS.some((reserved) => path === reserved || path.startsWith(`${reserved}/`))) {
         ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `"${path}" is used by the gateway itself` });
       }
     }
+    if (hostKey !== undefined && scheme === 'http:' && !isLoopbackHost(URL.parse(`http://${hostKey}`)?.hostname ?? '')) {
+      ctx.addIssue({ code: 'custom', path: ['servers', index, 'host'], message: 'with an http publicUrl, host must be a loopback name (the resource URI would be plain http)' });
+    }
+    // Two servers with one resource URI would accept each other's tokens (RFC 8707 audience).
+    let resource: string | undefined;
+    if (typeof server.resource === 'string') resource = URL.parse(server.resource)?.href.replace(/\/+$/, '');
+    else if (typeof path === 'string' && publicBase) resource = `${hostKey === undefined ? publicBase.origin : `${scheme}//${hostKey}`}${path}`;
+    if (resource !== undefined) {
+      if (resources.has(resource)) ctx.addIssue({ code: 'custom', path: ['servers', index], message: `another server already has the resource URI "${resource}"` });
+      resources.add(resource);
+    }
+    checkIdpTokenTarget(server, index, ctx);
   });
   const ids = new Set<string>();
   records(root.identityProviders).forEach((provider, index) => {
@@ -321,14 +358,32 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
   }
 }
 
+/**
+ * `idpToken` must name a hand-over the upstream can actually receive: a header needs an HTTP hop (a
+ * URL, or the reverse proxy in front of a forward-auth server); an environment variable needs a
+ * per-user stdio process, because one process can hold only one user's token.
+ */
+function checkIdpTokenTarget(server: Record<string, unknown>, index: number, ctx: IssueSink): void {
+  const idpToken = server.idpToken as { header?: unknown; env?: unknown } | undefined;
+  const upstream = server.upstream as Record<string, unknown> | undefined;
+  if (!idpToken || !upstream || typeof upstream !== 'object') return;
+  const stdio = upstream.stdio as { mode?: unknown } | undefined;
+  if (idpToken.env !== undefined && !(stdio && stdio.mode === 'per-user')) {
+    ctx.addIssue({ code: 'custom', path: ['servers', index, 'idpToken', 'env'], message: 'needs a stdio upstream with mode: per-user (a shared process cannot hold one user\'s token)' });
+  }
+  if (idpToken.header !== undefined && stdio) {
+    ctx.addIssue({ code: 'custom', path: ['servers', index, 'idpToken', 'header'], message: 'a stdio server receives the token through idpToken.env, not a header' });
+  }
+}
+
 /** Paths the gateway serves itself; an MCP server route may not shadow them. */
-export const RESERVED_PATHS = ['/.well-known', '/authorize', '/token', '/register', '/revoke', '/jwks', '/interaction', '/callback', '/sign-in', '/healthz', '/oidc', '/session'];
+export const RESERVED_PATHS = ['/.well-known', '/authorize', '/token', '/register', '/revoke', '/jwks', '/interaction', '/callback', '/sign-in', '/healthz', '/oidc', '/session', '/forward-auth'];
 
 export type GatewayConfigInput = z.input<typeof configSchema>;
 export type GatewayConfig = z.output<typeof configSchema>;
 export type ServerConfig = z.output<typeof serverSchema>;
 export type IdentityProviderConfig = z.output<typeof identityProviderSchema>;
 export type LocalProviderConfig = z.output<typeof localProviderSchema>;
-export type OidcProviderConfig = z.output<typeof oidcProvider>;
+export type OidcProviderConfig = z.output<typeof oidcProviderSchema>;
 export type UpstreamConfig = ServerConfig['upstream'];
 export type LocalUserConfig = z.output<typeof localUser>;

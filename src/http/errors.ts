@@ -31,6 +31,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',
+    // A JSON answer must never be sniffed into something a browser renders.
+    'x-content-type-options': 'nosniff',
     'content-length': Buffer.byteLength(payload),
     ...headers,
   });

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { configSchema, type GatewayConfigInput } from '../../src/config/schema.ts';
 import { startGateway, type RunningGateway } from '../../src/app.ts';
 import { startDemoServer, type DemoServer } from '../../src/demo/server.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { createTestCa, createTrustingFetch, type TestCa } from '../support/tls.ts';
-import { startUpstreamIdp, type UpstreamIdp } from '../support/upstream-idp.ts';
+import { startUpstreamIdp, type TestUser, type UpstreamIdp, type UpstreamIdpOptions } from '../support/upstream-idp.ts';
 import { freePort } from '../support/ports.ts';
 import { Browser, type Page } from '../support/browser.ts';
 import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
@@ -40,6 +40,17 @@ export interface StackOptions {
   /** Extra servers beyond the default `tools` at /mcp. */
   extraServers?: NonNullable<GatewayConfigInput['servers']>;
   configure?: (config: GatewayConfigInput) => void;
+  /** Extra users at the upstream IdP, besides USERS (for example with `email_verified`). */
+  idpUsers?: Record<string, TestUser>;
+  /** The gateway's logger (default: silent, or E2E_LOG_LEVEL), for tests that assert audit events. */
+  logger?: Logger;
+  /** Token lifetimes at the upstream IdP, in seconds (short access tokens to test IdP-token refresh). */
+  idpTtl?: UpstreamIdpOptions['ttl'];
+  /**
+   * The gateway's identity providers instead of the default one (the default IdP still runs, unused):
+   * called with the gateway's callback URL once its port is known, so stand-ins can register it.
+   */
+  identityProviders?: (callbackUrl: string) => Promise<NonNullable<GatewayConfigInput['identityProviders']>>;
 }
 
 export const USERS = {
@@ -55,7 +66,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     clientId: 'mcp-gateway',
     clientSecret: 'idp-app-secret-value-0123456789',
     redirectUris: [`${issuer}/callback`],
-    users: USERS,
+    users: { ...USERS, ...options.idpUsers },
+    ...(options.idpTtl ? { ttl: options.idpTtl } : {}),
   });
   const upstreams = new Map<string, DemoServer>();
   upstreams.set('tools', await startDemoServer({ host: '127.0.0.1', port: 0 }));
@@ -89,8 +101,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ],
     log: { level: 'silent' },
   };
+  if (options.identityProviders) config.identityProviders = await options.identityProviders(`${issuer}/callback`);
   options.configure?.(config);
-  const logger = createLogger(process.env.E2E_LOG_LEVEL ?? 'silent');
+  const logger = options.logger ?? createLogger(process.env.E2E_LOG_LEVEL ?? 'silent');
   const start = () => startGateway(configSchema.parse(config), { logger, announce: () => {} });
   let gateway = await start();
   const trustingFetch = createTrustingFetch(ca.caPem);

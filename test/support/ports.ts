@@ -8,13 +8,31 @@ import type { Server } from 'node:http';
 /**
  * A port that was free a moment ago on 127.0.0.1. Prefer `listen(0)` where the server is ours; this
  * is for URLs that must be known before anything listens (a redirect URI nobody serves, a child process).
+ *
+ * The port is drawn at random below Linux's ephemeral range (32768-60999 by default): ports the kernel
+ * hands out for `listen(0)` and outgoing connections come from that range, so a port chosen here is not
+ * taken by another test's server or socket between this probe and the real `listen` (seen as
+ * EADDRINUSE under `--test-concurrency`). Only another freePort caller could still pick it, and the
+ * probe makes that unlikely. Falls back to a kernel-chosen port after a few collisions.
  */
-export function freePort(host = '127.0.0.1'): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(candidate, host)) return candidate;
+  }
+  return probePort(0, host);
+}
+
+function canListen(port: number, host: string): Promise<boolean> {
+  return probePort(port, host).then(() => true, () => false);
+}
+
+function probePort(port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.unref();
     probe.once('error', reject);
-    probe.listen(0, host, () => {
+    probe.listen(port, host, () => {
       const address = probe.address();
       probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
     });

@@ -83,6 +83,25 @@ export interface UpstreamIdpOptions {
   strictOfflineAccess?: boolean;
   /** Overrides oidc-provider's claims mapping (scope → claims). */
   claims?: Configuration['claims'];
+  /**
+   * A new refresh token on every refresh, the old one dead at once (and its reuse revoking the grant,
+   * oidc-provider's reuse detection): Okta's "rotate token after every use", Entra, Auth0 rotation.
+   * Default: oidc-provider's rule (no rotation for a confidential client).
+   */
+  rotateRefreshToken?: boolean;
+  /**
+   * Path of the issuer under the origin, as the IdP writes it: `/realms/acme` (Keycloak),
+   * `/application/o/app/` (authentik, trailing slash kept), `/` (Auth0's `https://host/`). The
+   * provider is mounted there; requests outside it reach only `intercept`. Default: none (issuer =
+   * origin, no trailing slash).
+   */
+  issuerPath?: string;
+  /**
+   * Sees every request first (after `failWith`/`hang`), with the full path: answer it and return true,
+   * or adjust `req.url`/wrap `res` and return false to let the provider handle it. For the quirks of a
+   * particular IdP (test/support/idp-standins.ts).
+   */
+  intercept?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
 }
 
 export interface RecordedRequest {
@@ -93,7 +112,7 @@ export interface RecordedRequest {
 }
 
 export interface UpstreamIdp {
-  /** The issuer URL, e.g. https://127.0.0.1:40123 (no trailing slash). */
+  /** The issuer URL, e.g. https://127.0.0.1:40123 (no trailing slash), or origin + `issuerPath`. */
   readonly issuer: string;
   readonly port: number;
   readonly clientId: string;
@@ -129,8 +148,11 @@ export interface UpstreamIdp {
 
 let signingKey: JWK | undefined;
 
-/** One RSA key per process: RS256 is what every RP accepts by default, and generating it is slow. */
-function idpSigningKey(): JWK {
+/**
+ * One RSA key per process: RS256 is what every RP accepts by default, and generating it is slow.
+ * Exported for stand-ins that re-sign an ID token they altered (test/support/idp-standins.ts).
+ */
+export function idpSigningKey(): JWK {
   if (!signingKey) {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-idp-rs256', alg: 'RS256', use: 'sig' } as JWK;
@@ -157,7 +179,10 @@ export async function startUpstreamIdp(options: UpstreamIdpOptions): Promise<Ups
     ? createHttpServer((req, res) => handler(req, res))
     : createServer({ cert: certificates!.certPem, key: certificates!.keyPem }, (req, res) => handler(req, res));
   const port = await listen(server, host);
-  const issuer = `${options.insecureHttp ? 'http' : 'https'}://${host}:${port}`;
+  const origin = `${options.insecureHttp ? 'http' : 'https'}://${host}:${port}`;
+  const issuer = options.issuerPath ? `${origin}${options.issuerPath.startsWith('/') ? '' : '/'}${options.issuerPath}` : origin;
+  /** Where the provider is mounted: the issuer's path without a trailing slash ('' at the root). */
+  const mountPath = new URL(issuer).pathname.replace(/\/+$/, '');
 
   const usersBySub = new Map<string, { username: string; user: TestUser }>();
   for (const [username, user] of Object.entries(options.users)) usersBySub.set(user.sub ?? username, { username, user });
@@ -206,7 +231,7 @@ export async function startUpstreamIdp(options: UpstreamIdpOptions): Promise<Ups
       const { password: _password, sub: _sub, ...claims } = found.user;
       return { accountId: sub, claims: () => ({ ...claims, sub }) };
     },
-    interactions: { url: (_ctx: KoaContextWithOIDC, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx: KoaContextWithOIDC, interaction) => `${mountPath}/interaction/${interaction.uid}` },
     // Distinct names: a gateway built on oidc-provider uses the default `_session`/`_interaction` names,
     // and cookies are not separated by port, so on the same host the two would overwrite each other.
     cookies: {
@@ -215,6 +240,7 @@ export async function startUpstreamIdp(options: UpstreamIdpOptions): Promise<Ups
     },
     jwks: { keys: [idpSigningKey()] },
     ttl,
+    ...(options.rotateRefreshToken !== undefined ? { rotateRefreshToken: options.rotateRefreshToken } : {}),
   });
   const providerCallback = provider.callback();
 
@@ -227,7 +253,7 @@ export async function startUpstreamIdp(options: UpstreamIdpOptions): Promise<Ups
 <h1>Sign in to the Test IdP</h1>
 <p>Application: ${escapeHtml(clientId)}</p>
 ${error ? `<p role="alert" class="error">${escapeHtml(error)}</p>` : ''}
-<form method="post" action="/interaction/${escapeHtml(uid)}" autocomplete="off">
+<form method="post" action="${escapeHtml(mountPath)}/interaction/${escapeHtml(uid)}" autocomplete="off">
   <label>Username <input type="text" name="username" value="${escapeHtml(username)}" autofocus></label>
   <label>Password <input type="password" name="password"></label>
   <button type="submit" name="action" value="login">Sign in</button>
@@ -285,7 +311,7 @@ ${error ? `<p role="alert" class="error">${escapeHtml(error)}</p>` : ''}
   };
 
   handler = (req, res) => {
-    const url = new URL(req.url ?? '/', issuer);
+    let url = new URL(req.url ?? '/', origin);
     requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams });
     if (hanging !== undefined && url.pathname.startsWith(hanging)) return; // closed by stop()/close()
     for (const [prefix, status] of failures) {
@@ -295,12 +321,26 @@ ${error ? `<p role="alert" class="error">${escapeHtml(error)}</p>` : ''}
         return;
       }
     }
+    if (options.intercept?.(req, res, url)) return;
+    if (mountPath !== '') {
+      // Mounted under the issuer's path: oidc-provider derives its mount point from originalUrl vs url.
+      const full = req.url ?? '/';
+      const path = new URL(full, origin).pathname;
+      if (path !== mountPath && !path.startsWith(`${mountPath}/`)) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+        return;
+      }
+      (req as IncomingMessage & { originalUrl?: string }).originalUrl = full;
+      req.url = full.slice(mountPath.length) || '/';
+      url = new URL(req.url, origin);
+    }
     if (url.pathname === '/auth' && req.method === 'GET') {
       authorizationRequests.push(new URLSearchParams(url.searchParams));
       const scopes = url.searchParams.get('scope')?.split(' ') ?? [];
       if (!options.strictOfflineAccess && scopes.includes('offline_access') && !url.searchParams.has('prompt')) {
         url.searchParams.set('prompt', 'consent');
         req.url = `${url.pathname}${url.search}`;
+        if (mountPath !== '') (req as IncomingMessage & { originalUrl?: string }).originalUrl = `${mountPath}${req.url}`;
       }
     }
     const match = /^\/interaction\/([^/]+)$/.exec(url.pathname);
@@ -343,12 +383,12 @@ ${error ? `<p role="alert" class="error">${escapeHtml(error)}</p>` : ''}
       hanging = pathPrefix;
     },
     async signIn(browser, page, username, signInOptions = {}) {
-      assertLoginPage(page, issuer);
+      assertLoginPage(page, `${origin}${mountPath}`);
       const password = signInOptions.password ?? options.users[username]?.password ?? DEFAULT_PASSWORD;
       return browser.submitForm(page, { form: '/interaction/', fields: { username, password }, button: 'login', stopAt: signInOptions.stopAt });
     },
     async cancel(browser, page, cancelOptions = {}) {
-      assertLoginPage(page, issuer);
+      assertLoginPage(page, `${origin}${mountPath}`);
       return browser.submitForm(page, { form: '/interaction/', button: 'cancel', stopAt: cancelOptions.stopAt });
     },
     stop: () => closeServer(server),

@@ -188,7 +188,7 @@ servers:
   - { name: a, path: /a, upstream: {} }
 `);
     const error = await problemsOf({ path, env: {} });
-    assert.equal(find(error, 'identityProviders[0].type').message, 'must be one of: local, oidc');
+    assert.equal(find(error, 'identityProviders[0].type').message, 'must be one of: local, oidc, entra, google, okta, keycloak, auth0, authentik, cognito, github, oauth2');
     assert.match(find(error, 'servers[0].upstream').message, /url is required.*or.*builtin must be "demo"/);
   });
 
@@ -222,6 +222,33 @@ log:
     assert.equal(duplicate.column, 3);
     assert.match(duplicate.message, /"port"/);
     assert.equal(find(error, 'log.level').line, 5);
+  });
+
+  test('an IdP token hand-over the upstream cannot receive is refused at its key', async () => {
+    const path = await file(`servers:
+  - name: shared
+    path: /shared
+    upstream: { stdio: { command: npx } }
+    idpToken: { env: TOKEN }
+  - name: http
+    path: /http
+    upstream: { url: "http://127.0.0.1:1/mcp" }
+    idpToken: { env: TOKEN }
+  - name: stdio-header
+    path: /stdio-header
+    upstream: { stdio: { command: npx, mode: per-user } }
+    idpToken: { header: x-token }
+  - name: fine
+    path: /fine
+    upstream: { stdio: { command: npx, mode: per-user } }
+    idpToken: { env: TOKEN }
+`);
+    const error = await problemsOf({ path, env: {} });
+    assert.equal(error.problems.length, 3, formatConfigError(error));
+    assert.match(find(error, 'servers[0].idpToken.env').message, /mode: per-user/);
+    assert.equal(find(error, 'servers[0].idpToken.env').line, 5);
+    assert.match(find(error, 'servers[1].idpToken.env').message, /mode: per-user/);
+    assert.match(find(error, 'servers[2].idpToken.header').message, /idpToken\.env/);
   });
 
   test('a file that is not a mapping, and a file that does not exist', async () => {
@@ -379,7 +406,7 @@ secrets:
 `);
     const envSecret = 'env-file-secret-Lm3Qs';
     const envFile = await file(`${envSecret}\n`, 'env-secret');
-    const error = await problemsOf({ path, env: { MCP_GATEWAY_UI__LOGO_URL_FILE: envFile, MCP_GATEWAY_LISTEN__PORT_FILE: envFile } });
+    const error = await problemsOf({ path, env: { MCP_GATEWAY_UI__PRODUCT_NAME_FILE: envFile, MCP_GATEWAY_LISTEN__PORT_FILE: envFile } });
     const report = formatConfigError(error);
     assert.equal(error.problems.length, 5, report);
     for (const secret of [fileSecret, yamlSecret, badKey, envSecret]) {
