@@ -12,6 +12,7 @@ import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import type { IdpTokenSource } from '../upstream/idp-tokens.ts';
+import type { StdioServer } from '../stdio/index.ts';
 
 export interface UpstreamTarget {
   url: string;
@@ -19,6 +20,10 @@ export interface UpstreamTarget {
   transport: 'streamable-http' | 'sse';
   /** Extra request headers for this user's requests (never from the client; the client's are dropped). */
   headersFor?: (user: UserRecord) => Record<string, string>;
+  /** Lowercased names of the headers `headersFor` sets: the gateway strips client-sent copies of them. */
+  headerNames?: readonly string[];
+  /** The stdio server behind this target, when it is one (diagnostics and tests). */
+  stdio?: StdioServer;
 }
 
 export interface UpstreamTargets {
@@ -35,7 +40,6 @@ export interface UpstreamTargetDeps {
 export async function startUpstreamTargets(servers: readonly ServerConfig[], deps: UpstreamTargetDeps): Promise<UpstreamTargets> {
   const targets = new Map<string, UpstreamTarget>();
   const closers: Array<() => Promise<void>> = [];
-  void deps;
   for (const server of servers) {
     const upstream = server.upstream;
     if ('url' in upstream) {
@@ -47,7 +51,18 @@ export async function startUpstreamTargets(servers: readonly ServerConfig[], dep
       closers.push(demo.close);
       targets.set(server.name, { url: demo.url, transport: 'streamable-http' });
     } else if ('stdio' in upstream) {
-      throw Object.assign(new Error(`server "${server.name}": stdio upstreams are not wired yet`), { code: 'ERR_GATEWAY_UPSTREAM' });
+      // Loaded only when used, like the demo server. The bridge listens on loopback and refuses any
+      // request without its per-boot secret, which only `headersFor` hands out.
+      const { startStdioServer } = await import('../stdio/index.ts');
+      const stdio = await startStdioServer(server, upstream.stdio, deps);
+      closers.push(stdio.close);
+      targets.set(server.name, {
+        url: stdio.url,
+        transport: 'streamable-http',
+        headersFor: (user) => stdio.headersFor(user.id),
+        headerNames: stdio.headerNames,
+        stdio,
+      });
     }
   }
   return {

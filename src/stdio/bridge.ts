@@ -1,0 +1,154 @@
+/**
+ * The HTTP side of a stdio server: an internal server on loopback that the gateway proxies to like
+ * any HTTP upstream. It serves
+ * - Streamable HTTP at `/mcp` (2025-03-26 and later; streamable.ts);
+ * - the older HTTP+SSE transport (2024-11-05) at `/mcp/sse` and `/mcp/messages?sessionId=`
+ *   (legacy-sse.ts).
+ *
+ * Only the gateway may call it: every request carries the per-boot bridge secret (compared in
+ * constant time; anything else gets 403), so another local process cannot reach a stdio server as
+ * some user. The user comes from the user header the gateway sets after checking the access token,
+ * and a session stays bound to the user that created it.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../observability/logger.ts';
+import { readBody, sendError } from './http.ts';
+import { BridgeError, INVALID_REQUEST } from './jsonrpc.ts';
+import { LegacySseSession, openLegacyStream, postLegacyMessage, type LegacyContext } from './legacy-sse.ts';
+import { handleStreamable, StreamableSession, type StreamableContext } from './streamable.ts';
+import type { StdioSupervisor } from './supervisor.ts';
+
+/** Request header carrying the per-boot bridge secret (set by the gateway, never by clients). */
+export const BRIDGE_SECRET_HEADER = 'x-mcp-gateway-bridge-secret';
+/** Request header carrying the percent-encoded user id (set by the gateway after the token check). */
+export const BRIDGE_USER_HEADER = 'x-mcp-gateway-user';
+export const BRIDGE_BASE_PATH = '/mcp';
+
+export interface StdioBridgeOptions {
+  name: string;
+  supervisor: StdioSupervisor;
+  logger: Logger;
+  /** Forget a Streamable HTTP session idle this long with no stream open. */
+  sessionIdleTimeoutMs: number;
+  /** Largest body of a legacy `POST /messages` (the gateway enforces its own limit before this). */
+  maxBodyBytes: number;
+}
+
+export interface StdioBridge {
+  /** The Streamable HTTP endpoint, e.g. `http://127.0.0.1:41234/mcp`. */
+  url: string;
+  /** The headers the gateway must add to each request of `userId` (and strip from clients). */
+  headersFor(userId: string): Record<string, string>;
+  headerNames: readonly string[];
+  /** Number of open client sessions (tests, diagnostics). */
+  sessionCount(): number;
+  close(): Promise<void>;
+}
+
+export async function startStdioBridge(options: StdioBridgeOptions): Promise<StdioBridge> {
+  const { logger, supervisor, name } = options;
+  const secret = randomBytes(32).toString('base64url');
+  const secretDigest = sha256(secret);
+  const streamable = new Map<string, StreamableSession>();
+  const legacy = new Map<string, LegacySseSession>();
+
+  function authorized(req: IncomingMessage): boolean {
+    const presented = req.headers[BRIDGE_SECRET_HEADER];
+    if (typeof presented !== 'string') return false;
+    // Equal-length digests: timingSafeEqual needs equal lengths, and the length leaks nothing.
+    return timingSafeEqual(sha256(presented), secretDigest);
+  }
+
+  function userOf(req: IncomingMessage): string | undefined {
+    const value = req.headers[BRIDGE_USER_HEADER];
+    if (typeof value !== 'string' || value === '') return undefined;
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!authorized(req)) {
+      logger.warn({ event: 'stdio.bridge_refused', server: name, path: req.url?.split('?')[0] }, 'stdio bridge request without the gateway secret refused');
+      sendError(res, 403, -32000, 'Forbidden');
+      return;
+    }
+    const userId = userOf(req);
+    if (userId === undefined) {
+      sendError(res, 400, INVALID_REQUEST, 'Bad Request: no user');
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://bridge');
+    const path = url.pathname;
+    if (path === BRIDGE_BASE_PATH || path === `${BRIDGE_BASE_PATH}/`) await handleStreamable(req, res, { ...context(userId, 'streamable-http'), sessions: streamable });
+    else if (path === `${BRIDGE_BASE_PATH}/sse` && req.method === 'GET') openLegacyStream(res, { ...context(userId, 'sse'), sessions: legacy });
+    else if (path === `${BRIDGE_BASE_PATH}/messages` && req.method === 'POST') await postLegacyMessage(req, res, url.searchParams.get('sessionId'), { ...context(userId, 'sse'), sessions: legacy });
+    else if (path === `${BRIDGE_BASE_PATH}/sse` || path === `${BRIDGE_BASE_PATH}/messages`) sendError(res, 405, -32000, 'Method not allowed');
+    else sendError(res, 404, -32000, 'Not found');
+  }
+
+  /** What both transports need for one request of `userId`, except their own session map. */
+  function context(userId: string, transport: string): Omit<StreamableContext, 'sessions'> & Omit<LegacyContext, 'sessions'> {
+    return {
+      userId,
+      connectionFor: (id) => supervisor.connectionFor(id),
+      readBody: (req) => readBody(req, options.maxBodyBytes),
+      refused: (reason) => logger.warn({ event: 'stdio.bad_request', server: name, userId, reason }, 'stdio bridge refused a client message'),
+      opened: (session) => logger.info({ event: 'stdio.session_opened', server: name, userId, session: session.id, transport }, 'stdio bridge session opened'),
+      closed: (session) => logger.info({ event: 'stdio.session_closed', server: name, userId, session: session.id }, 'stdio bridge session closed'),
+    };
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      const known = error instanceof BridgeError;
+      if (!known) logger.error({ err: error, server: name }, 'stdio bridge request failed');
+      if (!res.headersSent) sendError(res, known ? 503 : 500, known ? error.code : -32603, known ? error.message : 'Internal error');
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  // Streamable HTTP sessions a client abandoned without DELETE (MCP Transports, Session Management).
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - options.sessionIdleTimeoutMs;
+    for (const session of streamable.values()) {
+      if (session.closed || (session.idle && session.lastActive < cutoff)) {
+        streamable.delete(session.id);
+        if (!session.closed) logger.info({ event: 'stdio.session_expired', server: name, userId: session.userId, session: session.id }, 'idle stdio bridge session forgotten');
+        session.close();
+      }
+    }
+  }, Math.max(1000, Math.min(60_000, options.sessionIdleTimeoutMs / 4)));
+  sweeper.unref();
+
+  return {
+    url: `http://127.0.0.1:${port}${BRIDGE_BASE_PATH}`,
+    headerNames: [BRIDGE_SECRET_HEADER, BRIDGE_USER_HEADER],
+    headersFor: (userId) => ({ [BRIDGE_SECRET_HEADER]: secret, [BRIDGE_USER_HEADER]: encodeURIComponent(userId) }),
+    sessionCount: () => streamable.size + legacy.size,
+    async close() {
+      clearInterval(sweeper);
+      for (const session of streamable.values()) session.close();
+      streamable.clear();
+      for (const session of legacy.values()) session.res.end();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await supervisor.close();
+    },
+  };
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}

@@ -1,0 +1,50 @@
+/**
+ * stdio MCP servers behind the gateway (docs/stdio.md): a supervisor for the processes and an
+ * internal HTTP bridge the gateway proxies to.
+ */
+import type { ServerConfig } from '../config/schema.ts';
+import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { IdpTokenSource } from '../upstream/idp-tokens.ts';
+import { startStdioBridge, type StdioBridge } from './bridge.ts';
+import { StdioSupervisor } from './supervisor.ts';
+
+export { BRIDGE_SECRET_HEADER, BRIDGE_USER_HEADER } from './bridge.ts';
+export type { StdioBridge } from './bridge.ts';
+
+export interface StdioServerDeps {
+  logger: Logger;
+  idpTokens: IdpTokenSource;
+}
+
+/** A running stdio server: its bridge (where the gateway proxies to) and its supervisor. */
+export interface StdioServer extends StdioBridge {
+  supervisor: StdioSupervisor;
+}
+
+/** Largest legacy `POST /messages` body the bridge reads when the server sets no smaller limit. */
+const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
+
+/**
+ * Starts the bridge for one configured stdio server. Processes start on first use, not here.
+ * Throws for a configuration that cannot work (`idpToken.env` with a shared process: one process
+ * cannot carry every user's token).
+ */
+export async function startStdioServer(server: ServerConfig, stdio: StdioUpstreamConfig, deps: StdioServerDeps): Promise<StdioServer> {
+  const idpTokenEnv = server.idpToken?.env;
+  if (idpTokenEnv !== undefined && stdio.mode !== 'per-user') {
+    throw Object.assign(new Error(`server "${server.name}": idpToken.env needs upstream.stdio.mode "per-user" (a shared process cannot carry each user's token)`), {
+      code: 'ERR_GATEWAY_UPSTREAM',
+    });
+  }
+  const logger = deps.logger;
+  const supervisor = new StdioSupervisor({ name: server.name, config: stdio, idpTokenEnv, idpTokens: deps.idpTokens, logger });
+  const bridge = await startStdioBridge({
+    name: server.name,
+    supervisor,
+    logger,
+    sessionIdleTimeoutMs: stdio.sessionIdleTimeout * 1000,
+    maxBodyBytes: Math.max(server.maxRequestBytes ?? DEFAULT_MAX_BODY, 1024),
+  });
+  return Object.assign(bridge, { supervisor });
+}

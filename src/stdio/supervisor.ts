@@ -1,0 +1,143 @@
+/**
+ * The processes of one configured stdio server: one shared connection, or one per user (per-user
+ * mode), with the idle timeout, the cap on running processes, and each process's environment
+ * (inherited baseline + configured `env` + the user's IdP token when `idpToken.env` asks for it).
+ */
+import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
+import type { Logger } from '../observability/logger.ts';
+import { IdpReauthenticationRequired, type IdpTokenSource } from '../upstream/idp-tokens.ts';
+import { StdioServerConnection, type ProcessLauncher } from './connection.ts';
+import { BridgeError, IDP_TOKEN_UNAVAILABLE, TOO_MANY_PROCESSES } from './jsonrpc.ts';
+import type { SpawnSpec } from './process.ts';
+
+export interface SupervisorOptions {
+  name: string;
+  config: StdioUpstreamConfig;
+  /** Environment variable for the user's IdP access token (per-user mode only). */
+  idpTokenEnv?: string;
+  idpTokens: IdpTokenSource;
+  logger: Logger;
+}
+
+/** The shared connection's key; user ids always contain `:` (`<provider>:<subject>`), so never collide. */
+const SHARED = '';
+
+export class StdioSupervisor {
+  readonly #options: SupervisorOptions;
+  readonly #connections = new Map<string, StdioServerConnection>();
+  readonly #sweeper: NodeJS.Timeout;
+  #running = 0;
+  #closed = false;
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+    const idleMs = options.config.idleTimeout * 1000;
+    // Check often enough that a process stops within ~1.25 idle timeouts, never more than every 30 s.
+    this.#sweeper = setInterval(() => void this.#sweep(), Math.max(250, Math.min(30_000, idleMs / 4)));
+    this.#sweeper.unref();
+  }
+
+  get perUser(): boolean {
+    return this.#options.config.mode === 'per-user';
+  }
+
+  /** The connection serving `userId` (the shared one in shared mode), created on first use. */
+  connectionFor(userId: string): StdioServerConnection {
+    if (this.#closed) throw new BridgeError(-32000, 'The gateway is shutting down.');
+    const key = this.perUser ? userId : SHARED;
+    let connection = this.#connections.get(key);
+    if (!connection) {
+      connection = this.#create(key);
+      this.#connections.set(key, connection);
+    }
+    return connection;
+  }
+
+  /** Pids of running processes by user id (`''` for the shared process); for tests and diagnostics. */
+  pids(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [key, connection] of this.#connections) if (connection.pid !== undefined) out.set(key, connection.pid);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    const all = [...this.#connections.values()];
+    this.#connections.clear();
+    await Promise.all(all.map((connection) => connection.close()));
+  }
+
+  #create(key: string): StdioServerConnection {
+    const { config, name, logger } = this.#options;
+    const userId = key === SHARED ? undefined : key;
+    const launcher: ProcessLauncher = {
+      spawnSpec: () => this.#spawnSpec(userId),
+      acquireSlot: () => {
+        if (this.perUser && this.#running >= config.maxProcesses) {
+          logger.warn({ event: 'stdio.process_cap_reached', server: name, userId, maxProcesses: config.maxProcesses }, 'per-user process cap reached');
+          throw new BridgeError(TOO_MANY_PROCESSES, `MCP server "${name}" is at its limit of ${config.maxProcesses} running processes; try again later`);
+        }
+        this.#running++;
+      },
+      releaseSlot: () => {
+        this.#running--;
+      },
+    };
+    return new StdioServerConnection({
+      name,
+      userId,
+      logger,
+      launcher,
+      startTimeoutMs: config.startTimeout * 1000,
+      stopGraceMs: config.stopGracePeriod * 1000,
+      backoff: config.restartBackoff,
+      recycleBeforeExpiryMs: config.recycleBeforeExpiry * 1000,
+    });
+  }
+
+  async #spawnSpec(userId: string | undefined): Promise<{ spec: SpawnSpec; tokenExpiresAt?: number }> {
+    const { config } = this.#options;
+    const env: Record<string, string> = {};
+    for (const name of config.inheritEnv) {
+      const value = process.env[name];
+      if (value !== undefined) env[name] = value;
+    }
+    Object.assign(env, config.env);
+    let tokenExpiresAt: number | undefined;
+    const tokenEnv = this.#options.idpTokenEnv;
+    if (tokenEnv !== undefined && userId !== undefined) {
+      // Ask for a token that outlives the recycle margin by a minute, so a new process is not
+      // recycled again at once (an IdP issuing shorter tokens still gets one fresh token here).
+      const token = await this.#tokenFor(userId, config.recycleBeforeExpiry + 60);
+      env[tokenEnv] = token.accessToken;
+      tokenExpiresAt = token.expiresAt;
+    }
+    return { spec: { command: config.command, args: config.args, env, cwd: config.cwd }, tokenExpiresAt };
+  }
+
+  async #tokenFor(userId: string, minValidity: number): Promise<{ accessToken: string; expiresAt?: number }> {
+    try {
+      return await this.#options.idpTokens.accessTokenFor(userId, minValidity);
+    } catch (error) {
+      this.#options.logger.warn({ event: 'stdio.idp_token_unavailable', server: this.#options.name, userId, err: error }, 'no IdP token for the stdio server process');
+      if (error instanceof IdpReauthenticationRequired) {
+        throw new BridgeError(IDP_TOKEN_UNAVAILABLE, 'Your identity provider session has expired; sign in to the gateway again.');
+      }
+      throw new BridgeError(IDP_TOKEN_UNAVAILABLE, 'The identity provider could not be reached for your token; try again later.');
+    }
+  }
+
+  async #sweep(): Promise<void> {
+    if (!this.perUser || this.#closed) return;
+    const cutoff = Date.now() - this.#options.config.idleTimeout * 1000;
+    for (const [key, connection] of this.#connections) {
+      if (connection.running && connection.lastActivity <= cutoff) await connection.stopIfQuiet();
+      // Nobody attached and nothing running: forget it (a returning user starts afresh).
+      if (!connection.running && connection.sessions.size === 0 && connection.quiet) {
+        this.#connections.delete(key);
+        await connection.close();
+      }
+    }
+  }
+}
