@@ -2,9 +2,15 @@
  * The resource-server side of the gateway: Protected Resource Metadata, bearer-token checks and the
  * streaming proxy to each configured MCP server.
  *
- * Per request: route (longest path prefix) -> Origin check -> CORS preflight -> token -> scopes -> proxy.
- * The common case (a token seen before) runs synchronously from the token cache: no signature check, no
- * storage read, no promise, no per-request info log (DESIGN.md, Performance).
+ * Per request: route (Host and longest path prefix) -> Origin check -> CORS preflight -> token ->
+ * scopes -> IdP token (when configured) -> proxy. The common case (a token seen before) runs
+ * synchronously from the token cache: no signature check, no storage read, no promise, no per-request
+ * info log (DESIGN.md, Performance).
+ *
+ * Host routing: a server with `host` is matched only when the request's `Host` header names that host
+ * (case-insensitively, default port ignored). The `Host` header is used as received, also with
+ * `trustProxy`: `X-Forwarded-Host` is never consulted, so a reverse proxy in front must pass the
+ * client's Host through (nginx `proxy_set_header Host $host`; Traefik and Caddy do it by default).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JWK } from 'jose';
@@ -12,20 +18,29 @@ import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { sendBearerChallenge } from './challenge.ts';
-import type { BearerErrorCode } from './challenge.ts';
-import { appendIdentityHeaders, encodeIdentity, identityHeaderPlan } from './identity.ts';
-import type { EncodedIdentity, IdentityHeaderPlan } from './identity.ts';
-import { advertisedScopes, ProtectedResourceMetadataEndpoints } from './metadata.ts';
+import { createResourceGuard, protectedServerFor } from './guard.ts';
+import type { GuardDenial, GuardResult, ProtectedServer, ResourceGuard } from './guard.ts';
+import { ProtectedResourceMetadataEndpoints } from './metadata.ts';
 import { createOriginPolicy } from './origin.ts';
 import type { OriginPolicy } from './origin.ts';
-import { sendJsonRpcError, UpstreamPools, UpstreamProxy } from './proxy.ts';
-import { gatewayOrigin, issuerFromPublicUrl, PRM_WELL_KNOWN, protectedResourceMetadataUrl, resourceFor } from './resource.ts';
-import { createTokenVerifier, extractBearerToken } from './token-verifier.ts';
-import type { TokenVerifier, VerifiedToken } from './token-verifier.ts';
-import type { UpstreamTargets } from './upstream-targets.ts';
+import { sendJsonRpcError, UpstreamPools, UpstreamProxy, JSONRPC_UPSTREAM_UNAVAILABLE } from './proxy.ts';
+import { gatewayOrigin, hostKey, issuerFromPublicUrl, PRM_WELL_KNOWN } from './resource.ts';
+import { createTokenVerifier } from './token-verifier.ts';
+import type { TokenVerifier } from './token-verifier.ts';
+import type { UpstreamTarget, UpstreamTargets } from './upstream-targets.ts';
 import type { IdpTokenSource } from '../upstream/idp-tokens.ts';
 
-export { canonicalizeResource, issuerFromPublicUrl, protectedResourceMetadataUrl, resourceFor, resourceUriFor } from './resource.ts';
+export {
+  canonicalizeResource, hostKey, issuerFromPublicUrl, protectedResourceMetadataUrl, protectedResourceMetadataUrlOf, resourceFor, resourceUriFor,
+} from './resource.ts';
+export type { ResourceLocator } from './resource.ts';
+export { createResourceGuard, protectedServerFor } from './guard.ts';
+export type { GuardDenial, GuardGrant, GuardResult, ProtectedServer, ResourceGuard, ResourceGuardOptions } from './guard.ts';
+export { bearerChallenge, sendBearerChallenge } from './challenge.ts';
+export type { BearerErrorCode, ChallengeParams } from './challenge.ts';
+export { appendIdentityHeaders, encodeIdentity, identityHeaderPlan } from './identity.ts';
+export { createTokenVerifier, extractBearerToken } from './token-verifier.ts';
+export type { TokenVerifier, VerifiedToken } from './token-verifier.ts';
 
 export interface GatewayOptions {
   /** The authorization server's issuer, which is also the gateway's public URL (an origin). */
@@ -40,30 +55,41 @@ export interface GatewayOptions {
   upstreams?: UpstreamTargets;
   /** The user's IdP access token, for servers configured with `idpToken`. */
   idpTokens?: IdpTokenSource;
+  /** A token verifier to share (its cache) with forward-auth; by default one of its own. */
+  verifier?: TokenVerifier;
+  /**
+   * The client's address for `X-Forwarded-For` (src/http/client-address.ts honours `trustProxy`);
+   * by default the socket's peer address.
+   */
+  clientAddress?: (req: IncomingMessage) => string | undefined;
 }
 
 export interface Gateway {
   /**
    * Handles the request when it is for a Protected Resource Metadata document or an MCP server route
-   * (the route path itself or anything under it) and returns true. Returns false, having touched
-   * nothing, for any other request.
+   * (the route path itself or anything under it, on the route's host) and returns true. Returns false,
+   * having touched nothing, for any other request (app.ts then answers a plain JSON 404).
    */
   handle(req: IncomingMessage, res: ServerResponse): boolean;
+  /** The token checks, shared with forward-auth (one token cache, one IdP-token cache). */
+  readonly guard: ResourceGuard;
   /** Stops the upstream connection pools (open SSE streams are cut after a short grace period). */
   close(): Promise<void>;
 }
 
 interface Route {
   readonly server: ServerConfig;
+  readonly protected: ProtectedServer;
+  /** Host key (`host[:port]`, lowercase, default port dropped) or undefined for any Host. */
+  readonly host: string | undefined;
   readonly path: string;
   readonly prefix: string;
-  readonly resource: string;
-  readonly resourceMetadataUrl: string;
-  /** Scopes a token must hold; also what challenges and PRM advertise. */
-  readonly scopes: readonly string[];
   readonly origins: OriginPolicy;
-  readonly identity: IdentityHeaderPlan;
-  readonly proxy: UpstreamProxy;
+  /** Client-sent request headers never passed upstream for this route. */
+  readonly dropHeaders: ReadonlySet<string>;
+  readonly target: UpstreamTarget | undefined;
+  /** Undefined for forward-auth servers: their traffic does not pass through the gateway. */
+  readonly proxy: UpstreamProxy | undefined;
 }
 
 const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
@@ -75,43 +101,73 @@ const EXPOSED_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate'
 export function createGateway(options: GatewayOptions): Gateway {
   const issuer = issuerFromPublicUrl(options.issuer);
   const ownOrigin = gatewayOrigin(issuer);
+  const scheme = new URL(issuer).protocol;
+  const forwardedProto = scheme.slice(0, -1);
   const logger = options.logger;
-  const verifier: TokenVerifier = createTokenVerifier({ issuer, publicKeys: options.publicKeys });
+  const verifier: TokenVerifier = options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys });
+  const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger });
   const metadata = new ProtectedResourceMetadataEndpoints(issuer, options.servers);
   const pools = new UpstreamPools();
-  const resolve = (server: ServerConfig): string => options.upstreams?.get(server.name)?.url ?? defaultUpstreamUrl(server);
+  const clientAddress = options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress);
 
-  const upstreamUrls = options.servers.map((server) => resolve(server));
-  options.servers.forEach((server, index) => pools.register(upstreamUrls[index] ?? '', server.upstreamTimeoutMs));
+  const targets = options.servers.map((server) => targetFor(server, options.upstreams));
+  options.servers.forEach((server, index) => {
+    const target = targets[index];
+    if (target) pools.register(target.url, server.upstreamTimeoutMs);
+  });
   const routes: Route[] = options.servers.map((server, index) => {
-    const url = upstreamUrls[index] ?? '';
+    const target = targets[index];
+    const guarded = protectedServerFor(issuer, server);
+    const dropHeaders = new Set(guarded.reservedHeaders);
+    for (const name of target?.headerNames ?? []) dropHeaders.add(name.toLowerCase());
     return {
       server,
+      protected: guarded,
+      host: server.host === undefined ? undefined : hostKey(server.host, scheme),
       path: server.path,
       prefix: `${server.path}/`,
-      resource: resourceFor(issuer, server),
-      resourceMetadataUrl: protectedResourceMetadataUrl(issuer, server),
-      scopes: advertisedScopes(server),
-      origins: createOriginPolicy(ownOrigin, server.allowedOrigins),
-      identity: identityHeaderPlan(server.identityHeaders),
-      proxy: new UpstreamProxy({
-        name: server.name,
-        url,
-        timeoutMs: server.upstreamTimeoutMs,
-        maxRequestBytes: server.maxRequestBytes,
-        dispatcher: pools.get(url),
-        logger,
-      }),
+      // The server's own origin (another host for host-routed servers) is as trusted as the gateway's.
+      origins: createOriginPolicy(ownOrigin, [new URL(guarded.resource).origin, ...server.allowedOrigins]),
+      dropHeaders,
+      target,
+      proxy: target
+        ? new UpstreamProxy({
+          name: server.name,
+          url: target.url,
+          transport: target.transport,
+          routePath: server.path,
+          timeoutMs: server.upstreamTimeoutMs,
+          maxRequestBytes: server.maxRequestBytes,
+          dispatcher: pools.get(target.url),
+          logger,
+        })
+        : undefined,
     };
   });
   // Longest path first, so `/mcp/admin` wins over `/mcp`.
-  routes.sort((a, b) => b.path.length - a.path.length);
+  const byLength = (a: Route, b: Route): number => b.path.length - a.path.length;
+  const anyHostRoutes = routes.filter((route) => route.host === undefined && route.proxy !== undefined).sort(byLength);
+  const hostRoutes = new Map<string, Route[]>();
+  for (const route of routes) {
+    if (route.host === undefined || route.proxy === undefined) continue;
+    const list = hostRoutes.get(route.host) ?? [];
+    list.push(route);
+    hostRoutes.set(route.host, list.sort(byLength));
+  }
 
-  const lookups = new WeakMap<VerifiedToken, Promise<EncodedIdentity | undefined>>();
-
-  function routeFor(path: string): Route | undefined {
-    for (const route of routes) if (path === route.path || path.startsWith(route.prefix)) return route;
+  function match(list: readonly Route[], path: string): Route | undefined {
+    for (const route of list) if (path === route.path || path.startsWith(route.prefix)) return route;
     return undefined;
+  }
+
+  /** Host-routed servers first (on their host only), then the servers reachable on any Host. */
+  function routeFor(host: string | undefined, path: string): Route | undefined {
+    if (hostRoutes.size > 0 && host !== undefined) {
+      const list = hostRoutes.get(host) ?? hostRoutes.get(hostKey(host, scheme) ?? '');
+      const route = list && match(list, path);
+      if (route) return route;
+    }
+    return match(anyHostRoutes, path);
   }
 
   function handleRoute(route: Route, req: IncomingMessage, res: ServerResponse, path: string, search: string): void {
@@ -138,99 +194,55 @@ export function createGateway(options: GatewayOptions): Gateway {
       return;
     }
 
-    const bearer = extractBearerToken(req.headers.authorization, search);
-    if (!bearer.ok) {
-      if (bearer.reason === 'in_query') challenge(res, route, cors, 'invalid_request', 'Access tokens are accepted only in the Authorization header.');
-      else if (bearer.reason === 'malformed') challenge(res, route, cors, 'invalid_token', 'The Authorization header is malformed.');
-      else challenge(res, route, cors);
+    const result = guard.check(route.protected, req.headers.authorization, search);
+    if (!(result instanceof Promise)) {
+      proceed(route, result, req, res, subPath, search, cors);
       return;
     }
-
-    // Hot path: a token seen before, whose user is already known.
-    const cached = verifier.peek(bearer.token, route.resource);
-    if (cached !== undefined && cached.ok) {
-      const identity = cached.token.identity;
-      if (identity !== undefined) {
-        authorize(route, cached.token, identity, req, res, subPath, search, cors);
-        return;
-      }
-    }
-    slowPath(route, bearer.token, req, res, subPath, search, cors).catch((error: unknown) => {
-      logger.error({ err: error, server: route.server.name }, 'gateway request failed');
-      if (!res.headersSent) sendJsonRpcError(res, 500, -32603, 'Internal gateway error', cors);
-      else res.destroy();
-    });
+    result.then(
+      (outcome) => {
+        if (!res.destroyed) proceed(route, outcome, req, res, subPath, search, cors);
+      },
+      (error: unknown) => {
+        logger.error({ err: error, server: route.server.name }, 'gateway request failed');
+        if (!res.headersSent) sendJsonRpcError(res, 500, -32603, 'Internal gateway error', cors);
+        else res.destroy();
+      },
+    );
   }
 
-  async function slowPath(
-    route: Route, token: string, req: IncomingMessage, res: ServerResponse, subPath: string, search: string, cors: Record<string, string> | undefined,
-  ): Promise<void> {
-    const result = await verifier.verify(token, route.resource);
-    if (!result.ok) {
-      if (logger.isLevelEnabled('debug')) logger.debug({ server: route.server.name, reason: result.reason }, 'access token refused');
-      challenge(res, route, cors, 'invalid_token', result.description);
-      return;
-    }
-    const identity = result.token.identity ?? (await identityFor(result.token));
-    if (identity === undefined) {
-      challenge(res, route, cors, 'invalid_token', 'The user of this access token no longer exists.');
-      return;
-    }
-    if (res.destroyed) return;
-    authorize(route, result.token, identity, req, res, subPath, search, cors);
-  }
-
-  /**
-   * Reads the token's user once and keeps it, with its encoded identity headers, on the cache entry.
-   * Concurrent first requests share one read; a missing user is not remembered.
-   */
-  function identityFor(token: VerifiedToken): Promise<EncodedIdentity | undefined> {
-    let pending = lookups.get(token);
-    if (!pending) {
-      pending = options.findUser(token.claims.sub).then(
-        (user) => {
-          lookups.delete(token);
-          if (!user) return undefined;
-          token.user = user;
-          token.identity = encodeIdentity(user);
-          return token.identity;
-        },
-        (error: unknown) => {
-          lookups.delete(token);
-          throw error;
-        },
-      );
-      lookups.set(token, pending);
-    }
-    return pending;
-  }
-
-  function authorize(
-    route: Route, token: VerifiedToken, identity: EncodedIdentity, req: IncomingMessage, res: ServerResponse,
-    subPath: string, search: string, cors: Record<string, string> | undefined,
+  function proceed(
+    route: Route, result: GuardResult, req: IncomingMessage, res: ServerResponse, subPath: string, search: string, cors: Record<string, string> | undefined,
   ): void {
-    for (const scope of route.scopes) {
-      if (!token.scopes.has(scope)) {
-        challenge(res, route, cors, 'insufficient_scope', 'The access token lacks a scope this MCP server requires.');
-        return;
-      }
+    if (!result.ok) {
+      sendDenial(res, result, cors);
+      return;
     }
     const addHeaders: string[] = [];
-    appendIdentityHeaders(addHeaders, route.identity, identity);
-    route.proxy.forward(req, res, { subPath, search, dropHeaders: route.identity.names, addHeaders, responseHeaders: cors });
+    guard.appendUpstreamHeaders(addHeaders, route.protected, result);
+    const perUser = route.target?.headersFor?.(result.user);
+    if (perUser !== undefined) for (const name in perUser) addHeaders.push(name, perUser[name] as string);
+    // The gateway's own forwarding headers; the client's were dropped (proxy.ts).
+    const address = clientAddress(req);
+    if (address !== undefined) addHeaders.push('x-forwarded-for', address);
+    addHeaders.push('x-forwarded-proto', forwardedProto);
+    const host = req.headers.host;
+    if (host !== undefined) addHeaders.push('x-forwarded-host', host);
+    (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors });
   }
 
   return {
+    guard,
     handle(req, res) {
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);
       if (path.startsWith(PRM_WELL_KNOWN)) {
-        if (!metadata.matches(path)) return false;
+        if (!metadata.matches(path, req.headers.host)) return false;
         metadata.serve(req, res, path);
         return true;
       }
-      const route = routeFor(path);
+      const route = routeFor(req.headers.host, path);
       if (route === undefined) return false;
       try {
         handleRoute(route, req, res, path, q === -1 ? '' : url.slice(q + 1));
@@ -242,23 +254,30 @@ export function createGateway(options: GatewayOptions): Gateway {
       return true;
     },
     async close() {
-      verifier.clear();
+      guard.clear();
       await pools.close();
     },
   };
 }
 
-function defaultUpstreamUrl(server: ServerConfig): string {
-  if ('url' in server.upstream) return server.upstream.url;
-  throw Object.assign(new Error(`server "${server.name}" uses the built-in demo upstream; has no URL of its own; pass it through the upstreams option`), {
+/**
+ * Where a server's traffic goes: the running target when `upstreams` is given, the configured URL
+ * otherwise, nothing for forward-auth servers.
+ */
+function targetFor(server: ServerConfig, upstreams: UpstreamTargets | undefined): UpstreamTarget | undefined {
+  if ('forwardAuth' in server.upstream) return undefined;
+  const target = upstreams?.get(server.name);
+  if (target) return target;
+  if ('url' in server.upstream) return { url: server.upstream.url, transport: server.upstream.transport };
+  throw Object.assign(new Error(`server "${server.name}" has no URL of its own (built-in or stdio); pass it through the upstreams option`), {
     code: 'ERR_GATEWAY_UPSTREAM',
   });
 }
 
-function challenge(
-  res: ServerResponse, route: Route, cors: Record<string, string> | undefined, error?: BearerErrorCode, errorDescription?: string,
-): void {
-  sendBearerChallenge(res, { resourceMetadataUrl: route.resourceMetadataUrl, scopes: route.scopes, error, errorDescription }, cors);
+/** A refused request: the Bearer challenge, or a JSON-RPC error when the IdP is unreachable. */
+function sendDenial(res: ServerResponse, denial: GuardDenial, cors: Record<string, string> | undefined): void {
+  if (denial.kind === 'challenge') sendBearerChallenge(res, denial.challenge, cors);
+  else sendJsonRpcError(res, denial.status, JSONRPC_UPSTREAM_UNAVAILABLE, denial.message, { ...cors, 'retry-after': '5' });
 }
 
 /** CORS for an allowed browser origin: echo it (never `*`, the route is not public) and expose the MCP headers. */

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerConfig } from '../config/schema.ts';
-import { PRM_WELL_KNOWN, resourceFor } from './resource.ts';
+import { hostKey, PRM_WELL_KNOWN, resourceFor } from './resource.ts';
 
 /** RFC 9728 §2 fields the gateway publishes. */
 export interface ProtectedResourceMetadata {
@@ -38,35 +38,70 @@ export function buildProtectedResourceMetadata(issuer: string, server: ServerCon
   };
 }
 
-interface PreparedDocument {
+export interface PreparedDocument {
   body: Buffer;
   headers: Record<string, string | number>;
 }
 
 /**
- * Serves the documents at `/.well-known/oauth-protected-resource<server.path>` (RFC 9728 §3.1, path
- * inserted) and at the bare well-known path for clients that probe the root, which describes the first
- * configured server.
+ * Serves each server's document at the well-known segment inserted into its resource URI (RFC 9728
+ * §3.1): `/.well-known/oauth-protected-resource<path>` on the host of that URI. Documents of resources
+ * on the gateway's own host are served whatever the request's Host (as before hosts existed); those of
+ * host-routed servers (or a `resource` on another host) only when the request's Host is that host.
+ * The bare well-known path on a host describes the first configured server on that host, for clients
+ * that probe the root.
  */
 export class ProtectedResourceMetadataEndpoints {
+  /** Documents on the gateway's own host, by path. */
   readonly #documents = new Map<string, PreparedDocument>();
+  /** Documents on other hosts: host key, then path. */
+  readonly #byHost = new Map<string, Map<string, PreparedDocument>>();
+  readonly #scheme: string;
 
   constructor(issuer: string, servers: readonly ServerConfig[]) {
-    for (const [index, server] of servers.entries()) {
-      const document = prepare(buildProtectedResourceMetadata(issuer, server));
-      this.#documents.set(PRM_WELL_KNOWN + server.path, document);
-      if (index === 0) this.#documents.set(PRM_WELL_KNOWN, document);
+    const issuerUrl = new URL(issuer);
+    this.#scheme = issuerUrl.protocol;
+    for (const server of servers) {
+      const metadata = buildProtectedResourceMetadata(issuer, server);
+      const url = new URL(metadata.resource);
+      const documents = url.host === issuerUrl.host ? this.#documents : this.#hostDocuments(url.host);
+      const document = prepare(metadata);
+      const path = url.pathname === '/' ? '' : url.pathname;
+      if (!documents.has(PRM_WELL_KNOWN + path)) documents.set(PRM_WELL_KNOWN + path, document);
+      if (!documents.has(PRM_WELL_KNOWN)) documents.set(PRM_WELL_KNOWN, document);
     }
   }
 
-  /** True when `path` names one of the documents (the caller has already split off the query). */
-  matches(path: string): boolean {
-    return this.#documents.has(path);
+  #hostDocuments(host: string): Map<string, PreparedDocument> {
+    let documents = this.#byHost.get(host);
+    if (!documents) {
+      documents = new Map();
+      this.#byHost.set(host, documents);
+    }
+    return documents;
+  }
+
+  /**
+   * The document `path` names for a request with this `Host`, or undefined (the caller has already
+   * split off the query). A host-specific document wins over one on the gateway's own host.
+   */
+  find(path: string, host: string | undefined): PreparedDocument | undefined {
+    if (this.#byHost.size > 0 && host !== undefined) {
+      const key = this.#byHost.has(host) ? host : hostKey(host, this.#scheme);
+      const document = key === undefined ? undefined : this.#byHost.get(key)?.get(path);
+      if (document) return document;
+    }
+    return this.#documents.get(path);
+  }
+
+  /** True when `path` names one of the documents for this Host. */
+  matches(path: string, host?: string): boolean {
+    return this.find(path, host) !== undefined;
   }
 
   /** Answers GET/HEAD/OPTIONS for a path for which `matches` returned true. */
   serve(req: IncomingMessage, res: ServerResponse, path: string): void {
-    const document = this.#documents.get(path);
+    const document = this.find(path, req.headers.host);
     if (!document) {
       res.writeHead(404, { 'content-type': 'application/json', 'cache-control': 'no-store', ...PUBLIC_CORS });
       res.end('{"error":"not_found"}');

@@ -7,12 +7,20 @@
  * runs both ways: a slow client pauses the upstream read, a slow upstream pauses the client read.
  *
  * Upstream failures become a JSON-RPC error with 502/504 and are logged; they never throw out of here.
+ *
+ * Older HTTP+SSE upstreams (2024-11-05, `transport: 'sse'`): clients open the stream with `GET <route>`
+ * (the route itself stands for the upstream's SSE URL); the stream's `endpoint` event is rewritten to a
+ * path under the route, and the client's POSTs there go to the same path under the SSE URL's directory
+ * (`/sse` + `/messages?sessionId=…` upstream is `<route>` + `<route>/messages?sessionId=…` here; so
+ * `GET <route>/sse` reaches the SSE URL as well).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.ts';
+import { checkJsonRpcBody, JSON_CHECK_MAX_BYTES } from './jsonrpc-check.ts';
+import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 
 /**
  * RFC 9110 §7.6.1: connection-specific fields, never forwarded (plus the ones `Connection` names).
@@ -30,6 +38,14 @@ const HOP_BY_HOP = new Set([
  * and consent cookies live on this origin. `host`: undici sets the upstream's.
  */
 const STRIPPED_REQUEST = new Set(['authorization', 'cookie', 'host']);
+
+/**
+ * Client-supplied forwarding headers are dropped: the gateway adds its own `X-Forwarded-For/Proto/Host`
+ * (see index.ts), and an upstream must not be able to mistake a client's claim for the gateway's.
+ */
+function forwardingHeader(name: string): boolean {
+  return name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-forwarded-');
+}
 
 /**
  * Response headers the gateway owns. `set-cookie`: an upstream must not plant cookies on the gateway's
@@ -51,6 +67,10 @@ export interface UpstreamProxyOptions {
   /** Keep-alive connection pool for the upstream's origin (shared by servers on the same origin). */
   dispatcher: Dispatcher;
   logger: Logger;
+  /** `sse`: the upstream speaks HTTP+SSE (2024-11-05) and `url` is its SSE endpoint. */
+  transport?: 'streamable-http' | 'sse';
+  /** The gateway route path (`/legacy`), for the rewritten SSE `endpoint` event. */
+  routePath?: string;
 }
 
 export interface ForwardOptions {
@@ -71,15 +91,19 @@ export const JSONRPC_UPSTREAM_UNAVAILABLE = -32000;
 export const JSONRPC_UPSTREAM_TIMEOUT = -32001;
 export const JSONRPC_REQUEST_TOO_LARGE = -32002;
 
-/** Sends a JSON-RPC error response; `id` is null because the request body is streamed, never parsed. */
+/**
+ * Sends a JSON-RPC error response. `id` is null unless the request body was parsed and carried one
+ * (JSON-RPC 2.0 §5: null when it cannot be determined).
+ */
 export function sendJsonRpcError(
   res: ServerResponse,
   status: number,
   code: number,
   message: string,
   headers?: Readonly<Record<string, string>>,
+  id: string | number | null = null,
 ): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } });
+  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
   res.writeHead(status, {
     ...headers,
     'content-type': 'application/json',
@@ -100,15 +124,22 @@ export class UpstreamProxy {
   readonly #maxRequestBytes: number;
   readonly #logger: Logger;
   readonly #unavailable: string;
+  readonly #sse: boolean;
+  readonly #routePath: string;
+  readonly #upstreamUrl: URL;
 
   constructor(options: UpstreamProxyOptions) {
     const url = new URL(options.url);
     this.name = options.name;
     this.#origin = url.origin;
+    this.#upstreamUrl = url;
+    this.#sse = options.transport === 'sse';
+    this.#routePath = options.routePath ?? '';
     // The route itself maps to the upstream URL exactly as configured (some servers insist on a
-    // trailing slash and redirect otherwise); deeper paths are appended to it.
+    // trailing slash and redirect otherwise); deeper paths are appended to it. For an HTTP+SSE
+    // upstream they are appended to the SSE URL's directory, where its message endpoint lives.
     this.#rootPath = url.pathname;
-    this.#basePath = url.pathname.replace(/\/+$/, '');
+    this.#basePath = this.#sse ? url.pathname.slice(0, url.pathname.lastIndexOf('/')) : url.pathname.replace(/\/+$/, '');
     this.#baseSearch = url.search.slice(1);
     this.#dispatcher = options.dispatcher;
     this.#timeoutMs = options.timeoutMs;
@@ -130,17 +161,50 @@ export class UpstreamProxy {
         this.#tooLarge(req, res, options.responseHeaders);
         return;
       }
-      if (length > 0) body = req;
+      if (length > 0) {
+        if (length <= JSON_CHECK_MAX_BYTES && req.method === 'POST' && isJson(headers['content-type'])) {
+          this.#forwardChecked(req, res, options);
+          return;
+        }
+        body = req;
+      }
     } else if (chunked) {
       body = Readable.from(cappedBody(req, this.#maxRequestBytes), { objectMode: false });
     }
+    this.#dispatch(req, res, options, body, chunked);
+  }
 
-    const upstreamHeaders = forwardedRequestHeaders(headers, options.dropHeaders, body !== req);
+  /** Reads a small JSON body whole, refuses it when it is no JSON-RPC message, else sends it on. */
+  #forwardChecked(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer): void => void chunks.push(chunk);
+    req.on('data', onData);
+    // A client that leaves mid-upload ends here with an error and no 'end': nothing was sent upstream.
+    req.on('error', ignore);
+    req.once('end', () => {
+      req.removeListener('data', onData);
+      if (res.destroyed) return;
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      const problem = checkJsonRpcBody(body);
+      if (problem) {
+        this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: problem.code }, 'malformed JSON-RPC request refused');
+        sendJsonRpcError(res, 400, problem.code, problem.message, options.responseHeaders, problem.id);
+        return;
+      }
+      this.#dispatch(req, res, options, body, false);
+    });
+  }
+
+  #dispatch(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, body: Dispatcher.DispatchOptions['body'], chunked: boolean): void {
+    const upstreamHeaders = forwardedRequestHeaders(req.headers, options.dropHeaders, chunked);
     for (const value of options.addHeaders) upstreamHeaders.push(value);
 
     // `/mcp` and `/mcp/` name the same resource (see resource.ts), so both reach the configured URL.
-    let path = options.subPath === '' || options.subPath === '/' ? this.#rootPath : this.#basePath + options.subPath;
-    const search = this.#baseSearch && options.search ? `${this.#baseSearch}&${options.search}` : this.#baseSearch || options.search;
+    const root = options.subPath === '' || options.subPath === '/';
+    let path = root ? this.#rootPath : this.#basePath + options.subPath;
+    // The SSE URL's own query (if any) belongs to the SSE URL, not to the message endpoint beside it.
+    const baseSearch = this.#sse && !root ? '' : this.#baseSearch;
+    const search = baseSearch && options.search ? `${baseSearch}&${options.search}` : baseSearch || options.search;
     if (search) path += `?${search}`;
 
     // undici may destroy the body stream with an error when the upstream fails mid-upload; without a
@@ -148,6 +212,7 @@ export class UpstreamProxy {
     if (body !== null) req.on('error', ignore);
 
     const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null);
+    if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
     res.once('close', exchange.onClientClose);
     this.#dispatcher.dispatch(
       {
@@ -165,6 +230,18 @@ export class UpstreamProxy {
       exchange,
     );
   }
+
+  /**
+   * Maps the upstream's `endpoint` URL (relative to its SSE URL) to a gateway path under the route.
+   * Refused (undefined) when it points at another origin or outside the SSE URL's directory: the
+   * gateway could not route the client's POSTs there.
+   */
+  readonly #endpointForClient = (endpoint: string): string | undefined => {
+    const target = URL.parse(endpoint, this.#upstreamUrl);
+    if (!target || target.origin !== this.#origin) return undefined;
+    if (!target.pathname.startsWith(`${this.#basePath}/`)) return undefined;
+    return `${this.#routePath}${target.pathname.slice(this.#basePath.length)}${target.search}`;
+  };
 
   /** @internal Called by an exchange that failed before any response byte was sent. */
   fail(exchange: Exchange, error: Error): void {
@@ -184,14 +261,24 @@ export class UpstreamProxy {
 
   /** @internal Called when the upstream stream broke after the response had started. */
   broke(exchange: Exchange, error: Error): void {
-    this.#logger.warn({ upstream: this.name, code: errorCode(error), reason: error.message, method: exchange.req.method }, 'upstream MCP server closed the stream mid-response');
-    // The status line is gone; an aborted chunked body is the only honest signal left for the client.
+    this.#logger.warn({ event: 'upstream.stream_broken', upstream: this.name, code: errorCode(error), reason: error.message, method: exchange.req.method }, 'upstream MCP server closed the stream mid-response');
+    // An SSE stream ends cleanly: an unfinished event is discarded by the client's parser (WHATWG
+    // HTML §9.2.6), and the client reconnects or gives up as it would for any ended stream. Anything
+    // else is cut: the status line is gone, and an aborted chunked body is the only honest signal left.
+    if (exchange.eventStream && !exchange.res.destroyed) exchange.res.end();
+    else exchange.res.destroy();
+  }
+
+  /** @internal The upstream's SSE stream did not start with a usable `endpoint` event. */
+  badEndpoint(exchange: Exchange, error: Error): void {
+    this.#logger.warn({ event: 'upstream.bad_sse_endpoint', upstream: this.name, reason: error.message }, 'upstream HTTP+SSE stream refused');
+    exchange.controller?.abort(error);
     exchange.res.destroy();
   }
 
-  /** @internal */
-  debug(message: string, error: Error): void {
-    if (this.#logger.isLevelEnabled('debug')) this.#logger.debug({ upstream: this.name, code: errorCode(error) }, message);
+  /** @internal The client left before the response finished; the upstream request was aborted. */
+  clientGone(exchange: Exchange): void {
+    this.#logger.info({ event: 'upstream.client_aborted', upstream: this.name, method: exchange.req.method, streaming: exchange.eventStream }, 'client closed the connection; upstream request aborted');
   }
 
   #tooLarge(req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined): void {
@@ -219,6 +306,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   started = false;
   clientClosed = false;
   wroteBody = false;
+  /** The response is an SSE stream. */
+  eventStream = false;
+  /** Set for GETs to an HTTP+SSE upstream: the first `endpoint` event is rewritten. */
+  endpointRewriter: SseEndpointRewriter | undefined = undefined;
 
   constructor(proxy: UpstreamProxy, req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined, hasBody: boolean) {
     this.proxy = proxy;
@@ -250,13 +341,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.clientClosed) return;
     this.started = true;
     const out = responseHeadersFrom(headers, this.responseHeaders);
+    // The rewritten endpoint event changes the body's length.
+    if (this.endpointRewriter !== undefined) delete out['content-length'];
     this.res.writeHead(statusCode, out);
     const type = headers['content-type'];
     // An SSE stream may carry no event for a long time (the GET stream often carries none), and the
     // client must see its headers now. A body already in the same read reaches onResponseData before
     // the tick ends and carries the headers with it, which saves a write per response.
     if (headers['content-length'] === undefined && typeof type === 'string' && type.startsWith('text/event-stream')) {
+      this.eventStream = true;
       process.nextTick(this.flushIfIdle);
+    } else {
+      this.endpointRewriter = undefined;
     }
   }
 
@@ -266,6 +362,18 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientClosed) return;
+    const rewriter = this.endpointRewriter;
+    if (rewriter !== undefined) {
+      try {
+        chunk = rewriter.push(chunk);
+      } catch (error) {
+        this.clientClosed = true;
+        this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new Error(String(error)));
+        return;
+      }
+      if (rewriter.done) this.endpointRewriter = undefined;
+      if (chunk.byteLength === 0) return;
+    }
     this.wroteBody = true;
     if (!this.res.write(chunk)) {
       controller.pause();
@@ -280,8 +388,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
     this.res.removeListener('close', this.onClientClose);
+    if (error instanceof SseEndpointError) return;
     if (this.clientClosed || error instanceof ClientClosedError) {
-      this.proxy.debug('client closed the connection; upstream request aborted', error);
+      this.proxy.clientGone(this);
       return;
     }
     if (this.started || this.res.headersSent) this.proxy.broke(this, error);
@@ -294,7 +403,7 @@ function forwardedRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet
   const out: string[] = [];
   const named = connectionTokens(headers.connection);
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || STRIPPED_REQUEST.has(name) || drop.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || STRIPPED_REQUEST.has(name) || drop.has(name) || forwardingHeader(name)) continue;
     if (named !== undefined && named.has(name)) continue;
     if (dropLength && name === 'content-length') continue;
     const value = headers[name];
@@ -375,6 +484,11 @@ function errorCode(error: Error): string | undefined {
 }
 
 function ignore(): void {}
+
+/** `application/json` with or without parameters (`; charset=utf-8`). */
+function isJson(type: string | undefined): boolean {
+  return type !== undefined && type.slice(0, 16).toLowerCase() === 'application/json' && (type.length === 16 || type[16] === ';' || type[16] === ' ');
+}
 
 /**
  * One keep-alive pool per upstream origin (DESIGN.md: a new connection per request is a known trap).

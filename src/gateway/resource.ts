@@ -54,15 +54,56 @@ export function resourceUriFor(issuer: string, path: string): string {
   return resource;
 }
 
-/** Canonical resource URI of one MCP server (the `aud` of its tokens). */
-export function resourceFor(issuer: string, server: Pick<ServerConfig, 'path'>): string {
+/** The parts of a server's configuration that decide its resource URI and route. */
+export type ResourceLocator = Pick<ServerConfig, 'path'> & Partial<Pick<ServerConfig, 'host' | 'resource'>>;
+
+/**
+ * Canonical resource URI of one MCP server: its PRM `resource`, the `aud` of its tokens, and the value
+ * the authorization server binds (RFC 8707 §2). The single place this is decided:
+ * - `resource` when configured (forward-auth behind another origin);
+ * - `<publicUrl scheme>://<host><path>` for a host-routed server;
+ * - `publicUrl + path` otherwise.
+ */
+export function resourceFor(issuer: string, server: ResourceLocator): string {
+  if (server.resource !== undefined) {
+    const resource = canonicalizeResource(server.resource);
+    if (!resource) throw Object.assign(new Error(`resource "${server.resource}" is not a valid resource URI`), { code: 'ERR_GATEWAY_RESOURCE' });
+    return resource;
+  }
+  if (server.host !== undefined) {
+    const scheme = URL.parse(issuer)?.protocol ?? 'https:';
+    const resource = canonicalizeResource(`${scheme}//${server.host}${server.path}`);
+    if (!resource) throw Object.assign(new Error(`host "${server.host}" and path "${server.path}" do not form a valid resource URI`), { code: 'ERR_GATEWAY_RESOURCE' });
+    return resource;
+  }
   return resourceUriFor(issuer, server.path);
 }
 
 /** RFC 9728 §3.1: the metadata URL inserts the well-known segment between the origin and the path. */
 export const PRM_WELL_KNOWN = '/.well-known/oauth-protected-resource';
 
-/** URL of a server's Protected Resource Metadata document, as named in `resource_metadata` (RFC 9728 §5.1). */
-export function protectedResourceMetadataUrl(issuer: string, server: Pick<ServerConfig, 'path'>): string {
-  return `${gatewayOrigin(issuer)}${PRM_WELL_KNOWN}${server.path}`;
+/**
+ * URL of a server's Protected Resource Metadata document, as named in `resource_metadata` (RFC 9728
+ * §5.1): the well-known segment inserted into the server's resource URI (RFC 9728 §3.1), so the
+ * document's `resource` equals the URL it was fetched from minus the segment (§3.3).
+ */
+export function protectedResourceMetadataUrl(issuer: string, server: ResourceLocator): string {
+  return protectedResourceMetadataUrlOf(resourceFor(issuer, server));
+}
+
+/** The path-inserted metadata URL of a canonical resource URI. */
+export function protectedResourceMetadataUrlOf(resource: string): string {
+  const url = new URL(resource);
+  const path = url.pathname === '/' ? '' : url.pathname;
+  return `${url.origin}${PRM_WELL_KNOWN}${path}${url.search}`;
+}
+
+/**
+ * A `Host` header value in comparable form for a given scheme: lowercase, default port dropped
+ * (`Tools.Example:443` over https is `tools.example`). `undefined` for a value that is no host.
+ */
+export function hostKey(host: string, scheme: string): string | undefined {
+  const url = URL.parse(`${scheme}//${host}`);
+  if (!url || url.host === '' || url.username || url.password || url.pathname !== '/' || url.search || url.hash) return undefined;
+  return url.host;
 }

@@ -1,0 +1,88 @@
+/**
+ * Rewrites the `endpoint` event of an HTTP+SSE (2024-11-05) upstream stream on its way to the client.
+ *
+ * In that transport the server's first SSE event is `event: endpoint` whose data is the URL the client
+ * must POST its messages to, usually relative to the SSE URL (`/messages?sessionId=…`). Passed through
+ * unchanged it would send the client to the upstream (which it cannot reach, and whose address it must
+ * not learn) or to a gateway path outside the route. Only the events up to and including that first
+ * `endpoint` event are parsed (WHATWG HTML §9.2.6 event stream format); everything after it is passed
+ * on as raw bytes, so the stream is never buffered.
+ */
+
+/** The pre-endpoint part of a stream is small; anything longer is not an MCP HTTP+SSE server. */
+const MAX_PREAMBLE_BYTES = 64 * 1024;
+
+export class SseEndpointRewriter {
+  readonly #rewrite: (endpoint: string) => string | undefined;
+  #pending = '';
+  #done = false;
+
+  /** `rewrite` maps the upstream's endpoint URL text to the one the client gets; undefined refuses it. */
+  constructor(rewrite: (endpoint: string) => string | undefined) {
+    this.#rewrite = rewrite;
+  }
+
+  /** True once the endpoint event has been rewritten; later chunks need not go through `push`. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /**
+   * Takes the next chunk and returns what may be sent to the client now (possibly empty). Throws when
+   * the endpoint cannot be rewritten or the preamble grows too long.
+   */
+  push(chunk: Buffer): Buffer {
+    if (this.#done) return chunk;
+    this.#pending += chunk.toString('utf8');
+    let out = '';
+    for (;;) {
+      const boundary = eventBoundary(this.#pending);
+      if (boundary === undefined) break;
+      const block = this.#pending.slice(0, boundary.start);
+      const rest = this.#pending.slice(boundary.end);
+      const data = endpointData(block);
+      if (data === undefined) {
+        out += this.#pending.slice(0, boundary.end);
+        this.#pending = rest;
+        continue;
+      }
+      const rewritten = this.#rewrite(data);
+      if (rewritten === undefined) throw new SseEndpointError(`the upstream's endpoint URL is outside its route`);
+      out += `event: endpoint\ndata: ${rewritten}\n\n${rest}`;
+      this.#pending = '';
+      this.#done = true;
+      return Buffer.from(out, 'utf8');
+    }
+    if (Buffer.byteLength(this.#pending) > MAX_PREAMBLE_BYTES) throw new SseEndpointError('no endpoint event at the start of the SSE stream');
+    return Buffer.from(out, 'utf8');
+  }
+}
+
+export class SseEndpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SseEndpointError';
+  }
+}
+
+/** The first blank line (event end) in `text`: CRLF, LF or CR line endings, as the format allows. */
+function eventBoundary(text: string): { start: number; end: number } | undefined {
+  const match = /\r\n\r\n|\n\n|\r\r|\r\n\n|\n\r\n/.exec(text);
+  return match ? { start: match.index, end: match.index + match[0].length } : undefined;
+}
+
+/** The data of an `endpoint` event block, or undefined for any other event. */
+function endpointData(block: string): string | undefined {
+  let event = 'message';
+  const data: string[] = [];
+  for (const line of block.split(/\r\n|\r|\n/)) {
+    if (line === '' || line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') event = value;
+    else if (field === 'data') data.push(value);
+  }
+  return event === 'endpoint' ? data.join('\n') : undefined;
+}
