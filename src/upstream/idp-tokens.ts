@@ -67,21 +67,32 @@ export function createIdpTokenSource(deps: IdpTokenSourceDeps): IdpTokenSource {
   }
 
   async function refresh(userId: string, minValidity: number): Promise<IdpAccessToken> {
-    const providerId = userId.slice(0, userId.indexOf(':'));
+    const separator = userId.indexOf(':');
+    const providerId = separator > 0 ? userId.slice(0, separator) : '';
     const provider = providers.get(providerId);
     for (let attempt = 0; ; attempt++) {
-      const tokens = await load(userId);
-      const current = fresh(tokens, minValidity);
+      const seen = await load(userId);
+      const current = fresh(seen, minValidity);
       if (current) return current;
-      if (!tokens?.refreshToken || !provider?.refresh) {
-        throw new IdpReauthenticationRequired(userId, tokens ? 'the IdP token expired and the IdP gave no refresh token' : 'no IdP token is stored for this user');
+      if (!seen?.refreshToken || !provider?.refresh) {
+        throw new IdpReauthenticationRequired(userId, seen ? 'the IdP token expired and the IdP gave no refresh token' : 'no IdP token is stored for this user');
       }
       // Across replicas: whoever creates the lock counter refreshes; the others wait for its result.
       if ((await storage.increment(REFRESH_LOCK_NS, userId, REFRESH_LOCK_SECONDS)) === 1) {
         try {
+          // Read again under the lock: another replica may have refreshed between the read above and
+          // taking the lock, and an IdP that rotates refresh tokens (RFC 9700 §4.14.2) would answer the
+          // old one with invalid_grant, which would log the user out for nothing.
+          const tokens = await load(userId);
+          const refreshedMeanwhile = fresh(tokens, minValidity);
+          if (refreshedMeanwhile) return refreshedMeanwhile;
+          if (!tokens?.refreshToken) throw new IdpReauthenticationRequired(userId, 'no IdP refresh token is stored for this user');
           const refreshed = await provider.refresh(tokens);
-          // Some IdPs rotate the refresh token, others return none and expect the old one to be kept.
+          // Some IdPs rotate the refresh token, others return none and expect the old one to be kept; an
+          // ID token is not always sent again. The expiry is the new access token's only: the old one's
+          // would make a token without `expires_in` look expired at once.
           const merged: UpstreamTokens = { ...tokens, ...refreshed, refreshToken: refreshed.refreshToken ?? tokens.refreshToken };
+          if (refreshed.expiresAt === undefined) delete merged.expiresAt;
           await storage.set(NS.upstreamTokens, userId, secretBox.sealJson(merged, userId), deps.retentionSeconds);
           logger.info({ event: 'idp_token.refreshed', userId, provider: providerId }, 'IdP token refreshed');
           const result = fresh(merged, 0);
@@ -92,6 +103,9 @@ export function createIdpTokenSource(deps: IdpTokenSourceDeps): IdpTokenSource {
             logger.warn({ event: 'idp_token.refresh_refused', userId, provider: providerId, detail: error.detail }, 'IdP refused the refresh token');
             await storage.delete(NS.upstreamTokens, userId);
             throw new IdpReauthenticationRequired(userId, 'the IdP refused the refresh token', { cause: error });
+          }
+          if (error instanceof UpstreamLoginError) {
+            logger.warn({ event: 'idp_token.refresh_failed', userId, provider: providerId, reason: error.publicCode, detail: error.detail }, 'IdP token refresh failed');
           }
           throw error;
         } finally {

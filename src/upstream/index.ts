@@ -7,7 +7,9 @@ import type { Storage } from '../storage/types.ts';
 import type { OutboundFetch } from '../http/outbound.ts';
 import type { PageBranding } from '../ui/layout.ts';
 import { LocalIdentityProvider } from './local.ts';
-import { OidcIdentityProvider } from './oidc.ts';
+import { createOidcProvider } from './presets/index.ts';
+import { GithubIdentityProvider } from './github.ts';
+import { OAuth2IdentityProvider } from './oauth2.ts';
 import type { IdentityProvider } from './types.ts';
 import type { IncomingMessage } from 'node:http';
 
@@ -43,7 +45,9 @@ export function createIdentityProviders(configs: readonly IdentityProviderConfig
       local.set(config.id, provider);
       return provider;
     }
-    return new OidcIdentityProvider(config, { fetch: deps.fetch });
+    if (config.type === 'github') return new GithubIdentityProvider(config, { fetch: deps.fetch, logger: deps.logger });
+    if (config.type === 'oauth2') return new OAuth2IdentityProvider(config, { fetch: deps.fetch });
+    return createOidcProvider(config, { fetch: deps.fetch, logger: deps.logger });
   });
   return { all, local };
 }

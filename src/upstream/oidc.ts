@@ -1,25 +1,30 @@
 /**
- * A generic OpenID Connect identity provider, found by its issuer URL (OIDC Discovery 1.0), reached
- * through the one confidential app the operator registered there. The gateway runs its own
- * authorization-code flow with its own PKCE, state and nonce: nothing of the MCP client (its
- * client_id, scope or resource) ever reaches the IdP (CLIENTS.md §3).
+ * An OpenID Connect identity provider, found by its issuer URL (OIDC Discovery 1.0), reached through
+ * the one confidential app the operator registered there. Every OIDC preset (Entra, Google, Okta,
+ * Keycloak, Auth0, authentik, Cognito, generic) runs on this one implementation with its own settings
+ * (src/upstream/presets/). The gateway runs its own authorization-code flow with its own PKCE, state
+ * and nonce: nothing of the MCP client (its client_id, scope or resource) ever reaches the IdP
+ * (CLIENTS.md §3).
  */
 import * as client from 'openid-client';
 import { isLoopbackHost } from '../config/schema.ts';
-import type { OidcProviderConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { identityFromClaims, MissingSubjectClaim } from './claims.ts';
+import type { OidcSettings } from './oidc-settings.ts';
 import { UpstreamLoginError } from './types.ts';
-import type {
-  IdentityProvider, UpstreamIdentity, UpstreamLoginResult, UpstreamLoginState, UpstreamTokens,
-} from './types.ts';
+import type { IdentityProvider, UpstreamLoginResult, UpstreamLoginState, UpstreamTokens } from './types.ts';
 
 export interface OidcIdentityProviderOptions {
   /** Outbound fetch (see `createOutboundFetch`): trusts the extra CA and has its own deadline. */
   fetch?: typeof fetch;
   /** Deadline openid-client puts on each IdP request. Default 10 s. */
   timeoutMs?: number;
-  /** Seconds of clock difference tolerated on ID token `iat`/`exp`/`nbf`. openid-client's default is 30. */
-  clockToleranceSeconds?: number;
+  /** For warnings that are not login failures (groups overage without Graph). */
+  logger?: Logger;
 }
+
+/** The host whose multi-tenant issuer template openid-client understands (see `entraDiscovery`). */
+const ENTRA_ORIGIN = 'https://login.microsoftonline.com';
 
 /**
  * Authorization request parameters the gateway sets itself. An operator's `authorizationParams` may not
@@ -47,38 +52,41 @@ export class OidcConfigError extends Error {
 export class OidcIdentityProvider implements IdentityProvider {
   readonly id: string;
   readonly displayName: string;
-  readonly #config: OidcProviderConfig;
+  readonly type: string;
+  readonly #settings: OidcSettings;
   readonly #issuer: URL;
   readonly #fetch: typeof fetch | undefined;
   readonly #timeoutSeconds: number;
-  readonly #clockTolerance: number | undefined;
+  readonly #logger: Logger | undefined;
   /** The in-flight or finished discovery; dropped on failure so the next login tries again. */
   #discovery: Promise<client.Configuration> | undefined;
 
-  constructor(config: OidcProviderConfig, options: OidcIdentityProviderOptions = {}) {
-    this.id = config.id;
-    this.displayName = config.displayName;
-    this.#config = config;
-    this.#issuer = checkIssuer(config.issuer);
+  constructor(settings: OidcSettings, options: OidcIdentityProviderOptions = {}) {
+    this.id = settings.id;
+    this.displayName = settings.displayName;
+    this.type = settings.type;
+    this.#settings = settings;
+    this.#issuer = checkIssuer(settings.entraAuthority ?? settings.issuer);
     const problems: string[] = [];
-    if (!config.scopes.includes('openid')) problems.push('scopes must include "openid": the identity comes from the ID token');
-    for (const key of Object.keys(config.authorizationParams)) {
+    if (!settings.scopes.includes('openid')) problems.push('scopes must include "openid": the identity comes from the ID token');
+    for (const key of Object.keys(settings.operatorParams)) {
       if (RESERVED_PARAMS.has(key)) problems.push(`authorizationParams.${key} is set by the gateway itself and cannot be configured`);
     }
-    if (problems.length > 0) throw new OidcConfigError(`identity provider "${config.id}": ${problems.join('; ')}`);
+    if (problems.length > 0) throw new OidcConfigError(`identity provider "${settings.id}": ${problems.join('; ')}`);
     this.#fetch = options.fetch;
     // openid-client counts in seconds; round up so a sub-second setting does not become "no timeout".
     this.#timeoutSeconds = Math.max(1, Math.ceil((options.timeoutMs ?? 10_000) / 1000));
-    this.#clockTolerance = options.clockToleranceSeconds;
+    this.#logger = options.logger;
   }
 
   async authorizationUrl(login: UpstreamLoginState, callbackUrl: string): Promise<URL> {
     const configuration = await this.#configuration();
     const parameters: Record<string, string> = {
-      ...this.#config.authorizationParams,
+      ...this.#settings.presetParams,
+      ...this.#settings.operatorParams,
       redirect_uri: callbackUrl,
       response_type: 'code',
-      scope: this.#config.scopes.join(' '),
+      scope: this.#settings.scopes.join(' '),
       state: login.state,
       nonce: login.nonce,
       // S256 even when discovery omits code_challenge_methods_supported (Entra does, and supports it).
@@ -110,18 +118,63 @@ export class OidcIdentityProvider implements IdentityProvider {
     }
     const idClaims = tokens.claims();
     if (!idClaims) throw new UpstreamLoginError('server_error', 'The identity provider returned no ID token.', 'token response without id_token');
+    const upstreamTokens = tokensFrom(tokens);
+
+    // The preset's own rule (tenant, Workspace domain) on the verified ID token, before anything else.
+    const refusal = this.#settings.checkClaims?.(idClaims);
+    if (refusal) throw new UpstreamLoginError('access_denied', 'The identity provider account may not sign in here.', refusal.reason);
 
     let claims: Record<string, unknown> = { ...idClaims };
-    if (configuration.serverMetadata().userinfo_endpoint && tokens.access_token) {
+    if (this.#settings.useUserinfo && configuration.serverMetadata().userinfo_endpoint && tokens.access_token) {
       try {
         // fetchUserInfo refuses a response whose `sub` differs from the ID token's (OIDC Core §5.3.2).
         const userinfo = await client.fetchUserInfo(configuration, tokens.access_token, idClaims.sub);
+        // Userinfo may be more current than the ID token (OIDC Core §5.3.2); the preset's own rule
+        // (checkClaims, above) has already looked at the ID token alone.
         claims = { ...claims, ...userinfo };
       } catch (error) {
         throw toLoginError(error, 'userinfo');
       }
     }
-    return { identity: identityFrom(idClaims.sub, claims), tokens: tokensFrom(tokens) };
+    let identity;
+    try {
+      // The stable id comes from the ID token when it has the claim: the statement this login verified.
+      const subjectClaim = this.#settings.claims.subject;
+      identity = identityFromClaims({ ...claims, [subjectClaim]: idClaims[subjectClaim] ?? claims[subjectClaim] }, this.#settings.claims);
+    } catch (error) {
+      if (!(error instanceof MissingSubjectClaim)) throw error;
+      throw new UpstreamLoginError('server_error', 'The identity provider did not say who the user is.', `${error.message} (claims.subject of provider "${this.id}")`);
+    }
+    if (typeof idClaims['tid'] === 'string') identity.tenantId = idClaims['tid'];
+    const resolved = await this.#settings.resolveGroups?.(claims, upstreamTokens, {
+      fetch: this.#fetch ?? fetch,
+      warn: (fields, message) => this.#logger?.warn({ provider: this.id, ...fields }, message),
+    });
+    if (resolved) identity.groups = [...new Set([...identity.groups, ...resolved])];
+    return { identity, tokens: upstreamTokens };
+  }
+
+  /**
+   * A refresh-token grant (RFC 6749 §6). `invalid_grant` (revoked, expired, rotated away) means the user
+   * must sign in again: access_denied; an IdP that cannot be reached: temporarily_unavailable.
+   */
+  async refresh(tokens: UpstreamTokens): Promise<UpstreamTokens> {
+    if (!tokens.refreshToken) throw new UpstreamLoginError('access_denied', 'No refresh token.', 'no refresh token stored');
+    const configuration = await this.#configuration();
+    let response: Awaited<ReturnType<typeof client.refreshTokenGrant>>;
+    try {
+      response = await client.refreshTokenGrant(configuration, tokens.refreshToken, this.#settings.refreshParams);
+    } catch (error) {
+      throw toLoginError(error, 'refresh');
+    }
+    const refreshed = tokensFrom(response);
+    // OIDC Core §12.2: a refreshed ID token must be about the same user.
+    const newClaims = response.claims();
+    const oldSubject = tokens.idToken ? unverifiedClaims(tokens.idToken)?.['sub'] : undefined;
+    if (newClaims && oldSubject !== undefined && newClaims.sub !== oldSubject) {
+      throw new UpstreamLoginError('access_denied', 'The identity provider answered for another user.', 'refreshed ID token has another sub');
+    }
+    return refreshed;
   }
 
   /** Discovery, cached; an IdP that is down at start-up only fails logins until it answers again. */
@@ -135,49 +188,73 @@ export class OidcIdentityProvider implements IdentityProvider {
 
   async #discover(): Promise<client.Configuration> {
     const options: client.DiscoveryRequestOptions = { timeout: this.#timeoutSeconds };
-    if (this.#fetch) options[client.customFetch] = this.#fetch as client.CustomFetch;
+    const discoveryUrl = this.#settings.entraAuthority ? this.#entraDiscovery(options) : this.#issuer;
+    if (!this.#settings.entraAuthority && this.#fetch) options[client.customFetch] = this.#fetch as client.CustomFetch;
     // Only a loopback issuer gets here over http (checked in the constructor): local development.
     if (this.#issuer.protocol === 'http:') options.execute = [client.allowInsecureRequests];
-    let configuration: client.Configuration;
     try {
-      configuration = await client.discovery(this.#issuer, this.#config.clientId, this.#clientMetadata(), undefined, options);
+      // The client authentication is chosen per request from the metadata (see #clientAuthentication), so
+      // the Configuration discovery builds is used as it is: rebuilding it from serverMetadata() would
+      // lose what discovery attached to it (the Entra issuer template).
+      return await client.discovery(discoveryUrl, this.#settings.clientId, this.#clientMetadata(), this.#clientAuthentication(), options);
     } catch (error) {
-      const detail = `discovery of ${this.#issuer.href} failed: ${describe(error)}`;
+      const detail = `discovery of ${this.#settings.issuer} failed: ${describe(error)}`;
       throw new UpstreamLoginError('temporarily_unavailable', 'The identity provider could not be reached.', detail, { cause: error });
     }
-    const auth = this.#clientAuthentication(configuration.serverMetadata());
-    // The client auth method depends on the metadata, so the Configuration is rebuilt with it; this costs
-    // nothing (no request) and keeps discovery's fetch, timeout and http allowance.
-    const rebuilt = new client.Configuration(configuration.serverMetadata(), this.#config.clientId, this.#clientMetadata(), auth);
-    if (this.#fetch) rebuilt[client.customFetch] = this.#fetch as client.CustomFetch;
-    rebuilt.timeout = this.#timeoutSeconds;
-    if (this.#issuer.protocol === 'http:') client.allowInsecureRequests(rebuilt);
-    return rebuilt;
+  }
+
+  /**
+   * Entra's multi-tenant (`common`/`organizations`) discovery names the issuer as the template
+   * `https://login.microsoftonline.com/{tenantid}/v2.0`; each ID token's `iss` carries the user's own
+   * tenant. openid-client checks such tokens against the template with the token's `tid`, but only for
+   * a discovery URL on login.microsoftonline.com. For another sign-in host (a national cloud, a test
+   * stand-in) the gateway names that URL to openid-client and its fetch goes to the real host; the
+   * endpoints in the document (token, keys, userinfo) are used as the host publishes them.
+   */
+  #entraDiscovery(options: client.DiscoveryRequestOptions): URL {
+    const authority = this.#issuer; // the configured host, with `/<tenant>/v2.0`
+    const presented = new URL(`${authority.pathname}${authority.search}`, ENTRA_ORIGIN);
+    const outbound = this.#fetch ?? fetch;
+    options[client.customFetch] = ((url: string, init: RequestInit) => {
+      const target = new URL(url);
+      if (target.origin === ENTRA_ORIGIN && authority.origin !== ENTRA_ORIGIN) {
+        const real = new URL(`${target.pathname}${target.search}`, authority.origin);
+        return outbound(real, init);
+      }
+      return outbound(target, init);
+    }) as client.CustomFetch;
+    // The template check applies to every later request of this Configuration too, not only discovery.
+    return presented;
   }
 
   #clientMetadata(): Partial<client.ClientMetadata> {
     const metadata: Partial<client.ClientMetadata> = {};
-    if (this.#config.clientSecret) metadata.client_secret = this.#config.clientSecret;
-    if (this.#clockTolerance !== undefined) metadata[client.clockTolerance] = this.#clockTolerance;
+    if (this.#settings.clientSecret) metadata.client_secret = this.#settings.clientSecret;
+    metadata[client.clockTolerance] = this.#settings.clockTolerance;
     return metadata;
   }
 
   /**
    * The confidential client's authentication: the first of client_secret_basic / client_secret_post in
    * the IdP's list (RFC 8414 §2: absent means client_secret_basic). Without a secret, a public client.
+   * Chosen at request time from the metadata the request is made with.
    */
-  #clientAuthentication(metadata: client.ServerMetadata): client.ClientAuth {
-    const secret = this.#config.clientSecret;
+  #clientAuthentication(): client.ClientAuth {
+    const secret = this.#settings.clientSecret;
     if (!secret) return client.None();
-    const supported = metadata.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
-    const method = supported.find((m) => m === 'client_secret_basic' || m === 'client_secret_post');
-    if (method === 'client_secret_post') return client.ClientSecretPost(secret);
-    if (method === 'client_secret_basic') return client.ClientSecretBasic(secret);
-    throw new UpstreamLoginError(
-      'server_error',
-      'The identity provider does not accept the configured client credentials.',
-      `token_endpoint_auth_methods_supported (${supported.join(', ')}) has neither client_secret_basic nor client_secret_post`,
-    );
+    const basic = client.ClientSecretBasic(secret);
+    const post = client.ClientSecretPost(secret);
+    return (as, clientMetadata, body, headers) => {
+      const supported = as.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
+      const method = supported.find((m) => m === 'client_secret_basic' || m === 'client_secret_post');
+      if (method === 'client_secret_post') return post(as, clientMetadata, body, headers);
+      if (method === 'client_secret_basic') return basic(as, clientMetadata, body, headers);
+      throw new UpstreamLoginError(
+        'server_error',
+        'The identity provider does not accept the configured client credentials.',
+        `token_endpoint_auth_methods_supported (${supported.join(', ')}) has neither client_secret_basic nor client_secret_post`,
+      );
+    };
   }
 }
 
@@ -190,20 +267,14 @@ function checkIssuer(issuer: string): URL {
   throw new OidcConfigError(`issuer "${issuer}" must use https (http is allowed only for localhost/127.0.0.1/[::1])`);
 }
 
-function identityFrom(subject: string, claims: Record<string, unknown>): UpstreamIdentity {
-  const identity: UpstreamIdentity = { subject, groups: stringArray(claims['groups']) ?? [] };
-  if (typeof claims['email'] === 'string') identity.email = claims['email'];
-  const verified = claims['email_verified'];
-  // Some IdPs (older Cognito, some SAML bridges) send the boolean as a string.
-  if (typeof verified === 'boolean') identity.emailVerified = verified;
-  else if (verified === 'true' || verified === 'false') identity.emailVerified = verified === 'true';
-  const name = claims['name'] ?? claims['preferred_username'];
-  if (typeof name === 'string' && name !== '') identity.name = name;
-  return identity;
-}
-
-function stringArray(value: unknown): string[] | undefined {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string') ? [...value] : undefined;
+/** The payload of a JWT the gateway itself stored after verifying it; never used to decide trust. */
+function unverifiedClaims(jwt: string): Record<string, unknown> | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as unknown;
+    return payload instanceof Object ? (payload as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function tokensFrom(response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): UpstreamTokens {
@@ -221,8 +292,9 @@ function tokensFrom(response: client.TokenEndpointResponse & client.TokenEndpoin
  * Maps whatever openid-client (or the network) threw into the three outcomes the MCP client may learn.
  * What exactly failed goes into `detail`, for the logs only.
  */
-function toLoginError(error: unknown, step: 'code exchange' | 'userinfo'): UpstreamLoginError {
+function toLoginError(error: unknown, step: 'code exchange' | 'userinfo' | 'refresh'): UpstreamLoginError {
   if (error instanceof UpstreamLoginError) return error;
+  if (error instanceof client.ClientError && error.cause instanceof UpstreamLoginError) return error.cause;
   const options = { cause: error };
   const endpoint = step === 'userinfo' ? 'userinfo endpoint' : 'token endpoint';
   if (error instanceof client.AuthorizationResponseError) {
@@ -236,6 +308,10 @@ function toLoginError(error: unknown, step: 'code exchange' | 'userinfo'): Upstr
   if (error instanceof client.ResponseBodyError) {
     const detail = `${endpoint} answered ${error.status} error=${error.error}${error.error_description ? ` (${error.error_description})` : ''}`;
     if (error.status >= 500 || error.status === 429) return unavailable(detail, options);
+    // RFC 6749 §5.2: the refresh token is expired, revoked or was rotated away; the user signs in again.
+    if (step === 'refresh' && error.error === 'invalid_grant') {
+      return new UpstreamLoginError('access_denied', 'The identity provider no longer accepts this sign-in.', detail, options);
+    }
     return new UpstreamLoginError('server_error', 'The identity provider refused the sign-in.', detail, options);
   }
   if (error instanceof client.ClientError) {
@@ -279,13 +355,30 @@ function describe(error: unknown): string {
   return parts.join(' ');
 }
 
-/** Names the failed check; the expected value only for public ones (never a nonce or state). */
+/** What an operator reads for each ID token check oauth4webapi names. */
+const CHECK_NAMES: Record<string, string> = {
+  iss: 'issuer', issuer: 'issuer (discovery document)', aud: 'audience (the client id)', azp: 'authorized party',
+  exp: 'expiry (or clock skew beyond clockTolerance)', iat: 'issued-at (or clock skew beyond clockTolerance)',
+  nbf: 'not-before (or clock skew beyond clockTolerance)', nonce: 'nonce', sub: 'subject', auth_time: 'authentication time',
+};
+
+/**
+ * Names the failed check, the claim, and the expected and received values for public ones (never a
+ * nonce or state). For `iss`, Entra multi-tenant included, the received value names the tenant.
+ */
 function checkOf(value: unknown): string | undefined {
   if (!(value instanceof Object)) return undefined;
   const record = value as Record<string, unknown>;
   const name = record['claim'] ?? record['attribute'];
   if (typeof name !== 'string') return undefined;
+  const parts = [`check: ${CHECK_NAMES[name] ?? name}, claim ${name}`];
   const expected = record['expected'];
-  const showExpected = expected !== undefined && ['iss', 'aud', 'azp', 'issuer'].includes(name);
-  return `(check: ${name}${showExpected ? `, expected ${JSON.stringify(expected)}` : ''})`;
+  if (expected !== undefined && ['iss', 'aud', 'azp', 'issuer'].includes(name)) parts.push(`expected ${JSON.stringify(expected)}`);
+  const claims = record['claims'];
+  if (claims instanceof Object && ['iss', 'aud', 'azp', 'exp', 'iat', 'nbf'].includes(name)) {
+    parts.push(`got ${JSON.stringify((claims as Record<string, unknown>)[name])}`);
+  }
+  if (typeof record['now'] === 'number') parts.push(`gateway clock ${record['now']}`);
+  if (typeof record['tolerance'] === 'number') parts.push(`tolerance ${record['tolerance']}s`);
+  return `(${parts.join(', ')})`;
 }

@@ -9,7 +9,8 @@ import * as client from 'openid-client';
 import { createOutboundFetch } from '../../src/http/outbound.ts';
 import type { OutboundFetch } from '../../src/http/outbound.ts';
 import type { OidcProviderConfig } from '../../src/config/schema.ts';
-import { OidcConfigError, OidcIdentityProvider } from '../../src/upstream/oidc.ts';
+import { OidcConfigError } from '../../src/upstream/oidc.ts';
+import { createOidcProvider } from '../../src/upstream/presets/index.ts';
 import { UpstreamLoginError } from '../../src/upstream/types.ts';
 import type { UpstreamLoginState } from '../../src/upstream/types.ts';
 import { Browser } from '../support/browser.ts';
@@ -42,6 +43,8 @@ function providerConfig(idp: UpstreamIdp, overrides: Partial<OidcProviderConfig>
     clientSecret: idp.clientSecret,
     scopes: ['openid', 'email', 'profile', 'offline_access'],
     authorizationParams: {},
+    claims: {},
+    clockTolerance: 30,
     ...overrides,
   };
 }
@@ -91,7 +94,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
   });
 
   test('full login returns the identity and the IdP tokens, refresh token included with offline_access', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp, { authorizationParams: { domain_hint: 'example.com' } }), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp, { authorizationParams: { domain_hint: 'example.com' } }), { fetch: outbound });
     const login = newLogin();
     const authorizationUrl = await provider.authorizationUrl(login, callbackUrl);
 
@@ -129,7 +132,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
   });
 
   test('without offline_access there is no refresh token; preferred_username stands in for name', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp, { scopes: ['openid', 'email', 'profile'] }), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp, { scopes: ['openid', 'email', 'profile'] }), { fetch: outbound });
     const login = newLogin();
     const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'bob');
     const result = await provider.completeLogin(callback, login, callbackUrl);
@@ -138,7 +141,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
   });
 
   test('the callback URL the gateway saw may differ from the registered one (proxy): the registered one is used', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     const login = newLogin();
     const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
     const internal = new URL(`http://10.0.0.5:8080/callback${callback.search}`);
@@ -147,14 +150,14 @@ describe('OidcIdentityProvider against a real IdP', () => {
   });
 
   test('a callback with another login\'s state is refused', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     const login = newLogin();
     const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
     await assertLoginError(provider.completeLogin(callback, { ...login, state: client.randomState() }, callbackUrl), 'server_error', /state/);
   });
 
   test('an ID token with another nonce is refused, the failed check named in detail only', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     const login = newLogin();
     const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
     const otherNonce = client.randomNonce();
@@ -164,14 +167,14 @@ describe('OidcIdentityProvider against a real IdP', () => {
   });
 
   test('a wrong PKCE verifier is refused by the IdP', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     const login = newLogin();
     const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
     await assertLoginError(provider.completeLogin(callback, { ...login, codeVerifier: client.randomPKCECodeVerifier() }, callbackUrl), 'server_error', /invalid_grant/);
   });
 
   test('the IdP denying the user maps to access_denied', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     idp.denyAll = true;
     try {
       const login = newLogin();
@@ -184,7 +187,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
   });
 
   test('the user cancelling at the IdP maps to access_denied', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     const login = newLogin();
     const browser = new Browser({ ca: ca.caPem });
     const page = await idp.cancel(browser, await browser.goto(await provider.authorizationUrl(login, callbackUrl)), { stopAt: callbackUrl });
@@ -194,7 +197,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
   });
 
   test('a 5xx from the token endpoint maps to temporarily_unavailable', async () => {
-    const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     const login = newLogin();
     const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
     idp.failWith(503, '/token');
@@ -207,7 +210,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
 
   test('an issuer that does not match the discovered metadata fails discovery', async () => {
     const wrongHost = idp.issuer.replace('127.0.0.1', 'localhost');
-    const provider = new OidcIdentityProvider(providerConfig(idp, { issuer: wrongHost }), { fetch: outbound });
+    const provider = createOidcProvider(providerConfig(idp, { issuer: wrongHost }), { fetch: outbound });
     await assertLoginError(provider.authorizationUrl(newLogin(), callbackUrl), 'temporarily_unavailable', /issuer/);
   });
 
@@ -216,7 +219,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
       clientId: 'post-app', clientSecret: 'post-secret', redirectUris: [callbackUrl], users: USERS, tokenEndpointAuthMethod: 'client_secret_post',
     });
     try {
-      const provider = new OidcIdentityProvider(providerConfig(postIdp), { fetch: outbound });
+      const provider = createOidcProvider(providerConfig(postIdp), { fetch: outbound });
       const login = newLogin();
       const callback = await loginAt(postIdp, await provider.authorizationUrl(login, callbackUrl), 'alice');
       const result = await provider.completeLogin(callback, login, callbackUrl);
@@ -233,12 +236,12 @@ describe('an IdP that follows OIDC Core §11 strictly for offline_access', () =>
       clientId: 'strict-app', clientSecret: 'strict-secret', redirectUris: [callbackUrl], users: USERS, strictOfflineAccess: true,
     });
     try {
-      const plain = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+      const plain = createOidcProvider(providerConfig(idp), { fetch: outbound });
       let login = newLogin();
       let callback = await loginAt(idp, await plain.authorizationUrl(login, callbackUrl), 'alice');
       assert.equal((await plain.completeLogin(callback, login, callbackUrl)).tokens.refreshToken, undefined);
 
-      const withPrompt = new OidcIdentityProvider(providerConfig(idp, { authorizationParams: { prompt: 'consent' } }), { fetch: outbound });
+      const withPrompt = createOidcProvider(providerConfig(idp, { authorizationParams: { prompt: 'consent' } }), { fetch: outbound });
       login = newLogin();
       const browser = new Browser({ ca: ca.caPem });
       // prompt=consent with a live IdP session: the IdP skips the login form and consents at once.
@@ -259,7 +262,7 @@ describe('identity from userinfo when the ID token is minimal', () => {
       clientId: 'minimal-app', clientSecret: 'minimal-secret', redirectUris: [callbackUrl], users: USERS, idTokenClaims: 'minimal',
     });
     try {
-      const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+      const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
       const login = newLogin();
       const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
       const result = await provider.completeLogin(callback, login, callbackUrl);
@@ -279,7 +282,7 @@ describe('IdP down', () => {
     const idp = await startUpstreamIdp({ clientId: 'down-app', clientSecret: 'down-secret', redirectUris: [callbackUrl], users: USERS });
     try {
       await idp.stop();
-      const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+      const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
       await assertLoginError(provider.authorizationUrl(newLogin(), callbackUrl), 'temporarily_unavailable', /discovery/);
       await idp.start();
       const login = newLogin();
@@ -293,7 +296,7 @@ describe('IdP down', () => {
   test('the IdP going down between redirect and callback maps to temporarily_unavailable', async () => {
     const idp = await startUpstreamIdp({ clientId: 'down-app', clientSecret: 'down-secret', redirectUris: [callbackUrl], users: USERS });
     try {
-      const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+      const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
       const login = newLogin();
       const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
       await idp.stop();
@@ -307,7 +310,7 @@ describe('IdP down', () => {
     const idp = await startUpstreamIdp({ clientId: 'slow-app', clientSecret: 'slow-secret', redirectUris: [callbackUrl], users: USERS });
     const impatient = createOutboundFetch({ extraCaPem: ca.caPem, timeoutMs: 500 });
     try {
-      const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: impatient });
+      const provider = createOidcProvider(providerConfig(idp), { fetch: impatient });
       const login = newLogin();
       const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
       idp.hang('/token');
@@ -324,7 +327,7 @@ describe('IdP down', () => {
     const idp = await startUpstreamIdp({ clientId: 'tls-app', clientSecret: 'tls-secret', redirectUris: [callbackUrl], users: USERS });
     const untrusting = createOutboundFetch({ timeoutMs: 5_000 });
     try {
-      const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: untrusting });
+      const provider = createOidcProvider(providerConfig(idp), { fetch: untrusting });
       await assertLoginError(provider.authorizationUrl(newLogin(), callbackUrl), 'temporarily_unavailable', /certificate/i);
     } finally {
       await untrusting.close();
@@ -338,7 +341,7 @@ describe('http issuer on loopback (local development)', () => {
     const idp = await startUpstreamIdp({ clientId: 'dev-app', clientSecret: 'dev-secret', redirectUris: [callbackUrl], users: USERS, insecureHttp: true });
     try {
       assert.match(idp.issuer, /^http:\/\/127\.0\.0\.1:/);
-      const provider = new OidcIdentityProvider(providerConfig(idp), { fetch: outbound });
+      const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
       const login = newLogin();
       const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
       assert.equal((await provider.completeLogin(callback, login, callbackUrl)).identity.subject, 'alice');
@@ -351,26 +354,26 @@ describe('http issuer on loopback (local development)', () => {
 describe('configuration checks at start-up', () => {
   const base: OidcProviderConfig = {
     type: 'oidc', id: 'corp', displayName: 'Corp', issuer: 'https://idp.example.com', clientId: 'app', clientSecret: 'secret',
-    scopes: ['openid'], authorizationParams: {},
+    scopes: ['openid'], authorizationParams: {}, claims: {}, clockTolerance: 30,
   };
 
   test('an http issuer is refused unless it is loopback', () => {
-    assert.throws(() => new OidcIdentityProvider({ ...base, issuer: 'http://idp.example.com' }), OidcConfigError);
-    assert.throws(() => new OidcIdentityProvider({ ...base, issuer: 'http://10.1.2.3:8080' }), OidcConfigError);
-    assert.throws(() => new OidcIdentityProvider({ ...base, issuer: 'ftp://idp.example.com' }), OidcConfigError);
+    assert.throws(() => createOidcProvider({ ...base, issuer: 'http://idp.example.com' }), OidcConfigError);
+    assert.throws(() => createOidcProvider({ ...base, issuer: 'http://10.1.2.3:8080' }), OidcConfigError);
+    assert.throws(() => createOidcProvider({ ...base, issuer: 'ftp://idp.example.com' }), OidcConfigError);
     for (const issuer of ['http://localhost:9000', 'http://127.0.0.1:9000', 'http://[::1]:9000', 'https://idp.example.com']) {
-      assert.doesNotThrow(() => new OidcIdentityProvider({ ...base, issuer }), issuer);
+      assert.doesNotThrow(() => createOidcProvider({ ...base, issuer }), issuer);
     }
   });
 
   test('authorizationParams may not override the parameters the gateway sets', () => {
     for (const key of ['state', 'nonce', 'redirect_uri', 'code_challenge', 'client_id', 'scope', 'response_mode']) {
-      assert.throws(() => new OidcIdentityProvider({ ...base, authorizationParams: { [key]: 'x' } }), OidcConfigError, key);
+      assert.throws(() => createOidcProvider({ ...base, authorizationParams: { [key]: 'x' } }), OidcConfigError, key);
     }
-    assert.doesNotThrow(() => new OidcIdentityProvider({ ...base, authorizationParams: { prompt: 'select_account', domain_hint: 'example.com' } }));
+    assert.doesNotThrow(() => createOidcProvider({ ...base, authorizationParams: { prompt: 'select_account', domain_hint: 'example.com' } }));
   });
 
   test('scopes must include openid', () => {
-    assert.throws(() => new OidcIdentityProvider({ ...base, scopes: ['email'] }), /openid/);
+    assert.throws(() => createOidcProvider({ ...base, scopes: ['email'] }), /openid/);
   });
 });

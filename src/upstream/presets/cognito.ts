@@ -1,0 +1,26 @@
+/**
+ * Amazon Cognito user pools: the issuer is `https://cognito-idp.<region>.amazonaws.com/<userPoolId>`,
+ * groups arrive in `cognito:groups`, and `email_verified` may be the string "true" (handled by the
+ * claim mapping). Cognito gives a refresh token with every code grant; `offline_access` is not one of
+ * its scopes.
+ */
+import type { CognitoProviderConfig } from '../../config/schema-providers.ts';
+import { STANDARD_CLAIMS } from '../claims.ts';
+import type { OidcSettings } from '../oidc-settings.ts';
+import { commonSettings } from './common.ts';
+import { OidcConfigError } from '../oidc.ts';
+
+export function cognitoIssuer(config: Pick<CognitoProviderConfig, 'region' | 'userPoolId' | 'issuer' | 'id'>): string {
+  if (config.issuer) return config.issuer.replace(/\/+$/, '');
+  if (config.region && config.userPoolId) {
+    if (!config.userPoolId.startsWith(`${config.region}_`)) {
+      throw new OidcConfigError(`identity provider "${config.id}": userPoolId ${config.userPoolId} is not in region ${config.region}`);
+    }
+    return `https://cognito-idp.${config.region}.amazonaws.com/${config.userPoolId}`;
+  }
+  throw new OidcConfigError(`identity provider "${config.id}": cognito needs region and userPoolId (or issuer)`);
+}
+
+export function cognitoSettings(config: CognitoProviderConfig): OidcSettings {
+  return commonSettings(config, cognitoIssuer(config), { ...STANDARD_CLAIMS, groups: ['cognito:groups'], name: ['name', 'cognito:username'] });
+}

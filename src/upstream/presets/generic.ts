@@ -1,0 +1,11 @@
+/**
+ * `type: oidc`: any OpenID Connect provider, by its issuer, with the standard claims (OIDC Core §5.1).
+ */
+import type { OidcProviderConfig } from '../../config/schema-providers.ts';
+import { STANDARD_CLAIMS } from '../claims.ts';
+import type { OidcSettings } from '../oidc-settings.ts';
+import { commonSettings } from './common.ts';
+
+export function genericOidcSettings(config: OidcProviderConfig): OidcSettings {
+  return commonSettings(config, config.issuer, STANDARD_CLAIMS);
+}
