@@ -2,10 +2,20 @@
  * The interaction between the client's /authorize and the authorization code:
  *
  *   /authorize -> GET /interaction/:uid (consent page) -> POST /interaction/:uid/decision
- *     -> approve: browser-binding cookie + pending login stored -> redirect to the IdP (gateway's own
- *        PKCE S256, state, nonce) -> GET /callback -> identity checked, user and IdP tokens stored
+ *     -> approve, several identity providers: the sign-in chooser -> POST /interaction/:uid/decision
+ *        with step=sign-in and the chosen provider
+ *     -> approve (one provider) or provider chosen: browser-binding cookie + pending login stored ->
+ *        redirect to the IdP (gateway's own PKCE S256, state, nonce) -> GET /callback -> identity
+ *        checked, access rules evaluated (src/policy/access.ts), user and IdP tokens stored
  *        (encrypted), grant created -> finish the interaction by uid -> /authorize/:uid -> code
- *     -> deny: access_denied back to the client
+ *     -> refused by the access rules: the denied page -> POST /interaction/:uid/decision with
+ *        step=denied -> access_denied back to the client
+ *     -> deny (consent or chooser): access_denied back to the client
+ *
+ * Every POST to /decision carries a `step` whose CSRF token is minted for that step and flow only:
+ * the chooser's token is rendered only after consent was approved, and the denied page's only after a
+ * refusal, so neither form can be reached by skipping a step. All of them also need the interaction
+ * cookie of the browser that started /authorize.
  *
  * Nothing is redirected to the client before oidc-provider has validated the client and its redirect
  * URI (it did, before creating the interaction); failures before that point get an error page.
@@ -26,6 +36,10 @@ import { csrfToken, csrfTokenValid } from '../http/csrf.ts';
 import { consentPage, describeRedirect } from './consent-page.ts';
 import { onlyLoopbackRedirects } from './redirect-uris.ts';
 import { OIDC_SCOPES, resolveResource, type ProtectedResource } from './provider.ts';
+import { CHOOSER_STEP, signInChooserPage } from './sign-in-chooser-page.ts';
+import { DENIED_STEP, deniedPage } from './denied-page.ts';
+import { evaluateAccess, type AccessDecision, type AccessPolicy } from '../policy/access.ts';
+import type { Interaction } from 'oidc-provider';
 
 /** A login on its way through the IdP, stored under its `state` for at most ten minutes. */
 export interface PendingLogin {
@@ -45,8 +59,20 @@ export interface PendingLogin {
   browser: string;
 }
 
+const NO_RULES: AccessPolicy = {
+  gateway: { emails: [], emailDomains: [], groups: [], githubOrgs: [], githubTeams: [], tenants: [], subjects: [] },
+  server: { emails: [], emailDomains: [], groups: [], githubOrgs: [], githubTeams: [], tenants: [], subjects: [] },
+};
+
 /** RFC 9700 §4.7.1: the state is single-use and short-lived. */
 const PENDING_LOGIN_TTL = 600;
+
+/** The forms that post to /interaction/:uid/decision, each with its own CSRF purpose. */
+const CSRF_PURPOSE: Record<string, string> = {
+  consent: 'consent',
+  [CHOOSER_STEP]: 'sign-in-choice',
+  [DENIED_STEP]: 'access-denied',
+};
 
 export interface InteractionOptions {
   provider: Provider;
@@ -131,42 +157,93 @@ export function createInteractions(options: InteractionOptions) {
         onlyLoopbackRedirects: onlyLoopbackRedirects(client.redirectUris ?? []),
         server: access.server,
         scopes: access.resourceScopes,
-        identityProviders: options.identityProviders.map(({ id, displayName }) => ({ id, displayName })),
+        // The provider is chosen after consent (sign-in chooser), so the consent page offers a single
+        // "approve": with one entry the consent page renders exactly that button.
       }),
     );
   }
 
+  /** access_denied back to the client through oidc-provider, with `iss` (RFC 9207) and the client's `state`. */
+  async function finishDenied(req: IncomingMessage, res: ServerResponse, description: string): Promise<void> {
+    await provider.interactionFinished(req, res, { error: 'access_denied', error_description: description }, { mergeWithLastSubmission: false });
+  }
+
+  /** Every form of the interaction posts here; `step` says which one (consent, chooser, denied page). */
   async function decide(req: IncomingMessage, res: ServerResponse, uid: string): Promise<void> {
     const form = await readForm(req);
     const interaction = await details(req, res);
     if (!interaction) return;
-    if (interaction.uid !== uid || !csrfTokenValid(options.consentSecret, 'consent', uid, form.csrf)) {
+    const step = form.step ?? 'consent';
+    const purpose = Object.hasOwn(CSRF_PURPOSE, step) ? CSRF_PURPOSE[step] : undefined;
+    if (interaction.uid !== uid || !purpose || !csrfTokenValid(options.consentSecret, purpose, uid, form.csrf)) {
       sendErrorPage(res, 403, branding, 'Request refused', 'The form could not be verified. Start the sign-in again from your application.');
       return;
     }
     const clientId = String(interaction.params.client_id);
+    if (step === DENIED_STEP) {
+      // The access rules refused this account at the callback (logged there as login.denied).
+      await finishDenied(req, res, 'This account is not allowed to use this MCP server.');
+      return;
+    }
     const access = requestedAccess(interaction.params);
     const decision = form.decision ?? '';
-
     if (decision === 'deny' || !access) {
-      logger.info({ event: 'consent.denied', clientId }, 'user denied the client');
-      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'The user denied the request.' }, { mergeWithLastSubmission: false });
-      return;
-    }
-    const providerId = decision.startsWith('approve:') ? decision.slice('approve:'.length) : options.identityProviders[0]?.id;
-    const idp = options.identityProviders.find((candidate) => candidate.id === providerId);
-    if (decision !== 'approve' && !decision.startsWith('approve:') || !idp) {
-      sendErrorPage(res, 400, branding, 'Request refused', 'The choice you made was not understood. Start the sign-in again.');
+      logger.info({ event: 'consent.denied', clientId, step }, 'user denied the client');
+      await finishDenied(req, res, 'The user denied the request.');
       return;
     }
 
+    if (step === 'consent') {
+      if (decision !== 'approve') {
+        sendErrorPage(res, 400, branding, 'Request refused', 'The choice you made was not understood. Start the sign-in again.');
+        return;
+      }
+      const only = options.identityProviders.length === 1 ? options.identityProviders[0] : undefined;
+      logger.info({ event: 'consent.approved', clientId, server: access.server.name, provider: only?.id }, 'user approved the client');
+      if (only) {
+        await startUpstreamLogin(req, res, interaction, access, only);
+        return;
+      }
+      const client = await provider.Client.find(clientId);
+      sendPage(
+        res,
+        200,
+        branding,
+        'Choose how to sign in',
+        signInChooserPage({
+          flowId: uid,
+          csrf: csrfToken(options.consentSecret, CSRF_PURPOSE[CHOOSER_STEP]!, uid),
+          clientName: client?.clientName ?? clientId,
+          serverName: access.server.name,
+          providers: options.identityProviders.map(({ id, displayName }) => ({ id, displayName })),
+        }),
+      );
+      return;
+    }
+
+    // The chooser: the provider must be one of the configured ones, by exact id.
+    const idp = options.identityProviders.find((candidate) => candidate.id === form.provider);
+    if (!idp) {
+      logger.info({ event: 'sign_in.unknown_provider', clientId }, 'sign-in chooser posted a provider that is not configured');
+      sendErrorPage(res, 400, branding, 'Unknown sign-in option', 'That way of signing in is not available. Start the sign-in again from your application.');
+      return;
+    }
+    await startUpstreamLogin(req, res, interaction, access, idp);
+  }
+
+  /**
+   * After consent: binds the browser, stores the pending login and sends the browser to the IdP. The
+   * MCP spec's confused-deputy rule is why nothing reaches here before consent.
+   */
+  async function startUpstreamLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, access: RequestedAccess, idp: IdentityProvider): Promise<void> {
+    const clientId = String(interaction.params.client_id);
     const client = await provider.Client.find(clientId);
     const binding = issueBinding(req, options.consentSecret);
     const pending: PendingLogin = {
       state: randomBytes(32).toString('base64url'),
       codeVerifier: randomBytes(48).toString('base64url'),
       nonce: randomBytes(32).toString('base64url'),
-      interactionUid: uid,
+      interactionUid: interaction.uid,
       providerId: idp.id,
       clientId,
       clientName: client?.clientName ?? clientId,
@@ -178,7 +255,7 @@ export function createInteractions(options: InteractionOptions) {
       browser: bindingDigest(binding.value),
     };
     await storage.set(NS.pendingLogins, pending.state, options.secretBox.sealJson(pending, pending.state), PENDING_LOGIN_TTL);
-    logger.info({ event: 'consent.approved', clientId, server: access.server.name, provider: idp.id }, 'user approved the client; redirecting to the identity provider');
+    logger.info({ event: 'login.redirect', clientId, server: access.server.name, provider: idp.id }, 'redirecting to the identity provider');
 
     let target: URL;
     try {
@@ -218,6 +295,9 @@ export function createInteractions(options: InteractionOptions) {
       emailVerified: login.identity.emailVerified,
       name: login.identity.name,
       groups: login.identity.groups,
+      tenantId: login.identity.tenantId,
+      organizations: login.identity.organizations,
+      teams: login.identity.teams,
       createdAt: existing?.createdAt ?? now,
       lastLoginAt: now,
     };
@@ -270,12 +350,42 @@ export function createInteractions(options: InteractionOptions) {
       return;
     }
 
+    const server = options.resources.find((candidate) => candidate.resource === pending.resource);
+    // Fail closed: a server that is no longer configured admits nobody.
+    const decision: AccessDecision = server
+      ? evaluateAccess(login.identity, idp.id, server.access ?? NO_RULES)
+      : { allowed: false, reason: 'the MCP server is no longer configured' };
+    if (!decision.allowed) {
+      // Nothing is recorded: no user, no IdP tokens, no consent, no grant.
+      logger.info(
+        { event: 'login.denied', userId: userIdFor(idp.id, login.identity.subject), provider: idp.id, server: server?.name ?? pending.resource, clientId: pending.clientId, reason: decision.reason },
+        'access rules refused the user',
+      );
+      sendPage(
+        res,
+        403,
+        branding,
+        'Access denied',
+        deniedPage({
+          flowId: pending.interactionUid,
+          csrf: csrfToken(options.consentSecret, CSRF_PURPOSE[DENIED_STEP]!, pending.interactionUid),
+          clientName: pending.clientName,
+          serverName: server?.name ?? pending.resource,
+          account: login.identity.email ?? login.identity.name ?? login.identity.subject,
+          providerName: idp.displayName,
+          contact: server?.access?.server.contact ?? server?.access?.gateway.contact,
+          productName: branding.productName,
+        }),
+      );
+      return;
+    }
+
     const user = await recordLogin(pending, login);
     const grant = new provider.Grant({ accountId: user.id, clientId: pending.clientId });
     if (pending.oidcScopes.length > 0) grant.addOIDCScope(pending.oidcScopes.join(' '));
     grant.addResourceScope(pending.resourceIndicator, pending.resourceScopes.join(' '));
     const grantId = await grant.save();
-    logger.info({ event: 'login.succeeded', user: user.id, clientId: pending.clientId, server: pending.resource, grantId }, 'user signed in');
+    logger.info({ event: 'login.succeeded', user: user.id, clientId: pending.clientId, server: pending.resource, grantId, rule: decision.rule }, 'user signed in');
     await finish(res, pending.interactionUid, { login: { accountId: user.id }, consent: { grantId } });
   }
 
