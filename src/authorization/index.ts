@@ -20,6 +20,9 @@ import { createCimdFetch } from './cimd.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
 import { grantableScope } from './request-scope.ts';
 import { publicJwks, type GatewayKeys } from './keys.ts';
+import { NS } from '../storage/records.ts';
+import { clientAddressResolver } from '../http/client-address.ts';
+import { rateLimitDecision, rateLimitWindow, type RateLimitRule } from '../policy/rate-limit.ts';
 
 export type { ProtectedResource } from './provider.ts';
 
@@ -56,12 +59,22 @@ export function isMetadataPath(pathname: string): boolean {
   );
 }
 
-const REGISTRATION_CORS_PREFLIGHT = {
-  'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'POST',
-  'access-control-allow-headers': 'content-type, authorization',
-  'access-control-max-age': '600',
-};
+/**
+ * CORS preflight answer for /register. No credentials are involved (no cookies, and
+ * `Access-Control-Allow-Credentials` is never sent), so any origin may register, with whatever request
+ * headers its MCP client library adds (the SDK adds `MCP-Protocol-Version`, which a fixed list would
+ * refuse and with it the whole registration).
+ */
+function registrationPreflightHeaders(req: IncomingMessage): Record<string, string> {
+  const requested = req.headers['access-control-request-headers'];
+  return {
+    'access-control-allow-origin': '*',
+    'access-control-allow-methods': 'POST',
+    'access-control-allow-headers': typeof requested === 'string' && requested.length <= 1024 ? requested : 'content-type, authorization, mcp-protocol-version',
+    'access-control-max-age': '600',
+    'cache-control': 'no-store',
+  };
+}
 
 const PROVIDER_ROUTES = /^\/(authorize(\/[^/]+)?|token|register|revoke|jwks|\.well-known\/openid-configuration)$/;
 
@@ -123,6 +136,35 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     }
   }
 
+  const clientAddress = clientAddressResolver(config.trustProxy);
+  const registrationLimit: RateLimitRule = { limit: config.registration.rateLimit.perAddress, windowSeconds: config.registration.rateLimit.windowSeconds };
+
+  /**
+   * Registrations per client address (behind a proxy, the address `trustProxy` resolves), counted in
+   * storage so replicas share the count. Over the limit: 429 (RFC 6585 §4) with `Retry-After`.
+   * RFC 7591 §3.2.2 defines no rate-limit error, and lets servers use other codes; the body uses
+   * `temporarily_unavailable`, the registered OAuth code for "cannot handle the request now, try
+   * later" (RFC 6749 §4.1.2.1), so a generic OAuth client reads it as retryable, not as a rejection
+   * of its metadata (which `invalid_client_metadata` would wrongly suggest). Returns false when answered.
+   */
+  async function registrationWithinLimit(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    if (registrationLimit.limit <= 0) return true;
+    const address = clientAddress(req);
+    const window = rateLimitWindow('register', address, registrationLimit, Date.now());
+    const count = await options.storage.increment(NS.rateLimits, window.key, window.secondsLeft);
+    const decision = rateLimitDecision(count, registrationLimit, window);
+    if (decision.allowed) return true;
+    // Logged once per window and address, not once per refused request, so a flood cannot flood the log.
+    if (count === registrationLimit.limit + 1) logger.warn({ event: 'client.registration_rate_limited', address, limit: registrationLimit.limit, windowSeconds: registrationLimit.windowSeconds }, 'client registrations rate-limited');
+    sendJson(
+      res,
+      429,
+      { error: 'temporarily_unavailable', error_description: `Too many client registrations from this address; try again in ${decision.retryAfterSeconds} seconds.` },
+      { 'retry-after': String(decision.retryAfterSeconds), 'access-control-allow-origin': '*', 'access-control-expose-headers': 'retry-after' },
+    );
+    return false;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     const { pathname } = url;
     const method = req.method ?? 'GET';
@@ -152,11 +194,12 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
         // Browser-based clients (MCP Inspector) register cross-origin; oidc-provider has no CORS there.
         // No credentials are involved, so any origin may call it.
         if (method === 'OPTIONS') {
-          res.writeHead(204, REGISTRATION_CORS_PREFLIGHT);
+          res.writeHead(204, registrationPreflightHeaders(req));
           res.end();
           return true;
         }
         res.setHeader('access-control-allow-origin', '*');
+        if (method === 'POST' && !(await registrationWithinLimit(req, res))) return true;
         if (method === 'POST' && req.headers['content-type']?.startsWith('application/json')) {
           const replay = await normalisedRegistration(req, res);
           if (replay) await callback(replay, res);
@@ -207,6 +250,6 @@ function replayWithBody(req: IncomingMessage, body: Buffer): IncomingMessage {
 function renderProviderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, branding: PageBranding): void {
   const body = html`<h1>The sign-in cannot continue</h1><p>${out.error_description ?? 'The request was not valid.'}</p><p class="muted">Error code: <code>${out.error}</code></p><p class="muted">You can close this window and start again from your application.</p>`;
   ctx.type = 'html';
-  for (const [name, value] of Object.entries(pageSecurityHeaders())) ctx.set(name, value);
+  for (const [name, value] of Object.entries(pageSecurityHeaders(branding))) ctx.set(name, value);
   ctx.body = renderPage(branding, 'Sign-in error', body);
 }

@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Browser } from '../support/browser.ts';
 import { startStack, type Stack } from './stack.ts';
-import { authorizeUrl, pkcePair, register } from './oauth.ts';
+import { authorizeAndExchange, authorizeUrl, inspectAccessToken, pkcePair, register, registerPublicClient } from './oauth.ts';
 
 describe('discovery', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack();
+    // A second MCP server under the first one's path: path-inserted PRM and AS aliases must tell them apart.
+    stack = await startStack({ extraServers: [{ name: 'admin', path: '/mcp/admin', upstream: { url: 'demo' }, scopes: ['mcp:admin'] }] });
   });
   after(async () => {
     await stack?.close();
@@ -72,6 +73,108 @@ describe('discovery', () => {
     const challenge = await fetch(stack.mcpUrl(), { method: 'POST', headers: { origin: stack.issuer, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(challenge.status, 401);
     assert.match(challenge.headers.get('access-control-expose-headers') ?? '', /www-authenticate/i);
+  });
+
+  test('each MCP server has its own path-inserted PRM; the root PRM describes the first; AS aliases under any MCP path name one issuer', async () => {
+    const admin = (await (await fetch(`${stack.issuer}/.well-known/oauth-protected-resource/mcp/admin`)).json()) as Record<string, unknown>;
+    assert.equal(admin.resource, stack.mcpUrl('/mcp/admin'));
+    assert.deepEqual(admin.scopes_supported, ['mcp:admin']);
+    assert.deepEqual(admin.authorization_servers, [stack.issuer]);
+    const challenge = await fetch(stack.mcpUrl('/mcp/admin'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(challenge.status, 401);
+    assert.match(challenge.headers.get('www-authenticate') ?? '', new RegExp(`resource_metadata="${stack.issuer}/\\.well-known/oauth-protected-resource/mcp/admin"`));
+    for (const path of ['/.well-known/oauth-authorization-server/mcp/admin', '/.well-known/openid-configuration/mcp/admin', '/mcp/admin/.well-known/openid-configuration']) {
+      const response = await fetch(`${stack.issuer}${path}`);
+      assert.equal(response.status, 200, path);
+      assert.equal(((await response.json()) as { issuer: string }).issuer, stack.issuer, path);
+    }
+  });
+
+  test('the issuer string is identical everywhere: metadata, PRM, the authorization response (RFC 9207) and the token', async () => {
+    const metadata = (await (await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)).json()) as { issuer: string };
+    const prm = (await (await fetch(`${stack.issuer}/.well-known/oauth-protected-resource/mcp`)).json()) as { authorization_servers: string[] };
+    const client = await registerPublicClient(stack);
+    const browser = new Browser({ ca: stack.ca.caPem });
+    const redirectUri = client.redirect_uris[0]!;
+    const { verifier, challenge } = pkcePair();
+    const url = authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: redirectUri, code_challenge: challenge, code_challenge_method: 'S256', state: 'iss-check', scope: 'mcp:tools', resource: stack.mcpUrl() });
+    let page = await browser.goto(url);
+    page = await browser.submitForm(page, { button: 'approve' });
+    page = await stack.idp.signIn(browser, page, 'alice', { stopAt: redirectUri });
+    const tokens = await fetch(`${stack.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code: page.url.searchParams.get('code')!, redirect_uri: redirectUri, code_verifier: verifier, client_id: client.client_id }),
+    });
+    const accessToken = ((await tokens.json()) as { access_token: string }).access_token;
+    const issuers = [metadata.issuer, prm.authorization_servers[0], page.url.searchParams.get('iss'), inspectAccessToken(accessToken).claims.iss];
+    assert.deepEqual(issuers, issuers.map(() => stack.issuer));
+    assert.ok(!stack.issuer.endsWith('/'), 'no trailing slash');
+    await browser.close();
+  });
+
+  test('resource in every spelling clients use (trailing slash, uppercase scheme or host) names the same MCP server; another is invalid_target', async () => {
+    const client = await registerPublicClient(stack);
+    const browser = new Browser({ ca: stack.ca.caPem });
+    const mcp = new URL(stack.mcpUrl());
+    const spellings = [stack.mcpUrl(), `${stack.mcpUrl()}/`, `HTTP://${mcp.host}${mcp.pathname}`, `http://${mcp.host.toUpperCase()}${mcp.pathname}`, `HTTP://${mcp.host.toUpperCase()}${mcp.pathname}/`];
+    for (const resource of spellings) {
+      const { challenge } = pkcePair();
+      const page = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: client.redirect_uris[0]!, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource }), { stopAt: client.redirect_uris[0]! });
+      assert.ok(!page.stopped && page.url.pathname.startsWith('/interaction/'), `${resource}: ${page.toString()}`);
+      assert.ok(page.text.includes(stack.mcpUrl()), `${resource}: consent names the canonical MCP URL`);
+      assert.ok(!page.text.includes(stack.mcpUrl('/mcp/admin')), `${resource}: and not the other server`);
+    }
+    // Full exchange with a trailing-slash resource on both requests: the token is for the canonical URL.
+    const exchanged = await authorizeAndExchange(stack, browser, client, { resource: `${stack.mcpUrl()}/` });
+    assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));
+    assert.equal(inspectAccessToken(String(exchanged.body.access_token)).claims.aud, stack.mcpUrl());
+    const { challenge } = pkcePair();
+    const foreign = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: client.redirect_uris[0]!, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: `${stack.issuer}/not-a-server` }), { stopAt: client.redirect_uris[0]! });
+    assert.ok(foreign.stopped);
+    assert.equal(foreign.url.searchParams.get('error'), 'invalid_target');
+    await browser.close();
+  });
+
+  test('CORS preflights answer the headers MCP client libraries add (MCP-Protocol-Version), never with credentials', async () => {
+    const paths: Array<[string, string]> = [
+      ['/.well-known/oauth-authorization-server', 'GET'],
+      ['/.well-known/openid-configuration', 'GET'],
+      ['/.well-known/oauth-authorization-server/mcp', 'GET'],
+      ['/.well-known/oauth-protected-resource/mcp', 'GET'],
+      ['/.well-known/oauth-protected-resource', 'GET'],
+      ['/register', 'POST'],
+      ['/token', 'POST'],
+      ['/revoke', 'POST'],
+    ];
+    for (const [path, method] of paths) {
+      const preflight = await fetch(`${stack.issuer}${path}`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://localhost:6274', 'access-control-request-method': method, 'access-control-request-headers': 'content-type, mcp-protocol-version' },
+      });
+      assert.ok(preflight.status === 204 || preflight.status === 200, `${path}: ${preflight.status}`);
+      assert.ok(['*', 'http://localhost:6274'].includes(preflight.headers.get('access-control-allow-origin') ?? ''), path);
+      assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /mcp-protocol-version/i, path);
+      assert.match(preflight.headers.get('access-control-allow-methods') ?? '', new RegExp(method), path);
+      assert.equal(preflight.headers.get('access-control-allow-credentials'), null, `${path}: no credentials`);
+    }
+  });
+
+  test('pages a person may see carry the security headers; an unknown client_id at /authorize gets an error page, not a redirect', async () => {
+    const browser = new Browser({ ca: stack.ca.caPem });
+    const { challenge } = pkcePair();
+    const page = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: 'never-registered', redirect_uri: 'http://127.0.0.1:5001/callback', code_challenge: challenge, code_challenge_method: 'S256', state: 's' }), { stopAt: (url) => url.port === '5001' });
+    // RFC 6749 §4.1.2.1: with an unknown client the redirect URI cannot be trusted, so no redirect.
+    assert.ok(!page.stopped, 'no redirect to an unverified redirect URI');
+    assert.equal(page.status, 400);
+    assert.match(page.text, /invalid_client/);
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(page.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+    assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+    assert.equal(page.headers.get('x-frame-options'), 'DENY');
+    assert.ok(!/oidc-provider|node_modules|at .*\.js/.test(page.body), 'nothing internal on the page');
+    await browser.close();
   });
 
   test('unknown paths are a plain 404 without a challenge', async () => {
@@ -160,5 +263,82 @@ describe('dynamic client registration', () => {
     assert.match(page.text, /invalid_client/);
     const token = await fetch(`${stack.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x', client_id: String(body.client_id) }) });
     assert.equal(((await token.json()) as { error: string }).error, 'invalid_client', 'so that the client registers again');
+  });
+});
+
+describe('registration hygiene: unknown clients re-register, registrations are rate-limited per address', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack({
+      configure: (config) => {
+        // trustProxy: the address the proxy appended to X-Forwarded-For counts; without the header, the socket's.
+        config.trustProxy = true;
+        config.registration = { rateLimit: { perAddress: 3, windowSeconds: 3600 } };
+      },
+    });
+  });
+  after(async () => {
+    await stack?.close();
+  });
+
+  const body = { client_name: 'Claude', redirect_uris: ['https://claude.ai/api/mcp/auth_callback'], token_endpoint_auth_method: 'none' };
+  const registerFrom = (forwardedFor?: string) => fetch(`${stack.issuer}/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}) },
+    body: JSON.stringify(body),
+  });
+
+  /** Windows are aligned to the clock: start a test early in one so it cannot straddle two. */
+  async function atWindowStart(windowSeconds: number): Promise<void> {
+    const left = windowSeconds - ((Date.now() / 1000) % windowSeconds);
+    if (left < 15) await sleep(left * 1000 + 100);
+  }
+
+  test('an unknown client_id gets 401 invalid_client at /token, and registering again gets a working client', async () => {
+    const grants: Array<Record<string, string>> = [
+      { grant_type: 'authorization_code', code: 'x', redirect_uri: 'https://claude.ai/api/mcp/auth_callback', code_verifier: 'x'.repeat(43) },
+      { grant_type: 'refresh_token', refresh_token: 'x' },
+    ];
+    for (const grant of grants) {
+      const response = await fetch(`${stack.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ ...grant, client_id: 'deleted-or-expired-client' }) });
+      assert.equal(response.status, 401, grant.grant_type!);
+      assert.equal(((await response.json()) as { error: string }).error, 'invalid_client', 'Claude re-registers on 401 invalid_client');
+    }
+    const again = await registerFrom('198.51.100.77');
+    assert.equal(again.status, 201);
+    const client = (await again.json()) as { client_id: string };
+    const browser = new Browser({ ca: stack.ca.caPem });
+    const { challenge } = pkcePair();
+    const consent = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: body.redirect_uris[0]!, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: stack.mcpUrl() }), { stopAt: body.redirect_uris[0]! });
+    assert.match(consent.url.pathname, /^\/interaction\//, 'the new registration goes on to consent');
+    await browser.close();
+  });
+
+  test('over the limit: 429 with Retry-After and an OAuth error body; other addresses are unaffected; a forged X-Forwarded-For entry does not help', async () => {
+    await atWindowStart(3600);
+    for (let i = 0; i < 3; i++) assert.equal((await registerFrom('203.0.113.5')).status, 201, `registration ${i + 1}`);
+    const refused = await registerFrom('203.0.113.5');
+    assert.equal(refused.status, 429);
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 3600, `Retry-After ${refused.headers.get('retry-after')}`);
+    assert.match(refused.headers.get('content-type') ?? '', /application\/json/);
+    assert.equal(refused.headers.get('cache-control'), 'no-store');
+    const error = (await refused.json()) as { error: string; error_description: string };
+    assert.equal(error.error, 'temporarily_unavailable');
+    assert.match(error.error_description, /too many client registrations/i);
+    assert.equal(refused.headers.get('access-control-allow-origin'), '*', 'a browser client can read why');
+    // Only our proxy's entry (the last) counts; what the client wrote to its left is ignored.
+    assert.equal((await registerFrom('192.0.2.200, 203.0.113.5')).status, 429, 'spoofed left entries do not reset the count');
+    assert.equal((await registerFrom('203.0.113.6')).status, 201, 'another address has its own count');
+    // Without the header, the socket address (127.0.0.1) is counted on its own.
+    assert.equal((await registerFrom()).status, 201);
+  });
+
+  test('a malformed registration from a flooding address is refused by the limit before its body is parsed', async () => {
+    await atWindowStart(3600);
+    for (let i = 0; i < 3; i++) await (await registerFrom('203.0.113.9')).body?.cancel();
+    const response = await fetch(`${stack.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.9' }, body: '{not json' });
+    assert.equal(response.status, 429);
+    await response.body?.cancel();
   });
 });
