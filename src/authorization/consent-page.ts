@@ -18,7 +18,6 @@ export interface ConsentView {
   onlyLoopbackRedirects: boolean;
   server: ProtectedResource;
   scopes: string[];
-  identityProviders: { id: string; displayName: string }[];
 }
 
 /** Describes a redirect URI for a person: the host for web apps, the app scheme, or this computer. */
@@ -31,35 +30,41 @@ export function describeRedirect(redirectUri: string): string {
 }
 
 export function consentPage(view: ConsentView): SafeHtml {
-  const scopeList = view.scopes.length > 0 ? html`<ul class="scopes">${view.scopes.map((scope) => html`<li><code>${scope}</code></li>`)}</ul>` : html`<span>Access to the server's tools</span>`;
-  const idpButtons =
-    view.identityProviders.length === 1
-      ? html`<button class="primary" type="submit" name="decision" value="approve">Allow and sign in</button>`
-      : view.identityProviders.map(
-          (idp) => html`<button class="primary" type="submit" name="decision" value="approve:${idp.id}">Allow and sign in with ${idp.displayName}</button>`,
-        );
+  const scopeList =
+    view.scopes.length > 0 ? html`<ul class="scopes">${view.scopes.map((scope) => html`<li><code>${scope}</code></li>`)}</ul>` : html`<span>Use the server's tools</span>`;
+  // With several identity providers the choice comes on the next page (sign-in-chooser-page.ts), so
+  // consent stays one decision about the application, not about the IdP.
+  const approveButton = html`<button class="primary" type="submit" name="decision" value="approve">Allow and sign in</button>`;
+  // Who vouches for the name: a CIMD client's name comes from a document on its own domain; a
+  // registered (DCR) client chose its name itself, so the redirect target is what identifies it.
+  const provenance = view.metadataHost
+    ? html`<p class="note">Name and address published by <strong>${view.metadataHost}</strong>.</p>`
+    : html`<p class="note">The application chose this name itself; the address above is what identifies it.</p>`;
   return html`
-<h1><strong>${view.clientName}</strong> wants to use <strong>${view.server.name}</strong> as you</h1>
-<p>After you sign in, this application will be able to call the MCP server <strong>${view.server.name}</strong> with your identity.</p>
-<dl>
-  <dt>Application</dt><dd>${view.clientName}</dd>
-  <dt>Sends you back to</dt><dd>${view.redirectTarget}</dd>
-  ${view.metadataHost ? html`<dt>Identity published by</dt><dd>${view.metadataHost}</dd>` : ''}
-  <dt>MCP server</dt><dd>${view.server.resource}</dd>
-  <dt>Permissions</dt><dd>${scopeList}</dd>
-</dl>
+<h1>Allow <strong>${view.clientName}</strong> to use <strong>${view.server.name}</strong> as you?</h1>
+<p class="lead">After you sign in, this application will be able to call the MCP server <strong>${view.server.name}</strong> with your identity.</p>
+<section class="identity" aria-label="The application asking">
+  <p class="label">Application</p>
+  <p class="client">${view.clientName}</p>
+  <p class="label">Sends you back to</p>
+  <p class="target">${view.redirectTarget}</p>
+  ${provenance}
+</section>
 ${
   view.onlyLoopbackRedirects && view.metadataHost
-    ? html`<p class="warning" role="note">This application only returns to programs on your own computer. Any program running here could claim to be <strong>${view.clientName}</strong>. Continue only if you started this sign-in yourself.</p>`
+    ? html`<div class="notice notice-warning" role="note"><strong class="notice-title">Check that you started this</strong><p>This application only returns to programs on your own computer. Any program running here could claim to be <strong>${view.clientName}</strong>. Continue only if you started this sign-in yourself.</p></div>`
     : ''
 }
-<p class="muted">Only allow applications you trust and recognise. You can see the application's id below.</p>
-<p class="muted"><code>${view.clientId}</code></p>
+<dl class="details">
+  <dt>MCP server</dt><dd>${view.server.name}<br><code>${view.server.resource}</code></dd>
+  <dt>Permissions</dt><dd>${scopeList}</dd>
+</dl>
 <form method="post" action="/interaction/${view.flowId}/decision">
   <input type="hidden" name="csrf" value="${view.csrf}">
   <div class="actions">
-    ${idpButtons}
+    ${approveButton}
     <button type="submit" name="decision" value="deny">Deny</button>
   </div>
-</form>`;
+</form>
+<p class="muted">Only allow applications you trust and recognise. Application ID: <code>${view.clientId}</code></p>`;
 }

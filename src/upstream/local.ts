@@ -255,7 +255,7 @@ export class LocalIdentityProvider implements IdentityProvider {
     // With an error shown, both fields point at it so screen readers announce it with the field.
     const invalid = error ? raw(' aria-invalid="true" aria-describedby="sign-in-error"') : '';
     const body = html`<h1>Sign in</h1>
-<p class="muted">${this.displayName}</p>
+<p class="lead">${this.displayName}</p>
 ${error ? html`<p class="error" id="sign-in-error" role="alert">${error}</p>` : ''}
 <form method="post" action="${this.#signInPath}">
 <input type="hidden" name="state" value="${state}">
