@@ -5,23 +5,9 @@
  * and the identity comes from an API call made with the access token.
  */
 import { z } from 'zod';
+import { secureUrl } from './schema-urls.ts';
 
-/** Same rule as the OIDC issuer: https, or http on loopback only (local development). */
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
-
-const endpointUrl = z.string().superRefine((value, ctx) => {
-  const url = URL.parse(value);
-  if (!url) {
-    ctx.addIssue({ code: 'custom', message: 'must be an absolute URL' });
-    return;
-  }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
-    ctx.addIssue({ code: 'custom', message: 'must use https (http is allowed only for localhost/127.0.0.1/[::1])' });
-  }
-  if (url.username || url.password || url.hash) ctx.addIssue({ code: 'custom', message: 'must not contain credentials or a fragment' });
-});
+const endpointUrl = secureUrl({ query: true });
 
 const providerId = (fallback: string) =>
   z.string().regex(/^[a-z0-9-]+$/).default(fallback).describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.');

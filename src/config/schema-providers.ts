@@ -5,23 +5,9 @@
  * derivation lives in src/upstream/presets/, the keys here.
  */
 import { z } from 'zod';
+import { secureUrl } from './schema-urls.ts';
 
-/** https, or http on loopback only (local development); the same rule as `publicUrl`. */
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
-
-const baseUrl = z.string().superRefine((value, ctx) => {
-  const url = URL.parse(value);
-  if (!url) {
-    ctx.addIssue({ code: 'custom', message: 'must be an absolute URL' });
-    return;
-  }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
-    ctx.addIssue({ code: 'custom', message: 'must use https (http is allowed only for localhost/127.0.0.1/[::1])' });
-  }
-  if (url.username || url.password || url.search || url.hash) ctx.addIssue({ code: 'custom', message: 'must not contain credentials, a query or a fragment' });
-});
+const baseUrl = secureUrl({ query: false });
 
 const providerId = (fallback: string) =>
   z.string().regex(/^[a-z0-9-]+$/).default(fallback).describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids (`<id>:<subject>`), so changing it makes every user new.');

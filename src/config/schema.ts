@@ -6,6 +6,7 @@
  * (src/config/docs.ts) and comments do not survive type stripping. Comments that remain explain why.
  */
 import { z } from 'zod';
+import { isLoopbackHost, requireSecureScheme } from './schema-urls.ts';
 import { accessRulesSchema } from './schema-access.ts';
 import { stdioUpstreamSchema } from './schema-stdio.ts';
 import { uiSchema } from './schema-ui.ts';
@@ -27,9 +28,7 @@ const publicUrl = z
       ctx.addIssue({ code: 'custom', message: 'must be an absolute URL such as https://mcp.example.com' });
       return;
     }
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
-      ctx.addIssue({ code: 'custom', message: 'must use https (http is allowed only for localhost/127.0.0.1/[::1])' });
-    }
+    requireSecureScheme(url, ctx);
     if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
       // CLIENTS.md §1: clients probe path-inserted metadata for issuers with a path, and some never
       // find it. Issuer = origin is the only layout every client handles.
@@ -44,9 +43,7 @@ const publicUrl = z
     'External base URL of the gateway (https; http only on localhost). It is the OAuth issuer, so it is an origin with no path; it is normalised to the origin form.',
   );
 
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
+export { isLoopbackHost } from './schema-urls.ts';
 
 const localUser = z.object({
   username: z
@@ -121,9 +118,7 @@ export const serverSchema = z.object({
       const url = URL.parse(value);
       if (!url) return;
       // RFC 8707 §2: an absolute URI without fragment; https, except http on loopback for development.
-      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
-        ctx.addIssue({ code: 'custom', message: 'must use https (http is allowed only for localhost/127.0.0.1/[::1])' });
-      }
+      requireSecureScheme(url, ctx);
       if (value.includes('#')) ctx.addIssue({ code: 'custom', message: 'must not contain a fragment' });
       if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials' });
     })

@@ -11,21 +11,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerConfig } from '../config/schema.ts';
-import { buildProtectedResourceMetadata } from './metadata.ts';
-
-/** Public and identical for everyone: any origin may read it (browser MCP clients fetch it cross-origin). */
-const PUBLIC_CORS = { 'access-control-allow-origin': '*' } as const;
+import { buildProtectedResourceMetadata, prepareMetadataDocument, serveMetadataDocument, type PreparedDocument } from './metadata.ts';
 
 export class ForwardAuthMetadata {
-  readonly #documents = new Map<string, { body: Buffer; headers: Record<string, string | number> }>();
+  readonly #documents = new Map<string, PreparedDocument>();
 
   constructor(issuer: string, servers: readonly ServerConfig[], pathFor: (serverName: string) => string) {
     for (const server of servers) {
-      const body = Buffer.from(JSON.stringify(buildProtectedResourceMetadata(issuer, server)));
-      this.#documents.set(pathFor(server.name), {
-        body,
-        headers: { 'content-type': 'application/json', 'content-length': body.byteLength, 'cache-control': 'public, max-age=300', ...PUBLIC_CORS },
-      });
+      this.#documents.set(pathFor(server.name), prepareMetadataDocument(buildProtectedResourceMetadata(issuer, server)));
     }
   }
 
@@ -36,28 +29,6 @@ export class ForwardAuthMetadata {
 
   /** Answers GET/HEAD/OPTIONS for a path for which `matches` returned true. */
   serve(req: IncomingMessage, res: ServerResponse, path: string): void {
-    const document = this.#documents.get(path);
-    if (document === undefined) {
-      res.writeHead(404, { 'content-type': 'application/json', 'cache-control': 'no-store', ...PUBLIC_CORS });
-      res.end('{"error":"not_found"}');
-      return;
-    }
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204, {
-        ...PUBLIC_CORS,
-        'access-control-allow-methods': 'GET, HEAD, OPTIONS',
-        'access-control-allow-headers': req.headers['access-control-request-headers'] ?? '*',
-        'access-control-max-age': '86400',
-      });
-      res.end();
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD, OPTIONS', 'content-type': 'application/json', 'cache-control': 'no-store', ...PUBLIC_CORS });
-      res.end('{"error":"method_not_allowed"}');
-      return;
-    }
-    res.writeHead(200, document.headers);
-    res.end(req.method === 'HEAD' ? undefined : document.body);
+    serveMetadataDocument(req, res, this.#documents.get(path));
   }
 }

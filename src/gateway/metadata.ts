@@ -43,6 +43,38 @@ export interface PreparedDocument {
   headers: Record<string, string | number>;
 }
 
+/** A metadata document serialised once, with the headers every answer carries. */
+export function prepareMetadataDocument(metadata: ProtectedResourceMetadata): PreparedDocument {
+  const body = Buffer.from(JSON.stringify(metadata));
+  return { body, headers: { 'content-type': 'application/json', 'content-length': body.byteLength, 'cache-control': 'public, max-age=300', ...PUBLIC_CORS } };
+}
+
+/** Answers GET/HEAD (the document), OPTIONS (CORS preflight) or 405; 404 when there is no document. */
+export function serveMetadataDocument(req: IncomingMessage, res: ServerResponse, document: PreparedDocument | undefined): void {
+  if (!document) {
+    res.writeHead(404, { 'content-type': 'application/json', 'cache-control': 'no-store', ...PUBLIC_CORS });
+    res.end('{"error":"not_found"}');
+    return;
+  }
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, {
+      ...PUBLIC_CORS,
+      'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+      'access-control-allow-headers': req.headers['access-control-request-headers'] ?? '*',
+      'access-control-max-age': '86400',
+    });
+    res.end();
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD, OPTIONS', 'content-type': 'application/json', 'cache-control': 'no-store', ...PUBLIC_CORS });
+    res.end('{"error":"method_not_allowed"}');
+    return;
+  }
+  res.writeHead(200, document.headers);
+  res.end(req.method === 'HEAD' ? undefined : document.body);
+}
+
 /**
  * Serves each server's document at the well-known segment inserted into its resource URI (RFC 9728
  * §3.1): `/.well-known/oauth-protected-resource<path>` on the host of that URI. Documents of resources
@@ -65,7 +97,7 @@ export class ProtectedResourceMetadataEndpoints {
       const metadata = buildProtectedResourceMetadata(issuer, server);
       const url = new URL(metadata.resource);
       const documents = url.host === issuerUrl.host ? this.#documents : this.#hostDocuments(url.host);
-      const document = prepare(metadata);
+      const document = prepareMetadataDocument(metadata);
       const path = url.pathname === '/' ? '' : url.pathname;
       if (!documents.has(PRM_WELL_KNOWN + path)) documents.set(PRM_WELL_KNOWN + path, document);
       if (!documents.has(PRM_WELL_KNOWN)) documents.set(PRM_WELL_KNOWN, document);
@@ -101,29 +133,7 @@ export class ProtectedResourceMetadataEndpoints {
 
   /** Answers GET/HEAD/OPTIONS for a path for which `matches` returned true. */
   serve(req: IncomingMessage, res: ServerResponse, path: string): void {
-    const document = this.find(path, req.headers.host);
-    if (!document) {
-      res.writeHead(404, { 'content-type': 'application/json', 'cache-control': 'no-store', ...PUBLIC_CORS });
-      res.end('{"error":"not_found"}');
-      return;
-    }
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204, {
-        ...PUBLIC_CORS,
-        'access-control-allow-methods': 'GET, HEAD, OPTIONS',
-        'access-control-allow-headers': req.headers['access-control-request-headers'] ?? '*',
-        'access-control-max-age': '86400',
-      });
-      res.end();
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD, OPTIONS', 'content-type': 'application/json', 'cache-control': 'no-store', ...PUBLIC_CORS });
-      res.end('{"error":"method_not_allowed"}');
-      return;
-    }
-    res.writeHead(200, document.headers);
-    res.end(req.method === 'HEAD' ? undefined : document.body);
+    serveMetadataDocument(req, res, this.find(path, req.headers.host));
   }
 }
 
@@ -133,15 +143,3 @@ export class ProtectedResourceMetadataEndpoints {
  */
 const PUBLIC_CORS = { 'access-control-allow-origin': '*' } as const;
 
-function prepare(metadata: ProtectedResourceMetadata): PreparedDocument {
-  const body = Buffer.from(JSON.stringify(metadata));
-  return {
-    body,
-    headers: {
-      'content-type': 'application/json',
-      'content-length': body.byteLength,
-      'cache-control': 'public, max-age=300',
-      ...PUBLIC_CORS,
-    },
-  };
-}

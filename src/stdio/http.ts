@@ -58,3 +58,30 @@ export function parseMessages(body: string): ParsedMessages {
   }
   return { ok: true, messages: messages as JSONRPCMessage[], batch };
 }
+
+/** What reading a client's POST needs from the transport: its capped reader and its refusal log. */
+export interface MessageReader {
+  readBody: (req: IncomingMessage) => Promise<string>;
+  refused: (reason: string) => void;
+}
+
+/**
+ * Reads and validates a client's POST body. On failure the answer (413 or a JSON-RPC parse/invalid
+ * request error) has been sent and undefined is returned.
+ */
+export async function readClientMessages(req: IncomingMessage, res: ServerResponse, reader: MessageReader): Promise<{ messages: JSONRPCMessage[]; batch: boolean } | undefined> {
+  let body: string;
+  try {
+    body = await reader.readBody(req);
+  } catch {
+    sendError(res, 413, -32000, 'Request body too large', { connection: 'close' });
+    return undefined;
+  }
+  const parsed = parseMessages(body);
+  if (!parsed.ok) {
+    reader.refused(parsed.reason);
+    sendError(res, 400, parsed.code, parsed.message);
+    return undefined;
+  }
+  return parsed;
+}

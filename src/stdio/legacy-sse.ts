@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
-import { parseMessages, sendError } from './http.ts';
+import { readClientMessages, sendError } from './http.ts';
 
 /** Comment lines keep idle proxies from cutting the stream (HTML Living Standard, Server-sent events). */
 const KEEP_ALIVE_MS = 25_000;
@@ -78,19 +78,8 @@ export async function postLegacyMessage(req: IncomingMessage, res: ServerRespons
     sendError(res, 404, -32001, 'Session not found');
     return;
   }
-  let body: string;
-  try {
-    body = await ctx.readBody(req);
-  } catch {
-    sendError(res, 413, -32000, 'Request body too large', { connection: 'close' });
-    return;
-  }
-  const parsed = parseMessages(body);
-  if (!parsed.ok) {
-    ctx.refused(parsed.reason);
-    sendError(res, 400, parsed.code, parsed.message);
-    return;
-  }
+  const parsed = await readClientMessages(req, res, ctx);
+  if (!parsed) return;
   session.lastActive = Date.now();
   res.writeHead(202, { 'content-type': 'text/plain' });
   res.end('Accepted');

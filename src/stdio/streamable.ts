@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
-import { parseMessages, sendError } from './http.ts';
+import { readClientMessages, sendError } from './http.ts';
 import { idKey, INVALID_REQUEST, isRequest, isResponse } from './jsonrpc.ts';
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
@@ -254,19 +254,8 @@ export async function handleStreamable(req: IncomingMessage, res: ServerResponse
     sendError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
     return;
   }
-  let body: string;
-  try {
-    body = await ctx.readBody(req);
-  } catch {
-    sendError(res, 413, -32000, 'Request body too large', { connection: 'close' });
-    return;
-  }
-  const parsed = parseMessages(body);
-  if (!parsed.ok) {
-    ctx.refused(parsed.reason);
-    sendError(res, 400, parsed.code, parsed.message);
-    return;
-  }
+  const parsed = await readClientMessages(req, res, ctx);
+  if (!parsed) return;
   const { batch } = parsed;
   const valid = parsed.messages;
   const initialize = valid.some((message) => isRequest(message) && message.method === 'initialize');
