@@ -113,13 +113,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   const targets = options.servers.map((server) => targetFor(server, options.upstreams));
   options.servers.forEach((server, index) => {
     const target = targets[index];
-    if (target) pools.register(target.url, server.upstreamTimeoutMs);
+    if (target && !target.serve) pools.register(target.url, server.upstreamTimeoutMs);
   });
   const routes: Route[] = options.servers.map((server, index) => {
     const target = targets[index];
     const guarded = protectedServerFor(issuer, server);
     const dropHeaders = new Set(guarded.reservedHeaders);
-    for (const name of target?.headerNames ?? []) dropHeaders.add(name.toLowerCase());
     return {
       server,
       protected: guarded,
@@ -130,7 +129,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       origins: createOriginPolicy(ownOrigin, [new URL(guarded.resource).origin, ...server.allowedOrigins]),
       dropHeaders,
       target,
-      proxy: target
+      // In-process targets (the stdio bridge) are called directly; only network upstreams get a proxy.
+      proxy: target && !target.serve
         ? new UpstreamProxy({
           name: server.name,
           url: target.url,
@@ -146,10 +146,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   // Longest path first, so `/mcp/admin` wins over `/mcp`.
   const byLength = (a: Route, b: Route): number => b.path.length - a.path.length;
-  const anyHostRoutes = routes.filter((route) => route.host === undefined && route.proxy !== undefined).sort(byLength);
+  const anyHostRoutes = routes.filter((route) => route.host === undefined && route.target !== undefined).sort(byLength);
   const hostRoutes = new Map<string, Route[]>();
   for (const route of routes) {
-    if (route.host === undefined || route.proxy === undefined) continue;
+    if (route.host === undefined || route.target === undefined) continue;
     const list = hostRoutes.get(route.host) ?? [];
     list.push(route);
     hostRoutes.set(route.host, list.sort(byLength));
@@ -218,10 +218,16 @@ export function createGateway(options: GatewayOptions): Gateway {
       sendDenial(res, result, cors);
       return;
     }
+    const inProcess = route.target?.serve;
+    if (inProcess !== undefined) {
+      // The stdio bridge in this process: no loopback hop. It never sees the client's headers as
+      // identity (the user comes from the token check), so nothing needs stripping or adding.
+      if (cors !== undefined) for (const name in cors) res.setHeader(name, cors[name] as string);
+      inProcess(req, res, result.user, subPath, search);
+      return;
+    }
     const addHeaders: string[] = [];
     guard.appendUpstreamHeaders(addHeaders, route.protected, result);
-    const perUser = route.target?.headersFor?.(result.user);
-    if (perUser !== undefined) for (const name in perUser) addHeaders.push(name, perUser[name] as string);
     // The gateway's own forwarding headers; the client's were dropped (proxy.ts).
     const address = clientAddress(req);
     if (address !== undefined) addHeaders.push('x-forwarded-for', address);

@@ -1,13 +1,13 @@
 /**
  * Starts what the configured servers need before traffic can flow, and says where each server's
- * traffic goes: the URL to proxy to, plus any per-user headers the target needs (the stdio bridge
- * reads the user from them).
+ * traffic goes: a URL to proxy to, or an in-process handler.
  *
  * - `url`: the MCP server itself.
  * - `builtin: demo`: the demo server shipped in src/demo, started on a loopback port.
- * - `stdio`: the stdio bridge (src/stdio), started on a loopback port.
+ * - `stdio`: the stdio bridge (src/stdio), called in-process.
  * - `forwardAuth`: no target; the reverse proxy in front sends the traffic itself.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
@@ -15,13 +15,15 @@ import type { IdpTokenSource } from '../upstream/idp-tokens.ts';
 import type { StdioServer } from '../stdio/index.ts';
 
 export interface UpstreamTarget {
+  /** Where the gateway proxies to; empty for an in-process target. */
   url: string;
   /** Upstream older HTTP+SSE transport (2024-11-05): `url` is the SSE endpoint. */
   transport: 'streamable-http' | 'sse';
-  /** Extra request headers for this user's requests (never from the client; the client's are dropped). */
-  headersFor?: (user: UserRecord) => Record<string, string>;
-  /** Lowercased names of the headers `headersFor` sets: the gateway strips client-sent copies of them. */
-  headerNames?: readonly string[];
+  /**
+   * An in-process target (the stdio bridge): the gateway hands the authenticated request over directly
+   * instead of proxying to `url`. Session, body-size and JSON-RPC handling are the target's own.
+   */
+  serve?: (req: IncomingMessage, res: ServerResponse, user: UserRecord, subPath: string, search: string) => void;
   /** The stdio server behind this target, when it is one (diagnostics and tests). */
   stdio?: StdioServer;
 }
@@ -51,16 +53,14 @@ export async function startUpstreamTargets(servers: readonly ServerConfig[], dep
       closers.push(demo.close);
       targets.set(server.name, { url: demo.url, transport: 'streamable-http' });
     } else if ('stdio' in upstream) {
-      // Loaded only when used, like the demo server. The bridge listens on loopback and refuses any
-      // request without its per-boot secret, which only `headersFor` hands out.
+      // Loaded only when used, like the demo server. Called in-process: no port, no second HTTP parse.
       const { startStdioServer } = await import('../stdio/index.ts');
       const stdio = await startStdioServer(server, upstream.stdio, deps);
       closers.push(stdio.close);
       targets.set(server.name, {
-        url: stdio.url,
+        url: '',
         transport: 'streamable-http',
-        headersFor: (user) => stdio.headersFor(user.id),
-        headerNames: stdio.headerNames,
+        serve: (req, res, user, subPath, search) => stdio.serve(req, res, user.id, subPath, search),
         stdio,
       });
     }

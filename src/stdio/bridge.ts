@@ -1,14 +1,13 @@
 /**
- * The HTTP side of a stdio server: an internal server on loopback that the gateway proxies to like
- * any HTTP upstream. It serves
- * - Streamable HTTP at `/mcp` (2025-03-26 and later; streamable.ts);
- * - the older HTTP+SSE transport (2024-11-05) at `/mcp/sse` and `/mcp/messages?sessionId=`
- *   (legacy-sse.ts).
+ * The HTTP side of a stdio server. The gateway calls `serve` in-process after the token check, with
+ * the user id from the token, for the route's sub-paths:
+ * - `` or `/`: Streamable HTTP (2025-03-26 and later; streamable.ts);
+ * - `/sse` and `/messages?sessionId=`: the older HTTP+SSE transport (2024-11-05; legacy-sse.ts).
+ * A session stays bound to the user that created it.
  *
- * Only the gateway may call it: every request carries the per-boot bridge secret (compared in
- * constant time; anything else gets 403), so another local process cannot reach a stdio server as
- * some user. The user comes from the user header the gateway sets after checking the access token,
- * and a session stays bound to the user that created it.
+ * With `listenOnLoopback` (tests), the same is served on a loopback port under `/mcp`. Every such
+ * request must carry the per-boot bridge secret (compared in constant time; anything else gets 403),
+ * so another local process cannot reach a stdio server as some user, and names its user in a header.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -32,16 +31,26 @@ export interface StdioBridgeOptions {
   logger: Logger;
   /** Forget a Streamable HTTP session idle this long with no stream open. */
   sessionIdleTimeoutMs: number;
-  /** Largest body of a legacy `POST /messages` (the gateway enforces its own limit before this). */
+  /** Largest request body read from a client. */
   maxBodyBytes: number;
+  /**
+   * Also serve over HTTP on a loopback port, guarded by a per-boot secret header (for tests and tools
+   * that drive the bridge from outside). The gateway itself calls `serve` in-process and needs no port.
+   */
+  listenOnLoopback?: boolean;
 }
 
 export interface StdioBridge {
-  /** The Streamable HTTP endpoint, e.g. `http://127.0.0.1:41234/mcp`. */
+  /** The Streamable HTTP endpoint, e.g. `http://127.0.0.1:41234/mcp`; empty unless `listenOnLoopback`. */
   url: string;
   /** The headers the gateway must add to each request of `userId` (and strip from clients). */
   headersFor(userId: string): Record<string, string>;
   headerNames: readonly string[];
+  /**
+   * The same as an HTTP request to `url` + `subPath`, for a user the gateway has already authenticated,
+   * handed over in-process: no loopback hop, no second HTTP parse (the gateway's hot path for stdio).
+   */
+  serve(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string): void;
   /** Number of open client sessions (tests, diagnostics). */
   sessionCount(): number;
   close(): Promise<void>;
@@ -83,12 +92,30 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
       return;
     }
     const url = new URL(req.url ?? '/', 'http://bridge');
-    const path = url.pathname;
-    if (path === BRIDGE_BASE_PATH || path === `${BRIDGE_BASE_PATH}/`) await handleStreamable(req, res, { ...context(userId, 'streamable-http'), sessions: streamable });
-    else if (path === `${BRIDGE_BASE_PATH}/sse` && req.method === 'GET') openLegacyStream(res, { ...context(userId, 'sse'), sessions: legacy });
-    else if (path === `${BRIDGE_BASE_PATH}/messages` && req.method === 'POST') await postLegacyMessage(req, res, url.searchParams.get('sessionId'), { ...context(userId, 'sse'), sessions: legacy });
-    else if (path === `${BRIDGE_BASE_PATH}/sse` || path === `${BRIDGE_BASE_PATH}/messages`) sendError(res, 405, -32000, 'Method not allowed');
+    if (url.pathname !== BRIDGE_BASE_PATH && !url.pathname.startsWith(`${BRIDGE_BASE_PATH}/`)) {
+      sendError(res, 404, -32000, 'Not found');
+      return;
+    }
+    await serveUser(req, res, userId, url.pathname.slice(BRIDGE_BASE_PATH.length), url.search.slice(1));
+  }
+
+  /**
+   * One request of `userId`, already authenticated, by its path below the server's route: `` or `/`
+   * (Streamable HTTP), `/sse` and `/messages` (the 2024-11-05 HTTP+SSE transport).
+   */
+  async function serveUser(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string): Promise<void> {
+    if (subPath === '' || subPath === '/') await handleStreamable(req, res, { ...context(userId, 'streamable-http'), sessions: streamable });
+    else if (subPath === '/sse' && req.method === 'GET') openLegacyStream(res, { ...context(userId, 'sse'), sessions: legacy });
+    else if (subPath === '/messages' && req.method === 'POST') await postLegacyMessage(req, res, new URLSearchParams(search).get('sessionId'), { ...context(userId, 'sse'), sessions: legacy });
+    else if (subPath === '/sse' || subPath === '/messages') sendError(res, 405, -32000, 'Method not allowed');
     else sendError(res, 404, -32000, 'Not found');
+  }
+
+  function failed(res: ServerResponse, error: unknown): void {
+    const known = error instanceof BridgeError;
+    if (!known) logger.error({ err: error, server: name }, 'stdio bridge request failed');
+    if (!res.headersSent) sendError(res, known ? 503 : 500, known ? error.code : -32603, known ? error.message : 'Internal error');
+    else res.destroy();
   }
 
   /** What both transports need for one request of `userId`, except their own session map. */
@@ -104,18 +131,16 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
   }
 
   const server: Server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      const known = error instanceof BridgeError;
-      if (!known) logger.error({ err: error, server: name }, 'stdio bridge request failed');
-      if (!res.headersSent) sendError(res, known ? 503 : 500, known ? error.code : -32603, known ? error.message : 'Internal error');
-      else res.destroy();
+    handle(req, res).catch((error: unknown) => failed(res, error));
+  });
+  let url = '';
+  if (options.listenOnLoopback) {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
     });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${BRIDGE_BASE_PATH}`;
+  }
 
   // Streamable HTTP sessions a client abandoned without DELETE (MCP Transports, Session Management).
   const sweeper = setInterval(() => {
@@ -131,19 +156,24 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
   sweeper.unref();
 
   return {
-    url: `http://127.0.0.1:${port}${BRIDGE_BASE_PATH}`,
+    url,
     headerNames: [BRIDGE_SECRET_HEADER, BRIDGE_USER_HEADER],
     headersFor: (userId) => ({ [BRIDGE_SECRET_HEADER]: secret, [BRIDGE_USER_HEADER]: encodeURIComponent(userId) }),
+    serve: (req, res, userId, subPath, search) => {
+      serveUser(req, res, userId, subPath, search).catch((error: unknown) => failed(res, error));
+    },
     sessionCount: () => streamable.size + legacy.size,
     async close() {
       clearInterval(sweeper);
       for (const session of streamable.values()) session.close();
       streamable.clear();
       for (const session of legacy.values()) session.res.end();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      if (server.listening) {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      }
       await supervisor.close();
     },
   };

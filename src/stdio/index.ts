@@ -1,6 +1,6 @@
 /**
- * stdio MCP servers behind the gateway (docs/stdio.md): a supervisor for the processes and an
- * internal HTTP bridge the gateway proxies to.
+ * stdio MCP servers behind the gateway (docs/stdio.md): a supervisor for the processes and the bridge
+ * that serves them as Streamable HTTP and HTTP+SSE, called by the gateway in-process.
  */
 import type { ServerConfig } from '../config/schema.ts';
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
@@ -15,6 +15,8 @@ export type { StdioBridge } from './bridge.ts';
 export interface StdioServerDeps {
   logger: Logger;
   idpTokens: IdpTokenSource;
+  /** Serve the bridge over loopback HTTP too (tests); the gateway hands requests over in-process. */
+  listenOnLoopback?: boolean;
 }
 
 /** A running stdio server: its bridge (where the gateway proxies to) and its supervisor. */
@@ -45,6 +47,7 @@ export async function startStdioServer(server: ServerConfig, stdio: StdioUpstrea
     logger,
     sessionIdleTimeoutMs: stdio.sessionIdleTimeout * 1000,
     maxBodyBytes: Math.max(server.maxRequestBytes ?? DEFAULT_MAX_BODY, 1024),
+    listenOnLoopback: deps.listenOnLoopback,
   });
   return Object.assign(bridge, { supervisor });
 }

@@ -206,13 +206,6 @@ before(async () => {
 
   const targets = new Map<string, UpstreamTarget>();
   for (const entry of servers) if ('url' in entry.upstream) targets.set(entry.name, { url: entry.upstream.url, transport: entry.upstream.transport });
-  // A target that needs per-user headers, as the stdio bridge does.
-  targets.set('echo', {
-    url: echo.url,
-    transport: 'streamable-http',
-    headersFor: (user) => ({ 'x-bridge-user': user.id, 'x-bridge-secret': 'bridge-secret-value' }),
-    headerNames: ['x-bridge-user', 'X-Bridge-Secret'],
-  });
 
   gateway = createGateway({
     issuer,
@@ -322,13 +315,11 @@ describe('routing by path and Host', () => {
 });
 
 describe('headers on the way up', () => {
-  it('adds the target\'s per-user headers and the gateway\'s forwarding headers, dropping client copies', async () => {
+  it('adds the identity and the gateway\'s forwarding headers, dropping client copies', async () => {
     const res = await raw(`${issuer}/echo`, {
       headers: {
         ...MCP_HEADERS,
         authorization: `Bearer ${await token(`${issuer}/echo`)}`,
-        'x-bridge-user': 'local:mallory',
-        'x-bridge-secret': 'guessed',
         'x-user-id': 'local:mallory',
         'x-forwarded-for': '6.6.6.6',
         'x-forwarded-host': 'evil.example',
@@ -341,8 +332,6 @@ describe('headers on the way up', () => {
     });
     assert.equal(res.status, 200, res.body);
     const seen = JSON.parse(res.body).result.headers as Record<string, string>;
-    assert.equal(seen['x-bridge-user'], 'local:alice');
-    assert.equal(seen['x-bridge-secret'], 'bridge-secret-value');
     assert.equal(seen['x-user-id'], 'local:alice');
     assert.equal(seen['x-forwarded-for'], '127.0.0.1');
     assert.equal(seen['x-forwarded-proto'], 'http');

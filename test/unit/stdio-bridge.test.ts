@@ -47,7 +47,7 @@ async function start(t: TestContext, stdio: Partial<StdioInput> = {}): Promise<S
     upstream: { stdio: { command: process.execPath, args: [STDIO_TEST_SERVER], stopGracePeriod: 1, ...stdio } },
   });
   if (!('stdio' in server.upstream)) throw new Error('unreachable');
-  const started = await startStdioServer(server, server.upstream.stdio, { logger: createLogger('debug', sink), idpTokens: noIdpTokens });
+  const started = await startStdioServer(server, server.upstream.stdio, { logger: createLogger('debug', sink), idpTokens: noIdpTokens, listenOnLoopback: true });
   t.after(() => started.close());
   return { stdio: started, logs };
 }
