@@ -8,6 +8,8 @@ import type { Storage } from '../storage/types.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { NS } from '../storage/records.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { UpstreamIdentity } from '../upstream/types.ts';
+import { evaluateAccess } from '../policy/access.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { hostAllowed } from './cimd.ts';
@@ -86,22 +88,39 @@ function interactionPolicyAlwaysLogin() {
 }
 
 export function createProvider(options: ProviderOptions): Provider {
-  /**
-   * A refresh for a server that receives the user's IdP token is refused once that IdP session is over
-   * (the IdP refused its refresh token and src/upstream/idp-tokens.ts dropped the tokens): the new access
-   * token would only meet a 401 at the gateway, and clients such as the SDK then give up instead of
-   * logging in again. `invalid_grant` here sends them through a full authorization.
-   */
-  async function idpSessionUsable(ctx: KoaContextWithOIDC, sub: string, token: { grantId?: string; resource?: unknown }): Promise<boolean> {
-    if (!options.resources.some((resource) => resource.requiresIdpToken)) return true;
-    // The refresh token remembers the resource it was issued for (a grant with no resource scopes
-    // records none); the request may name one too. Neither: the default resource applies.
+  /** The MCP servers a refresh is for: the refresh token's resource, the request's, or the default. */
+  async function refreshTargets(ctx: KoaContextWithOIDC, token: { grantId?: string; resource?: unknown }): Promise<ProtectedResource[]> {
+    // A grant with no resource scopes records no resource, so the token and the request are read too.
     const grant = token.grantId ? await ctx.oidc.provider.Grant.find(token.grantId) : undefined;
     const indicators = [token.resource, ctx.oidc.params?.resource, Object.keys(grant?.resources ?? {})].flat().filter((value): value is string => typeof value === 'string');
-    const servers = indicators.length > 0 ? indicators.map((indicator) => resolveResource(options.resources, options.canonicalizeResource, indicator)) : [resources[0]];
-    const needsIdpToken = servers.some((server) => server?.requiresIdpToken);
-    if (!needsIdpToken) return true;
-    return (await storage.get(NS.upstreamTokens, sub)) !== undefined;
+    if (indicators.length === 0) return [resources[0] as ProtectedResource];
+    return indicators.map((indicator) => resolveResource(options.resources, options.canonicalizeResource, indicator)).filter((server) => server !== undefined);
+  }
+
+  /**
+   * Whether a refresh may still issue tokens to this user. `false` becomes `invalid_grant`, which sends
+   * the client through a full authorization (consent, IdP login, the rules again):
+   * - the access rules are evaluated again against what the user's last login recorded, so tightening
+   *   a rule takes effect within one access-token lifetime rather than at the refresh token's expiry;
+   * - a server that receives the user's IdP token needs a live IdP session: once the IdP refused its
+   *   refresh token (src/upstream/idp-tokens.ts dropped the tokens), a new access token would only meet
+   *   a 401 at the gateway, and clients such as the SDK then give up instead of logging in again.
+   */
+  async function refreshAllowed(ctx: KoaContextWithOIDC, user: UserRecord, token: { grantId?: string; resource?: unknown }): Promise<boolean> {
+    const servers = await refreshTargets(ctx, token);
+    for (const server of servers) {
+      if (!server.access) continue;
+      const decision = evaluateAccess(identityOf(user), user.provider, server.access);
+      if (!decision.allowed) {
+        options.logger.info({ event: 'refresh.denied', userId: user.id, server: server.name, clientId: ctx.oidc.client?.clientId, reason: decision.reason }, 'access rules no longer admit the user; refresh refused');
+        return false;
+      }
+    }
+    if (servers.some((server) => server.requiresIdpToken) && (await storage.get(NS.upstreamTokens, user.id)) === undefined) {
+      options.logger.info({ event: 'refresh.denied', userId: user.id, clientId: ctx.oidc.client?.clientId, reason: 'the IdP session is over' }, 'IdP session over; refresh refused');
+      return false;
+    }
+    return true;
   }
 
   const { issuer, resources, tokens, storage } = options;
@@ -146,7 +165,7 @@ export function createProvider(options: ProviderOptions): Provider {
     async findAccount(ctx, sub, token) {
       const user = await storage.get<UserRecord>(NS.users, sub);
       if (!user) return undefined;
-      if (token?.kind === 'RefreshToken' && !(await idpSessionUsable(ctx, sub, token))) return undefined;
+      if (token?.kind === 'RefreshToken' && !(await refreshAllowed(ctx, user, token))) return undefined;
       return {
         accountId: sub,
         async claims() {
@@ -290,4 +309,18 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
   });
   provider.on('grant.revoked', (_ctx, grantId) => logger.info({ event: 'grant.revoked', grantId }, 'grant revoked'));
   provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'authorization server error'));
+}
+
+/** The identity a user's last login recorded, as the access rules read it. */
+function identityOf(user: UserRecord): UpstreamIdentity {
+  return {
+    subject: user.subject,
+    email: user.email,
+    emailVerified: user.emailVerified,
+    name: user.name,
+    groups: user.groups,
+    tenantId: user.tenantId,
+    organizations: user.organizations,
+    teams: user.teams,
+  };
 }

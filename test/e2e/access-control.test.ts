@@ -164,4 +164,33 @@ describe('access rules: gateway-wide and per server', () => {
     const wrongStep = await flow.browser.submitForm(page, { button: 'return', fields: { step: 'sign-in' }, stopAt: flow.client.redirect_uris[0]! });
     assert.equal(wrongStep.status, 403);
   });
+  test('the rules are checked again at refresh: tightening one ends existing sessions at the next refresh', async () => {
+    const frank = await signIn('frank', '/restricted');
+    const tokens = await exchange(frank.flow, frank.page);
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    const refresh = (refreshToken: unknown) =>
+      tokenRequest(stack, { grant_type: 'refresh_token', refresh_token: String(refreshToken), client_id: frank.flow.client.client_id, resource: frank.flow.resource });
+    const stillAllowed = await refresh(tokens.body.refresh_token);
+    assert.equal(stillAllowed.status, 200, JSON.stringify(stillAllowed.body));
+
+    const restricted = stack.config.servers?.find((server) => server.name === 'restricted');
+    assert.ok(restricted);
+    const previous = restricted.access;
+    restricted.access = { groups: ['nobody-yet'] };
+    try {
+      await stack.restartGateway();
+      const before = logs.events('refresh.denied').length;
+      const refused = await refresh(stillAllowed.body.refresh_token);
+      assert.equal(refused.status, 400, JSON.stringify(refused.body));
+      assert.equal(refused.body.error, 'invalid_grant');
+      const denied = logs.events('refresh.denied').slice(before);
+      assert.equal(denied.length, 1);
+      assert.equal(denied[0]?.userId, 'corp:frank');
+      assert.equal(denied[0]?.server, 'restricted');
+      assert.match(String(denied[0]?.reason), /^server access: no rule matched/);
+    } finally {
+      restricted.access = previous;
+      await stack.restartGateway();
+    }
+  });
 });
