@@ -16,6 +16,7 @@ import { nginxUnavailable, startNginx, type RunningNginx } from '../support/ngin
 import { freePort } from '../support/ports.ts';
 import { authorizeAndExchange, mcpInitialize, registerPublicClient } from './oauth.ts';
 import { approveAndSignIn, loggedInClient, startStack, type Stack } from './stack.ts';
+import { checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
 
 const SERVER = 'nginx-tools';
 
@@ -133,65 +134,14 @@ describe('forward-auth behind a real nginx', { skip: unavailable ?? false }, () 
   });
 
   it('answers an anonymous request with the gateway\'s challenge, once, and a JSON body', async () => {
-    const response = await mcpInitialize(resource);
-    assert.equal(response.status, 401);
-    // Exact value: a second copy (nginx copies the 401 challenge itself) would be joined in with ", ".
-    const expectedMetadata = `${stack.issuer}/.well-known/oauth-protected-resource/forward-auth/${SERVER}`;
-    assert.equal(response.headers.get('www-authenticate'), `Bearer resource_metadata="${expectedMetadata}", scope="mcp:tools"`);
-    assert.equal(response.headers.get('content-type'), 'application/json');
-    assert.equal(((await response.json()) as { error: string }).error, 'invalid_token');
-
-    // The document the challenge names: on the gateway, about the nginx URL (RFC 9728 §3.3).
-    const metadata = (await (await fetch(expectedMetadata)).json()) as Record<string, unknown>;
-    assert.equal(metadata.resource, resource);
-    assert.deepEqual(metadata.authorization_servers, [stack.issuer]);
-    // Layout with the well-known path routed through nginx: the same document at the RFC 9728 §3.1 URL.
-    const probed = await fetch(`${nginx.url}/.well-known/oauth-protected-resource/mcp`);
-    assert.equal(probed.status, 200);
-    assert.equal(((await probed.json()) as Record<string, unknown>).resource, resource);
+    await checkChallengeThroughProxy(stack, nginx.url, resource, SERVER);
   });
 
   it('the SDK client logs in through the gateway and calls tools through nginx, as the user', async () => {
-    const provider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'nginx forward-auth client' });
-    const browser = new Browser({ ca: stack.ca.caPem });
-    // Every request also carries forged identity headers: nginx must replace them with the gateway's.
-    const forging: typeof fetch = (input, init) => {
-      const headers = new Headers(init?.headers);
-      headers.set('x-user-email', 'mallory@example.com');
-      headers.set('x-user-id', 'corp:mallory');
-      return stack.fetch(input, { ...init, headers });
-    };
-    const client = await connectWithLogin({
-      mcpUrl: resource,
-      provider,
-      fetch: forging,
-      login: async (authorizationUrl) => {
-        assert.equal(authorizationUrl.origin, stack.issuer, 'the gateway is the authorization server');
-        assert.equal(authorizationUrl.searchParams.get('resource'), resource, 'RFC 8707 resource is the nginx URL');
-        return (await approveAndSignIn(stack, browser, authorizationUrl, provider.redirectUrl)).url;
-      },
-    });
+    const client = await connectThroughProxy(stack, resource, 'nginx');
     try {
-      const result = await client.callTool({ name: 'whoami', arguments: {} });
-      const report = result.structuredContent as { identity: Record<string, string>; authorizationHeaderPresent: boolean };
-      assert.equal(report.identity['x-user-email'], 'alice@example.com');
-      assert.match(report.identity['x-user-id'] ?? '', /^corp:/);
-      assert.notEqual(report.identity['x-user-id'], 'corp:mallory');
-      assert.equal(report.identity['x-user-name'], 'Alice Example');
-      assert.equal(report.identity['x-user-groups'], 'engineering');
-      assert.equal(report.authorizationHeaderPresent, false, 'nginx does not pass the token on');
-
-      // SSE through nginx, unbuffered: progress arrives while the tool is still running.
-      const progressAt: number[] = [];
-      const started = Date.now();
-      const counted = await client.callTool({ name: 'slow_count', arguments: { count: 4, intervalMs: 300 } }, undefined, {
-        onprogress: () => progressAt.push(Date.now() - started),
-      });
-      const finishedAt = Date.now() - started;
-      assert.deepEqual(counted.content, [{ type: 'text', text: 'Counted to 4.' }]);
-      assert.equal(progressAt.length, 4);
-      assert.ok(progressAt[0]! < finishedAt - 600, `first progress at ${progressAt[0]} ms, result at ${finishedAt} ms: the stream was buffered`);
-
+      await checkIdentityAtServer(client, 'nginx');
+      await checkProgressStreams(client);
       const log = await nginx.accessLog();
       assert.match(log, /"POST \/mcp HTTP\/1\.1" 200/);
     } finally {
