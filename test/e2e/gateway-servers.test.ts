@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -191,8 +192,13 @@ describe('the user\'s IdP access token, handed over in a header', () => {
       await refused.arrayBuffer();
       assert.ok(logLines.some((line) => line.includes('"event":"idp_token.reauthentication_required"')));
 
-      // Refreshing the gateway token no longer helps: invalid_grant, so clients run a full login
-      // (SDK 1.32.2 otherwise refreshes, meets the same 401 and gives up).
+      // The SDK client meets the 401, refreshes, gets invalid_grant and starts a new login (without the
+      // refusal it refreshed successfully, met the same 401 and gave up).
+      const loginsBefore = provider.authorizationUrls.length;
+      await assert.rejects(client.callTool({ name: 'idp_token', arguments: {} }), (error: unknown) => error instanceof UnauthorizedError);
+      assert.equal(provider.authorizationUrls.length, loginsBefore + 1, 'the SDK asked for a new authorization');
+
+      // On the wire: refreshing the gateway token no longer helps.
       const refresh = await tokenRequest(stack, {
         grant_type: 'refresh_token',
         refresh_token: String(provider.savedTokens.at(-1)!.refresh_token),
