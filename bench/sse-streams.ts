@@ -6,66 +6,18 @@
  * Layout as bench/run.ts: this process (the clients) on core 0, gateway and upstream on core 1, when
  * `taskset` exists. Usage: `npx node bench/sse-streams.ts [--streams 1000] [--settle 3]`.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashPassword } from '../src/upstream/passwords.ts';
-import { Browser } from '../test/support/browser.ts';
 import { freePort, waitForUrl } from '../test/support/ports.ts';
+import { benchArgs, pinSelf, rssKiB, spawnNode, startBenchGateway, stopChildren, TASKSET } from './harness.ts';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const args = benchArgs();
 const STREAMS = Number(args.get('streams') ?? 1000);
 const SETTLE_SECONDS = Number(args.get('settle') ?? 3);
-const TASKSET = existsSync('/usr/bin/taskset');
-const repoRoot = new URL('..', import.meta.url).pathname;
 const PROTOCOL = '2025-06-18';
-
-function spawnNode(core: number, script: string, scriptArgs: string[]): ChildProcess {
-  const command = TASKSET ? 'taskset' : process.execPath;
-  const commandArgs = TASKSET ? ['-c', String(core), process.execPath, script, ...scriptArgs] : [script, ...scriptArgs];
-  const verbose = process.env.BENCH_VERBOSE === '1';
-  return spawn(command, commandArgs, { cwd: repoRoot, env: process.env, stdio: ['ignore', verbose ? 'inherit' : 'ignore', 'inherit'] });
-}
-
-async function rssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1]);
-}
-
-/** Register, consent, local sign-in, code for token: the flow a person goes through once. */
-async function accessToken(issuer: string, password: string, resource: string): Promise<string> {
-  const redirectUri = 'http://127.0.0.1:9/callback';
-  const registration = await fetch(`${issuer}/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ client_name: 'sse bench', redirect_uris: [redirectUri], token_endpoint_auth_method: 'none' }),
-  });
-  const { client_id: clientId } = (await registration.json()) as { client_id: string };
-  const verifier = randomBytes(32).toString('base64url');
-  const authorize = new URL('/authorize', issuer);
-  const params = {
-    response_type: 'code', client_id: clientId, redirect_uri: redirectUri, state: 'bench', resource,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
-  };
-  for (const [key, value] of Object.entries(params)) authorize.searchParams.set(key, value);
-  const browser = new Browser();
-  let page = await browser.goto(authorize);
-  page = await browser.submitForm(page, { button: 'approve' });
-  page = await browser.submitForm(page, { fields: { username: 'bench', password }, stopAt: redirectUri });
-  const code = page.url.searchParams.get('code');
-  if (!code) throw new Error(`login failed at ${page.url.href}`);
-  const token = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier, client_id: clientId, resource }),
-  });
-  return ((await token.json()) as { access_token: string }).access_token;
-}
 
 /** initialize + notifications/initialized; returns the session id. */
 async function openSession(url: string, authorization: string): Promise<string> {
@@ -122,32 +74,25 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const streams: Array<{ req: ClientRequest }> = [];
   try {
-    if (TASKSET) spawnSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
+    pinSelf(0);
     const upstreamPort = await freePort();
     const upstream = spawnNode(1, 'src/demo/server.ts', ['--port', String(upstreamPort)]);
     children.push(upstream);
     const upstreamUrl = `http://127.0.0.1:${upstreamPort}/mcp`;
     await waitForUrl(upstreamUrl, { timeoutMs: 15_000, ok: () => true });
 
-    const port = await freePort();
-    const issuer = `http://localhost:${port}`;
-    const password = randomBytes(12).toString('base64url');
-    const config = {
-      publicUrl: issuer,
-      listen: { host: '127.0.0.1', port },
-      dataDir: join(dir, 'data'),
-      log: { level: 'warn' },
-      identityProviders: [{ type: 'local', users: [{ username: 'bench', passwordHash: await hashPassword(password) }] }],
+    const gatewayProcess = await startBenchGateway({
+      dir,
+      core: 1,
+      logLevel: 'warn',
       servers: [{ name: 'sdk', path: '/mcp', upstream: { url: upstreamUrl }, identityHeaders: { subject: 'x-user-id' } }],
-    };
-    const configPath = join(dir, 'gateway.json');
-    await writeFile(configPath, JSON.stringify(config));
-    const gateway = spawnNode(1, 'src/cli/main.ts', ['serve', '--config', configPath]);
+    });
+    const gateway = gatewayProcess.child;
     children.push(gateway);
-    await waitForUrl(`${issuer}/healthz`, { timeoutMs: 20_000 });
+    const { issuer } = gatewayProcess;
 
     const url = `${issuer}/mcp`;
-    const authorization = `Bearer ${await accessToken(issuer, password, url)}`;
+    const authorization = `Bearer ${await gatewayProcess.accessToken('/mcp')}`;
     const sessions = await inBatches(STREAMS, 50, () => openSession(url, authorization));
     await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
     const gatewayBefore = await rssKiB(gateway.pid!);
@@ -178,11 +123,7 @@ async function main(): Promise<void> {
     if (!probeOk) process.exitCode = 1;
   } finally {
     for (const stream of streams) stream.req.destroy();
-    await Promise.all(children.map((child) => new Promise<void>((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    })));
+    await stopChildren(children);
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -8,24 +8,19 @@
  * test/support/stdio-test-server.ts in shared mode.
  * Usage: `npx node bench/stdio.ts [--calls 2000] [--concurrency 16]`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { hashPassword } from '../src/upstream/passwords.ts';
-import { Browser } from '../test/support/browser.ts';
-import { freePort, waitForUrl } from '../test/support/ports.ts';
 import { STDIO_TEST_SERVER } from '../test/support/stdio-test-server.ts';
+import { benchArgs, cpuMicros, startBenchGateway, stopChildren } from './harness.ts';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const args = benchArgs();
 const CALLS = Number(args.get('calls') ?? 2000);
 const CONCURRENCY = Number(args.get('concurrency') ?? 16);
-const repoRoot = new URL('..', import.meta.url).pathname;
 
 interface Figures {
   label: string;
@@ -43,17 +38,9 @@ async function echo(client: Client, index: number): Promise<void> {
   if (text !== `bench ${index}`) throw new Error(`unexpected echo: ${text}`);
 }
 
-/** utime + stime of a process in microseconds (/proc/<pid>/stat, clock ticks of 10 ms). */
-async function cpuMicros(pid: number | undefined): Promise<number> {
-  if (pid === undefined) return 0;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10_000;
-}
-
 async function measure(label: string, client: Client, gatewayPid?: number): Promise<Figures> {
   for (let i = 0; i < 200; i++) await echo(client, i); // warm-up (JIT, connection pools)
-  const cpuBefore = await cpuMicros(gatewayPid);
+  const cpuBefore = gatewayPid === undefined ? 0 : await cpuMicros(gatewayPid);
   const latencies: number[] = [];
   for (let i = 0; i < CALLS; i++) {
     const start = performance.now();
@@ -67,7 +54,7 @@ async function measure(label: string, client: Client, gatewayPid?: number): Prom
     while (next < CALLS) await echo(client, next++);
   }));
   const seconds = (performance.now() - started) / 1000;
-  const cpuAfter = await cpuMicros(gatewayPid);
+  const cpuAfter = gatewayPid === undefined ? 0 : await cpuMicros(gatewayPid);
   return {
     label,
     gatewayCpuUs: gatewayPid === undefined ? undefined : (cpuAfter - cpuBefore) / (2 * CALLS),
@@ -84,29 +71,6 @@ function show(figures: Figures, base?: Figures): string {
   return `${figures.label.padEnd(24)} sequential: mean ${figures.mean.toFixed(3)} ms p50 ${figures.p50.toFixed(3)} ms p99 ${figures.p99.toFixed(3)} ms | ${CONCURRENCY} concurrent: ${figures.rps.toFixed(0)} calls/s${ratio}${cpu}`;
 }
 
-/** Register, consent, local sign-in, code, token: the access token for `resource`. */
-async function login(issuer: string, password: string, resource: string): Promise<string> {
-  const redirectUri = 'http://127.0.0.1:9/callback';
-  const registration = await fetch(`${issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'bench-stdio', redirect_uris: [redirectUri], token_endpoint_auth_method: 'none' }) });
-  const { client_id: clientId } = (await registration.json()) as { client_id: string };
-  const verifier = randomBytes(32).toString('base64url');
-  const authorize = new URL('/authorize', issuer);
-  const query = { response_type: 'code', client_id: clientId, redirect_uri: redirectUri, code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256', state: 'bench', resource };
-  for (const [key, value] of Object.entries(query)) authorize.searchParams.set(key, value);
-  const browser = new Browser();
-  let page = await browser.goto(authorize);
-  page = await browser.submitForm(page, { button: 'approve' });
-  page = await browser.submitForm(page, { fields: { username: 'bench', password }, stopAt: redirectUri });
-  const code = page.url.searchParams.get('code');
-  if (!code) throw new Error(`login failed at ${page.url.href}`);
-  const token = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier, client_id: clientId, resource }),
-  });
-  return ((await token.json()) as { access_token: string }).access_token;
-}
-
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mcpgw-bench-stdio-'));
   let gateway: ChildProcess | undefined;
@@ -116,24 +80,17 @@ async function main(): Promise<void> {
     const directFigures = await measure('stdio, direct', direct);
     await direct.close();
 
-    const port = await freePort();
-    const issuer = `http://localhost:${port}`;
-    const password = randomBytes(12).toString('base64url');
-    const config = {
-      publicUrl: issuer,
-      listen: { host: '127.0.0.1', port },
-      dataDir: join(dir, 'data'),
-      log: { level: 'warn' },
-      identityProviders: [{ type: 'local', users: [{ username: 'bench', passwordHash: await hashPassword(password), email: 'bench@example.com' }] }],
+    // Not pinned: the stdio child inherits the gateway's affinity, and the direct run above is not
+    // pinned either, so both runs share the machine the same way.
+    const started = await startBenchGateway({
+      dir,
+      core: undefined,
+      logLevel: 'warn',
       servers: [{ name: 'stdio', path: '/stdio', upstream: { stdio: { command: process.execPath, args: [STDIO_TEST_SERVER] } } }],
-    };
-    const configPath = join(dir, 'gateway.json');
-    await writeFile(configPath, JSON.stringify(config));
-    // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the gateway there (open it in Chrome DevTools).
-    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-    gateway = spawn(process.execPath, [...profile, 'src/cli/main.ts', 'serve', '--config', configPath], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
-    await waitForUrl(`${issuer}/healthz`, { timeoutMs: 20_000 });
-    const token = await login(issuer, password, `${issuer}/stdio`);
+    });
+    gateway = started.child;
+    const { issuer } = started;
+    const token = await started.accessToken('/stdio');
     const viaGateway = new Client({ name: 'bench-gateway', version: '1' });
     await viaGateway.connect(new StreamableHTTPClientTransport(new URL(`${issuer}/stdio`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
     const gatewayFigures = await measure('stdio, via gateway', viaGateway, gateway.pid);
@@ -143,12 +100,7 @@ async function main(): Promise<void> {
     console.log(show(directFigures));
     console.log(show(gatewayFigures, directFigures));
   } finally {
-    if (gateway && gateway.exitCode === null) {
-      await new Promise<void>((resolve) => {
-        gateway!.once('exit', () => resolve());
-        gateway!.kill('SIGTERM');
-      });
-    }
+    if (gateway) await stopChildren([gateway]);
     await rm(dir, { recursive: true, force: true });
   }
 }
