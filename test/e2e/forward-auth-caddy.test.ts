@@ -16,8 +16,8 @@ import { caddyUnavailable, startCaddy, type RunningCaddy } from '../support/cadd
 import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { freePort } from '../support/ports.ts';
 import { authorizeAndExchange, mcpInitialize, registerPublicClient } from './oauth.ts';
-import { approveAndSignIn, loggedInClient, startStack, type Stack } from './stack.ts';
-import { checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
+import { startStack, type Stack } from './stack.ts';
+import { checkAudienceAcrossProxy, checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
 
 const SERVER = 'caddy-tools';
 const DOC = new URL('../../docs/forward-auth.md', import.meta.url);
@@ -132,28 +132,7 @@ describe('forward-auth behind a real Caddy', { skip: unavailable ?? false }, () 
   });
 
   it('refuses through Caddy a token issued for another MCP server, and the gateway refuses the Caddy token', async () => {
-    const provider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'gateway /mcp client' });
-    const client = await loggedInClient(stack, provider);
-    await client.close();
-    const otherToken = provider.tokens()?.access_token;
-    assert.ok(otherToken);
-    const refused = await mcpInitialize(resource, otherToken);
-    assert.equal(refused.status, 401);
-    assert.match(refused.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/);
-
-    const caddyProvider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'caddy client' });
-    const browser = new Browser({ ca: stack.ca.caPem });
-    const caddyClient = await connectWithLogin({
-      mcpUrl: resource,
-      provider: caddyProvider,
-      fetch: stack.fetch,
-      login: async (url) => (await approveAndSignIn(stack, browser, url, caddyProvider.redirectUrl, 'bob')).url,
-    });
-    await caddyClient.close();
-    const caddyToken = caddyProvider.tokens()?.access_token;
-    assert.ok(caddyToken);
-    assert.equal((await mcpInitialize(stack.mcpUrl(), caddyToken)).status, 401, 'the Caddy token does not open the gateway\'s own /mcp');
-    assert.equal((await mcpInitialize(resource, caddyToken)).status, 200, 'and it does open the Caddy URL');
+    const caddyToken = await checkAudienceAcrossProxy(stack, resource, 'Caddy');
     // `route /mcp*` also matches /mcpx, which is not under the resource: the gateway says no ...
     assert.equal((await mcpInitialize(`${caddy.url}/mcpx`, caddyToken)).status, 403);
     // ... even when the client claims the original request was /mcp: Caddy overwrites X-Forwarded-Uri

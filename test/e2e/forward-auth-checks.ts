@@ -9,7 +9,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { Browser } from '../support/browser.ts';
 import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { mcpInitialize } from './oauth.ts';
-import { approveAndSignIn, type Stack } from './stack.ts';
+import { approveAndSignIn, loggedInClient, type Stack } from './stack.ts';
 
 /** An anonymous request through the proxy: exactly one challenge, and the metadata it names. */
 export async function checkChallengeThroughProxy(stack: Stack, proxyUrl: string, resource: string, serverName: string): Promise<void> {
@@ -79,4 +79,34 @@ export async function checkProgressStreams(client: Client): Promise<void> {
   assert.deepEqual(counted.content, [{ type: 'text', text: 'Counted to 4.' }]);
   assert.equal(progressAt.length, 4);
   assert.ok(progressAt[0]! < finishedAt - 600, `first progress at ${progressAt[0]} ms, result at ${finishedAt} ms: the stream was buffered`);
+}
+
+/**
+ * Audience binding across the proxy: a token for the gateway's own /mcp is refused by the proxy, and
+ * the proxied server's token (bob's) opens only the proxy URL. Returns that token for further checks.
+ */
+export async function checkAudienceAcrossProxy(stack: Stack, resource: string, proxyName: string): Promise<string> {
+  const provider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'gateway /mcp client' });
+  const client = await loggedInClient(stack, provider);
+  await client.close();
+  const otherToken = provider.tokens()?.access_token;
+  assert.ok(otherToken);
+  const refused = await mcpInitialize(resource, otherToken);
+  assert.equal(refused.status, 401);
+  assert.match(refused.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/);
+
+  const proxyProvider = new TestOAuthClientProvider({ mode: 'dcr', clientName: `${proxyName} client` });
+  const browser = new Browser({ ca: stack.ca.caPem });
+  const proxyClient = await connectWithLogin({
+    mcpUrl: resource,
+    provider: proxyProvider,
+    fetch: stack.fetch,
+    login: async (url) => (await approveAndSignIn(stack, browser, url, proxyProvider.redirectUrl, 'bob')).url,
+  });
+  await proxyClient.close();
+  const proxyToken = proxyProvider.tokens()?.access_token;
+  assert.ok(proxyToken);
+  assert.equal((await mcpInitialize(stack.mcpUrl(), proxyToken)).status, 401, `the ${proxyName} token does not open the gateway's own /mcp`);
+  assert.equal((await mcpInitialize(resource, proxyToken)).status, 200, `and it does open the ${proxyName} URL`);
+  return proxyToken;
 }

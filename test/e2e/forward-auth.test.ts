@@ -11,12 +11,12 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startDemoServer, type DemoServer } from '../../src/demo/server.ts';
 import { Browser } from '../support/browser.ts';
-import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
+import { TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { nginxUnavailable, startNginx, type RunningNginx } from '../support/nginx.ts';
 import { freePort } from '../support/ports.ts';
 import { authorizeAndExchange, mcpInitialize, registerPublicClient } from './oauth.ts';
-import { approveAndSignIn, loggedInClient, startStack, type Stack } from './stack.ts';
-import { checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
+import { loggedInClient, startStack, type Stack } from './stack.ts';
+import { checkAudienceAcrossProxy, checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
 
 const SERVER = 'nginx-tools';
 
@@ -150,28 +150,7 @@ describe('forward-auth behind a real nginx', { skip: unavailable ?? false }, () 
   });
 
   it('refuses through nginx a token issued for another MCP server, and the gateway refuses the nginx token', async () => {
-    const provider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'gateway /mcp client' });
-    const client = await loggedInClient(stack, provider);
-    await client.close();
-    const otherToken = provider.tokens()?.access_token;
-    assert.ok(otherToken);
-    const refused = await mcpInitialize(resource, otherToken);
-    assert.equal(refused.status, 401);
-    assert.match(refused.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/);
-
-    const nginxProvider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'nginx client' });
-    const browser = new Browser({ ca: stack.ca.caPem });
-    const nginxClient = await connectWithLogin({
-      mcpUrl: resource,
-      provider: nginxProvider,
-      fetch: stack.fetch,
-      login: async (url) => (await approveAndSignIn(stack, browser, url, nginxProvider.redirectUrl, 'bob')).url,
-    });
-    await nginxClient.close();
-    const nginxToken = nginxProvider.tokens()?.access_token;
-    assert.ok(nginxToken);
-    assert.equal((await mcpInitialize(stack.mcpUrl(), nginxToken)).status, 401, 'the nginx token does not open the gateway\'s own /mcp');
-    assert.equal((await mcpInitialize(resource, nginxToken)).status, 200, 'and it does open the nginx URL');
+    const nginxToken = await checkAudienceAcrossProxy(stack, resource, 'nginx');
     // `location /mcp` also matches /mcpx, which is not under the resource: the gateway says no.
     assert.equal((await mcpInitialize(`${nginx.url}/mcpx`, nginxToken)).status, 403);
   });
