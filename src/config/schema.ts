@@ -379,6 +379,6 @@ export type GatewayConfig = z.output<typeof configSchema>;
 export type ServerConfig = z.output<typeof serverSchema>;
 export type IdentityProviderConfig = z.output<typeof identityProviderSchema>;
 export type LocalProviderConfig = z.output<typeof localProviderSchema>;
-export type OidcProviderConfig = z.output<typeof oidcProviderSchema>;
+export type { OidcProviderConfig } from './schema-providers.ts';
 export type UpstreamConfig = ServerConfig['upstream'];
 export type LocalUserConfig = z.output<typeof localUser>;

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Browser } from '../support/browser.ts';
 import { startStack, type Stack } from './stack.ts';
 import { authorizeAndExchange, authorizeUrl, inspectAccessToken, pkcePair, register, registerPublicClient } from './oauth.ts';
+import { CURSOR_METADATA, VSCODE_METADATA } from '../support/client-profiles.ts';
 
 describe('discovery', () => {
   let stack: Stack;
@@ -194,20 +195,8 @@ describe('dynamic client registration', () => {
   });
 
   const realBodies: Record<string, Record<string, unknown>> = {
-    cursor: {
-      client_name: 'Cursor',
-      redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/callback', 'https://www.cursor.com/agents/mcp/oauth/callback', 'http://localhost:8787/callback'],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    },
-    vscode: {
-      client_name: 'Visual Studio Code',
-      application_type: 'native',
-      redirect_uris: ['https://insiders.vscode.dev/redirect', 'https://vscode.dev/redirect', 'http://127.0.0.1/', 'http://127.0.0.1:33418/'],
-      grant_types: ['authorization_code', 'refresh_token'],
-      token_endpoint_auth_method: 'none',
-    },
+    cursor: CURSOR_METADATA,
+    vscode: VSCODE_METADATA,
     claude: {
       client_name: 'Claude',
       redirect_uris: ['https://claude.ai/api/mcp/auth_callback'],

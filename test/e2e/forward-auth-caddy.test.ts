@@ -17,7 +17,7 @@ import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client
 import { freePort } from '../support/ports.ts';
 import { authorizeAndExchange, mcpInitialize, registerPublicClient } from './oauth.ts';
 import { startStack, type Stack } from './stack.ts';
-import { checkAudienceAcrossProxy, checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
+import { forwardAuthServer, checkAudienceAcrossProxy, checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
 
 const SERVER = 'caddy-tools';
 const DOC = new URL('../../docs/forward-auth.md', import.meta.url);
@@ -65,16 +65,7 @@ describe('forward-auth behind a real Caddy', { skip: unavailable ?? false }, () 
     resource = `http://127.0.0.1:${caddyPort}/mcp`;
     mcp = await startDemoServer({ host: '127.0.0.1', port: 0 });
     stack = await startStack({
-      extraServers: [
-        {
-          name: SERVER,
-          path: '/caddy-tools',
-          resource,
-          upstream: { forwardAuth: true },
-          scopes: ['mcp:tools'],
-          identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name', groups: 'x-user-groups' },
-        },
-      ],
+      extraServers: [forwardAuthServer(SERVER, '/caddy-tools', resource)],
       // A user the IdP knows no name for: the gateway sends no X-User-Name for her.
       idpUsers: { carol: { email: 'carol@example.com', email_verified: true } },
     });

@@ -11,6 +11,21 @@ import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client
 import { mcpInitialize } from './oauth.ts';
 import { approveAndSignIn, loggedInClient, type Stack } from './stack.ts';
 
+/**
+ * The gateway's entry for an MCP server behind a reverse proxy: its resource is the proxy's URL,
+ * traffic goes through the proxy, and every identity header is handed over.
+ */
+export function forwardAuthServer(name: string, path: string, resource: string) {
+  return {
+    name,
+    path,
+    resource,
+    upstream: { forwardAuth: true as const },
+    scopes: ['mcp:tools'],
+    identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name', groups: 'x-user-groups' },
+  };
+}
+
 /** An anonymous request through the proxy: exactly one challenge, and the metadata it names. */
 export async function checkChallengeThroughProxy(stack: Stack, proxyUrl: string, resource: string, serverName: string): Promise<void> {
   const response = await mcpInitialize(resource);

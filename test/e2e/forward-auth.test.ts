@@ -16,7 +16,7 @@ import { nginxUnavailable, startNginx, type RunningNginx } from '../support/ngin
 import { freePort } from '../support/ports.ts';
 import { authorizeAndExchange, mcpInitialize, registerPublicClient } from './oauth.ts';
 import { loggedInClient, startStack, type Stack } from './stack.ts';
-import { checkAudienceAcrossProxy, checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
+import { forwardAuthServer, checkAudienceAcrossProxy, checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
 
 const SERVER = 'nginx-tools';
 
@@ -112,16 +112,7 @@ describe('forward-auth behind a real nginx', { skip: unavailable ?? false }, () 
     resource = `http://127.0.0.1:${nginxPort}/mcp`;
     mcp = await startDemoServer({ host: '127.0.0.1', port: 0 });
     stack = await startStack({
-      extraServers: [
-        {
-          name: SERVER,
-          path: '/nginx-tools',
-          resource,
-          upstream: { forwardAuth: true },
-          scopes: ['mcp:tools'],
-          identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name', groups: 'x-user-groups' },
-        },
-      ],
+      extraServers: [forwardAuthServer(SERVER, '/nginx-tools', resource)],
     });
     const mcpOrigin = new URL(mcp.url).origin;
     nginx = await startNginx({ port: nginxPort, http: (port) => nginxConfig(port, stack.gateway.listenUrl, mcpOrigin) });

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -16,6 +16,7 @@ import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { STDIO_TEST_SERVER } from '../support/stdio-test-server.ts';
 import { loggedInClient, startStack, type Stack, USERS } from './stack.ts';
+import { processAlive } from '../support/processes.ts';
 
 const EVERYTHING = new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url).pathname;
 const HAVE_EVERYTHING = existsSync(EVERYTHING);
@@ -24,21 +25,6 @@ const IDP_TOKEN_TTL = 12;
 const RECYCLE_MARGIN = 6;
 
 const testServer = (extra: Record<string, unknown> = {}) => ({ stdio: { command: process.execPath, args: [STDIO_TEST_SERVER], stopGracePeriod: 1, ...extra } });
-
-/** True while `pid` runs (zombies, which run nothing, count as gone). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return process.platform !== 'linux';
-  }
-}
 
 async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
@@ -170,7 +156,7 @@ describe('stdio MCP servers behind the gateway', () => {
     await assert.rejects(client.callTool({ name: 'crash' }), (error: unknown) => error instanceof McpError && error.code === -32000);
     const after = await pidOf(client);
     assert.notEqual(after, before);
-    assert.equal(alive(before), false);
+    assert.equal(processAlive(before), false);
   });
 
   test('per-user: two users isolated, each process holding its own user\'s IdP token, recycled when it expires', async () => {
@@ -201,7 +187,7 @@ describe('stdio MCP servers behind the gateway', () => {
     assert.notEqual(freshToken, aliceToken);
     const recycledPid = await pidOf(alice);
     assert.notEqual(recycledPid, alicePid);
-    await waitFor(() => !alive(alicePid), 5000, 'the old process to stop');
+    await waitFor(() => !processAlive(alicePid), 5000, 'the old process to stop');
     const whoFresh = (await (await stack.fetch(discovery.userinfo_endpoint, { headers: { authorization: `Bearer ${freshToken}` } })).json()) as { email?: string };
     assert.equal(whoFresh.email, USERS.alice.email);
   });
@@ -210,12 +196,12 @@ describe('stdio MCP servers behind the gateway', () => {
     const alice = await connect('/stdio/small', 'alice');
     const alicePid = await pidOf(alice);
     await assert.rejects(connect('/stdio/small', 'bob'), /limit of 1 running processes/);
-    await waitFor(() => !alive(alicePid), 6000, 'the idle process to stop');
+    await waitFor(() => !processAlive(alicePid), 6000, 'the idle process to stop');
     // With Alice's process gone, Bob fits under the cap; Alice's session carries on with a new process.
     const bob = await connect('/stdio/small', 'bob');
     const bobPid = await pidOf(bob);
     assert.notEqual(bobPid, alicePid);
-    await waitFor(() => !alive(bobPid), 6000, 'Bob\'s idle process to stop');
+    await waitFor(() => !processAlive(bobPid), 6000, 'Bob\'s idle process to stop');
     assert.notEqual(await pidOf(alice), alicePid);
   });
 
@@ -239,10 +225,10 @@ describe('stdio MCP servers behind the gateway', () => {
 
   test('closing the gateway leaves no child process behind', async () => {
     assert.ok(pids.size >= 4, `saw ${pids.size} child processes`);
-    const running = [...pids].filter(alive);
+    const running = [...pids].filter(processAlive);
     assert.ok(running.length > 0, 'some children are running before the close');
     for (const client of clients.splice(0)) await client.close().catch(() => undefined);
     await stack.gateway.close();
-    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} still running`);
+    for (const pid of pids) assert.equal(processAlive(pid), false, `pid ${pid} still running`);
   });
 });

@@ -95,6 +95,25 @@ export interface ClientProfile {
 
 const STANDARD_DISCOVERY: DiscoveryStep[] = ['challenge', 'prm-path', 'prm-root', 'rfc8414', 'oidc'];
 
+/** VS Code's registration metadata: the same in its DCR body and its CIMD document. */
+export const VSCODE_METADATA = {
+  client_name: 'Visual Studio Code',
+  application_type: 'native',
+  redirect_uris: ['https://insiders.vscode.dev/redirect', 'https://vscode.dev/redirect', 'http://127.0.0.1/', 'http://127.0.0.1:33418/'],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'none',
+};
+
+/** Cursor's DCR body: three redirect URIs in one request, and rejecting any one fails it (reported). */
+export const CURSOR_METADATA = {
+  client_name: 'Cursor',
+  redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/callback', 'https://www.cursor.com/agents/mcp/oauth/callback', 'http://localhost:8787/callback'],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'none',
+};
+
 export const CLIENT_PROFILES: ClientProfile[] = [
   {
     name: 'Claude.ai (CIMD)',
@@ -262,14 +281,7 @@ export const CLIENT_PROFILES: ClientProfile[] = [
     name: 'VS Code (DCR, port 33418 busy, uppercase resource on every request)',
     registration: {
       kind: 'dcr',
-      body: {
-        client_name: 'Visual Studio Code',
-        application_type: 'native',
-        redirect_uris: ['https://insiders.vscode.dev/redirect', 'https://vscode.dev/redirect', 'http://127.0.0.1/', 'http://127.0.0.1:33418/'],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-      },
+      body: VSCODE_METADATA,
     },
     redirectUri: 'http://127.0.0.1:{port}/',
     portBehaviour: '33418, or a random port when it is busy',
@@ -284,14 +296,7 @@ export const CLIENT_PROFILES: ClientProfile[] = [
     registration: {
       kind: 'cimd',
       realClientId: 'https://vscode.dev/oauth/client-metadata.json',
-      document: {
-        client_name: 'Visual Studio Code',
-        application_type: 'native',
-        redirect_uris: ['https://insiders.vscode.dev/redirect', 'https://vscode.dev/redirect', 'http://127.0.0.1/', 'http://127.0.0.1:33418/'],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-      },
+      document: VSCODE_METADATA,
     },
     redirectUri: 'https://vscode.dev/redirect',
     portBehaviour: 'https redirect page that hands the code to the desktop app',
@@ -304,13 +309,7 @@ export const CLIENT_PROFILES: ClientProfile[] = [
     name: 'Cursor (three redirect URIs in one registration, cursor:// used)',
     registration: {
       kind: 'dcr',
-      body: {
-        client_name: 'Cursor',
-        redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/callback', 'https://www.cursor.com/agents/mcp/oauth/callback', 'http://localhost:8787/callback'],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-      },
+      body: CURSOR_METADATA,
     },
     redirectUri: 'cursor://anysphere.cursor-mcp/oauth/callback',
     portBehaviour: 'private-use scheme; the loopback URI is for its agents',

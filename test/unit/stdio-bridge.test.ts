@@ -6,7 +6,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -18,6 +17,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { startStdioServer, type StdioServer } from '../../src/stdio/index.ts';
 import type { IdpTokenSource } from '../../src/upstream/idp-tokens.ts';
 import { STDIO_TEST_SERVER } from '../support/stdio-test-server.ts';
+import { processAlive } from '../support/processes.ts';
 
 type StdioInput = Extract<NonNullable<GatewayConfigInput['servers']>[number]['upstream'], { stdio: unknown }>['stdio'];
 
@@ -67,22 +67,6 @@ async function callText(client: Client, name: string, args: Record<string, unkno
   const result = await client.callTool({ name, arguments: args });
   const content = result.content as Array<{ type: string; text?: string }>;
   return content[0]?.text ?? '';
-}
-
-/** True while `pid` is a live process (a zombie counts as gone: it runs nothing). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  if (!existsSync(`/proc/${pid}/stat`)) return true;
-  try {
-    const stat = execFileSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' });
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
@@ -283,14 +267,14 @@ test('a crash fails the calls in flight with a JSON-RPC error, and the process r
   const after = Number(await callText(client, 'pid'));
   assert.notEqual(after, before);
   assert.equal(Number(await callText(legacy, 'pid')), after);
-  assert.equal(alive(before), false);
+  assert.equal(processAlive(before), false);
 });
 
 test('per-user: an idle process is stopped and the session carries on with a new one', async (t) => {
   const { stdio, logs } = await start(t, { mode: 'per-user', idleTimeout: 1 });
   const client = await connect(t, stdio, 'corp:alice');
   const first = Number(await callText(client, 'pid'));
-  await waitFor(() => !alive(first), 5000, 'the idle process to stop');
+  await waitFor(() => !processAlive(first), 5000, 'the idle process to stop');
   assert.ok(logs.some((line) => line.event === 'stdio.process_idle_stopped'));
   assert.equal(stdio.supervisor.pids().size, 0);
   const second = Number(await callText(client, 'pid'));
@@ -316,11 +300,11 @@ test('shutdown stops the whole process group: no child or grandchild is left', a
   const serverPid = Number(await callText(client, 'pid'));
   const wrapperPid = [...stdio.supervisor.pids().values()][0]!;
   assert.notEqual(serverPid, wrapperPid, 'the server runs under the wrapper');
-  assert.ok(alive(serverPid) && alive(wrapperPid));
+  assert.ok(processAlive(serverPid) && processAlive(wrapperPid));
   await client.close();
   await stdio.close();
-  assert.equal(alive(serverPid), false, 'grandchild stopped');
-  assert.equal(alive(wrapperPid), false, 'wrapper stopped');
+  assert.equal(processAlive(serverPid), false, 'grandchild stopped');
+  assert.equal(processAlive(wrapperPid), false, 'wrapper stopped');
 });
 
 test('@modelcontextprotocol/server-everything over the bridge, shared and per-user', async (t) => {

@@ -6,10 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { readFileSync } from 'node:fs';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { createLogger } from '../../src/observability/logger.ts';
 import { StdioProcess, type ExitInfo } from '../../src/stdio/process.ts';
+import { processAlive } from '../support/processes.ts';
 
 function capture(): { logger: ReturnType<typeof createLogger>; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -20,20 +20,6 @@ function capture(): { logger: ReturnType<typeof createLogger>; lines: Array<Reco
     },
   });
   return { logger: createLogger('info', sink), lines };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return process.platform !== 'linux';
-  }
 }
 
 function node(script: string): { command: string; args: string[]; env: Record<string, string> } {
@@ -95,13 +81,13 @@ test('stop: SIGTERM, then SIGKILL to the whole group after the grace period, whe
     const line = lines.find((entry) => typeof entry.msg === 'string' && entry.msg.startsWith('grandchild '));
     if (line) grandchild = Number(String(line.msg).slice('grandchild '.length));
   }
-  assert.ok(alive(child.pid!) && alive(grandchild));
+  assert.ok(processAlive(child.pid!) && processAlive(grandchild));
   const started = Date.now();
   await child.stop(500);
   assert.ok(Date.now() - started >= 500, 'waited for the grace period');
   assert.equal(exit?.signal, 'SIGKILL');
   assert.equal(exit?.requested, true);
-  assert.equal(alive(child.pid!), false);
-  assert.equal(alive(grandchild), false, 'the grandchild was killed with the group');
+  assert.equal(processAlive(child.pid!), false);
+  assert.equal(processAlive(grandchild), false, 'the grandchild was killed with the group');
   assert.ok(lines.some((line) => /SIGKILL/.test(String(line.msg))));
 });
