@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashPassword } from '../src/upstream/passwords.ts';
+import { hashPassword } from '../src/idp/passwords.ts';
 import { Browser } from '../test/support/browser.ts';
 import { freePort, waitForUrl } from '../test/support/ports.ts';
 

@@ -17,15 +17,15 @@ import { SecretBox, loadEncryptionKeys } from './storage/secret-box.ts';
 import { NS, type UserRecord } from './storage/records.ts';
 import { loadOrCreateKeys } from './authorization/keys.ts';
 import { createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
-import { createGateway } from './gateway/index.ts';
-import { createForwardAuth } from './gateway/forward-auth.ts';
-import { canonicalizeResource, resourceFor } from './gateway/resource.ts';
-import { createIdentityProviders } from './upstream/index.ts';
-import { withGithubOrganizationDefaults } from './upstream/github.ts';
-import { createIdpTokenSource } from './upstream/idp-tokens.ts';
-import { startUpstreamTargets } from './gateway/upstream-targets.ts';
+import { createResourceServer } from './resource-server/index.ts';
+import { createForwardAuth } from './forward-auth/index.ts';
+import { canonicalizeResource, resourceFor } from './core/resource-uri.ts';
+import { createIdentityProviders } from './idp/index.ts';
+import { withGithubOrganizationDefaults } from './idp/github.ts';
+import { createIdpTokenSource } from './idp/idp-tokens.ts';
+import { startUpstreamTargets } from './proxy/upstream-targets.ts';
 import { createOutboundFetch } from './http/outbound.ts';
-import { hashPassword } from './upstream/passwords.ts';
+import { hashPassword } from './idp/passwords.ts';
 import { OAuthError, sendJson, sendOAuthError } from './http/errors.ts';
 import { clientAddressResolver } from './http/client-address.ts';
 
@@ -116,7 +116,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     extraCaPem,
     logger,
   });
-  const gateway = createGateway({
+  const gateway = createResourceServer({
     issuer,
     servers,
     publicKeys: authorization.publicKeys,

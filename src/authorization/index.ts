@@ -8,7 +8,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Storage } from '../storage/types.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
-import type { IdentityProvider } from '../upstream/types.ts';
+import type { IdentityProvider } from '../idp/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
@@ -111,7 +111,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     consentSecret: options.keys.consentSecret,
     branding,
     logger,
-    tokenRetention: { upstreamTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
+    tokenRetention: { idpTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
   });
 
   /**

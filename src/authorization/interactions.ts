@@ -26,18 +26,18 @@ import type Provider from 'oidc-provider';
 import type { Storage } from '../storage/types.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import { NS, userIdFor, type ConsentRecord, type UserRecord } from '../storage/records.ts';
-import type { IdentityProvider, UpstreamLoginResult } from '../upstream/types.ts';
-import { UpstreamLoginError } from '../upstream/types.ts';
+import type { IdentityProvider, IdpLoginResult } from '../idp/types.ts';
+import { IdpLoginError } from '../idp/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import { readForm } from '../http/body.ts';
 import { sendErrorPage, sendPage, type PageBranding } from '../ui/layout.ts';
 import { bindingDigest, issueBinding, readBinding } from './browser-binding.ts';
 import { csrfToken, csrfTokenValid } from '../http/csrf.ts';
-import { consentPage, describeRedirect } from './consent-page.ts';
+import { consentPage, describeRedirect } from './pages/consent-page.ts';
 import { onlyLoopbackRedirects } from './redirect-uris.ts';
 import { OIDC_SCOPES, resolveResource, type ProtectedResource } from './provider.ts';
-import { CHOOSER_STEP, signInChooserPage } from './sign-in-chooser-page.ts';
-import { DENIED_STEP, deniedPage } from './denied-page.ts';
+import { CHOOSER_STEP, signInChooserPage } from './pages/sign-in-chooser-page.ts';
+import { DENIED_STEP, deniedPage } from './pages/denied-page.ts';
 import { evaluateAccess, type AccessDecision, type AccessPolicy } from '../policy/access.ts';
 import type { Interaction } from 'oidc-provider';
 
@@ -85,7 +85,7 @@ export interface InteractionOptions {
   consentSecret: Buffer;
   branding: PageBranding;
   logger: Logger;
-  tokenRetention: { upstreamTokens: number; consents: number };
+  tokenRetention: { idpTokens: number; consents: number };
 }
 
 interface RequestedAccess {
@@ -201,7 +201,7 @@ export function createInteractions(options: InteractionOptions) {
       const only = options.identityProviders.length === 1 ? options.identityProviders[0] : undefined;
       logger.info({ event: 'consent.approved', clientId, server: access.server.name, provider: only?.id }, 'user approved the client');
       if (only) {
-        await startUpstreamLogin(req, res, interaction, access, only);
+        await startIdpLogin(req, res, interaction, access, only);
         return;
       }
       const client = await provider.Client.find(clientId);
@@ -228,14 +228,14 @@ export function createInteractions(options: InteractionOptions) {
       sendErrorPage(res, 400, branding, 'Unknown sign-in option', 'That way of signing in is not available. Start the sign-in again from your application.');
       return;
     }
-    await startUpstreamLogin(req, res, interaction, access, idp);
+    await startIdpLogin(req, res, interaction, access, idp);
   }
 
   /**
    * After consent: binds the browser, stores the pending login and sends the browser to the IdP. The
    * MCP spec's confused-deputy rule is why nothing reaches here before consent.
    */
-  async function startUpstreamLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, access: RequestedAccess, idp: IdentityProvider): Promise<void> {
+  async function startIdpLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, access: RequestedAccess, idp: IdentityProvider): Promise<void> {
     const clientId = String(interaction.params.client_id);
     const client = await provider.Client.find(clientId);
     const binding = issueBinding(req, options.consentSecret);
@@ -283,7 +283,7 @@ export function createInteractions(options: InteractionOptions) {
     res.end();
   }
 
-  async function recordLogin(pending: PendingLogin, login: UpstreamLoginResult): Promise<UserRecord> {
+  async function recordLogin(pending: PendingLogin, login: IdpLoginResult): Promise<UserRecord> {
     const userId = userIdFor(pending.providerId, login.identity.subject);
     const now = Math.floor(Date.now() / 1000);
     const existing = await storage.get<UserRecord>(NS.users, userId);
@@ -304,7 +304,7 @@ export function createInteractions(options: InteractionOptions) {
     await storage.set(NS.users, userId, user);
     if (login.tokens.accessToken || login.tokens.refreshToken) {
       // Associated data = the user id: a sealed token copied onto another user's record will not open.
-      await storage.set(NS.upstreamTokens, userId, options.secretBox.sealJson(login.tokens, userId), options.tokenRetention.upstreamTokens);
+      await storage.set(NS.idpTokens, userId, options.secretBox.sealJson(login.tokens, userId), options.tokenRetention.idpTokens);
     }
     const consent: ConsentRecord = {
       userId,
@@ -340,12 +340,12 @@ export function createInteractions(options: InteractionOptions) {
       return;
     }
 
-    let login: UpstreamLoginResult;
+    let login: IdpLoginResult;
     try {
       login = await idp.completeLogin(url, pending, callbackUrl);
     } catch (error) {
-      const failure = error instanceof UpstreamLoginError ? error : new UpstreamLoginError('server_error', 'The sign-in could not be completed.', String(error), { cause: error });
-      logger.warn({ event: 'login.failed', provider: idp.id, clientId: pending.clientId, reason: failure.publicCode, detail: failure.detail }, 'upstream login failed');
+      const failure = error instanceof IdpLoginError ? error : new IdpLoginError('server_error', 'The sign-in could not be completed.', String(error), { cause: error });
+      logger.warn({ event: 'login.failed', provider: idp.id, clientId: pending.clientId, reason: failure.publicCode, detail: failure.detail }, 'IdP login failed');
       await finish(res, pending.interactionUid, { error: failure.publicCode, error_description: failure.message });
       return;
     }

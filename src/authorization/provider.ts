@@ -8,7 +8,7 @@ import type { Storage } from '../storage/types.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { NS } from '../storage/records.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { UpstreamIdentity } from '../upstream/types.ts';
+import type { IdpIdentity } from '../idp/types.ts';
 import { evaluateAccess } from '../policy/access.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
@@ -103,7 +103,7 @@ export function createProvider(options: ProviderOptions): Provider {
    * - the access rules are evaluated again against what the user's last login recorded, so tightening
    *   a rule takes effect within one access-token lifetime rather than at the refresh token's expiry;
    * - a server that receives the user's IdP token needs a live IdP session: once the IdP refused its
-   *   refresh token (src/upstream/idp-tokens.ts dropped the tokens), a new access token would only meet
+   *   refresh token (src/idp/idp-tokens.ts dropped the tokens), a new access token would only meet
    *   a 401 at the gateway, and clients such as the SDK then give up instead of logging in again.
    */
   async function refreshAllowed(ctx: KoaContextWithOIDC, user: UserRecord, token: { grantId?: string; resource?: unknown }): Promise<boolean> {
@@ -116,7 +116,7 @@ export function createProvider(options: ProviderOptions): Provider {
         return false;
       }
     }
-    if (servers.some((server) => server.requiresIdpToken) && (await storage.get(NS.upstreamTokens, user.id)) === undefined) {
+    if (servers.some((server) => server.requiresIdpToken) && (await storage.get(NS.idpTokens, user.id)) === undefined) {
       options.logger.info({ event: 'refresh.denied', userId: user.id, clientId: ctx.oidc.client?.clientId, reason: 'the IdP session is over' }, 'IdP session over; refresh refused');
       return false;
     }
@@ -312,7 +312,7 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
 }
 
 /** The identity a user's last login recorded, as the access rules read it. */
-function identityOf(user: UserRecord): UpstreamIdentity {
+function identityOf(user: UserRecord): IdpIdentity {
   return {
     subject: user.subject,
     email: user.email,

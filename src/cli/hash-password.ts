@@ -7,7 +7,7 @@
  *   mcp-oauth-gateway hash-password                                 (terminal: asks twice, no echo)
  */
 import type { Readable, Writable } from 'node:stream';
-import { hashPassword } from '../upstream/passwords.ts';
+import { hashPassword } from '../idp/passwords.ts';
 
 export interface CliIo {
   stdin: Readable;

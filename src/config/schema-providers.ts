@@ -2,7 +2,7 @@
  * OpenID Connect identity providers: the generic `oidc` type and one preset per IdP that bends OIDC its
  * own way (CLIENTS.md §3). A preset takes the few keys its IdP's admin console shows (tenant, realm,
  * domain, user pool...) and derives the issuer, scopes, parameters and claim mapping from them; the
- * derivation lives in src/upstream/presets/, the keys here.
+ * derivation lives in src/idp/presets/, the keys here.
  */
 import { z } from 'zod';
 import { secureUrl } from './schema-urls.ts';
@@ -16,7 +16,7 @@ const claimName = z.string().min(1);
 
 /**
  * Which claims of the ID token (merged with userinfo) give the identity. Each preset has its own
- * defaults (src/upstream/presets/); a key set here replaces that default.
+ * defaults (src/idp/presets/); a key set here replaces that default.
  */
 const claimsMapping = z
   .object({

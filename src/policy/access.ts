@@ -11,7 +11,7 @@
  */
 import type { AccessRules } from '../config/schema-access.ts';
 import { userIdFor } from '../storage/records.ts';
-import type { UpstreamIdentity } from '../upstream/types.ts';
+import type { IdpIdentity } from '../idp/types.ts';
 import { normaliseDomain, normaliseEmail } from './email.ts';
 
 /** The outcome of one rule block, or of the gateway and server blocks together. */
@@ -46,7 +46,7 @@ function folded(values: readonly string[] | undefined): Set<string> {
 }
 
 /** The first configured value of `kind` that the identity satisfies, or undefined. */
-function matchRule(kind: RuleKind, configured: readonly string[], identity: UpstreamIdentity, providerId: string): string | undefined {
+function matchRule(kind: RuleKind, configured: readonly string[], identity: IdpIdentity, providerId: string): string | undefined {
   switch (kind) {
     case 'subjects': {
       // Exact: subjects are opaque ids, and the provider prefix keeps two IdPs' ids apart.
@@ -82,12 +82,12 @@ function matchRule(kind: RuleKind, configured: readonly string[], identity: Upst
   }
 }
 
-function verifiedEmail(identity: UpstreamIdentity) {
+function verifiedEmail(identity: IdpIdentity) {
   return identity.emailVerified === true && identity.email ? normaliseEmail(identity.email) : undefined;
 }
 
 /** Why no rule matched, naming what the identity lacked (never the identity's own values). */
-function noMatchReason(rules: AccessRules, identity: UpstreamIdentity): string {
+function noMatchReason(rules: AccessRules, identity: IdpIdentity): string {
   const notes: string[] = [];
   if (rules.emails.length > 0 || rules.emailDomains.length > 0) {
     if (!identity.email) notes.push('the identity has no email address');
@@ -108,7 +108,7 @@ function noMatchReason(rules: AccessRules, identity: UpstreamIdentity): string {
  * @param identity what the IdP vouched for
  * @param providerId the configured id of the identity provider (prefixes `subjects`)
  */
-export function evaluateRules(identity: UpstreamIdentity, providerId: string, rules: AccessRules): AccessDecision {
+export function evaluateRules(identity: IdpIdentity, providerId: string, rules: AccessRules): AccessDecision {
   if (!hasRules(rules)) return { allowed: true, reason: 'no rules configured' };
   for (const kind of RULE_KINDS) {
     const matched = matchRule(kind, rules[kind], identity, providerId);
@@ -121,7 +121,7 @@ export function evaluateRules(identity: UpstreamIdentity, providerId: string, ru
  * A login to one MCP server: the gateway-wide block and the server's block must both allow. The
  * decision names the block that refused, or the rules that allowed.
  */
-export function evaluateAccess(identity: UpstreamIdentity, providerId: string, policy: AccessPolicy): AccessDecision {
+export function evaluateAccess(identity: IdpIdentity, providerId: string, policy: AccessPolicy): AccessDecision {
   const gateway = evaluateRules(identity, providerId, policy.gateway);
   if (!gateway.allowed) return { allowed: false, reason: `gateway access: ${gateway.reason}` };
   const server = evaluateRules(identity, providerId, policy.server);

@@ -5,7 +5,7 @@
 import type { ServerConfig } from '../config/schema.ts';
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { IdpTokenSource } from '../upstream/idp-tokens.ts';
+import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 import { startStdioBridge, type StdioBridge } from './bridge.ts';
 import { StdioSupervisor } from './supervisor.ts';
 

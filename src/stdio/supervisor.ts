@@ -5,7 +5,7 @@
  */
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
 import type { Logger } from '../observability/logger.ts';
-import { IdpReauthenticationRequired, type IdpTokenSource } from '../upstream/idp-tokens.ts';
+import { IdpReauthenticationRequired, type IdpTokenSource } from '../idp/idp-tokens.ts';
 import { StdioServerConnection, type ProcessLauncher } from './connection.ts';
 import { BridgeError, IDP_TOKEN_UNAVAILABLE, TOO_MANY_PROCESSES } from './jsonrpc.ts';
 import type { SpawnSpec } from './process.ts';

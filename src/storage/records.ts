@@ -4,7 +4,8 @@
 export const NS = {
   users: 'user',
   consents: 'consent',
-  upstreamTokens: 'upstream-token',
+  /** The user's sealed IdP tokens. The stored name predates the `idp` naming; kept so existing stores keep working. */
+  idpTokens: 'upstream-token',
   pendingLogins: 'pending-login',
   localCodes: 'local-code',
   keys: 'key',

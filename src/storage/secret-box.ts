@@ -1,5 +1,5 @@
 /**
- * Encryption of secrets at rest (upstream IdP tokens and the like): AES-256-GCM (NIST SP 800-38D) with a
+ * Encryption of secrets at rest (IdP tokens and the like): AES-256-GCM (NIST SP 800-38D) with a
  * random 96-bit IV per message, the IV size GCM is specified for.
  *
  * Sealed form: `v1.<keyId>.<iv>.<ciphertext>.<tag>`, base64url parts (RFC 4648 §5), so it is one opaque

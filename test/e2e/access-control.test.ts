@@ -126,7 +126,7 @@ describe('access rules: gateway-wide and per server', () => {
     assert.equal(denied[0]?.server, 'tools');
     assert.match(String(denied[0]?.reason), /^gateway access: .*not verified/);
     assert.equal(await stack.gateway.storage.get<UserRecord>(NS.users, 'corp:dave'), undefined, 'a refused login records no user');
-    assert.equal(await stack.gateway.storage.get(NS.upstreamTokens, 'corp:dave'), undefined, 'nor IdP tokens');
+    assert.equal(await stack.gateway.storage.get(NS.idpTokens, 'corp:dave'), undefined, 'nor IdP tokens');
   });
 
   test('an address outside the allowed domain is refused', async () => {

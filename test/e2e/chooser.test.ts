@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Browser, type Page } from '../support/browser.ts';
 import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
-import { hashPassword } from '../../src/upstream/passwords.ts';
+import { hashPassword } from '../../src/idp/passwords.ts';
 import { NS, type UserRecord } from '../../src/storage/records.ts';
 import { startStack, type Stack } from './stack.ts';
 import { authorizeUrl, pkcePair, registerPublicClient, type Registered } from './oauth.ts';

@@ -15,7 +15,7 @@ import {
   STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startEntraStandin, startGoogleStandin, startTamperingIdp,
 } from '../support/idp-standins.ts';
 import type { EntraStandin, TamperingIdp } from '../support/idp-standins.ts';
-import type { UpstreamIdp } from '../support/upstream-idp.ts';
+import type { UpstreamIdp } from '../support/oidc-idp.ts';
 import { startStack } from './stack.ts';
 import type { Stack } from './stack.ts';
 

@@ -15,9 +15,9 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { githubProviderSchema } from '../../src/config/schema-providers-oauth2.ts';
 import { NS, type UserRecord } from '../../src/storage/records.ts';
 import { SecretBox } from '../../src/storage/secret-box.ts';
-import { GithubIdentityProvider } from '../../src/upstream/github.ts';
-import { createIdpTokenSource } from '../../src/upstream/idp-tokens.ts';
-import type { UpstreamTokens } from '../../src/upstream/types.ts';
+import { GithubIdentityProvider } from '../../src/idp/github.ts';
+import { createIdpTokenSource } from '../../src/idp/idp-tokens.ts';
+import type { IdpTokens } from '../../src/idp/types.ts';
 import { Browser } from '../support/browser.ts';
 import { startFakeGithub } from '../support/fake-github.ts';
 import type { FakeGithub, FakeGithubUser } from '../support/fake-github.ts';
@@ -209,9 +209,9 @@ describe('GitHub expiring user tokens, refreshed through the IdP token source', 
 
     const userId = 'github:583231';
     const secretBox = new SecretBox([Buffer.from(ENCRYPTION_KEY, 'base64')]);
-    const sealed = await stack.gateway.storage.get<string>(NS.upstreamTokens, userId);
+    const sealed = await stack.gateway.storage.get<string>(NS.idpTokens, userId);
     assert.ok(sealed, 'the GitHub tokens are stored for the user');
-    const atLogin = secretBox.openJson<UpstreamTokens>(sealed, userId);
+    const atLogin = secretBox.openJson<IdpTokens>(sealed, userId);
     assert.match(atLogin.accessToken ?? '', /^ghu_/);
     assert.match(atLogin.refreshToken ?? '', /^ghr_/);
 
@@ -230,7 +230,7 @@ describe('GitHub expiring user tokens, refreshed through the IdP token source', 
     const refreshes = github.requests.filter((request) => new URLSearchParams(request.body).get('grant_type') === 'refresh_token').length;
     assert.equal(refreshes - refreshesBefore, 1, 'one refresh for both requests');
 
-    const stored = secretBox.openJson<UpstreamTokens>((await stack.gateway.storage.get<string>(NS.upstreamTokens, userId))!, userId);
+    const stored = secretBox.openJson<IdpTokens>((await stack.gateway.storage.get<string>(NS.idpTokens, userId))!, userId);
     assert.equal(stored.accessToken, first.accessToken);
     assert.ok(stored.refreshToken && stored.refreshToken !== atLogin.refreshToken, 'the rotated refresh token is stored');
 

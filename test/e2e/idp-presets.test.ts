@@ -13,18 +13,18 @@ import type { GatewayConfigInput } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { SecretBox, loadEncryptionKeys } from '../../src/storage/secret-box.ts';
 import { NS, type UserRecord } from '../../src/storage/records.ts';
-import { createIdpTokenSource, IdpReauthenticationRequired } from '../../src/upstream/idp-tokens.ts';
-import { createOidcProvider } from '../../src/upstream/presets/index.ts';
+import { createIdpTokenSource, IdpReauthenticationRequired } from '../../src/idp/idp-tokens.ts';
+import { createOidcProvider } from '../../src/idp/presets/index.ts';
 import type { OidcFamilyConfig } from '../../src/config/schema-providers.ts';
 import { createOutboundFetch } from '../../src/http/outbound.ts';
-import type { UpstreamTokens } from '../../src/upstream/types.ts';
+import type { IdpTokens } from '../../src/idp/types.ts';
 import { Browser } from '../support/browser.ts';
 import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
 import {
   STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startAuth0Standin, startAuthentikStandin, startCognitoStandin,
   startEntraStandin, startGoogleStandin, startKeycloakStandin, startOktaStandin,
 } from '../support/idp-standins.ts';
-import type { TestUser, UpstreamIdp } from '../support/upstream-idp.ts';
+import type { TestUser, UpstreamIdp } from '../support/oidc-idp.ts';
 import { startStack } from './stack.ts';
 import type { Stack } from './stack.ts';
 
@@ -189,10 +189,10 @@ async function signIn(stack: Stack, idp: UpstreamIdp, username: string) {
   return mcp;
 }
 
-async function storedTokens(stack: Stack, userId: string): Promise<UpstreamTokens | undefined> {
+async function storedTokens(stack: Stack, userId: string): Promise<IdpTokens | undefined> {
   const box = new SecretBox(await loadEncryptionKeys(configSchema.parse(stack.config)));
-  const sealed = await stack.gateway.storage.get<string>(NS.upstreamTokens, userId);
-  return sealed === undefined ? undefined : box.openJson<UpstreamTokens>(sealed, userId);
+  const sealed = await stack.gateway.storage.get<string>(NS.idpTokens, userId);
+  return sealed === undefined ? undefined : box.openJson<IdpTokens>(sealed, userId);
 }
 
 for (const preset of CASES) {

@@ -12,7 +12,7 @@ import { startGateway, type RunningGateway } from '../../src/app.ts';
 import { startDemoServer, type DemoServer } from '../../src/demo/server.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { createTestCa, createTrustingFetch, type TestCa } from '../support/tls.ts';
-import { startUpstreamIdp, type TestUser, type UpstreamIdp, type UpstreamIdpOptions } from '../support/upstream-idp.ts';
+import { startUpstreamIdp, type TestUser, type UpstreamIdp, type UpstreamIdpOptions } from '../support/oidc-idp.ts';
 import { freePort } from '../support/ports.ts';
 import { Browser, type Page } from '../support/browser.ts';
 import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';

@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SignJWT, decodeJwt, importJWK } from 'jose';
-import { idpSigningKey, startUpstreamIdp, type TestUser, type UpstreamIdp, type UpstreamIdpOptions } from './upstream-idp.ts';
+import { idpSigningKey, startUpstreamIdp, type TestUser, type UpstreamIdp, type UpstreamIdpOptions } from './oidc-idp.ts';
 
 export const STANDIN_CLIENT_ID = 'gateway-app';
 export const STANDIN_CLIENT_SECRET = 'standin-client-secret-0123456789';

@@ -10,7 +10,7 @@
  *
  * @example
  * // in a gateway config: upstream: { stdio: { command: process.execPath, args: [STDIO_TEST_SERVER] } }
- * import { STDIO_TEST_SERVER } from '../support/stdio-test-server.ts';
+ * import { STDIO_TEST_SERVER } from './stdio-test-server.ts';
  */
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';

@@ -1,0 +1,73 @@
+/**
+ * Stable error codes for everything the gateway throws that is not an OAuth error on the wire
+ * (those are `OAuthError` in src/http/errors.ts) and not a JSON-RPC error (src/core/jsonrpc.ts).
+ *
+ * One style, as jose and oauth4webapi do: `ERR_<ROOM>_<WHAT>`, upper snake case. A code is a
+ * promise: callers and tests branch on `error.code`, never on the message, so messages can be
+ * reworded freely and codes never change meaning once released. Add a code to its room's block; do
+ * not reuse one for a different failure.
+ */
+
+export const ErrorCode = {
+  // config: the configuration file, its references and environment overrides (src/config)
+  CONFIG_INVALID: 'ERR_CONFIG_INVALID',
+
+  // core: canonical resource URIs (src/core/resource-uri.ts)
+  RESOURCE_ISSUER_INVALID: 'ERR_RESOURCE_ISSUER_INVALID',
+  RESOURCE_URI_INVALID: 'ERR_RESOURCE_URI_INVALID',
+
+  // http: outbound calls (src/http/outbound.ts)
+  HTTP_INVALID_ARGUMENT: 'ERR_HTTP_INVALID_ARGUMENT',
+
+  // storage: backends and encryption at rest (src/storage)
+  STORAGE_UNKNOWN_TYPE: 'ERR_STORAGE_UNKNOWN_TYPE',
+  STORAGE_CORRUPT: 'ERR_STORAGE_CORRUPT',
+  STORAGE_SCHEMA_TOO_NEW: 'ERR_STORAGE_SCHEMA_TOO_NEW',
+  SECRET_BOX_KEY_INVALID: 'ERR_SECRET_BOX_KEY_INVALID',
+  SECRET_BOX_OPEN_FAILED: 'ERR_SECRET_BOX_OPEN_FAILED',
+
+  // authorization: the authorization-server facade (src/authorization)
+  AUTHORIZATION_KEYS_NOT_CREATED: 'ERR_AUTHORIZATION_KEYS_NOT_CREATED',
+  AUTHORIZATION_SETUP: 'ERR_AUTHORIZATION_SETUP',
+  CIMD_FETCH_REFUSED: 'ERR_CIMD_FETCH_REFUSED',
+  CIMD_DOCUMENT_TOO_LARGE: 'ERR_CIMD_DOCUMENT_TOO_LARGE',
+
+  // idp: identity providers (src/idp)
+  IDP_CONFIG_INVALID: 'ERR_IDP_CONFIG_INVALID',
+  IDP_LOGIN_FAILED: 'ERR_IDP_LOGIN_FAILED',
+  IDP_SUBJECT_MISSING: 'ERR_IDP_SUBJECT_MISSING',
+  IDP_REAUTHENTICATION_REQUIRED: 'ERR_IDP_REAUTHENTICATION_REQUIRED',
+
+  // resource server, proxy and forward-auth (src/resource-server, src/proxy, src/forward-auth)
+  PROXY_UPSTREAM_UNDEFINED: 'ERR_PROXY_UPSTREAM_UNDEFINED',
+  PROXY_SSE_ENDPOINT_INVALID: 'ERR_PROXY_SSE_ENDPOINT_INVALID',
+  FORWARD_AUTH_SETUP: 'ERR_FORWARD_AUTH_SETUP',
+
+  // stdio: spawned MCP servers (src/stdio)
+  STDIO_START_FAILED: 'ERR_STDIO_START_FAILED',
+  STDIO_PROCESS_EXITED: 'ERR_STDIO_PROCESS_EXITED',
+
+  // cli (src/cli)
+  CLI_USAGE: 'ERR_CLI_USAGE',
+  CLI_INPUT: 'ERR_CLI_INPUT',
+} as const;
+
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * The base of every error the gateway throws on purpose. `message` is for people (logs, the CLI);
+ * `code` is for programs. Subclasses add structured fields (a config key path, a public OAuth code).
+ */
+export class GatewayError extends Error {
+  readonly code: ErrorCodeValue;
+  constructor(code: ErrorCodeValue, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'GatewayError';
+    this.code = code;
+  }
+}
+
+/** True when `error` carries the given code (whatever its class: codes are the contract). */
+export function hasErrorCode(error: unknown, code: ErrorCodeValue): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}

@@ -1,0 +1,541 @@
+/**
+ * The streaming reverse proxy from the gateway to an upstream MCP server (Streamable HTTP).
+ *
+ * Built directly on undici's dispatcher API so that nothing sits between the sockets: the request body
+ * is handed to the upstream as it arrives, and every response chunk is written to the client the moment
+ * it is received, which is what lets SSE events through unbuffered (DESIGN.md, Performance). Backpressure
+ * runs both ways: a slow client pauses the upstream read, a slow upstream pauses the client read.
+ *
+ * Upstream failures become a JSON-RPC error with 502/504 and are logged; they never throw out of here.
+ *
+ * Older HTTP+SSE upstreams (2024-11-05, `transport: 'sse'`): clients open the stream with `GET <route>`
+ * (the route itself stands for the upstream's SSE URL); the stream's `endpoint` event is rewritten to a
+ * path under the route, and the client's POSTs there go to the same path under the SSE URL's directory
+ * (`/sse` + `/messages?sessionId=…` upstream is `<route>` + `<route>/messages?sessionId=…` here; so
+ * `GET <route>/sse` reaches the SSE URL as well).
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../observability/logger.ts';
+import { checkJsonRpcBody, JSON_CHECK_MAX_BYTES } from '../core/jsonrpc-check.ts';
+import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
+
+/**
+ * RFC 9110 §7.6.1: connection-specific fields, never forwarded (plus the ones `Connection` names).
+ * `proxy-authorization`/`proxy-authenticate` are addressed to this hop, and `expect` is answered by the
+ * gateway's own HTTP server.
+ */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'expect', 'http2-settings',
+]);
+
+/**
+ * Request headers the upstream must never see. `authorization`: MCP forbids token passthrough (the
+ * upstream would otherwise hold a token minted for the gateway). `cookie`: the gateway's own session
+ * and consent cookies live on this origin. `host`: undici sets the upstream's.
+ */
+const STRIPPED_REQUEST = new Set(['authorization', 'cookie', 'host']);
+
+/**
+ * Client-supplied forwarding headers are dropped: the gateway adds its own `X-Forwarded-For/Proto/Host`
+ * (see index.ts), and an upstream must not be able to mistake a client's claim for the gateway's.
+ */
+function forwardingHeader(name: string): boolean {
+  return name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-forwarded-');
+}
+
+/**
+ * Response headers the gateway owns. `set-cookie`: an upstream must not plant cookies on the gateway's
+ * origin, where the authorization server's consent cookies live. `access-control-*`: CORS is decided
+ * by the gateway's origin policy, not by the upstream.
+ */
+function strippedResponseHeader(name: string): boolean {
+  return name === 'set-cookie' || name.startsWith('access-control-');
+}
+
+export interface UpstreamProxyOptions {
+  /** Server name, used in error messages and logs. */
+  name: string;
+  /** The upstream MCP endpoint, e.g. `http://127.0.0.1:3001/mcp`. */
+  url: string;
+  /** Time allowed for the upstream's response headers; bodies (SSE) are never cut by it. */
+  timeoutMs: number;
+  maxRequestBytes: number;
+  /** Keep-alive connection pool for the upstream's origin (shared by servers on the same origin). */
+  dispatcher: Dispatcher;
+  logger: Logger;
+  /** `sse`: the upstream speaks HTTP+SSE (2024-11-05) and `url` is its SSE endpoint. */
+  transport?: 'streamable-http' | 'sse';
+  /** The gateway route path (`/legacy`), for the rewritten SSE `endpoint` event. */
+  routePath?: string;
+}
+
+export interface ForwardOptions {
+  /** Path after the gateway route (`''` or starting with `/`). */
+  subPath: string;
+  /** Query string without `?` (may be empty). */
+  search: string;
+  /** Lowercased request header names to drop in addition to the fixed ones (configured identity headers). */
+  dropHeaders: ReadonlySet<string>;
+  /** Header name/value pairs appended to the upstream request (identity hand-over). */
+  addHeaders: readonly string[];
+  /** Headers added to whatever response goes back (CORS for an allowed browser origin). */
+  responseHeaders: Readonly<Record<string, string>> | undefined;
+}
+
+/** JSON-RPC 2.0 implementation-defined server error codes (-32000 to -32099) used by the gateway. */
+export const JSONRPC_UPSTREAM_UNAVAILABLE = -32000;
+export const JSONRPC_UPSTREAM_TIMEOUT = -32001;
+export const JSONRPC_REQUEST_TOO_LARGE = -32002;
+
+/**
+ * Sends a JSON-RPC error response. `id` is null unless the request body was parsed and carried one
+ * (JSON-RPC 2.0 §5: null when it cannot be determined).
+ */
+export function sendJsonRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  headers?: Readonly<Record<string, string>>,
+  id: string | number | null = null,
+): void {
+  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+export class UpstreamProxy {
+  readonly name: string;
+  readonly #origin: string;
+  readonly #rootPath: string;
+  readonly #basePath: string;
+  readonly #baseSearch: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #timeoutMs: number;
+  readonly #maxRequestBytes: number;
+  readonly #logger: Logger;
+  readonly #unavailable: string;
+  readonly #sse: boolean;
+  readonly #routePath: string;
+  readonly #upstreamUrl: URL;
+
+  constructor(options: UpstreamProxyOptions) {
+    const url = new URL(options.url);
+    this.name = options.name;
+    this.#origin = url.origin;
+    this.#upstreamUrl = url;
+    this.#sse = options.transport === 'sse';
+    this.#routePath = options.routePath ?? '';
+    // The route itself maps to the upstream URL exactly as configured (some servers insist on a
+    // trailing slash and redirect otherwise); deeper paths are appended to it. For an HTTP+SSE
+    // upstream they are appended to the SSE URL's directory, where its message endpoint lives.
+    this.#rootPath = url.pathname;
+    this.#basePath = this.#sse ? url.pathname.slice(0, url.pathname.lastIndexOf('/')) : url.pathname.replace(/\/+$/, '');
+    this.#baseSearch = url.search.slice(1);
+    this.#dispatcher = options.dispatcher;
+    this.#timeoutMs = options.timeoutMs;
+    this.#maxRequestBytes = options.maxRequestBytes;
+    this.#logger = options.logger;
+    this.#unavailable = `Upstream MCP server "${options.name}" is unavailable`;
+  }
+
+  /** Forwards one request; the response (upstream's, or an error) is always written to `res`. */
+  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
+    const headers = req.headers;
+    const declaredLength = headers['content-length'];
+    const chunked = headers['transfer-encoding'] !== undefined;
+    let body: Dispatcher.DispatchOptions['body'] = null;
+    if (declaredLength !== undefined && !chunked) {
+      // Node's parser has already validated the number, and it never reads past it.
+      const length = Number(declaredLength);
+      if (length > this.#maxRequestBytes) {
+        this.#tooLarge(req, res, options.responseHeaders);
+        return;
+      }
+      if (length > 0) {
+        if (length <= JSON_CHECK_MAX_BYTES && req.method === 'POST' && isJson(headers['content-type'])) {
+          this.#forwardChecked(req, res, options);
+          return;
+        }
+        body = req;
+      }
+    } else if (chunked) {
+      body = Readable.from(cappedBody(req, this.#maxRequestBytes), { objectMode: false });
+    }
+    this.#dispatch(req, res, options, body, chunked);
+  }
+
+  /** Reads a small JSON body whole, refuses it when it is no JSON-RPC message, else sends it on. */
+  #forwardChecked(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer): void => void chunks.push(chunk);
+    req.on('data', onData);
+    // A client that leaves mid-upload ends here with an error and no 'end': nothing was sent upstream.
+    req.on('error', ignore);
+    req.once('end', () => {
+      req.removeListener('data', onData);
+      if (res.destroyed) return;
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      const problem = checkJsonRpcBody(body);
+      if (problem) {
+        this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: problem.code }, 'malformed JSON-RPC request refused');
+        sendJsonRpcError(res, 400, problem.code, problem.message, options.responseHeaders, problem.id);
+        return;
+      }
+      this.#dispatch(req, res, options, body, false);
+    });
+  }
+
+  #dispatch(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, body: Dispatcher.DispatchOptions['body'], chunked: boolean): void {
+    const upstreamHeaders = forwardedRequestHeaders(req.headers, options.dropHeaders, chunked);
+    for (const value of options.addHeaders) upstreamHeaders.push(value);
+
+    // `/mcp` and `/mcp/` name the same resource (see resource.ts), so both reach the configured URL.
+    const root = options.subPath === '' || options.subPath === '/';
+    let path = root ? this.#rootPath : this.#basePath + options.subPath;
+    // The SSE URL's own query (if any) belongs to the SSE URL, not to the message endpoint beside it.
+    const baseSearch = this.#sse && !root ? '' : this.#baseSearch;
+    const search = baseSearch && options.search ? `${baseSearch}&${options.search}` : baseSearch || options.search;
+    if (search) path += `?${search}`;
+
+    // undici may destroy the body stream with an error when the upstream fails mid-upload; without a
+    // listener that error would be unhandled and take the process down.
+    if (body !== null) req.on('error', ignore);
+
+    const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null);
+    if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
+    res.once('close', exchange.onClientClose);
+    this.#dispatcher.dispatch(
+      {
+        origin: this.#origin,
+        path,
+        method: req.method ?? 'GET',
+        headers: upstreamHeaders,
+        body,
+        headersTimeout: this.#timeoutMs,
+        // SSE streams stay open as long as the session wants; an idle stream is not a failure.
+        bodyTimeout: 0,
+        // Streamable HTTP POSTs are not idempotent; never replay them on another connection.
+        idempotent: req.method === 'GET',
+      },
+      exchange,
+    );
+  }
+
+  /**
+   * Maps the upstream's `endpoint` URL (relative to its SSE URL) to a gateway path under the route.
+   * Refused (undefined) when it points at another origin or outside the SSE URL's directory: the
+   * gateway could not route the client's POSTs there.
+   */
+  readonly #endpointForClient = (endpoint: string): string | undefined => {
+    const target = URL.parse(endpoint, this.#upstreamUrl);
+    if (!target || target.origin !== this.#origin) return undefined;
+    if (!target.pathname.startsWith(`${this.#basePath}/`)) return undefined;
+    return `${this.#routePath}${target.pathname.slice(this.#basePath.length)}${target.search}`;
+  };
+
+  /** @internal Called by an exchange that failed before any response byte was sent. */
+  fail(exchange: Exchange, error: Error): void {
+    const code = errorCode(error);
+    const res = exchange.res;
+    const extra: Record<string, string> = { ...exchange.responseHeaders };
+    // The client may still be sending a body nobody will read: close the connection after answering.
+    if (exchange.hasBody && !exchange.req.complete) extra.connection = 'close';
+    if (error instanceof RequestTooLargeError) {
+      sendJsonRpcError(res, 413, JSONRPC_REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
+      return;
+    }
+    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+    this.#logger.warn({ upstream: this.name, code, reason: error.message, method: exchange.req.method }, timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable');
+    sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JSONRPC_UPSTREAM_TIMEOUT : JSONRPC_UPSTREAM_UNAVAILABLE, this.#unavailable, extra);
+  }
+
+  /** @internal Called when the upstream stream broke after the response had started. */
+  broke(exchange: Exchange, error: Error): void {
+    this.#logger.warn({ event: 'upstream.stream_broken', upstream: this.name, code: errorCode(error), reason: error.message, method: exchange.req.method }, 'upstream MCP server closed the stream mid-response');
+    // An SSE stream ends cleanly: an unfinished event is discarded by the client's parser (WHATWG
+    // HTML §9.2.6), and the client reconnects or gives up as it would for any ended stream. Anything
+    // else is cut: the status line is gone, and an aborted chunked body is the only honest signal left.
+    if (exchange.eventStream && !exchange.res.destroyed) exchange.res.end();
+    else exchange.res.destroy();
+  }
+
+  /** @internal The upstream's SSE stream did not start with a usable `endpoint` event. */
+  badEndpoint(exchange: Exchange, error: Error): void {
+    this.#logger.warn({ event: 'upstream.bad_sse_endpoint', upstream: this.name, reason: error.message }, 'upstream HTTP+SSE stream refused');
+    exchange.controller?.abort(error);
+    exchange.res.destroy();
+  }
+
+  /** @internal The client left before the response finished; the upstream request was aborted. */
+  clientGone(exchange: Exchange): void {
+    this.#logger.info({ event: 'upstream.client_aborted', upstream: this.name, method: exchange.req.method, streaming: exchange.eventStream }, 'client closed the connection; upstream request aborted');
+  }
+
+  #tooLarge(req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined): void {
+    // The body stays unread; closing the connection stops the client from uploading the rest.
+    sendJsonRpcError(res, 413, JSONRPC_REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), { ...responseHeaders, connection: 'close' });
+    req.resume();
+  }
+}
+
+function tooLargeMessage(limit: number): string {
+  return `Request body exceeds the gateway limit of ${limit} bytes`;
+}
+
+/**
+ * One proxied request. undici calls the `on*` methods (its v7 handler interface), which live on the
+ * prototype; only the three callbacks handed to Node events are per-instance arrow functions.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly proxy: UpstreamProxy;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly responseHeaders: Readonly<Record<string, string>> | undefined;
+  readonly hasBody: boolean;
+  controller: Dispatcher.DispatchController | undefined = undefined;
+  started = false;
+  clientClosed = false;
+  wroteBody = false;
+  /** The response is an SSE stream. */
+  eventStream = false;
+  /** Set for GETs to an HTTP+SSE upstream: the first `endpoint` event is rewritten. */
+  endpointRewriter: SseEndpointRewriter | undefined = undefined;
+
+  constructor(proxy: UpstreamProxy, req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined, hasBody: boolean) {
+    this.proxy = proxy;
+    this.req = req;
+    this.res = res;
+    this.responseHeaders = responseHeaders;
+    this.hasBody = hasBody;
+  }
+
+  /** The client went away before the response finished: stop the upstream request too. */
+  readonly onClientClose = (): void => {
+    if (this.res.writableFinished) return;
+    this.clientClosed = true;
+    this.controller?.abort(new ClientClosedError());
+  };
+
+  readonly onDrain = (): void => {
+    this.controller?.resume();
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // The client left while the request waited for a pooled connection.
+    if (this.clientClosed) controller.abort(new ClientClosedError());
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
+    if (statusCode < 200 || this.clientClosed) return;
+    this.started = true;
+    const out = responseHeadersFrom(headers, this.responseHeaders);
+    // The rewritten endpoint event changes the body's length.
+    if (this.endpointRewriter !== undefined) delete out['content-length'];
+    this.res.writeHead(statusCode, out);
+    const type = headers['content-type'];
+    // An SSE stream may carry no event for a long time (the GET stream often carries none), and the
+    // client must see its headers now. A body already in the same read reaches onResponseData before
+    // the tick ends and carries the headers with it, which saves a write per response.
+    if (headers['content-length'] === undefined && typeof type === 'string' && type.startsWith('text/event-stream')) {
+      this.eventStream = true;
+      process.nextTick(this.flushIfIdle);
+    } else {
+      this.endpointRewriter = undefined;
+    }
+  }
+
+  readonly flushIfIdle = (): void => {
+    if (!this.wroteBody && !this.clientClosed && !this.res.destroyed) this.res.flushHeaders();
+  };
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.clientClosed) return;
+    const rewriter = this.endpointRewriter;
+    if (rewriter !== undefined) {
+      try {
+        chunk = rewriter.push(chunk);
+      } catch (error) {
+        this.clientClosed = true;
+        this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new Error(String(error)));
+        return;
+      }
+      if (rewriter.done) this.endpointRewriter = undefined;
+      if (chunk.byteLength === 0) return;
+    }
+    this.wroteBody = true;
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.removeListener('close', this.onClientClose);
+    if (!this.clientClosed) this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.res.removeListener('close', this.onClientClose);
+    if (error instanceof SseEndpointError) return;
+    if (this.clientClosed || error instanceof ClientClosedError) {
+      this.proxy.clientGone(this);
+      return;
+    }
+    if (this.started || this.res.headersSent) this.proxy.broke(this, error);
+    else this.proxy.fail(this, error);
+  }
+}
+
+/** Copies end-to-end request headers into undici's flat `[name, value, …]` form. */
+function forwardedRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>, dropLength: boolean): string[] {
+  const out: string[] = [];
+  const named = connectionTokens(headers.connection);
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || STRIPPED_REQUEST.has(name) || drop.has(name) || forwardingHeader(name)) continue;
+    if (named !== undefined && named.has(name)) continue;
+    if (dropLength && name === 'content-length') continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (const item of value) out.push(name, item);
+  }
+  return out;
+}
+
+function responseHeadersFrom(headers: IncomingHttpHeaders, extra: Readonly<Record<string, string>> | undefined): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const named = connectionTokens(headers.connection);
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || strippedResponseHeader(name)) continue;
+    if (named !== undefined && named.has(name)) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  if (extra) {
+    for (const name in extra) {
+      const value = extra[name];
+      if (value === undefined) continue;
+      // `vary` from the upstream is kept and extended rather than replaced.
+      const existing = out[name];
+      out[name] = name === 'vary' && typeof existing === 'string' ? `${existing}, ${value}` : value;
+    }
+  }
+  return out;
+}
+
+/** RFC 9110 §7.6.1: the `Connection` header lists further hop-by-hop fields. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  if (text === 'keep-alive' || text === 'close') return undefined;
+  const tokens = new Set<string>();
+  for (const token of text.split(',')) {
+    const trimmed = token.trim().toLowerCase();
+    if (trimmed) tokens.add(trimmed);
+  }
+  return tokens;
+}
+
+/**
+ * A chunked request body, passed on chunk by chunk and cut off once it exceeds `limit` bytes (the
+ * 413 is sent by `fail`). The iterator does not destroy the request on early exit, so the client's
+ * socket survives long enough to receive the 413.
+ */
+async function* cappedBody(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+  let total = 0;
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    total += chunk.byteLength;
+    if (total > limit) throw new RequestTooLargeError();
+    yield chunk;
+  }
+}
+
+class RequestTooLargeError extends Error {
+  constructor() {
+    super('request body too large');
+    this.name = 'RequestTooLargeError';
+  }
+}
+
+class ClientClosedError extends Error {
+  constructor() {
+    super('client closed the connection');
+    this.name = 'ClientClosedError';
+  }
+}
+
+function errorCode(error: Error): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+}
+
+function ignore(): void {}
+
+/** `application/json` with or without parameters (`; charset=utf-8`). */
+function isJson(type: string | undefined): boolean {
+  return type !== undefined && type.slice(0, 16).toLowerCase() === 'application/json' && (type.length === 16 || type[16] === ';' || type[16] === ' ');
+}
+
+/**
+ * One keep-alive pool per upstream origin (DESIGN.md: a new connection per request is a known trap).
+ * The connect timeout is the shortest response timeout of the servers sharing the origin, so an
+ * unreachable host is reported within that server's `upstreamTimeoutMs`.
+ */
+export class UpstreamPools {
+  readonly #pools = new Map<string, Pool>();
+  readonly #connectTimeouts = new Map<string, number>();
+
+  /** Call for every server before the first `get` so each origin learns its shortest timeout. */
+  register(url: string, timeoutMs: number): void {
+    const origin = new URL(url).origin;
+    const current = this.#connectTimeouts.get(origin);
+    this.#connectTimeouts.set(origin, Math.min(current ?? 10_000, timeoutMs));
+  }
+
+  get(url: string): Pool {
+    const origin = new URL(url).origin;
+    let pool = this.#pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connect: { timeout: this.#connectTimeouts.get(origin) ?? 10_000 },
+        // Node's default server keep-alive is 5 s; staying below it avoids reusing a socket the
+        // upstream is about to close.
+        keepAliveTimeout: 4_000,
+      });
+      this.#pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  /** Lets in-flight responses finish for up to `graceMs`, then cuts what is left (open SSE streams). */
+  async close(graceMs = 1_000): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(
+      pools.map(async (pool) => {
+        let timer: NodeJS.Timeout | undefined;
+        const graceful = pool.close().then(() => true, () => true);
+        const expired = new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), graceMs);
+        });
+        const closed = await Promise.race([graceful, expired]);
+        clearTimeout(timer);
+        if (!closed) await pool.destroy().catch(() => undefined);
+      }),
+    );
+  }
+}

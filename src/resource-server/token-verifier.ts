@@ -1,0 +1,236 @@
+/**
+ * Verification of the access tokens the gateway's own authorization server issues.
+ *
+ * Tokens are JWTs per RFC 9068 ("JWT Profile for OAuth 2.0 Access Tokens"), signed ES256 with keys the
+ * process already holds, so no HTTP fetch of a JWKS is involved. This is the hot path of every MCP
+ * request (DESIGN.md, Performance): a token is verified once, then answered from a bounded cache until it
+ * expires. Normal failures come back as values, not exceptions.
+ */
+import { createLocalJWKSet, jwtVerify, errors } from 'jose';
+import type { JWK, JWTPayload } from 'jose';
+import type { UserRecord } from '../storage/records.ts';
+import type { EncodedIdentity } from './identity-headers.ts';
+
+/** RFC 9068 §2.2 claims the gateway relies on. */
+export interface AccessTokenClaims extends JWTPayload {
+  sub: string;
+  client_id: string;
+  exp: number;
+  /** RFC 9068 §2.2.3: space-separated scopes. */
+  scope?: string;
+}
+
+/**
+ * A token whose signature, issuer, type and lifetime have been checked. The audience is checked per
+ * request (the same token may be presented to several routes). `user` is attached by the gateway after
+ * its first lookup, so a user is read from storage once per token, not once per request.
+ */
+export interface VerifiedToken {
+  readonly claims: AccessTokenClaims;
+  /** Epoch milliseconds after which the cache entry is no longer used. */
+  readonly expiresAt: number;
+  readonly scopes: ReadonlySet<string>;
+  readonly kid: string | undefined;
+  user?: UserRecord;
+  /** Identity header values encoded from `user`, computed once with it. */
+  identity?: EncodedIdentity;
+}
+
+export type TokenFailureReason = 'missing' | 'invalid' | 'expired' | 'wrong_audience';
+
+export type VerifyResult =
+  | { ok: true; token: VerifiedToken }
+  | { ok: false; reason: TokenFailureReason; description: string };
+
+export interface TokenVerifierOptions {
+  /** Expected `iss`, exactly (RFC 9068 §4 step 3). */
+  issuer: string;
+  /** The authorization server's current public signing keys. Called only when a signature must be checked. */
+  publicKeys: () => JWK[];
+  /** Seconds of clock skew tolerated on `exp` and `nbf`. */
+  clockToleranceSeconds?: number;
+  /** Maximum number of verified tokens kept. */
+  cacheSize?: number;
+  /** Clock in epoch milliseconds; tests move it. */
+  now?: () => number;
+}
+
+export interface TokenVerifier {
+  /**
+   * Answers from the cache only: no signature check, no promise. `undefined` means "not seen before
+   * (or expired from the cache)", and the caller falls back to `verify`.
+   */
+  peek(token: string, resource: string): VerifyResult | undefined;
+  /** Full check, answered from the cache when possible. Never rejects. */
+  verify(token: string, resource: string): Promise<VerifyResult>;
+  /** Forgets every cached token (for example after a signing key was withdrawn). */
+  clear(): void;
+  readonly cacheSize: number;
+}
+
+/** RFC 9068 §2.1: the `typ` header is `at+jwt` (jose also accepts `application/at+jwt`). */
+const ACCESS_TOKEN_TYPE = 'at+jwt';
+
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const now = options.now ?? Date.now;
+  const tolerance = options.clockToleranceSeconds ?? 5;
+  const cache = new TokenCache(options.cacheSize ?? 10_000);
+  let keySet: ReturnType<typeof createLocalJWKSet> | undefined;
+  let keyFingerprint = '';
+
+  /** Rebuilds the local JWKS only when the key set differs from the one it was built from. */
+  function currentKeySet(): ReturnType<typeof createLocalJWKSet> {
+    const keys = options.publicKeys();
+    const fingerprint = fingerprintOf(keys);
+    if (!keySet || fingerprint !== keyFingerprint) {
+      keySet = createLocalJWKSet({ keys });
+      if (keyFingerprint !== '') cache.retainKids(new Set(keys.map((key) => key.kid)));
+      keyFingerprint = fingerprint;
+    }
+    return keySet;
+  }
+
+  function fromCache(token: string, resource: string): VerifyResult | undefined {
+    const entry = cache.get(token, now());
+    return entry && audienceResult(entry, resource);
+  }
+
+  return {
+    peek: fromCache,
+    async verify(token, resource) {
+      const cached = fromCache(token, resource);
+      if (cached) return cached;
+      if (!looksLikeJws(token)) return { ok: false, reason: 'invalid', description: 'The access token is malformed.' };
+      let payload: JWTPayload;
+      let kid: string | undefined;
+      try {
+        const result = await jwtVerify(token, currentKeySet(), {
+          issuer: options.issuer,
+          algorithms: ['ES256'],
+          typ: ACCESS_TOKEN_TYPE,
+          clockTolerance: tolerance,
+          requiredClaims: ['exp', 'sub', 'client_id'],
+          currentDate: new Date(now()),
+        });
+        payload = result.payload;
+        kid = result.protectedHeader.kid;
+      } catch (error) {
+        return failureFrom(error);
+      }
+      if (typeof payload.sub !== 'string' || typeof payload.client_id !== 'string' || (payload.scope !== undefined && typeof payload.scope !== 'string')) {
+        return { ok: false, reason: 'invalid', description: 'The access token lacks required claims.' };
+      }
+      const claims = payload as AccessTokenClaims;
+      const entry: VerifiedToken = {
+        claims,
+        expiresAt: claims.exp * 1000,
+        scopes: new Set(claims.scope ? claims.scope.split(' ').filter(Boolean) : []),
+        kid,
+      };
+      // A token inside the clock tolerance past `exp` is accepted once but not cached.
+      if (entry.expiresAt > now()) cache.set(token, entry);
+      return audienceResult(entry, resource);
+    },
+    clear: () => cache.clear(),
+    get cacheSize() {
+      return cache.size;
+    },
+  };
+}
+
+/**
+ * RFC 8707 / RFC 9068 §4 step 4: the token must name this resource in `aud`. The comparison is exact:
+ * the authorization server canonicalises `resource` before binding it (see resource.ts).
+ */
+function audienceResult(entry: VerifiedToken, resource: string): VerifyResult {
+  const aud = entry.claims.aud;
+  const match = typeof aud === 'string' ? aud === resource : Array.isArray(aud) && aud.includes(resource);
+  if (match) return { ok: true, token: entry };
+  return { ok: false, reason: 'wrong_audience', description: 'The access token was not issued for this MCP server.' };
+}
+
+function failureFrom(error: unknown): VerifyResult {
+  if (error instanceof errors.JWTExpired) return { ok: false, reason: 'expired', description: 'The access token has expired.' };
+  return { ok: false, reason: 'invalid', description: 'The access token is invalid.' };
+}
+
+/** Cheap shape check (three base64url segments) so garbage never reaches the JOSE parser. */
+function looksLikeJws(token: string): boolean {
+  return token.length < 16_384 && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token);
+}
+
+function fingerprintOf(keys: readonly JWK[]): string {
+  let out = '';
+  for (const key of keys) out += `${key.kid ?? ''}:${key.x ?? ''}:${key.y ?? ''}:${key.n ?? ''};`;
+  return out || 'empty';
+}
+
+/**
+ * Least-recently-used map of verified tokens. A `Map` keeps insertion order, so re-inserting on a hit
+ * moves an entry to the young end and the first key is always the oldest.
+ */
+class TokenCache {
+  readonly #max: number;
+  readonly #entries = new Map<string, VerifiedToken>();
+
+  constructor(max: number) {
+    this.#max = Math.max(1, max);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(token: string, nowMs: number): VerifiedToken | undefined {
+    const entry = this.#entries.get(token);
+    if (!entry) return undefined;
+    this.#entries.delete(token);
+    if (entry.expiresAt <= nowMs) return undefined;
+    this.#entries.set(token, entry);
+    return entry;
+  }
+
+  set(token: string, entry: VerifiedToken): void {
+    this.#entries.delete(token);
+    this.#entries.set(token, entry);
+    if (this.#entries.size > this.#max) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+  }
+
+  /** Drops tokens signed by keys that have left the key set, so a withdrawn key stops working at once. */
+  retainKids(kids: ReadonlySet<string | undefined>): void {
+    for (const [token, entry] of this.#entries) if (!kids.has(entry.kid)) this.#entries.delete(token);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+}
+
+export type BearerExtraction =
+  | { ok: true; token: string }
+  | { ok: false; reason: 'missing' | 'malformed' | 'in_query' };
+
+/**
+ * Takes the token from `Authorization: Bearer <token>` (RFC 6750 §2.1) and nowhere else.
+ *
+ * A token in the query string (`access_token=`, RFC 6750 §2.3) is refused even when a header is present
+ * too: it lands in logs and browser history, and both MCP (Authorization, "Token requirements") and
+ * RFC 9700 §2.4.2 forbid it. Another auth scheme (Basic, …) counts as "no bearer token".
+ */
+export function extractBearerToken(authorization: string | undefined, search: string): BearerExtraction {
+  if (search.length > 0 && search.includes('access_token') && new URLSearchParams(search).has('access_token')) {
+    return { ok: false, reason: 'in_query' };
+  }
+  if (authorization === undefined || authorization.length < 7) return { ok: false, reason: 'missing' };
+  // The scheme name is case-insensitive (RFC 9110 §11.1); compare the first six characters cheaply.
+  const scheme = authorization.slice(0, 6);
+  if (scheme !== 'Bearer' && scheme.toLowerCase() !== 'bearer') return { ok: false, reason: 'missing' };
+  if (authorization.charCodeAt(6) !== 0x20) return { ok: false, reason: 'missing' };
+  const token = authorization.slice(7).trim();
+  // b64token (RFC 6750 §2.1); a space inside means two credentials or junk.
+  if (token.length === 0 || !/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) return { ok: false, reason: 'malformed' };
+  return { ok: true, token };
+}

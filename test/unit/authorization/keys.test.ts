@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { MemoryStorage } from '../../../src/storage/memory.ts';
+import { SecretBox } from '../../../src/storage/secret-box.ts';
+import { loadOrCreateKeys, publicJwks } from '../../../src/authorization/keys.ts';
+
+test('replicas starting together on one fresh store end with the same keys', async () => {
+  const storage = new MemoryStorage();
+  const box = new SecretBox([randomBytes(32)]);
+  const replicas = await Promise.all(Array.from({ length: 5 }, () => loadOrCreateKeys(storage, box)));
+  const kids = new Set(replicas.map((keys) => keys.signing[0]!.kid));
+  assert.equal(kids.size, 1);
+  assert.equal(new Set(replicas.map((keys) => keys.consentSecret.toString('hex'))).size, 1);
+});
+
+test('keys are stored sealed, and only public halves are published', async () => {
+  const storage = new MemoryStorage();
+  const box = new SecretBox([randomBytes(32)]);
+  const keys = await loadOrCreateKeys(storage, box);
+  const stored = await storage.get<string>('key', 'gateway-keys');
+  assert.ok(stored && !stored.includes(String(keys.signing[0]!.d)), 'private key not stored in clear');
+  assert.ok(publicJwks(keys).every((jwk) => jwk.d === undefined));
+  const again = await loadOrCreateKeys(storage, box);
+  assert.equal(again.signing[0]!.kid, keys.signing[0]!.kid, 'loaded, not regenerated');
+  await assert.rejects(loadOrCreateKeys(storage, new SecretBox([randomBytes(32)])), 'another encryption key cannot open them');
+});
+
+test('rotating the encryption key re-seals the key record, after which the old key can go', async () => {
+  const storage = new MemoryStorage();
+  const oldKey = randomBytes(32);
+  const newKey = randomBytes(32);
+  const keys = await loadOrCreateKeys(storage, new SecretBox([oldKey]));
+  const rotated = await loadOrCreateKeys(storage, new SecretBox([newKey, oldKey]));
+  assert.equal(rotated.signing[0]!.kid, keys.signing[0]!.kid);
+  const withoutOld = await loadOrCreateKeys(storage, new SecretBox([newKey]));
+  assert.equal(withoutOld.signing[0]!.kid, keys.signing[0]!.kid, 'opens with the new key alone');
+});

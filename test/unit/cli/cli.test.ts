@@ -1,0 +1,149 @@
+/** The `hash-password` and `config check` commands, driven through in-memory streams. */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { runConfigCheck } from '../../../src/cli/config-check.ts';
+import { runHashPassword } from '../../../src/cli/hash-password.ts';
+import { verifyPassword } from '../../../src/idp/passwords.ts';
+
+interface FakeIo {
+  stdin: PassThrough;
+  stdout: PassThrough;
+  stderr: PassThrough;
+  out(): string;
+  err(): string;
+}
+
+function fakeIo(input?: string): FakeIo {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  if (input !== undefined) stdin.end(input);
+  return { stdin, stdout, stderr, out: () => out, err: () => err };
+}
+
+describe('hash-password', () => {
+  test('hashes the first line of a pipe', async () => {
+    const io = fakeIo('correct horse battery staple\nsecond line is ignored\n');
+    assert.equal(await runHashPassword([], io), 0);
+    const hash = io.out().trim();
+    assert.match(hash, /^scrypt\$32768\$8\$1\$[^$]+\$[^$]+$/);
+    assert.equal(await verifyPassword('correct horse battery staple', hash), true);
+    assert.equal(io.err(), '');
+  });
+
+  test('does not wait for the end of the input once a line has arrived', async () => {
+    const io = fakeIo();
+    io.stdin.write('correct horse battery staple\n'); // never ended
+    assert.equal(await runHashPassword([], io), 0);
+    assert.equal(await verifyPassword('correct horse battery staple', io.out().trim()), true);
+  });
+
+  test('accepts input without a final newline, and strips CRLF', async () => {
+    const plain = fakeIo('no-newline-password');
+    assert.equal(await runHashPassword([], plain), 0);
+    assert.equal(await verifyPassword('no-newline-password', plain.out().trim()), true);
+    const crlf = fakeIo('windows-password-1\r\n');
+    assert.equal(await runHashPassword([], crlf), 0);
+    assert.equal(await verifyPassword('windows-password-1', crlf.out().trim()), true);
+  });
+
+  test('refuses a password on the command line', async () => {
+    const io = fakeIo('ignored\n');
+    assert.equal(await runHashPassword(['hunter2'], io), 2);
+    assert.equal(io.out(), '');
+    assert.match(io.err(), /never from the command line/);
+    assert.ok(!io.err().includes('hunter2'));
+  });
+
+  test('fails on empty input and warns about short passwords', async () => {
+    const empty = fakeIo('');
+    assert.equal(await runHashPassword([], empty), 1);
+    assert.match(empty.err(), /no password/);
+    const blankLine = fakeIo('\n');
+    assert.equal(await runHashPassword([], blankLine), 1);
+    const short = fakeIo('short\n');
+    assert.equal(await runHashPassword([], short), 0);
+    assert.match(short.err(), /shorter than 12 characters/);
+  });
+
+  test('--help prints usage', async () => {
+    const io = fakeIo();
+    assert.equal(await runHashPassword(['--help'], io), 0);
+    assert.match(io.out(), /usage: mcp-oauth-gateway hash-password/);
+  });
+});
+
+describe('config check', () => {
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cli-test-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a valid file: one summary line, exit 0', async () => {
+    const path = join(dir, 'ok.yaml');
+    await writeFile(
+      path,
+      `publicUrl: https://mcp.example.com
+identityProviders:
+  - type: oidc
+    issuer: https://idp.example.com
+    clientId: gateway
+    clientSecret: very-secret-client-secret
+servers:
+  - { name: a, path: /a, upstream: { url: "http://127.0.0.1:3000/mcp" } }
+  - { name: b, path: /b, upstream: { builtin: demo } }
+`,
+    );
+    const io = { ...fakeIo(), env: {} };
+    assert.equal(await runConfigCheck(['--config', path], io), 0);
+    assert.equal(io.out(), 'config ok: 2 servers, 1 identity provider, issuer https://mcp.example.com\n');
+    assert.ok(!io.out().includes('very-secret'));
+  });
+
+  test('defaults only: ok, with notes about what the gateway substitutes', async () => {
+    const io = { ...fakeIo(), env: {} };
+    assert.equal(await runConfigCheck([], io), 0);
+    assert.match(io.out(), /^config ok: 0 servers, 0 identity providers, issuer http:\/\/localhost:8080\n/);
+    assert.match(io.out(), /note: no servers configured/);
+  });
+
+  test('an invalid file: every problem on stderr, no secret, exit 1', async () => {
+    const path = join(dir, 'bad.yaml');
+    await writeFile(
+      path,
+      `consent:
+  cookieSecret: too-short-secret-Xy7
+servers:
+  - { name: a, path: a, upstream: { url: "http://127.0.0.1:3000/mcp" } }
+`,
+    );
+    const io = { ...fakeIo(), env: { MCP_GATEWAY_LISTEN__PORT: 'x' } };
+    assert.equal(await runConfigCheck([`--config=${path}`], io), 1);
+    assert.equal(io.out(), '');
+    const report = io.err();
+    assert.match(report, /^config error: 3 problems in /);
+    assert.match(report, /consent\.cookieSecret \(line 2\): must be at least 32 characters/);
+    assert.match(report, /servers\[0\]\.path \(line 4\): /);
+    assert.match(report, /listen\.port \(from MCP_GATEWAY_LISTEN__PORT\): /);
+    assert.ok(!report.includes('too-short-secret-Xy7'));
+  });
+
+  test('usage errors exit 2', async () => {
+    const missing = { ...fakeIo(), env: {} };
+    assert.equal(await runConfigCheck(['--config'], missing), 2);
+    const unknown = { ...fakeIo(), env: {} };
+    assert.equal(await runConfigCheck(['--frobnicate'], unknown), 2);
+    assert.match(unknown.err(), /unknown argument "--frobnicate"/);
+  });
+});
