@@ -14,7 +14,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import { sendJson } from '../http/errors.ts';
 import { renderPage, html, pageSecurityHeaders, type PageBranding } from '../ui/layout.ts';
 import { createProvider, registrableScopes, resolveResource, type ProtectedResource } from './provider.ts';
-import { createInteractions } from './interactions.ts';
+import { createInteractions } from './interactions/index.ts';
 import { createCimdFetch } from './cimd.ts';
 import { grantableScope } from './request-scope.ts';
 import { publicJwks, type GatewayKeys } from './keys.ts';
