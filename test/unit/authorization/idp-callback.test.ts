@@ -148,3 +148,15 @@ test('the denied step cannot be posted without a refusal (its token does not exi
   const page = await browser.submitForm(consent, { button: 'approve', fields: { step: 'denied' }, allowExtraFields: true });
   assert.equal(page.status, 403, 'the consent token is not the denied page\'s');
 });
+
+test('a login the IdP does not complete reaches the client as its OAuth error, with nothing recorded', async (t) => {
+  const fixture = await startInteractionFixture(t);
+  const browser = fixture.browser();
+  const callback = await callbackFor(fixture, browser);
+  callback.searchParams.set('code', 'not-the-code-the-idp-issued');
+  const answered = await browser.goto(callback, { stopAt: CLIENT_REDIRECT });
+  assert.ok(answered.stopped, String(answered));
+  assert.equal(answered.url.searchParams.get('error'), 'access_denied');
+  assert.equal(answered.url.searchParams.get('state'), 'client-state');
+  assert.equal(await users(fixture), undefined);
+});

@@ -27,11 +27,21 @@ import { hashPassword } from '../../../src/idp/passwords.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { SecretBox } from '../../../src/storage/secret-box.ts';
+import { NS } from '../../../src/storage/records.ts';
 import { Browser, type Page } from '../../support/browser.ts';
 
 export const CLIENT_REDIRECT = 'https://client.example/cb';
 export const PASSWORD = 'correct horse battery staple';
 const passwordHash = hashPassword(PASSWORD);
+
+/** The real memory storage, noting the states of pending logins written, so tests can look them up. */
+export class ObservedStorage extends MemoryStorage {
+  readonly pendingLoginStates: string[] = [];
+  override async set(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<void> {
+    if (namespace === NS.pendingLogins) this.pendingLoginStates.push(key);
+    await super.set(namespace, key, value, ttlSeconds);
+  }
+}
 
 export interface LocalAccount {
   username: string;
@@ -47,7 +57,7 @@ export interface FixtureOptions {
 
 export interface InteractionFixture {
   issuer: string;
-  storage: MemoryStorage;
+  storage: ObservedStorage;
   provider: Provider;
   /** The context every route hands the actions; tests may change its fields (the clock, providers). */
   ctx: InteractionContext;
@@ -62,7 +72,7 @@ export interface InteractionFixture {
 }
 
 export async function startInteractionFixture(t: TestContext, options: FixtureOptions = {}): Promise<InteractionFixture> {
-  const storage = new MemoryStorage();
+  const storage = new ObservedStorage();
   const secretBox = new SecretBox([randomBytes(32)]);
   const keys = await loadOrCreateKeys(storage, secretBox);
   const logger = createLogger('silent');
