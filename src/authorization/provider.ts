@@ -154,7 +154,7 @@ export function createProvider(options: ProviderOptions): Provider {
     pkce: { required: () => true },
     scopes: OIDC_SCOPES,
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-    // Public clients first: some MCP clients pick the first listed method (CLIENTS.md §2).
+    // Public clients first: some MCP clients pick the first listed method.
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
