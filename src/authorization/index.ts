@@ -42,10 +42,9 @@ export interface AuthorizationServer {
 }
 
 /**
- * Metadata locations MCP clients probe (MCP authorization spec, authorization server metadata
- * discovery): RFC 8414 and OIDC discovery at the root, the path-inserted forms for an MCP URL treated
- * as an issuer, and the path-appended OIDC form. All serve the same document, whose `issuer` is always
- * the gateway origin.
+ * Metadata locations clients probe (CLIENTS.md §1): RFC 8414 and OIDC discovery at the root, the
+ * path-inserted forms for an MCP URL treated as an issuer, and the path-appended OIDC form. All serve
+ * the same document, whose `issuer` is always the gateway origin.
  */
 export function isMetadataPath(pathname: string): boolean {
   return (
