@@ -13,6 +13,7 @@ import { trustedCa } from '../http/outbound.ts';
 import type { Logger } from '../observability/logger.ts';
 import { assertHostAllowed, guardedLookup } from './ssrf.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 export interface CimdOptions {
   allowHosts: string[];
@@ -50,7 +51,7 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, maxBytes: num
     received += value.byteLength;
     if (received > maxBytes) {
       await reader.cancel();
-      throw new Error(`document larger than ${maxBytes} bytes`);
+      throw new GatewayError(ErrorCode.CIMD_DOCUMENT_TOO_LARGE, `document larger than ${maxBytes} bytes`);
     }
     chunks.push(value);
   }

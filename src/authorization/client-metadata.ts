@@ -4,7 +4,7 @@
  *
  * - `application_type` becomes `native` when a redirect URI is loopback or a private-use scheme;
  *   oidc-provider only accepts private-use schemes for native clients, and Cursor registers
- *   `cursor://…`, an https URI and a loopback URI in one request (CLIENTS.md §2).
+ *   `cursor://…`, an https URI and a loopback URI in one request.
  * - `grant_types` always includes `refresh_token`: MCP clients are long-lived and the gateway's access
  *   tokens are short (RFC 7591 §3.2.1 lets the server replace requested metadata).
  * - `scope` keeps only scopes this server knows; unknown ones are dropped rather than failing the whole

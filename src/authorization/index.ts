@@ -11,18 +11,14 @@ import type { SecretBox } from '../storage/secret-box.ts';
 import type { IdentityProvider } from '../idp/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayConfig } from '../config/schema.ts';
-import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
-import { readBody } from '../http/body.ts';
+import { sendJson } from '../http/errors.ts';
 import { renderPage, html, pageSecurityHeaders, type PageBranding } from '../ui/layout.ts';
 import { createProvider, registrableScopes, resolveResource, type ProtectedResource } from './provider.ts';
-import { createInteractions } from './interactions.ts';
+import { createInteractions } from './interactions/index.ts';
 import { createCimdFetch } from './cimd.ts';
-import { normaliseClientMetadata } from './client-metadata.ts';
 import { grantableScope } from './request-scope.ts';
 import { publicJwks, type GatewayKeys } from './keys.ts';
-import { NS } from '../storage/records.ts';
-import { clientAddressResolver } from '../http/client-address.ts';
-import { rateLimitDecision, rateLimitWindow, type RateLimitRule } from '../policy/rate-limit.ts';
+import { createRegistrationGuards } from './registration.ts';
 
 export type { ProtectedResource } from './provider.ts';
 
@@ -114,56 +110,13 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     tokenRetention: { idpTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
   });
 
-  /**
-   * DCR bodies are normalised before oidc-provider sees them (see client-metadata.ts), so the real
-   * registration requests of Cursor, VS Code and Claude succeed. oidc-provider then reads the
-   * normalised body from a replay of the request; undefined means an error was already answered.
-   */
-  async function normalisedRegistration(req: IncomingMessage, res: ServerResponse): Promise<IncomingMessage | undefined> {
-    try {
-      const body = await readBody(req, 56 * 1024);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new OAuthError('invalid_client_metadata', 'the registration body is not valid JSON');
-      }
-      const normalised = normaliseClientMetadata(parsed, { knownScopes: scopes, source: 'registration' });
-      return replayWithBody(req, Buffer.from(JSON.stringify(normalised)));
-    } catch (error) {
-      sendOAuthError(res, error);
-      return undefined;
-    }
-  }
-
-  const clientAddress = clientAddressResolver(config.trustProxy);
-  const registrationLimit: RateLimitRule = { limit: config.registration.rateLimit.perAddress, windowSeconds: config.registration.rateLimit.windowSeconds };
-
-  /**
-   * Registrations per client address (behind a proxy, the address `trustProxy` resolves), counted in
-   * storage so replicas share the count. Over the limit: 429 (RFC 6585 §4) with `Retry-After`.
-   * RFC 7591 §3.2.2 defines no rate-limit error, and lets servers use other codes; the body uses
-   * `temporarily_unavailable`, the registered OAuth code for "cannot handle the request now, try
-   * later" (RFC 6749 §4.1.2.1), so a generic OAuth client reads it as retryable, not as a rejection
-   * of its metadata (which `invalid_client_metadata` would wrongly suggest). Returns false when answered.
-   */
-  async function registrationWithinLimit(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    if (registrationLimit.limit <= 0) return true;
-    const address = clientAddress(req);
-    const window = rateLimitWindow('register', address, registrationLimit, Date.now());
-    const count = await options.storage.increment(NS.rateLimits, window.key, window.secondsLeft);
-    const decision = rateLimitDecision(count, registrationLimit, window);
-    if (decision.allowed) return true;
-    // Logged once per window and address, not once per refused request, so a flood cannot flood the log.
-    if (count === registrationLimit.limit + 1) logger.warn({ event: 'client.registration_rate_limited', address, limit: registrationLimit.limit, windowSeconds: registrationLimit.windowSeconds }, 'client registrations rate-limited');
-    sendJson(
-      res,
-      429,
-      { error: 'temporarily_unavailable', error_description: `Too many client registrations from this address; try again in ${decision.retryAfterSeconds} seconds.` },
-      { 'retry-after': String(decision.retryAfterSeconds), 'access-control-allow-origin': '*', 'access-control-expose-headers': 'retry-after' },
-    );
-    return false;
-  }
+  const { normalisedRegistration, registrationWithinLimit } = createRegistrationGuards({
+    storage: options.storage,
+    logger,
+    knownScopes: scopes,
+    trustProxy: config.trustProxy,
+    rateLimit: config.registration.rateLimit,
+  });
 
   async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     const { pathname } = url;
@@ -227,23 +180,6 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     publicKeys: () => publicJwks(options.keys),
     close: cimd.close,
   };
-}
-
-/**
- * The same request with another body: everything else (socket, method, url, listeners) is the
- * original's, through the prototype. oidc-provider reads bodies with `req.iterator()`.
- */
-function replayWithBody(req: IncomingMessage, body: Buffer): IncomingMessage {
-  async function* chunks() {
-    yield body;
-  }
-  return Object.create(req, {
-    readable: { value: true },
-    readableEncoding: { value: null },
-    headers: { value: { ...req.headers, 'content-length': String(body.length) } },
-    iterator: { value: () => chunks() },
-    [Symbol.asyncIterator]: { value: () => chunks() },
-  }) as IncomingMessage;
 }
 
 /** oidc-provider's error page, in our layout, without internals (only the OAuth error and description). */

@@ -14,6 +14,7 @@ import { createAdapterFactory } from './adapter.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { hostAllowed } from './cimd.ts';
 import type { AccessPolicy } from '../policy/access.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 /** An MCP server as the authorization server sees it: an audience with scopes. */
 export interface ProtectedResource {
@@ -78,7 +79,7 @@ export function resolveResource(
 function interactionPolicyAlwaysLogin() {
   const policy = interactionPolicy.base();
   const login = policy.get('login');
-  if (!login) throw new Error('oidc-provider has no login prompt');
+  if (!login) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'oidc-provider has no login prompt');
   login.checks.add(
     new interactionPolicy.Check('gateway_consent_required', 'The user must approve this client and sign in', (ctx) =>
       ctx.oidc.result?.login ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
@@ -125,7 +126,7 @@ export function createProvider(options: ProviderOptions): Provider {
 
   const { issuer, resources, tokens, storage } = options;
   const defaultResource = resources[0];
-  if (!defaultResource) throw new Error('at least one MCP server is required');
+  if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(storage, options.registration),
@@ -153,7 +154,7 @@ export function createProvider(options: ProviderOptions): Provider {
     pkce: { required: () => true },
     scopes: OIDC_SCOPES,
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-    // Public clients first: some MCP clients pick the first listed method (CLIENTS.md §2).
+    // Public clients first: some MCP clients pick the first listed method.
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],

@@ -8,6 +8,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 // Two lists: node's BlockList matches IPv4 addresses against IPv4-mapped IPv6 rules too, so the
 // `::ffff:0:0/96` rule in one shared list would refuse every IPv4 address.
@@ -52,8 +53,12 @@ export function isSpecialUseAddress(address: string): boolean {
   return specialUseV4.check(address, 'ipv4');
 }
 
-export class SsrfError extends Error {
-  readonly code = 'SSRF_REFUSED';
+/** A fetch refused because its target is (or resolves to) a special-use address. */
+export class SsrfError extends GatewayError {
+  constructor(message: string) {
+    super(ErrorCode.CIMD_FETCH_REFUSED, message);
+    this.name = 'SsrfError';
+  }
 }
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;

@@ -21,7 +21,7 @@ export interface DeniedView {
   productName: string;
 }
 
-/** The form step the return button posts; interactions.ts reads it. */
+/** The form step the return button posts; interactions/decision.ts reads it. */
 export const DENIED_STEP = 'denied';
 
 export function deniedPage(view: DeniedView): SafeHtml {

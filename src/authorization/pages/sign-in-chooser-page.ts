@@ -17,7 +17,7 @@ export interface SignInChooserView {
   providers: { id: string; displayName: string }[];
 }
 
-/** Form field values the chooser posts; interactions.ts reads them. */
+/** Form field values the chooser posts; interactions/decision.ts reads them. */
 export const CHOOSER_STEP = 'sign-in';
 
 export function signInChooserPage(view: SignInChooserView): SafeHtml {

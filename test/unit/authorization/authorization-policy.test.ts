@@ -5,6 +5,7 @@ import { normaliseClientMetadata } from '../../../src/authorization/client-metad
 import { isSpecialUseAddress, assertHostAllowed } from '../../../src/authorization/ssrf.ts';
 import { hostAllowed, hostMatches } from '../../../src/authorization/cimd.ts';
 import { OAuthError } from '../../../src/http/errors.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 
 test('loopback redirect URIs match on any port, everything else exactly (RFC 8252 §7.3, RFC 9700 §4.1.3)', () => {
   const registered = ['http://127.0.0.1/callback', 'http://localhost:3334/oauth/callback', 'https://claude.ai/api/mcp/auth_callback', 'cursor://anysphere.cursor-mcp/oauth/callback'];
@@ -76,8 +77,9 @@ test('SSRF guard refuses special-use addresses, v4, v6 and v4-mapped', () => {
   for (const address of ['93.184.216.34', '1.1.1.1', '2606:4700:4700::1111', '::ffff:1.1.1.1']) {
     assert.ok(!isSpecialUseAddress(address), address);
   }
-  assert.throws(() => assertHostAllowed(new URL('https://127.0.0.1/c.json'), false));
-  assert.throws(() => assertHostAllowed(new URL('https://[::1]/c.json'), false));
+  const refused = (error: unknown) => hasErrorCode(error, ErrorCode.CIMD_FETCH_REFUSED);
+  assert.throws(() => assertHostAllowed(new URL('https://127.0.0.1/c.json'), false), refused);
+  assert.throws(() => assertHostAllowed(new URL('https://[::1]/c.json'), false), refused);
   assert.doesNotThrow(() => assertHostAllowed(new URL('https://127.0.0.1/c.json'), true));
   assert.doesNotThrow(() => assertHostAllowed(new URL('https://claude.ai/c.json'), false), 'names are checked at DNS time');
 });

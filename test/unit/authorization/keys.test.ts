@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { SecretBox } from '../../../src/storage/secret-box.ts';
 import { loadOrCreateKeys, publicJwks } from '../../../src/authorization/keys.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 
 test('replicas starting together on one fresh store end with the same keys', async () => {
   const storage = new MemoryStorage();
@@ -35,4 +36,21 @@ test('rotating the encryption key re-seals the key record, after which the old k
   assert.equal(rotated.signing[0]!.kid, keys.signing[0]!.kid);
   const withoutOld = await loadOrCreateKeys(storage, new SecretBox([newKey]));
   assert.equal(withoutOld.signing[0]!.kid, keys.signing[0]!.kid, 'opens with the new key alone');
+});
+
+test('a replica that lost the creation claim gives up with a code when no keys ever appear', async (t) => {
+  const storage = new MemoryStorage();
+  const box = new SecretBox([randomBytes(32)]);
+  // Another replica holds the claim but never stores the keys.
+  await storage.increment('key', 'gateway-keys-creator', 10);
+  // The ten-second wait runs on mocked timers: the test advances the clock instead of sleeping.
+  t.mock.timers.enable({ apis: ['Date', 'setTimeout'] });
+  const loading = loadOrCreateKeys(storage, box);
+  let outcome: unknown;
+  loading.then(() => (outcome = 'loaded'), (error: unknown) => (outcome = error));
+  for (let step = 0; step < 200 && outcome === undefined; step++) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    t.mock.timers.tick(100);
+  }
+  assert.ok(hasErrorCode(outcome, ErrorCode.AUTHORIZATION_KEYS_NOT_CREATED), String(outcome));
 });

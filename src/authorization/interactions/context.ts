@@ -1,0 +1,45 @@
+/**
+ * What every interaction action needs, passed explicitly: each action is a plain function of this
+ * context and the request, so it can be called on its own (and in a unit test) without the dispatch.
+ */
+import type Provider from 'oidc-provider';
+import type { Storage } from '../../storage/types.ts';
+import type { SecretBox } from '../../storage/secret-box.ts';
+import type { IdentityProvider } from '../../idp/types.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { PageBranding } from '../../ui/layout.ts';
+import type { ProtectedResource } from '../provider.ts';
+
+export interface InteractionContext {
+  provider: Provider;
+  /** The gateway's one IdP callback, `<issuer>/callback`: every IdP redirects back there. */
+  callbackUrl: string;
+  resources: readonly ProtectedResource[];
+  canonicalizeResource: (value: string) => string | undefined;
+  storage: Storage;
+  secretBox: SecretBox;
+  identityProviders: readonly IdentityProvider[];
+  /** HMAC key of the CSRF tokens and of the browser-binding cookie. */
+  consentSecret: Buffer;
+  branding: PageBranding;
+  logger: Logger;
+  /** Seconds the user's IdP tokens and consent records are kept. */
+  tokenRetention: { idpTokens: number; consents: number };
+  /** Milliseconds since the epoch; tests pass their own clock to reach expiries without waiting. */
+  now: () => number;
+}
+
+/** Everything but the derived callback URL and the clock, as the authorization server has it. */
+export interface InteractionOptions extends Omit<InteractionContext, 'callbackUrl' | 'now'> {
+  issuer: string;
+  now?: () => number;
+}
+
+export function createInteractionContext({ issuer, now, ...rest }: InteractionOptions): InteractionContext {
+  return { ...rest, callbackUrl: new URL('/callback', issuer).href, now: now ?? Date.now };
+}
+
+/** Epoch seconds by the context's clock, the unit of storage TTLs and oidc-provider expiries. */
+export function nowSeconds(ctx: Pick<InteractionContext, 'now'>): number {
+  return Math.floor(ctx.now() / 1000);
+}

@@ -1,0 +1,60 @@
+/**
+ * POST /interaction/:uid/decision: every form of the interaction posts here, and `step` says which
+ * (consent, sign-in chooser, denied page). Nothing happens before the step's CSRF token and the
+ * browser's interaction cookie are verified; a refusal goes back to the client only through
+ * oidc-provider, which validated the client and its redirect URI before the interaction existed.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Interaction } from 'oidc-provider';
+import { readForm } from '../../http/body.ts';
+import { sendErrorPage } from '../../ui/layout.ts';
+import type { InteractionContext } from './context.ts';
+import { finishDenied } from './finish.ts';
+import { loadInteraction } from './load-interaction.ts';
+import { requestedAccess, type RequestedAccess } from './requested-access.ts';
+import { showSignInChooser, startChosenLogin } from './sign-in-chooser.ts';
+import { startIdpLogin } from './start-idp-login.ts';
+import { CONSENT_STEP, DENIED_STEP, stepCsrfTokenValid } from './steps.ts';
+
+export async function decide(ctx: InteractionContext, req: IncomingMessage, res: ServerResponse, uid: string): Promise<void> {
+  const form = await readForm(req);
+  const interaction = await loadInteraction(ctx, req, res);
+  if (!interaction) return;
+  const step = form.step ?? CONSENT_STEP;
+  if (interaction.uid !== uid || !stepCsrfTokenValid(ctx.consentSecret, step, uid, form.csrf)) {
+    sendErrorPage(res, 403, ctx.branding, 'Request refused', 'The form could not be verified. Start the sign-in again from your application.');
+    return;
+  }
+  if (step === DENIED_STEP) {
+    // The access rules refused this account at the callback (logged there as login.denied).
+    await finishDenied(ctx, req, res, 'This account is not allowed to use this MCP server.');
+    return;
+  }
+  const access = requestedAccess(ctx, interaction.params);
+  const decision = form.decision ?? '';
+  if (decision === 'deny' || !access) {
+    ctx.logger.info({ event: 'consent.denied', clientId: String(interaction.params.client_id), step }, 'user denied the client');
+    await finishDenied(ctx, req, res, 'The user denied the request.');
+    return;
+  }
+  if (step === CONSENT_STEP) await approveConsent(ctx, req, res, { interaction, access, decision });
+  else await startChosenLogin(ctx, req, res, { interaction, access, providerId: form.provider });
+}
+
+/** Consent given: straight to the only IdP, or to the chooser when there are several. */
+async function approveConsent(
+  ctx: InteractionContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  flow: { interaction: Interaction; access: RequestedAccess; decision: string },
+): Promise<void> {
+  const { interaction, access } = flow;
+  if (flow.decision !== 'approve') {
+    sendErrorPage(res, 400, ctx.branding, 'Request refused', 'The choice you made was not understood. Start the sign-in again.');
+    return;
+  }
+  const only = ctx.identityProviders.length === 1 ? ctx.identityProviders[0] : undefined;
+  ctx.logger.info({ event: 'consent.approved', clientId: String(interaction.params.client_id), server: access.server.name, provider: only?.id }, 'user approved the client');
+  if (only) await startIdpLogin(ctx, req, res, { interaction, access, idp: only });
+  else await showSignInChooser(ctx, res, interaction, access);
+}

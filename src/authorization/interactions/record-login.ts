@@ -1,0 +1,48 @@
+/**
+ * What a successful login leaves behind: the user record (the identity as last seen, which refresh
+ * re-checks the access rules against), the IdP's tokens sealed, and the consent given.
+ */
+import type { IdpLoginResult } from '../../idp/types.ts';
+import { NS, userIdFor, type ConsentRecord, type UserRecord } from '../../storage/records.ts';
+import { nowSeconds, type InteractionContext } from './context.ts';
+import type { PendingLogin } from './pending-login.ts';
+
+export async function recordLogin(ctx: Pick<InteractionContext, 'storage' | 'secretBox' | 'tokenRetention' | 'now'>, pending: PendingLogin, login: IdpLoginResult): Promise<UserRecord> {
+  const { identity } = login;
+  const userId = userIdFor(pending.providerId, identity.subject);
+  const now = nowSeconds(ctx);
+  const existing = await ctx.storage.get<UserRecord>(NS.users, userId);
+  const user: UserRecord = {
+    id: userId,
+    provider: pending.providerId,
+    subject: identity.subject,
+    email: identity.email,
+    emailVerified: identity.emailVerified,
+    name: identity.name,
+    groups: identity.groups,
+    tenantId: identity.tenantId,
+    organizations: identity.organizations,
+    teams: identity.teams,
+    createdAt: existing?.createdAt ?? now,
+    lastLoginAt: now,
+  };
+  await ctx.storage.set(NS.users, userId, user);
+  if (login.tokens.accessToken || login.tokens.refreshToken) {
+    // Associated data = the user id: a sealed token copied onto another user's record will not open.
+    await ctx.storage.set(NS.idpTokens, userId, ctx.secretBox.sealJson(login.tokens, userId), ctx.tokenRetention.idpTokens);
+  }
+  await ctx.storage.set(NS.consents, `${userId}|${pending.clientId}|${pending.resource}`, consentRecord(pending, userId, now), ctx.tokenRetention.consents);
+  return user;
+}
+
+function consentRecord(pending: PendingLogin, userId: string, approvedAt: number): ConsentRecord {
+  return {
+    userId,
+    clientId: pending.clientId,
+    clientName: pending.clientName,
+    redirectUri: pending.redirectUri,
+    resource: pending.resource,
+    scopes: pending.resourceScopes,
+    approvedAt,
+  };
+}
