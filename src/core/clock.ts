@@ -1,0 +1,18 @@
+/**
+ * The one source of "now" for every expiry decision the gateway makes: storage TTLs and sweeping,
+ * the gateway token's `exp` and its verified-token cache, and when the user's IdP token is due for a
+ * refresh. Passing it in (rather than reading `Date.now()` at each site) lets tests move time forward
+ * at once instead of sleeping, and keeps every component of one gateway agreeing on the time.
+ */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+}
+
+/** The machine's clock; the default everywhere outside tests. */
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** Epoch seconds, the unit of JWT `exp` (RFC 7519 §4.1.4) and of the IdP's `expires_in` arithmetic. */
+export function epochSeconds(clock: Clock): number {
+  return Math.floor(clock.now() / 1000);
+}
