@@ -28,6 +28,7 @@ import { createOutboundFetch } from './http/outbound.ts';
 import { hashPassword } from './idp/passwords.ts';
 import { OAuthError, sendJson, sendOAuthError } from './http/errors.ts';
 import { clientAddressResolver } from './http/client-address.ts';
+import type { Clock } from './core/clock.ts';
 
 export interface RunningGateway {
   /** The address actually listened on (differs from publicUrl with port 0 or behind a proxy). */
@@ -42,6 +43,11 @@ export interface StartOptions {
   logger?: Logger;
   /** Where first-start messages go (the demo password); stdout by default. */
   announce?: (line: string) => void;
+  /**
+   * Decides storage expiry, gateway token expiry and IdP token refresh (the system clock by default);
+   * tests pass one they can move. oidc-provider keeps its own time for what it issues.
+   */
+  clock?: Clock;
 }
 
 const DEMO_USER_RECORD = 'demo-user';
@@ -71,7 +77,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const issuer = config.publicUrl; // the schema normalises it to the origin form, the issuer's
   const branding = config.ui;
 
-  const storage = await openStorage(config);
+  const { clock } = options;
+  const storage = await openStorage(config, { clock });
   const stopSweeper = startSweeper(storage, 60_000, logger);
   const secretBox = new SecretBox(await loadEncryptionKeys(config, logger));
   const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret);
@@ -102,7 +109,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     fetch: outboundFetch,
     clientAddress: clientAddressResolver(config.trustProxy),
   });
-  const idpTokens = createIdpTokenSource({ storage, secretBox, providers: identityProviders, logger, retentionSeconds: config.tokens.refreshTokenTtl });
+  const idpTokens = createIdpTokenSource({ storage, secretBox, providers: identityProviders, logger, retentionSeconds: config.tokens.refreshTokenTtl, clock });
   const upstreams = await startUpstreamTargets(servers, { logger, idpTokens });
 
   const authorization = await createAuthorizationServer({
@@ -124,6 +131,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     logger,
     upstreams,
     idpTokens,
+    clock,
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
   });
