@@ -122,6 +122,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     identityProviders,
     extraCaPem,
     logger,
+    clock,
   });
   const gateway = createResourceServer({
     issuer,

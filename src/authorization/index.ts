@@ -23,6 +23,7 @@ import { publicJwks, type GatewayKeys } from './keys.ts';
 import { NS } from '../storage/records.ts';
 import { clientAddressResolver } from '../http/client-address.ts';
 import { rateLimitDecision, rateLimitWindow, type RateLimitRule } from '../policy/rate-limit.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 
 export type { ProtectedResource } from './provider.ts';
 
@@ -36,6 +37,8 @@ export interface AuthorizationServerOptions {
   identityProviders: IdentityProvider[];
   extraCaPem?: string;
   logger: Logger;
+  /** Times the registration rate-limit windows (the system clock by default). */
+  clock?: Clock;
 }
 
 export interface AuthorizationServer {
@@ -150,7 +153,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   async function registrationWithinLimit(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     if (registrationLimit.limit <= 0) return true;
     const address = clientAddress(req);
-    const window = rateLimitWindow('register', address, registrationLimit, Date.now());
+    const window = rateLimitWindow('register', address, registrationLimit, (options.clock ?? systemClock).now());
     const count = await options.storage.increment(NS.rateLimits, window.key, window.secondsLeft);
     const decision = rateLimitDecision(count, registrationLimit, window);
     if (decision.allowed) return true;
