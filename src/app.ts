@@ -108,9 +108,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     logger,
     fetch: outboundFetch,
     clientAddress: clientAddressResolver(config.trustProxy),
+    clock,
   });
   const idpTokens = createIdpTokenSource({ storage, secretBox, providers: identityProviders, logger, retentionSeconds: config.tokens.refreshTokenTtl, clock });
-  const upstreams = await startUpstreamTargets(servers, { logger, idpTokens });
+  const upstreams = await startUpstreamTargets(servers, { logger, idpTokens, clock });
 
   const authorization = await createAuthorizationServer({
     config,
