@@ -44,8 +44,9 @@ export interface StartOptions {
   /** Where first-start messages go (the demo password); stdout by default. */
   announce?: (line: string) => void;
   /**
-   * Decides storage expiry, gateway token expiry and IdP token refresh (the system clock by default);
-   * tests pass one they can move. oidc-provider keeps its own time for what it issues.
+   * Every expiry the gateway judges itself: storage TTLs, gateway-token `exp`, IdP-token expiry and
+   * refresh, stdio recycling, registration rate-limit windows (the system clock by default). Tests
+   * pass one they can move. oidc-provider keeps its own time for what it issues and checks.
    */
   clock?: Clock;
 }

@@ -1,8 +1,10 @@
 /**
- * The one source of "now" for every expiry decision the gateway makes: storage TTLs and sweeping,
- * the gateway token's `exp` and its verified-token cache, and when the user's IdP token is due for a
- * refresh. Passing it in (rather than reading `Date.now()` at each site) lets tests move time forward
- * at once instead of sleeping, and keeps every component of one gateway agreeing on the time.
+ * The one source of "now" for the expiry decisions the gateway makes itself: storage TTLs and
+ * sweeping, the gateway token's `exp` and its verified-token cache, the IdP token's expiry, refresh
+ * and the recycling of stdio processes that hold it, and registration rate-limit windows. Passing it
+ * in (rather than reading `Date.now()` at each site) lets tests move time forward at once instead of
+ * sleeping, and keeps every component of one gateway agreeing on the time. oidc-provider is the
+ * exception: it reads the system clock for what it issues and checks, and offers no way to replace it.
  */
 export interface Clock {
   /** Epoch milliseconds. */

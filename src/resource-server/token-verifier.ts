@@ -3,8 +3,8 @@
  *
  * Tokens are JWTs per RFC 9068 ("JWT Profile for OAuth 2.0 Access Tokens"), signed ES256 with keys the
  * process already holds, so no HTTP fetch of a JWKS is involved. This is the hot path of every MCP
- * request: a token is verified once, then answered from a bounded cache until it
- * expires. Normal failures come back as values, not exceptions.
+ * request: a token is verified once, then answered from a bounded cache until it expires. Normal
+ * failures come back as values, not exceptions.
  */
 import { createLocalJWKSet, jwtVerify, errors } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
