@@ -28,6 +28,7 @@ import { createOutboundFetch } from './http/outbound.ts';
 import { hashPassword } from './idp/passwords.ts';
 import { OAuthError, sendJson, sendOAuthError } from './http/errors.ts';
 import { clientAddressResolver } from './http/client-address.ts';
+import type { Clock } from './core/clock.ts';
 
 export interface RunningGateway {
   /** The address actually listened on (differs from publicUrl with port 0 or behind a proxy). */
@@ -42,6 +43,12 @@ export interface StartOptions {
   logger?: Logger;
   /** Where first-start messages go (the demo password); stdout by default. */
   announce?: (line: string) => void;
+  /**
+   * Every expiry the gateway judges itself: storage TTLs, gateway-token `exp`, IdP-token expiry and
+   * refresh, stdio recycling, registration rate-limit windows (the system clock by default). Tests
+   * pass one they can move. oidc-provider keeps its own time for what it issues and checks.
+   */
+  clock?: Clock;
 }
 
 const DEMO_USER_RECORD = 'demo-user';
@@ -71,7 +78,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const issuer = config.publicUrl; // the schema normalises it to the origin form, the issuer's
   const branding = config.ui;
 
-  const storage = await openStorage(config);
+  const { clock } = options;
+  const storage = await openStorage(config, { clock });
   const stopSweeper = startSweeper(storage, 60_000, logger);
   const secretBox = new SecretBox(await loadEncryptionKeys(config, logger));
   const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret);
@@ -101,9 +109,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     logger,
     fetch: outboundFetch,
     clientAddress: clientAddressResolver(config.trustProxy),
+    clock,
   });
-  const idpTokens = createIdpTokenSource({ storage, secretBox, providers: identityProviders, logger, retentionSeconds: config.tokens.refreshTokenTtl });
-  const upstreams = await startUpstreamTargets(servers, { logger, idpTokens });
+  const idpTokens = createIdpTokenSource({ storage, secretBox, providers: identityProviders, logger, retentionSeconds: config.tokens.refreshTokenTtl, clock });
+  const upstreams = await startUpstreamTargets(servers, { logger, idpTokens, clock });
 
   const authorization = await createAuthorizationServer({
     config,
@@ -115,6 +124,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     identityProviders,
     extraCaPem,
     logger,
+    clock,
   });
   const gateway = createResourceServer({
     issuer,
@@ -124,6 +134,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     logger,
     upstreams,
     idpTokens,
+    clock,
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
   });

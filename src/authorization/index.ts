@@ -19,6 +19,7 @@ import { createCimdFetch } from './cimd.ts';
 import { grantableScope } from './request-scope.ts';
 import { publicJwks, type GatewayKeys } from './keys.ts';
 import { createRegistrationGuards } from './registration.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 
 export type { ProtectedResource } from './provider.ts';
 
@@ -32,6 +33,8 @@ export interface AuthorizationServerOptions {
   identityProviders: IdentityProvider[];
   extraCaPem?: string;
   logger: Logger;
+  /** Times the registration rate-limit windows (the system clock by default). */
+  clock?: Clock;
 }
 
 export interface AuthorizationServer {
@@ -116,6 +119,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     knownScopes: scopes,
     trustProxy: config.trustProxy,
     rateLimit: config.registration.rateLimit,
+    now: () => (options.clock ?? systemClock).now(),
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {

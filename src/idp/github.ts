@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import type { GatewayConfig, IdentityProviderConfig } from '../config/schema.ts';
 import type { GithubProviderConfig } from '../config/schema-providers-oauth2.ts';
+import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   apiFailure, callbackError, checkAuthorizationParams, codeFromCallback, getJson, requestTokens, idpTokensFrom,
@@ -28,6 +29,8 @@ export interface GithubIdentityProviderOptions {
   fetch?: typeof fetch;
   /** For operator-facing problems (wrong client secret, missing permission) beyond the login log line. */
   logger?: Logger;
+  /** Stamps `expiresAt` from the IdP's `expires_in` (the gateway's clock; the system clock by default). */
+  clock?: Clock;
 }
 
 /** Pages of 100 (GitHub's maximum); more than this many pages of orgs or teams is not a real account. */
@@ -42,6 +45,7 @@ export class GithubIdentityProvider implements IdentityProvider {
   readonly #config: GithubProviderConfig;
   readonly #fetch: typeof fetch;
   readonly #logger: Logger | undefined;
+  readonly #clock: Clock;
   readonly #webUrl: string;
   readonly #apiUrl: string;
   readonly #scopes: string[];
@@ -54,6 +58,7 @@ export class GithubIdentityProvider implements IdentityProvider {
     checkAuthorizationParams(config.id, config.authorizationParams);
     this.#fetch = options.fetch ?? fetch;
     this.#logger = options.logger;
+    this.#clock = options.clock ?? systemClock;
     const endpoints = githubEndpoints(config);
     this.#webUrl = endpoints.webUrl;
     this.#apiUrl = endpoints.apiUrl;
@@ -96,7 +101,7 @@ export class GithubIdentityProvider implements IdentityProvider {
       classify: (error, detail) => this.#classifyTokenError(error, detail, 'code exchange', expectedCallbackUrl),
     });
     const identity = await this.#identity(response.access_token);
-    return { identity, tokens: idpTokensFrom(response) };
+    return { identity, tokens: idpTokensFrom(response, epochSeconds(this.#clock)) };
   }
 
   async refresh(tokens: IdpTokens): Promise<IdpTokens> {
@@ -114,7 +119,7 @@ export class GithubIdentityProvider implements IdentityProvider {
       classify: (error, detail) => this.#classifyTokenError(error, detail, 'refresh'),
     });
     // GitHub rotates the refresh token on every use: the new one replaces the old.
-    return idpTokensFrom(response);
+    return idpTokensFrom(response, epochSeconds(this.#clock));
   }
 
   /** The user behind an access token: `/user`, `/user/emails`, and orgs and teams when configured. */

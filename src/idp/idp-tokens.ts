@@ -10,6 +10,7 @@
  *   so the caller answers with a 401 challenge and the client logs in again;
  * - throws IdpLoginError('temporarily_unavailable') when the IdP could not be reached.
  */
+import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { NS } from '../storage/records.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
@@ -42,6 +43,8 @@ export interface IdpTokenSourceDeps {
   logger: Logger;
   /** How long stored IdP tokens are kept after a refresh, in seconds (as at login). */
   retentionSeconds?: number;
+  /** Decides when a token is due for a refresh; tests pass one they can move. */
+  clock?: Clock;
 }
 
 const REFRESH_LOCK_NS = 'idp-refresh-lock';
@@ -51,6 +54,7 @@ const DEFAULT_MIN_VALIDITY = 60;
 
 export function createIdpTokenSource(deps: IdpTokenSourceDeps): IdpTokenSource {
   const { storage, secretBox, logger } = deps;
+  const clock = deps.clock ?? systemClock;
   const providers = new Map(deps.providers.map((provider) => [provider.id, provider]));
   /** In-process single flight: concurrent requests of one user share one refresh. */
   const inFlight = new Map<string, Promise<IdpAccessToken>>();
@@ -62,7 +66,7 @@ export function createIdpTokenSource(deps: IdpTokenSourceDeps): IdpTokenSource {
 
   function fresh(tokens: IdpTokens | undefined, minValidity: number): IdpAccessToken | undefined {
     if (!tokens?.accessToken) return undefined;
-    if (tokens.expiresAt !== undefined && tokens.expiresAt - minValidity <= Math.floor(Date.now() / 1000)) return undefined;
+    if (tokens.expiresAt !== undefined && tokens.expiresAt - minValidity <= epochSeconds(clock)) return undefined;
     return { accessToken: tokens.accessToken, expiresAt: tokens.expiresAt };
   }
 

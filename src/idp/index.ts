@@ -12,6 +12,7 @@ import { GithubIdentityProvider } from './github.ts';
 import { OAuth2IdentityProvider } from './oauth2.ts';
 import type { IdentityProvider } from './types.ts';
 import type { IncomingMessage } from 'node:http';
+import type { Clock } from '../core/clock.ts';
 
 export interface IdentityProviderDeps {
   storage: Storage;
@@ -21,6 +22,8 @@ export interface IdentityProviderDeps {
   logger: Logger;
   fetch: OutboundFetch;
   clientAddress: (req: IncomingMessage) => string | undefined;
+  /** Stamps the expiry of IdP tokens (the system clock by default). */
+  clock?: Clock;
 }
 
 export interface IdentityProviders {
@@ -45,9 +48,9 @@ export function createIdentityProviders(configs: readonly IdentityProviderConfig
       local.set(config.id, provider);
       return provider;
     }
-    if (config.type === 'github') return new GithubIdentityProvider(config, { fetch: deps.fetch, logger: deps.logger });
-    if (config.type === 'oauth2') return new OAuth2IdentityProvider(config, { fetch: deps.fetch });
-    return createOidcProvider(config, { fetch: deps.fetch, logger: deps.logger });
+    if (config.type === 'github') return new GithubIdentityProvider(config, { fetch: deps.fetch, logger: deps.logger, clock: deps.clock });
+    if (config.type === 'oauth2') return new OAuth2IdentityProvider(config, { fetch: deps.fetch, clock: deps.clock });
+    return createOidcProvider(config, { fetch: deps.fetch, logger: deps.logger, clock: deps.clock });
   });
   return { all, local };
 }

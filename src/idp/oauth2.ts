@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { OAuth2ProviderConfig } from '../config/schema-providers-oauth2.ts';
+import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
 import { booleanFrom, groupsFrom, subjectFrom, valueAtPath } from './oauth2-claims.ts';
 import {
   apiFailure, callbackError, checkAuthorizationParams, codeFromCallback, getJson, OAuth2ConfigError, requestTokens, idpTokensFrom,
@@ -20,6 +21,8 @@ import type {
 export interface OAuth2IdentityProviderOptions {
   /** Outbound fetch (see `createOutboundFetch`): trusts the extra CA and has its own deadline. */
   fetch?: typeof fetch;
+  /** Stamps `expiresAt` from the IdP's `expires_in` (the gateway's clock; the system clock by default). */
+  clock?: Clock;
 }
 
 export class OAuth2IdentityProvider implements IdentityProvider {
@@ -28,12 +31,14 @@ export class OAuth2IdentityProvider implements IdentityProvider {
   readonly #config: OAuth2ProviderConfig;
   readonly #fetch: typeof fetch;
   readonly #authMethod: ClientAuthMethod;
+  readonly #clock: Clock;
 
   constructor(config: OAuth2ProviderConfig, options: OAuth2IdentityProviderOptions = {}) {
     this.id = config.id;
     this.displayName = config.displayName;
     this.#config = config;
     checkAuthorizationParams(config.id, config.authorizationParams);
+    this.#clock = options.clock ?? systemClock;
     this.#authMethod = config.tokenEndpointAuthMethod ?? (config.clientSecret ? 'client_secret_basic' : 'none');
     if (this.#authMethod !== 'none' && !config.clientSecret) {
       throw new OAuth2ConfigError(`identity provider "${config.id}": tokenEndpointAuthMethod ${this.#authMethod} needs a clientSecret`);
@@ -73,7 +78,7 @@ export class OAuth2IdentityProvider implements IdentityProvider {
       classify: (error, detail) => classifyTokenError(error, detail, 'code exchange', this.id),
     });
     const identity = await this.#identity(response.access_token, label);
-    return { identity, tokens: idpTokensFrom(response) };
+    return { identity, tokens: idpTokensFrom(response, epochSeconds(this.#clock)) };
   }
 
   async refresh(tokens: IdpTokens): Promise<IdpTokens> {
@@ -84,7 +89,7 @@ export class OAuth2IdentityProvider implements IdentityProvider {
       params: { grant_type: 'refresh_token', refresh_token: tokens.refreshToken },
       classify: (error, detail) => classifyTokenError(error, detail, 'refresh', this.id),
     });
-    return idpTokensFrom(response);
+    return idpTokensFrom(response, epochSeconds(this.#clock));
   }
 
   #tokenClient(label: string) {

@@ -8,6 +8,7 @@
  */
 import * as client from 'openid-client';
 import { isLoopbackHost } from '../config/schema.ts';
+import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { identityFromClaims, MissingSubjectClaim } from './claims.ts';
 import type { OidcSettings } from './oidc-settings.ts';
@@ -21,6 +22,8 @@ export interface OidcIdentityProviderOptions {
   timeoutMs?: number;
   /** For warnings that are not login failures (groups overage without Graph). */
   logger?: Logger;
+  /** Stamps `expiresAt` from the IdP's `expires_in` (the gateway's clock; the system clock by default). */
+  clock?: Clock;
 }
 
 /** The host whose multi-tenant issuer template openid-client understands (see `entraDiscovery`). */
@@ -58,6 +61,7 @@ export class OidcIdentityProvider implements IdentityProvider {
   readonly #fetch: typeof fetch | undefined;
   readonly #timeoutSeconds: number;
   readonly #logger: Logger | undefined;
+  readonly #clock: Clock;
   /** The in-flight or finished discovery; dropped on failure so the next login tries again. */
   #discovery: Promise<client.Configuration> | undefined;
 
@@ -77,6 +81,7 @@ export class OidcIdentityProvider implements IdentityProvider {
     // openid-client counts in seconds; round up so a sub-second setting does not become "no timeout".
     this.#timeoutSeconds = Math.max(1, Math.ceil((options.timeoutMs ?? 10_000) / 1000));
     this.#logger = options.logger;
+    this.#clock = options.clock ?? systemClock;
   }
 
   async authorizationUrl(login: IdpLoginState, callbackUrl: string): Promise<URL> {
@@ -118,7 +123,7 @@ export class OidcIdentityProvider implements IdentityProvider {
     }
     const idClaims = tokens.claims();
     if (!idClaims) throw new IdpLoginError('server_error', 'The identity provider returned no ID token.', 'token response without id_token');
-    const idpTokens = tokensFrom(tokens);
+    const idpTokens = tokensFrom(tokens, this.#clock);
 
     // The preset's own rule (tenant, Workspace domain) on the verified ID token, before anything else.
     const refusal = this.#settings.checkClaims?.(idClaims);
@@ -167,7 +172,7 @@ export class OidcIdentityProvider implements IdentityProvider {
     } catch (error) {
       throw toLoginError(error, 'refresh');
     }
-    const refreshed = tokensFrom(response);
+    const refreshed = tokensFrom(response, this.#clock);
     // OIDC Core §12.2: a refreshed ID token must be about the same user.
     const newClaims = response.claims();
     const oldSubject = tokens.idToken ? unverifiedClaims(tokens.idToken)?.['sub'] : undefined;
@@ -277,13 +282,13 @@ function unverifiedClaims(jwt: string): Record<string, unknown> | undefined {
   }
 }
 
-function tokensFrom(response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): IdpTokens {
+function tokensFrom(response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, clock: Clock): IdpTokens {
   const tokens: IdpTokens = {};
   if (response.access_token) tokens.accessToken = response.access_token;
   if (response.refresh_token) tokens.refreshToken = response.refresh_token;
   if (response.id_token) tokens.idToken = response.id_token;
   const expiresIn = response.expiresIn();
-  if (expiresIn !== undefined) tokens.expiresAt = Math.floor(Date.now() / 1000) + expiresIn;
+  if (expiresIn !== undefined) tokens.expiresAt = epochSeconds(clock) + expiresIn;
   if (response.scope) tokens.scope = response.scope;
   return tokens;
 }

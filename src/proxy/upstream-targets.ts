@@ -12,6 +12,7 @@ import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Clock } from '../core/clock.ts';
 import type { StdioServer } from '../stdio/index.ts';
 
 export interface UpstreamTarget {
@@ -37,6 +38,8 @@ export interface UpstreamTargets {
 export interface UpstreamTargetDeps {
   logger: Logger;
   idpTokens: IdpTokenSource;
+  /** Times stdio IdP-token recycling (the system clock by default). */
+  clock?: Clock;
 }
 
 export async function startUpstreamTargets(servers: readonly ServerConfig[], deps: UpstreamTargetDeps): Promise<UpstreamTargets> {

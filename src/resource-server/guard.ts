@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { IdpReauthenticationRequired } from '../idp/idp-tokens.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Clock } from '../core/clock.ts';
 import type { ChallengeParams } from './challenge.ts';
 import { appendIdentityHeaders, encodeIdentity, identityHeaderPlan } from './identity-headers.ts';
 import type { EncodedIdentity, IdentityHeaderPlan } from './identity-headers.ts';
@@ -82,6 +83,8 @@ export interface ResourceGuardOptions {
   findUser: (sub: string) => Promise<UserRecord | undefined>;
   idpTokens?: IdpTokenSource;
   logger: Logger;
+  /** Decides when a cached IdP token is stale (the system clock by default). */
+  clock?: Clock;
 }
 
 export interface ResourceGuard {
@@ -100,7 +103,7 @@ export interface ResourceGuard {
 
 export function createResourceGuard(options: ResourceGuardOptions): ResourceGuard {
   const { verifier, logger } = options;
-  const idpTokens: IdpTokenCache | undefined = options.idpTokens ? createIdpTokenCache(options.idpTokens) : undefined;
+  const idpTokens: IdpTokenCache | undefined = options.idpTokens ? createIdpTokenCache(options.idpTokens, { clock: options.clock }) : undefined;
   const lookups = new WeakMap<VerifiedToken, Promise<UserRecord | undefined>>();
 
   /**

@@ -7,6 +7,7 @@
  * within 60 s of expiry, so the cache hands back to it in time). A token without a stated expiry is
  * kept for `UNDATED_TTL_MS` only, so a new login's token is picked up soon.
  */
+import { systemClock, type Clock } from '../core/clock.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 
 /** Leave the source this much time before expiry to refresh. Larger than the source's own 60 s. */
@@ -29,15 +30,15 @@ export interface IdpTokenCache {
   clear(): void;
 }
 
-export function createIdpTokenCache(source: IdpTokenSource, options: { maxEntries?: number; now?: () => number } = {}): IdpTokenCache {
-  const now = options.now ?? Date.now;
+export function createIdpTokenCache(source: IdpTokenSource, options: { maxEntries?: number; clock?: Clock } = {}): IdpTokenCache {
+  const clock = options.clock ?? systemClock;
   const max = Math.max(1, options.maxEntries ?? 10_000);
   const entries = new Map<string, Entry>();
 
   function peek(userId: string): string | undefined {
     const entry = entries.get(userId);
     if (entry === undefined) return undefined;
-    if (entry.usableUntil <= now()) {
+    if (entry.usableUntil <= clock.now()) {
       entries.delete(userId);
       return undefined;
     }
@@ -50,8 +51,8 @@ export function createIdpTokenCache(source: IdpTokenSource, options: { maxEntrie
       const cached = peek(userId);
       if (cached !== undefined) return cached;
       const token = await source.accessTokenFor(userId);
-      const usableUntil = token.expiresAt === undefined ? now() + UNDATED_TTL_MS : token.expiresAt * 1000 - REFRESH_MARGIN_MS;
-      if (usableUntil > now()) {
+      const usableUntil = token.expiresAt === undefined ? clock.now() + UNDATED_TTL_MS : token.expiresAt * 1000 - REFRESH_MARGIN_MS;
+      if (usableUntil > clock.now()) {
         entries.delete(userId);
         entries.set(userId, { accessToken: token.accessToken, usableUntil });
         if (entries.size > max) {

@@ -29,6 +29,7 @@ import { createTokenVerifier } from './token-verifier.ts';
 import type { TokenVerifier } from './token-verifier.ts';
 import type { UpstreamTarget, UpstreamTargets } from '../proxy/upstream-targets.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Clock } from '../core/clock.ts';
 
 export {
   canonicalizeResource, hostKey, issuerFromPublicUrl, protectedResourceMetadataUrl, protectedResourceMetadataUrlOf, resourceFor, resourceUriFor,
@@ -55,6 +56,8 @@ export interface ResourceServerOptions {
   upstreams?: UpstreamTargets;
   /** The user's IdP access token, for servers configured with `idpToken`. */
   idpTokens?: IdpTokenSource;
+  /** Decides token expiry and cache lifetimes (the system clock by default). */
+  clock?: Clock;
   /** A token verifier to share (its cache) with forward-auth; by default one of its own. */
   verifier?: TokenVerifier;
   /**
@@ -104,8 +107,8 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   const scheme = new URL(issuer).protocol;
   const forwardedProto = scheme.slice(0, -1);
   const logger = options.logger;
-  const verifier: TokenVerifier = options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys });
-  const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger });
+  const verifier: TokenVerifier = options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys, clock: options.clock });
+  const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger, clock: options.clock });
   const metadata = new ProtectedResourceMetadataEndpoints(issuer, options.servers);
   const pools = new UpstreamPools();
   const clientAddress = options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress);

@@ -3,11 +3,12 @@
  *
  * Tokens are JWTs per RFC 9068 ("JWT Profile for OAuth 2.0 Access Tokens"), signed ES256 with keys the
  * process already holds, so no HTTP fetch of a JWKS is involved. This is the hot path of every MCP
- * request (DESIGN.md, Performance): a token is verified once, then answered from a bounded cache until it
- * expires. Normal failures come back as values, not exceptions.
+ * request: a token is verified once, then answered from a bounded cache until it expires. Normal
+ * failures come back as values, not exceptions.
  */
 import { createLocalJWKSet, jwtVerify, errors } from 'jose';
 import type { JWK, JWTPayload } from 'jose';
+import { systemClock, type Clock } from '../core/clock.ts';
 import type { UserRecord } from '../storage/records.ts';
 import type { EncodedIdentity } from './identity-headers.ts';
 
@@ -51,8 +52,8 @@ export interface TokenVerifierOptions {
   clockToleranceSeconds?: number;
   /** Maximum number of verified tokens kept. */
   cacheSize?: number;
-  /** Clock in epoch milliseconds; tests move it. */
-  now?: () => number;
+  /** Decides `exp`/`nbf` and when a cached token stops being answered; tests pass one they can move. */
+  clock?: Clock;
 }
 
 export interface TokenVerifier {
@@ -72,7 +73,7 @@ export interface TokenVerifier {
 const ACCESS_TOKEN_TYPE = 'at+jwt';
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
   const tolerance = options.clockToleranceSeconds ?? 5;
   const cache = new TokenCache(options.cacheSize ?? 10_000);
   let keySet: ReturnType<typeof createLocalJWKSet> | undefined;
@@ -91,7 +92,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   }
 
   function fromCache(token: string, resource: string): VerifyResult | undefined {
-    const entry = cache.get(token, now());
+    const entry = cache.get(token, clock.now());
     return entry && audienceResult(entry, resource);
   }
 
@@ -110,7 +111,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
           typ: ACCESS_TOKEN_TYPE,
           clockTolerance: tolerance,
           requiredClaims: ['exp', 'sub', 'client_id'],
-          currentDate: new Date(now()),
+          currentDate: new Date(clock.now()),
         });
         payload = result.payload;
         kid = result.protectedHeader.kid;
@@ -128,7 +129,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         kid,
       };
       // A token inside the clock tolerance past `exp` is accepted once but not cached.
-      if (entry.expiresAt > now()) cache.set(token, entry);
+      if (entry.expiresAt > clock.now()) cache.set(token, entry);
       return audienceResult(entry, resource);
     },
     clear: () => cache.clear(),

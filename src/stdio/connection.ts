@@ -19,6 +19,7 @@
  */
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   BridgeError, errorResponse, idKey, INTERNAL_ERROR, isNotification, isRequest, isResponse, METHOD_NOT_FOUND, SERVER_UNAVAILABLE,
@@ -62,6 +63,8 @@ export interface ConnectionOptions {
   backoff: { initialMs: number; maxMs: number };
   /** Recycle a process whose IdP token expires within this many ms (0: only once expired). */
   recycleBeforeExpiryMs: number;
+  /** Decides when the IdP token is due for recycling (the system clock by default). */
+  clock?: Clock;
 }
 
 interface PendingRequest {
@@ -337,7 +340,7 @@ export class StdioServerConnection {
   #recycleDue(message: JSONRPCMessage): boolean {
     const expiresAt = this.#tokenExpiresAt;
     if (expiresAt === undefined || !isRequest(message)) return false;
-    if (expiresAt * 1000 - this.#options.recycleBeforeExpiryMs > Date.now()) return false;
+    if (expiresAt * 1000 - this.#options.recycleBeforeExpiryMs > (this.#options.clock ?? systemClock).now()) return false;
     if (this.#pending.size > 0 || this.#serverRequests.size > 0) {
       this.#recyclePending = true;
       return false; // the old process serves this request; the switch happens when it is quiet

@@ -6,6 +6,7 @@ import type { ServerConfig } from '../config/schema.ts';
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Clock } from '../core/clock.ts';
 import { startStdioBridge, type StdioBridge } from './bridge.ts';
 import { StdioSupervisor } from './supervisor.ts';
 
@@ -15,6 +16,8 @@ export type { StdioBridge } from './bridge.ts';
 export interface StdioServerDeps {
   logger: Logger;
   idpTokens: IdpTokenSource;
+  /** Times IdP-token recycling (the system clock by default). */
+  clock?: Clock;
   /** Serve the bridge over loopback HTTP too (tests); the gateway hands requests over in-process. */
   listenOnLoopback?: boolean;
 }
@@ -40,7 +43,7 @@ export async function startStdioServer(server: ServerConfig, stdio: StdioUpstrea
     });
   }
   const logger = deps.logger;
-  const supervisor = new StdioSupervisor({ name: server.name, config: stdio, idpTokenEnv, idpTokens: deps.idpTokens, logger });
+  const supervisor = new StdioSupervisor({ name: server.name, config: stdio, idpTokenEnv, idpTokens: deps.idpTokens, logger, clock: deps.clock });
   const bridge = await startStdioBridge({
     name: server.name,
     supervisor,

@@ -4,6 +4,7 @@
  * (inherited baseline + configured `env` + the user's IdP token when `idpToken.env` asks for it).
  */
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
+import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { IdpReauthenticationRequired, type IdpTokenSource } from '../idp/idp-tokens.ts';
 import { StdioServerConnection, type ProcessLauncher } from './connection.ts';
@@ -17,6 +18,8 @@ export interface SupervisorOptions {
   idpTokenEnv?: string;
   idpTokens: IdpTokenSource;
   logger: Logger;
+  /** Times IdP-token recycling (the system clock by default). */
+  clock?: Clock;
 }
 
 /** The shared connection's key; user ids always contain `:` (`<provider>:<subject>`), so never collide. */
@@ -93,6 +96,7 @@ export class StdioSupervisor {
       stopGraceMs: config.stopGracePeriod * 1000,
       backoff: config.restartBackoff,
       recycleBeforeExpiryMs: config.recycleBeforeExpiry * 1000,
+      clock: this.#options.clock,
     });
   }
 

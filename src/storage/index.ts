@@ -1,23 +1,29 @@
 /** Picks the storage backend the configuration asks for, and keeps expired entries from piling up. */
 import { join } from 'node:path';
 import type { GatewayConfig } from '../config/schema.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { MemoryStorage } from './memory.ts';
 import { SqliteStorage } from './sqlite.ts';
 import type { Storage } from './types.ts';
 
 export type { Storage } from './types.ts';
 
-/** Async so a networked backend (Redis) can connect here without changing callers. */
-export async function openStorage(config: GatewayConfig): Promise<Storage> {
+/**
+ * Async so a networked backend (Redis) can connect here without changing callers. `clock` decides
+ * expiry for the backends that keep time themselves.
+ */
+export async function openStorage(config: GatewayConfig, options: { clock?: Clock } = {}): Promise<Storage> {
   const storage = config.storage;
+  const clock = options.clock ?? systemClock;
   switch (storage.type) {
     case 'memory':
-      return new MemoryStorage();
+      return new MemoryStorage({ clock });
     case 'sqlite':
-      return new SqliteStorage(storage.path ?? join(config.dataDir, 'gateway.db'));
+      return new SqliteStorage(storage.path ?? join(config.dataDir, 'gateway.db'), { clock });
     default: {
       const unknown: never = storage;
-      throw new Error(`unknown storage type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
+      throw new GatewayError(ErrorCode.STORAGE_UNKNOWN_TYPE, `unknown storage type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
     }
   }
 }

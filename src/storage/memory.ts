@@ -5,6 +5,7 @@
  * Atomicity comes for free: every method does its reads and writes synchronously before its promise
  * settles, and JavaScript runs one callback at a time, so no other call can interleave.
  */
+import { systemClock, type Clock } from '../core/clock.ts';
 import type { Storage } from './types.ts';
 import { decodeValue, encodeValue, expiryFrom, extendedSetExpiry, isLive } from './values.ts';
 
@@ -57,9 +58,19 @@ class NamespacedMap<T> {
   }
 }
 
+export interface MemoryStorageOptions {
+  /** Decides which entries are live and what sweep() removes; tests pass one they can move. */
+  clock?: Clock;
+}
+
 export class MemoryStorage implements Storage {
   readonly #entries = new NamespacedMap<Entry>();
   readonly #sets = new NamespacedMap<SetEntry>();
+  readonly #clock: Clock;
+
+  constructor(options: MemoryStorageOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+  }
 
   /** Entries and sets held, live or expired; lets tests and metrics see what `sweep` removed. */
   get size(): number {
@@ -67,18 +78,18 @@ export class MemoryStorage implements Storage {
   }
 
   async get<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
-    const entry = this.#liveEntry(namespace, key, Date.now());
+    const entry = this.#liveEntry(namespace, key, this.#clock.now());
     return entry ? decodeValue<T>(entry.value) : undefined;
   }
 
   async set(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<void> {
-    const entry: Entry = { value: encodeValue(value), expiresAt: expiryFrom(Date.now(), ttlSeconds) };
+    const entry: Entry = { value: encodeValue(value), expiresAt: expiryFrom(this.#clock.now(), ttlSeconds) };
     this.#entries.set(namespace, key, entry);
   }
 
   /** Applies to a value or a set under the key, as EXPIRE does in Redis's single keyspace. */
   async expire(namespace: string, key: string, ttlSeconds: number | undefined): Promise<boolean> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const expiresAt = expiryFrom(now, ttlSeconds);
     let found = false;
     const entry = this.#liveEntry(namespace, key, now);
@@ -101,14 +112,14 @@ export class MemoryStorage implements Storage {
   }
 
   async consume<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
-    const entry = this.#liveEntry(namespace, key, Date.now());
+    const entry = this.#liveEntry(namespace, key, this.#clock.now());
     if (!entry) return undefined;
     this.#entries.delete(namespace, key);
     return decodeValue<T>(entry.value);
   }
 
   async increment(namespace: string, key: string, ttlSeconds: number): Promise<number> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const entry = this.#liveEntry(namespace, key, now);
     if (!entry) {
       // A new window starts here; its expiry is fixed for the window's whole life.
@@ -123,7 +134,7 @@ export class MemoryStorage implements Storage {
   }
 
   async addToSet(namespace: string, key: string, member: string, ttlSeconds?: number): Promise<void> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const added = expiryFrom(now, ttlSeconds);
     const set = this.#liveSet(namespace, key, now);
     if (!set) {
@@ -136,12 +147,12 @@ export class MemoryStorage implements Storage {
   }
 
   async members(namespace: string, key: string): Promise<string[]> {
-    const set = this.#liveSet(namespace, key, Date.now());
+    const set = this.#liveSet(namespace, key, this.#clock.now());
     return set ? [...set.members] : [];
   }
 
   async sweep(): Promise<void> {
-    const now = Date.now();
+    const now = this.#clock.now();
     this.#entries.deleteWhere((entry) => !isLive(entry.expiresAt, now));
     this.#sets.deleteWhere((set) => !isLive(set.expiresAt, now));
   }

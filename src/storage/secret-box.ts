@@ -13,6 +13,7 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:
 import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { GatewayConfig } from '../config/schema.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 const VERSION = 'v1';
 const ALGORITHM = 'aes-256-gcm';
@@ -21,18 +22,23 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
-export type SecretBoxErrorCode =
-  | 'ERR_SECRET_BOX_MALFORMED' // not a sealed string this version understands
-  | 'ERR_SECRET_BOX_UNKNOWN_KEY' // sealed with a key that is not configured (any more)
-  | 'ERR_SECRET_BOX_AUTH_FAILED'; // tampered with, or opened with different associated data
+/** Why a sealed value could not be opened; the error's `code` is ERR_SECRET_BOX_OPEN_FAILED for all. */
+export type SecretBoxFailure =
+  | 'malformed' // not a sealed string this version understands
+  | 'unknown_key' // sealed with a key that is not configured (any more)
+  | 'auth_failed'; // tampered with, or opened with different associated data
 
-/** Messages name the failure and at most the key id; never the plaintext, nor the sealed value. */
-export class SecretBoxError extends Error {
-  readonly code: SecretBoxErrorCode;
-  constructor(code: SecretBoxErrorCode, message: string) {
-    super(message);
+/**
+ * A sealed value that cannot be opened. One code, because every caller reacts the same way (the secret
+ * is unusable); `reason` tells an operator reading logs whether a key went missing or data was altered.
+ * Messages name the failure and at most the key id; never the plaintext, nor the sealed value.
+ */
+export class SecretBoxError extends GatewayError {
+  readonly reason: SecretBoxFailure;
+  constructor(reason: SecretBoxFailure, message: string) {
+    super(ErrorCode.SECRET_BOX_OPEN_FAILED, message);
     this.name = 'SecretBoxError';
-    this.code = code;
+    this.reason = reason;
   }
 }
 
@@ -49,13 +55,13 @@ export class SecretBox {
 
   /** `keys[0]` seals; all of them open. Each key is 32 random bytes. */
   constructor(keys: Buffer[]) {
-    if (keys.length === 0) throw new Error('SecretBox needs at least one key');
+    if (keys.length === 0) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, 'SecretBox needs at least one key');
     for (const [index, key] of keys.entries()) {
-      if (key.length !== KEY_BYTES) throw new Error(`encryption key #${index + 1} is ${key.length} bytes; AES-256 needs ${KEY_BYTES}`);
+      if (key.length !== KEY_BYTES) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `encryption key #${index + 1} is ${key.length} bytes; AES-256 needs ${KEY_BYTES}`);
       const id = keyIdOf(key);
       const existing = this.#keys.get(id);
       // Listing the same key twice is harmless; two keys sharing an id would make opening ambiguous.
-      if (existing && !existing.equals(key)) throw new Error(`encryption keys #${index + 1} and another share key id ${id}; generate a new key`);
+      if (existing && !existing.equals(key)) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `encryption keys #${index + 1} and another share key id ${id}; generate a new key`);
       if (!existing) this.#keys.set(id, Buffer.from(key));
     }
     this.#currentKeyId = keyIdOf(keys[0]!);
@@ -87,7 +93,7 @@ export class SecretBox {
     const { keyId, iv, ciphertext, tag } = parse(sealed);
     const key = this.#keys.get(keyId);
     if (!key) {
-      throw new SecretBoxError('ERR_SECRET_BOX_UNKNOWN_KEY', `secret was sealed with key ${keyId}, which is not among the configured encryption keys`);
+      throw new SecretBoxError('unknown_key', `secret was sealed with key ${keyId}, which is not among the configured encryption keys`);
     }
     // authTagLength pins the tag size, so a truncated tag cannot be accepted.
     const decipher = createDecipheriv(ALGORITHM, key, iv, { authTagLength: TAG_BYTES });
@@ -97,7 +103,7 @@ export class SecretBox {
     try {
       plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
     } catch {
-      throw new SecretBoxError('ERR_SECRET_BOX_AUTH_FAILED', 'secret failed authentication: it was altered, or belongs to another record');
+      throw new SecretBoxError('auth_failed', 'secret failed authentication: it was altered, or belongs to another record');
     }
     return plaintext.toString('utf8');
   }
@@ -114,7 +120,7 @@ export class SecretBox {
 
   /**
    * True when `sealed` was not sealed with the current key and should be re-sealed (open, then seal).
-   * Throws ERR_SECRET_BOX_MALFORMED for a string that is not a sealed secret at all.
+   * Throws a SecretBoxError (reason `malformed`) for a string that is not a sealed secret at all.
    */
   needsRotation(sealed: string): boolean {
     return parse(sealed).keyId !== this.#currentKeyId;
@@ -138,14 +144,14 @@ function parse(sealed: string): Sealed {
   const parts = typeof sealed === 'string' ? sealed.split('.') : [];
   const [version, keyId, iv, ciphertext, tag] = parts;
   if (parts.length !== 5 || version !== VERSION || keyId === undefined || iv === undefined || ciphertext === undefined || tag === undefined) {
-    throw new SecretBoxError('ERR_SECRET_BOX_MALFORMED', `not a sealed secret (expected ${VERSION}.<keyId>.<iv>.<ciphertext>.<tag>)`);
+    throw new SecretBoxError('malformed', `not a sealed secret (expected ${VERSION}.<keyId>.<iv>.<ciphertext>.<tag>)`);
   }
   if (!parts.every((part) => BASE64URL.test(part))) {
-    throw new SecretBoxError('ERR_SECRET_BOX_MALFORMED', 'sealed secret has characters outside base64url');
+    throw new SecretBoxError('malformed', 'sealed secret has characters outside base64url');
   }
   const decoded = { keyId, iv: Buffer.from(iv, 'base64url'), ciphertext: Buffer.from(ciphertext, 'base64url'), tag: Buffer.from(tag, 'base64url') };
   if (decoded.iv.length !== IV_BYTES || decoded.tag.length !== TAG_BYTES) {
-    throw new SecretBoxError('ERR_SECRET_BOX_MALFORMED', 'sealed secret has a wrong IV or tag length');
+    throw new SecretBoxError('malformed', 'sealed secret has a wrong IV or tag length');
   }
   return decoded;
 }
@@ -160,7 +166,7 @@ export async function loadEncryptionKeys(config: GatewayConfig, log?: { warn(msg
   if (config.secrets.encryptionKeys.length > 0) {
     return config.secrets.encryptionKeys.map((encoded, index) => {
       const key = Buffer.from(encoded, 'base64');
-      if (key.length !== KEY_BYTES) throw new Error(`secrets.encryptionKeys[${index}] must be ${KEY_BYTES} bytes, base64-encoded`);
+      if (key.length !== KEY_BYTES) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `secrets.encryptionKeys[${index}] must be ${KEY_BYTES} bytes, base64-encoded`);
       return key;
     });
   }
@@ -206,6 +212,6 @@ async function createKeyFileOnce(path: string): Promise<boolean> {
 
 async function readKeyFile(path: string): Promise<Buffer> {
   const key = Buffer.from((await readFile(path, 'utf8')).trim(), 'base64');
-  if (key.length !== KEY_BYTES) throw new Error(`${path} does not hold a ${KEY_BYTES}-byte base64 key`);
+  if (key.length !== KEY_BYTES) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `${path} does not hold a ${KEY_BYTES}-byte base64 key`);
   return key;
 }

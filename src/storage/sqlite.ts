@@ -4,11 +4,14 @@
  *
  * Every operation is one statement or one IMMEDIATE transaction, so its atomicity holds across
  * processes, not only across the callbacks of this one. Times are epoch milliseconds passed in from
- * JavaScript rather than read from SQLite's clock, so both backends share one notion of "now".
+ * the injected clock rather than read from SQLite's, so both backends share one notion of "now" (and
+ * tests can move it).
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { Storage } from './types.ts';
 import { decodeValue, encodeValue, expiryFrom, extendedSetExpiry } from './values.ts';
 
@@ -91,13 +94,20 @@ function prepareStatements(db: DatabaseSync) {
 type Statements = ReturnType<typeof prepareStatements>;
 type Params = Record<string, SQLInputValue>;
 
+export interface SqliteStorageOptions {
+  /** Decides which rows are live and what sweep() removes; tests pass one they can move. */
+  clock?: Clock;
+}
+
 export class SqliteStorage implements Storage {
   readonly #db: DatabaseSync;
   readonly #sql: Statements;
+  readonly #clock: Clock;
   #closed = false;
 
   /** `path` is a file (created with its directory if missing) or `:memory:`. */
-  constructor(path: string) {
+  constructor(path: string, options: SqliteStorageOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
     if (path !== ':memory:') createPrivateFile(path);
     this.#db = new DatabaseSync(path);
     try {
@@ -115,18 +125,18 @@ export class SqliteStorage implements Storage {
   }
 
   async get<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
-    const row = this.#sql.get.get({ namespace, key, now: Date.now() });
+    const row = this.#sql.get.get({ namespace, key, now: this.#clock.now() });
     return row ? decodeValue<T>(textColumn(row, 'value')) : undefined;
   }
 
   async set(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<void> {
-    const expiresAt = expiryFrom(Date.now(), ttlSeconds);
+    const expiresAt = expiryFrom(this.#clock.now(), ttlSeconds);
     this.#sql.set.run({ namespace, key, value: encodeValue(value), expiresAt });
   }
 
   /** Applies to a value or a set under the key, as EXPIRE does in Redis's single keyspace. */
   async expire(namespace: string, key: string, ttlSeconds: number | undefined): Promise<boolean> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const params: Params = { namespace, key, now, expiresAt: expiryFrom(now, ttlSeconds) };
     return this.#transaction(() => {
       const values = Number(this.#sql.expire.run(params).changes);
@@ -144,12 +154,12 @@ export class SqliteStorage implements Storage {
   }
 
   async consume<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
-    const row = this.#sql.consume.get({ namespace, key, now: Date.now() });
+    const row = this.#sql.consume.get({ namespace, key, now: this.#clock.now() });
     return row ? decodeValue<T>(textColumn(row, 'value')) : undefined;
   }
 
   async increment(namespace: string, key: string, ttlSeconds: number): Promise<number> {
-    const now = Date.now();
+    const now = this.#clock.now();
     let row: Record<string, unknown> | undefined;
     try {
       row = this.#sql.increment.get({ namespace, key, now, expiresAt: expiryFrom(now, ttlSeconds) });
@@ -161,12 +171,12 @@ export class SqliteStorage implements Storage {
     }
     // The value column has TEXT affinity, so the new count comes back as its decimal text.
     const count = row ? Number(row['value']) : Number.NaN;
-    if (!Number.isSafeInteger(count)) throw new Error(`increment of ${namespace}/${key} returned no count`);
+    if (!Number.isSafeInteger(count)) throw new GatewayError(ErrorCode.STORAGE_CORRUPT, `increment of ${namespace}/${key} returned no count`);
     return count;
   }
 
   async addToSet(namespace: string, key: string, member: string, ttlSeconds?: number): Promise<void> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const added = expiryFrom(now, ttlSeconds);
     this.#transaction(() => {
       // An expired set is replaced, not revived: its old members must not reappear.
@@ -180,12 +190,12 @@ export class SqliteStorage implements Storage {
   }
 
   async members(namespace: string, key: string): Promise<string[]> {
-    const rows = this.#sql.members.all({ namespace, key, now: Date.now() });
+    const rows = this.#sql.members.all({ namespace, key, now: this.#clock.now() });
     return rows.map((row) => textColumn(row, 'member'));
   }
 
   async sweep(): Promise<void> {
-    const now = Date.now();
+    const now = this.#clock.now();
     this.#transaction(() => {
       this.#sql.sweepKv.run({ now });
       this.#sql.sweepSets.run({ now });
@@ -204,7 +214,7 @@ export class SqliteStorage implements Storage {
   #migrate(): void {
     const version = Number(this.#db.prepare('PRAGMA user_version').get()?.['user_version'] ?? 0);
     if (version > SCHEMA_VERSION) {
-      throw new Error(`storage schema version ${version} is newer than this gateway supports (${SCHEMA_VERSION}); upgrade the gateway`);
+      throw new GatewayError(ErrorCode.STORAGE_SCHEMA_TOO_NEW, `storage schema version ${version} is newer than this gateway supports (${SCHEMA_VERSION}); upgrade the gateway`);
     }
     if (version === SCHEMA_VERSION) return;
     this.#transaction(() => {
@@ -241,13 +251,13 @@ function createPrivateFile(path: string): void {
 
 function textColumn(row: Record<string, unknown>, column: string): string {
   const value = row[column];
-  if (typeof value !== 'string') throw new Error(`storage column ${column} is not text`);
+  if (typeof value !== 'string') throw new GatewayError(ErrorCode.STORAGE_CORRUPT, `storage column ${column} is not text`);
   return value;
 }
 
 function nullableInteger(value: unknown): number | null {
   if (value === null) return null;
   const number = Number(value);
-  if (!Number.isSafeInteger(number)) throw new Error('storage expiry is not an integer');
+  if (!Number.isSafeInteger(number)) throw new GatewayError(ErrorCode.STORAGE_CORRUPT, 'storage expiry is not an integer');
   return number;
 }

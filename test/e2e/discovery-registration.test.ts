@@ -1,11 +1,12 @@
 /**
  * What clients find before they log in: metadata at every location they probe, CORS for browser-based
- * clients, and registration of the real bodies MCP clients send (CLIENTS.md §2).
+ * clients, and registration of the real bodies MCP clients send (test/support/client-profiles.ts).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { configSchema } from '../../src/config/schema.ts';
 import { Browser } from '../support/browser.ts';
+import { TestClock } from '../support/clock.ts';
 import { startStack, type Stack } from './stack.ts';
 import { authorizeAndExchange, authorizeUrl, inspectAccessToken, pkcePair, register, registerPublicClient } from './oauth.ts';
 import { CURSOR_METADATA, VSCODE_METADATA } from '../support/client-profiles.ts';
@@ -187,8 +188,10 @@ describe('discovery', () => {
 
 describe('dynamic client registration', () => {
   let stack: Stack;
+  /** The gateway's clock: registrations expire by it (storage TTL), so the test moves it. */
+  const clock = new TestClock();
   before(async () => {
-    stack = await startStack({ configure: (config) => { config.registration = { unusedClientTtl: 1 }; } });
+    stack = await startStack({ clock });
   });
   after(async () => {
     await stack?.close();
@@ -243,7 +246,9 @@ describe('dynamic client registration', () => {
 
   test('a registration never used for a login expires, and its client_id is then unknown (invalid_client)', async () => {
     const { body } = await register(stack, { client_name: 'Ephemeral', redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none' });
-    await sleep(1500);
+    // Past registration.unusedClientTtl (a day by default) on the gateway's clock; this is the
+    // describe's last test, as the gateway's time no longer matches its oidc-provider's afterwards.
+    clock.advance(configSchema.parse(stack.config).registration.unusedClientTtl * 1000);
     const browser = new Browser({ ca: stack.ca.caPem });
     const { challenge } = pkcePair();
     const page = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: String(body.client_id), redirect_uri: 'http://127.0.0.1:5000/callback', code_challenge: challenge, code_challenge_method: 'S256', state: 's' }), { stopAt: (url) => url.port === '5000' });
@@ -257,8 +262,14 @@ describe('dynamic client registration', () => {
 
 describe('registration hygiene: unknown clients re-register, registrations are rate-limited per address', () => {
   let stack: Stack;
+  /**
+   * The gateway's clock, which times the rate-limit windows. Standing still, it cannot cross a window
+   * boundary in the middle of a test, which the wall clock could.
+   */
+  const clock = new TestClock();
   before(async () => {
     stack = await startStack({
+      clock,
       configure: (config) => {
         // trustProxy: the address the proxy appended to X-Forwarded-For counts; without the header, the socket's.
         config.trustProxy = true;
@@ -276,12 +287,6 @@ describe('registration hygiene: unknown clients re-register, registrations are r
     headers: { 'content-type': 'application/json', ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}) },
     body: JSON.stringify(body),
   });
-
-  /** Windows are aligned to the clock: start a test early in one so it cannot straddle two. */
-  async function atWindowStart(windowSeconds: number): Promise<void> {
-    const left = windowSeconds - ((Date.now() / 1000) % windowSeconds);
-    if (left < 15) await sleep(left * 1000 + 100);
-  }
 
   test('an unknown client_id gets 401 invalid_client at /token, and registering again gets a working client', async () => {
     const grants: Array<Record<string, string>> = [
@@ -304,7 +309,6 @@ describe('registration hygiene: unknown clients re-register, registrations are r
   });
 
   test('over the limit: 429 with Retry-After and an OAuth error body; other addresses are unaffected; a forged X-Forwarded-For entry does not help', async () => {
-    await atWindowStart(3600);
     for (let i = 0; i < 3; i++) assert.equal((await registerFrom('203.0.113.5')).status, 201, `registration ${i + 1}`);
     const refused = await registerFrom('203.0.113.5');
     assert.equal(refused.status, 429);
@@ -321,10 +325,14 @@ describe('registration hygiene: unknown clients re-register, registrations are r
     assert.equal((await registerFrom('203.0.113.6')).status, 201, 'another address has its own count');
     // Without the header, the socket address (127.0.0.1) is counted on its own.
     assert.equal((await registerFrom()).status, 201);
+    // Retry-After is honest: a second before it the address is still refused, at it the window is new.
+    clock.advance((retryAfter - 1) * 1000);
+    assert.equal((await registerFrom('203.0.113.5')).status, 429, 'still inside the window');
+    clock.advance(1000);
+    assert.equal((await registerFrom('203.0.113.5')).status, 201, 'a new window');
   });
 
   test('a malformed registration from a flooding address is refused by the limit before its body is parsed', async () => {
-    await atWindowStart(3600);
     for (let i = 0; i < 3; i++) await (await registerFrom('203.0.113.9')).body?.cancel();
     const response = await fetch(`${stack.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.9' }, body: '{not json' });
     assert.equal(response.status, 429);

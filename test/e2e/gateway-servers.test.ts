@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -19,7 +18,8 @@ import { startDemoServer } from '../../src/demo/server.ts';
 import type { DemoServer } from '../../src/demo/server.ts';
 import { Browser } from '../support/browser.ts';
 import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
-import { approveAndSignIn, loggedInClient, startStack } from './stack.ts';
+import { revokeAtIdp } from '../support/oidc-idp.ts';
+import { approveAndSignIn, loggedInClient, startStack, storedIdpTokens } from './stack.ts';
 import type { Stack } from './stack.ts';
 import { tokenRequest } from './oauth.ts';
 
@@ -72,8 +72,7 @@ before(async () => {
   hostedDemo = await startDemoServer({ host: '127.0.0.1', port: 0 });
   stack = await startStack({
     // Short IdP access tokens: each use needs a refresh (the gateway refreshes within 60 s of expiry).
-    // Short refresh tokens: after 12 s idle the IdP refuses the refresh (invalid_grant).
-    idpTtl: { accessToken: 30, refreshToken: 12 },
+    idpTtl: { accessToken: 30 },
     logger: createLogger('info', { write: (line: string) => void logLines.push(line) }),
     extraServers: [
       { name: 'other', path: '/other', upstream: { url: 'demo' }, identityHeaders: { subject: 'x-user-id' } },
@@ -182,8 +181,12 @@ describe('the user\'s IdP access token, handed over in a header', () => {
         stack.idp.failWith(undefined, '/token');
       }
 
-      // The IdP refresh token expires: the IdP refuses the refresh, the user must sign in again.
-      await sleep(13_000);
+      // The IdP refuses the refresh, the user must sign in again. The IdP's own clock decides when its
+      // refresh token expires, so rather than wait for that, the grant ends by revocation at the IdP (an
+      // administrator removing the app's access): the gateway meets the same invalid_grant.
+      const idpRefreshToken = (await storedIdpTokens(stack, 'corp:alice'))?.refreshToken;
+      assert.ok(idpRefreshToken, 'the gateway holds the IdP refresh token');
+      await revokeAtIdp(stack.idp, idpRefreshToken, stack.fetch);
       const refused = await fetch(`${stack.issuer}/idp-echo`, { method: 'POST', headers, body: init });
       assert.equal(refused.status, 401);
       const challenge = String(refused.headers.get('www-authenticate'));
@@ -191,6 +194,7 @@ describe('the user\'s IdP access token, handed over in a header', () => {
       assert.match(challenge, new RegExp(`resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/idp-echo"`));
       await refused.arrayBuffer();
       assert.ok(logLines.some((line) => line.includes('"event":"idp_token.reauthentication_required"')));
+      assert.ok(logLines.some((line) => line.includes('"event":"idp_token.refresh_refused"') && line.includes('invalid_grant')), 'the IdP refused the refresh');
 
       // The SDK client meets the 401, refreshes, gets invalid_grant and starts a new login (without the
       // refusal it refreshed successfully, met the same 401 and gave up).

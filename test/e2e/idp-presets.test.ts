@@ -17,15 +17,15 @@ import { createIdpTokenSource, IdpReauthenticationRequired } from '../../src/idp
 import { createOidcProvider } from '../../src/idp/presets/index.ts';
 import type { OidcFamilyConfig } from '../../src/config/schema-providers.ts';
 import { createOutboundFetch } from '../../src/http/outbound.ts';
-import type { IdpTokens } from '../../src/idp/types.ts';
 import { Browser } from '../support/browser.ts';
 import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
 import {
   STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startAuth0Standin, startAuthentikStandin, startCognitoStandin,
   startEntraStandin, startGoogleStandin, startKeycloakStandin, startOktaStandin,
 } from '../support/idp-standins.ts';
+import { revokeAtIdp } from '../support/oidc-idp.ts';
 import type { TestUser, UpstreamIdp } from '../support/oidc-idp.ts';
-import { startStack } from './stack.ts';
+import { startStack, storedIdpTokens } from './stack.ts';
 import type { Stack } from './stack.ts';
 
 type ProviderInput = NonNullable<GatewayConfigInput['identityProviders']>[number];
@@ -189,12 +189,6 @@ async function signIn(stack: Stack, idp: UpstreamIdp, username: string) {
   return mcp;
 }
 
-async function storedTokens(stack: Stack, userId: string): Promise<IdpTokens | undefined> {
-  const box = new SecretBox(await loadEncryptionKeys(configSchema.parse(stack.config)));
-  const sealed = await stack.gateway.storage.get<string>(NS.idpTokens, userId);
-  return sealed === undefined ? undefined : box.openJson<IdpTokens>(sealed, userId);
-}
-
 for (const preset of CASES) {
   describe(preset.name, () => {
     let stack: Stack;
@@ -233,7 +227,7 @@ for (const preset of CASES) {
       preset.checkRequest(sent[0]!.query, { audiences });
 
       // The refresh through the token source, with the provider the gateway would build.
-      const before = await storedTokens(stack, preset.userId);
+      const before = await storedIdpTokens(stack, preset.userId);
       assert.ok(before?.refreshToken, 'the IdP gave a refresh token at login');
       const config = configSchema.parse(stack.config);
       const fetcher = createOutboundFetch({ extraCaPem: stack.ca.caPem, timeoutMs: 5_000 });
@@ -248,7 +242,7 @@ for (const preset of CASES) {
       // Asking for a day of validity makes the hour-long token too short: a refresh is due.
       const refreshed = await source.accessTokenFor(preset.userId, 86_400);
       assert.notEqual(refreshed.accessToken, before.accessToken);
-      const afterRefresh = await storedTokens(stack, preset.userId);
+      const afterRefresh = await storedIdpTokens(stack, preset.userId);
       assert.equal(afterRefresh?.accessToken, refreshed.accessToken);
       assert.ok(afterRefresh?.refreshToken);
     });
@@ -260,7 +254,7 @@ describe('refresh failures through the token source', () => {
     let idp!: UpstreamIdp;
     const stack = await startStack({
       identityProviders: async (callbackUrl) => {
-        idp = await startKeycloakStandin({ realm: 'short', redirectUris: [callbackUrl], users: { alice: { email: 'a@example.com' } }, ttl: { refreshToken: 3 } });
+        idp = await startKeycloakStandin({ realm: 'short', redirectUris: [callbackUrl], users: { alice: { email: 'a@example.com' } } });
         return [{ type: 'keycloak', baseUrl: new URL(idp.issuer).origin, realm: 'short', ...client }];
       },
     });
@@ -278,12 +272,16 @@ describe('refresh failures through the token source', () => {
       });
       await idp.stop();
       await assert.rejects(source.accessTokenFor('keycloak:alice', 86_400), (error: Error & { publicCode?: string }) => error.publicCode === 'temporarily_unavailable');
-      assert.ok(await storedTokens(stack, 'keycloak:alice'), 'an IdP outage keeps the stored tokens');
+      assert.ok(await storedIdpTokens(stack, 'keycloak:alice'), 'an IdP outage keeps the stored tokens');
       await idp.start();
-      await new Promise((resolve) => setTimeout(resolve, 3_500)); // the IdP's refresh token expires
+      // The IdP no longer accepts the refresh token. It would expire by the IdP's own clock, which the
+      // gateway's cannot move; revocation at the IdP ends it at once with the same invalid_grant.
+      const refreshToken = (await storedIdpTokens(stack, 'keycloak:alice'))?.refreshToken;
+      assert.ok(refreshToken);
+      await revokeAtIdp(idp, refreshToken, fetcher);
       await assert.rejects(source.accessTokenFor('keycloak:alice', 86_400), IdpReauthenticationRequired);
       assert.ok(logs.some((line) => line.includes('"event":"idp_token.refresh_refused"') && line.includes('invalid_grant')), logs.join('\n'));
-      assert.equal(await storedTokens(stack, 'keycloak:alice'), undefined, 'refused tokens are forgotten');
+      assert.equal(await storedIdpTokens(stack, 'keycloak:alice'), undefined, 'refused tokens are forgotten');
     } finally {
       await fetcher.close();
       await stack.close();

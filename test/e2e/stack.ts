@@ -17,6 +17,10 @@ import { freePort } from '../support/ports.ts';
 import { Browser, type Page } from '../support/browser.ts';
 import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Clock } from '../../src/core/clock.ts';
+import type { IdpTokens } from '../../src/idp/types.ts';
+import { NS } from '../../src/storage/records.ts';
+import { loadEncryptionKeys, SecretBox } from '../../src/storage/secret-box.ts';
 
 export interface Stack {
   ca: TestCa;
@@ -51,6 +55,8 @@ export interface StackOptions {
    * called with the gateway's callback URL once its port is known, so stand-ins can register it.
    */
   identityProviders?: (callbackUrl: string) => Promise<NonNullable<GatewayConfigInput['identityProviders']>>;
+  /** The gateway's clock (test/support/clock.ts), for tests that move its time instead of waiting. */
+  clock?: Clock;
 }
 
 export const USERS = {
@@ -104,7 +110,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   if (options.identityProviders) config.identityProviders = await options.identityProviders(`${issuer}/callback`);
   options.configure?.(config);
   const logger = options.logger ?? createLogger(process.env.E2E_LOG_LEVEL ?? 'silent');
-  const start = () => startGateway(configSchema.parse(config), { logger, announce: () => {} });
+  const start = () => startGateway(configSchema.parse(config), { logger, announce: () => {}, clock: options.clock });
   let gateway = await start();
   const trustingFetch = createTrustingFetch(ca.caPem);
 
@@ -152,4 +158,11 @@ export async function loggedInClient(stack: Stack, provider: TestOAuthClientProv
     fetch: stack.fetch,
     login: async (authorizationUrl) => (await approveAndSignIn(stack, browser, authorizationUrl, provider.redirectUrl, options.username)).url,
   });
+}
+
+/** The user's IdP tokens as the gateway stored them (sealed at rest), or undefined. */
+export async function storedIdpTokens(stack: Stack, userId: string): Promise<IdpTokens | undefined> {
+  const box = new SecretBox(await loadEncryptionKeys(configSchema.parse(stack.config)));
+  const sealed = await stack.gateway.storage.get<string>(NS.idpTokens, userId);
+  return sealed === undefined ? undefined : box.openJson<IdpTokens>(sealed, userId);
 }

@@ -17,10 +17,11 @@ import { TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { STDIO_TEST_SERVER } from '../support/stdio-test-server.ts';
 import { loggedInClient, startStack, type Stack, USERS } from './stack.ts';
 import { processAlive } from '../support/processes.ts';
+import { TestClock } from '../support/clock.ts';
 
 const EVERYTHING = new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url).pathname;
 const HAVE_EVERYTHING = existsSync(EVERYTHING);
-/** IdP access tokens live this long, so the per-user process must be recycled during the test. */
+/** IdP access tokens live this long; the per-user test moves the gateway clock to within RECYCLE_MARGIN of it. */
 const IDP_TOKEN_TTL = 12;
 const RECYCLE_MARGIN = 6;
 
@@ -41,6 +42,11 @@ async function text(client: Client, name: string, args: Record<string, unknown> 
 
 describe('stdio MCP servers behind the gateway', () => {
   let stack: Stack;
+  /**
+   * The gateway's clock: it stamps the IdP token's expiry and decides when a process is recycled, so
+   * the test moves it past the recycle point instead of waiting for the token to age.
+   */
+  const clock = new TestClock();
   /** Every child pid seen, to check that none is left after the gateway closes. */
   const pids = new Set<number>();
   const clients: Client[] = [];
@@ -72,6 +78,7 @@ describe('stdio MCP servers behind the gateway', () => {
 
   before(async () => {
     stack = await startStack({
+      clock,
       idpTtl: { accessToken: IDP_TOKEN_TTL },
       extraServers: [
         { name: 'stdio-shared', path: '/stdio/shared', upstream: testServer({ restartBackoff: { initialMs: 100, maxMs: 1000 } }) },
@@ -182,7 +189,7 @@ describe('stdio MCP servers behind the gateway', () => {
 
     // Once the token is within the recycle margin of its expiry, the next request gets a new process
     // started with a fresh token; the client's session carries on.
-    await new Promise((resolve) => setTimeout(resolve, (IDP_TOKEN_TTL - RECYCLE_MARGIN + 1) * 1000));
+    clock.advance((IDP_TOKEN_TTL - RECYCLE_MARGIN + 1) * 1000);
     const freshToken = await text(alice, 'env', { name: 'IDP_ACCESS_TOKEN' });
     assert.notEqual(freshToken, aliceToken);
     const recycledPid = await pidOf(alice);

@@ -423,3 +423,24 @@ function readBody(req: IncomingMessage): Promise<string> {
 function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
+
+/**
+ * Revokes `token` at the IdP's RFC 7009 endpoint, authenticated as the IdP's client: what an
+ * administrator removing the app's access does. oidc-provider then ends the whole grant, so the next
+ * refresh with it is refused with invalid_grant, as after the refresh token's expiry, without waiting
+ * for one. `fetchFn` must trust the IdP's certificate.
+ */
+export async function revokeAtIdp(idp: UpstreamIdp, token: string, fetchFn: typeof fetch): Promise<void> {
+  const discovery = (await (await fetchFn(`${idp.issuer}/.well-known/openid-configuration`)).json()) as { revocation_endpoint?: string };
+  if (!discovery.revocation_endpoint) throw new Error(`${idp.issuer} advertises no revocation_endpoint`);
+  // RFC 6749 §2.3.1: client_secret_basic form-encodes the id and the secret before base64.
+  const basic = Buffer.from(`${encodeURIComponent(idp.clientId)}:${encodeURIComponent(idp.clientSecret)}`).toString('base64');
+  const response = await fetchFn(discovery.revocation_endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${basic}` },
+    body: new URLSearchParams({ token, token_type_hint: 'refresh_token' }),
+  });
+  await response.arrayBuffer();
+  // RFC 7009 §2.2 answers 200 even for an unknown token, so only a refused request is detectable here.
+  if (response.status !== 200) throw new Error(`revocation at ${discovery.revocation_endpoint} answered ${response.status}`);
+}

@@ -23,6 +23,7 @@ import { Browser } from '../../support/browser.ts';
 import { freePort } from '../../support/ports.ts';
 import { createTestCa, type TestCa } from '../../support/tls.ts';
 import { startUpstreamIdp, type UpstreamIdp } from '../../support/oidc-idp.ts';
+import { TestClock } from '../../support/clock.ts';
 
 const USER = 'okta:alice';
 let ca: TestCa;
@@ -53,8 +54,8 @@ function tokenRequests(): number {
   return idp.requests.filter((request) => request.method === 'POST' && request.path === '/token').length;
 }
 
-function source(storage: Storage, providers: IdentityProvider[] = [provider]) {
-  return createIdpTokenSource({ storage, secretBox: box, providers, logger: createLogger('silent') });
+function source(storage: Storage, providers: IdentityProvider[] = [provider], clock?: TestClock) {
+  return createIdpTokenSource({ storage, secretBox: box, providers, logger: createLogger('silent'), clock });
 }
 
 before(async () => {
@@ -139,5 +140,24 @@ describe('IdP-token source with a rotating IdP', () => {
     const stored = box.openJson<IdpTokens>((await storage.get<string>(NS.idpTokens, USER))!, USER);
     assert.equal(stored.expiresAt, undefined);
     assert.equal(stored.accessToken, token.accessToken);
+  });
+
+  test('refreshes when its clock reaches the minimum validity before expiry, and not earlier', async () => {
+    const clock = new TestClock();
+    const storage = new MemoryStorage({ clock });
+    const tokens = await login();
+    const expiresAt = Math.floor(clock.now() / 1000) + 3600;
+    await storage.set(NS.idpTokens, USER, box.sealJson({ ...tokens, expiresAt }, USER));
+    const tokenSource = source(storage, [provider], clock);
+    const before = tokenRequests();
+
+    clock.advance((3600 - 61) * 1000);
+    assert.equal((await tokenSource.accessTokenFor(USER, 60)).accessToken, tokens.accessToken, '61 s left: still the stored token');
+    assert.equal(tokenRequests(), before);
+
+    clock.advance(1000);
+    const refreshed = await tokenSource.accessTokenFor(USER, 60);
+    assert.notEqual(refreshed.accessToken, tokens.accessToken, '60 s left: refreshed');
+    assert.equal(tokenRequests(), before + 1);
   });
 });

@@ -10,6 +10,7 @@ import { checkJsonRpcBody } from '../../../src/core/jsonrpc-check.ts';
 import { SseEndpointError, SseEndpointRewriter } from '../../../src/proxy/sse-endpoint.ts';
 import { IdpReauthenticationRequired } from '../../../src/idp/idp-tokens.ts';
 import type { IdpAccessToken, IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
+import { TestClock } from '../../support/clock.ts';
 
 describe('SSE endpoint rewriting', () => {
   const rewrite = (endpoint: string): string | undefined => (endpoint.startsWith('/messages') ? `/legacy${endpoint}` : undefined);
@@ -68,31 +69,31 @@ describe('IdP token cache', () => {
   }
 
   it('answers from memory while the token is fresh, per user, and asks again near expiry', async () => {
-    let now = 1_000_000_000_000;
+    const clock = new TestClock(1_000_000_000_000);
     const tokens = new Map<string, IdpAccessToken | Error>([
-      ['u:a', { accessToken: 'token-a', expiresAt: now / 1000 + 600 }],
-      ['u:b', { accessToken: 'token-b', expiresAt: now / 1000 + 600 }],
+      ['u:a', { accessToken: 'token-a', expiresAt: clock.now() / 1000 + 600 }],
+      ['u:b', { accessToken: 'token-b', expiresAt: clock.now() / 1000 + 600 }],
     ]);
     const counted = source(tokens);
-    const cache = createIdpTokenCache(counted, { now: () => now });
+    const cache = createIdpTokenCache(counted, { clock });
     assert.equal(cache.peek('u:a'), undefined);
     assert.equal(await cache.get('u:a'), 'token-a');
     assert.equal(cache.peek('u:a'), 'token-a');
     assert.equal(await cache.get('u:a'), 'token-a');
     assert.equal(await cache.get('u:b'), 'token-b');
     assert.equal(counted.calls, 2, 'one source call per user');
-    now += 520_000; // within 90 s of expiry
+    clock.advance(520_000); // within 90 s of expiry
     assert.equal(cache.peek('u:a'), undefined);
-    tokens.set('u:a', { accessToken: 'token-a2', expiresAt: now / 1000 + 600 });
+    tokens.set('u:a', { accessToken: 'token-a2', expiresAt: clock.now() / 1000 + 600 });
     assert.equal(await cache.get('u:a'), 'token-a2');
     assert.equal(counted.calls, 3);
   });
 
   it('does not keep a token about to expire, and passes errors on', async () => {
-    const now = 1_000_000_000_000;
-    const tokens = new Map<string, IdpAccessToken | Error>([['u:a', { accessToken: 'short', expiresAt: now / 1000 + 30 }]]);
+    const clock = new TestClock(1_000_000_000_000);
+    const tokens = new Map<string, IdpAccessToken | Error>([['u:a', { accessToken: 'short', expiresAt: clock.now() / 1000 + 30 }]]);
     const counted = source(tokens);
-    const cache = createIdpTokenCache(counted, { now: () => now });
+    const cache = createIdpTokenCache(counted, { clock });
     assert.equal(await cache.get('u:a'), 'short');
     assert.equal(cache.peek('u:a'), undefined);
     await assert.rejects(cache.get('u:none'), IdpReauthenticationRequired);

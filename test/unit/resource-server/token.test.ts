@@ -10,6 +10,7 @@ import { createTokenVerifier, extractBearerToken } from '../../../src/resource-s
 import { canonicalizeResource, resourceUriFor, protectedResourceMetadataUrl } from '../../../src/core/resource-uri.ts';
 import { bearerChallenge } from '../../../src/resource-server/challenge.ts';
 import { encodeHeaderValue } from '../../../src/resource-server/identity-headers.ts';
+import { TestClock } from '../../support/clock.ts';
 
 const ISSUER = 'https://gw.example.com';
 const RESOURCE = 'https://gw.example.com/mcp';
@@ -177,12 +178,12 @@ describe('token verifier', () => {
   });
 
   it('stops answering from the cache once the token has expired', async () => {
-    let now = Date.now();
+    const clock = new TestClock();
     const counter = { calls: 0 };
-    const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => (counter.calls++, [publicJwk]), now: () => now, clockToleranceSeconds: 0 });
+    const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => (counter.calls++, [publicJwk]), clock, clockToleranceSeconds: 0 });
     const token = await sign({ expiresIn: 10 });
     assert.equal((await verifier.verify(token, RESOURCE)).ok, true);
-    now += 11_000;
+    clock.advance(11_000);
     assert.equal(verifier.peek(token, RESOURCE), undefined);
     const result = await verifier.verify(token, RESOURCE);
     assert.deepEqual(result.ok ? 'ok' : result.reason, 'expired');

@@ -5,15 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../../src/config/schema.ts';
-import { loadEncryptionKeys, SecretBox, SecretBoxError, type SecretBoxErrorCode } from '../../../src/storage/secret-box.ts';
+import { ErrorCode } from '../../../src/core/errors.ts';
+import { loadEncryptionKeys, SecretBox, SecretBoxError, type SecretBoxFailure } from '../../../src/storage/secret-box.ts';
 
 const oldKey = randomBytes(32);
 const newKey = randomBytes(32);
 
-function assertSecretBoxError(action: () => unknown, code: SecretBoxErrorCode, secret?: string): void {
+function assertSecretBoxError(action: () => unknown, reason: SecretBoxFailure, secret?: string): void {
   assert.throws(action, (error: unknown) => {
     assert.ok(error instanceof SecretBoxError);
-    assert.equal(error.code, code);
+    assert.equal(error.code, ErrorCode.SECRET_BOX_OPEN_FAILED);
+    assert.equal(error.reason, reason);
     if (secret) assert.ok(!error.message.includes(secret), 'the error never carries the plaintext');
     return true;
   });
@@ -50,21 +52,21 @@ describe('SecretBox', () => {
     const secret = 'hunter2-plaintext';
     const sealed = box.seal(secret, 'user:1');
     for (const part of [2, 3, 4]) {
-      assertSecretBoxError(() => box.open(tamper(sealed, part), 'user:1'), 'ERR_SECRET_BOX_AUTH_FAILED', secret);
+      assertSecretBoxError(() => box.open(tamper(sealed, part), 'user:1'), 'auth_failed', secret);
     }
     const truncatedTag = sealed.slice(0, -2);
-    assertSecretBoxError(() => box.open(truncatedTag, 'user:1'), 'ERR_SECRET_BOX_MALFORMED');
+    assertSecretBoxError(() => box.open(truncatedTag, 'user:1'), 'malformed');
     for (const malformed of ['', 'nope', 'v2' + sealed.slice(2), `${sealed}.extra`, sealed.replace(/\.[^.]+$/, '.!!!!')]) {
-      assertSecretBoxError(() => box.open(malformed, 'user:1'), 'ERR_SECRET_BOX_MALFORMED');
+      assertSecretBoxError(() => box.open(malformed, 'user:1'), 'malformed');
     }
   });
 
   test('associated data binds the ciphertext to its record', () => {
     const sealed = box.seal('token', 'user:alice');
     assert.equal(box.open(sealed, 'user:alice'), 'token');
-    assertSecretBoxError(() => box.open(sealed, 'user:mallory'), 'ERR_SECRET_BOX_AUTH_FAILED', 'token');
-    assertSecretBoxError(() => box.open(sealed), 'ERR_SECRET_BOX_AUTH_FAILED');
-    assertSecretBoxError(() => box.open(box.seal('token'), 'user:alice'), 'ERR_SECRET_BOX_AUTH_FAILED');
+    assertSecretBoxError(() => box.open(sealed, 'user:mallory'), 'auth_failed', 'token');
+    assertSecretBoxError(() => box.open(sealed), 'auth_failed');
+    assertSecretBoxError(() => box.open(box.seal('token'), 'user:alice'), 'auth_failed');
   });
 
   test('rotation: the first key seals, every key opens', () => {
@@ -80,17 +82,18 @@ describe('SecretBox', () => {
 
   test('a value sealed with an unknown key fails with a code', () => {
     const sealed = new SecretBox([newKey]).seal('hunter2-plaintext');
-    assertSecretBoxError(() => new SecretBox([oldKey]).open(sealed), 'ERR_SECRET_BOX_UNKNOWN_KEY', 'hunter2-plaintext');
+    assertSecretBoxError(() => new SecretBox([oldKey]).open(sealed), 'unknown_key', 'hunter2-plaintext');
     // Swapping in another configured key id is caught too: the key id is authenticated.
     const both = new SecretBox([oldKey, newKey]);
     const parts = both.seal('secret').split('.');
     parts[1] = new SecretBox([newKey]).currentKeyId;
-    assertSecretBoxError(() => both.open(parts.join('.')), 'ERR_SECRET_BOX_AUTH_FAILED');
+    assertSecretBoxError(() => both.open(parts.join('.')), 'auth_failed');
   });
 
   test('rejects bad key sets', () => {
-    assert.throws(() => new SecretBox([]), /at least one key/);
-    assert.throws(() => new SecretBox([randomBytes(16)]), /AES-256 needs 32/);
+    const keyInvalid = { code: ErrorCode.SECRET_BOX_KEY_INVALID };
+    assert.throws(() => new SecretBox([]), keyInvalid);
+    assert.throws(() => new SecretBox([randomBytes(16)]), keyInvalid);
     assert.doesNotThrow(() => new SecretBox([oldKey, Buffer.from(oldKey)]), 'the same key twice is harmless');
   });
 });
@@ -117,6 +120,12 @@ describe('loadEncryptionKeys', () => {
     assert.deepEqual(keys, [newKey, oldKey]);
     assert.deepEqual(log.messages, []);
     await assert.rejects(stat(dataDir), { code: 'ENOENT' });
+  });
+
+  test('refuses a configured key that is not 32 bytes', async () => {
+    const config = configSchema.parse({ dataDir: join(tempDir, 'short-key') });
+    const short = { ...config, secrets: { ...config.secrets, encryptionKeys: [randomBytes(16).toString('base64')] } };
+    await assert.rejects(loadEncryptionKeys(short), { code: ErrorCode.SECRET_BOX_KEY_INVALID });
   });
 
   test('generates a key file once, owner-only, and reuses it', async () => {
@@ -158,6 +167,6 @@ describe('loadEncryptionKeys', () => {
     assert.match(log.messages.join('\n'), /readable by other users/);
 
     await writeFile(path, 'too short');
-    await assert.rejects(loadEncryptionKeys(config), /does not hold a 32-byte base64 key/);
+    await assert.rejects(loadEncryptionKeys(config), { code: ErrorCode.SECRET_BOX_KEY_INVALID });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * One contract, run against every backend: whatever passes here can be swapped for another backend
- * without the rest of the gateway noticing. TTLs are fractions of a second to keep the suite fast.
+ * without the rest of the gateway noticing. Each backend runs on a test clock, so expiry is checked
+ * by moving the clock past it (to the millisecond) rather than by sleeping.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -8,16 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { configSchema } from '../../../src/config/schema.ts';
+import { ErrorCode } from '../../../src/core/errors.ts';
 import { openStorage, startSweeper } from '../../../src/storage/index.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { SqliteStorage } from '../../../src/storage/sqlite.ts';
 import type { Storage } from '../../../src/storage/types.ts';
+import { TestClock } from '../../support/clock.ts';
 
 interface Backend {
   name: string;
-  open(): Promise<Storage>;
+  open(clock: TestClock): Promise<Storage>;
   /** Rows physically held, expired or not, to see what sweep() reclaimed. */
   rowCount(storage: Storage): number;
 }
@@ -47,14 +49,14 @@ const sqlitePaths = new WeakMap<Storage, string>();
 const backends: Backend[] = [
   {
     name: 'memory',
-    open: async () => new MemoryStorage(),
+    open: async (clock) => new MemoryStorage({ clock }),
     rowCount: (storage) => (storage as MemoryStorage).size,
   },
   {
     name: 'sqlite',
-    open: async () => {
+    open: async (clock) => {
       const path = join(tempDir, `db-${++fileCounter}`, 'gateway.db');
-      const storage = new SqliteStorage(path);
+      const storage = new SqliteStorage(path, { clock });
       sqlitePaths.set(storage, path);
       return storage;
     },
@@ -65,8 +67,10 @@ const backends: Backend[] = [
 for (const backend of backends) {
   describe(`Storage contract: ${backend.name}`, () => {
     let storage: Storage;
+    let clock: TestClock;
     beforeEach(async () => {
-      storage = await backend.open();
+      clock = new TestClock();
+      storage = await backend.open(clock);
     });
     afterEach(async () => {
       await storage.close();
@@ -107,12 +111,13 @@ for (const backend of backends) {
     });
 
     test('entries expire after their TTL', async () => {
-      await storage.set('ns', 'short', 'v', 0.15);
+      await storage.set('ns', 'short', 'v', 10);
       await storage.set('ns', 'long', 'v', 60);
       await storage.set('ns', 'forever', 'v');
-      assert.equal(await storage.get('ns', 'short'), 'v');
-      await sleep(200);
-      assert.equal(await storage.get('ns', 'short'), undefined);
+      clock.advance(9_999);
+      assert.equal(await storage.get('ns', 'short'), 'v', 'live until the last millisecond');
+      clock.advance(1);
+      assert.equal(await storage.get('ns', 'short'), undefined, 'gone at its expiry');
       assert.equal(await storage.consume('ns', 'short'), undefined, 'consume never returns expired entries');
       assert.equal(await storage.get('ns', 'long'), 'v');
       assert.equal(await storage.get('ns', 'forever'), 'v');
@@ -125,10 +130,14 @@ for (const backend of backends) {
     test('expire() changes the expiry of live entries only', async () => {
       assert.equal(await storage.expire('ns', 'missing', 10), false);
       await storage.set('ns', 'a', 'v');
-      assert.equal(await storage.expire('ns', 'a', 0.15), true);
-      await storage.set('ns', 'b', 'v', 0.15);
+      assert.equal(await storage.expire('ns', 'a', 10), true);
+      await storage.set('ns', 'b', 'v', 10);
       assert.equal(await storage.expire('ns', 'b', undefined), true, 'undefined makes it permanent');
-      await sleep(200);
+      clock.advance(5_000);
+      await storage.set('ns', 'c', 'v', 10);
+      assert.equal(await storage.expire('ns', 'c', 1), true, 'expire() can shorten too');
+      clock.advance(5_000);
+      assert.equal(await storage.get('ns', 'c'), undefined);
       assert.equal(await storage.get('ns', 'a'), undefined);
       assert.equal(await storage.get('ns', 'b'), 'v');
       assert.equal(await storage.expire('ns', 'a', 60), false, 'an expired entry cannot be revived');
@@ -144,15 +153,17 @@ for (const backend of backends) {
     });
 
     test('increment counts within a fixed window', async () => {
-      assert.equal(await storage.increment('rate', 'ip', 0.4), 1);
-      assert.equal(await storage.increment('rate', 'ip', 0.4), 2);
+      assert.equal(await storage.increment('rate', 'ip', 60), 1);
+      assert.equal(await storage.increment('rate', 'ip', 60), 2);
       assert.equal(await storage.get('rate', 'ip'), 2, 'a counter reads as a number');
-      await sleep(250);
-      assert.equal(await storage.increment('rate', 'ip', 0.4), 3, 'later increments do not extend the window');
-      await sleep(250); // 0.5 s after the window opened
-      assert.equal(await storage.increment('rate', 'ip', 0.4), 1, 'an expired window restarts at 1');
-      assert.equal(await storage.increment('rate', 'ip', 0.4), 2);
-      assert.equal(await storage.increment('rate', 'other', 0.4), 1, 'counters are per key');
+      clock.advance(59_999);
+      assert.equal(await storage.increment('rate', 'ip', 60), 3, 'later increments do not extend the window');
+      clock.advance(1); // the window that opened 60 s ago is over
+      assert.equal(await storage.increment('rate', 'ip', 60), 1, 'an expired window restarts at 1');
+      assert.equal(await storage.increment('rate', 'ip', 60), 2);
+      assert.equal(await storage.increment('rate', 'other', 60), 1, 'counters are per key');
+      clock.advance(59_999);
+      assert.equal(await storage.increment('rate', 'ip', 60), 3, 'the new window is timed from its own start');
     });
 
     test('concurrent increments are not lost', async () => {
@@ -180,35 +191,41 @@ for (const backend of backends) {
     });
 
     test('set TTL: extended by later members, never shortened, not revived', async () => {
-      await storage.addToSet('idx', 'g', 'a', 0.3);
-      await storage.addToSet('idx', 'g', 'b', 0.05); // shorter: must not shorten the set
-      await sleep(150);
+      await storage.addToSet('idx', 'g', 'a', 30);
+      await storage.addToSet('idx', 'g', 'b', 5); // shorter: must not shorten the set
+      clock.advance(29_999);
       assert.deepEqual((await storage.members('idx', 'g')).toSorted(), ['a', 'b']);
-      await sleep(200);
+      await storage.addToSet('idx', 'g', 'c', 10); // longer than what is left: extends the set
+      clock.advance(9_999);
+      assert.deepEqual((await storage.members('idx', 'g')).toSorted(), ['a', 'b', 'c']);
+      clock.advance(1);
       assert.deepEqual(await storage.members('idx', 'g'), []);
-      await storage.addToSet('idx', 'g', 'c', 60);
-      assert.deepEqual(await storage.members('idx', 'g'), ['c'], 'expired members do not come back');
+      await storage.addToSet('idx', 'g', 'd', 60);
+      assert.deepEqual(await storage.members('idx', 'g'), ['d'], 'expired members do not come back');
 
-      await storage.addToSet('idx', 'h', 'a', 0.15);
+      await storage.addToSet('idx', 'h', 'a', 15);
       await storage.addToSet('idx', 'h', 'b'); // no TTL: the set becomes permanent
-      await storage.addToSet('idx', 'h', 'c', 0.05);
-      await sleep(200);
+      await storage.addToSet('idx', 'h', 'c', 5);
+      clock.advance(86_400_000);
       assert.deepEqual((await storage.members('idx', 'h')).toSorted(), ['a', 'b', 'c']);
 
-      assert.equal(await storage.expire('idx', 'h', 0.05), true, 'expire() applies to sets');
-      await sleep(100);
+      assert.equal(await storage.expire('idx', 'h', 5), true, 'expire() applies to sets');
+      clock.advance(5_000);
       assert.deepEqual(await storage.members('idx', 'h'), []);
     });
 
     test('sweep removes expired entries and sets, and keeps live ones', async () => {
-      await storage.set('ns', 'expired', 'v', 0.05);
-      await storage.increment('rate', 'expired', 0.05);
-      await storage.addToSet('idx', 'expired', 'm1', 0.05);
-      await storage.addToSet('idx', 'expired', 'm2', 0.05);
+      await storage.set('ns', 'expired', 'v', 5);
+      await storage.increment('rate', 'expired', 5);
+      await storage.addToSet('idx', 'expired', 'm1', 5);
+      await storage.addToSet('idx', 'expired', 'm2', 5);
       await storage.set('ns', 'live', 'v', 60);
       await storage.set('ns', 'forever', 'v');
       await storage.addToSet('idx', 'live', 'm', 60);
-      await sleep(100);
+      const held = backend.rowCount(storage);
+      await storage.sweep();
+      assert.equal(backend.rowCount(storage), held, 'nothing has expired yet');
+      clock.advance(5_000);
       await storage.sweep();
       assert.equal(backend.rowCount(storage), 3);
       assert.equal(await storage.get('ns', 'live'), 'v');
@@ -216,15 +233,23 @@ for (const backend of backends) {
       assert.deepEqual(await storage.members('idx', 'live'), ['m']);
     });
 
-    test('startSweeper sweeps on its interval until stopped', async () => {
-      await storage.set('ns', 'expired', 'v', 0.02);
-      const stop = startSweeper(storage, 30);
-      try {
-        await sleep(200);
-        assert.equal(backend.rowCount(storage), 0);
-      } finally {
-        stop();
-      }
+    test('startSweeper sweeps on its interval until stopped', async (t) => {
+      // The interval is a timer, not a clock read: node:test's mock timers fire it on demand.
+      // Both backends sweep synchronously inside sweep(), so the rows are gone when tick() returns.
+      t.mock.timers.enable({ apis: ['setInterval'] });
+      await storage.set('ns', 'expired', 'v', 5);
+      const stop = startSweeper(storage, 60_000);
+      clock.advance(5_000);
+      t.mock.timers.tick(59_999);
+      assert.equal(backend.rowCount(storage), 1, 'no sweep before the interval');
+      t.mock.timers.tick(1);
+      assert.equal(backend.rowCount(storage), 0);
+
+      stop();
+      await storage.set('ns', 'expired-later', 'v', 5);
+      clock.advance(5_000);
+      t.mock.timers.tick(120_000);
+      assert.equal(backend.rowCount(storage), 1, 'no sweep after stop()');
     });
   });
 }
@@ -285,7 +310,22 @@ describe('SqliteStorage', () => {
     const db = new DatabaseSync(path);
     db.exec('PRAGMA user_version = 99');
     db.close();
-    assert.throws(() => new SqliteStorage(path), /newer than this gateway supports/);
+    assert.throws(() => new SqliteStorage(path), { code: ErrorCode.STORAGE_SCHEMA_TOO_NEW });
+  });
+
+  test('a row it cannot read is reported as corrupt storage', async () => {
+    const path = join(tempDir, 'corrupt', 'gateway.db');
+    await new SqliteStorage(path).close();
+    const db = new DatabaseSync(path);
+    // A BLOB keeps its type in a TEXT column (https://sqlite.org/datatype3.html#type_affinity).
+    db.prepare("INSERT INTO kv (namespace, key, value, expires_at) VALUES ('ns', 'k', x'00ff', NULL)").run();
+    db.close();
+    const storage = new SqliteStorage(path);
+    try {
+      await assert.rejects(storage.get('ns', 'k'), { code: ErrorCode.STORAGE_CORRUPT });
+    } finally {
+      await storage.close();
+    }
   });
 
   test('works in memory', async () => {
@@ -301,6 +341,12 @@ describe('openStorage', () => {
     const storage = await openStorage(configSchema.parse({ storage: { type: 'memory' } }));
     assert.ok(storage instanceof MemoryStorage);
     await storage.close();
+  });
+
+  test('refuses a storage type it does not know', async () => {
+    const config = configSchema.parse({ storage: { type: 'memory' } });
+    const unknown = { ...config, storage: { type: 'cassandra' } } as unknown as typeof config;
+    await assert.rejects(openStorage(unknown), { code: ErrorCode.STORAGE_UNKNOWN_TYPE });
   });
 
   test('sqlite at <dataDir>/gateway.db by default', async () => {
