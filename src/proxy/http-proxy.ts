@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.ts';
-import { checkJsonRpcBody, JSON_CHECK_MAX_BYTES } from '../core/jsonrpc-check.ts';
+import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 
 /**
@@ -86,32 +86,14 @@ export interface ForwardOptions {
   responseHeaders: Readonly<Record<string, string>> | undefined;
 }
 
-/** JSON-RPC 2.0 implementation-defined server error codes (-32000 to -32099) used by the gateway. */
-export const JSONRPC_UPSTREAM_UNAVAILABLE = -32000;
-export const JSONRPC_UPSTREAM_TIMEOUT = -32001;
-export const JSONRPC_REQUEST_TOO_LARGE = -32002;
-
 /**
- * Sends a JSON-RPC error response. `id` is null unless the request body was parsed and carried one
- * (JSON-RPC 2.0 §5: null when it cannot be determined).
+ * Small JSON request bodies are checked before they go upstream, so a client that sends broken JSON
+ * gets the JSON-RPC 2.0 answer (§5.1: -32700 Parse error, -32600 Invalid Request) from the gateway
+ * rather than whatever each upstream makes of it. Only bodies up to this size with a declared length
+ * are checked; larger or chunked bodies are streamed unchecked so that big uploads are never held in
+ * memory.
  */
-export function sendJsonRpcError(
-  res: ServerResponse,
-  status: number,
-  code: number,
-  message: string,
-  headers?: Readonly<Record<string, string>>,
-  id: string | number | null = null,
-): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json',
-    'cache-control': 'no-store',
-    'content-length': Buffer.byteLength(body),
-  });
-  res.end(body);
-}
+export const JSON_CHECK_MAX_BYTES = 64 * 1024;
 
 export class UpstreamProxy {
   readonly name: string;
@@ -185,10 +167,10 @@ export class UpstreamProxy {
       req.removeListener('data', onData);
       if (res.destroyed) return;
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-      const problem = checkJsonRpcBody(body);
-      if (problem) {
-        this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: problem.code }, 'malformed JSON-RPC request refused');
-        sendJsonRpcError(res, 400, problem.code, problem.message, options.responseHeaders, problem.id);
+      const parsed = parseJsonRpcBody(body.toString('utf8'));
+      if (isJsonRpcProblem(parsed)) {
+        this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: parsed.code }, 'malformed JSON-RPC request refused');
+        sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
         return;
       }
       this.#dispatch(req, res, options, body, false);
@@ -251,12 +233,12 @@ export class UpstreamProxy {
     // The client may still be sending a body nobody will read: close the connection after answering.
     if (exchange.hasBody && !exchange.req.complete) extra.connection = 'close';
     if (error instanceof RequestTooLargeError) {
-      sendJsonRpcError(res, 413, JSONRPC_REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
+      sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
       return;
     }
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
     this.#logger.warn({ upstream: this.name, code, reason: error.message, method: exchange.req.method }, timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable');
-    sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JSONRPC_UPSTREAM_TIMEOUT : JSONRPC_UPSTREAM_UNAVAILABLE, this.#unavailable, extra);
+    sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JsonRpcCode.SERVER_TIMEOUT : JsonRpcCode.SERVER_UNAVAILABLE, this.#unavailable, extra);
   }
 
   /** @internal Called when the upstream stream broke after the response had started. */
@@ -283,7 +265,7 @@ export class UpstreamProxy {
 
   #tooLarge(req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined): void {
     // The body stays unread; closing the connection stops the client from uploading the rest.
-    sendJsonRpcError(res, 413, JSONRPC_REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), { ...responseHeaders, connection: 'close' });
+    sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), { ...responseHeaders, connection: 'close' });
     req.resume();
   }
 }

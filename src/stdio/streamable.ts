@@ -14,8 +14,8 @@ import { randomUUID } from 'node:crypto';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
-import { readClientMessages, sendError } from './http.ts';
-import { idKey, INVALID_REQUEST, isRequest, isResponse } from './jsonrpc.ts';
+import { readClientMessages } from './http.ts';
+import { idKey, isRequest, isResponse, JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
 
@@ -199,7 +199,7 @@ export async function handleStreamable(req: IncomingMessage, res: ServerResponse
     // Another user's session is answered exactly like an unknown one (MCP Transports: 404 → new session).
     if (session === undefined || session.closed || session.userId !== ctx.userId) {
       req.resume();
-      sendError(res, 404, -32001, 'Session not found');
+      sendJsonRpcError(res, 404, JsonRpcCode.SESSION_NOT_FOUND, 'Session not found');
       return;
     }
   }
@@ -207,25 +207,25 @@ export async function handleStreamable(req: IncomingMessage, res: ServerResponse
   if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
     ctx.refused(`unsupported protocol version ${version}`);
     req.resume();
-    sendError(res, 400, -32000, `Bad Request: Unsupported protocol version: ${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
+    sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, `Bad Request: Unsupported protocol version: ${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
     return;
   }
   const accept = String(req.headers.accept ?? '');
   if (method === 'GET') {
     if (!accept.includes('text/event-stream')) {
-      sendError(res, 406, -32000, 'Not Acceptable: Client must accept text/event-stream');
+      sendJsonRpcError(res, 406, JsonRpcCode.TRANSPORT_REFUSED, 'Not Acceptable: Client must accept text/event-stream');
       return;
     }
     if (!session) {
-      sendError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
       return;
     }
-    if (!session.openStream(res)) sendError(res, 409, -32000, 'Conflict: Only one SSE stream is allowed per session');
+    if (!session.openStream(res)) sendJsonRpcError(res, 409, JsonRpcCode.TRANSPORT_REFUSED, 'Conflict: Only one SSE stream is allowed per session');
     return;
   }
   if (method === 'DELETE') {
     if (!session) {
-      sendError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
       return;
     }
     ctx.sessions.delete(session.id);
@@ -237,7 +237,7 @@ export async function handleStreamable(req: IncomingMessage, res: ServerResponse
   }
   if (method !== 'POST') {
     req.resume();
-    sendError(res, 405, -32000, 'Method not allowed', { allow: 'GET, POST, DELETE' });
+    sendJsonRpcError(res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed', { allow: 'GET, POST, DELETE' });
     return;
   }
 
@@ -245,13 +245,13 @@ export async function handleStreamable(req: IncomingMessage, res: ServerResponse
   // JSON answers (what it would receive on the stream goes to its GET stream instead).
   if (!accept.includes('application/json') && !accept.includes('text/event-stream') && !accept.includes('*/*')) {
     req.resume();
-    sendError(res, 406, -32000, 'Not Acceptable: Client must accept application/json and text/event-stream');
+    sendJsonRpcError(res, 406, JsonRpcCode.TRANSPORT_REFUSED, 'Not Acceptable: Client must accept application/json and text/event-stream');
     return;
   }
   const contentType = String(req.headers['content-type'] ?? '');
   if (!contentType.includes('application/json')) {
     req.resume();
-    sendError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+    sendJsonRpcError(res, 415, JsonRpcCode.TRANSPORT_REFUSED, 'Unsupported Media Type: Content-Type must be application/json');
     return;
   }
   const parsed = await readClientMessages(req, res, ctx);
@@ -264,7 +264,7 @@ export async function handleStreamable(req: IncomingMessage, res: ServerResponse
     // MCP Lifecycle: initialize opens a session and comes alone.
     if (session || valid.length > 1) {
       ctx.refused('initialize inside a session or a batch');
-      sendError(res, 400, INVALID_REQUEST, 'Invalid Request: initialize must be sent alone, without Mcp-Session-Id');
+      sendJsonRpcError(res, 400, JsonRpcCode.INVALID_REQUEST, 'Invalid Request: initialize must be sent alone, without Mcp-Session-Id');
       return;
     }
     session = new StreamableSession(ctx.userId, ctx.connectionFor(ctx.userId));
@@ -274,7 +274,7 @@ export async function handleStreamable(req: IncomingMessage, res: ServerResponse
     headers['mcp-session-id'] = session.id;
   } else if (!session) {
     ctx.refused('no session');
-    sendError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
     return;
   }
   const any = accept.includes('*/*');

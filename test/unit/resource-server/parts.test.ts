@@ -1,12 +1,11 @@
 /**
  * The small parts of the gateway's resource-server side on their own: the HTTP+SSE endpoint rewriter,
- * the JSON-RPC body check, the per-user IdP token cache, and the configuration rules for servers.
+ * the per-user IdP token cache, and the configuration rules for servers.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configSchema } from '../../../src/config/schema.ts';
 import { createIdpTokenCache } from '../../../src/resource-server/idp-token-cache.ts';
-import { checkJsonRpcBody } from '../../../src/core/jsonrpc-check.ts';
 import { SseEndpointError, SseEndpointRewriter } from '../../../src/proxy/sse-endpoint.ts';
 import { IdpReauthenticationRequired } from '../../../src/idp/idp-tokens.ts';
 import type { IdpAccessToken, IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
@@ -31,23 +30,6 @@ describe('SSE endpoint rewriting', () => {
     assert.throws(() => {
       for (let i = 0; i < 100; i++) rewriter.push(Buffer.alloc(1024, 0x61));
     }, SseEndpointError);
-  });
-});
-
-describe('JSON-RPC body check', () => {
-  const check = (text: string) => checkJsonRpcBody(Buffer.from(text));
-  it('accepts requests, notifications, responses and batches', () => {
-    assert.equal(check('{"jsonrpc":"2.0","id":1,"method":"tools/list"}'), undefined);
-    assert.equal(check('{"jsonrpc":"2.0","method":"notifications/initialized"}'), undefined);
-    assert.equal(check('{"jsonrpc":"2.0","id":"s1","error":{"code":-1,"message":"no"}}'), undefined);
-    assert.equal(check('[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]'), undefined);
-  });
-  it('names parse errors and invalid requests', () => {
-    assert.equal(check('{')?.code, -32700);
-    assert.equal(check('"text"')?.code, -32600);
-    assert.equal(check('[]')?.code, -32600);
-    assert.deepEqual(check('{"jsonrpc":"2.0","id":4}'), { code: -32600, message: 'Invalid Request: a message needs a "method", or an "id" with "result" or "error"', id: 4 });
-    assert.equal(check('[{"jsonrpc":"2.0","id":1,"method":"a"},7]')?.code, -32600);
   });
 });
 
