@@ -15,10 +15,10 @@
  * `GET <route>/sse` reaches the SSE URL as well).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.ts';
+import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 
@@ -151,22 +151,16 @@ export class UpstreamProxy {
         body = req;
       }
     } else if (chunked) {
-      body = Readable.from(cappedBody(req, this.#maxRequestBytes), { objectMode: false });
+      body = cappedBodyStream(req, this.#maxRequestBytes);
     }
     this.#dispatch(req, res, options, body, chunked);
   }
 
   /** Reads a small JSON body whole, refuses it when it is no JSON-RPC message, else sends it on. */
   #forwardChecked(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
-    const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer): void => void chunks.push(chunk);
-    req.on('data', onData);
-    // A client that leaves mid-upload ends here with an error and no 'end': nothing was sent upstream.
-    req.on('error', ignore);
-    req.once('end', () => {
-      req.removeListener('data', onData);
-      if (res.destroyed) return;
-      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    collectBody(req, this.#maxRequestBytes, (error, body) => {
+      // A client that left mid-upload ends here with its stream's error: nothing was sent upstream.
+      if (error !== undefined || res.destroyed) return;
       const parsed = parseJsonRpcBody(body.toString('utf8'));
       if (isJsonRpcProblem(parsed)) {
         this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: parsed.code }, 'malformed JSON-RPC request refused');
@@ -232,7 +226,7 @@ export class UpstreamProxy {
     const extra: Record<string, string> = { ...exchange.responseHeaders };
     // The client may still be sending a body nobody will read: close the connection after answering.
     if (exchange.hasBody && !exchange.req.complete) extra.connection = 'close';
-    if (error instanceof RequestTooLargeError) {
+    if (error instanceof BodyTooLargeError) {
       sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
       return;
     }
@@ -428,27 +422,6 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
     if (trimmed) tokens.add(trimmed);
   }
   return tokens;
-}
-
-/**
- * A chunked request body, passed on chunk by chunk and cut off once it exceeds `limit` bytes (the
- * 413 is sent by `fail`). The iterator does not destroy the request on early exit, so the client's
- * socket survives long enough to receive the 413.
- */
-async function* cappedBody(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
-  let total = 0;
-  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    total += chunk.byteLength;
-    if (total > limit) throw new RequestTooLargeError();
-    yield chunk;
-  }
-}
-
-class RequestTooLargeError extends Error {
-  constructor() {
-    super('request body too large');
-    this.name = 'RequestTooLargeError';
-  }
 }
 
 class ClientClosedError extends Error {

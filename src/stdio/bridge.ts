@@ -14,7 +14,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.ts';
 import { JsonRpcCode, JsonRpcFailure, sendJsonRpcError } from '../core/jsonrpc.ts';
-import { readBody } from './http.ts';
 import { LegacySseSession, openLegacyStream, postLegacyMessage, type LegacyContext } from './legacy-sse.ts';
 import { handleStreamable, StreamableSession, type StreamableContext } from './streamable.ts';
 import type { StdioSupervisor } from './supervisor.ts';
@@ -124,7 +123,7 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
     return {
       userId,
       connectionFor: (id) => supervisor.connectionFor(id),
-      readBody: (req) => readBody(req, options.maxBodyBytes),
+      maxBodyBytes: options.maxBodyBytes,
       refused: (reason) => logger.warn({ event: 'stdio.bad_request', server: name, userId, reason }, 'stdio bridge refused a client message'),
       opened: (session) => logger.info({ event: 'stdio.session_opened', server: name, userId, session: session.id, transport }, 'stdio bridge session opened'),
       closed: (session) => logger.info({ event: 'stdio.session_closed', server: name, userId, session: session.id }, 'stdio bridge session closed'),

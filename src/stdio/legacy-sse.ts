@@ -42,7 +42,8 @@ export interface LegacyContext {
   userId: string;
   sessions: Map<string, LegacySseSession>;
   connectionFor: (userId: string) => StdioServerConnection;
-  readBody: (req: IncomingMessage) => Promise<string>;
+  /** Largest POST body read from the client. */
+  maxBodyBytes: number;
   refused: (reason: string) => void;
   opened: (session: { id: string }) => void;
   closed: (session: { id: string }) => void;

@@ -182,7 +182,8 @@ export interface StreamableContext {
   userId: string;
   sessions: Map<string, StreamableSession>;
   connectionFor: (userId: string) => StdioServerConnection;
-  readBody: (req: IncomingMessage) => Promise<string>;
+  /** Largest POST body read from the client. */
+  maxBodyBytes: number;
   /** A client message refused (malformed JSON, not JSON-RPC, bad headers): for the log. */
   refused: (reason: string) => void;
   opened: (session: { id: string }) => void;
