@@ -18,6 +18,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
@@ -344,7 +345,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         chunk = rewriter.push(chunk);
       } catch (error) {
         this.clientClosed = true;
-        this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new Error(String(error)));
+        this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new SseEndpointError(String(error)));
         return;
       }
       if (rewriter.done) this.endpointRewriter = undefined;
@@ -424,9 +425,10 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
   return tokens;
 }
 
-class ClientClosedError extends Error {
+/** The abort reason handed to undici when the client leaves first; never shown to anyone. */
+class ClientClosedError extends GatewayError {
   constructor() {
-    super('client closed the connection');
+    super(ErrorCode.PROXY_CLIENT_GONE, 'client closed the connection');
     this.name = 'ClientClosedError';
   }
 }

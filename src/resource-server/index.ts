@@ -25,6 +25,7 @@ import { createOriginPolicy } from './origin.ts';
 import type { OriginPolicy } from './origin.ts';
 import { UpstreamPools, UpstreamProxy } from '../proxy/http-proxy.ts';
 import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { gatewayOrigin, hostKey, issuerFromPublicUrl, PRM_WELL_KNOWN } from '../core/resource-uri.ts';
 import { createTokenVerifier } from './token-verifier.ts';
 import type { TokenVerifier } from './token-verifier.ts';
@@ -276,9 +277,7 @@ function targetFor(server: ServerConfig, upstreams: UpstreamTargets | undefined)
   const target = upstreams?.get(server.name);
   if (target) return target;
   if ('url' in server.upstream) return { url: server.upstream.url, transport: server.upstream.transport };
-  throw Object.assign(new Error(`server "${server.name}" has no URL of its own (built-in or stdio); pass it through the upstreams option`), {
-    code: 'ERR_GATEWAY_UPSTREAM',
-  });
+  throw new GatewayError(ErrorCode.PROXY_UPSTREAM_UNDEFINED, `server "${server.name}" has no URL of its own (built-in or stdio); pass it through the upstreams option`);
 }
 
 /** A refused request: the Bearer challenge, or a JSON-RPC error when the IdP is unreachable. */

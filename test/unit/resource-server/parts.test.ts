@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configSchema } from '../../../src/config/schema.ts';
 import { createIdpTokenCache } from '../../../src/resource-server/idp-token-cache.ts';
-import { SseEndpointError, SseEndpointRewriter } from '../../../src/proxy/sse-endpoint.ts';
+import { createResourceServer } from '../../../src/resource-server/index.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { SseEndpointRewriter } from '../../../src/proxy/sse-endpoint.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { IdpReauthenticationRequired } from '../../../src/idp/idp-tokens.ts';
 import type { IdpAccessToken, IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 
@@ -25,11 +28,22 @@ describe('SSE endpoint rewriting', () => {
   });
 
   it('refuses an endpoint outside the route and a stream that never announces one', () => {
-    assert.throws(() => new SseEndpointRewriter(rewrite).push(Buffer.from('event: endpoint\ndata: http://elsewhere.example/x\n\n')), SseEndpointError);
+    const refused = (error: unknown): boolean => hasErrorCode(error, ErrorCode.PROXY_SSE_ENDPOINT_INVALID);
+    assert.throws(() => new SseEndpointRewriter(rewrite).push(Buffer.from('event: endpoint\ndata: http://elsewhere.example/x\n\n')), refused);
     const rewriter = new SseEndpointRewriter(rewrite);
     assert.throws(() => {
       for (let i = 0; i < 100; i++) rewriter.push(Buffer.alloc(1024, 0x61));
-    }, SseEndpointError);
+    }, refused);
+  });
+});
+
+describe('upstream targets', () => {
+  it('refuses a built-in server without a running target, with its code', () => {
+    const config = configSchema.parse({ publicUrl: 'https://gw.example', servers: [{ name: 'demo', path: '/demo', upstream: { builtin: 'demo' } }] });
+    assert.throws(
+      () => createResourceServer({ issuer: 'https://gw.example', servers: config.servers ?? [], publicKeys: () => [], findUser: async () => undefined, logger: createLogger('silent') }),
+      (error: unknown) => hasErrorCode(error, ErrorCode.PROXY_UPSTREAM_UNDEFINED),
+    );
   });
 });
 

@@ -14,7 +14,8 @@ import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { serverSchema, type GatewayConfigInput } from '../../../src/config/schema.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { JsonRpcCode } from '../../../src/core/jsonrpc.ts';
+import { JsonRpcCode, type JsonRpcFailure } from '../../../src/core/jsonrpc.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { startStdioServer, type StdioServer } from '../../../src/stdio/index.ts';
 import type { IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 import { STDIO_TEST_SERVER } from '../../support/stdio-test-server.ts';
@@ -450,4 +451,13 @@ test('idpToken.env on a shared server is refused at start-up: one process cannot
   });
   if (!('stdio' in server.upstream)) throw new Error('unreachable');
   await assert.rejects(startStdioServer(server, server.upstream.stdio, { logger: createLogger('silent'), idpTokens: noIdpTokens }), /idpToken\.env needs upstream\.stdio\.mode "per-user"/);
+});
+
+test('after shutdown the supervisor refuses new connections with its code, answered as "server unavailable"', async (t) => {
+  const { stdio } = await start(t);
+  await stdio.close();
+  assert.throws(
+    () => stdio.supervisor.connectionFor('corp:alice'),
+    (error: unknown) => hasErrorCode(error, ErrorCode.STDIO_SHUTTING_DOWN) && (error as JsonRpcFailure).rpcCode === JsonRpcCode.SERVER_UNAVAILABLE,
+  );
 });
