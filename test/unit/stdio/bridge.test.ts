@@ -35,7 +35,7 @@ interface Started {
   logs: Array<Record<string, unknown>>;
 }
 
-async function start(t: TestContext, stdio: Partial<StdioInput> = {}): Promise<Started> {
+async function start(t: TestContext, stdio: Partial<StdioInput> = {}, server: { maxRequestBytes?: number } = {}): Promise<Started> {
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -43,13 +43,14 @@ async function start(t: TestContext, stdio: Partial<StdioInput> = {}): Promise<S
       callback();
     },
   });
-  const server = serverSchema.parse({
+  const config = serverSchema.parse({
     name: 'tester',
     path: '/tester',
     upstream: { stdio: { command: process.execPath, args: [STDIO_TEST_SERVER], stopGracePeriod: 1, ...stdio } },
+    ...server,
   });
-  if (!('stdio' in server.upstream)) throw new Error('unreachable');
-  const started = await startStdioServer(server, server.upstream.stdio, { logger: createLogger('debug', sink), idpTokens: noIdpTokens, listenOnLoopback: true });
+  if (!('stdio' in config.upstream)) throw new Error('unreachable');
+  const started = await startStdioServer(config, config.upstream.stdio, { logger: createLogger('debug', sink), idpTokens: noIdpTokens, listenOnLoopback: true });
   t.after(() => started.close());
   return { stdio: started, logs };
 }
@@ -460,4 +461,26 @@ test('after shutdown the supervisor refuses new connections with its code, answe
     () => stdio.supervisor.connectionFor('corp:alice'),
     (error: unknown) => hasErrorCode(error, ErrorCode.STDIO_SHUTTING_DOWN) && (error as JsonRpcFailure).rpcCode === JsonRpcCode.SERVER_UNAVAILABLE,
   );
+});
+
+test('a body over maxRequestBytes gets 413 with its JSON-RPC code, on both transports', async (t) => {
+  const { stdio, logs } = await start(t, {}, { maxRequestBytes: 1024 });
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:alice') };
+  const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(2048) } });
+  const streamable = await fetch(stdio.url, { method: 'POST', headers, body: big });
+  assert.equal(streamable.status, 413);
+  assert.equal(((await streamable.json()) as { error: { code: number } }).error.code, JsonRpcCode.REQUEST_TOO_LARGE);
+  const controller = new AbortController();
+  const stream = await fetch(`${stdio.url}/sse`, { headers: { ...stdio.headersFor('corp:alice'), accept: 'text/event-stream' }, signal: controller.signal });
+  const first = new TextDecoder().decode((await stream.body!.getReader().read()).value);
+  const endpoint = /data: (messages\?sessionId=[0-9a-f-]+)/.exec(first)?.[1];
+  assert.ok(endpoint, `relative endpoint event: ${first}`);
+  const legacy = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers, body: big });
+  assert.equal(legacy.status, 413);
+  assert.equal(((await legacy.json()) as { error: { code: number } }).error.code, JsonRpcCode.REQUEST_TOO_LARGE);
+  controller.abort();
+  assert.equal(logs.filter((line) => line.event === 'stdio.bad_request').length, 2);
+  // Under the cap, the same bridge serves as usual.
+  const client = await connect(t, stdio, 'corp:alice');
+  assert.equal(await callText(client, 'echo', { text: 'small enough' }), 'small enough');
 });
