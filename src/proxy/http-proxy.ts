@@ -3,8 +3,8 @@
  *
  * Built directly on undici's dispatcher API so that nothing sits between the sockets: the request body
  * is handed to the upstream as it arrives, and every response chunk is written to the client the moment
- * it is received, which is what lets SSE events through unbuffered (DESIGN.md, Performance). Backpressure
- * runs both ways: a slow client pauses the upstream read, a slow upstream pauses the client read.
+ * it is received, which is what lets SSE events through unbuffered. Backpressure runs both ways: a
+ * slow client pauses the upstream read, a slow upstream pauses the client read.
  *
  * Upstream failures become a JSON-RPC error with 502/504 and are logged; they never throw out of here.
  *
@@ -448,7 +448,8 @@ function isJson(type: string | undefined): boolean {
 }
 
 /**
- * One keep-alive pool per upstream origin (DESIGN.md: a new connection per request is a known trap).
+ * One keep-alive pool per upstream origin: a new connection per request would add a TCP (and TLS)
+ * handshake to every MCP call.
  * The connect timeout is the shortest response timeout of the servers sharing the origin, so an
  * unreachable host is reported within that server's `upstreamTimeoutMs`.
  */
