@@ -9,11 +9,11 @@
  * - normalisation of the document (see client-metadata.ts) before oidc-provider validates it.
  */
 import { Agent, fetch as undiciFetch } from 'undici';
+import { readCappedResponse } from '../http/body.ts';
 import { trustedCa } from '../http/outbound.ts';
 import type { Logger } from '../observability/logger.ts';
 import { assertHostAllowed, guardedLookup } from './ssrf.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
-import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 export interface CimdOptions {
   allowHosts: string[];
@@ -38,24 +38,6 @@ export function hostAllowed(host: string, options: Pick<CimdOptions, 'allowHosts
   if (options.denyHosts.some((pattern) => hostMatches(host, pattern))) return false;
   if (options.allowHosts.length === 0) return true;
   return options.allowHosts.some((pattern) => hostMatches(host, pattern));
-}
-
-async function readCapped(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<string> {
-  if (!body) return '';
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    received += value.byteLength;
-    if (received > maxBytes) {
-      await reader.cancel();
-      throw new GatewayError(ErrorCode.CIMD_DOCUMENT_TOO_LARGE, `document larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The `fetch` oidc-provider uses for CIMD documents, and a `close` for its connection pool. */
@@ -86,7 +68,7 @@ export function createCimdFetch(options: CimdOptions) {
         options.logger.warn({ clientId: url.href, status: response.status }, 'client metadata document fetch refused: status is not 200');
         return new Response(null, { status: response.status });
       }
-      const text = await readCapped(response.body as ReadableStream<Uint8Array> | null, options.maxBytes);
+      const text = (await readCappedResponse(response.body as ReadableStream<Uint8Array> | null, options.maxBytes)).toString('utf8');
       const normalised = normaliseClientMetadata(JSON.parse(text), { knownScopes: options.knownScopes, source: 'metadata-document' });
       const headers = new Headers({ 'content-type': 'application/json' });
       for (const name of ['cache-control', 'expires']) {

@@ -16,8 +16,10 @@ export const ErrorCode = {
   RESOURCE_ISSUER_INVALID: 'ERR_RESOURCE_ISSUER_INVALID',
   RESOURCE_URI_INVALID: 'ERR_RESOURCE_URI_INVALID',
 
-  // http: outbound calls (src/http/outbound.ts)
+  // http: outbound calls (src/http/outbound.ts), request bodies and client addresses
   HTTP_INVALID_ARGUMENT: 'ERR_HTTP_INVALID_ARGUMENT',
+  HTTP_BODY_TOO_LARGE: 'ERR_HTTP_BODY_TOO_LARGE',
+  HTTP_TRUST_PROXY_INVALID: 'ERR_HTTP_TRUST_PROXY_INVALID',
 
   // storage: backends and encryption at rest (src/storage)
   STORAGE_UNKNOWN_TYPE: 'ERR_STORAGE_UNKNOWN_TYPE',
@@ -41,11 +43,16 @@ export const ErrorCode = {
   // resource server, proxy and forward-auth (src/resource-server, src/proxy, src/forward-auth)
   PROXY_UPSTREAM_UNDEFINED: 'ERR_PROXY_UPSTREAM_UNDEFINED',
   PROXY_SSE_ENDPOINT_INVALID: 'ERR_PROXY_SSE_ENDPOINT_INVALID',
+  PROXY_CLIENT_GONE: 'ERR_PROXY_CLIENT_GONE',
   FORWARD_AUTH_SETUP: 'ERR_FORWARD_AUTH_SETUP',
 
   // stdio: spawned MCP servers (src/stdio)
   STDIO_START_FAILED: 'ERR_STDIO_START_FAILED',
   STDIO_PROCESS_EXITED: 'ERR_STDIO_PROCESS_EXITED',
+  STDIO_RESTARTING: 'ERR_STDIO_RESTARTING',
+  STDIO_SHUTTING_DOWN: 'ERR_STDIO_SHUTTING_DOWN',
+  STDIO_PROCESS_LIMIT: 'ERR_STDIO_PROCESS_LIMIT',
+  STDIO_IDP_TOKEN_UNAVAILABLE: 'ERR_STDIO_IDP_TOKEN_UNAVAILABLE',
 
   // cli (src/cli)
   CLI_USAGE: 'ERR_CLI_USAGE',

@@ -18,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LocalProviderConfig, LocalUserConfig } from '../config/schema.ts';
 import { OAuthError } from '../http/errors.ts';
 import { readForm } from '../http/body.ts';
+import { addressGroup } from '../policy/address-group.ts';
 import type { Logger } from '../observability/logger.ts';
 import { NS } from '../storage/records.ts';
 import type { Storage } from '../storage/types.ts';
@@ -166,7 +167,7 @@ export class LocalIdentityProvider implements IdentityProvider {
       return;
     }
 
-    const address = addressBucket(this.#clientAddress(req) ?? 'unknown');
+    const address = addressGroup(this.#clientAddress(req));
     const userKey = `local:${this.id}:user:${username.toLowerCase()}`;
     const addressKey = `local:${this.id}:address:${address}`;
     // One check at a time per username and per address (always in that order, so no deadlock). Without
@@ -272,23 +273,6 @@ ${error ? html`<p class="error" id="sign-in-error" role="alert">${error}</p>` : 
 
 function codeKey(code: string): string {
   return createHash('sha256').update(code).digest('base64url');
-}
-
-/**
- * The rate-limit bucket of a client address: IPv4 as is, IPv6 by its /64, since one IPv6 host usually
- * holds a whole /64 and could otherwise rotate addresses to escape the per-address limit.
- */
-export function addressBucket(address: string): string {
-  const bare = address.replace(/%.*$/, '').toLowerCase();
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(bare);
-  if (mapped?.[1]) return mapped[1];
-  if (!bare.includes(':')) return bare;
-  const [head = '', tail] = bare.split('::');
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? headGroups : [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups];
-  if (groups.length < 4 || !groups.slice(0, 4).every((group) => /^[0-9a-f]{1,4}$/.test(group))) return bare;
-  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 /** Runs tasks one at a time per key; keys with nothing queued take no memory. */

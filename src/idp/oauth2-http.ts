@@ -7,6 +7,7 @@
  * openid-client / oauth4webapi are not used here on purpose: they insist on JSON token responses and
  * on 4xx for errors, while GitHub answers `200 {"error": ...}` and form-encoded bodies.
  */
+import { BodyTooLargeError, readCappedResponse } from '../http/body.ts';
 import { IdpLoginError } from './types.ts';
 import type { IdpTokens } from './types.ts';
 
@@ -230,11 +231,10 @@ async function readBody(response: Response, what: string): Promise<string> {
     throw new IdpLoginError('server_error', 'The identity provider\'s answer could not be read.', `${what} answered a ${declared}-byte body (limit ${MAX_BODY_BYTES})`);
   }
   try {
-    const text = await response.text();
-    if (text.length > MAX_BODY_BYTES) throw new IdpLoginError('server_error', 'The identity provider\'s answer could not be read.', `${what} answered more than ${MAX_BODY_BYTES} bytes`);
-    return text;
+    // Capped while reading: a chunked answer has no Content-Length to check first.
+    return (await readCappedResponse(response.body, MAX_BODY_BYTES)).toString('utf8');
   } catch (error) {
-    if (error instanceof IdpLoginError) throw error;
+    if (error instanceof BodyTooLargeError) throw new IdpLoginError('server_error', 'The identity provider\'s answer could not be read.', `${what} answered more than ${MAX_BODY_BYTES} bytes`);
     throw unavailable(`${what} response could not be read: ${describeNetworkError(error)}`, { cause: error });
   }
 }

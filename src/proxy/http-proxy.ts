@@ -3,8 +3,8 @@
  *
  * Built directly on undici's dispatcher API so that nothing sits between the sockets: the request body
  * is handed to the upstream as it arrives, and every response chunk is written to the client the moment
- * it is received, which is what lets SSE events through unbuffered (DESIGN.md, Performance). Backpressure
- * runs both ways: a slow client pauses the upstream read, a slow upstream pauses the client read.
+ * it is received, which is what lets SSE events through unbuffered. Backpressure runs both ways: a
+ * slow client pauses the upstream read, a slow upstream pauses the client read.
  *
  * Upstream failures become a JSON-RPC error with 502/504 and are logged; they never throw out of here.
  *
@@ -15,11 +15,12 @@
  * `GET <route>/sse` reaches the SSE URL as well).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.ts';
-import { checkJsonRpcBody, JSON_CHECK_MAX_BYTES } from '../core/jsonrpc-check.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
+import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
+import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 
 /**
@@ -86,32 +87,14 @@ export interface ForwardOptions {
   responseHeaders: Readonly<Record<string, string>> | undefined;
 }
 
-/** JSON-RPC 2.0 implementation-defined server error codes (-32000 to -32099) used by the gateway. */
-export const JSONRPC_UPSTREAM_UNAVAILABLE = -32000;
-export const JSONRPC_UPSTREAM_TIMEOUT = -32001;
-export const JSONRPC_REQUEST_TOO_LARGE = -32002;
-
 /**
- * Sends a JSON-RPC error response. `id` is null unless the request body was parsed and carried one
- * (JSON-RPC 2.0 §5: null when it cannot be determined).
+ * Small JSON request bodies are checked before they go upstream, so a client that sends broken JSON
+ * gets the JSON-RPC 2.0 answer (§5.1: -32700 Parse error, -32600 Invalid Request) from the gateway
+ * rather than whatever each upstream makes of it. Only bodies up to this size with a declared length
+ * are checked; larger or chunked bodies are streamed unchecked so that big uploads are never held in
+ * memory.
  */
-export function sendJsonRpcError(
-  res: ServerResponse,
-  status: number,
-  code: number,
-  message: string,
-  headers?: Readonly<Record<string, string>>,
-  id: string | number | null = null,
-): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json',
-    'cache-control': 'no-store',
-    'content-length': Buffer.byteLength(body),
-  });
-  res.end(body);
-}
+export const JSON_CHECK_MAX_BYTES = 64 * 1024;
 
 export class UpstreamProxy {
   readonly name: string;
@@ -169,26 +152,20 @@ export class UpstreamProxy {
         body = req;
       }
     } else if (chunked) {
-      body = Readable.from(cappedBody(req, this.#maxRequestBytes), { objectMode: false });
+      body = cappedBodyStream(req, this.#maxRequestBytes);
     }
     this.#dispatch(req, res, options, body, chunked);
   }
 
   /** Reads a small JSON body whole, refuses it when it is no JSON-RPC message, else sends it on. */
   #forwardChecked(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
-    const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer): void => void chunks.push(chunk);
-    req.on('data', onData);
-    // A client that leaves mid-upload ends here with an error and no 'end': nothing was sent upstream.
-    req.on('error', ignore);
-    req.once('end', () => {
-      req.removeListener('data', onData);
-      if (res.destroyed) return;
-      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-      const problem = checkJsonRpcBody(body);
-      if (problem) {
-        this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: problem.code }, 'malformed JSON-RPC request refused');
-        sendJsonRpcError(res, 400, problem.code, problem.message, options.responseHeaders, problem.id);
+    collectBody(req, this.#maxRequestBytes, (error, body) => {
+      // A client that left mid-upload ends here with its stream's error: nothing was sent upstream.
+      if (error !== undefined || res.destroyed) return;
+      const parsed = parseJsonRpcBody(body.toString('utf8'));
+      if (isJsonRpcProblem(parsed)) {
+        this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: parsed.code }, 'malformed JSON-RPC request refused');
+        sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
         return;
       }
       this.#dispatch(req, res, options, body, false);
@@ -250,13 +227,13 @@ export class UpstreamProxy {
     const extra: Record<string, string> = { ...exchange.responseHeaders };
     // The client may still be sending a body nobody will read: close the connection after answering.
     if (exchange.hasBody && !exchange.req.complete) extra.connection = 'close';
-    if (error instanceof RequestTooLargeError) {
-      sendJsonRpcError(res, 413, JSONRPC_REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
+    if (error instanceof BodyTooLargeError) {
+      sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
       return;
     }
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
     this.#logger.warn({ upstream: this.name, code, reason: error.message, method: exchange.req.method }, timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable');
-    sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JSONRPC_UPSTREAM_TIMEOUT : JSONRPC_UPSTREAM_UNAVAILABLE, this.#unavailable, extra);
+    sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JsonRpcCode.SERVER_TIMEOUT : JsonRpcCode.SERVER_UNAVAILABLE, this.#unavailable, extra);
   }
 
   /** @internal Called when the upstream stream broke after the response had started. */
@@ -283,7 +260,7 @@ export class UpstreamProxy {
 
   #tooLarge(req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined): void {
     // The body stays unread; closing the connection stops the client from uploading the rest.
-    sendJsonRpcError(res, 413, JSONRPC_REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), { ...responseHeaders, connection: 'close' });
+    sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), { ...responseHeaders, connection: 'close' });
     req.resume();
   }
 }
@@ -368,7 +345,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         chunk = rewriter.push(chunk);
       } catch (error) {
         this.clientClosed = true;
-        this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new Error(String(error)));
+        this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new SseEndpointError(String(error)));
         return;
       }
       if (rewriter.done) this.endpointRewriter = undefined;
@@ -448,30 +425,10 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
   return tokens;
 }
 
-/**
- * A chunked request body, passed on chunk by chunk and cut off once it exceeds `limit` bytes (the
- * 413 is sent by `fail`). The iterator does not destroy the request on early exit, so the client's
- * socket survives long enough to receive the 413.
- */
-async function* cappedBody(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
-  let total = 0;
-  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    total += chunk.byteLength;
-    if (total > limit) throw new RequestTooLargeError();
-    yield chunk;
-  }
-}
-
-class RequestTooLargeError extends Error {
+/** The abort reason handed to undici when the client leaves first; never shown to anyone. */
+class ClientClosedError extends GatewayError {
   constructor() {
-    super('request body too large');
-    this.name = 'RequestTooLargeError';
-  }
-}
-
-class ClientClosedError extends Error {
-  constructor() {
-    super('client closed the connection');
+    super(ErrorCode.PROXY_CLIENT_GONE, 'client closed the connection');
     this.name = 'ClientClosedError';
   }
 }
@@ -491,7 +448,8 @@ function isJson(type: string | undefined): boolean {
 }
 
 /**
- * One keep-alive pool per upstream origin (DESIGN.md: a new connection per request is a known trap).
+ * One keep-alive pool per upstream origin: a new connection per request would add a TCP (and TLS)
+ * handshake to every MCP call.
  * The connect timeout is the shortest response timeout of the servers sharing the origin, so an
  * unreachable host is reported within that server's `upstreamTimeoutMs`.
  */

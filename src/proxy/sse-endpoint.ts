@@ -8,6 +8,7 @@
  * `endpoint` event are parsed (WHATWG HTML §9.2.6 event stream format); everything after it is passed
  * on as raw bytes, so the stream is never buffered.
  */
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 /** The pre-endpoint part of a stream is small; anything longer is not an MCP HTTP+SSE server. */
 const MAX_PREAMBLE_BYTES = 64 * 1024;
@@ -58,9 +59,10 @@ export class SseEndpointRewriter {
   }
 }
 
-export class SseEndpointError extends Error {
+/** The upstream's stream cannot be passed on: its endpoint is unroutable, or it never names one. */
+export class SseEndpointError extends GatewayError {
   constructor(message: string) {
-    super(message);
+    super(ErrorCode.PROXY_SSE_ENDPOINT_INVALID, message);
     this.name = 'SseEndpointError';
   }
 }

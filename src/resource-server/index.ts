@@ -23,7 +23,9 @@ import type { GuardDenial, GuardResult, ProtectedServer, ResourceGuard } from '.
 import { ProtectedResourceMetadataEndpoints } from './protected-resource-metadata.ts';
 import { createOriginPolicy } from './origin.ts';
 import type { OriginPolicy } from './origin.ts';
-import { sendJsonRpcError, UpstreamPools, UpstreamProxy, JSONRPC_UPSTREAM_UNAVAILABLE } from '../proxy/http-proxy.ts';
+import { UpstreamPools, UpstreamProxy } from '../proxy/http-proxy.ts';
+import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { gatewayOrigin, hostKey, issuerFromPublicUrl, PRM_WELL_KNOWN } from '../core/resource-uri.ts';
 import { createTokenVerifier } from './token-verifier.ts';
 import type { TokenVerifier } from './token-verifier.ts';
@@ -178,7 +180,7 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     if (!route.origins.allows(origin)) {
       // MCP Transports: a bad Origin gets 403 (DNS-rebinding protection). No CORS headers: the page
       // that sent it may not read the answer.
-      sendJsonRpcError(res, 403, -32000, 'Origin not allowed');
+      sendJsonRpcError(res, 403, JsonRpcCode.FORBIDDEN, 'Origin not allowed');
       return;
     }
     const cors = origin === undefined ? undefined : corsHeaders(origin);
@@ -188,12 +190,12 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
       return;
     }
     if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-      sendJsonRpcError(res, 405, -32000, 'Method not allowed', { ...cors, allow: ALLOWED_METHODS });
+      sendJsonRpcError(res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed', { ...cors, allow: ALLOWED_METHODS });
       return;
     }
     const subPath = path.length === route.path.length ? '' : path.slice(route.path.length);
     if (subPath !== '' && escapesRoute(subPath)) {
-      sendJsonRpcError(res, 400, -32000, 'Invalid path', cors);
+      sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Invalid path', cors);
       return;
     }
 
@@ -208,7 +210,7 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
       },
       (error: unknown) => {
         logger.error({ err: error, server: route.server.name }, 'gateway request failed');
-        if (!res.headersSent) sendJsonRpcError(res, 500, -32603, 'Internal gateway error', cors);
+        if (!res.headersSent) sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal gateway error', cors);
         else res.destroy();
       },
     );
@@ -257,7 +259,7 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
         handleRoute(route, req, res, path, q === -1 ? '' : url.slice(q + 1));
       } catch (error) {
         logger.error({ err: error, server: route.server.name }, 'gateway request failed');
-        if (!res.headersSent) sendJsonRpcError(res, 500, -32603, 'Internal gateway error');
+        if (!res.headersSent) sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal gateway error');
         else res.destroy();
       }
       return true;
@@ -278,15 +280,13 @@ function targetFor(server: ServerConfig, upstreams: UpstreamTargets | undefined)
   const target = upstreams?.get(server.name);
   if (target) return target;
   if ('url' in server.upstream) return { url: server.upstream.url, transport: server.upstream.transport };
-  throw Object.assign(new Error(`server "${server.name}" has no URL of its own (built-in or stdio); pass it through the upstreams option`), {
-    code: 'ERR_GATEWAY_UPSTREAM',
-  });
+  throw new GatewayError(ErrorCode.PROXY_UPSTREAM_UNDEFINED, `server "${server.name}" has no URL of its own (built-in or stdio); pass it through the upstreams option`);
 }
 
 /** A refused request: the Bearer challenge, or a JSON-RPC error when the IdP is unreachable. */
 function sendDenial(res: ServerResponse, denial: GuardDenial, cors: Record<string, string> | undefined): void {
   if (denial.kind === 'challenge') sendBearerChallenge(res, denial.challenge, cors);
-  else sendJsonRpcError(res, denial.status, JSONRPC_UPSTREAM_UNAVAILABLE, denial.message, { ...cors, 'retry-after': '5' });
+  else sendJsonRpcError(res, denial.status, JsonRpcCode.SERVER_UNAVAILABLE, denial.message, { ...cors, 'retry-after': '5' });
 }
 
 /** CORS for an allowed browser origin: echo it (never `*`, the route is not public) and expose the MCP headers. */

@@ -13,8 +13,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.ts';
-import { readBody, sendError } from './http.ts';
-import { BridgeError, INVALID_REQUEST } from './jsonrpc.ts';
+import { JsonRpcCode, JsonRpcFailure, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { LegacySseSession, openLegacyStream, postLegacyMessage, type LegacyContext } from './legacy-sse.ts';
 import { handleStreamable, StreamableSession, type StreamableContext } from './streamable.ts';
 import type { StdioSupervisor } from './supervisor.ts';
@@ -83,17 +82,17 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!authorized(req)) {
       logger.warn({ event: 'stdio.bridge_refused', server: name, path: req.url?.split('?')[0] }, 'stdio bridge request without the gateway secret refused');
-      sendError(res, 403, -32000, 'Forbidden');
+      sendJsonRpcError(res, 403, JsonRpcCode.FORBIDDEN, 'Forbidden');
       return;
     }
     const userId = userOf(req);
     if (userId === undefined) {
-      sendError(res, 400, INVALID_REQUEST, 'Bad Request: no user');
+      sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: no user');
       return;
     }
     const url = new URL(req.url ?? '/', 'http://bridge');
     if (url.pathname !== BRIDGE_BASE_PATH && !url.pathname.startsWith(`${BRIDGE_BASE_PATH}/`)) {
-      sendError(res, 404, -32000, 'Not found');
+      sendJsonRpcError(res, 404, JsonRpcCode.TRANSPORT_REFUSED, 'Not found');
       return;
     }
     await serveUser(req, res, userId, url.pathname.slice(BRIDGE_BASE_PATH.length), url.search.slice(1));
@@ -107,15 +106,16 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
     if (subPath === '' || subPath === '/') await handleStreamable(req, res, { ...context(userId, 'streamable-http'), sessions: streamable });
     else if (subPath === '/sse' && req.method === 'GET') openLegacyStream(res, { ...context(userId, 'sse'), sessions: legacy });
     else if (subPath === '/messages' && req.method === 'POST') await postLegacyMessage(req, res, new URLSearchParams(search).get('sessionId'), { ...context(userId, 'sse'), sessions: legacy });
-    else if (subPath === '/sse' || subPath === '/messages') sendError(res, 405, -32000, 'Method not allowed');
-    else sendError(res, 404, -32000, 'Not found');
+    else if (subPath === '/sse' || subPath === '/messages') sendJsonRpcError(res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed');
+    else sendJsonRpcError(res, 404, JsonRpcCode.TRANSPORT_REFUSED, 'Not found');
   }
 
   function failed(res: ServerResponse, error: unknown): void {
-    const known = error instanceof BridgeError;
+    const known = error instanceof JsonRpcFailure;
     if (!known) logger.error({ err: error, server: name }, 'stdio bridge request failed');
-    if (!res.headersSent) sendError(res, known ? 503 : 500, known ? error.code : -32603, known ? error.message : 'Internal error');
-    else res.destroy();
+    if (res.headersSent) res.destroy();
+    else if (known) sendJsonRpcError(res, 503, error.rpcCode, error.message);
+    else sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal error');
   }
 
   /** What both transports need for one request of `userId`, except their own session map. */
@@ -123,7 +123,7 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
     return {
       userId,
       connectionFor: (id) => supervisor.connectionFor(id),
-      readBody: (req) => readBody(req, options.maxBodyBytes),
+      maxBodyBytes: options.maxBodyBytes,
       refused: (reason) => logger.warn({ event: 'stdio.bad_request', server: name, userId, reason }, 'stdio bridge refused a client message'),
       opened: (session) => logger.info({ event: 'stdio.session_opened', server: name, userId, session: session.id, transport }, 'stdio bridge session opened'),
       closed: (session) => logger.info({ event: 'stdio.session_closed', server: name, userId, session: session.id }, 'stdio bridge session closed'),

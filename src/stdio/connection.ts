@@ -21,10 +21,11 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
+import { ErrorCode, GatewayError, type ErrorCodeValue } from '../core/errors.ts';
 import {
-  BridgeError, errorResponse, idKey, INTERNAL_ERROR, isNotification, isRequest, isResponse, METHOD_NOT_FOUND, SERVER_UNAVAILABLE,
+  errorResponse, idKey, isNotification, isRequest, isResponse, JsonRpcCode, JsonRpcFailure,
   type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse,
-} from './jsonrpc.ts';
+} from '../core/jsonrpc.ts';
 import { StdioProcess, type SpawnSpec } from './process.ts';
 
 /** A client session of the bridge (Streamable HTTP or the older HTTP+SSE transport). */
@@ -48,7 +49,7 @@ export interface ClientSession {
 export interface ProcessLauncher {
   /** The command and environment for a new process, and when its IdP token expires (epoch seconds). */
   spawnSpec(): Promise<{ spec: SpawnSpec; tokenExpiresAt?: number }>;
-  /** Takes a process slot or throws a BridgeError (cap reached). */
+  /** Takes a process slot or throws a JsonRpcFailure (cap reached). */
   acquireSlot(): void;
   releaseSlot(): void;
 }
@@ -158,7 +159,7 @@ export class StdioServerConnection {
       if (owner !== session) continue;
       this.#serverRequests.delete(key);
       const id = key.startsWith('n') ? Number(key.slice(1)) : key.slice(1);
-      this.#process?.send(errorResponse(id, INTERNAL_ERROR, 'The client session ended.'));
+      this.#process?.send(errorResponse(id, JsonRpcCode.INTERNAL_ERROR, 'The client session ended.'));
     }
     this.#maybeRecycle();
   }
@@ -184,7 +185,7 @@ export class StdioServerConnection {
       return;
     }
     if (this.#state !== 'ready' && this.#notBefore - now > MAX_QUEUE_WAIT_MS) {
-      this.#refuse(session, message, new BridgeError(SERVER_UNAVAILABLE, `MCP server "${this.#options.name}" is restarting after a crash; try again in ${Math.ceil((this.#notBefore - now) / 1000)} s`));
+      this.#refuse(session, message, unavailable(ErrorCode.STDIO_RESTARTING, `MCP server "${this.#options.name}" is restarting after a crash; try again in ${Math.ceil((this.#notBefore - now) / 1000)} s`));
       return;
     }
     this.#queue.push({ session, message });
@@ -209,8 +210,9 @@ export class StdioServerConnection {
     this.#state = 'closed';
     const proc = this.#process;
     this.#process = undefined;
-    this.#failAll(new BridgeError(SERVER_UNAVAILABLE, 'The gateway is shutting down.'));
-    this.#initWaiter?.reject(new BridgeError(SERVER_UNAVAILABLE, 'The gateway is shutting down.'));
+    const shuttingDown = unavailable(ErrorCode.STDIO_SHUTTING_DOWN, 'The gateway is shutting down.');
+    this.#failAll(shuttingDown);
+    this.#initWaiter?.reject(shuttingDown);
     this.#releaseSlot();
     if (proc) await proc.stop(this.#options.stopGraceMs);
   }
@@ -258,7 +260,7 @@ export class StdioServerConnection {
       this.#flushQueue();
     } catch (error) {
       if (this.#state !== 'starting') return;
-      const failure = error instanceof BridgeError ? error : new BridgeError(SERVER_UNAVAILABLE, `MCP server "${this.#options.name}" could not be started`);
+      const failure = error instanceof JsonRpcFailure ? error : unavailable(ErrorCode.STDIO_START_FAILED, `MCP server "${this.#options.name}" could not be started`, error);
       this.#log.warn({ event: 'stdio.process_start_failed', server: this.#options.name, userId: this.#options.userId, err: error }, 'stdio server process could not be started');
       if (proc) {
         this.#process = undefined;
@@ -266,7 +268,7 @@ export class StdioServerConnection {
       }
       this.#state = 'stopped';
       // A refused slot or token is not a crash: the next request may simply try again.
-      if (!(error instanceof BridgeError)) this.#scheduleBackoff(0);
+      if (!(error instanceof JsonRpcFailure)) this.#scheduleBackoff(0);
       this.#releaseSlot();
       const queued = this.#queue;
       this.#queue = [];
@@ -280,7 +282,7 @@ export class StdioServerConnection {
       const id = this.#nextId++;
       const timer = setTimeout(() => {
         this.#initWaiter = undefined;
-        reject(new Error(`no initialize result within ${this.#options.startTimeoutMs} ms`));
+        reject(new GatewayError(ErrorCode.STDIO_START_FAILED, `no initialize result within ${this.#options.startTimeoutMs} ms`));
       }, this.#options.startTimeoutMs);
       this.#initWaiter = {
         id,
@@ -309,13 +311,13 @@ export class StdioServerConnection {
     this.#process = undefined;
     const detail = { server: this.#options.name, userId: this.#options.userId, pid: proc.pid, code: info.code, signal: info.signal, err: info.error };
     if (this.#initWaiter) {
-      this.#initWaiter.reject(info.error ?? new Error(`the process exited during initialize (code ${info.code}, signal ${info.signal})`));
+      this.#initWaiter.reject(new GatewayError(ErrorCode.STDIO_START_FAILED, `the process exited during initialize (code ${info.code}, signal ${info.signal})`, { cause: info.error }));
       return; // #launch reports and backs off
     }
     if (info.requested || this.#state === 'closed') return;
     this.#log.warn({ event: 'stdio.process_crashed', ...detail }, 'stdio server process exited unexpectedly; restarting with backoff');
     this.#state = 'stopped';
-    this.#failAll(new BridgeError(SERVER_UNAVAILABLE, `MCP server "${this.#options.name}" exited unexpectedly; it is being restarted`));
+    this.#failAll(unavailable(ErrorCode.STDIO_PROCESS_EXITED, `MCP server "${this.#options.name}" exited unexpectedly; it is being restarted`));
     this.#scheduleBackoff(Date.now() - proc.startedAt);
     // Restart at once (after the backoff) when someone is connected: notifications resume.
     if (this.sessions.size > 0) this.#start();
@@ -400,7 +402,7 @@ export class StdioServerConnection {
     const sent = proc.send({ ...message, id: childId, ...(params === undefined ? {} : { params }) } as JSONRPCMessage);
     if (!sent) {
       this.#pending.delete(childId);
-      session.deliver(errorResponse(message.id, SERVER_UNAVAILABLE, `MCP server "${this.#options.name}" is not running`), message.id);
+      session.deliver(errorResponse(message.id, JsonRpcCode.SERVER_UNAVAILABLE, `MCP server "${this.#options.name}" is not running`), message.id);
     }
   }
 
@@ -449,13 +451,13 @@ export class StdioServerConnection {
     this.#maybeRecycle();
   }
 
-  #refuse(session: ClientSession, message: JSONRPCMessage, error: BridgeError): void {
-    if (isRequest(message)) session.deliver(errorResponse(message.id, error.code, error.message), message.id);
+  #refuse(session: ClientSession, message: JSONRPCMessage, error: JsonRpcFailure): void {
+    if (isRequest(message)) session.deliver(errorResponse(message.id, error.rpcCode, error.message), message.id);
   }
 
   /** Fails every request in flight or queued (process gone); server requests are forgotten. */
-  #failAll(error: BridgeError): void {
-    for (const pending of this.#pending.values()) pending.session.deliver(errorResponse(pending.clientId, error.code, error.message), pending.clientId);
+  #failAll(error: JsonRpcFailure): void {
+    for (const pending of this.#pending.values()) pending.session.deliver(errorResponse(pending.clientId, error.rpcCode, error.message), pending.clientId);
     this.#pending.clear();
     this.#byClient.clear();
     this.#serverRequests.clear();
@@ -474,7 +476,7 @@ export class StdioServerConnection {
     if (isResponse(message)) {
       const id = message.id;
       if (this.#initWaiter && id === this.#initWaiter.id) {
-        if (message.error) this.#initWaiter.reject(new Error(`initialize failed: ${message.error.message}`));
+        if (message.error) this.#initWaiter.reject(new GatewayError(ErrorCode.STDIO_START_FAILED, `initialize failed: ${message.error.message}`));
         else this.#initWaiter.resolve((message.result ?? {}) as Record<string, unknown>);
         return;
       }
@@ -536,7 +538,7 @@ export class StdioServerConnection {
       }
     }
     if (target === undefined) {
-      proc.send(errorResponse(message.id, METHOD_NOT_FOUND, `No connected client can answer ${message.method}`));
+      proc.send(errorResponse(message.id, JsonRpcCode.METHOD_NOT_FOUND, `No connected client can answer ${message.method}`));
       return;
     }
     this.#serverRequests.set(idKey(message.id), target);
@@ -553,4 +555,9 @@ export class StdioServerConnection {
     for (const pending of this.#pending.values()) if (pending.session === session) related = pending.clientId;
     if (related !== undefined) session.deliver(message, related);
   }
+}
+
+/** The server cannot answer now (JSON-RPC -32000); `code` says why, for logs and tests. */
+function unavailable(code: ErrorCodeValue, message: string, cause?: unknown): JsonRpcFailure {
+  return new JsonRpcFailure(code, JsonRpcCode.SERVER_UNAVAILABLE, message, cause === undefined ? undefined : { cause });
 }

@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
-import { readClientMessages, sendError } from './http.ts';
+import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { readClientMessages } from './http.ts';
 
 /** Comment lines keep idle proxies from cutting the stream (HTML Living Standard, Server-sent events). */
 const KEEP_ALIVE_MS = 25_000;
@@ -41,7 +42,8 @@ export interface LegacyContext {
   userId: string;
   sessions: Map<string, LegacySseSession>;
   connectionFor: (userId: string) => StdioServerConnection;
-  readBody: (req: IncomingMessage) => Promise<string>;
+  /** Largest POST body read from the client. */
+  maxBodyBytes: number;
   refused: (reason: string) => void;
   opened: (session: { id: string }) => void;
   closed: (session: { id: string }) => void;
@@ -75,7 +77,7 @@ export async function postLegacyMessage(req: IncomingMessage, res: ServerRespons
   // Another user's session is answered exactly like an unknown one.
   if (session === undefined || session.userId !== ctx.userId) {
     req.resume();
-    sendError(res, 404, -32001, 'Session not found');
+    sendJsonRpcError(res, 404, JsonRpcCode.SESSION_NOT_FOUND, 'Session not found');
     return;
   }
   const parsed = await readClientMessages(req, res, ctx);

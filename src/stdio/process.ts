@@ -11,6 +11,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../observability/logger.ts';
+import { isJsonRpcMessage } from '../core/jsonrpc.ts';
 
 export interface SpawnSpec {
   command: string;
@@ -253,13 +254,4 @@ export function groupAlive(pgid: number): boolean {
     if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
   }
   return false;
-}
-
-/** JSON-RPC 2.0 §4/§5: a request, notification or response object (batches are not sent on stdio). */
-export function isJsonRpcMessage(value: unknown): value is JSONRPCMessage {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const message = value as Record<string, unknown>;
-  if (message.jsonrpc !== '2.0') return false;
-  if (typeof message.method === 'string') return message.id === undefined || typeof message.id === 'string' || typeof message.id === 'number';
-  return (typeof message.id === 'string' || typeof message.id === 'number' || message.id === null) && ('result' in message || 'error' in message);
 }

@@ -14,8 +14,8 @@ import { randomUUID } from 'node:crypto';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
-import { readClientMessages, sendError } from './http.ts';
-import { idKey, INVALID_REQUEST, isRequest, isResponse } from './jsonrpc.ts';
+import { readClientMessages } from './http.ts';
+import { idKey, isRequest, isResponse, JsonRpcCode, sendJsonRpcError, type JsonRpcCodeValue } from '../core/jsonrpc.ts';
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
 
@@ -130,7 +130,7 @@ export class StreamableSession implements ClientSession {
   }
 
   /** POST: client messages (already parsed and validated) with the response they need. */
-  post(res: ServerResponse, messages: readonly JSONRPCMessage[], batch: boolean, accepts: { json: boolean; sse: boolean }, headers: Record<string, string>): void {
+  post(res: ServerResponse, messages: readonly JSONRPCMessage[], batch: boolean, accepts: AcceptedTypes, headers: Record<string, string>): void {
     this.lastActive = Date.now();
     const requestIds: RequestId[] = [];
     for (const message of messages) {
@@ -182,103 +182,143 @@ export interface StreamableContext {
   userId: string;
   sessions: Map<string, StreamableSession>;
   connectionFor: (userId: string) => StdioServerConnection;
-  readBody: (req: IncomingMessage) => Promise<string>;
+  /** Largest POST body read from the client. */
+  maxBodyBytes: number;
   /** A client message refused (malformed JSON, not JSON-RPC, bad headers): for the log. */
   refused: (reason: string) => void;
   opened: (session: { id: string }) => void;
   closed: (session: { id: string }) => void;
 }
 
-/** Handles one request to the Streamable HTTP endpoint. */
+/**
+ * Handles one request to the Streamable HTTP endpoint (MCP Transports, Streamable HTTP): the session
+ * and protocol version are checked first, whatever the method, then each method has its own step.
+ */
 export async function handleStreamable(req: IncomingMessage, res: ServerResponse, ctx: StreamableContext): Promise<void> {
-  const method = req.method;
-  const sessionHeader = req.headers['mcp-session-id'];
-  let session: StreamableSession | undefined;
-  if (typeof sessionHeader === 'string') {
-    session = ctx.sessions.get(sessionHeader);
-    // Another user's session is answered exactly like an unknown one (MCP Transports: 404 → new session).
-    if (session === undefined || session.closed || session.userId !== ctx.userId) {
-      req.resume();
-      sendError(res, 404, -32001, 'Session not found');
-      return;
-    }
-  }
-  const version = req.headers['mcp-protocol-version'];
-  if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-    ctx.refused(`unsupported protocol version ${version}`);
-    req.resume();
-    sendError(res, 400, -32000, `Bad Request: Unsupported protocol version: ${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
+  const session = sessionOf(req, ctx);
+  if (session === UNKNOWN_SESSION) {
+    refuseUnread(req, res, 404, JsonRpcCode.SESSION_NOT_FOUND, 'Session not found');
     return;
   }
-  const accept = String(req.headers.accept ?? '');
-  if (method === 'GET') {
-    if (!accept.includes('text/event-stream')) {
-      sendError(res, 406, -32000, 'Not Acceptable: Client must accept text/event-stream');
-      return;
-    }
-    if (!session) {
-      sendError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
-      return;
-    }
-    if (!session.openStream(res)) sendError(res, 409, -32000, 'Conflict: Only one SSE stream is allowed per session');
-    return;
-  }
-  if (method === 'DELETE') {
-    if (!session) {
-      sendError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
-      return;
-    }
-    ctx.sessions.delete(session.id);
-    session.close();
-    ctx.closed(session);
-    res.writeHead(200);
-    res.end();
-    return;
-  }
-  if (method !== 'POST') {
-    req.resume();
-    sendError(res, 405, -32000, 'Method not allowed', { allow: 'GET, POST, DELETE' });
-    return;
-  }
+  if (!protocolVersionSupported(req, res, ctx)) return;
+  if (req.method === 'GET') openStandaloneStream(req, res, session);
+  else if (req.method === 'DELETE') deleteSession(res, session, ctx);
+  else if (req.method === 'POST') await postMessages(req, res, session, ctx);
+  else refuseUnread(req, res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed', { allow: 'GET, POST, DELETE' });
+}
 
-  // POST. MCP Transports: the client must accept both JSON and SSE; a JSON-only client still gets
-  // JSON answers (what it would receive on the stream goes to its GET stream instead).
-  if (!accept.includes('application/json') && !accept.includes('text/event-stream') && !accept.includes('*/*')) {
-    req.resume();
-    sendError(res, 406, -32000, 'Not Acceptable: Client must accept application/json and text/event-stream');
+const UNKNOWN_SESSION = Symbol('unknown session');
+
+/**
+ * The session `Mcp-Session-Id` names; undefined without the header. Another user's session, or one
+ * that has ended, is answered exactly like an unknown one (MCP Transports: 404, the client starts a
+ * new session), so a session id reveals nothing to anyone but its owner.
+ */
+function sessionOf(req: IncomingMessage, ctx: StreamableContext): StreamableSession | undefined | typeof UNKNOWN_SESSION {
+  const header = req.headers['mcp-session-id'];
+  if (typeof header !== 'string') return undefined;
+  const session = ctx.sessions.get(header);
+  if (session === undefined || session.closed || session.userId !== ctx.userId) return UNKNOWN_SESSION;
+  return session;
+}
+
+/** MCP Transports, Protocol Version Header: a version the bridge does not speak gets 400. */
+function protocolVersionSupported(req: IncomingMessage, res: ServerResponse, ctx: StreamableContext): boolean {
+  const version = req.headers['mcp-protocol-version'];
+  if (typeof version !== 'string' || SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return true;
+  ctx.refused(`unsupported protocol version ${version}`);
+  refuseUnread(req, res, 400, JsonRpcCode.TRANSPORT_REFUSED, `Bad Request: Unsupported protocol version: ${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
+  return false;
+}
+
+interface AcceptedTypes {
+  json: boolean;
+  sse: boolean;
+}
+
+function acceptedTypes(req: IncomingMessage): AcceptedTypes {
+  const accept = String(req.headers.accept ?? '');
+  const any = accept.includes('*/*');
+  return { json: any || accept.includes('application/json'), sse: any || accept.includes('text/event-stream') };
+}
+
+/** GET: the session's stream for messages unrelated to a request; one at a time. The client must list SSE. */
+function openStandaloneStream(req: IncomingMessage, res: ServerResponse, session: StreamableSession | undefined): void {
+  if (!String(req.headers.accept ?? '').includes('text/event-stream')) sendJsonRpcError(res, 406, JsonRpcCode.TRANSPORT_REFUSED, 'Not Acceptable: Client must accept text/event-stream');
+  else if (!session) sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
+  else if (!session.openStream(res)) sendJsonRpcError(res, 409, JsonRpcCode.TRANSPORT_REFUSED, 'Conflict: Only one SSE stream is allowed per session');
+}
+
+/** DELETE: the client ends its session (MCP Transports, Session Management). */
+function deleteSession(res: ServerResponse, session: StreamableSession | undefined, ctx: StreamableContext): void {
+  if (!session) {
+    sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
     return;
   }
-  const contentType = String(req.headers['content-type'] ?? '');
-  if (!contentType.includes('application/json')) {
-    req.resume();
-    sendError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
-    return;
-  }
+  ctx.sessions.delete(session.id);
+  session.close();
+  ctx.closed(session);
+  res.writeHead(200);
+  res.end();
+}
+
+/** POST: client messages, answered on this response (JSON, or SSE when the server has more to say). */
+async function postMessages(req: IncomingMessage, res: ServerResponse, session: StreamableSession | undefined, ctx: StreamableContext): Promise<void> {
+  const accept = acceptedTypes(req);
+  if (!postHeadersAcceptable(req, res, accept)) return;
   const parsed = await readClientMessages(req, res, ctx);
   if (!parsed) return;
-  const { batch } = parsed;
-  const valid = parsed.messages;
-  const initialize = valid.some((message) => isRequest(message) && message.method === 'initialize');
-  const headers: Record<string, string> = {};
-  if (initialize) {
-    // MCP Lifecycle: initialize opens a session and comes alone.
-    if (session || valid.length > 1) {
-      ctx.refused('initialize inside a session or a batch');
-      sendError(res, 400, INVALID_REQUEST, 'Invalid Request: initialize must be sent alone, without Mcp-Session-Id');
-      return;
-    }
-    session = new StreamableSession(ctx.userId, ctx.connectionFor(ctx.userId));
-    ctx.sessions.set(session.id, session);
-    session.connection.attach(session);
-    ctx.opened(session);
-    headers['mcp-session-id'] = session.id;
-  } else if (!session) {
-    ctx.refused('no session');
-    sendError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
-    return;
+  const target = sessionForPost(res, session, parsed.messages, ctx);
+  if (target === undefined) return;
+  const headers: Record<string, string> = target === session ? {} : { 'mcp-session-id': target.id };
+  target.post(res, parsed.messages, parsed.batch, accept, headers);
+}
+
+/**
+ * MCP Transports: a POST's client must accept both JSON and SSE, and send JSON. A JSON-only client
+ * still gets JSON answers (what it would receive on the stream goes to its GET stream instead), so
+ * only a client that accepts neither is refused.
+ */
+function postHeadersAcceptable(req: IncomingMessage, res: ServerResponse, accept: AcceptedTypes): boolean {
+  if (!accept.json && !accept.sse) {
+    refuseUnread(req, res, 406, JsonRpcCode.TRANSPORT_REFUSED, 'Not Acceptable: Client must accept application/json and text/event-stream');
+    return false;
   }
-  const any = accept.includes('*/*');
-  session.post(res, valid, batch, { json: any || accept.includes('application/json'), sse: any || accept.includes('text/event-stream') }, headers);
+  if (!String(req.headers['content-type'] ?? '').includes('application/json')) {
+    refuseUnread(req, res, 415, JsonRpcCode.TRANSPORT_REFUSED, 'Unsupported Media Type: Content-Type must be application/json');
+    return false;
+  }
+  return true;
+}
+
+/**
+ * The session a POST's messages belong to: a new one for `initialize` (MCP Lifecycle: it opens the
+ * session and comes alone), else the one named by `Mcp-Session-Id`. Undefined when refused (answered).
+ */
+function sessionForPost(res: ServerResponse, session: StreamableSession | undefined, messages: readonly JSONRPCMessage[], ctx: StreamableContext): StreamableSession | undefined {
+  const initialize = messages.some((message) => isRequest(message) && message.method === 'initialize');
+  if (!initialize) {
+    if (session) return session;
+    ctx.refused('no session');
+    sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
+    return undefined;
+  }
+  if (session || messages.length > 1) {
+    ctx.refused('initialize inside a session or a batch');
+    sendJsonRpcError(res, 400, JsonRpcCode.INVALID_REQUEST, 'Invalid Request: initialize must be sent alone, without Mcp-Session-Id');
+    return undefined;
+  }
+  const created = new StreamableSession(ctx.userId, ctx.connectionFor(ctx.userId));
+  ctx.sessions.set(created.id, created);
+  created.connection.attach(created);
+  ctx.opened(created);
+  return created;
+}
+
+/** Refuses a request whose body will not be read: the body is drained so the connection stays usable. */
+function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number, code: JsonRpcCodeValue, message: string, headers?: Record<string, string>): void {
+  req.resume();
+  sendJsonRpcError(res, status, code, message, headers);
 }
 
 function writeEvent(res: ServerResponse, message: JSONRPCMessage): void {

@@ -8,7 +8,8 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { IdpReauthenticationRequired, type IdpTokenSource } from '../idp/idp-tokens.ts';
 import { StdioServerConnection, type ProcessLauncher } from './connection.ts';
-import { BridgeError, IDP_TOKEN_UNAVAILABLE, TOO_MANY_PROCESSES } from './jsonrpc.ts';
+import { ErrorCode } from '../core/errors.ts';
+import { JsonRpcCode, JsonRpcFailure } from '../core/jsonrpc.ts';
 import type { SpawnSpec } from './process.ts';
 
 export interface SupervisorOptions {
@@ -46,7 +47,7 @@ export class StdioSupervisor {
 
   /** The connection serving `userId` (the shared one in shared mode), created on first use. */
   connectionFor(userId: string): StdioServerConnection {
-    if (this.#closed) throw new BridgeError(-32000, 'The gateway is shutting down.');
+    if (this.#closed) throw new JsonRpcFailure(ErrorCode.STDIO_SHUTTING_DOWN, JsonRpcCode.SERVER_UNAVAILABLE, 'The gateway is shutting down.');
     const key = this.perUser ? userId : SHARED;
     let connection = this.#connections.get(key);
     if (!connection) {
@@ -79,7 +80,7 @@ export class StdioSupervisor {
       acquireSlot: () => {
         if (this.perUser && this.#running >= config.maxProcesses) {
           logger.warn({ event: 'stdio.process_cap_reached', server: name, userId, maxProcesses: config.maxProcesses }, 'per-user process cap reached');
-          throw new BridgeError(TOO_MANY_PROCESSES, `MCP server "${name}" is at its limit of ${config.maxProcesses} running processes; try again later`);
+          throw new JsonRpcFailure(ErrorCode.STDIO_PROCESS_LIMIT, JsonRpcCode.TOO_MANY_PROCESSES, `MCP server "${name}" is at its limit of ${config.maxProcesses} running processes; try again later`);
         }
         this.#running++;
       },
@@ -126,9 +127,9 @@ export class StdioSupervisor {
     } catch (error) {
       this.#options.logger.warn({ event: 'stdio.idp_token_unavailable', server: this.#options.name, userId, err: error }, 'no IdP token for the stdio server process');
       if (error instanceof IdpReauthenticationRequired) {
-        throw new BridgeError(IDP_TOKEN_UNAVAILABLE, 'Your identity provider session has expired; sign in to the gateway again.');
+        throw new JsonRpcFailure(ErrorCode.STDIO_IDP_TOKEN_UNAVAILABLE, JsonRpcCode.IDP_TOKEN_UNAVAILABLE, 'Your identity provider session has expired; sign in to the gateway again.');
       }
-      throw new BridgeError(IDP_TOKEN_UNAVAILABLE, 'The identity provider could not be reached for your token; try again later.');
+      throw new JsonRpcFailure(ErrorCode.STDIO_IDP_TOKEN_UNAVAILABLE, JsonRpcCode.IDP_TOKEN_UNAVAILABLE, 'The identity provider could not be reached for your token; try again later.');
     }
   }
 

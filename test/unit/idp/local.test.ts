@@ -10,7 +10,7 @@ import { configSchema, type LocalProviderConfig } from '../../../src/config/sche
 import { createLogger } from '../../../src/observability/logger.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { NS } from '../../../src/storage/records.ts';
-import { addressBucket, LocalIdentityProvider } from '../../../src/idp/local.ts';
+import { LocalIdentityProvider } from '../../../src/idp/local.ts';
 import { hashPassword } from '../../../src/idp/passwords.ts';
 import { IdpLoginError, type IdpLoginState } from '../../../src/idp/types.ts';
 
@@ -288,14 +288,3 @@ describe('local identity provider', () => {
   });
 });
 
-describe('addressBucket', () => {
-  test('IPv4 as is, IPv6 by /64', () => {
-    assert.equal(addressBucket('192.0.2.1'), '192.0.2.1');
-    assert.equal(addressBucket('::ffff:192.0.2.1'), '192.0.2.1');
-    assert.equal(addressBucket('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
-    assert.equal(addressBucket('2001:db8:1:2::99'), '2001:db8:1:2::/64');
-    assert.equal(addressBucket('2001:DB8::1'), '2001:db8:0:0::/64');
-    assert.equal(addressBucket('fe80::1%eth0'), 'fe80:0:0:0::/64');
-    assert.equal(addressBucket('::1'), '0:0:0:0::/64');
-  });
-});

@@ -23,6 +23,7 @@ import type { ResourceServer } from '../../../src/resource-server/index.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
 import { startDemoServer } from '../../../src/demo/server.ts';
+import { JsonRpcCode } from '../../../src/core/jsonrpc.ts';
 import type { DemoServer } from '../../../src/demo/server.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -572,7 +573,7 @@ describe('streaming proxy behaviour', () => {
   it('answers 502 with a JSON-RPC error when the upstream is down, then serves the next request', async () => {
     const res = await raw(`${issuer}/down`, { headers: { ...MCP_HEADERS, authorization: `Bearer ${await token('/down')}` }, body: INITIALIZE });
     assert.equal(res.status, 502);
-    assert.deepEqual(JSON.parse(res.body), { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Upstream MCP server "down" is unavailable' } });
+    assert.deepEqual(JSON.parse(res.body), { jsonrpc: '2.0', id: null, error: { code: JsonRpcCode.SERVER_UNAVAILABLE, message: 'Upstream MCP server "down" is unavailable' } });
     assert.ok(logLines.some((line) => line.includes('"upstream":"down"') && line.includes('ECONNREFUSED')), 'the failure is logged with detail');
 
     const next = await raw(`${issuer}/mcp`, { headers: { ...MCP_HEADERS, authorization: `Bearer ${await token('/mcp')}` }, body: INITIALIZE });
@@ -586,6 +587,7 @@ describe('streaming proxy behaviour', () => {
     });
     assert.equal(res.status, 504);
     const body = JSON.parse(res.body);
+    assert.equal(body.error.code, JsonRpcCode.SERVER_TIMEOUT);
     assert.equal(body.error.message, 'Upstream MCP server "lab-json" is unavailable');
     assert.equal(body.id, null);
   });
@@ -603,16 +605,28 @@ describe('streaming proxy behaviour', () => {
     const headers = { ...MCP_HEADERS, authorization: `Bearer ${await token('/mcp')}` };
     const declared = await raw(`${issuer}/mcp`, { headers, body: Buffer.alloc(9_000, 0x20) });
     assert.equal(declared.status, 413);
-    assert.equal(JSON.parse(declared.body).jsonrpc, '2.0');
+    assert.equal(JSON.parse(declared.body).error.code, JsonRpcCode.REQUEST_TOO_LARGE);
     assert.equal(declared.headers.connection, 'close');
 
     const chunked = await raw(`${issuer}/mcp`, { headers, body: [Buffer.alloc(4_096, 0x20), Buffer.alloc(4_096, 0x20), Buffer.alloc(4_096, 0x20)] });
     assert.equal(chunked.status, 413);
-    assert.match(JSON.parse(chunked.body).error.message, /8192 bytes/);
+    assert.equal(JSON.parse(chunked.body).error.code, JsonRpcCode.REQUEST_TOO_LARGE);
 
     // A chunked body under the limit streams through.
     const small = await raw(`${issuer}/mcp`, { headers, body: [Buffer.from(INITIALIZE.slice(0, 20)), Buffer.from(INITIALIZE.slice(20))] });
     assert.equal(small.status, 200);
+  });
+
+  it('answers malformed JSON-RPC itself, with the same rules as the stdio bridge (id null is no request id)', async () => {
+    const headers = { ...MCP_HEADERS, authorization: `Bearer ${await token('/mcp')}` };
+    const notJson = await raw(`${issuer}/mcp`, { headers, body: '{"jsonrpc":' });
+    assert.equal(notJson.status, 400);
+    assert.equal(JSON.parse(notJson.body).error.code, JsonRpcCode.PARSE_ERROR);
+    const nullId = await raw(`${issuer}/mcp`, { headers, body: '{"jsonrpc":"2.0","id":null,"method":"ping"}' });
+    assert.equal(nullId.status, 400);
+    assert.deepEqual(JSON.parse(nullId.body), { jsonrpc: '2.0', id: null, error: { code: JsonRpcCode.INVALID_REQUEST, message: 'Invalid Request: a request "id" must be a string or an integer, never null' } });
+    const badVersion = await raw(`${issuer}/mcp`, { headers, body: '{"jsonrpc":"1.0","id":"r7","method":"ping"}' });
+    assert.deepEqual(JSON.parse(badVersion.body).id, 'r7', 'the id is named when it could be read');
   });
 
   it('refuses methods MCP does not use and paths that climb out of the route', async () => {

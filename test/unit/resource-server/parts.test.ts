@@ -1,13 +1,15 @@
 /**
  * The small parts of the gateway's resource-server side on their own: the HTTP+SSE endpoint rewriter,
- * the JSON-RPC body check, the per-user IdP token cache, and the configuration rules for servers.
+ * the per-user IdP token cache, and the configuration rules for servers.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configSchema } from '../../../src/config/schema.ts';
 import { createIdpTokenCache } from '../../../src/resource-server/idp-token-cache.ts';
-import { checkJsonRpcBody } from '../../../src/core/jsonrpc-check.ts';
-import { SseEndpointError, SseEndpointRewriter } from '../../../src/proxy/sse-endpoint.ts';
+import { createResourceServer } from '../../../src/resource-server/index.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { SseEndpointRewriter } from '../../../src/proxy/sse-endpoint.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { IdpReauthenticationRequired } from '../../../src/idp/idp-tokens.ts';
 import type { IdpAccessToken, IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 import { TestClock } from '../../support/clock.ts';
@@ -27,28 +29,22 @@ describe('SSE endpoint rewriting', () => {
   });
 
   it('refuses an endpoint outside the route and a stream that never announces one', () => {
-    assert.throws(() => new SseEndpointRewriter(rewrite).push(Buffer.from('event: endpoint\ndata: http://elsewhere.example/x\n\n')), SseEndpointError);
+    const refused = (error: unknown): boolean => hasErrorCode(error, ErrorCode.PROXY_SSE_ENDPOINT_INVALID);
+    assert.throws(() => new SseEndpointRewriter(rewrite).push(Buffer.from('event: endpoint\ndata: http://elsewhere.example/x\n\n')), refused);
     const rewriter = new SseEndpointRewriter(rewrite);
     assert.throws(() => {
       for (let i = 0; i < 100; i++) rewriter.push(Buffer.alloc(1024, 0x61));
-    }, SseEndpointError);
+    }, refused);
   });
 });
 
-describe('JSON-RPC body check', () => {
-  const check = (text: string) => checkJsonRpcBody(Buffer.from(text));
-  it('accepts requests, notifications, responses and batches', () => {
-    assert.equal(check('{"jsonrpc":"2.0","id":1,"method":"tools/list"}'), undefined);
-    assert.equal(check('{"jsonrpc":"2.0","method":"notifications/initialized"}'), undefined);
-    assert.equal(check('{"jsonrpc":"2.0","id":"s1","error":{"code":-1,"message":"no"}}'), undefined);
-    assert.equal(check('[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]'), undefined);
-  });
-  it('names parse errors and invalid requests', () => {
-    assert.equal(check('{')?.code, -32700);
-    assert.equal(check('"text"')?.code, -32600);
-    assert.equal(check('[]')?.code, -32600);
-    assert.deepEqual(check('{"jsonrpc":"2.0","id":4}'), { code: -32600, message: 'Invalid Request: a message needs a "method", or an "id" with "result" or "error"', id: 4 });
-    assert.equal(check('[{"jsonrpc":"2.0","id":1,"method":"a"},7]')?.code, -32600);
+describe('upstream targets', () => {
+  it('refuses a built-in server without a running target, with its code', () => {
+    const config = configSchema.parse({ publicUrl: 'https://gw.example', servers: [{ name: 'demo', path: '/demo', upstream: { builtin: 'demo' } }] });
+    assert.throws(
+      () => createResourceServer({ issuer: 'https://gw.example', servers: config.servers ?? [], publicKeys: () => [], findUser: async () => undefined, logger: createLogger('silent') }),
+      (error: unknown) => hasErrorCode(error, ErrorCode.PROXY_UPSTREAM_UNDEFINED),
+    );
   });
 });
 

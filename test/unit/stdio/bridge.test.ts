@@ -14,6 +14,8 @@ import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { serverSchema, type GatewayConfigInput } from '../../../src/config/schema.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
+import { JsonRpcCode, type JsonRpcFailure } from '../../../src/core/jsonrpc.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { startStdioServer, type StdioServer } from '../../../src/stdio/index.ts';
 import type { IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 import { STDIO_TEST_SERVER } from '../../support/stdio-test-server.ts';
@@ -33,7 +35,7 @@ interface Started {
   logs: Array<Record<string, unknown>>;
 }
 
-async function start(t: TestContext, stdio: Partial<StdioInput> = {}): Promise<Started> {
+async function start(t: TestContext, stdio: Partial<StdioInput> = {}, server: { maxRequestBytes?: number } = {}): Promise<Started> {
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -41,13 +43,14 @@ async function start(t: TestContext, stdio: Partial<StdioInput> = {}): Promise<S
       callback();
     },
   });
-  const server = serverSchema.parse({
+  const config = serverSchema.parse({
     name: 'tester',
     path: '/tester',
     upstream: { stdio: { command: process.execPath, args: [STDIO_TEST_SERVER], stopGracePeriod: 1, ...stdio } },
+    ...server,
   });
-  if (!('stdio' in server.upstream)) throw new Error('unreachable');
-  const started = await startStdioServer(server, server.upstream.stdio, { logger: createLogger('debug', sink), idpTokens: noIdpTokens, listenOnLoopback: true });
+  if (!('stdio' in config.upstream)) throw new Error('unreachable');
+  const started = await startStdioServer(config, config.upstream.stdio, { logger: createLogger('debug', sink), idpTokens: noIdpTokens, listenOnLoopback: true });
   t.after(() => started.close());
   return { stdio: started, logs };
 }
@@ -134,6 +137,7 @@ test('only the gateway may call the bridge, and a session stays with its user', 
   const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
   const stolen = await fetch(stdio.url, { method: 'POST', headers: { ...base, ...stdio.headersFor('corp:bob'), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }, body: list });
   assert.equal(stolen.status, 404);
+  assert.equal(((await stolen.json()) as { error: { code: number } }).error.code, JsonRpcCode.SESSION_NOT_FOUND);
   const own = await fetch(stdio.url, { method: 'POST', headers: { ...base, ...stdio.headersFor('corp:alice'), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }, body: list });
   assert.equal(own.status, 200);
   assert.match(await own.text(), /"name":"echo"/);
@@ -167,23 +171,28 @@ test('malformed client messages get JSON-RPC errors and a log line; the bridge k
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:alice') };
   const notJson = await fetch(stdio.url, { method: 'POST', headers, body: '{"jsonrpc":' });
   assert.equal(notJson.status, 400);
-  assert.equal(((await notJson.json()) as { error: { code: number } }).error.code, -32700);
+  assert.equal(((await notJson.json()) as { error: { code: number } }).error.code, JsonRpcCode.PARSE_ERROR);
   const notRpc = await fetch(stdio.url, { method: 'POST', headers, body: '{"hello":"world"}' });
   assert.equal(notRpc.status, 400);
-  assert.ok([-32600, -32700].includes(((await notRpc.json()) as { error: { code: number } }).error.code));
+  assert.equal(((await notRpc.json()) as { error: { code: number } }).error.code, JsonRpcCode.INVALID_REQUEST);
+  // MCP: a request id is never null; the bridge answers exactly as the proxy does for HTTP upstreams.
+  const nullId = await fetch(stdio.url, { method: 'POST', headers, body: '{"jsonrpc":"2.0","id":null,"method":"ping"}' });
+  assert.equal(nullId.status, 400);
+  assert.deepEqual(((await nullId.json()) as { id: unknown; error: { code: number } }), { jsonrpc: '2.0', id: null, error: { code: JsonRpcCode.INVALID_REQUEST, message: 'Invalid Request: a request "id" must be a string or an integer, never null' } });
 
   // The older transport's POST endpoint: an unknown session id is refused, bad bodies get -32700/-32600.
   const bad = await fetch(`${stdio.url}/messages?sessionId=nope`, { method: 'POST', headers, body: '{}' });
   assert.equal(bad.status, 404);
+  assert.equal(((await bad.json()) as { error: { code: number } }).error.code, JsonRpcCode.SESSION_NOT_FOUND);
   const controller = new AbortController();
   const stream = await fetch(`${stdio.url}/sse`, { headers: { ...stdio.headersFor('corp:alice'), accept: 'text/event-stream' }, signal: controller.signal });
   const first = new TextDecoder().decode((await stream.body!.getReader().read()).value);
   const endpoint = /data: (messages\?sessionId=[0-9a-f-]+)/.exec(first)?.[1];
   assert.ok(endpoint, `relative endpoint event: ${first}`);
   const legacyNotJson = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers, body: 'nope' });
-  assert.equal(((await legacyNotJson.json()) as { error: { code: number } }).error.code, -32700);
+  assert.equal(((await legacyNotJson.json()) as { error: { code: number } }).error.code, JsonRpcCode.PARSE_ERROR);
   const legacyNotRpc = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers, body: '[]' });
-  assert.equal(((await legacyNotRpc.json()) as { error: { code: number } }).error.code, -32600);
+  assert.equal(((await legacyNotRpc.json()) as { error: { code: number } }).error.code, JsonRpcCode.INVALID_REQUEST);
   const otherUser = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers: { ...headers, ...stdio.headersFor('corp:bob') }, body: '{"jsonrpc":"2.0","method":"x"}' });
   assert.equal(otherUser.status, 404, 'a legacy session stays with its user');
   controller.abort();
@@ -259,9 +268,9 @@ test('a crash fails the calls in flight with a JSON-RPC error, and the process r
   const slow = legacy.callTool({ name: 'slow', arguments: { steps: 100, delayMs: 100 } }).then(() => undefined, (error: unknown) => error);
   await new Promise((resolve) => setTimeout(resolve, 200));
   const crash = client.callTool({ name: 'crash' });
-  await assert.rejects(crash, (error: unknown) => error instanceof McpError && error.code === -32000 && /exited unexpectedly/.test(error.message));
+  await assert.rejects(crash, (error: unknown) => error instanceof McpError && error.code === JsonRpcCode.SERVER_UNAVAILABLE);
   const slowError = await slow;
-  assert.ok(slowError instanceof McpError && slowError.code === -32000, 'the other session\'s call in flight fails too');
+  assert.ok(slowError instanceof McpError && slowError.code === JsonRpcCode.SERVER_UNAVAILABLE, 'the other session\'s call in flight fails too');
   assert.ok(logs.some((line) => line.event === 'stdio.process_crashed' && line.code === 3));
   // Same sessions, new process.
   const after = Number(await callText(client, 'pid'));
@@ -285,7 +294,7 @@ test('per-user: the process cap gives the next user a clear JSON-RPC error', asy
   const { stdio } = await start(t, { mode: 'per-user', maxProcesses: 1 });
   const alice = await connect(t, stdio, 'corp:alice');
   await callText(alice, 'pid');
-  await assert.rejects(connect(t, stdio, 'corp:bob'), /limit of 1 running processes/);
+  await assert.rejects(connect(t, stdio, 'corp:bob'), (error: unknown) => error instanceof McpError && error.code === JsonRpcCode.TOO_MANY_PROCESSES);
   assert.equal(stdio.supervisor.pids().size, 1);
 });
 
@@ -329,11 +338,12 @@ test('@modelcontextprotocol/server-everything over the bridge, shared and per-us
 
 test('a server that cannot start gives the client a JSON-RPC error and a log line; the bridge stays up', async (t) => {
   const { stdio, logs } = await start(t, { command: '/nonexistent/mcp-server', args: [], restartBackoff: { initialMs: 100, maxMs: 200 } });
-  await assert.rejects(connect(t, stdio, 'corp:alice'), (error: unknown) => error instanceof McpError && error.code === -32000 && /could not be started/.test(error.message));
+  const unavailable = (error: unknown): boolean => error instanceof McpError && error.code === JsonRpcCode.SERVER_UNAVAILABLE;
+  await assert.rejects(connect(t, stdio, 'corp:alice'), unavailable);
   assert.ok(logs.some((line) => line.event === 'stdio.process_start_failed'));
   // Tried again on the next request (after the backoff), with the same clear error.
   await new Promise((resolve) => setTimeout(resolve, 250));
-  await assert.rejects(connect(t, stdio, 'corp:bob'), /could not be started/);
+  await assert.rejects(connect(t, stdio, 'corp:bob'), unavailable);
   assert.equal(logs.filter((line) => line.event === 'stdio.process_start_failed').length, 2);
 });
 
@@ -442,4 +452,35 @@ test('idpToken.env on a shared server is refused at start-up: one process cannot
   });
   if (!('stdio' in server.upstream)) throw new Error('unreachable');
   await assert.rejects(startStdioServer(server, server.upstream.stdio, { logger: createLogger('silent'), idpTokens: noIdpTokens }), /idpToken\.env needs upstream\.stdio\.mode "per-user"/);
+});
+
+test('after shutdown the supervisor refuses new connections with its code, answered as "server unavailable"', async (t) => {
+  const { stdio } = await start(t);
+  await stdio.close();
+  assert.throws(
+    () => stdio.supervisor.connectionFor('corp:alice'),
+    (error: unknown) => hasErrorCode(error, ErrorCode.STDIO_SHUTTING_DOWN) && (error as JsonRpcFailure).rpcCode === JsonRpcCode.SERVER_UNAVAILABLE,
+  );
+});
+
+test('a body over maxRequestBytes gets 413 with its JSON-RPC code, on both transports', async (t) => {
+  const { stdio, logs } = await start(t, {}, { maxRequestBytes: 1024 });
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:alice') };
+  const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(2048) } });
+  const streamable = await fetch(stdio.url, { method: 'POST', headers, body: big });
+  assert.equal(streamable.status, 413);
+  assert.equal(((await streamable.json()) as { error: { code: number } }).error.code, JsonRpcCode.REQUEST_TOO_LARGE);
+  const controller = new AbortController();
+  const stream = await fetch(`${stdio.url}/sse`, { headers: { ...stdio.headersFor('corp:alice'), accept: 'text/event-stream' }, signal: controller.signal });
+  const first = new TextDecoder().decode((await stream.body!.getReader().read()).value);
+  const endpoint = /data: (messages\?sessionId=[0-9a-f-]+)/.exec(first)?.[1];
+  assert.ok(endpoint, `relative endpoint event: ${first}`);
+  const legacy = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers, body: big });
+  assert.equal(legacy.status, 413);
+  assert.equal(((await legacy.json()) as { error: { code: number } }).error.code, JsonRpcCode.REQUEST_TOO_LARGE);
+  controller.abort();
+  assert.equal(logs.filter((line) => line.event === 'stdio.bad_request').length, 2);
+  // Under the cap, the same bridge serves as usual.
+  const client = await connect(t, stdio, 'corp:alice');
+  assert.equal(await callText(client, 'echo', { text: 'small enough' }), 'small enough');
 });
