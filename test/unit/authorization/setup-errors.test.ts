@@ -45,7 +45,7 @@ test('a client metadata document over the size cap is refused with its code', as
   const cimd = createCimdFetch({ allowHosts: [], denyHosts: [], allowPrivateAddresses: true, fetchTimeoutMs: 5000, maxBytes: 1024, knownScopes: new Set(), logger });
   t.after(() => cimd.close());
   const { port } = server.address() as AddressInfo;
-  await assert.rejects(cimd.fetch(`http://127.0.0.1:${port}/client.json`), (error: unknown) => hasErrorCode(error, ErrorCode.CIMD_DOCUMENT_TOO_LARGE));
+  await assert.rejects(cimd.fetch(`http://127.0.0.1:${port}/client.json`), (error: unknown) => hasErrorCode(error, ErrorCode.HTTP_BODY_TOO_LARGE));
 });
 
 test('a client metadata document on a special-use address is not fetched', async (t) => {
