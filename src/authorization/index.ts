@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
 import { readBody } from '../http/body.ts';
+import type { RouteHandlers } from '../http/router.ts';
 import { renderPage, html, pageSecurityHeaders, type PageBranding } from '../ui/layout.ts';
 import { createProvider, registrableScopes, resolveResource, type ProtectedResource } from './provider.ts';
 import { createInteractions } from './interactions.ts';
@@ -38,25 +39,13 @@ export interface AuthorizationServerOptions {
   logger: Logger;
 }
 
+/** The route-table handlers (src/http/routes.ts) this room answers. */
+export type AuthorizationHandlers = Required<Pick<RouteHandlers, 'authorizationServerMetadata' | 'authorize' | 'oidcProvider' | 'registration' | 'consent' | 'consentDecision' | 'idpCallback'>>;
+
 export interface AuthorizationServer {
-  /** Handles the request when it belongs to the authorization server; false otherwise. */
-  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+  readonly handlers: AuthorizationHandlers;
   publicKeys(): JWK[];
   close(): Promise<void>;
-}
-
-/**
- * Metadata locations clients probe (CLIENTS.md §1): RFC 8414 and OIDC discovery at the root, the
- * path-inserted forms for an MCP URL treated as an issuer, and the path-appended OIDC form. All serve
- * the same document, whose `issuer` is always the gateway origin.
- */
-export function isMetadataPath(pathname: string): boolean {
-  return (
-    pathname === '/.well-known/oauth-authorization-server' ||
-    pathname.startsWith('/.well-known/oauth-authorization-server/') ||
-    pathname.startsWith('/.well-known/openid-configuration/') ||
-    (pathname.endsWith('/.well-known/openid-configuration') && pathname !== '/.well-known/openid-configuration')
-  );
 }
 
 /**
@@ -75,8 +64,6 @@ function registrationPreflightHeaders(req: IncomingMessage): Record<string, stri
     'cache-control': 'no-store',
   };
 }
-
-const PROVIDER_ROUTES = /^\/(authorize(\/[^/]+)?|token|register|revoke|jwks|\.well-known\/openid-configuration)$/;
 
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
   const { config, logger } = options;
@@ -165,53 +152,49 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     return false;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-    const { pathname } = url;
-    const method = req.method ?? 'GET';
-
-    const interaction = /^\/interaction\/([A-Za-z0-9_-]+)(\/decision)?$/.exec(pathname);
-    if (interaction?.[1]) {
-      if (!interaction[2] && method === 'GET') await interactions.showConsent(req, res, interaction[1]);
-      else if (interaction[2] && method === 'POST') await interactions.decide(req, res, interaction[1]);
-      else sendJson(res, 405, { error: 'invalid_request', error_description: 'method not allowed' }, { allow: interaction[2] ? 'POST' : 'GET' });
-      return true;
-    }
-    if (pathname === '/callback') {
-      if (method !== 'GET') {
-        sendJson(res, 405, { error: 'invalid_request', error_description: 'method not allowed' }, { allow: 'GET' });
-      } else {
-        await interactions.callback(req, res, url);
-      }
-      return true;
-    }
-    if (isMetadataPath(pathname)) {
-      req.url = '/.well-known/openid-configuration';
-      await callback(req, res);
-      return true;
-    }
-    if (PROVIDER_ROUTES.test(pathname)) {
-      if (pathname === '/register') {
-        // Browser-based clients (MCP Inspector) register cross-origin; oidc-provider has no CORS there.
-        // No credentials are involved, so any origin may call it.
-        if (method === 'OPTIONS') {
-          res.writeHead(204, registrationPreflightHeaders(req));
-          res.end();
-          return true;
-        }
-        res.setHeader('access-control-allow-origin', '*');
-        if (method === 'POST' && !(await registrationWithinLimit(req, res))) return true;
-        if (method === 'POST' && req.headers['content-type']?.startsWith('application/json')) {
-          const replay = await normalisedRegistration(req, res);
-          if (replay) await callback(replay, res);
-          return true;
-        }
-      }
-      if (pathname === '/authorize' && method === 'GET') rewriteAuthorizationScope(req, url);
-      await callback(req, res);
-      return true;
-    }
-    return false;
+  /**
+   * Every authorization-server metadata location (the table lists the aliases clients probe) serves
+   * the one document oidc-provider publishes, whose `issuer` is always the gateway origin.
+   */
+  async function authorizationServerMetadata(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.url = '/.well-known/openid-configuration';
+    await callback(req, res);
   }
+
+  async function authorize(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === 'GET') rewriteAuthorizationScope(req, new URL(req.url ?? '/', issuer));
+    await callback(req, res);
+  }
+
+  /**
+   * Browser-based clients (MCP Inspector) register cross-origin; oidc-provider has no CORS there. No
+   * credentials are involved, so any origin may call it.
+   */
+  async function registration(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, registrationPreflightHeaders(req));
+      res.end();
+      return;
+    }
+    res.setHeader('access-control-allow-origin', '*');
+    if (!(await registrationWithinLimit(req, res))) return;
+    if (!req.headers['content-type']?.startsWith('application/json')) {
+      await callback(req, res); // oidc-provider refuses it in the OAuth error format
+      return;
+    }
+    const replay = await normalisedRegistration(req, res);
+    if (replay) await callback(replay, res);
+  }
+
+  const handlers: AuthorizationHandlers = {
+    authorizationServerMetadata,
+    authorize,
+    oidcProvider: (req, res) => callback(req, res),
+    registration,
+    consent: (req, res, target) => interactions.showConsent(req, res, target.params.uid as string),
+    consentDecision: (req, res, target) => interactions.decide(req, res, target.params.uid as string),
+    idpCallback: (req, res) => interactions.callback(req, res, new URL(req.url ?? '/', issuer)),
+  };
 
   /** Applies the default scope (RFC 6749 §3.3) for the MCP server the request targets. */
   function rewriteAuthorizationScope(req: IncomingMessage, url: URL): void {
@@ -223,7 +206,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   }
 
   return {
-    handle,
+    handlers,
     publicKeys: () => publicJwks(options.keys),
     close: cimd.close,
   };
