@@ -12,12 +12,12 @@ import type { JWK } from 'jose';
 import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
-import type { McpDispatch, RouteHandlers } from '../http/router.ts';
+import type { McpDispatch, RouteHandler, RouteHandlers } from '../http/router.ts';
 import { sendBearerChallenge } from './challenge.ts';
 import { createResourceGuard } from './guard.ts';
 import type { GuardDenial, GuardGrant, GuardResult, ResourceGuard } from './guard.ts';
 import { ProtectedResourceMetadataEndpoints } from './protected-resource-metadata.ts';
-import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute, type McpRoute } from './mcp-routes.ts';
+import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute, type McpRoute, type McpRouteMatcher } from './mcp-routes.ts';
 import { corsHeaders, MCP_METHODS, sendPreflight, type CorsHeaders } from './cors.ts';
 import { sendJsonRpcError, UpstreamPools, UpstreamProxy, JSONRPC_UPSTREAM_UNAVAILABLE } from '../proxy/http-proxy.ts';
 import { gatewayOrigin, issuerFromPublicUrl } from '../core/resource-uri.ts';
@@ -94,10 +94,8 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   const logger = options.logger;
   const verifier: TokenVerifier = options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys });
   const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger });
-  const metadata = new ProtectedResourceMetadataEndpoints(issuer, options.servers);
   const pools = new UpstreamPools();
   const routes = buildMcpRoutes(options.servers, { issuer, ownOrigin: gatewayOrigin(issuer), upstreams: options.upstreams, pools, logger });
-  const routeFor = createMcpRouteMatcher(routes, scheme);
   const context: RequestContext = {
     guard,
     logger,
@@ -105,7 +103,28 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     clientAddress: options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress),
   };
 
-  const serveMcp: McpDispatch = (req, res, path, query) => {
+  const serveMcp = mcpDispatch(context, createMcpRouteMatcher(routes, scheme));
+  const protectedResourceMetadata = metadataHandler(new ProtectedResourceMetadataEndpoints(issuer, options.servers));
+  return {
+    guard,
+    serveMcp,
+    handlers: { protectedResourceMetadata },
+    handle(req, res) {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q === -1 ? url : url.slice(0, q);
+      return serveMcp(req, res, path, q === -1 ? '' : url.slice(q + 1)) || protectedResourceMetadata(req, res, { path, search: '', params: {} }) !== false;
+    },
+    async close() {
+      guard.clear();
+      await pools.close();
+    },
+  };
+}
+
+/** The hot path's entry: the route for the Host and path, then the request handed to it. */
+function mcpDispatch(context: RequestContext, routeFor: McpRouteMatcher): McpDispatch {
+  return (req, res, path, query) => {
     const route = routeFor(req.headers.host, path);
     if (route === undefined) return false;
     try {
@@ -115,25 +134,13 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     }
     return true;
   };
-  const protectedResourceMetadata = (req: IncomingMessage, res: ServerResponse, target: { path: string }): false | void => {
+}
+
+/** A path the table sends here that names no document (another host's, say) is a 404. */
+function metadataHandler(metadata: ProtectedResourceMetadataEndpoints): RouteHandler {
+  return (req, res, target) => {
     if (!metadata.matches(target.path, req.headers.host)) return false;
     metadata.serve(req, res, target.path);
-  };
-
-  return {
-    guard,
-    serveMcp,
-    handlers: { protectedResourceMetadata },
-    handle(req, res) {
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      const path = q === -1 ? url : url.slice(0, q);
-      return serveMcp(req, res, path, q === -1 ? '' : url.slice(q + 1)) || protectedResourceMetadata(req, res, { path }) !== false;
-    },
-    async close() {
-      guard.clear();
-      await pools.close();
-    },
   };
 }
 
