@@ -1,7 +1,7 @@
 /**
  * The authorization server facade on the gateway's origin: metadata, registration (DCR and CIMD),
  * /authorize with consent and the upstream login, /token, /revoke, /jwks. This module is the only door
- * to oidc-provider; the rest of the gateway sees `handle()` and the public keys.
+ * to oidc-provider; the rest of the gateway sees its route handlers and the public keys.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KoaContextWithOIDC } from 'oidc-provider';

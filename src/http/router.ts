@@ -88,7 +88,7 @@ function methodAllowed(route: GatewayRoute, method: string | undefined): boolean
   return route.methods === 'any' || route.methods.includes(method ?? 'GET');
 }
 
-export function sendNotFound(res: ServerResponse, path: string): void {
+function sendNotFound(res: ServerResponse, path: string): void {
   sendJson(res, 404, { error: 'not_found', error_description: `nothing is served at ${path}` });
 }
 
