@@ -120,8 +120,26 @@ function compile(route: GatewayRoute): RegExp {
   return new RegExp(`^${source}$`);
 }
 
+/** `/token` of `/token`, `/forward-auth` of `/forward-auth/x/y`. */
+function firstSegment(path: string): string {
+  const end = path.indexOf('/', 1);
+  return end === -1 ? path : path.slice(0, end);
+}
+
 const EXACT = new Map<string, GatewayRoute>(GATEWAY_ROUTES.filter((route) => isLiteral(route.path)).map((route) => [route.path, route]));
 const PATTERNS: readonly CompiledPattern[] = GATEWAY_ROUTES.filter((route) => !isLiteral(route.path)).map((route) => ({ route, pattern: compile(route) }));
+const ANYWHERE = PATTERNS.filter(({ route }) => route.path.startsWith('*'));
+/**
+ * The patterns a path can match, by its first segment, still in table order (the leading-`*` ones
+ * apply under every segment): a forward-auth check, called for every request a proxy lets through,
+ * tries two patterns rather than the whole table.
+ */
+const BY_FIRST_SEGMENT = new Map<string, readonly CompiledPattern[]>(
+  PATTERNS.filter(({ route }) => !route.path.startsWith('*')).map(({ route }) => {
+    const segment = firstSegment(route.path);
+    return [segment, PATTERNS.filter((candidate) => candidate.route.path.startsWith('*') || firstSegment(candidate.route.path) === segment)];
+  }),
+);
 
 function paramsFit(route: GatewayRoute, params: Record<string, string>): boolean {
   if (route.params === undefined) return true;
@@ -135,7 +153,7 @@ function paramsFit(route: GatewayRoute, params: Record<string, string>): boolean
 export function matchRoute(path: string): RouteMatch | undefined {
   const exact = EXACT.get(path);
   if (exact !== undefined) return { route: exact, params: NO_PARAMS };
-  for (const { route, pattern } of PATTERNS) {
+  for (const { route, pattern } of BY_FIRST_SEGMENT.get(firstSegment(path)) ?? ANYWHERE) {
     const found = pattern.exec(path);
     if (found === null) continue;
     const params: Record<string, string> = { ...found.groups };

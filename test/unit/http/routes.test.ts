@@ -133,5 +133,8 @@ describe('route table', () => {
     assert.equal(matchRoute('/interaction/abc/decision')?.route.handler, 'consentDecision');
     assert.equal(matchRoute('/interaction/abc/other'), undefined);
     assert.equal(matchRoute('/tokens'), undefined);
+    // Table order decides between overlapping patterns, whatever the path's first segment.
+    assert.equal(matchRoute('/.well-known/oauth-protected-resource/mcp/.well-known/openid-configuration')?.route.handler, 'authorizationServerMetadata');
+    assert.equal(matchRoute('/.well-known/oauth-protected-resource/forward-auth/github/x')?.route.handler, 'protectedResourceMetadata');
   });
 });
