@@ -13,19 +13,19 @@ import type { Logger } from '../observability/logger.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
 import { readBody } from '../http/body.ts';
-import type { RouteHandlers } from '../http/router.ts';
 import { renderPage, html, pageSecurityHeaders, type PageBranding } from '../ui/layout.ts';
-import { createProvider, registrableScopes, resolveResource, type ProtectedResource } from './provider.ts';
+import { createProvider, registrableScopes, type ProtectedResource } from './provider.ts';
+import { createAuthorizationHandlers, type AuthorizationHandlers } from './handlers.ts';
 import { createInteractions } from './interactions.ts';
 import { createCimdFetch } from './cimd.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
-import { grantableScope } from './request-scope.ts';
 import { publicJwks, type GatewayKeys } from './keys.ts';
 import { NS } from '../storage/records.ts';
 import { clientAddressResolver } from '../http/client-address.ts';
 import { rateLimitDecision, rateLimitWindow, type RateLimitRule } from '../policy/rate-limit.ts';
 
 export type { ProtectedResource } from './provider.ts';
+export type { AuthorizationHandlers } from './handlers.ts';
 
 export interface AuthorizationServerOptions {
   config: GatewayConfig;
@@ -39,30 +39,11 @@ export interface AuthorizationServerOptions {
   logger: Logger;
 }
 
-/** The route-table handlers (src/http/routes.ts) this room answers. */
-export type AuthorizationHandlers = Required<Pick<RouteHandlers, 'authorizationServerMetadata' | 'authorize' | 'oidcProvider' | 'registration' | 'consent' | 'consentDecision' | 'idpCallback'>>;
-
 export interface AuthorizationServer {
+  /** The route-table handlers (src/http/routes.ts) this room answers. */
   readonly handlers: AuthorizationHandlers;
   publicKeys(): JWK[];
   close(): Promise<void>;
-}
-
-/**
- * CORS preflight answer for /register. No credentials are involved (no cookies, and
- * `Access-Control-Allow-Credentials` is never sent), so any origin may register, with whatever request
- * headers its MCP client library adds (the SDK adds `MCP-Protocol-Version`, which a fixed list would
- * refuse and with it the whole registration).
- */
-function registrationPreflightHeaders(req: IncomingMessage): Record<string, string> {
-  const requested = req.headers['access-control-request-headers'];
-  return {
-    'access-control-allow-origin': '*',
-    'access-control-allow-methods': 'POST',
-    'access-control-allow-headers': typeof requested === 'string' && requested.length <= 1024 ? requested : 'content-type, authorization, mcp-protocol-version',
-    'access-control-max-age': '600',
-    'cache-control': 'no-store',
-  };
 }
 
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
@@ -152,58 +133,15 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     return false;
   }
 
-  /**
-   * Every authorization-server metadata location (the table lists the aliases clients probe) serves
-   * the one document oidc-provider publishes, whose `issuer` is always the gateway origin.
-   */
-  async function authorizationServerMetadata(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.url = '/.well-known/openid-configuration';
-    await callback(req, res);
-  }
-
-  async function authorize(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method === 'GET') rewriteAuthorizationScope(req, new URL(req.url ?? '/', issuer));
-    await callback(req, res);
-  }
-
-  /**
-   * Browser-based clients (MCP Inspector) register cross-origin; oidc-provider has no CORS there. No
-   * credentials are involved, so any origin may call it.
-   */
-  async function registration(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204, registrationPreflightHeaders(req));
-      res.end();
-      return;
-    }
-    res.setHeader('access-control-allow-origin', '*');
-    if (!(await registrationWithinLimit(req, res))) return;
-    if (!req.headers['content-type']?.startsWith('application/json')) {
-      await callback(req, res); // oidc-provider refuses it in the OAuth error format
-      return;
-    }
-    const replay = await normalisedRegistration(req, res);
-    if (replay) await callback(replay, res);
-  }
-
-  const handlers: AuthorizationHandlers = {
-    authorizationServerMetadata,
-    authorize,
-    oidcProvider: (req, res) => callback(req, res),
-    registration,
-    consent: (req, res, target) => interactions.showConsent(req, res, target.params.uid as string),
-    consentDecision: (req, res, target) => interactions.decide(req, res, target.params.uid as string),
-    idpCallback: (req, res) => interactions.callback(req, res, new URL(req.url ?? '/', issuer)),
-  };
-
-  /** Applies the default scope (RFC 6749 §3.3) for the MCP server the request targets. */
-  function rewriteAuthorizationScope(req: IncomingMessage, url: URL): void {
-    const indicators = url.searchParams.getAll('resource');
-    const server = resolveResource(options.resources, options.canonicalizeResource, indicators.length > 1 ? indicators : indicators[0]);
-    if (!server) return; // oidc-provider answers an unknown resource with invalid_target; consent refuses several
-    url.searchParams.set('scope', grantableScope(url.searchParams.get('scope'), server));
-    req.url = `${url.pathname}${url.search}`;
-  }
+  const handlers = createAuthorizationHandlers({
+    issuer,
+    provider: callback,
+    login: interactions,
+    resources: options.resources,
+    canonicalizeResource: options.canonicalizeResource,
+    registrationWithinLimit,
+    normalisedRegistration,
+  });
 
   return {
     handlers,
