@@ -10,6 +10,7 @@ import { isLoopbackHost, requireSecureScheme } from './schema-urls.ts';
 import { accessRulesSchema } from './schema-access.ts';
 import { stdioUpstreamSchema } from './schema-stdio.ts';
 import { uiSchema } from './schema-ui.ts';
+import { serverPathConflict } from '../http/routes.ts';
 import {
   oidcProviderSchema, entraProviderSchema, googleProviderSchema, oktaProviderSchema, keycloakProviderSchema,
   auth0ProviderSchema, authentikProviderSchema, cognitoProviderSchema,
@@ -307,8 +308,9 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
         ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: hostKey ? `duplicate route: host "${hostKey}" with path "${path}"` : `duplicate server path "${path}"` });
       }
       routes.add(route);
-      if (RESERVED_PATHS.some((reserved) => path === reserved || path.startsWith(`${reserved}/`))) {
-        ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `"${path}" is used by the gateway itself` });
+      const reserved = serverPathConflict(path);
+      if (reserved !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `"${path}" is used by the gateway itself (${reserved})` });
       }
     }
     if (hostKey !== undefined && scheme === 'http:' && !isLoopbackHost(URL.parse(`http://${hostKey}`)?.hostname ?? '')) {
@@ -371,8 +373,8 @@ function checkIdpTokenTarget(server: Record<string, unknown>, index: number, ctx
   }
 }
 
-/** Paths the gateway serves itself; an MCP server route may not shadow them. */
-export const RESERVED_PATHS = ['/.well-known', '/authorize', '/token', '/register', '/revoke', '/jwks', '/interaction', '/callback', '/sign-in', '/healthz', '/oidc', '/session', '/forward-auth'];
+/** Paths the gateway serves itself, from its route table; an MCP server route may not shadow them. */
+export { RESERVED_PATHS } from '../http/routes.ts';
 
 export type GatewayConfigInput = z.input<typeof configSchema>;
 export type GatewayConfig = z.output<typeof configSchema>;

@@ -52,6 +52,10 @@ export function resourceTarget(resource: string): ResourceTarget {
   return { protocol: url.protocol, host: url.host, path: url.pathname.replace(/\/+$/, '') };
 }
 
+type Refusal = Extract<OriginalRequestResult, { ok: false }>;
+/** One step of reading the original request: its value, or why the request is refused. */
+type Step<T> = { ok: true; value: T } | Refusal;
+
 /**
  * Reads the original request from the check request's headers.
  *
@@ -59,21 +63,37 @@ export function resourceTarget(resource: string): ResourceTarget {
  *   original path there), with its query; '' when there is none.
  */
 export function readOriginalRequest(headers: IncomingHttpHeaders, checkMethod: string, pathRest: string): OriginalRequestResult {
-  const originalUrl = single(headers['x-original-url']);
-  let fromUrl: URL | undefined;
-  if (originalUrl !== undefined) {
-    fromUrl = URL.parse(originalUrl) ?? undefined;
-    if (!fromUrl || (fromUrl.protocol !== 'http:' && fromUrl.protocol !== 'https:')) {
-      return { ok: false, reason: 'invalid_original_request', detail: 'X-Original-URL is not an absolute http(s) URL' };
-    }
-  }
+  const url = originalUrl(headers);
+  if (!url.ok) return url;
+  const target = originalTarget(headers, url.value, pathRest);
+  if (!target.ok) return target;
+  const host = originalHost(headers, url.value);
+  if (!host.ok) return host;
+  const forwardedMethod = single(headers['x-forwarded-method']) ?? single(headers['x-original-method']);
+  const method = (forwardedMethod ?? checkMethod).toUpperCase();
+  if (!/^[A-Z]+$/.test(method)) return { ok: false, reason: 'invalid_original_request', detail: 'the original method is not a method token' };
+  return { ok: true, request: { host: host.value, path: target.value.path, query: target.value.query, method } };
+}
 
+/** ingress-nginx's `X-Original-URL`, when sent: it must be an absolute http(s) URL. */
+function originalUrl(headers: IncomingHttpHeaders): Step<URL | undefined> {
+  const value = single(headers['x-original-url']);
+  if (value === undefined) return { ok: true, value: undefined };
+  const url = URL.parse(value);
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    return { ok: false, reason: 'invalid_original_request', detail: 'X-Original-URL is not an absolute http(s) URL' };
+  }
+  return { ok: true, value: url };
+}
+
+/** The original path (every source agreeing, no dot segments) and the first query any source gave. */
+function originalTarget(headers: IncomingHttpHeaders, url: URL | undefined, pathRest: string): Step<{ path: string; query: string }> {
   const paths: Array<[source: string, value: string]> = [];
   let query = '';
   for (const [source, value] of [
     ['X-Forwarded-Uri', single(headers['x-forwarded-uri'])],
     ['X-Original-URI', single(headers['x-original-uri'])],
-    ['X-Original-URL', fromUrl === undefined ? undefined : fromUrl.pathname + fromUrl.search],
+    ['X-Original-URL', url === undefined ? undefined : url.pathname + url.search],
     ['check path', pathRest === '' ? undefined : pathRest],
   ] as const) {
     if (value === undefined) continue;
@@ -83,37 +103,41 @@ export function readOriginalRequest(headers: IncomingHttpHeaders, checkMethod: s
   if (paths.length === 0) {
     return { ok: false, reason: 'missing_original_request', detail: 'no original URI (send X-Forwarded-Uri, X-Original-URI or X-Original-URL)' };
   }
-  const path = paths[0]![1];
-  for (const [source, value] of paths) {
-    if (value !== path) return { ok: false, reason: 'conflicting_original_request', detail: `${source} disagrees with ${paths[0]![0]}` };
-  }
-  if (!path.startsWith('/') || /[\s\\]/.test(path) || escapesPath(path)) {
+  const path = agreed(paths);
+  if (!path.ok) return path;
+  if (!path.value.startsWith('/') || /[\s\\]/.test(path.value) || escapesPath(path.value)) {
     return { ok: false, reason: 'invalid_original_request', detail: 'the original path is not a plain absolute path (dot segments, encoded slashes or whitespace)' };
   }
+  return { ok: true, value: { path: path.value, query } };
+}
 
+/** The original host: every source agreeing, a single host[:port]. */
+function originalHost(headers: IncomingHttpHeaders, url: URL | undefined): Step<string> {
   const hosts: Array<[source: string, value: string]> = [];
   for (const [source, value] of [
     ['X-Forwarded-Host', single(headers['x-forwarded-host'])],
     ['X-Original-Host', single(headers['x-original-host'])],
-    ['X-Original-URL', fromUrl?.host],
+    ['X-Original-URL', url?.host],
   ] as const) {
     if (value !== undefined) hosts.push([source, value.trim().toLowerCase()]);
   }
   // Envoy (and a same-origin nginx with `proxy_set_header Host $http_host`) keep the original Host.
   if (hosts.length === 0 && headers.host !== undefined) hosts.push(['Host', headers.host.trim().toLowerCase()]);
   if (hosts.length === 0) return { ok: false, reason: 'missing_original_request', detail: 'no original host (send X-Forwarded-Host)' };
-  const host = hosts[0]![1];
-  for (const [source, value] of hosts) {
-    if (value !== host) return { ok: false, reason: 'conflicting_original_request', detail: `${source} disagrees with ${hosts[0]![0]}` };
-  }
-  if (!/^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/.test(host)) {
+  const host = agreed(hosts);
+  if (host.ok && !/^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/.test(host.value)) {
     return { ok: false, reason: 'invalid_original_request', detail: 'the original host is not a single host[:port]' };
   }
+  return host;
+}
 
-  const forwardedMethod = single(headers['x-forwarded-method']) ?? single(headers['x-original-method']);
-  const method = (forwardedMethod ?? checkMethod).toUpperCase();
-  if (!/^[A-Z]+$/.test(method)) return { ok: false, reason: 'invalid_original_request', detail: 'the original method is not a method token' };
-  return { ok: true, request: { host, path, query, method } };
+/** The one value every source gave (the first source is named when another disagrees). */
+function agreed(values: ReadonlyArray<readonly [source: string, value: string]>): Step<string> {
+  const [firstSource, first] = values[0]!;
+  for (const [source, value] of values) {
+    if (value !== first) return { ok: false, reason: 'conflicting_original_request', detail: `${source} disagrees with ${firstSource}` };
+  }
+  return { ok: true, value: first };
 }
 
 /**

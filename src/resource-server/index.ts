@@ -2,36 +2,31 @@
  * The resource-server side of the gateway: Protected Resource Metadata, bearer-token checks and the
  * streaming proxy to each configured MCP server.
  *
- * Per request: route (Host and longest path prefix) -> Origin check -> CORS preflight -> token ->
- * scopes -> IdP token (when configured) -> proxy. The common case (a token seen before) runs
- * synchronously from the token cache: no signature check, no storage read, no promise, no per-request
- * info log (DESIGN.md, Performance).
- *
- * Host routing: a server with `host` is matched only when the request's `Host` header names that host
- * (case-insensitively, default port ignored). The `Host` header is used as received, also with
- * `trustProxy`: `X-Forwarded-Host` is never consulted, so a reverse proxy in front must pass the
- * client's Host through (nginx `proxy_set_header Host $host`; Traefik and Caddy do it by default).
+ * Per request: route (Host and longest path prefix, mcp-routes.ts) -> Origin check -> CORS preflight
+ * -> token -> scopes -> IdP token (when configured) -> proxy. The common case (a token seen before)
+ * runs synchronously from the token cache: no signature check, no storage read, no promise, no
+ * per-request info log, because this is the hot path whose cost the benchmarks compare with a bare proxy.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JWK } from 'jose';
 import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
+import type { McpDispatch, RouteHandler, RouteHandlers } from '../http/router.ts';
 import { sendBearerChallenge } from './challenge.ts';
-import { createResourceGuard, protectedServerFor } from './guard.ts';
-import type { GuardDenial, GuardResult, ProtectedServer, ResourceGuard } from './guard.ts';
+import { createResourceGuard } from './guard.ts';
+import type { GuardDenial, GuardGrant, GuardResult, ResourceGuard } from './guard.ts';
 import { ProtectedResourceMetadataEndpoints } from './protected-resource-metadata.ts';
-import { createOriginPolicy } from './origin.ts';
-import type { OriginPolicy } from './origin.ts';
+import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute, type McpRoute, type McpRouteMatcher } from './mcp-routes.ts';
+import { corsHeaders, MCP_METHODS, sendPreflight, type CorsHeaders } from './cors.ts';
 import { UpstreamPools, UpstreamProxy } from '../proxy/http-proxy.ts';
 import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
-import { ErrorCode, GatewayError } from '../core/errors.ts';
-import { gatewayOrigin, hostKey, issuerFromPublicUrl, PRM_WELL_KNOWN } from '../core/resource-uri.ts';
+import type { Clock } from '../core/clock.ts';
+import { gatewayOrigin, issuerFromPublicUrl } from '../core/resource-uri.ts';
 import { createTokenVerifier } from './token-verifier.ts';
 import type { TokenVerifier } from './token-verifier.ts';
-import type { UpstreamTarget, UpstreamTargets } from '../proxy/upstream-targets.ts';
+import type { UpstreamTargets } from '../proxy/upstream-targets.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
-import type { Clock } from '../core/clock.ts';
 
 export {
   canonicalizeResource, hostKey, issuerFromPublicUrl, protectedResourceMetadataUrl, protectedResourceMetadataUrlOf, resourceFor, resourceUriFor,
@@ -71,9 +66,16 @@ export interface ResourceServerOptions {
 
 export interface ResourceServer {
   /**
-   * Handles the request when it is for a Protected Resource Metadata document or an MCP server route
-   * (the route path itself or anything under it, on the route's host) and returns true. Returns false,
-   * having touched nothing, for any other request (app.ts then answers a plain JSON 404).
+   * The hot path: claims a request for an MCP server route (the route path itself or anything under it,
+   * on the route's host) and answers it, returning true; returns false, having touched nothing, for
+   * any other request. `path` is the request path, `query` what follows `?` (src/http/router.ts).
+   */
+  readonly serveMcp: McpDispatch;
+  /** The route-table handlers (src/http/routes.ts) this room answers: the Protected Resource Metadata. */
+  readonly handlers: Required<Pick<RouteHandlers, 'protectedResourceMetadata'>>;
+  /**
+   * Both of the above for a resource server used on its own (without the gateway's router): true when
+   * the request was an MCP route or a metadata document, and was answered.
    */
   handle(req: IncomingMessage, res: ServerResponse): boolean;
   /** The token checks, shared with forward-auth (one token cache, one IdP-token cache). */
@@ -82,187 +84,40 @@ export interface ResourceServer {
   close(): Promise<void>;
 }
 
-interface Route {
-  readonly server: ServerConfig;
-  readonly protected: ProtectedServer;
-  /** Host key (`host[:port]`, lowercase, default port dropped) or undefined for any Host. */
-  readonly host: string | undefined;
-  readonly path: string;
-  readonly prefix: string;
-  readonly origins: OriginPolicy;
-  /** Client-sent request headers never passed upstream for this route. */
-  readonly dropHeaders: ReadonlySet<string>;
-  readonly target: UpstreamTarget | undefined;
-  /** Undefined for forward-auth servers: their traffic does not pass through the gateway. */
-  readonly proxy: UpstreamProxy | undefined;
+/** What a request needs once its route is found; built once per server. */
+interface RequestContext {
+  readonly guard: ResourceGuard;
+  readonly logger: Logger;
+  readonly forwardedProto: string;
+  readonly clientAddress: (req: IncomingMessage) => string | undefined;
 }
-
-const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
-/** Request headers a browser MCP client sends (MCP Transports; `Mcp-Method`/`Mcp-Name` from 2026-07-28). */
-const ALLOWED_REQUEST_HEADERS = 'authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name';
-/** Response headers browser clients must be able to read: the session id and the 401/403 challenge. */
-const EXPOSED_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate';
 
 export function createResourceServer(options: ResourceServerOptions): ResourceServer {
   const issuer = issuerFromPublicUrl(options.issuer);
-  const ownOrigin = gatewayOrigin(issuer);
   const scheme = new URL(issuer).protocol;
-  const forwardedProto = scheme.slice(0, -1);
   const logger = options.logger;
   const verifier: TokenVerifier = options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys, clock: options.clock });
   const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger, clock: options.clock });
-  const metadata = new ProtectedResourceMetadataEndpoints(issuer, options.servers);
   const pools = new UpstreamPools();
-  const clientAddress = options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress);
+  const routes = buildMcpRoutes(options.servers, { issuer, ownOrigin: gatewayOrigin(issuer), upstreams: options.upstreams, pools, logger });
+  const context: RequestContext = {
+    guard,
+    logger,
+    forwardedProto: scheme.slice(0, -1),
+    clientAddress: options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress),
+  };
 
-  const targets = options.servers.map((server) => targetFor(server, options.upstreams));
-  options.servers.forEach((server, index) => {
-    const target = targets[index];
-    if (target && !target.serve) pools.register(target.url, server.upstreamTimeoutMs);
-  });
-  const routes: Route[] = options.servers.map((server, index) => {
-    const target = targets[index];
-    const guarded = protectedServerFor(issuer, server);
-    const dropHeaders = new Set(guarded.reservedHeaders);
-    return {
-      server,
-      protected: guarded,
-      host: server.host === undefined ? undefined : hostKey(server.host, scheme),
-      path: server.path,
-      prefix: `${server.path}/`,
-      // The server's own origin (another host for host-routed servers) is as trusted as the gateway's.
-      origins: createOriginPolicy(ownOrigin, [new URL(guarded.resource).origin, ...server.allowedOrigins]),
-      dropHeaders,
-      target,
-      // In-process targets (the stdio bridge) are called directly; only network upstreams get a proxy.
-      proxy: target && !target.serve
-        ? new UpstreamProxy({
-          name: server.name,
-          url: target.url,
-          transport: target.transport,
-          routePath: server.path,
-          timeoutMs: server.upstreamTimeoutMs,
-          maxRequestBytes: server.maxRequestBytes,
-          dispatcher: pools.get(target.url),
-          logger,
-        })
-        : undefined,
-    };
-  });
-  // Longest path first, so `/mcp/admin` wins over `/mcp`.
-  const byLength = (a: Route, b: Route): number => b.path.length - a.path.length;
-  const anyHostRoutes = routes.filter((route) => route.host === undefined && route.target !== undefined).sort(byLength);
-  const hostRoutes = new Map<string, Route[]>();
-  for (const route of routes) {
-    if (route.host === undefined || route.target === undefined) continue;
-    const list = hostRoutes.get(route.host) ?? [];
-    list.push(route);
-    hostRoutes.set(route.host, list.sort(byLength));
-  }
-
-  function match(list: readonly Route[], path: string): Route | undefined {
-    for (const route of list) if (path === route.path || path.startsWith(route.prefix)) return route;
-    return undefined;
-  }
-
-  /** Host-routed servers first (on their host only), then the servers reachable on any Host. */
-  function routeFor(host: string | undefined, path: string): Route | undefined {
-    if (hostRoutes.size > 0 && host !== undefined) {
-      const list = hostRoutes.get(host) ?? hostRoutes.get(hostKey(host, scheme) ?? '');
-      const route = list && match(list, path);
-      if (route) return route;
-    }
-    return match(anyHostRoutes, path);
-  }
-
-  function handleRoute(route: Route, req: IncomingMessage, res: ServerResponse, path: string, search: string): void {
-    const origin = req.headers.origin;
-    if (!route.origins.allows(origin)) {
-      // MCP Transports: a bad Origin gets 403 (DNS-rebinding protection). No CORS headers: the page
-      // that sent it may not read the answer.
-      sendJsonRpcError(res, 403, JsonRpcCode.FORBIDDEN, 'Origin not allowed');
-      return;
-    }
-    const cors = origin === undefined ? undefined : corsHeaders(origin);
-    const method = req.method;
-    if (method === 'OPTIONS') {
-      sendPreflight(req, res, cors);
-      return;
-    }
-    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-      sendJsonRpcError(res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed', { ...cors, allow: ALLOWED_METHODS });
-      return;
-    }
-    const subPath = path.length === route.path.length ? '' : path.slice(route.path.length);
-    if (subPath !== '' && escapesRoute(subPath)) {
-      sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Invalid path', cors);
-      return;
-    }
-
-    const result = guard.check(route.protected, req.headers.authorization, search);
-    if (!(result instanceof Promise)) {
-      proceed(route, result, req, res, subPath, search, cors);
-      return;
-    }
-    result.then(
-      (outcome) => {
-        if (!res.destroyed) proceed(route, outcome, req, res, subPath, search, cors);
-      },
-      (error: unknown) => {
-        logger.error({ err: error, server: route.server.name }, 'gateway request failed');
-        if (!res.headersSent) sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal gateway error', cors);
-        else res.destroy();
-      },
-    );
-  }
-
-  function proceed(
-    route: Route, result: GuardResult, req: IncomingMessage, res: ServerResponse, subPath: string, search: string, cors: Record<string, string> | undefined,
-  ): void {
-    if (!result.ok) {
-      sendDenial(res, result, cors);
-      return;
-    }
-    const inProcess = route.target?.serve;
-    if (inProcess !== undefined) {
-      // The stdio bridge in this process: no loopback hop. It never sees the client's headers as
-      // identity (the user comes from the token check), so nothing needs stripping or adding.
-      if (cors !== undefined) for (const name in cors) res.setHeader(name, cors[name] as string);
-      inProcess(req, res, result.user, subPath, search);
-      return;
-    }
-    const addHeaders: string[] = [];
-    guard.appendUpstreamHeaders(addHeaders, route.protected, result);
-    // The gateway's own forwarding headers; the client's were dropped (proxy.ts).
-    const address = clientAddress(req);
-    if (address !== undefined) addHeaders.push('x-forwarded-for', address);
-    addHeaders.push('x-forwarded-proto', forwardedProto);
-    const host = req.headers.host;
-    if (host !== undefined) addHeaders.push('x-forwarded-host', host);
-    (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors });
-  }
-
+  const serveMcp = mcpDispatch(context, createMcpRouteMatcher(routes, scheme));
+  const protectedResourceMetadata = metadataHandler(new ProtectedResourceMetadataEndpoints(issuer, options.servers));
   return {
     guard,
+    serveMcp,
+    handlers: { protectedResourceMetadata },
     handle(req, res) {
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);
-      if (path.startsWith(PRM_WELL_KNOWN)) {
-        if (!metadata.matches(path, req.headers.host)) return false;
-        metadata.serve(req, res, path);
-        return true;
-      }
-      const route = routeFor(req.headers.host, path);
-      if (route === undefined) return false;
-      try {
-        handleRoute(route, req, res, path, q === -1 ? '' : url.slice(q + 1));
-      } catch (error) {
-        logger.error({ err: error, server: route.server.name }, 'gateway request failed');
-        if (!res.headersSent) sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal gateway error');
-        else res.destroy();
-      }
-      return true;
+      return serveMcp(req, res, path, q === -1 ? '' : url.slice(q + 1)) || protectedResourceMetadata(req, res, { path, search: '', params: {} }) !== false;
     },
     async close() {
       guard.clear();
@@ -271,49 +126,104 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   };
 }
 
-/**
- * Where a server's traffic goes: the running target when `upstreams` is given, the configured URL
- * otherwise, nothing for forward-auth servers.
- */
-function targetFor(server: ServerConfig, upstreams: UpstreamTargets | undefined): UpstreamTarget | undefined {
-  if ('forwardAuth' in server.upstream) return undefined;
-  const target = upstreams?.get(server.name);
-  if (target) return target;
-  if ('url' in server.upstream) return { url: server.upstream.url, transport: server.upstream.transport };
-  throw new GatewayError(ErrorCode.PROXY_UPSTREAM_UNDEFINED, `server "${server.name}" has no URL of its own (built-in or stdio); pass it through the upstreams option`);
+/** The hot path's entry: the route for the Host and path, then the request handed to it. */
+function mcpDispatch(context: RequestContext, routeFor: McpRouteMatcher): McpDispatch {
+  return (req, res, path, query) => {
+    const route = routeFor(req.headers.host, path);
+    if (route === undefined) return false;
+    try {
+      handleRoute(context, route, req, res, path, query);
+    } catch (error) {
+      failed(context, route, res, error, undefined);
+    }
+    return true;
+  };
+}
+
+/** A path the table sends here that names no document (another host's, say) is a 404. */
+function metadataHandler(metadata: ProtectedResourceMetadataEndpoints): RouteHandler {
+  return (req, res, target) => {
+    if (!metadata.matches(target.path, req.headers.host)) return false;
+    metadata.serve(req, res, target.path);
+  };
+}
+
+/** Origin check, CORS preflight, method, path safety, then the token check (synchronous on a cache hit). */
+function handleRoute(context: RequestContext, route: McpRoute, req: IncomingMessage, res: ServerResponse, path: string, search: string): void {
+  const origin = req.headers.origin;
+  if (!route.origins.allows(origin)) {
+    // MCP Transports: a bad Origin gets 403 (DNS-rebinding protection). No CORS headers: the page
+    // that sent it may not read the answer.
+    sendJsonRpcError(res, 403, JsonRpcCode.FORBIDDEN, 'Origin not allowed');
+    return;
+  }
+  const cors = corsHeaders(origin);
+  const method = req.method;
+  if (method === 'OPTIONS') {
+    sendPreflight(req, res, cors);
+    return;
+  }
+  if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+    sendJsonRpcError(res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed', { ...cors, allow: MCP_METHODS });
+    return;
+  }
+  const subPath = path.length === route.path.length ? '' : path.slice(route.path.length);
+  if (subPath !== '' && escapesRoute(subPath)) {
+    sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Invalid path', cors);
+    return;
+  }
+  const result = context.guard.check(route.protected, req.headers.authorization, search);
+  if (!(result instanceof Promise)) {
+    proceed(context, route, result, req, res, subPath, search, cors);
+    return;
+  }
+  result.then(
+    (outcome) => {
+      if (!res.destroyed) proceed(context, route, outcome, req, res, subPath, search, cors);
+    },
+    (error: unknown) => failed(context, route, res, error, cors),
+  );
+}
+
+function proceed(
+  context: RequestContext, route: McpRoute, result: GuardResult, req: IncomingMessage, res: ServerResponse, subPath: string, search: string, cors: CorsHeaders,
+): void {
+  if (!result.ok) {
+    sendDenial(res, result, cors);
+    return;
+  }
+  const inProcess = route.target?.serve;
+  if (inProcess !== undefined) {
+    // The stdio bridge in this process: no loopback hop. It never sees the client's headers as
+    // identity (the user comes from the token check), so nothing needs stripping or adding.
+    if (cors !== undefined) for (const name in cors) res.setHeader(name, cors[name] as string);
+    inProcess(req, res, result.user, subPath, search);
+    return;
+  }
+  const addHeaders = upstreamHeaders(context, route, result, req);
+  (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors });
+}
+
+/** The identity headers of the grant, then the gateway's own forwarding headers (the client's were dropped, proxy.ts). */
+function upstreamHeaders(context: RequestContext, route: McpRoute, grant: GuardGrant, req: IncomingMessage): string[] {
+  const headers: string[] = [];
+  context.guard.appendUpstreamHeaders(headers, route.protected, grant);
+  const address = context.clientAddress(req);
+  if (address !== undefined) headers.push('x-forwarded-for', address);
+  headers.push('x-forwarded-proto', context.forwardedProto);
+  const host = req.headers.host;
+  if (host !== undefined) headers.push('x-forwarded-host', host);
+  return headers;
+}
+
+function failed(context: RequestContext, route: McpRoute, res: ServerResponse, error: unknown, cors: CorsHeaders): void {
+  context.logger.error({ err: error, server: route.server.name }, 'gateway request failed');
+  if (!res.headersSent) sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal gateway error', cors);
+  else res.destroy();
 }
 
 /** A refused request: the Bearer challenge, or a JSON-RPC error when the IdP is unreachable. */
-function sendDenial(res: ServerResponse, denial: GuardDenial, cors: Record<string, string> | undefined): void {
+function sendDenial(res: ServerResponse, denial: GuardDenial, cors: CorsHeaders): void {
   if (denial.kind === 'challenge') sendBearerChallenge(res, denial.challenge, cors);
   else sendJsonRpcError(res, denial.status, JsonRpcCode.SERVER_UNAVAILABLE, denial.message, { ...cors, 'retry-after': '5' });
-}
-
-/** CORS for an allowed browser origin: echo it (never `*`, the route is not public) and expose the MCP headers. */
-function corsHeaders(origin: string): Record<string, string> {
-  return { 'access-control-allow-origin': origin, 'access-control-expose-headers': EXPOSED_HEADERS, vary: 'origin' };
-}
-
-function sendPreflight(req: IncomingMessage, res: ServerResponse, cors: Record<string, string> | undefined): void {
-  res.writeHead(204, {
-    ...cors,
-    allow: ALLOWED_METHODS,
-    'access-control-allow-methods': ALLOWED_METHODS,
-    'access-control-allow-headers': req.headers['access-control-request-headers'] ?? ALLOWED_REQUEST_HEADERS,
-    'access-control-max-age': '600',
-    'cache-control': 'no-store',
-  });
-  res.end();
-}
-
-/**
- * Dot segments and encoded slashes could make the upstream resolve a path outside the route's base
- * path (RFC 3986 §5.2.4); such paths are refused rather than normalised.
- */
-function escapesRoute(subPath: string): boolean {
-  const lower = subPath.toLowerCase();
-  if (lower.includes('%2f') || lower.includes('%5c') || lower.includes('\\')) return true;
-  if (!lower.includes('.') && !lower.includes('%2e')) return false;
-  for (const segment of lower.replaceAll('%2e', '.').split('/')) if (segment === '.' || segment === '..') return true;
-  return false;
 }

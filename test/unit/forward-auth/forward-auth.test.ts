@@ -17,6 +17,8 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
 import { IdpReauthenticationRequired, type IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 import { listen, closeServer } from '../../support/ports.ts';
+import { createRouter } from '../../../src/http/router.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 
 const ISSUER = 'https://gw.example.com';
 const GITHUB = 'https://mcp.example.com/github';
@@ -115,12 +117,8 @@ before(async () => {
     idpTokens,
     logger: createLogger('debug', sink),
   });
-  server = createServer((req, res) => {
-    if (!forwardAuth.handle(req, res)) {
-      res.writeHead(418);
-      res.end('not forward-auth');
-    }
-  });
+  // The gateway's own router with only this room mounted: every other route answers 404.
+  server = createServer(createRouter({ handlers: forwardAuth.handlers, onError: (error) => assert.fail(error as Error) }));
   base = `http://127.0.0.1:${await listen(server)}`;
 });
 
@@ -286,8 +284,19 @@ describe('forward-auth: never a token check for a request it does not protect', 
     assert.equal((await check('/forward-auth/nope', { ...traefik('mcp.example.com', '/github'), authorization: valid })).status, 404);
     assert.equal((await check('/forward-auth/proxied', { ...traefik('gw.example.com', '/mcp'), authorization: valid })).status, 404);
     assert.equal((await check('/forward-auth', { ...traefik('gw.example.com', '/mcp'), authorization: valid })).status, 403);
-    assert.equal((await check('/forward-authx', traefik('mcp.example.com', '/github'))).status, 418, 'other paths are not handled');
-    assert.equal((await fetch(`${base}/.well-known/oauth-protected-resource/forward-auth/proxied`)).status, 418);
+    logLines.length = 0;
+    assert.equal((await check('/forward-authx', traefik('mcp.example.com', '/github'))).status, 404, 'other paths are not forward-auth checks');
+    assert.equal((await fetch(`${base}/.well-known/oauth-protected-resource/forward-auth/proxied`)).status, 404, 'no document for a server that is not forward-auth');
+    assert.deepEqual(logLines.filter((line) => String(line.event).startsWith('forward_auth.')), [], 'neither reached a check');
+  });
+
+  it('an empty name segment is an unknown name, not a check by host', async () => {
+    const valid = `Bearer ${await token()}`;
+    assert.equal((await check('/forward-auth//github/mcp', { ...traefik('mcp.example.com', '/github/mcp'), authorization: valid })).status, 404);
+  });
+
+  it('wrong setup fails at start with a stable code', () => {
+    assert.throws(() => createForwardAuth({ issuer: ISSUER, servers: servers(), logger: createLogger('silent') }), (error: unknown) => hasErrorCode(error, ErrorCode.FORWARD_AUTH_SETUP));
   });
 });
 
