@@ -29,7 +29,7 @@ export function oidcSettingsFor(config: OidcFamilyConfig): OidcSettings {
   }
 }
 
-/** The provider for one configured OIDC-based entry; throws OidcConfigError for a bad configuration. */
+/** The provider for one configured OIDC-based entry; throws IdpConfigError (ERR_IDP_CONFIG_INVALID) for a bad configuration. */
 export function createOidcProvider(config: OidcFamilyConfig, options: OidcIdentityProviderOptions = {}): OidcIdentityProvider {
   return new OidcIdentityProvider(oidcSettingsFor(config), options);
 }

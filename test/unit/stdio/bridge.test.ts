@@ -18,6 +18,7 @@ import { startStdioServer, type StdioServer } from '../../../src/stdio/index.ts'
 import type { IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 import { STDIO_TEST_SERVER } from '../../support/stdio-test-server.ts';
 import { processAlive } from '../../support/processes.ts';
+import { ErrorCode } from '../../../src/core/errors.ts';
 
 type StdioInput = Extract<NonNullable<GatewayConfigInput['servers']>[number]['upstream'], { stdio: unknown }>['stdio'];
 
@@ -441,5 +442,5 @@ test('idpToken.env on a shared server is refused at start-up: one process cannot
     idpToken: { env: 'GITHUB_PERSONAL_ACCESS_TOKEN' },
   });
   if (!('stdio' in server.upstream)) throw new Error('unreachable');
-  await assert.rejects(startStdioServer(server, server.upstream.stdio, { logger: createLogger('silent'), idpTokens: noIdpTokens }), /idpToken\.env needs upstream\.stdio\.mode "per-user"/);
+  await assert.rejects(startStdioServer(server, server.upstream.stdio, { logger: createLogger('silent'), idpTokens: noIdpTokens }), { code: ErrorCode.CONFIG_INVALID });
 });
