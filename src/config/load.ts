@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { configSchema, type GatewayConfig } from './schema.ts';
 
 export const ENV_PREFIX = 'MCP_GATEWAY_';
@@ -30,13 +31,13 @@ export interface ConfigProblem {
   source?: string;
 }
 
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID' as const;
+/** Every problem of one load (ERR_CONFIG_INVALID); the message is the full report. */
+export class ConfigError extends GatewayError {
   readonly problems: ConfigProblem[];
   /** The configuration file, when one was read. */
   readonly file?: string;
   constructor(problems: ConfigProblem[], file?: string) {
-    super('invalid configuration');
+    super(ErrorCode.CONFIG_INVALID, 'invalid configuration');
     this.name = 'ConfigError';
     this.problems = problems;
     this.file = file;
