@@ -663,8 +663,22 @@ function coerce(text: string, node: JsonSchema | undefined, listStyle: 'lines' |
       }
       return { value: values };
     }
+    case 'union': {
+      // JSON first (it is exact); else a boolean or number member the text reads as; else the text
+      // itself for a string member; else a comma-separated (or, from a file, line-separated) list.
+      const json = parseJson(trimmed, 'JSON (for example {"key": "value"})');
+      if (!('error' in json)) return json;
+      const variants = unionVariants(deref(node!)) ?? [];
+      for (const variant of variants) {
+        if (!['boolean', 'number', 'integer'].includes(kindOf(variant))) continue;
+        const one = coerce(text, variant, listStyle);
+        if ('value' in one && typeof one.value !== 'string') return one;
+      }
+      if (variants.some((variant) => kindOf(variant) === 'string')) return { value: text };
+      const list = variants.find((variant) => kindOf(variant) === 'array');
+      return list && trimmed !== '' ? coerce(text, list, listStyle) : json;
+    }
     case 'object':
-    case 'union':
       return parseJson(trimmed, 'JSON (for example {"key": "value"})');
     default: {
       const parsed = parseJson(trimmed, '');

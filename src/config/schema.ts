@@ -11,6 +11,7 @@ import { accessRulesSchema } from './schema-access.ts';
 import { stdioUpstreamSchema } from './schema-stdio.ts';
 import { uiSchema } from './schema-ui.ts';
 import { pemFileProblem } from './pem-file.ts';
+import { trustProxySchema } from './schema-trust-proxy.ts';
 import { identityProviderProblems } from './identity-provider-rules.ts';
 import { idpTokenTargetProblems, serverResource } from './server-rules.ts';
 import { hostKey as routeHostKey, issuerFromPublicUrl } from '../core/resource-uri.ts';
@@ -180,7 +181,7 @@ export const configSchema = z
       })
       .default({ host: '127.0.0.1', port: 8080 })
       .describe('Where the gateway\'s HTTP server listens.'),
-    trustProxy: z.boolean().default(false).describe('Trust X-Forwarded-* from a TLS-terminating proxy in front of the gateway.'),
+    trustProxy: trustProxySchema,
     dataDir: z.string().default('./data').describe('Directory for the database and generated keys.'),
     storage: z
       .discriminatedUnion('type', [
@@ -378,3 +379,4 @@ export type LocalProviderConfig = z.output<typeof localProviderSchema>;
 export type { OidcProviderConfig } from './schema-providers.ts';
 export type UpstreamConfig = ServerConfig['upstream'];
 export type LocalUserConfig = z.output<typeof localUser>;
+export type { TrustProxySetting } from './schema-trust-proxy.ts';

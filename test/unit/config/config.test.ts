@@ -374,6 +374,36 @@ describe('environment overrides', () => {
   });
 });
 
+describe('trustProxy', () => {
+  test('true/false, a hop count, or a list of addresses, ranges and proxy-addr names', async () => {
+    for (const [yaml, expected] of [
+      ['true', true],
+      ['false', false],
+      ['2', 2],
+      ['[loopback, linklocal, uniquelocal, 10.0.0.0/8, "::1", "fd00::/8"]', ['loopback', 'linklocal', 'uniquelocal', '10.0.0.0/8', '::1', 'fd00::/8']],
+    ] as const) {
+      const config = await loadConfig({ path: await file(`trustProxy: ${yaml}\n`), env: {} });
+      assert.deepEqual(config.trustProxy, expected, yaml);
+    }
+  });
+
+  test('a list entry proxy-addr cannot compile is refused at its index; a negative or fractional count is refused', async () => {
+    const error = await problemsOf({ path: await file('trustProxy:\n  - loopback\n  - 10.0.0.0/33\n  - not-an-address\n'), env: {} });
+    assert.equal(find(error, 'trustProxy[1]').line, 3);
+    assert.equal(find(error, 'trustProxy[2]').line, 4);
+    assert.equal(error.problems.length, 2, formatConfigError(error));
+    for (const count of ['-1', '1.5']) find(await problemsOf({ path: await file(`trustProxy: ${count}\n`), env: {} }), 'trustProxy');
+  });
+
+  test('from the environment: a boolean word, a count, or a comma-separated list', async () => {
+    const read = async (value: string) => (await loadConfig({ env: { MCP_GATEWAY_TRUST_PROXY: value } })).trustProxy;
+    assert.equal(await read('yes'), true);
+    assert.equal(await read('1'), 1);
+    assert.deepEqual(await read('loopback, 10.0.0.0/8'), ['loopback', '10.0.0.0/8']);
+    find(await problemsOf({ env: { MCP_GATEWAY_TRUST_PROXY: 'bogus' } }), 'trustProxy[0]');
+  });
+});
+
 describe('references in the YAML', () => {
   test('${file:} (relative to the config file) and ${env:} are replaced', async () => {
     await file('idp-client-secret\n', 'idp-secret');
