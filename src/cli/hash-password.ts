@@ -8,6 +8,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { hashPassword } from '../idp/passwords.ts';
+import { HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from './args.ts';
 
 export interface CliIo {
   stdin: Readable;
@@ -26,13 +27,19 @@ const MAX_PASSWORD_BYTES = 4096;
 const RECOMMENDED_LENGTH = 12;
 
 export async function runHashPassword(args: string[], io: CliIo): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
-  if (args.length > 0) {
-    io.stderr.write('hash-password takes no arguments: the password is read from standard input, never from the command line (it would show in the process list and shell history).\n');
-    return 2;
+  try {
+    const values = parseCommandArgs(args, {
+      options: HELP_OPTION,
+      // The argument is most likely the password: never echo it.
+      positional: () => 'hash-password takes no arguments: the password is read from standard input, never from the command line (it would show in the process list and shell history).',
+    });
+    if (values.help) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+  } catch (error) {
+    if (error instanceof UsageError) return reportUsageError(error, USAGE, io.stderr);
+    throw error;
   }
 
   let password: string | undefined;
