@@ -1,6 +1,7 @@
 /** `serve`: load the configuration, start the gateway, stop cleanly on SIGTERM/SIGINT. */
 import type { Readable, Writable } from 'node:stream';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
+import type { GatewayConfig } from '../config/schema.ts';
 import { startGateway } from '../app.ts';
 import { HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from './args.ts';
 
@@ -24,7 +25,7 @@ export async function runServe(args: string[], io: { stdin: Readable; stdout: Wr
     if (error instanceof UsageError) return reportUsageError(error, USAGE, io.stderr);
     throw error;
   }
-  let config;
+  let config: GatewayConfig;
   try {
     config = await loadConfig({ path });
   } catch (error) {
