@@ -9,7 +9,8 @@ import { PassThrough } from 'node:stream';
 import { Ajv } from 'ajv';
 import { after, before, describe, test } from 'node:test';
 import { runConfigCheck } from '../../../src/cli/config-check.ts';
-import { runHashPassword } from '../../../src/cli/hash-password.ts';
+import { readLine, runHashPassword } from '../../../src/cli/hash-password.ts';
+import { ErrorCode } from '../../../src/core/errors.ts';
 import { runConfigSchema } from '../../../src/cli/config-print.ts';
 import { runServe } from '../../../src/cli/serve.ts';
 import { verifyPassword } from '../../../src/idp/passwords.ts';
@@ -86,6 +87,15 @@ describe('hash-password', () => {
     assert.equal(await runHashPassword(['--password=hunter2'], io), 2);
     assert.match(io.err().split('\n')[0]!, /--password/);
     assert.ok(!io.err().includes('hunter2'));
+  });
+
+  test('a first line too long to be a password is refused (a file piped in by mistake)', async () => {
+    const stdin = new PassThrough();
+    stdin.write('x'.repeat(5000)); // no newline yet: the limit applies before the line ends
+    await assert.rejects(readLine(stdin), { code: ErrorCode.CLI_INPUT });
+    const io = fakeIo(`${'y'.repeat(5000)}\n`);
+    assert.equal(await runHashPassword([], io), 1);
+    assert.equal(io.out(), '');
   });
 
   test('--help prints usage', async () => {
