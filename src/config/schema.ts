@@ -10,6 +10,7 @@ import { isLoopbackHost, requireSecureScheme } from './schema-urls.ts';
 import { accessRulesSchema } from './schema-access.ts';
 import { stdioUpstreamSchema } from './schema-stdio.ts';
 import { uiSchema } from './schema-ui.ts';
+import { encryptionKeyProblem } from './encryption-key.ts';
 import { pemFileProblem } from './pem-file.ts';
 import { trustProxySchema } from './schema-trust-proxy.ts';
 import { identityProviderProblems } from './identity-provider-rules.ts';
@@ -196,7 +197,12 @@ export const configSchema = z
     secrets: z
       .object({
         encryptionKeys: z
-          .array(z.string())
+          .array(
+            z.string().superRefine((key, ctx) => {
+              const problem = encryptionKeyProblem(key);
+              if (problem) ctx.addIssue({ code: 'custom', message: problem });
+            }),
+          )
           .default([])
           .describe(
             'Base64 32-byte keys (`openssl rand -base64 32`) for AES-256-GCM of secrets at rest. The first encrypts; all decrypt, so a new key can be put first and the old one kept until everything is re-encrypted. Empty: a key is generated once into `<dataDir>/encryption.key`.',
@@ -294,7 +300,7 @@ function records(value: unknown): Record<string, unknown>[] {
   return Array.isArray(value) ? value.map((item) => (typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : {})) : [];
 }
 
-/** Rules that span several keys: uniqueness, reserved routes, key sizes. */
+/** Rules that span several keys: uniqueness, reserved routes, audiences, provider and server rules. */
 function crossChecks(config: unknown, ctx: IssueSink): void {
   if (typeof config !== 'object' || config === null) return;
   const root = config as Record<string, unknown>;
@@ -358,14 +364,6 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
       });
     }
   });
-  const secrets = root.secrets as { encryptionKeys?: unknown } | undefined;
-  if (Array.isArray(secrets?.encryptionKeys)) {
-    secrets.encryptionKeys.forEach((key: unknown, index: number) => {
-      if (typeof key === 'string' && Buffer.from(key, 'base64').length !== 32) {
-        ctx.addIssue({ code: 'custom', path: ['secrets', 'encryptionKeys', index], message: 'must be 32 bytes, base64-encoded (openssl rand -base64 32)' });
-      }
-    });
-  }
 }
 
 /** Paths the gateway serves itself; an MCP server route may not shadow them. */

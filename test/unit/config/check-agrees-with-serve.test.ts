@@ -21,6 +21,7 @@ import { OAuth2IdentityProvider } from '../../../src/idp/oauth2.ts';
 import { createOidcProvider } from '../../../src/idp/presets/index.ts';
 import type { OidcFamilyConfig } from '../../../src/config/schema-providers.ts';
 import { startStdioServer, type StdioServerDeps } from '../../../src/stdio/index.ts';
+import { loadEncryptionKeys } from '../../../src/storage/secret-box.ts';
 
 const PUBLIC_URL = 'https://mcp.example.com';
 const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
@@ -133,6 +134,13 @@ describe('servers and start-up: refused when started, refused by config check', 
     // Refused before anything starts, so no dependencies are needed.
     await assert.rejects(startStdioServer(unchecked, stdio, {} as StdioServerDeps), { code: ErrorCode.CONFIG_INVALID });
     assert.ok((await refusedPaths({ publicUrl: PUBLIC_URL, servers: [raw] })).includes('servers[0].idpToken.env'));
+  });
+
+  test('an encryption key that is not 32 bytes', async () => {
+    const key = Buffer.alloc(16, 7).toString('base64');
+    // Any refusal will do here: the storage code's error is its own; the point is that it refuses.
+    await assert.rejects(loadEncryptionKeys({ ...configSchema.parse({}), secrets: { encryptionKeys: [key] } }));
+    assert.ok((await refusedPaths({ publicUrl: PUBLIC_URL, secrets: { encryptionKeys: [key] } })).includes('secrets.encryptionKeys[0]'));
   });
 
   test('an extra CA file that cannot be read', async () => {
