@@ -35,7 +35,8 @@ export interface ProviderOptions {
   storage: Storage;
   signingKeys: JWK[];
   cookieKeys: string[];
-  trustProxy: boolean;
+  /** `trustProxy` as configured (src/config/schema-trust-proxy.ts). */
+  trustProxy: boolean | number | string[];
   tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number };
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
   cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
@@ -272,7 +273,9 @@ export function createProvider(options: ProviderOptions): Provider {
   };
 
   const provider = new Provider(issuer, configuration);
-  provider.proxy = options.trustProxy;
+  // Koa's flag is all or nothing; it only lets X-Forwarded-Proto/Host shape URLs the provider builds,
+  // and the issuer is fixed, so any trusted proxy turns it on. Client addresses go through the resolver.
+  provider.proxy = options.trustProxy !== false && options.trustProxy !== 0;
 
   // Loopback redirect URIs match on any port for every client, not only `native` ones (RFC 8252 §7.3).
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(this: { redirectUris?: string[] }, value: string) {

@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import { NS } from '../storage/records.ts';
 import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
 import { readBody } from '../http/body.ts';
-import { clientAddressResolver } from '../http/client-address.ts';
+import { clientAddressResolver, type TrustProxy } from '../http/client-address.ts';
 import { rateLimitDecision, rateLimitWindow, type RateLimitRule } from '../policy/rate-limit.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
 
@@ -21,7 +21,7 @@ export interface RegistrationOptions {
   logger: Logger;
   /** Scopes a client may register (see `registrableScopes`). */
   knownScopes: ReadonlySet<string>;
-  trustProxy: boolean;
+  trustProxy: TrustProxy;
   rateLimit: { perAddress: number; windowSeconds: number };
   /** Milliseconds since the epoch; tests pass their own clock. */
   now?: () => number;

@@ -5,6 +5,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
+import { HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from './args.ts';
 
 export interface ConfigCheckIo {
   stdin: Readable;
@@ -14,32 +15,26 @@ export interface ConfigCheckIo {
   env?: Record<string, string | undefined>;
 }
 
-const USAGE = `usage: mcp-oauth-gateway config check [--config FILE]
+const USAGE = `usage: mcp-oauth-gateway config check [--config FILE | --config=FILE | -c FILE]
 
 Validates the configuration (FILE, else $MCP_GATEWAY_CONFIG, plus MCP_GATEWAY_* variables) and lists
 every problem. Exit status 0 when valid, 1 when not.
 `;
 
+const OPTIONS = { config: { type: 'string', short: 'c' }, ...HELP_OPTION } as const;
+
 export async function runConfigCheck(args: string[], io: ConfigCheckIo): Promise<number> {
   let path: string | undefined;
-  for (let index = 0; index < args.length; index++) {
-    const arg = args[index]!;
-    if (arg === '--help' || arg === '-h') {
+  try {
+    const values = parseCommandArgs(args, { options: OPTIONS });
+    if (values.help) {
       io.stdout.write(USAGE);
       return 0;
     }
-    if (arg === '--config' || arg === '-c') {
-      path = args[++index];
-      if (path === undefined) {
-        io.stderr.write(`--config needs a file name\n\n${USAGE}`);
-        return 2;
-      }
-    } else if (arg.startsWith('--config=')) {
-      path = arg.slice('--config='.length);
-    } else {
-      io.stderr.write(`unknown argument "${arg}"\n\n${USAGE}`);
-      return 2;
-    }
+    path = values.config;
+  } catch (error) {
+    if (error instanceof UsageError) return reportUsageError(error, USAGE, io.stderr);
+    throw error;
   }
 
   try {

@@ -7,7 +7,9 @@
  *   mcp-oauth-gateway hash-password                                 (terminal: asks twice, no echo)
  */
 import type { Readable, Writable } from 'node:stream';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { hashPassword } from '../idp/passwords.ts';
+import { HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from './args.ts';
 
 export interface CliIo {
   stdin: Readable;
@@ -26,13 +28,19 @@ const MAX_PASSWORD_BYTES = 4096;
 const RECOMMENDED_LENGTH = 12;
 
 export async function runHashPassword(args: string[], io: CliIo): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
-  if (args.length > 0) {
-    io.stderr.write('hash-password takes no arguments: the password is read from standard input, never from the command line (it would show in the process list and shell history).\n');
-    return 2;
+  try {
+    const values = parseCommandArgs(args, {
+      options: HELP_OPTION,
+      // The argument is most likely the password: never echo it.
+      positional: () => 'hash-password takes no arguments: the password is read from standard input, never from the command line (it would show in the process list and shell history).',
+    });
+    if (values.help) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+  } catch (error) {
+    if (error instanceof UsageError) return reportUsageError(error, USAGE, io.stderr);
+    throw error;
   }
 
   let password: string | undefined;
@@ -73,8 +81,10 @@ export function readLine(stdin: Readable): Promise<string | undefined> {
     const onData = (chunk: string): void => {
       buffered += chunk;
       const newline = buffered.indexOf('\n');
-      if (newline >= 0) finish(buffered.slice(0, newline));
-      else if (Buffer.byteLength(buffered) > MAX_PASSWORD_BYTES) fail(new Error('the first line of standard input is too long to be a password'));
+      const line = newline >= 0 ? buffered.slice(0, newline) : buffered;
+      // The limit holds whether the line ended in this chunk or is still coming.
+      if (Buffer.byteLength(line) > MAX_PASSWORD_BYTES) fail(new GatewayError(ErrorCode.CLI_INPUT, 'the first line of standard input is too long to be a password'));
+      else if (newline >= 0) finish(line);
     };
     const onEnd = (): void => finish(buffered === '' ? undefined : buffered);
     const fail = (error: Error): void => {
@@ -114,7 +124,7 @@ async function promptTwice(stdin: TerminalInput, stderr: Writable): Promise<stri
   const first = await promptHidden(stdin, stderr, 'Password: ');
   if (!first) return first;
   const second = await promptHidden(stdin, stderr, 'Repeat password: ');
-  if (first !== second) throw new Error('the two passwords differ');
+  if (first !== second) throw new GatewayError(ErrorCode.CLI_INPUT, 'the two passwords differ');
   return first;
 }
 
@@ -139,7 +149,7 @@ function promptHidden(stdin: TerminalInput, stderr: Writable, prompt: string): P
     const onData = (chunk: string): void => {
       for (const char of chunk) {
         if (char === '\r' || char === '\n') return done(undefined, chars.join(''));
-        if (char === '\u0003') return done(new Error('cancelled')); // Ctrl-C
+        if (char === '\u0003') return done(new GatewayError(ErrorCode.CLI_INPUT, 'cancelled')); // Ctrl-C
         if (char === '\u0004') return done(undefined, chars.length > 0 ? chars.join('') : undefined); // Ctrl-D
         if (char === '\u007f' || char === '\b') chars = chars.slice(0, -1);
         else if (char === '\u0015') chars = []; // Ctrl-U

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /**
- * Command line: `serve` (default), `config check`, `config docs`, `hash-password`.
+ * Command line: `serve` (default), `config check`, `config docs`, `config schema`, `hash-password`.
+ * Each command parses its own options strictly (./args.ts); a usage error exits with status 2.
  */
 import { runConfigCheck } from './config-check.ts';
+import { runConfigDocs, runConfigSchema } from './config-print.ts';
 import { runHashPassword } from './hash-password.ts';
 import { runServe } from './serve.ts';
-import { configReference } from '../config/docs.ts';
+import { USAGE_EXIT } from './args.ts';
 
 const USAGE = `usage: mcp-oauth-gateway <command> [options]
 
@@ -13,24 +15,27 @@ commands:
   serve [--config FILE]          run the gateway (default; config also from MCP_GATEWAY_CONFIG)
   config check [--config FILE]   validate a configuration and list every problem
   config docs                    print the configuration reference (Markdown)
+  config schema                  print the configuration's JSON Schema (for editors)
   hash-password                  read a password on stdin, print a hash for a local user
+
+--config FILE may also be written --config=FILE or -c FILE; every command takes --help.
 `;
 
 async function main(argv: string[]): Promise<number> {
   const io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
-  const [command = 'serve', ...rest] = argv;
+  const [command, ...rest] = argv;
+  // No command, or options only: `serve` is the default.
+  if (command === undefined || (command.startsWith('-') && command !== '--help' && command !== '-h')) return runServe(argv, io);
   switch (command) {
     case 'serve':
       return runServe(rest, io);
     case 'config': {
       const [sub, ...args] = rest;
       if (sub === 'check') return runConfigCheck(args, io);
-      if (sub === 'docs') {
-        io.stdout.write(configReference());
-        return 0;
-      }
-      io.stderr.write(USAGE);
-      return 2;
+      if (sub === 'docs') return runConfigDocs(args, io);
+      if (sub === 'schema') return runConfigSchema(args, io);
+      io.stderr.write(`${sub === undefined ? 'config needs a subcommand' : `unknown config subcommand "${sub}"`}\n\n${USAGE}`);
+      return USAGE_EXIT;
     }
     case 'hash-password':
       return runHashPassword(rest, io);
@@ -41,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     default:
       io.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
-      return 2;
+      return USAGE_EXIT;
   }
 }
 

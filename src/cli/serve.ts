@@ -1,13 +1,31 @@
 /** `serve`: load the configuration, start the gateway, stop cleanly on SIGTERM/SIGINT. */
 import type { Readable, Writable } from 'node:stream';
-import { loadConfig } from '../config/load.ts';
-import { ConfigError, formatConfigError } from '../config/load.ts';
+import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
+import type { GatewayConfig } from '../config/schema.ts';
 import { startGateway } from '../app.ts';
+import { HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from './args.ts';
+
+const USAGE = `usage: mcp-oauth-gateway serve [--config FILE | --config=FILE | -c FILE]
+
+Runs the gateway with the configuration FILE (else $MCP_GATEWAY_CONFIG), plus MCP_GATEWAY_* variables.
+`;
+
+const OPTIONS = { config: { type: 'string', short: 'c' }, ...HELP_OPTION } as const;
 
 export async function runServe(args: string[], io: { stdin: Readable; stdout: Writable; stderr: Writable }): Promise<number> {
-  const flag = args.indexOf('--config');
-  const path = flag >= 0 ? args[flag + 1] : undefined;
-  let config;
+  let path: string | undefined;
+  try {
+    const values = parseCommandArgs(args, { options: OPTIONS });
+    if (values.help) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    path = values.config;
+  } catch (error) {
+    if (error instanceof UsageError) return reportUsageError(error, USAGE, io.stderr);
+    throw error;
+  }
+  let config: GatewayConfig;
   try {
     config = await loadConfig({ path });
   } catch (error) {

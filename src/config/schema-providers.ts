@@ -63,7 +63,7 @@ export const oidcProviderSchema = z.object({
   type: z.literal('oidc').describe('Any OpenID Connect provider, found by its issuer (discovery).'),
   id: providerId('oidc'),
   displayName: z.string().default('Single sign-on').describe('Name shown to users.'),
-  issuer: z.url().describe('Issuer URL of the IdP; its discovery document is read from `<issuer>/.well-known/openid-configuration`.'),
+  issuer: baseUrl.describe('Issuer URL of the IdP (https); its discovery document is read from `<issuer>/.well-known/openid-configuration`.'),
   scopes: scopes(['openid', 'email', 'profile', 'offline_access']),
   ...commonKeys,
 });
@@ -106,7 +106,7 @@ export const googleProviderSchema = z.object({
     .optional()
     .describe('Google Workspace domain (such as `example.com`): only accounts of that Workspace may sign in (their ID token\'s `hd` claim is checked; the `hd` parameter is only a hint to the account chooser).'),
   scopes: scopes(['openid', 'email', 'profile'], ' A refresh token is asked for with `access_type=offline` and `prompt=consent`, not a scope.'),
-  issuer: z.url().default('https://accounts.google.com').describe('Issuer; change only for a test stand-in.'),
+  issuer: baseUrl.default('https://accounts.google.com').describe('Issuer; change only for a test stand-in.'),
   ...commonKeys,
 });
 

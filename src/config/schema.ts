@@ -11,6 +11,12 @@ import { accessRulesSchema } from './schema-access.ts';
 import { stdioUpstreamSchema } from './schema-stdio.ts';
 import { uiSchema } from './schema-ui.ts';
 import { serverPathConflict } from '../http/routes.ts';
+import { encryptionKeyProblem } from './encryption-key.ts';
+import { pemFileProblem } from './pem-file.ts';
+import { trustProxySchema } from './schema-trust-proxy.ts';
+import { identityProviderProblems } from './identity-provider-rules.ts';
+import { idpTokenTargetProblems, serverResource } from './server-rules.ts';
+import { hostKey as routeHostKey, issuerFromPublicUrl } from '../core/resource-uri.ts';
 import {
   oidcProviderSchema, entraProviderSchema, googleProviderSchema, oktaProviderSchema, keycloakProviderSchema,
   auth0ProviderSchema, authentikProviderSchema, cognitoProviderSchema,
@@ -177,7 +183,7 @@ export const configSchema = z
       })
       .default({ host: '127.0.0.1', port: 8080 })
       .describe('Where the gateway\'s HTTP server listens.'),
-    trustProxy: z.boolean().default(false).describe('Trust X-Forwarded-* from a TLS-terminating proxy in front of the gateway.'),
+    trustProxy: trustProxySchema,
     dataDir: z.string().default('./data').describe('Directory for the database and generated keys.'),
     storage: z
       .discriminatedUnion('type', [
@@ -192,7 +198,12 @@ export const configSchema = z
     secrets: z
       .object({
         encryptionKeys: z
-          .array(z.string())
+          .array(
+            z.string().superRefine((key, ctx) => {
+              const problem = encryptionKeyProblem(key);
+              if (problem) ctx.addIssue({ code: 'custom', message: problem });
+            }),
+          )
           .default([])
           .describe(
             'Base64 32-byte keys (`openssl rand -base64 32`) for AES-256-GCM of secrets at rest. The first encrypts; all decrypt, so a new key can be put first and the old one kept until everything is re-encrypted. Empty: a key is generated once into `<dataDir>/encryption.key`.',
@@ -247,6 +258,11 @@ export const configSchema = z
       .describe('Client ID metadata documents (URL client IDs).'),
     extraCaCertificatesFile: z
       .string()
+      // Read at start-up by the gateway; reading it here too makes a wrong path a problem `config check` sees.
+      .superRefine((path, ctx) => {
+        const problem = pemFileProblem(path);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .optional()
       .describe('PEM file of extra CA certificates trusted for outbound HTTPS (IdP, client metadata documents).'),
     identityProviders: z
@@ -285,7 +301,7 @@ function records(value: unknown): Record<string, unknown>[] {
   return Array.isArray(value) ? value.map((item) => (typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : {})) : [];
 }
 
-/** Rules that span several keys: uniqueness, reserved routes, key sizes. */
+/** Rules that span several keys: uniqueness, reserved routes, audiences, provider and server rules. */
 function crossChecks(config: unknown, ctx: IssueSink): void {
   if (typeof config !== 'object' || config === null) return;
   const root = config as Record<string, unknown>;
@@ -294,6 +310,7 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
   const resources = new Set<string>();
   const publicBase = typeof root.publicUrl === 'string' ? URL.parse(root.publicUrl) : undefined;
   const scheme = publicBase?.protocol ?? 'http:';
+  const issuer = publicBase ? issuerFromPublicUrl(publicBase.origin) : undefined;
   records(root.servers).forEach((server, index) => {
     const { name, path, host } = server;
     if (typeof name === 'string') {
@@ -301,7 +318,7 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
       names.add(name);
     }
     // Hosts compare as the gateway routes them: lowercase, default port dropped.
-    const hostKey = typeof host === 'string' ? URL.parse(`${scheme}//${host}`)?.host ?? host : undefined;
+    const hostKey = typeof host === 'string' ? routeHostKey(host, scheme) ?? host : undefined;
     if (typeof path === 'string') {
       const route = `${hostKey ?? ''}|${path}`;
       if (routes.has(route)) {
@@ -316,21 +333,25 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
     if (hostKey !== undefined && scheme === 'http:' && !isLoopbackHost(URL.parse(`http://${hostKey}`)?.hostname ?? '')) {
       ctx.addIssue({ code: 'custom', path: ['servers', index, 'host'], message: 'with an http publicUrl, host must be a loopback name (the resource URI would be plain http)' });
     }
-    // Two servers with one resource URI would accept each other's tokens (RFC 8707 audience).
-    let resource: string | undefined;
-    if (typeof server.resource === 'string') resource = URL.parse(server.resource)?.href.replace(/\/+$/, '');
-    else if (typeof path === 'string' && publicBase) resource = `${hostKey === undefined ? publicBase.origin : `${scheme}//${hostKey}`}${path}`;
-    if (resource !== undefined) {
-      if (resources.has(resource)) ctx.addIssue({ code: 'custom', path: ['servers', index], message: `another server already has the resource URI "${resource}"` });
-      resources.add(resource);
+    // Two servers with one resource URI would accept each other's tokens (RFC 8707 audience). The URI
+    // comes from the gateway's own canonicaliser, so two spellings it treats as one are refused here.
+    const located = issuer === undefined ? undefined : serverResource(issuer, server);
+    if (located && 'problem' in located) {
+      ctx.addIssue({ code: 'custom', path: ['servers', index, ...located.problem.path], message: located.problem.message });
+    } else if (located) {
+      if (resources.has(located.resource)) ctx.addIssue({ code: 'custom', path: ['servers', index], message: `another server already has the resource URI "${located.resource}"` });
+      resources.add(located.resource);
     }
-    checkIdpTokenTarget(server, index, ctx);
+    for (const problem of idpTokenTargetProblems(server)) ctx.addIssue({ code: 'custom', path: ['servers', index, ...problem.path], message: problem.message });
   });
   const ids = new Set<string>();
   records(root.identityProviders).forEach((provider, index) => {
     if (typeof provider.id === 'string') {
       if (ids.has(provider.id)) ctx.addIssue({ code: 'custom', path: ['identityProviders', index, 'id'], message: `duplicate identity provider id "${provider.id}"` });
       ids.add(provider.id);
+    }
+    for (const problem of identityProviderProblems(provider)) {
+      ctx.addIssue({ code: 'custom', path: ['identityProviders', index, ...problem.path], message: problem.message });
     }
     if (provider.type === 'local') {
       // Sign-in matches usernames case-insensitively, so `Alice` and `alice` would be one login for two accounts.
@@ -345,32 +366,6 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
       });
     }
   });
-  const secrets = root.secrets as { encryptionKeys?: unknown } | undefined;
-  if (Array.isArray(secrets?.encryptionKeys)) {
-    secrets.encryptionKeys.forEach((key: unknown, index: number) => {
-      if (typeof key === 'string' && Buffer.from(key, 'base64').length !== 32) {
-        ctx.addIssue({ code: 'custom', path: ['secrets', 'encryptionKeys', index], message: 'must be 32 bytes, base64-encoded (openssl rand -base64 32)' });
-      }
-    });
-  }
-}
-
-/**
- * `idpToken` must name a hand-over the upstream can actually receive: a header needs an HTTP hop (a
- * URL, or the reverse proxy in front of a forward-auth server); an environment variable needs a
- * per-user stdio process, because one process can hold only one user's token.
- */
-function checkIdpTokenTarget(server: Record<string, unknown>, index: number, ctx: IssueSink): void {
-  const idpToken = server.idpToken as { header?: unknown; env?: unknown } | undefined;
-  const upstream = server.upstream as Record<string, unknown> | undefined;
-  if (!idpToken || !upstream || typeof upstream !== 'object') return;
-  const stdio = upstream.stdio as { mode?: unknown } | undefined;
-  if (idpToken.env !== undefined && !(stdio && stdio.mode === 'per-user')) {
-    ctx.addIssue({ code: 'custom', path: ['servers', index, 'idpToken', 'env'], message: 'needs a stdio upstream with mode: per-user (a shared process cannot hold one user\'s token)' });
-  }
-  if (idpToken.header !== undefined && stdio) {
-    ctx.addIssue({ code: 'custom', path: ['servers', index, 'idpToken', 'header'], message: 'a stdio server receives the token through idpToken.env, not a header' });
-  }
 }
 
 /** Paths the gateway serves itself, from its route table; an MCP server route may not shadow them. */
@@ -384,3 +379,4 @@ export type LocalProviderConfig = z.output<typeof localProviderSchema>;
 export type { OidcProviderConfig } from './schema-providers.ts';
 export type UpstreamConfig = ServerConfig['upstream'];
 export type LocalUserConfig = z.output<typeof localUser>;
+export type { TrustProxySetting } from './schema-trust-proxy.ts';

@@ -7,7 +7,7 @@
  * trailing slash. Clients disagree on the last point (the TypeScript SDK sends `https://host/`), so every
  * `resource` value a client sends goes through `canonicalizeResource` before it is compared or stored.
  */
-import type { ServerConfig } from '../config/schema.ts';
+import { ErrorCode, GatewayError } from './errors.ts';
 
 /**
  * Returns the canonical form of a resource indicator, or `undefined` when it cannot be one.
@@ -43,19 +43,26 @@ export function issuerFromPublicUrl(publicUrl: string): string {
 /** The gateway's origin (lowercase scheme and host, no default port), derived from the issuer. */
 export function gatewayOrigin(issuer: string): string {
   const url = URL.parse(issuer);
-  if (!url) throw Object.assign(new Error(`issuer "${issuer}" is not an absolute URL`), { code: 'ERR_GATEWAY_ISSUER' });
+  if (!url) throw new GatewayError(ErrorCode.RESOURCE_ISSUER_INVALID, `issuer "${issuer}" is not an absolute URL`);
   return url.origin;
 }
 
 /** Canonical resource URI for a route path on the gateway: the gateway origin plus the path. */
 export function resourceUriFor(issuer: string, path: string): string {
   const resource = canonicalizeResource(gatewayOrigin(issuer) + path);
-  if (!resource) throw Object.assign(new Error(`server path "${path}" does not form a valid resource URI`), { code: 'ERR_GATEWAY_RESOURCE' });
+  if (!resource) throw new GatewayError(ErrorCode.RESOURCE_URI_INVALID, `server path "${path}" does not form a valid resource URI`);
   return resource;
 }
 
-/** The parts of a server's configuration that decide its resource URI and route. */
-export type ResourceLocator = Pick<ServerConfig, 'path'> & Partial<Pick<ServerConfig, 'host' | 'resource'>>;
+/**
+ * The parts of a server's configuration that decide its resource URI and route. Structural on purpose:
+ * core/ is the ground floor that config/ builds on, so it names no configuration type.
+ */
+export interface ResourceLocator {
+  path: string;
+  host?: string | undefined;
+  resource?: string | undefined;
+}
 
 /**
  * Canonical resource URI of one MCP server: its PRM `resource`, the `aud` of its tokens, and the value
@@ -67,13 +74,13 @@ export type ResourceLocator = Pick<ServerConfig, 'path'> & Partial<Pick<ServerCo
 export function resourceFor(issuer: string, server: ResourceLocator): string {
   if (server.resource !== undefined) {
     const resource = canonicalizeResource(server.resource);
-    if (!resource) throw Object.assign(new Error(`resource "${server.resource}" is not a valid resource URI`), { code: 'ERR_GATEWAY_RESOURCE' });
+    if (!resource) throw new GatewayError(ErrorCode.RESOURCE_URI_INVALID, `resource "${server.resource}" is not a valid resource URI`);
     return resource;
   }
   if (server.host !== undefined) {
     const scheme = URL.parse(issuer)?.protocol ?? 'https:';
     const resource = canonicalizeResource(`${scheme}//${server.host}${server.path}`);
-    if (!resource) throw Object.assign(new Error(`host "${server.host}" and path "${server.path}" do not form a valid resource URI`), { code: 'ERR_GATEWAY_RESOURCE' });
+    if (!resource) throw new GatewayError(ErrorCode.RESOURCE_URI_INVALID, `host "${server.host}" and path "${server.path}" do not form a valid resource URI`);
     return resource;
   }
   return resourceUriFor(issuer, server.path);

@@ -16,9 +16,11 @@ import type { GithubProviderConfig } from '../config/schema-providers-oauth2.ts'
 import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
-  apiFailure, callbackError, checkAuthorizationParams, codeFromCallback, getJson, requestTokens, idpTokensFrom,
+  apiFailure, callbackError, codeFromCallback, getJson, requestTokens, idpTokensFrom,
 } from './oauth2-http.ts';
 import type { ApiResponse, TokenErrorBody } from './oauth2-http.ts';
+import { reservedParamProblems } from '../config/identity-provider-rules.ts';
+import { refuseProblems } from './config-error.ts';
 import { IdpLoginError } from './types.ts';
 import type {
   IdentityProvider, IdpIdentity, IdpLoginResult, IdpLoginState, IdpTokens,
@@ -55,7 +57,7 @@ export class GithubIdentityProvider implements IdentityProvider {
     this.id = config.id;
     this.displayName = config.displayName;
     this.#config = config;
-    checkAuthorizationParams(config.id, config.authorizationParams);
+    refuseProblems(config.id, reservedParamProblems(config.authorizationParams));
     this.#fetch = options.fetch ?? fetch;
     this.#logger = options.logger;
     this.#clock = options.clock ?? systemClock;

@@ -263,32 +263,6 @@ function snippet(text: string): string {
   return JSON.stringify(text.slice(0, 200));
 }
 
-/**
- * The authorization parameters the gateway sets itself; an operator's `authorizationParams` may not
- * replace them (they carry the flow's security, RFC 9700 §2.1.1, or its shape).
- */
-export const RESERVED_AUTHORIZATION_PARAMS = new Set([
-  'client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope', 'state', 'nonce',
-  'code_challenge', 'code_challenge_method', 'request', 'request_uri',
-]);
-
-/** A configuration problem found at start-up; the stable `code` lets the CLI print it without a stack. */
-export class OAuth2ConfigError extends Error {
-  readonly code = 'ERR_OAUTH2_PROVIDER_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'OAuth2ConfigError';
-  }
-}
-
-/** Rejects configured authorization parameters that would replace the gateway's own. */
-export function checkAuthorizationParams(providerId: string, params: Record<string, string>): void {
-  const reserved = Object.keys(params).filter((key) => RESERVED_AUTHORIZATION_PARAMS.has(key));
-  if (reserved.length > 0) {
-    throw new OAuth2ConfigError(`identity provider "${providerId}": ${reserved.map((key) => `authorizationParams.${key}`).join(', ')} ${reserved.length === 1 ? 'is' : 'are'} set by the gateway itself and cannot be configured`);
-  }
-}
-
 /** The error an IdP put on the callback (RFC 6749 §4.1.2.1), as a login error. */
 export function callbackError(params: URLSearchParams, label: string, explain: (error: string) => string | undefined = () => undefined): IdpLoginError {
   const error = params.get('error') ?? 'unknown';

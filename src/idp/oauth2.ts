@@ -10,9 +10,11 @@ import type { OAuth2ProviderConfig } from '../config/schema-providers-oauth2.ts'
 import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
 import { booleanFrom, groupsFrom, subjectFrom, valueAtPath } from './oauth2-claims.ts';
 import {
-  apiFailure, callbackError, checkAuthorizationParams, codeFromCallback, getJson, OAuth2ConfigError, requestTokens, idpTokensFrom,
+  apiFailure, callbackError, codeFromCallback, getJson, requestTokens, idpTokensFrom,
 } from './oauth2-http.ts';
 import type { ClientAuthMethod, TokenErrorBody } from './oauth2-http.ts';
+import { oauth2AuthMethod, oauth2ClientProblems, reservedParamProblems } from '../config/identity-provider-rules.ts';
+import { refuseProblems } from './config-error.ts';
 import { IdpLoginError } from './types.ts';
 import type {
   IdentityProvider, IdpIdentity, IdpLoginResult, IdpLoginState, IdpTokens,
@@ -37,16 +39,10 @@ export class OAuth2IdentityProvider implements IdentityProvider {
     this.id = config.id;
     this.displayName = config.displayName;
     this.#config = config;
-    checkAuthorizationParams(config.id, config.authorizationParams);
+    // The same rules as the configuration schema, for a config that did not come through it.
+    refuseProblems(config.id, [...reservedParamProblems(config.authorizationParams), ...oauth2ClientProblems(config)]);
     this.#clock = options.clock ?? systemClock;
-    this.#authMethod = config.tokenEndpointAuthMethod ?? (config.clientSecret ? 'client_secret_basic' : 'none');
-    if (this.#authMethod !== 'none' && !config.clientSecret) {
-      throw new OAuth2ConfigError(`identity provider "${config.id}": tokenEndpointAuthMethod ${this.#authMethod} needs a clientSecret`);
-    }
-    if (this.#authMethod === 'none' && !config.pkce) {
-      // A public client without PKCE has nothing binding the code to the gateway (RFC 9700 §2.1.1).
-      throw new OAuth2ConfigError(`identity provider "${config.id}": a public client (tokenEndpointAuthMethod none) must use PKCE`);
-    }
+    this.#authMethod = oauth2AuthMethod(config) as ClientAuthMethod;
     this.#fetch = options.fetch ?? fetch;
   }
 

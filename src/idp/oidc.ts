@@ -7,10 +7,11 @@
  * (CLIENTS.md §3).
  */
 import * as client from 'openid-client';
-import { isLoopbackHost } from '../config/schema.ts';
 import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
+import { issuerProblems, openidScopeProblems, reservedParamProblems } from '../config/identity-provider-rules.ts';
 import type { Logger } from '../observability/logger.ts';
 import { identityFromClaims, MissingSubjectClaim } from './claims.ts';
+import { refuseProblems } from './config-error.ts';
 import type { OidcSettings } from './oidc-settings.ts';
 import { IdpLoginError } from './types.ts';
 import type { IdentityProvider, IdpLoginResult, IdpLoginState, IdpTokens } from './types.ts';
@@ -29,28 +30,10 @@ export interface OidcIdentityProviderOptions {
 /** The host whose multi-tenant issuer template openid-client understands (see `entraDiscovery`). */
 const ENTRA_ORIGIN = 'https://login.microsoftonline.com';
 
-/**
- * Authorization request parameters the gateway sets itself. An operator's `authorizationParams` may not
- * replace them: they carry the flow's security (RFC 9700 §2.1.1) or its shape (a GET callback with a code).
- */
-const RESERVED_PARAMS = new Set([
-  'client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope', 'state', 'nonce',
-  'code_challenge', 'code_challenge_method', 'request', 'request_uri',
-]);
-
 /** Callback `error` values that mean "this user may not sign in" rather than "something is broken". */
 const DENIAL_ERRORS = new Set([
   'access_denied', 'login_required', 'consent_required', 'interaction_required', 'account_selection_required',
 ]);
-
-/** A configuration problem found at start-up; the stable `code` lets the CLI print it without a stack. */
-export class OidcConfigError extends Error {
-  readonly code = 'ERR_OIDC_PROVIDER_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'OidcConfigError';
-  }
-}
 
 export class OidcIdentityProvider implements IdentityProvider {
   readonly id: string;
@@ -70,13 +53,13 @@ export class OidcIdentityProvider implements IdentityProvider {
     this.displayName = settings.displayName;
     this.type = settings.type;
     this.#settings = settings;
-    this.#issuer = checkIssuer(settings.entraAuthority ?? settings.issuer);
-    const problems: string[] = [];
-    if (!settings.scopes.includes('openid')) problems.push('scopes must include "openid": the identity comes from the ID token');
-    for (const key of Object.keys(settings.operatorParams)) {
-      if (RESERVED_PARAMS.has(key)) problems.push(`authorizationParams.${key} is set by the gateway itself and cannot be configured`);
-    }
-    if (problems.length > 0) throw new OidcConfigError(`identity provider "${settings.id}": ${problems.join('; ')}`);
+    // The same rules as the configuration schema, for settings that did not come through it.
+    refuseProblems(settings.id, [
+      ...issuerProblems(settings.entraAuthority ?? settings.issuer),
+      ...openidScopeProblems(settings.scopes),
+      ...reservedParamProblems(settings.operatorParams),
+    ]);
+    this.#issuer = new URL(settings.entraAuthority ?? settings.issuer);
     this.#fetch = options.fetch;
     // openid-client counts in seconds; round up so a sub-second setting does not become "no timeout".
     this.#timeoutSeconds = Math.max(1, Math.ceil((options.timeoutMs ?? 10_000) / 1000));
@@ -261,15 +244,6 @@ export class OidcIdentityProvider implements IdentityProvider {
       );
     };
   }
-}
-
-/** https, or http on loopback only (local development); anything else is refused at start-up. */
-function checkIssuer(issuer: string): URL {
-  const url = URL.parse(issuer);
-  if (!url) throw new OidcConfigError(`issuer "${issuer}" is not a URL`);
-  if (url.protocol === 'https:') return url;
-  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return url;
-  throw new OidcConfigError(`issuer "${issuer}" must use https (http is allowed only for localhost/127.0.0.1/[::1])`);
 }
 
 /** The payload of a JWT the gateway itself stored after verifying it; never used to decide trust. */

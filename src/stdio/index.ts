@@ -4,6 +4,9 @@
  */
 import type { ServerConfig } from '../config/schema.ts';
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
+import { formatPath } from '../config/key-path.ts';
+import { idpTokenTargetProblems } from '../config/server-rules.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 import type { Clock } from '../core/clock.ts';
@@ -32,16 +35,16 @@ const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
 /**
  * Starts the bridge for one configured stdio server. Processes start on first use, not here.
- * Throws for a configuration that cannot work (`idpToken.env` with a shared process: one process
- * cannot carry every user's token).
+ * Throws (ERR_CONFIG_INVALID) for a configuration that cannot work (`idpToken.env` with a shared
+ * process: one process cannot carry every user's token).
  */
 export async function startStdioServer(server: ServerConfig, stdio: StdioUpstreamConfig, deps: StdioServerDeps): Promise<StdioServer> {
-  const idpTokenEnv = server.idpToken?.env;
-  if (idpTokenEnv !== undefined && stdio.mode !== 'per-user') {
-    throw Object.assign(new Error(`server "${server.name}": idpToken.env needs upstream.stdio.mode "per-user" (a shared process cannot carry each user's token)`), {
-      code: 'ERR_GATEWAY_UPSTREAM',
-    });
+  // The schema's rule, for a server entry that did not come through it.
+  const problems = idpTokenTargetProblems({ ...server, upstream: { stdio } });
+  if (problems.length > 0) {
+    throw new GatewayError(ErrorCode.CONFIG_INVALID, `server "${server.name}": ${problems.map((problem) => `${formatPath(problem.path)} ${problem.message}`).join('; ')}`);
   }
+  const idpTokenEnv = server.idpToken?.env;
   const logger = deps.logger;
   const supervisor = new StdioSupervisor({ name: server.name, config: stdio, idpTokenEnv, idpTokens: deps.idpTokens, logger, clock: deps.clock });
   const bridge = await startStdioBridge({

@@ -8,13 +8,13 @@ import type { Auth0ProviderConfig } from '../../config/schema-providers.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings } from './common.ts';
-import { OidcConfigError } from '../oidc.ts';
+import { auth0Problems } from '../../config/identity-provider-rules.ts';
+import { refuseProblems } from '../config-error.ts';
 
 export function auth0Issuer(config: Pick<Auth0ProviderConfig, 'domain' | 'issuer' | 'id'>): string {
-  if (config.issuer && config.domain) throw new OidcConfigError(`identity provider "${config.id}": set either domain or issuer, not both`);
+  refuseProblems(config.id, auth0Problems(config));
   if (config.issuer) return config.issuer.endsWith('/') ? config.issuer : `${config.issuer}/`;
-  if (config.domain) return `https://${config.domain}/`;
-  throw new OidcConfigError(`identity provider "${config.id}": auth0 needs domain (such as example.eu.auth0.com)`);
+  return `https://${config.domain}/`;
 }
 
 export function auth0Settings(config: Auth0ProviderConfig): OidcSettings {

@@ -8,17 +8,13 @@ import type { CognitoProviderConfig } from '../../config/schema-providers.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings } from './common.ts';
-import { OidcConfigError } from '../oidc.ts';
+import { cognitoProblems } from '../../config/identity-provider-rules.ts';
+import { refuseProblems } from '../config-error.ts';
 
 export function cognitoIssuer(config: Pick<CognitoProviderConfig, 'region' | 'userPoolId' | 'issuer' | 'id'>): string {
+  refuseProblems(config.id, cognitoProblems(config));
   if (config.issuer) return config.issuer.replace(/\/+$/, '');
-  if (config.region && config.userPoolId) {
-    if (!config.userPoolId.startsWith(`${config.region}_`)) {
-      throw new OidcConfigError(`identity provider "${config.id}": userPoolId ${config.userPoolId} is not in region ${config.region}`);
-    }
-    return `https://cognito-idp.${config.region}.amazonaws.com/${config.userPoolId}`;
-  }
-  throw new OidcConfigError(`identity provider "${config.id}": cognito needs region and userPoolId (or issuer)`);
+  return `https://cognito-idp.${config.region}.amazonaws.com/${config.userPoolId}`;
 }
 
 export function cognitoSettings(config: CognitoProviderConfig): OidcSettings {

@@ -20,47 +20,18 @@
  */
 import type { EntraProviderConfig } from '../../config/schema-providers.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
-import { OidcConfigError } from '../oidc.ts';
+import { entraProblems } from '../../config/identity-provider-rules.ts';
+import { refuseProblems } from '../config-error.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings, joinUrl } from './common.ts';
 import { graphGroupsResolver } from './entra-graph.ts';
 
-const MULTI_TENANT = new Set(['common', 'organizations', 'consumers']);
-const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The resource an Entra scope is for: `api://app/x` → `api://app`; `https://graph.microsoft.com/.default` → that origin. */
-export function scopeResource(scope: string): string | undefined {
-  const slash = scope.lastIndexOf('/');
-  if (slash <= 0) return undefined;
-  return scope.slice(0, slash);
-}
-
-/** Scope and parameter rules Entra enforces at request time, checked at start-up instead. */
-export function entraConfigProblems(config: Pick<EntraProviderConfig, 'tenant' | 'allowedTenants' | 'scopes' | 'authorizationParams'>): string[] {
-  const problems: string[] = [];
-  if (!config.scopes.includes('openid')) problems.push('scopes must include "openid"');
-  const resources = new Set<string>();
-  for (const scope of config.scopes) {
-    if (OIDC_SCOPES.has(scope)) continue;
-    const resource = scopeResource(scope);
-    if (!resource) {
-      problems.push(`scope "${scope}" is unqualified, which Entra reads as Microsoft Graph: write "api://<app id>/${scope}", "<resource>/.default", or "https://graph.microsoft.com/${scope}"`);
-    } else {
-      resources.add(resource.toLowerCase());
-    }
-  }
-  if (resources.size > 1) problems.push(`scopes name several resources (${[...resources].join(', ')}); Entra issues a token for one resource per request (AADSTS28000)`);
-  if ('resource' in config.authorizationParams) problems.push('authorizationParams.resource: Entra v2.0 refuses `resource` together with `scope` (AADSTS9010010); put the API in scopes as "<resource>/.default"');
-  if (MULTI_TENANT.has(config.tenant.toLowerCase()) && config.allowedTenants.length === 0) {
-    problems.push(`tenant "${config.tenant}" accepts accounts of every Entra tenant: set allowedTenants to the tenant ids allowed, or ["*"] to allow all and restrict with access.tenants`);
-  }
-  return problems;
-}
-
 export function entraSettings(config: EntraProviderConfig): OidcSettings {
-  const problems = entraConfigProblems(config);
-  if (problems.length > 0) throw new OidcConfigError(`identity provider "${config.id}": ${problems.join('; ')}`);
+  // The schema's rules (they need the tenant and scopes, which only this preset has); the generic
+  // ones (openid, reserved parameters) are checked by the provider itself.
+  refuseProblems(config.id, entraProblems(config));
   const tenant = config.tenant.toLowerCase();
   const issuer = joinUrl(config.authority, `${tenant}/v2.0`);
   const settings = commonSettings(config, issuer, {

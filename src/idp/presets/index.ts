@@ -13,8 +13,8 @@ import { googleSettings } from './google.ts';
 import { keycloakSettings } from './keycloak.ts';
 import { oktaSettings } from './okta.ts';
 
-/** The `type` values served by OidcIdentityProvider. */
-export const OIDC_TYPES = new Set(['oidc', 'entra', 'google', 'okta', 'keycloak', 'auth0', 'authentik', 'cognito']);
+/** The `type` values served by OidcIdentityProvider (one list, shared with the configuration rules). */
+export { OIDC_PROVIDER_TYPES as OIDC_TYPES } from '../../config/identity-provider-rules.ts';
 
 export function oidcSettingsFor(config: OidcFamilyConfig): OidcSettings {
   switch (config.type) {
@@ -29,7 +29,7 @@ export function oidcSettingsFor(config: OidcFamilyConfig): OidcSettings {
   }
 }
 
-/** The provider for one configured OIDC-based entry; throws OidcConfigError for a bad configuration. */
+/** The provider for one configured OIDC-based entry; throws IdpConfigError (ERR_IDP_CONFIG_INVALID) for a bad configuration. */
 export function createOidcProvider(config: OidcFamilyConfig, options: OidcIdentityProviderOptions = {}): OidcIdentityProvider {
   return new OidcIdentityProvider(oidcSettingsFor(config), options);
 }

@@ -3,11 +3,19 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
+import { Ajv } from 'ajv';
 import { after, before, describe, test } from 'node:test';
 import { runConfigCheck } from '../../../src/cli/config-check.ts';
-import { runHashPassword } from '../../../src/cli/hash-password.ts';
+import { readLine, runHashPassword } from '../../../src/cli/hash-password.ts';
+import { ErrorCode } from '../../../src/core/errors.ts';
+import { runConfigSchema } from '../../../src/cli/config-print.ts';
+import { runServe } from '../../../src/cli/serve.ts';
 import { verifyPassword } from '../../../src/idp/passwords.ts';
+
+const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
 
 interface FakeIo {
   stdin: PassThrough;
@@ -72,6 +80,22 @@ describe('hash-password', () => {
     const short = fakeIo('short\n');
     assert.equal(await runHashPassword([], short), 0);
     assert.match(short.err(), /shorter than 12 characters/);
+  });
+
+  test('an option is refused by its name only: a value after = is never echoed', async () => {
+    const io = fakeIo('ignored\n');
+    assert.equal(await runHashPassword(['--password=hunter2'], io), 2);
+    assert.match(io.err().split('\n')[0]!, /--password/);
+    assert.ok(!io.err().includes('hunter2'));
+  });
+
+  test('a first line too long to be a password is refused (a file piped in by mistake)', async () => {
+    const stdin = new PassThrough();
+    stdin.write('x'.repeat(5000)); // no newline yet: the limit applies before the line ends
+    await assert.rejects(readLine(stdin), { code: ErrorCode.CLI_INPUT });
+    const io = fakeIo(`${'y'.repeat(5000)}\n`);
+    assert.equal(await runHashPassword([], io), 1);
+    assert.equal(io.out(), '');
   });
 
   test('--help prints usage', async () => {
@@ -139,11 +163,73 @@ servers:
     assert.ok(!report.includes('too-short-secret-Xy7'));
   });
 
-  test('usage errors exit 2', async () => {
-    const missing = { ...fakeIo(), env: {} };
-    assert.equal(await runConfigCheck(['--config'], missing), 2);
-    const unknown = { ...fakeIo(), env: {} };
-    assert.equal(await runConfigCheck(['--frobnicate'], unknown), 2);
-    assert.match(unknown.err(), /unknown argument "--frobnicate"/);
+  test('--config FILE, --config=FILE and -c FILE are the same option', async () => {
+    const path = join(dir, 'forms.yaml');
+    await writeFile(path, 'publicUrl: https://forms.example.com\n');
+    for (const args of [['--config', path], [`--config=${path}`], ['-c', path]]) {
+      const io = { ...fakeIo(), env: {} };
+      assert.equal(await runConfigCheck(args, io), 0, args.join(' '));
+      assert.match(io.out(), /issuer https:\/\/forms\.example\.com\n/);
+    }
+  });
+
+  test('usage errors exit 2 and name the flag: unknown, mistyped, missing value, stray argument', async () => {
+    for (const [args, named] of [
+      [['--frobnicate'], '--frobnicate'],
+      [['--conifg', 'gateway.yaml'], '--conifg'],
+      [['--config'], '--config'],
+      [['-x'], '-x'],
+      [['--help=yes'], '--help'],
+      [['gateway.yaml'], 'gateway.yaml'],
+    ] as const) {
+      const io = { ...fakeIo(), env: {} };
+      assert.equal(await runConfigCheck([...args], io), 2, args.join(' '));
+      assert.equal(io.out(), '');
+      assert.ok(io.err().split('\n')[0]!.includes(named), `${args.join(' ')}: ${io.err()}`);
+      assert.match(io.err(), /usage: mcp-oauth-gateway config check/);
+    }
+  });
+});
+
+describe('serve', () => {
+  test('parses the same options: --config=FILE is read (and refused here: no such file, exit 1)', async () => {
+    const io = fakeIo();
+    assert.equal(await runServe([`--config=${join(tmpdir(), 'no-such-gateway-config.yaml')}`], io), 1);
+    assert.match(io.err(), /cannot read the configuration file \(ENOENT\)/);
+  });
+
+  test('an unknown or mistyped flag is a usage error before anything starts', async () => {
+    for (const [flag, named] of [['--conifg=gateway.yaml', '--conifg'], ['--port', '--port']] as const) {
+      const io = fakeIo();
+      assert.equal(await runServe([flag], io), 2);
+      assert.ok(io.err().split('\n')[0]!.includes(named), io.err());
+      assert.match(io.err(), /usage: mcp-oauth-gateway serve/);
+    }
+  });
+});
+
+describe('config schema', () => {
+  test('prints JSON Schema an editor\'s validator accepts: known keys pass, wrong types and unknown keys do not', async () => {
+    const io = fakeIo();
+    assert.equal(runConfigSchema([], io), 0);
+    const schema = JSON.parse(io.out()) as { $schema: string; properties: Record<string, { description?: string }> };
+    assert.equal(schema.$schema, 'http://json-schema.org/draft-07/schema#');
+    assert.match(schema.properties.publicUrl!.description!, /issuer/);
+    // Formats (uri, email) are hints for editors; the loader checks URLs itself.
+    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+    const validate = ajv.compile(schema);
+    assert.equal(validate({ publicUrl: 'https://mcp.example.com', listen: { port: 8443 }, trustProxy: ['loopback'] }), true, JSON.stringify(validate.errors));
+    assert.equal(validate({ listen: { port: 'eighty' } }), false);
+    assert.equal(validate({ listen: { prot: 8080 } }), false);
+    assert.equal(validate({ servers: [{ name: 'a', path: '/a', upstream: { url: 'https://up.example.com/mcp' } }] }), true, JSON.stringify(validate.errors));
+  });
+
+  test('the main entry runs it, and refuses an unknown config subcommand with exit 2', () => {
+    const ok = spawnSync(process.execPath, [MAIN, 'config', 'schema'], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(typeof (JSON.parse(ok.stdout) as { properties?: unknown }).properties, 'object');
+    const bad = spawnSync(process.execPath, [MAIN, 'config', 'shcema'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /shcema/);
   });
 });

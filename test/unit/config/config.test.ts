@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, formatConfigError, loadConfig, type ConfigProblem } from '../../../src/config/load.ts';
 import { configReference } from '../../../src/config/docs.ts';
+import { ErrorCode } from '../../../src/core/errors.ts';
 
 let dir = '';
 let counter = 0;
@@ -32,7 +33,7 @@ async function problemsOf(options: Parameters<typeof loadConfig>[0]): Promise<Co
     await loadConfig(options);
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
-    assert.equal(error.code, 'CONFIG_INVALID');
+    assert.equal(error.code, ErrorCode.CONFIG_INVALID);
     return error;
   }
   assert.fail('expected the configuration to be rejected');
@@ -169,6 +170,24 @@ servers:
     assert.equal(duplicate.line, 8);
     assert.match(duplicate.message, /duplicate server path "\/mcp"/);
     assert.match(find(error, 'servers[1].name').message, /duplicate server name/);
+  });
+
+  test('two resources the gateway canonicalises to one audience are refused (RFC 8707: tokens would be shared)', async () => {
+    // canonicalizeResource drops trailing slashes of the path, so these two name one audience.
+    const path = await file(`publicUrl: https://mcp.example.com
+servers:
+  - name: a
+    path: /a
+    resource: https://mcp.example.com/tools?x=1
+    upstream: { forwardAuth: true }
+  - name: b
+    path: /b
+    resource: https://mcp.example.com/tools/?x=1
+    upstream: { forwardAuth: true }
+`);
+    const error = await problemsOf({ path, env: {} });
+    assert.equal(find(error, 'servers[1]').line, 7);
+    assert.equal(error.problems.length, 1, formatConfigError(error));
   });
 
   test('a server path may not shadow the gateway or contain dot segments', async () => {
@@ -325,7 +344,8 @@ describe('environment overrides', () => {
     const keyB = Buffer.alloc(32, 2).toString('base64');
     const keys = await file(`${keyA}\n\n${keyB}\n`, 'keys.txt');
     const cookie = await file(`${'c'.repeat(40)}\n`, 'cookie.txt');
-    const ca = join(dir, 'ca.pem');
+    // The file is read while validating, so it must exist; the loader only checks that it is PEM.
+    const ca = await file('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'ca.pem');
     const config = await loadConfig({
       env: {
         MCP_GATEWAY_SECRETS__ENCRYPTION_KEYS_FILE: keys,
@@ -351,6 +371,36 @@ describe('environment overrides', () => {
     assert.equal(cookie.source, 'MCP_GATEWAY_CONSENT__COOKIE_SECRET_FILE');
     assert.match(cookie.message, /cannot read file .*ENOENT/);
     assert.match(find(error, 'log.level').message, /set by both MCP_GATEWAY_LOG__LEVEL and MCP_GATEWAY_LOG__LEVEL_FILE/);
+  });
+});
+
+describe('trustProxy', () => {
+  test('true/false, a hop count, or a list of addresses, ranges and proxy-addr names', async () => {
+    for (const [yaml, expected] of [
+      ['true', true],
+      ['false', false],
+      ['2', 2],
+      ['[loopback, linklocal, uniquelocal, 10.0.0.0/8, "::1", "fd00::/8"]', ['loopback', 'linklocal', 'uniquelocal', '10.0.0.0/8', '::1', 'fd00::/8']],
+    ] as const) {
+      const config = await loadConfig({ path: await file(`trustProxy: ${yaml}\n`), env: {} });
+      assert.deepEqual(config.trustProxy, expected, yaml);
+    }
+  });
+
+  test('a list entry proxy-addr cannot compile is refused at its index; a negative or fractional count is refused', async () => {
+    const error = await problemsOf({ path: await file('trustProxy:\n  - loopback\n  - 10.0.0.0/33\n  - not-an-address\n'), env: {} });
+    assert.equal(find(error, 'trustProxy[1]').line, 3);
+    assert.equal(find(error, 'trustProxy[2]').line, 4);
+    assert.equal(error.problems.length, 2, formatConfigError(error));
+    for (const count of ['-1', '1.5']) find(await problemsOf({ path: await file(`trustProxy: ${count}\n`), env: {} }), 'trustProxy');
+  });
+
+  test('from the environment: a boolean word, a count, or a comma-separated list', async () => {
+    const read = async (value: string) => (await loadConfig({ env: { MCP_GATEWAY_TRUST_PROXY: value } })).trustProxy;
+    assert.equal(await read('yes'), true);
+    assert.equal(await read('1'), 1);
+    assert.deepEqual(await read('loopback, 10.0.0.0/8'), ['loopback', '10.0.0.0/8']);
+    find(await problemsOf({ env: { MCP_GATEWAY_TRUST_PROXY: 'bogus' } }), 'trustProxy[0]');
   });
 });
 

@@ -15,7 +15,8 @@ import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import type { OutboundFetch } from '../../../src/http/outbound.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { GithubIdentityProvider, githubEndpoints, withGithubOrganizationDefaults } from '../../../src/idp/github.ts';
-import { OAuth2ConfigError, parseTokenBody } from '../../../src/idp/oauth2-http.ts';
+import { parseTokenBody } from '../../../src/idp/oauth2-http.ts';
+import { refusedAt } from './refused-at.ts';
 import { IdpLoginError } from '../../../src/idp/types.ts';
 import type { IdpLoginState } from '../../../src/idp/types.ts';
 import { Browser } from '../../support/browser.ts';
@@ -151,7 +152,7 @@ describe('GitHub provider configuration', () => {
   test('authorizationParams may not replace the gateway\'s own parameters', () => {
     assert.throws(
       () => new GithubIdentityProvider(githubProviderSchema.parse({ type: 'github', clientId: 'x', clientSecret: 's', authorizationParams: { state: 'fixed', code_challenge_method: 'plain' } })),
-      (error: unknown) => error instanceof OAuth2ConfigError && /authorizationParams\.state, authorizationParams\.code_challenge_method are set by the gateway/.test(error.message),
+      (error: unknown) => refusedAt('authorizationParams.state')(error) && refusedAt('authorizationParams.code_challenge_method')(error),
     );
   });
 

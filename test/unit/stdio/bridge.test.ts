@@ -451,7 +451,7 @@ test('idpToken.env on a shared server is refused at start-up: one process cannot
     idpToken: { env: 'GITHUB_PERSONAL_ACCESS_TOKEN' },
   });
   if (!('stdio' in server.upstream)) throw new Error('unreachable');
-  await assert.rejects(startStdioServer(server, server.upstream.stdio, { logger: createLogger('silent'), idpTokens: noIdpTokens }), /idpToken\.env needs upstream\.stdio\.mode "per-user"/);
+  await assert.rejects(startStdioServer(server, server.upstream.stdio, { logger: createLogger('silent'), idpTokens: noIdpTokens }), { code: ErrorCode.CONFIG_INVALID });
 });
 
 test('after shutdown the supervisor refuses new connections with its code, answered as "server unavailable"', async (t) => {

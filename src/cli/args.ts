@@ -1,0 +1,73 @@
+/**
+ * Argument parsing for every command: `node:util` `parseArgs` in strict mode, so `--config FILE`,
+ * `--config=FILE` and `-c FILE` all work and anything else (an unknown or mistyped flag, a missing
+ * value, a stray argument) is a usage error (exit status 2) naming what was wrong.
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import type { Writable } from 'node:stream';
+import { closestName } from '../config/closest-name.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
+
+/** A command line the command cannot run with; the CLI prints the message and the usage, exit 2. */
+export class UsageError extends GatewayError {
+  constructor(message: string) {
+    super(ErrorCode.CLI_USAGE, message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Exit status for a usage error (the convention of getopt-based tools). */
+export const USAGE_EXIT = 2;
+
+export const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const satisfies ParseArgsOptionsConfig;
+
+export interface ParseOptions<T extends ParseArgsOptionsConfig> {
+  options: T;
+  /** Message for an argument that is no option; default `unexpected argument "<it>"`. */
+  positional?: (value: string) => string;
+}
+
+/** The options' values; throws UsageError for anything strict parsing refuses. */
+export function parseCommandArgs<T extends ParseArgsOptionsConfig>(args: string[], { options, positional }: ParseOptions<T>) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    if (!isParseArgsError(error)) throw error;
+    throw new UsageError(describeRefusal(args, options, positional) ?? error.message);
+  }
+}
+
+function isParseArgsError(error: unknown): error is Error {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof Error && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
+}
+
+/**
+ * Says which argument strict parsing refused. Node's own message is long and suggests `--`; the
+ * tokens of a lenient parse name the argument exactly. Option values are never repeated (one may be a
+ * secret typed in the wrong place), only the flag's name.
+ */
+function describeRefusal(args: string[], options: ParseArgsOptionsConfig, positional?: (value: string) => string): string | undefined {
+  const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
+  for (const token of tokens) {
+    if (token.kind === 'positional') return positional ? positional(token.value) : `unexpected argument "${token.value}"`;
+    if (token.kind !== 'option') continue;
+    const option = options[token.name];
+    if (!option) return `unknown option ${token.rawName}${suggestion(token.name, options)}`;
+    if (option.type === 'string' && token.value === undefined) return `${token.rawName} needs a value`;
+    if (option.type === 'boolean' && token.inlineValue) return `${token.rawName} takes no value`;
+  }
+  return undefined;
+}
+
+/** ` (did you mean --config?)` for a flag that is a known one misspelt. */
+function suggestion(name: string, options: ParseArgsOptionsConfig): string {
+  const close = closestName(name, Object.keys(options));
+  return close ? ` (did you mean --${close}?)` : '';
+}
+
+/** Writes a usage error the way every command does: the problem, a blank line, the usage. */
+export function reportUsageError(error: UsageError, usage: string, stderr: Writable): number {
+  stderr.write(`${error.message}\n\n${usage}`);
+  return USAGE_EXIT;
+}
