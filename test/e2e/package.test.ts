@@ -13,14 +13,15 @@
  * The install needs the npm registry (or npm's cache): when npm cannot reach it, the tests skip
  * with the npm error as the reason.
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForUrl } from '../support/ports.ts';
 
@@ -53,7 +54,13 @@ function childEnv(extraPath?: string): NodeJS.ProcessEnv {
 
 function run(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: options.timeoutMs, killSignal: 'SIGKILL' });
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: options.timeoutMs,
+      killSignal: 'SIGKILL',
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -128,8 +135,7 @@ describe('the npm package, packed, installed and run', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const gateway = (args: string[], cwd = project) =>
-    run(bin, args, { cwd, env: childEnv(dirname(NODE_FOR_BIN)), timeoutMs: 60_000 });
+  const gateway = (args: string[], cwd = project) => run(bin, args, { cwd, env: childEnv(dirname(NODE_FOR_BIN)), timeoutMs: 60_000 });
 
   test('the package holds the built JavaScript for every source file, and no Node binary comes with it', async (t) => {
     if (skipReason) return t.skip(skipReason);
@@ -156,7 +162,10 @@ describe('the npm package, packed, installed and run', () => {
   test('`config check` accepts a valid file and names the key path of every problem in a bad one', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const good = join(work, 'good.yaml');
-    await writeFile(good, ['publicUrl: http://127.0.0.1:18080', 'listen:', '  host: 127.0.0.1', '  port: 18080', `dataDir: ${join(work, 'unused-data')}`, ''].join('\n'));
+    await writeFile(
+      good,
+      ['publicUrl: http://127.0.0.1:18080', 'listen:', '  host: 127.0.0.1', '  port: 18080', `dataDir: ${join(work, 'unused-data')}`, ''].join('\n'),
+    );
     const ok = await gateway(['config', 'check', '--config', good]);
     assert.equal(ok.code, 0, `config check of a valid file:\n${ok.stdout}\n${ok.stderr}`);
     assert.match(ok.stdout, /config ok: .*issuer http:\/\/127\.0\.0\.1:18080/);
@@ -176,7 +185,10 @@ describe('the npm package, packed, installed and run', () => {
     const port = await freePort();
     const publicUrl = `http://127.0.0.1:${port}`;
     const config = join(work, 'serve.yaml');
-    await writeFile(config, [`publicUrl: ${publicUrl}`, 'listen:', '  host: 127.0.0.1', `  port: ${port}`, `dataDir: ${join(work, 'data')}`, 'log:', '  level: warn', ''].join('\n'));
+    await writeFile(
+      config,
+      [`publicUrl: ${publicUrl}`, 'listen:', '  host: 127.0.0.1', `  port: ${port}`, `dataDir: ${join(work, 'data')}`, 'log:', '  level: warn', ''].join('\n'),
+    );
 
     const child = spawn(bin, ['serve', '--config', config], { cwd: project, env: childEnv(dirname(NODE_FOR_BIN)), stdio: ['ignore', 'pipe', 'pipe'] });
     server = child;
