@@ -38,14 +38,16 @@ interface RunResult {
 }
 
 /**
- * The environment for child npm and gateway processes: without the npm_* variables of an enclosing
- * `npm test` (npm reads its own configuration again) and without MCP_GATEWAY_* overrides, so only
- * the files written here configure the gateway.
+ * The environment for child npm and gateway processes. Without the lower-case npm_* variables an
+ * enclosing `npm test` exports (npm_config_local_prefix would point the inner npm at this repository,
+ * npm_config_call and the like describe the outer command); the inner npm reads .npmrc again, and
+ * NPM_CONFIG_* set by the user or CI (a registry mirror, a cache) stay. Without MCP_GATEWAY_*
+ * overrides, so only the files written here configure the gateway.
  */
 function childEnv(extraPath?: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (/^npm_/i.test(key) || key.startsWith('MCP_GATEWAY_')) continue;
+    if (key.startsWith('npm_') || key.startsWith('MCP_GATEWAY_')) continue;
     env[key] = value;
   }
   if (extraPath) env.PATH = `${extraPath}${delimiter}${process.env.PATH ?? ''}`;
@@ -68,6 +70,16 @@ function run(command: string, args: string[], options: { cwd: string; env: NodeJ
     child.once('error', reject);
     child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+}
+
+/** The line that names npm's error (`npm error code ECONNREFUSED`), else the last line it wrote. */
+function npmError(result: RunResult): string {
+  const lines = `${result.stdout}\n${result.stderr}`
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
+  const code = lines.find((line) => /^npm (error|ERR!) code /.test(line));
+  return code ?? lines.at(-1) ?? (result.signal ? `no answer, killed by ${result.signal}` : `exit ${result.code}`);
 }
 
 /** Resolves with the exit of `child`, or rejects once `ms` have passed without one. */
@@ -97,6 +109,14 @@ describe('the npm package, packed, installed and run', () => {
       await mkdir(packDir);
       await mkdir(project);
 
+      // npm retries an unreachable registry for minutes: ask it once, briefly, before anything else.
+      await writeFile(join(project, 'package.json'), `${JSON.stringify({ name: 'package-test-consumer', version: '1.0.0', private: true })}\n`);
+      const ping = await run('npm', ['ping', '--fetch-retries=0', '--fetch-timeout=15000'], { cwd: project, env: childEnv(), timeoutMs: 30_000 });
+      if (ping.code !== 0) {
+        skipReason = `npm cannot reach the registry (npm ping: ${npmError(ping)}): the package was not installed`;
+        return;
+      }
+
       const started = Date.now();
       const pack = await run('npm', ['pack', '--pack-destination', packDir], { cwd: REPO_ROOT, env: childEnv(), timeoutMs: 120_000 });
       assert.equal(pack.code, 0, `npm pack failed:\n${pack.stdout}\n${pack.stderr}`);
@@ -104,7 +124,6 @@ describe('the npm package, packed, installed and run', () => {
       assert.equal(tarballs.length, 1, `one tarball expected, got ${tarballs.join(', ')}`);
       const packed = Date.now();
 
-      await writeFile(join(project, 'package.json'), `${JSON.stringify({ name: 'package-test-consumer', version: '1.0.0', private: true })}\n`);
       const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(packDir, tarballs[0]!)], {
         cwd: project,
         env: childEnv(),
@@ -117,7 +136,7 @@ describe('the npm package, packed, installed and run', () => {
           skipReason = `npm cannot reach the registry (${unreachable[1]}): the packed tarball was not installed`;
           return;
         }
-        assert.fail(`npm install of the tarball failed (exit ${install.code}):\n${output}`);
+        assert.fail(`npm install of the tarball failed (${install.signal ? `killed after 240 s` : `exit ${install.code}`}):\n${output}`);
       }
       bin = join(project, 'node_modules', '.bin', 'mcp-oauth-gateway');
       const installed = Date.now();
