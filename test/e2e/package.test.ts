@@ -19,6 +19,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -173,6 +174,29 @@ describe('the npm package, packed, installed and run', () => {
       if (expected && !existsSync(join(installed, 'dist', expected))) missing.push(`src/${relative} -> dist/${expected}`);
     }
     assert.deepEqual(missing, [], 'every file under src is in the package');
+
+    // A package the built code imports must be a runtime dependency: a devDependency is present in a
+    // clone, so only an install from the tarball shows it missing (for lazily imported modules, only
+    // when a user reaches them).
+    const manifestDependencies = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    const undeclared = new Set<string>();
+    for (const entry of await readdir(join(installed, 'dist'), { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile() || !entry.name.endsWith('.js')) continue;
+      const code = await readFile(join(entry.parentPath, entry.name), 'utf8');
+      for (const match of code.matchAll(
+        /^\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm,
+      )) {
+        const specifier = match[1] ?? match[2] ?? match[3]!;
+        if (specifier.startsWith('.') || isBuiltin(specifier)) continue;
+        const name = specifier
+          .split('/')
+          .slice(0, specifier.startsWith('@') ? 2 : 1)
+          .join('/');
+        if (!manifestDependencies.dependencies?.[name])
+          undeclared.add(`${name} (dist/${join(entry.parentPath, entry.name).slice(join(installed, 'dist').length + 1)})`);
+      }
+    }
+    assert.deepEqual([...undeclared], [], 'packages imported at run time are listed in dependencies');
     assert.ok(!existsSync(join(installed, 'src')), 'the TypeScript sources are not shipped');
     assert.ok(!existsSync(join(installed, 'test')), 'the tests are not shipped');
     assert.ok(!existsSync(join(project, 'node_modules', 'node')), 'the pinned Node for development is not a runtime dependency');
@@ -185,7 +209,12 @@ describe('the npm package, packed, installed and run', () => {
       good,
       ['publicUrl: http://127.0.0.1:18080', 'listen:', '  host: 127.0.0.1', '  port: 18080', `dataDir: ${join(work, 'unused-data')}`, ''].join('\n'),
     );
-    const ok = await gateway(['config', 'check', '--config', good]);
+    // Through npx, as the README tells users to run it.
+    const ok = await run('npx', ['--no-install', 'mcp-oauth-gateway', 'config', 'check', '--config', good], {
+      cwd: project,
+      env: childEnv(dirname(NODE_FOR_BIN)),
+      timeoutMs: 60_000,
+    });
     assert.equal(ok.code, 0, `config check of a valid file:\n${ok.stdout}\n${ok.stderr}`);
     assert.match(ok.stdout, /config ok: .*issuer http:\/\/127\.0\.0\.1:18080/);
     assert.ok(!existsSync(join(work, 'unused-data')), 'config check creates nothing');
