@@ -10,8 +10,8 @@
  * the bin's `#!/usr/bin/env node` then finds). PACKAGE_TEST_NODE=/path/to/bin/node picks another
  * binary named `node`, for example the oldest release `engines` allows.
  *
- * The install needs the npm registry (or npm's cache): when npm cannot reach it, the tests skip
- * with the npm error as the reason.
+ * The install needs the npm registry: when npm cannot reach it (`npm ping` first, so an offline
+ * machine does not wait out npm's retries), the tests skip with npm's error as the reason.
  */
 
 import assert from 'node:assert/strict';
@@ -155,7 +155,7 @@ describe('the npm package, packed, installed and run', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const gateway = (args: string[], cwd = project) => run(bin, args, { cwd, env: childEnv(dirname(NODE_FOR_BIN)), timeoutMs: 60_000 });
+  const gateway = (args: string[]) => run(bin, args, { cwd: project, env: childEnv(dirname(NODE_FOR_BIN)), timeoutMs: 60_000 });
 
   test('the package holds the built JavaScript for every source file, and no Node binary comes with it', async (t) => {
     if (skipReason) return t.skip(skipReason);
