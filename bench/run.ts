@@ -9,7 +9,7 @@
  * Beside them, a bare node:http + undici proxy (bench/bare-proxy.ts, no auth) in front of the trivial
  * upstream: the floor of this HTTP stack, so the gateway's own share can be read off.
  *
- * Layout (DESIGN.md): load generator pinned to core 0, gateway and upstream to core 1, when `taskset`
+ * Layout (ARCHITECTURE.md, "Performance"): load generator pinned to core 0, gateway and upstream to core 1, when `taskset`
  * exists. Usage: `npm run bench [-- --duration 10 --connections 32]`.
  */
 import type { ChildProcess } from 'node:child_process';

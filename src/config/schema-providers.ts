@@ -1,6 +1,6 @@
 /**
  * OpenID Connect identity providers: the generic `oidc` type and one preset per IdP that bends OIDC its
- * own way (CLIENTS.md §3). A preset takes the few keys its IdP's admin console shows (tenant, realm,
+ * own way (docs/identity-providers.md). A preset takes the few keys its IdP's admin console shows (tenant, realm,
  * domain, user pool...) and derives the issuer, scopes, parameters and claim mapping from them; the
  * derivation lives in src/idp/presets/, the keys here.
  */

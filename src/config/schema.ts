@@ -37,7 +37,7 @@ const publicUrl = z
     }
     requireSecureScheme(url, ctx);
     if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
-      // CLIENTS.md §1: clients probe path-inserted metadata for issuers with a path, and some never
+      // docs/clients.md: clients probe path-inserted metadata for issuers with a path, and some never
       // find it. Issuer = origin is the only layout every client handles.
       ctx.addIssue({ code: 'custom', message: 'must be an origin only (no path, query, fragment or credentials)' });
     }

@@ -34,7 +34,7 @@ export function canonicalizeResource(input: string): string | undefined {
 /**
  * The issuer string as the gateway publishes it: the configured public URL without a trailing slash.
  * Claude.ai refuses an issuer that differs from the discovered one even by a trailing slash
- * (CLIENTS.md §2), so the authorization side must derive its issuer the same way.
+ * (docs/clients.md), so the authorization side must derive its issuer the same way.
  */
 export function issuerFromPublicUrl(publicUrl: string): string {
   return publicUrl.endsWith('/') ? publicUrl.slice(0, -1) : publicUrl;

@@ -4,7 +4,7 @@
  * discovery, no ID token, so the endpoints are fixed and the identity comes from the REST API:
  * `GET /user` (the numeric `id` is the subject: logins can be renamed and then reused by someone
  * else), `GET /user/emails` for the verified primary email, and, when policy needs them,
- * `GET /user/orgs` and `GET /user/teams` (CLIENTS.md §3).
+ * `GET /user/orgs` and `GET /user/teams` (docs/identity-providers-github.md).
  *
  * GitHub's token endpoint quirks handled here: it answers form-encoded unless asked for JSON, and it
  * reports errors with HTTP 200 and an `error` field. Refresh tokens exist only when expiring user

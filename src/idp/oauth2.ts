@@ -3,7 +3,7 @@
  * Connect: the authorization, token and userinfo URLs are configured, and the identity is read from
  * the userinfo JSON through the configured claim paths. PKCE S256 is on by default (RFC 9700 §2.1.1);
  * the gateway's own state protects the callback. As with OIDC, nothing of the MCP client (its
- * client_id, scope or resource) reaches the IdP (CLIENTS.md §3).
+ * client_id, scope or resource) reaches the IdP (docs/identity-providers-github.md).
  */
 import { createHash } from 'node:crypto';
 import type { OAuth2ProviderConfig } from '../config/schema-providers-oauth2.ts';

@@ -4,7 +4,7 @@
  * Keycloak, Auth0, authentik, Cognito, generic) runs on this one implementation with its own settings
  * (src/idp/presets/). The gateway runs its own authorization-code flow with its own PKCE, state
  * and nonce: nothing of the MCP client (its client_id, scope or resource) ever reaches the IdP
- * (CLIENTS.md §3).
+ * (docs/identity-providers.md).
  */
 import * as client from 'openid-client';
 import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';

@@ -2,7 +2,7 @@
  * Bearer challenges (RFC 6750 §3) as MCP clients need them.
  *
  * Every 401 names the Protected Resource Metadata document (`resource_metadata`, RFC 9728 §5.1): Claude
- * Code cannot start its login without it (CLIENTS.md §1). A 403 for missing scope lists every scope the
+ * Code cannot start its login without it (docs/clients.md). A 403 for missing scope lists every scope the
  * server needs, including those the token already has, so that a client's step-up request asks for the
  * full set (MCP Authorization, "Scope challenge handling").
  */

@@ -6,7 +6,7 @@
  * request the same way and share one token cache.
  *
  * The common case, a token seen before for a user already read and an IdP token still fresh, is
- * answered synchronously: no promise, no storage read (DESIGN.md, Performance).
+ * answered synchronously: no promise, no storage read (ARCHITECTURE.md, "Performance").
  */
 import type { ServerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';

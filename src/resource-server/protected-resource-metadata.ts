@@ -20,7 +20,7 @@ export interface ProtectedResourceMetadata {
 /**
  * Scopes to advertise. `offline_access` is a request to the authorization server, not something the
  * resource grants; clients that see it in PRM or a challenge ask for it and then trip on consent prompts
- * (CLIENTS.md §1), so it never appears here.
+ * (docs/clients.md), so it never appears here.
  */
 export function advertisedScopes(server: Pick<ServerConfig, 'scopes'>): string[] {
   return server.scopes.filter((scope) => scope !== 'offline_access');
@@ -29,7 +29,7 @@ export function advertisedScopes(server: Pick<ServerConfig, 'scopes'>): string[]
 export function buildProtectedResourceMetadata(issuer: string, server: ServerConfig): ProtectedResourceMetadata {
   return {
     resource: resourceFor(issuer, server),
-    // CLIENTS.md §1: authorization_servers[0] must equal the issuer exactly.
+    // docs/clients.md: authorization_servers[0] must equal the issuer exactly.
     authorization_servers: [issuer],
     scopes_supported: advertisedScopes(server),
     // MCP forbids tokens in the query string, and form bodies are not used by MCP (RFC 9728 §2).

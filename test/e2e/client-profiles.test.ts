@@ -90,7 +90,7 @@ async function discover(stack: Stack, profile: ClientProfile): Promise<Discovere
   for (const probe of probes) assert.ok(probe.status === 200 || (probe.step === 'challenge' && probe.status === 401), `the first place the client looks answers: ${JSON.stringify(probe)}`);
   if (prm) {
     assert.equal(prm.resource, stack.mcpUrl(), 'PRM resource is the canonical MCP URL');
-    // Claude.ai refuses any difference, even a trailing slash (CLIENTS.md §2).
+    // Claude.ai refuses any difference, even a trailing slash (docs/clients.md).
     assert.equal(metadata.issuer, (prm.authorization_servers as string[])[0], 'the issuer is exactly the authorization server PRM names');
   }
   assert.equal(metadata.issuer, stack.issuer);
@@ -297,7 +297,7 @@ describe('real MCP client profiles: register, consent, log in upstream, exchange
     const provider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'TypeScript SDK profile' });
     const client = await loggedInClient(stack, provider);
     const sent = provider.authorizationUrl!;
-    // The SDK sends resource only when PRM exists (CLIENTS.md §2); PRM exists here.
+    // The SDK sends resource only when PRM exists (docs/clients.md); PRM exists here.
     assert.ok(sent.searchParams.get('resource'), 'resource sent');
     assert.equal(new URL(sent.searchParams.get('resource')!).href, new URL(stack.mcpUrl()).href);
     const echo = await client.callTool({ name: 'echo', arguments: { text: 'sdk first token' } });

@@ -2,7 +2,7 @@
  * What each real MCP client sends, as data: its registration (DCR body or CIMD document), the redirect
  * URI it registers and the one it actually uses, how it discovers the authorization server, whether and
  * how it sends `resource`, what it puts in `scope`, and how it authenticates at the token endpoint.
- * Sources: ../shared/CLIENTS.md §2 and the clients' public issue trackers (each "reported" fact is a
+ * Sources: docs/clients.md and the clients' public issue trackers (each "reported" fact is a
  * third-party report; the tests here are what makes it a checked fact for this gateway).
  *
  * Hosting substitution: CIMD documents keep the real content (name, redirect URIs, grant types) but are

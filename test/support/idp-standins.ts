@@ -1,6 +1,6 @@
 /**
  * Stand-ins for the identity providers the gateway has presets for: each is the real oidc-provider of
- * ./upstream-idp.ts, shaped and bent the way that IdP is (CLIENTS.md §3), so the presets are tested
+ * ./oidc-idp.ts, shaped and bent the way that IdP is (docs/identity-providers.md), so the presets are tested
  * against the behaviour they exist for, not against a textbook server.
  *
  * - Entra: issuer `https://127.0.0.1:<port>/<tid>/v2.0`; `/common/v2.0` and `/organizations/v2.0`

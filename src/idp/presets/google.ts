@@ -1,6 +1,6 @@
 /**
  * Google. No `offline_access` scope: a refresh token comes only with `access_type=offline`, and only
- * on a consent prompt (`prompt=consent`), otherwise only at the user's first consent (CLIENTS.md §3).
+ * on a consent prompt (`prompt=consent`), otherwise only at the user's first consent (docs/identity-providers.md).
  * Access tokens are opaque, so the identity comes from the ID token alone. A Google Workspace account
  * carries its domain in `hd`; `hostedDomain` makes it a requirement (the `hd` request parameter is
  * only a hint for the account chooser and proves nothing).

@@ -1,7 +1,7 @@
 /**
  * Okta. The issuer is the org authorization server (`https://<org>.okta.com`) or a custom one
  * (`…/oauth2/default`); a custom server's tokens are audience-bound and it ignores `resource`
- * (CLIENTS.md §3), so the gateway never sends it. Refresh tokens need `offline_access` and the grant
+ * (docs/identity-providers.md), so the gateway never sends it. Refresh tokens need `offline_access` and the grant
  * enabled on the app. Groups arrive in `groups` once a groups claim (or the org server's `groups`
  * scope) is set up.
  */
