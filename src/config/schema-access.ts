@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { normaliseDomain, normaliseEmail } from '../policy/email.ts';
+import type { AccessRules as PolicyAccessRules } from '../policy/access.ts';
 
 export const accessRulesSchema = z
   .object({
@@ -37,6 +38,7 @@ export const accessRulesSchema = z
       .optional()
       .describe('Whom a refused person should ask for access (a name, team or address), shown on the "access denied" page. Not a rule. The server\'s contact wins over the gateway\'s.'),
   })
-  .default({ emails: [], emailDomains: [], groups: [], githubOrgs: [], githubTeams: [], tenants: [], subjects: [] });
+  .default({ emails: [], emailDomains: [], groups: [], githubOrgs: [], githubTeams: [], tenants: [], subjects: [] }) satisfies z.ZodType<PolicyAccessRules, unknown>;
+// `satisfies`: what this schema produces is what src/policy/access.ts evaluates; a drift fails to compile.
 
 export type AccessRules = z.output<typeof accessRulesSchema>;

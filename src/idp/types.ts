@@ -11,21 +11,8 @@ export interface IdpLoginState {
   nonce: string;
 }
 
-/** The identity the IdP vouched for. `subject` is the IdP's stable id, not yet namespaced. */
-export interface IdpIdentity {
-  subject: string;
-  email?: string;
-  emailVerified?: boolean;
-  name?: string;
-  /** Group names or ids (Entra groups and app roles, Okta/Keycloak groups...), for policy and headers. */
-  groups: string[];
-  /** Entra tenant id (`tid`), for tenant allow-lists. */
-  tenantId?: string;
-  /** GitHub organisations (logins) the user belongs to, when the provider reads them. */
-  organizations?: string[];
-  /** GitHub teams as `org/team-slug`, when the provider reads them. */
-  teams?: string[];
-}
+export type { IdpIdentity } from '../core/identity.ts';
+import type { IdpIdentity } from '../core/identity.ts';
 
 /** Tokens the IdP issued to the gateway; stored encrypted, never shown to MCP clients. */
 export interface IdpTokens {

@@ -9,10 +9,24 @@
  * Email rules only count a verified address (`emailVerified === true`): an IdP that lets anyone type
  * an unverified address would otherwise let anyone claim `ceo@example.com` (the nOAuth class of bugs).
  */
-import type { AccessRules } from '../config/schema-access.ts';
-import { userIdFor } from '../storage/records.ts';
-import type { IdpIdentity } from '../idp/types.ts';
+import { userIdFor, type IdpIdentity } from '../core/identity.ts';
 import { normaliseDomain, normaliseEmail } from './email.ts';
+
+/**
+ * One rule block as configured (`access`, `servers[].access`); src/config/schema-access.ts validates
+ * it, and its output has exactly this shape.
+ */
+export interface AccessRules {
+  emails: string[];
+  emailDomains: string[];
+  groups: string[];
+  githubOrgs: string[];
+  githubTeams: string[];
+  tenants: string[];
+  subjects: string[];
+  /** Whom a refused person should ask; not a rule. */
+  contact?: string;
+}
 
 /** The outcome of one rule block, or of the gateway and server blocks together. */
 export interface AccessDecision {

@@ -39,7 +39,3 @@ export interface ConsentRecord {
   scopes: string[];
   approvedAt: number;
 }
-
-export function userIdFor(providerId: string, subject: string): string {
-  return `${providerId}:${subject}`;
-}

@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import type { IdentityProvider, IdpLoginResult } from '../../idp/types.ts';
 import { evaluateAccess, type AccessDecision, type AccessPolicy } from '../../policy/access.ts';
-import { userIdFor } from '../../storage/records.ts';
+import { userIdFor } from '../../core/identity.ts';
 import { sendPage } from '../../ui/layout.ts';
 import { deniedPage } from '../pages/denied-page.ts';
 import type { ProtectedResource } from '../provider.ts';

@@ -3,7 +3,8 @@
  * re-checks the access rules against), the IdP's tokens sealed, and the consent given.
  */
 import type { IdpLoginResult } from '../../idp/types.ts';
-import { NS, userIdFor, type ConsentRecord, type UserRecord } from '../../storage/records.ts';
+import { NS, type ConsentRecord, type UserRecord } from '../../storage/records.ts';
+import { userIdFor } from '../../core/identity.ts';
 import { nowSeconds, type InteractionContext } from './context.ts';
 import type { PendingLogin } from './pending-login.ts';
 
