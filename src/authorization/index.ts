@@ -17,7 +17,7 @@ import { createProvider, registrableScopes, type ProtectedResource } from './pro
 import { createAuthorizationHandlers, type AuthorizationHandlers } from './handlers.ts';
 import { createInteractions } from './interactions/index.ts';
 import { createRegistrationGuards } from './registration.ts';
-import { systemClock, type Clock } from '../core/clock.ts';
+import type { Clock } from '../core/clock.ts';
 import { createCimdFetch } from './cimd.ts';
 import { publicJwks, type GatewayKeys } from './keys.ts';
 
@@ -79,6 +79,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     branding,
     logger,
     tokenRetention: { idpTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
+    clock: options.clock,
   });
 
   const { normalisedRegistration, registrationWithinLimit } = createRegistrationGuards({
@@ -87,7 +88,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     knownScopes: scopes,
     trustProxy: config.trustProxy,
     rateLimit: config.registration.rateLimit,
-    now: () => (options.clock ?? systemClock).now(),
+    clock: options.clock,
   });
 
   const handlers = createAuthorizationHandlers({

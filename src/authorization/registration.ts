@@ -12,6 +12,7 @@ import { readBody } from '../http/body.ts';
 import { clientAddressResolver, type TrustProxy } from '../http/client-address.ts';
 import { rateLimitDecision, rateLimitWindow, type RateLimitRule } from '../policy/rate-limit.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 
 /** A registration body is a few redirect URIs and names; anything far bigger is not one. */
 const MAX_REGISTRATION_BYTES = 56 * 1024;
@@ -23,8 +24,8 @@ export interface RegistrationOptions {
   knownScopes: ReadonlySet<string>;
   trustProxy: TrustProxy;
   rateLimit: { perAddress: number; windowSeconds: number };
-  /** Milliseconds since the epoch; tests pass their own clock. */
-  now?: () => number;
+  /** Times the rate-limit windows; tests pass their own clock. */
+  clock?: Clock;
 }
 
 export interface RegistrationGuards {
@@ -40,10 +41,10 @@ export interface RegistrationGuards {
 export function createRegistrationGuards(options: RegistrationOptions): RegistrationGuards {
   const clientAddress = clientAddressResolver(options.trustProxy);
   const rule: RateLimitRule = { limit: options.rateLimit.perAddress, windowSeconds: options.rateLimit.windowSeconds };
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
   return {
     normalisedRegistration: (req, res) => normalisedRegistration(req, res, options.knownScopes),
-    registrationWithinLimit: (req, res) => registrationWithinLimit(res, { ...options, rule, address: clientAddress(req), nowMs: now() }),
+    registrationWithinLimit: (req, res) => registrationWithinLimit(res, { ...options, rule, address: clientAddress(req), nowMs: clock.now() }),
   };
 }
 

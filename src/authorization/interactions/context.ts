@@ -9,6 +9,7 @@ import type { IdentityProvider } from '../../idp/types.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { PageBranding } from '../../ui/layout.ts';
 import type { ProtectedResource } from '../provider.ts';
+import { epochSeconds, systemClock, type Clock } from '../../core/clock.ts';
 
 export interface InteractionContext {
   provider: Provider;
@@ -25,21 +26,21 @@ export interface InteractionContext {
   logger: Logger;
   /** Seconds the user's IdP tokens and consent records are kept. */
   tokenRetention: { idpTokens: number; consents: number };
-  /** Milliseconds since the epoch; tests pass their own clock to reach expiries without waiting. */
-  now: () => number;
+  /** Decides pending-login expiry; tests pass their own clock to reach expiries without waiting. */
+  clock: Clock;
 }
 
 /** Everything but the derived callback URL and the clock, as the authorization server has it. */
-export interface InteractionOptions extends Omit<InteractionContext, 'callbackUrl' | 'now'> {
+export interface InteractionOptions extends Omit<InteractionContext, 'callbackUrl' | 'clock'> {
   issuer: string;
-  now?: () => number;
+  clock?: Clock;
 }
 
-export function createInteractionContext({ issuer, now, ...rest }: InteractionOptions): InteractionContext {
-  return { ...rest, callbackUrl: new URL('/callback', issuer).href, now: now ?? Date.now };
+export function createInteractionContext({ issuer, clock, ...rest }: InteractionOptions): InteractionContext {
+  return { ...rest, callbackUrl: new URL('/callback', issuer).href, clock: clock ?? systemClock };
 }
 
 /** Epoch seconds by the context's clock, the unit of storage TTLs and oidc-provider expiries. */
-export function nowSeconds(ctx: Pick<InteractionContext, 'now'>): number {
-  return Math.floor(ctx.now() / 1000);
+export function nowSeconds(ctx: Pick<InteractionContext, 'clock'>): number {
+  return epochSeconds(ctx.clock);
 }

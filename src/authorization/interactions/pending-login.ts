@@ -32,11 +32,11 @@ export interface PendingLogin {
   expiresAt: number;
 }
 
-type PendingLoginContext = Pick<InteractionContext, 'storage' | 'secretBox' | 'now'>;
+type PendingLoginContext = Pick<InteractionContext, 'storage' | 'secretBox' | 'clock'>;
 
 /** Fresh state, PKCE verifier and nonce for the gateway's own leg to the IdP (RFC 9700 §2.1.1). */
 export function newPendingLogin(
-  ctx: Pick<InteractionContext, 'now'>,
+  ctx: Pick<InteractionContext, 'clock'>,
   flow: { interaction: Interaction; access: RequestedAccess; idp: IdentityProvider; clientName: string; browser: string },
 ): PendingLogin {
   const { interaction, access } = flow;

@@ -8,7 +8,7 @@ import { userIdFor } from '../../core/identity.ts';
 import { nowSeconds, type InteractionContext } from './context.ts';
 import type { PendingLogin } from './pending-login.ts';
 
-export async function recordLogin(ctx: Pick<InteractionContext, 'storage' | 'secretBox' | 'tokenRetention' | 'now'>, pending: PendingLogin, login: IdpLoginResult): Promise<UserRecord> {
+export async function recordLogin(ctx: Pick<InteractionContext, 'storage' | 'secretBox' | 'tokenRetention' | 'clock'>, pending: PendingLogin, login: IdpLoginResult): Promise<UserRecord> {
   const { identity } = login;
   const userId = userIdFor(pending.providerId, identity.subject);
   const now = nowSeconds(ctx);

@@ -10,6 +10,7 @@ import { PENDING_LOGIN_TTL_SECONDS } from '../../../src/authorization/interactio
 import type { AccessRules } from '../../../src/config/schema-access.ts';
 import { CLIENT_REDIRECT, startInteractionFixture, type InteractionFixture } from './interaction-fixture.ts';
 import type { Browser } from '../../support/browser.ts';
+import { TestClock } from '../../support/clock.ts';
 
 function rules(overrides: Partial<AccessRules> = {}): AccessRules {
   return { emails: [], emailDomains: [], groups: [], githubOrgs: [], githubTeams: [], tenants: [], subjects: [], ...overrides };
@@ -89,7 +90,7 @@ test('an expired state is refused, by the context clock, with nothing recorded',
   const browser = fixture.browser();
   const callback = await callbackFor(fixture, browser);
   const start = Date.now();
-  fixture.ctx.now = () => start + (PENDING_LOGIN_TTL_SECONDS + 1) * 1000;
+  fixture.ctx.clock = new TestClock(start + (PENDING_LOGIN_TTL_SECONDS + 1) * 1000);
   const page = await browser.goto(callback, { stopAt: CLIENT_REDIRECT });
   assert.equal(page.status, 400);
   assert.ok(!page.stopped);
@@ -101,7 +102,7 @@ test('a state just inside its lifetime is still accepted', async (t) => {
   const browser = fixture.browser();
   const callback = await callbackFor(fixture, browser);
   const start = Date.now();
-  fixture.ctx.now = () => start + (PENDING_LOGIN_TTL_SECONDS - 30) * 1000;
+  fixture.ctx.clock = new TestClock(start + (PENDING_LOGIN_TTL_SECONDS - 30) * 1000);
   assert.ok((await browser.goto(callback, { stopAt: CLIENT_REDIRECT })).stopped);
 });
 

@@ -29,6 +29,7 @@ import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { SecretBox } from '../../../src/storage/secret-box.ts';
 import { NS } from '../../../src/storage/records.ts';
 import { Browser, type Page } from '../../support/browser.ts';
+import { systemClock } from '../../../src/core/clock.ts';
 
 export const CLIENT_REDIRECT = 'https://client.example/cb';
 export const PASSWORD = 'correct horse battery staple';
@@ -126,7 +127,7 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     branding,
     logger,
     tokenRetention: { idpTokens: 3600, consents: 3600 },
-    now: Date.now,
+    clock: systemClock,
   };
   const providerCallback = provider.callback();
   route = async (req, res, url) => {

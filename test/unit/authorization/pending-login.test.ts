@@ -9,9 +9,11 @@ import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { SecretBox } from '../../../src/storage/secret-box.ts';
 import { NS } from '../../../src/storage/records.ts';
 import { PENDING_LOGIN_TTL_SECONDS, storePendingLogin, takePendingLogin, type PendingLogin } from '../../../src/authorization/interactions/pending-login.ts';
+import { TestClock } from '../../support/clock.ts';
+import { systemClock, type Clock } from '../../../src/core/clock.ts';
 
-function context(now = Date.now) {
-  return { storage: new MemoryStorage(), secretBox: new SecretBox([randomBytes(32)]), now };
+function context(clock: Clock = systemClock) {
+  return { storage: new MemoryStorage(), secretBox: new SecretBox([randomBytes(32)]), clock };
 }
 
 function pendingLogin(expiresAt: number): PendingLogin {
@@ -45,11 +47,11 @@ test('a pending login is stored sealed and taken exactly once, even by concurren
 });
 
 test('an expired pending login is not returned, and not left behind either', async () => {
-  let now = Date.now();
-  const ctx = context(() => now);
-  const pending = pendingLogin(Math.floor(now / 1000) + PENDING_LOGIN_TTL_SECONDS);
+  const clock = new TestClock();
+  const ctx = context(clock);
+  const pending = pendingLogin(Math.floor(clock.now() / 1000) + PENDING_LOGIN_TTL_SECONDS);
   await storePendingLogin(ctx, pending);
-  now += (PENDING_LOGIN_TTL_SECONDS + 1) * 1000;
+  clock.advance((PENDING_LOGIN_TTL_SECONDS + 1) * 1000);
   assert.equal(await takePendingLogin(ctx, pending.state), undefined);
   assert.equal(await ctx.storage.get(NS.pendingLogins, pending.state), undefined);
 });

@@ -12,6 +12,7 @@ import { createRegistrationGuards, type RegistrationOptions } from '../../../src
 import { registrableScopes } from '../../../src/authorization/provider.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
+import { TestClock } from '../../support/clock.ts';
 
 /** A server that runs the guards, then answers with the body a provider would read from the replay. */
 async function guardedServer(t: TestContext, overrides: Partial<RegistrationOptions> = {}): Promise<string> {
@@ -74,11 +75,11 @@ test('over the per-address limit: 429 with Retry-After and a retryable OAuth err
 });
 
 test('a new window, by the injected clock, admits the address again; a limit of 0 turns the check off', async (t) => {
-  let now = Date.UTC(2026, 0, 1);
-  const url = await guardedServer(t, { rateLimit: { perAddress: 1, windowSeconds: 60 }, now: () => now });
+  const clock = new TestClock(Date.UTC(2026, 0, 1));
+  const url = await guardedServer(t, { rateLimit: { perAddress: 1, windowSeconds: 60 }, clock });
   assert.equal((await register(url, CURSOR)).status, 200);
   assert.equal((await register(url, CURSOR)).status, 429);
-  now += 61_000;
+  clock.advance(61_000);
   assert.equal((await register(url, CURSOR)).status, 200);
 
   const unlimited = await guardedServer(t, { rateLimit: { perAddress: 0, windowSeconds: 60 } });
