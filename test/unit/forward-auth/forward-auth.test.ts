@@ -307,8 +307,10 @@ describe('forward-auth: logs', () => {
     await check('/forward-auth/github', { ...traefik('mcp.example.com', '/github/mcp'), authorization: `Bearer ${bearer}` });
     await check('/forward-auth/github', traefik('mcp.example.com', '/github/mcp'));
     await check('/forward-auth/github', { ...traefik('evil.example.com', '/github/mcp'), authorization: `Bearer ${bearer}` });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const events = logLines.filter((line) => typeof line.event === 'string' && String(line.event).startsWith('forward_auth.'));
+    const forwardAuthEvents = () => logLines.filter((line) => typeof line.event === 'string' && String(line.event).startsWith('forward_auth.'));
+    // The logger writes asynchronously: wait for the three decisions' lines, not for a fixed time.
+    for (let turn = 0; forwardAuthEvents().length < 3 && turn < 1_000; turn++) await new Promise((resolve) => setImmediate(resolve));
+    const events = forwardAuthEvents();
     const allowed = events.find((line) => line.event === 'forward_auth.allowed');
     assert.equal(allowed?.level, 20, 'debug');
     assert.equal(allowed?.sub, 'corp:alice');
