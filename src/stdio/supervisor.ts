@@ -20,7 +20,7 @@ export interface SupervisorOptions {
   idpTokens: IdpTokenSource;
   logger: Logger;
   /**
-   * The stdio room's one clock (the system clock by default): activity stamps, idle stops, restart
+   * The one clock of this server's processes and sessions (the system clock by default): activity stamps, idle stops, restart
    * backoff and IdP-token recycling all read it, so a test moves it instead of waiting.
    */
   clock?: Clock;
