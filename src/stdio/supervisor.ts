@@ -20,8 +20,9 @@ export interface SupervisorOptions {
   idpTokens: IdpTokenSource;
   logger: Logger;
   /**
-   * The one clock of this server's processes and sessions (the system clock by default): activity stamps, idle stops, restart
-   * backoff and IdP-token recycling all read it, so a test moves it instead of waiting.
+   * The one clock of this server's processes and sessions (the system clock by default): activity
+   * stamps, idle stops, restart backoff and IdP-token recycling all read it, so a test moves it
+   * instead of waiting.
    */
   clock?: Clock;
 }
