@@ -14,13 +14,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
+import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
 
 /** Where the MCP endpoint lives on the demo server. */
 export const DEMO_MCP_PATH = '/mcp';
@@ -100,81 +101,107 @@ export interface DemoServer {
 
 /** Starts the demo server; `port: 0` picks a free port. */
 export async function startDemoServer(options: { host?: string; port?: number } = {}): Promise<DemoServer> {
-  const host = options.host ?? '127.0.0.1';
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== DEMO_MCP_PATH) {
-      sendError(res, 404, 'Not found');
-      return;
-    }
-    const sessionId = req.headers['mcp-session-id'];
-    if (typeof sessionId === 'string') {
-      const transport = sessions.get(sessionId);
-      // MCP Transports, "Session Management": an unknown session gets 404 so the client starts anew.
-      if (!transport) sendError(res, 404, 'Session not found');
-      else await transport.handleRequest(req, res);
-      return;
-    }
-    if (req.method !== 'POST') {
-      sendError(res, 400, 'Bad Request: Mcp-Session-Id header is required');
-      return;
-    }
-    // A POST without a session must be `initialize`; the transport answers 400 to anything else.
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: randomUUID,
-      onsessioninitialized: (id) => {
-        if (sessions.size >= MAX_SESSIONS) {
-          const oldest = sessions.values().next();
-          if (!oldest.done) void oldest.value.close();
-        }
-        sessions.set(id, transport);
-      },
-      onsessionclosed: (id) => {
-        sessions.delete(id);
-      },
-    });
-    transport.onclose = () => {
-      if (transport.sessionId) sessions.delete(transport.sessionId);
-    };
-    await createDemoMcpServer().connect(transport);
-    await transport.handleRequest(req, res);
-  }
-
+  const sessions = new SessionRegistry();
   const server = createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent) sendError(res, 500, 'Internal error');
-      else res.destroy();
+    handleRequest(req, res, sessions).catch(() => {
+      // Mid-stream the status line is gone: cutting the connection tells the client the answer is incomplete.
+      if (res.headersSent) res.destroy();
+      else sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal error');
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
+  const address = await listen(server, options.host ?? '127.0.0.1', options.port ?? 0);
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
     url: `http://${urlHost}:${address.port}${DEMO_MCP_PATH}`,
     async close() {
-      const transports = [...sessions.values()];
-      sessions.clear();
-      await Promise.allSettled(transports.map((transport) => transport.close()));
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await sessions.closeAll();
+      await closeServer(server);
     },
   };
 }
 
-function sendError(res: ServerResponse, status: number, message: string): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+/** The open MCP sessions by `Mcp-Session-Id`, at most MAX_SESSIONS (the oldest is closed first). */
+class SessionRegistry {
+  readonly #transports = new Map<string, StreamableHTTPServerTransport>();
+
+  get(id: string): StreamableHTTPServerTransport | undefined {
+    return this.#transports.get(id);
+  }
+
+  add(id: string, transport: StreamableHTTPServerTransport): void {
+    if (this.#transports.size >= MAX_SESSIONS) {
+      const oldest = this.#transports.values().next();
+      if (!oldest.done) void oldest.value.close();
+    }
+    this.#transports.set(id, transport);
+  }
+
+  remove(id: string): void {
+    this.#transports.delete(id);
+  }
+
+  async closeAll(): Promise<void> {
+    const transports = [...this.#transports.values()];
+    this.#transports.clear();
+    await Promise.allSettled(transports.map((transport) => transport.close()));
+  }
+}
+
+/**
+ * One HTTP request: the MCP endpoint only, a known session's requests to its transport, and a
+ * request without a session opens one.
+ */
+async function handleRequest(req: IncomingMessage, res: ServerResponse, sessions: SessionRegistry): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path !== DEMO_MCP_PATH) {
+    sendJsonRpcError(res, 404, JsonRpcCode.TRANSPORT_REFUSED, 'Not found');
+    return;
+  }
+  const sessionId = req.headers['mcp-session-id'];
+  if (typeof sessionId === 'string') {
+    const transport = sessions.get(sessionId);
+    // MCP Transports, "Session Management": an unknown session gets 404 so the client starts anew.
+    if (!transport) sendJsonRpcError(res, 404, JsonRpcCode.SESSION_NOT_FOUND, 'Session not found');
+    else await transport.handleRequest(req, res);
+    return;
+  }
+  if (req.method !== 'POST') {
+    sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
+    return;
+  }
+  await openSession(req, res, sessions);
+}
+
+/** A POST without a session must be `initialize`; the SDK's transport answers 400 to anything else. */
+async function openSession(req: IncomingMessage, res: ServerResponse, sessions: SessionRegistry): Promise<void> {
+  const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: randomUUID,
+    onsessioninitialized: (id) => sessions.add(id, transport),
+    onsessionclosed: (id) => sessions.remove(id),
+  });
+  transport.onclose = () => {
+    if (transport.sessionId) sessions.remove(transport.sessionId);
+  };
+  await createDemoMcpServer().connect(transport);
+  await transport.handleRequest(req, res);
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** Stops listening and cuts the connections still open (SSE streams would otherwise hold it open). */
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }
 
 if (import.meta.main) {

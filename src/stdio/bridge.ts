@@ -52,6 +52,11 @@ export interface StdioBridge {
   serve(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string): void;
   /** Number of open client sessions (tests, diagnostics). */
   sessionCount(): number;
+  /**
+   * Forgets abandoned Streamable HTTP sessions, then stops idle per-user processes, judged by the
+   * supervisor's clock. Interval timers call both parts; a test calls this after moving the clock.
+   */
+  sweepIdle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -127,6 +132,8 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
       refused: (reason) => logger.warn({ event: 'stdio.bad_request', server: name, userId, reason }, 'stdio bridge refused a client message'),
       opened: (session) => logger.info({ event: 'stdio.session_opened', server: name, userId, session: session.id, transport }, 'stdio bridge session opened'),
       closed: (session) => logger.info({ event: 'stdio.session_closed', server: name, userId, session: session.id }, 'stdio bridge session closed'),
+      streamOpened: (session) => logger.debug({ event: 'stdio.stream_opened', server: name, userId, session: session.id }, 'stdio bridge session opened its GET stream'),
+      answerDropped: (session) => logger.debug({ event: 'stdio.answer_dropped', server: name, userId, session: session.id }, 'answer for a client that disconnected dropped'),
     };
   }
 
@@ -142,9 +149,12 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${BRIDGE_BASE_PATH}`;
   }
 
-  // Streamable HTTP sessions a client abandoned without DELETE (MCP Transports, Session Management).
-  const sweeper = setInterval(() => {
-    const cutoff = Date.now() - options.sessionIdleTimeoutMs;
+  /**
+   * Streamable HTTP sessions a client abandoned without DELETE (MCP Transports, Session Management),
+   * judged by the supervisor's clock, which stamped their activity.
+   */
+  function forgetIdleSessions(): void {
+    const cutoff = supervisor.clock.now() - options.sessionIdleTimeoutMs;
     for (const session of streamable.values()) {
       if (session.closed || (session.idle && session.lastActive < cutoff)) {
         streamable.delete(session.id);
@@ -152,7 +162,8 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
         session.close();
       }
     }
-  }, Math.max(1000, Math.min(60_000, options.sessionIdleTimeoutMs / 4)));
+  }
+  const sweeper = setInterval(forgetIdleSessions, Math.max(1000, Math.min(60_000, options.sessionIdleTimeoutMs / 4)));
   sweeper.unref();
 
   return {
@@ -163,6 +174,10 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
       serveUser(req, res, userId, subPath, search).catch((error: unknown) => failed(res, error));
     },
     sessionCount: () => streamable.size + legacy.size,
+    sweepIdle() {
+      forgetIdleSessions();
+      return supervisor.sweepIdle();
+    },
     async close() {
       clearInterval(sweeper);
       for (const session of streamable.values()) session.close();

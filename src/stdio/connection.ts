@@ -34,7 +34,7 @@ export interface ClientSession {
   readonly userId: string;
   /** `capabilities` from the client's initialize; undefined before it. */
   capabilities: Record<string, unknown> | undefined;
-  /** Epoch ms of the last message from or to this session. */
+  /** Epoch ms, by the connection's clock, of the last message from or to this session. */
   lastActive: number;
   /**
    * Sends a message to the client. `relatedRequestId` (the client's own id of a request in flight)
@@ -64,7 +64,10 @@ export interface ConnectionOptions {
   backoff: { initialMs: number; maxMs: number };
   /** Recycle a process whose IdP token expires within this many ms (0: only once expired). */
   recycleBeforeExpiryMs: number;
-  /** Decides when the IdP token is due for recycling (the system clock by default). */
+  /**
+   * Stamps activity and decides idleness, restart backoff and IdP-token recycling (the system clock by
+   * default); the supervisor passes its own, so the sessions and sweeps of one server share it.
+   */
   clock?: Clock;
 }
 
@@ -115,11 +118,15 @@ export class StdioServerConnection {
   #slotHeld = false;
   #tokenExpiresAt: number | undefined;
   #recyclePending = false;
-  #lastActivity = Date.now();
+  #lastActivity: number;
+  /** The clock this connection, and the sessions attached to it, stamp activity with. */
+  readonly clock: Clock;
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
     this.#log = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.#lastActivity = this.clock.now();
   }
 
   /** Pid of the running process, if any (tests, logs). */
@@ -166,7 +173,7 @@ export class StdioServerConnection {
 
   /** A message from a client session. Never throws; failures become JSON-RPC errors to the session. */
   fromClient(session: ClientSession, message: JSONRPCMessage): void {
-    const now = Date.now();
+    const now = this.clock.now();
     session.lastActive = now;
     this.#lastActivity = now;
     if (isNotification(message)) {
@@ -228,7 +235,9 @@ export class StdioServerConnection {
   async #launch(): Promise<void> {
     let proc: StdioProcess | undefined;
     try {
-      const wait = this.#notBefore - Date.now();
+      // The backoff is decided on the clock but waited out on a real timer: a process cannot start in
+      // the past. A test that moves the clock past the backoff first starts the next process at once.
+      const wait = this.#notBefore - this.clock.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       if (this.#state !== 'starting') return;
       if (!this.#slotHeld) {
@@ -241,6 +250,7 @@ export class StdioServerConnection {
         name: this.#options.name,
         userId: this.#options.userId,
         logger: this.#log,
+        clock: this.clock,
         onMessage: (message) => this.#fromProcess(started, message),
         onExit: (info) => this.#onExit(started, info),
       });
@@ -318,7 +328,7 @@ export class StdioServerConnection {
     this.#log.warn({ event: 'stdio.process_crashed', ...detail }, 'stdio server process exited unexpectedly; restarting with backoff');
     this.#state = 'stopped';
     this.#failAll(unavailable(ErrorCode.STDIO_PROCESS_EXITED, `MCP server "${this.#options.name}" exited unexpectedly; it is being restarted`));
-    this.#scheduleBackoff(Date.now() - proc.startedAt);
+    this.#scheduleBackoff(this.clock.now() - proc.startedAt);
     // Restart at once (after the backoff) when someone is connected: notifications resume.
     if (this.sessions.size > 0) this.#start();
     else this.#releaseSlot();
@@ -329,7 +339,7 @@ export class StdioServerConnection {
     const { initialMs, maxMs } = this.#options.backoff;
     const delay = Math.min(maxMs, initialMs * 2 ** this.#failures);
     this.#failures++;
-    this.#notBefore = Date.now() + delay;
+    this.#notBefore = this.clock.now() + delay;
   }
 
   #releaseSlot(): void {
@@ -342,7 +352,7 @@ export class StdioServerConnection {
   #recycleDue(message: JSONRPCMessage): boolean {
     const expiresAt = this.#tokenExpiresAt;
     if (expiresAt === undefined || !isRequest(message)) return false;
-    if (expiresAt * 1000 - this.#options.recycleBeforeExpiryMs > (this.#options.clock ?? systemClock).now()) return false;
+    if (expiresAt * 1000 - this.#options.recycleBeforeExpiryMs > this.clock.now()) return false;
     if (this.#pending.size > 0 || this.#serverRequests.size > 0) {
       this.#recyclePending = true;
       return false; // the old process serves this request; the switch happens when it is quiet
@@ -472,7 +482,7 @@ export class StdioServerConnection {
 
   #fromProcess(proc: StdioProcess, message: JSONRPCMessage): void {
     if (proc !== this.#process) return;
-    this.#lastActivity = Date.now();
+    this.#lastActivity = this.clock.now();
     if (isResponse(message)) {
       const id = message.id;
       if (this.#initWaiter && id === this.#initWaiter.id) {

@@ -19,7 +19,10 @@ export type { StdioBridge } from './bridge.ts';
 export interface StdioServerDeps {
   logger: Logger;
   idpTokens: IdpTokenSource;
-  /** Times IdP-token recycling (the system clock by default). */
+  /**
+   * The one clock of the server's processes and sessions (the system clock by default): activity,
+   * idle stops, restart backoff, IdP-token recycling. Tests move it instead of waiting.
+   */
   clock?: Clock;
   /** Serve the bridge over loopback HTTP too (tests); the gateway hands requests over in-process. */
   listenOnLoopback?: boolean;

@@ -21,12 +21,14 @@ export class LegacySseSession implements ClientSession {
   readonly connection: StdioServerConnection;
   readonly res: ServerResponse;
   capabilities: Record<string, unknown> | undefined;
-  lastActive = Date.now();
+  /** By the connection's clock, like every activity stamp of the stdio bridge. */
+  lastActive: number;
 
   constructor(userId: string, connection: StdioServerConnection, res: ServerResponse) {
     this.userId = userId;
     this.connection = connection;
     this.res = res;
+    this.lastActive = connection.clock.now();
   }
 
   deliver(message: JSONRPCMessage): void {
@@ -82,7 +84,7 @@ export async function postLegacyMessage(req: IncomingMessage, res: ServerRespons
   }
   const parsed = await readClientMessages(req, res, ctx);
   if (!parsed) return;
-  session.lastActive = Date.now();
+  session.lastActive = session.connection.clock.now();
   res.writeHead(202, { 'content-type': 'text/plain' });
   res.end('Accepted');
   for (const message of parsed.messages) session.connection.fromClient(session, message);

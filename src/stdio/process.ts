@@ -11,6 +11,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../observability/logger.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 import { isJsonRpcMessage } from '../core/jsonrpc.ts';
 
 export interface SpawnSpec {
@@ -26,6 +27,8 @@ export interface StdioProcessOptions {
   /** User id for per-user processes (logged, never used otherwise). */
   userId?: string;
   logger: Logger;
+  /** Stamps `startedAt`, so the restart backoff measures a process's life on the connection's clock. */
+  clock?: Clock;
   onMessage: (message: JSONRPCMessage) => void;
   /** Called once, when the direct child has exited (or could not be spawned). */
   onExit: (info: ExitInfo) => void;
@@ -46,7 +49,8 @@ const NEWLINE = 0x0a;
 
 export class StdioProcess {
   readonly pid: number | undefined;
-  readonly startedAt = Date.now();
+  /** Epoch ms by the options' clock. */
+  readonly startedAt: number;
   readonly #child: ChildProcessWithoutNullStreams;
   readonly #options: StdioProcessOptions;
   #stdoutParts: Buffer[] = [];
@@ -57,6 +61,7 @@ export class StdioProcess {
 
   constructor(spec: SpawnSpec, options: StdioProcessOptions) {
     this.#options = options;
+    this.startedAt = (options.clock ?? systemClock).now();
     this.#child = spawn(spec.command, [...spec.args], {
       env: spec.env,
       cwd: spec.cwd,
@@ -108,7 +113,8 @@ export class StdioProcess {
   /**
    * Stops the process and everything in its process group: stdin closed, then SIGTERM to the group
    * after a short wait, then SIGKILL to the group after `graceMs`. Resolves once the direct child has
-   * exited and the group is empty (or SIGKILL was sent to what was left).
+   * exited and the group is empty (or SIGKILL was sent to what was left), with a debug log line
+   * (`stdio.process_stopped`) that marks the end for whoever watches the logs.
    */
   async stop(graceMs: number): Promise<void> {
     this.#stopRequested = true;
@@ -116,19 +122,28 @@ export class StdioProcess {
     this.#child.stdin.end();
     if (pid === undefined) return;
     // MCP Transports (stdio, Shutdown): closing stdin is the first, polite signal.
+    let signal: NodeJS.Signals | undefined;
     if (!(await this.#waitForGroupExit(Math.min(1000, graceMs)))) {
-      signalGroup(pid, 'SIGTERM');
+      signal = 'SIGTERM';
+      signalGroup(pid, signal);
       if (!(await this.#waitForGroupExit(graceMs))) {
         this.#options.logger.warn({ server: this.#options.name, pid }, 'stdio server did not stop after SIGTERM; sending SIGKILL');
-        signalGroup(pid, 'SIGKILL');
+        signal = 'SIGKILL';
+        signalGroup(pid, signal);
         await this.#waitForGroupExit(2000);
       }
     }
+    if (this.#options.logger.isLevelEnabled('debug')) {
+      this.#options.logger.debug({ event: 'stdio.process_stopped', server: this.#options.name, userId: this.#options.userId, pid, signal }, 'stdio server process stopped');
+    }
   }
 
-  /** True when the direct child has exited and no process is left in its group within `ms`. */
+  /**
+   * True when the direct child has exited and no process is left in its group within `ms`. Real
+   * time, not the injected clock: this bounds a wait on another process, which no test clock speeds up.
+   */
   async #waitForGroupExit(ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms;
+    const deadline = performance.now() + ms;
     let timer: NodeJS.Timeout | undefined;
     const childGone = await Promise.race([
       this.#exitedPromise.then(() => true),
@@ -139,7 +154,7 @@ export class StdioProcess {
     clearTimeout(timer);
     if (!childGone) return false;
     while (groupAlive(this.pid!)) {
-      if (Date.now() >= deadline) return false;
+      if (performance.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     return true;

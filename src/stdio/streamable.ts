@@ -83,17 +83,26 @@ export class StreamableSession implements ClientSession {
   readonly userId: string;
   readonly connection: StdioServerConnection;
   capabilities: Record<string, unknown> | undefined;
-  lastActive = Date.now();
+  lastActive: number;
   /** The client's request id → the POST whose response carries its answer. */
   readonly #exchanges = new Map<string, PostExchange>();
   #standalone: ServerResponse | undefined;
   #closed = false;
   /** The id of the session's initialize request while it is unanswered. */
   #initializeKey: string | undefined;
+  readonly #answerDropped: (session: StreamableSession) => void;
 
-  constructor(userId: string, connection: StdioServerConnection) {
+  /** `answerDropped`: an answer arrived for a request whose client had already disconnected. */
+  constructor(userId: string, connection: StdioServerConnection, answerDropped: (session: StreamableSession) => void = () => undefined) {
     this.userId = userId;
     this.connection = connection;
+    this.#answerDropped = answerDropped;
+    this.lastActive = this.#now();
+  }
+
+  /** The connection's clock, so the bridge's idle sweep and the process's activity agree on "now". */
+  #now(): number {
+    return this.connection.clock.now();
   }
 
   /** Ended: deleted, or its initialize failed (the bridge forgets it). */
@@ -112,7 +121,10 @@ export class StreamableSession implements ClientSession {
       const key = idKey(id);
       const exchange = this.#exchanges.get(key);
       this.#exchanges.delete(key);
+      const deliverable = exchange?.open === true;
       exchange?.respond(message as JSONRPCMessage & { id: RequestId });
+      // A client that disconnects does not cancel its request (MCP Transports): the answer has nowhere to go.
+      if (!deliverable) this.#answerDropped(this);
       if (key === this.#initializeKey) {
         this.#initializeKey = undefined;
         // A session whose initialize failed (process cap, server that cannot start) never existed.
@@ -131,7 +143,7 @@ export class StreamableSession implements ClientSession {
 
   /** POST: client messages (already parsed and validated) with the response they need. */
   post(res: ServerResponse, messages: readonly JSONRPCMessage[], batch: boolean, accepts: AcceptedTypes, headers: Record<string, string>): void {
-    this.lastActive = Date.now();
+    this.lastActive = this.#now();
     const requestIds: RequestId[] = [];
     for (const message of messages) {
       if (!isRequest(message)) continue;
@@ -148,7 +160,7 @@ export class StreamableSession implements ClientSession {
       // A client that disconnects does not cancel its requests (MCP Transports); their answers are dropped.
       res.once('close', () => {
         for (const id of requestIds) if (this.#exchanges.get(idKey(id)) === exchange) this.#exchanges.delete(idKey(id));
-        this.lastActive = Date.now();
+        this.lastActive = this.#now();
       });
     }
     for (const message of messages) this.connection.fromClient(this, message);
@@ -157,13 +169,13 @@ export class StreamableSession implements ClientSession {
   /** GET: the stream for messages unrelated to a request; one at a time (409 otherwise). */
   openStream(res: ServerResponse): boolean {
     if (this.canReceiveUnsolicited()) return false;
-    this.lastActive = Date.now();
+    this.lastActive = this.#now();
     this.#standalone = res;
     res.writeHead(200, SSE_HEADERS);
     res.flushHeaders();
     res.once('close', () => {
       if (this.#standalone === res) this.#standalone = undefined;
-      this.lastActive = Date.now();
+      this.lastActive = this.#now();
     });
     return true;
   }
@@ -188,6 +200,10 @@ export interface StreamableContext {
   refused: (reason: string) => void;
   opened: (session: { id: string }) => void;
   closed: (session: { id: string }) => void;
+  /** A session's GET stream opened: from here on it hears notifications unrelated to a request. */
+  streamOpened: (session: { id: string }) => void;
+  /** An answer arrived after its client had disconnected, and was dropped. */
+  answerDropped: (session: { id: string }) => void;
 }
 
 /**
@@ -201,7 +217,7 @@ export async function handleStreamable(req: IncomingMessage, res: ServerResponse
     return;
   }
   if (!protocolVersionSupported(req, res, ctx)) return;
-  if (req.method === 'GET') openStandaloneStream(req, res, session);
+  if (req.method === 'GET') openStandaloneStream(req, res, session, ctx);
   else if (req.method === 'DELETE') deleteSession(res, session, ctx);
   else if (req.method === 'POST') await postMessages(req, res, session, ctx);
   else refuseUnread(req, res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed', { allow: 'GET, POST, DELETE' });
@@ -243,10 +259,11 @@ function acceptedTypes(req: IncomingMessage): AcceptedTypes {
 }
 
 /** GET: the session's stream for messages unrelated to a request; one at a time. The client must list SSE. */
-function openStandaloneStream(req: IncomingMessage, res: ServerResponse, session: StreamableSession | undefined): void {
+function openStandaloneStream(req: IncomingMessage, res: ServerResponse, session: StreamableSession | undefined, ctx: StreamableContext): void {
   if (!String(req.headers.accept ?? '').includes('text/event-stream')) sendJsonRpcError(res, 406, JsonRpcCode.TRANSPORT_REFUSED, 'Not Acceptable: Client must accept text/event-stream');
   else if (!session) sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
   else if (!session.openStream(res)) sendJsonRpcError(res, 409, JsonRpcCode.TRANSPORT_REFUSED, 'Conflict: Only one SSE stream is allowed per session');
+  else ctx.streamOpened(session);
 }
 
 /** DELETE: the client ends its session (MCP Transports, Session Management). */
@@ -308,7 +325,7 @@ function sessionForPost(res: ServerResponse, session: StreamableSession | undefi
     sendJsonRpcError(res, 400, JsonRpcCode.INVALID_REQUEST, 'Invalid Request: initialize must be sent alone, without Mcp-Session-Id');
     return undefined;
   }
-  const created = new StreamableSession(ctx.userId, ctx.connectionFor(ctx.userId));
+  const created = new StreamableSession(ctx.userId, ctx.connectionFor(ctx.userId), ctx.answerDropped);
   ctx.sessions.set(created.id, created);
   created.connection.attach(created);
   ctx.opened(created);

@@ -4,7 +4,7 @@
  * (inherited baseline + configured `env` + the user's IdP token when `idpToken.env` asks for it).
  */
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
-import type { Clock } from '../core/clock.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { IdpReauthenticationRequired, type IdpTokenSource } from '../idp/idp-tokens.ts';
 import { StdioServerConnection, type ProcessLauncher } from './connection.ts';
@@ -19,7 +19,11 @@ export interface SupervisorOptions {
   idpTokenEnv?: string;
   idpTokens: IdpTokenSource;
   logger: Logger;
-  /** Times IdP-token recycling (the system clock by default). */
+  /**
+   * The one clock of this server's processes and sessions (the system clock by default): activity
+   * stamps, idle stops, restart backoff and IdP-token recycling all read it, so a test moves it
+   * instead of waiting.
+   */
   clock?: Clock;
 }
 
@@ -27,17 +31,26 @@ export interface SupervisorOptions {
 const SHARED = '';
 
 export class StdioSupervisor {
+  /** The clock every connection, session and sweep of this server reads. */
+  readonly clock: Clock;
   readonly #options: SupervisorOptions;
   readonly #connections = new Map<string, StdioServerConnection>();
   readonly #sweeper: NodeJS.Timeout;
   #running = 0;
   #closed = false;
+  /** The sweep running or queued last; sweeps run one after another (a stop can outlast the interval). */
+  #sweeping: Promise<void> = Promise.resolve();
+  #sweepsWaiting = 0;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
+    this.clock = options.clock ?? systemClock;
     const idleMs = options.config.idleTimeout * 1000;
     // Check often enough that a process stops within ~1.25 idle timeouts, never more than every 30 s.
-    this.#sweeper = setInterval(() => void this.#sweep(), Math.max(250, Math.min(30_000, idleMs / 4)));
+    // A tick while a sweep is still stopping processes is skipped rather than queued behind it.
+    this.#sweeper = setInterval(() => {
+      if (this.#sweepsWaiting === 0) void this.sweepIdle();
+    }, Math.max(250, Math.min(30_000, idleMs / 4)));
     this.#sweeper.unref();
   }
 
@@ -97,7 +110,7 @@ export class StdioSupervisor {
       stopGraceMs: config.stopGracePeriod * 1000,
       backoff: config.restartBackoff,
       recycleBeforeExpiryMs: config.recycleBeforeExpiry * 1000,
-      clock: this.#options.clock,
+      clock: this.clock,
     });
   }
 
@@ -133,9 +146,22 @@ export class StdioSupervisor {
     }
   }
 
+  /**
+   * Per-user mode: stops each process idle for `idleTimeout` by the clock, and forgets connections
+   * nobody uses. The interval timer calls it; a test calls it after moving the clock. Resolves once
+   * this sweep (and any before it) has finished stopping what it stops.
+   */
+  sweepIdle(): Promise<void> {
+    this.#sweepsWaiting++;
+    const run = this.#sweeping.then(() => this.#sweep()).finally(() => this.#sweepsWaiting--);
+    // A failed sweep is logged and must not block the ones after it.
+    this.#sweeping = run.catch((error: unknown) => this.#options.logger.error({ err: error, server: this.#options.name }, 'stdio idle sweep failed'));
+    return this.#sweeping;
+  }
+
   async #sweep(): Promise<void> {
     if (!this.perUser || this.#closed) return;
-    const cutoff = Date.now() - this.#options.config.idleTimeout * 1000;
+    const cutoff = this.clock.now() - this.#options.config.idleTimeout * 1000;
     for (const [key, connection] of this.#connections) {
       if (connection.running && connection.lastActivity <= cutoff) await connection.stopIfQuiet();
       // Nobody attached and nothing running: forget it (a returning user starts afresh).

@@ -18,6 +18,7 @@ import { STDIO_TEST_SERVER } from '../support/stdio-test-server.ts';
 import { loggedInClient, startStack, type Stack, USERS } from './stack.ts';
 import { processAlive } from '../support/processes.ts';
 import { TestClock } from '../support/clock.ts';
+import { event, LogWatch, type LogLine } from '../unit/stdio/log-watch.ts';
 
 const EVERYTHING = new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url).pathname;
 const HAVE_EVERYTHING = existsSync(EVERYTHING);
@@ -26,14 +27,6 @@ const IDP_TOKEN_TTL = 12;
 const RECYCLE_MARGIN = 6;
 
 const testServer = (extra: Record<string, unknown> = {}) => ({ stdio: { command: process.execPath, args: [STDIO_TEST_SERVER], stopGracePeriod: 1, ...extra } });
-
-async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function text(client: Client, name: string, args: Record<string, unknown> = {}): Promise<string> {
   const result = await client.callTool({ name, arguments: args });
@@ -47,6 +40,11 @@ describe('stdio MCP servers behind the gateway', () => {
    * the test moves it past the recycle point instead of waiting for the token to age.
    */
   const clock = new TestClock();
+  /**
+   * The gateway's logs: a child's stderr and the end of each process stop show up only there, so the
+   * tests await those lines instead of polling.
+   */
+  const watch = new LogWatch('debug');
   /** Every child pid seen, to check that none is left after the gateway closes. */
   const pids = new Set<number>();
   const clients: Client[] = [];
@@ -79,6 +77,7 @@ describe('stdio MCP servers behind the gateway', () => {
   before(async () => {
     stack = await startStack({
       clock,
+      logger: watch.logger,
       idpTtl: { accessToken: IDP_TOKEN_TTL },
       extraServers: [
         { name: 'stdio-shared', path: '/stdio/shared', upstream: testServer({ restartBackoff: { initialMs: 100, maxMs: 1000 } }) },
@@ -141,6 +140,7 @@ describe('stdio MCP servers behind the gateway', () => {
 
       const before = JSON.parse(await text(client, 'stats')) as { cancelled: number };
       const controller = new AbortController();
+      const seen = watch.next((line: LogLine) => line.server === 'stdio-shared' && line.stream === 'stderr' && line.msg === 'stdio-test-server slow call cancelled', 'the process to see the cancellation');
       const call = client.callTool({ name: 'slow', arguments: { steps: 50, delayMs: 100 } }, undefined, {
         signal: controller.signal,
         onprogress: (p) => {
@@ -148,11 +148,9 @@ describe('stdio MCP servers behind the gateway', () => {
         },
       });
       await assert.rejects(call);
-      let cancelled = before.cancelled;
-      for (let i = 0; i < 40 && cancelled === before.cancelled; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        cancelled = (JSON.parse(await text(client, 'stats')) as { cancelled: number }).cancelled;
-      }
+      // The process reports the stopped call on stderr; its count has the cancellation by then.
+      await seen;
+      const cancelled = (JSON.parse(await text(client, 'stats')) as { cancelled: number }).cancelled;
       assert.equal(cancelled, before.cancelled + 1, 'the cancellation reached the process');
     }
   });
@@ -194,7 +192,8 @@ describe('stdio MCP servers behind the gateway', () => {
     assert.notEqual(freshToken, aliceToken);
     const recycledPid = await pidOf(alice);
     assert.notEqual(recycledPid, alicePid);
-    await waitFor(() => !processAlive(alicePid), 5000, 'the old process to stop');
+    await watch.first(event('stdio.process_stopped', { pid: alicePid }), 'the old process to stop');
+    assert.equal(processAlive(alicePid), false);
     const whoFresh = (await (await stack.fetch(discovery.userinfo_endpoint, { headers: { authorization: `Bearer ${freshToken}` } })).json()) as { email?: string };
     assert.equal(whoFresh.email, USERS.alice.email);
   });
@@ -203,12 +202,18 @@ describe('stdio MCP servers behind the gateway', () => {
     const alice = await connect('/stdio/small', 'alice');
     const alicePid = await pidOf(alice);
     await assert.rejects(connect('/stdio/small', 'bob'), /limit of 1 running processes/);
-    await waitFor(() => !processAlive(alicePid), 6000, 'the idle process to stop');
+    // Idle by the gateway's clock: moved past idleTimeout (1 s), it is the supervisor's own sweep
+    // timer (every quarter of the timeout) that notices and stops the process.
+    clock.advance(1000);
+    await watch.first(event('stdio.process_stopped', { pid: alicePid }), 'the idle process to stop');
+    assert.equal(processAlive(alicePid), false);
     // With Alice's process gone, Bob fits under the cap; Alice's session carries on with a new process.
     const bob = await connect('/stdio/small', 'bob');
     const bobPid = await pidOf(bob);
     assert.notEqual(bobPid, alicePid);
-    await waitFor(() => !processAlive(bobPid), 6000, 'Bob\'s idle process to stop');
+    clock.advance(1000);
+    await watch.first(event('stdio.process_stopped', { pid: bobPid }), 'Bob\'s idle process to stop');
+    assert.equal(processAlive(bobPid), false);
     assert.notEqual(await pidOf(alice), alicePid);
   });
 

@@ -7,6 +7,7 @@
  */
 import { IdpLoginError, type IdpTokens } from '../types.ts';
 import type { GroupsContext } from '../oidc-settings.ts';
+import { readCappedResponse } from '../../http/body.ts';
 
 /** Pages followed at most: 999 groups per page, so ~20,000 groups. */
 const MAX_PAGES = 20;
@@ -45,7 +46,8 @@ async function readGroups(graphUrl: string, accessToken: string, outbound: typeo
       throw new IdpLoginError('temporarily_unavailable', 'Microsoft Graph is unavailable.', `Graph groups request answered ${response.status}`);
     }
     if (!response.ok) {
-      const body = (await response.text()).slice(0, 300);
+      // Only its start goes into the message, so a hostile or broken answer is not read past 16 KiB.
+      const body = (await readCappedResponse(response.body, 16 * 1024).catch(() => Buffer.from('(body unreadable or over 16 KiB)'))).toString('utf8').slice(0, 300);
       throw new IdpLoginError(
         'server_error',
         'The groups of this account could not be read.',

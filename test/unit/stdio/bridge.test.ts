@@ -2,10 +2,13 @@
  * The stdio bridge on its own: real child processes (test/support/stdio-test-server.ts and
  * @modelcontextprotocol/server-everything), the official SDK client over Streamable HTTP and over the
  * older HTTP+SSE transport, talking straight to the bridge with the headers the gateway would add.
+ *
+ * Time is a TestClock: idleness is reached by moving it and sweeping, never by sleeping. What the
+ * processes do on their own schedule (a stderr line, a stream opening, an answer arriving late) is
+ * awaited as the log line or notification that reports it.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -16,6 +19,8 @@ import { serverSchema, type GatewayConfigInput } from '../../../src/config/schem
 import { createLogger } from '../../../src/observability/logger.ts';
 import { JsonRpcCode, type JsonRpcFailure } from '../../../src/core/jsonrpc.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
+import { TestClock } from '../../support/clock.ts';
+import { event, LogWatch, type LogLine } from './log-watch.ts';
 import { startStdioServer, type StdioServer } from '../../../src/stdio/index.ts';
 import type { IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 import { STDIO_TEST_SERVER } from '../../support/stdio-test-server.ts';
@@ -32,17 +37,15 @@ const noIdpTokens: IdpTokenSource = {
 
 interface Started {
   stdio: StdioServer;
-  logs: Array<Record<string, unknown>>;
+  logs: LogLine[];
+  watch: LogWatch;
+  /** The bridge's clock: it stands still unless the test moves it. */
+  clock: TestClock;
 }
 
 async function start(t: TestContext, stdio: Partial<StdioInput> = {}, server: { maxRequestBytes?: number } = {}): Promise<Started> {
-  const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
+  const watch = new LogWatch('debug');
+  const clock = new TestClock();
   const config = serverSchema.parse({
     name: 'tester',
     path: '/tester',
@@ -50,10 +53,22 @@ async function start(t: TestContext, stdio: Partial<StdioInput> = {}, server: { 
     ...server,
   });
   if (!('stdio' in config.upstream)) throw new Error('unreachable');
-  const started = await startStdioServer(config, config.upstream.stdio, { logger: createLogger('debug', sink), idpTokens: noIdpTokens, listenOnLoopback: true });
+  const started = await startStdioServer(config, config.upstream.stdio, { logger: watch.logger, idpTokens: noIdpTokens, clock, listenOnLoopback: true });
   t.after(() => started.close());
-  return { stdio: started, logs };
+  return { stdio: started, logs: watch.lines, watch, clock };
 }
+
+/** A promise and the function that settles it, for an event a callback reports. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((settle) => {
+    resolve = settle;
+  });
+  return { promise, resolve };
+}
+
+/** The test server's stderr line for a `slow` call it saw cancelled. */
+const slowCallCancelled = (line: LogLine): boolean => line.stream === 'stderr' && line.msg === 'stdio-test-server slow call cancelled';
 
 async function connect(t: TestContext, stdio: StdioServer, userId: string, options: { sse?: boolean; capabilities?: ClientCapabilities } = {}): Promise<Client> {
   const headers = stdio.headersFor(userId);
@@ -70,14 +85,6 @@ async function callText(client: Client, name: string, args: Record<string, unkno
   const result = await client.callTool({ name, arguments: args });
   const content = result.content as Array<{ type: string; text?: string }>;
   return content[0]?.text ?? '';
-}
-
-async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 test('shared mode: every user reaches one process; tools, large messages both ways, stderr in the logs', async (t) => {
@@ -226,7 +233,7 @@ test('sampling, elicitation and roots reach the client whose call is in flight, 
 });
 
 test('progress reaches the caller with its own token; cancellation reaches the process', async (t) => {
-  const { stdio } = await start(t);
+  const { stdio, watch } = await start(t);
   const alice = await connect(t, stdio, 'corp:alice');
   const bob = await connect(t, stdio, 'corp:bob');
   const progressA: number[] = [];
@@ -245,6 +252,7 @@ test('progress reaches the caller with its own token; cancellation reaches the p
   assert.match(JSON.stringify(b), /done 5/);
 
   const controller = new AbortController();
+  const cancelled = watch.next(slowCallCancelled, 'the process to see the cancellation');
   const call = alice.callTool({ name: 'slow', arguments: { steps: 50, delayMs: 100 } }, undefined, {
     signal: controller.signal,
     onprogress: (p) => {
@@ -252,21 +260,22 @@ test('progress reaches the caller with its own token; cancellation reaches the p
     },
   });
   await assert.rejects(call);
-  let stats = '';
-  for (let i = 0; i < 40 && !stats.includes('"cancelled":1'); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    stats = await callText(bob, 'stats');
-  }
-  assert.equal(stats, JSON.stringify({ cancelled: 1 }));
+  // The process says so on stderr when its call stops; its count then has the cancellation.
+  await cancelled;
+  assert.equal(await callText(bob, 'stats'), JSON.stringify({ cancelled: 1 }));
 });
 
 test('a crash fails the calls in flight with a JSON-RPC error, and the process restarts with backoff', async (t) => {
-  const { stdio, logs } = await start(t, { restartBackoff: { initialMs: 100, maxMs: 1000 } });
+  // The backoff before the restart is a real timer (a process cannot start in the past): kept short,
+  // and the restart is awaited through the calls that queue behind it.
+  const { stdio, logs } = await start(t, { restartBackoff: { initialMs: 20, maxMs: 1000 } });
   const client = await connect(t, stdio, 'corp:alice');
   const legacy = await connect(t, stdio, 'corp:bob', { sse: true });
   const before = Number(await callText(client, 'pid'));
-  const slow = legacy.callTool({ name: 'slow', arguments: { steps: 100, delayMs: 100 } }).then(() => undefined, (error: unknown) => error);
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // The first progress shows the other session's call is in flight at the process.
+  const running = deferred();
+  const slow = legacy.callTool({ name: 'slow', arguments: { steps: 100, delayMs: 10 } }, undefined, { onprogress: () => running.resolve() }).then(() => undefined, (error: unknown) => error);
+  await running.promise;
   const crash = client.callTool({ name: 'crash' });
   await assert.rejects(crash, (error: unknown) => error instanceof McpError && error.code === JsonRpcCode.SERVER_UNAVAILABLE);
   const slowError = await slow;
@@ -280,14 +289,41 @@ test('a crash fails the calls in flight with a JSON-RPC error, and the process r
 });
 
 test('per-user: an idle process is stopped and the session carries on with a new one', async (t) => {
-  const { stdio, logs } = await start(t, { mode: 'per-user', idleTimeout: 1 });
+  const { stdio, logs, clock } = await start(t, { mode: 'per-user', idleTimeout: 1 });
   const client = await connect(t, stdio, 'corp:alice');
   const first = Number(await callText(client, 'pid'));
-  await waitFor(() => !processAlive(first), 5000, 'the idle process to stop');
+  // Not idle yet: a sweep just short of the timeout keeps the process.
+  clock.advance(999);
+  await stdio.sweepIdle();
+  assert.ok(processAlive(first), 'still running before the idle timeout');
+  clock.advance(1);
+  await stdio.sweepIdle();
+  assert.ok(!processAlive(first), 'the idle process was stopped');
   assert.ok(logs.some((line) => line.event === 'stdio.process_idle_stopped'));
   assert.equal(stdio.supervisor.pids().size, 0);
   const second = Number(await callText(client, 'pid'));
   assert.notEqual(second, first);
+});
+
+test('a Streamable HTTP session abandoned without DELETE is forgotten once idle for sessionIdleTimeout by the clock', async (t) => {
+  const { stdio, logs, clock } = await start(t, { sessionIdleTimeout: 60 });
+  const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:alice') };
+  const init = await fetch(stdio.url, {
+    method: 'POST',
+    headers: base,
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+  });
+  await init.text();
+  const session = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-06-18' };
+  clock.advance(60_000);
+  await stdio.sweepIdle();
+  assert.equal(stdio.sessionCount(), 1, 'kept up to the timeout');
+  clock.advance(1);
+  await stdio.sweepIdle();
+  assert.equal(stdio.sessionCount(), 0, 'forgotten past it');
+  assert.ok(logs.some(event('stdio.session_expired', { userId: 'corp:alice' })));
+  const gone = await fetch(stdio.url, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }) });
+  assert.equal(gone.status, 404);
 });
 
 test('per-user: the process cap gives the next user a clear JSON-RPC error', async (t) => {
@@ -337,28 +373,36 @@ test('@modelcontextprotocol/server-everything over the bridge, shared and per-us
 });
 
 test('a server that cannot start gives the client a JSON-RPC error and a log line; the bridge stays up', async (t) => {
-  const { stdio, logs } = await start(t, { command: '/nonexistent/mcp-server', args: [], restartBackoff: { initialMs: 100, maxMs: 200 } });
+  const { stdio, logs, clock } = await start(t, { command: '/nonexistent/mcp-server', args: [], restartBackoff: { initialMs: 100, maxMs: 200 } });
   const unavailable = (error: unknown): boolean => error instanceof McpError && error.code === JsonRpcCode.SERVER_UNAVAILABLE;
   await assert.rejects(connect(t, stdio, 'corp:alice'), unavailable);
   assert.ok(logs.some((line) => line.event === 'stdio.process_start_failed'));
-  // Tried again on the next request (after the backoff), with the same clear error.
-  await new Promise((resolve) => setTimeout(resolve, 250));
+  // Tried again on the next request (after the backoff, which the clock passes), with the same clear error.
+  clock.advance(100);
   await assert.rejects(connect(t, stdio, 'corp:bob'), unavailable);
   assert.equal(logs.filter((line) => line.event === 'stdio.process_start_failed').length, 2);
 });
 
 test('notifications unrelated to a request reach every session\'s GET stream (and the older SSE stream)', async (t) => {
-  const { stdio } = await start(t);
+  const { stdio, watch } = await start(t);
   const received = { http: 0, sse: 0 };
+  const heard = { http: deferred(), sse: deferred() };
   const http = await connect(t, stdio, 'corp:alice');
   const sse = await connect(t, stdio, 'corp:bob', { sse: true });
-  http.setNotificationHandler(ToolListChangedNotificationSchema, () => void received.http++);
-  sse.setNotificationHandler(ToolListChangedNotificationSchema, () => void received.sse++);
-  // The SDK client opens its GET stream right after initialize; give it a moment to be there.
-  await waitFor(() => stdio.sessionCount() === 2, 2000, 'two sessions');
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  http.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    received.http++;
+    heard.http.resolve();
+  });
+  sse.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    received.sse++;
+    heard.sse.resolve();
+  });
+  assert.equal(stdio.sessionCount(), 2);
+  // The SDK client opens its GET stream right after initialize, on its own: wait until it is there.
+  await watch.first(event('stdio.stream_opened', { userId: 'corp:alice' }), 'the Streamable HTTP client\'s GET stream');
   assert.equal(await callText(sse, 'announce'), 'announced');
-  await waitFor(() => received.http === 1 && received.sse === 1, 3000, 'both sessions to hear tools/list_changed');
+  await Promise.all([heard.http.promise, heard.sse.promise]);
+  assert.deepEqual(received, { http: 1, sse: 1 }, 'each session heard tools/list_changed once');
 });
 
 test('Streamable HTTP rules: batches, DELETE, one GET stream, headers checked', async (t) => {
@@ -414,7 +458,7 @@ test('Streamable HTTP rules: batches, DELETE, one GET stream, headers checked', 
 });
 
 test('a client that vanishes mid-stream costs nothing but its own answer', async (t) => {
-  const { stdio, logs } = await start(t);
+  const { stdio, logs, watch } = await start(t);
   const client = await connect(t, stdio, 'corp:alice');
   const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:bob') };
   const init = await fetch(stdio.url, {
@@ -436,7 +480,8 @@ test('a client that vanishes mid-stream costs nothing but its own answer', async
   const reader = slow.body!.getReader();
   await reader.read();
   controller.abort();
-  await new Promise((resolve) => setTimeout(resolve, 700)); // the call finishes on the server meanwhile
+  // The call finishes on the server anyway; its answer finds the client gone and is dropped.
+  await watch.first(event('stdio.answer_dropped', { userId: 'corp:bob' }), 'the late answer to be dropped');
   assert.equal(await callText(client, 'echo', { text: 'unaffected' }), 'unaffected');
   const again = await fetch(stdio.url, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' }) });
   assert.deepEqual(await again.json(), { jsonrpc: '2.0', id: 3, result: {} });

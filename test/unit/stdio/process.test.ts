@@ -1,25 +1,28 @@
 /**
  * One stdio child on its own (src/stdio/process.ts): newline-delimited framing across pipe reads,
  * lines that are not JSON-RPC, stderr to the logs, and stopping a process group whose members
- * ignore the polite signals. Real child processes (small Node scripts).
+ * ignore the polite signals. Real child processes (small Node scripts); the tests await their exit
+ * and their log lines rather than polling for them.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { createLogger } from '../../../src/observability/logger.ts';
 import { StdioProcess, type ExitInfo } from '../../../src/stdio/process.ts';
 import { processAlive } from '../../support/processes.ts';
+import { LogWatch } from './log-watch.ts';
 
-function capture(): { logger: ReturnType<typeof createLogger>; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
+function capture(): { watch: LogWatch; logger: LogWatch['logger']; lines: LogWatch['lines'] } {
+  const watch = new LogWatch('info');
+  return { watch, logger: watch.logger, lines: watch.lines };
+}
+
+/** An `onExit` for StdioProcess, and the promise of the exit it reports. */
+function exitWatch(): { onExit: (info: ExitInfo) => void; exited: Promise<ExitInfo> } {
+  let onExit!: (info: ExitInfo) => void;
+  const exited = new Promise<ExitInfo>((resolve) => {
+    onExit = resolve;
   });
-  return { logger: createLogger('info', sink), lines };
+  return { onExit, exited };
 }
 
 function node(script: string): { command: string; args: string[]; env: Record<string, string> } {
@@ -29,7 +32,8 @@ function node(script: string): { command: string; args: string[]; env: Record<st
 test('framing: split messages, several per read, a 2 MiB message, and non-JSON lines ignored with a log line', async () => {
   const { logger, lines } = capture();
   const messages: JSONRPCMessage[] = [];
-  let exit: ExitInfo | undefined;
+  const { onExit, exited } = exitWatch();
+  // The child's own timer puts a message's two halves into separate pipe reads.
   const script = `
     const big = JSON.stringify({ jsonrpc: '2.0', id: 3, result: { text: 'x'.repeat(2 * 1024 * 1024) } }) + '\\n';
     process.stdout.write('banner: not json\\n');
@@ -41,8 +45,8 @@ test('framing: split messages, several per read, a 2 MiB message, and non-JSON l
       process.stdout.write('', () => process.exit(0));
     }, 20);
   `;
-  const child = new StdioProcess(node(script), { name: 'framer', logger, onMessage: (m) => messages.push(m), onExit: (info) => (exit = info) });
-  while (exit === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+  const child = new StdioProcess(node(script), { name: 'framer', logger, onMessage: (m) => messages.push(m), onExit });
+  const exit = await exited;
   assert.equal(messages.length, 3);
   assert.deepEqual(messages[0], { jsonrpc: '2.0', method: 'a' });
   assert.deepEqual(messages[1], { jsonrpc: '2.0', id: 1, result: {} });
@@ -56,37 +60,39 @@ test('framing: split messages, several per read, a 2 MiB message, and non-JSON l
 
 test('a command that does not exist is reported as an exit with the spawn error', async () => {
   const { logger } = capture();
-  let exit: ExitInfo | undefined;
-  const child = new StdioProcess({ command: '/nonexistent/mcp-server', args: [], env: {} }, { name: 'missing', logger, onMessage: () => undefined, onExit: (info) => (exit = info) });
-  while (exit === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+  const { onExit, exited } = exitWatch();
+  const child = new StdioProcess({ command: '/nonexistent/mcp-server', args: [], env: {} }, { name: 'missing', logger, onMessage: () => undefined, onExit });
+  const exit = await exited;
   assert.equal((exit.error as NodeJS.ErrnoException | undefined)?.code, 'ENOENT');
   assert.equal(child.send({ jsonrpc: '2.0', method: 'x' } as JSONRPCMessage), false);
 });
 
 test('stop: SIGTERM, then SIGKILL to the whole group after the grace period, when members ignore both stdin EOF and SIGTERM', async () => {
-  const { logger, lines } = capture();
-  // The child ignores SIGTERM and stdin EOF, and starts a grandchild that does the same.
+  const { watch, logger, lines } = capture();
+  // The child ignores SIGTERM and stdin EOF, and starts a grandchild that does the same. The
+  // grandchild announces itself on the shared stderr only once its SIGTERM handler is in place, so
+  // the stop below cannot catch it before it is stubborn.
   const stubborn = `process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);`;
+  const grandchildScript = `${stubborn} process.stderr.write('grandchild ' + process.pid + '\\n');`;
   const script = `
-    const { spawn } = require('node:child_process');
-    const grandchild = spawn(process.execPath, ['-e', ${JSON.stringify(stubborn)}], { stdio: 'ignore' });
-    process.stderr.write('grandchild ' + grandchild.pid + '\\n');
     ${stubborn}
+    const { spawn } = require('node:child_process');
+    spawn(process.execPath, ['-e', ${JSON.stringify(grandchildScript)}], { stdio: ['ignore', 'ignore', 'inherit'] });
   `;
-  let exit: ExitInfo | undefined;
-  const child = new StdioProcess(node(script), { name: 'stubborn', logger, onMessage: () => undefined, onExit: (info) => (exit = info) });
-  let grandchild: number | undefined;
-  while (grandchild === undefined) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const line = lines.find((entry) => typeof entry.msg === 'string' && entry.msg.startsWith('grandchild '));
-    if (line) grandchild = Number(String(line.msg).slice('grandchild '.length));
-  }
+  const { onExit, exited } = exitWatch();
+  const child = new StdioProcess(node(script), { name: 'stubborn', logger, onMessage: () => undefined, onExit });
+  const announced = await watch.first((entry) => typeof entry.msg === 'string' && entry.msg.startsWith('grandchild '), 'the grandchild to start');
+  const grandchild = Number(String(announced.msg).slice('grandchild '.length));
   assert.ok(processAlive(child.pid!) && processAlive(grandchild));
-  const started = Date.now();
-  await child.stop(500);
-  assert.ok(Date.now() - started >= 500, 'waited for the grace period');
-  assert.equal(exit?.signal, 'SIGKILL');
-  assert.equal(exit?.requested, true);
+  // The grace period is a real timer (it gives a real process time to exit): short here, and the
+  // stop is awaited rather than slept through.
+  const graceMs = 100;
+  const started = performance.now();
+  await child.stop(graceMs);
+  assert.ok(performance.now() - started >= graceMs, 'waited for the grace period');
+  const exit = await exited;
+  assert.equal(exit.signal, 'SIGKILL');
+  assert.equal(exit.requested, true);
   assert.equal(processAlive(child.pid!), false);
   assert.equal(processAlive(grandchild), false, 'the grandchild was killed with the group');
   assert.ok(lines.some((line) => /SIGKILL/.test(String(line.msg))));
