@@ -18,7 +18,7 @@ import { STDIO_TEST_SERVER } from '../support/stdio-test-server.ts';
 import { loggedInClient, startStack, type Stack, USERS } from './stack.ts';
 import { processAlive } from '../support/processes.ts';
 import { TestClock } from '../support/clock.ts';
-import { event, LogWatch, type LogLine } from '../unit/stdio/log-watch.ts';
+import { event, LogWatch, type LogLine } from '../support/log-watch.ts';
 
 const EVERYTHING = new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url).pathname;
 const HAVE_EVERYTHING = existsSync(EVERYTHING);

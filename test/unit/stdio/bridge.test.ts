@@ -20,7 +20,7 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import { JsonRpcCode, type JsonRpcFailure } from '../../../src/core/jsonrpc.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { TestClock } from '../../support/clock.ts';
-import { event, LogWatch, type LogLine } from './log-watch.ts';
+import { event, LogWatch, type LogLine } from '../../support/log-watch.ts';
 import { startStdioServer, type StdioServer } from '../../../src/stdio/index.ts';
 import type { IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 import { STDIO_TEST_SERVER } from '../../support/stdio-test-server.ts';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { StdioProcess, type ExitInfo } from '../../../src/stdio/process.ts';
 import { processAlive } from '../../support/processes.ts';
-import { LogWatch } from './log-watch.ts';
+import { LogWatch } from '../../support/log-watch.ts';
 
 function capture(): { watch: LogWatch; logger: LogWatch['logger']; lines: LogWatch['lines'] } {
   const watch = new LogWatch('info');

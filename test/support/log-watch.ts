@@ -3,7 +3,7 @@
  * line, a process stopped, a stream opened) only in the logs, so a test awaits the line instead of
  * polling or sleeping. Used by the stdio unit tests and the stdio end-to-end test.
  */
-import { createLogger, type Logger } from '../../../src/observability/logger.ts';
+import { createLogger, type Logger } from '../../src/observability/logger.ts';
 
 export type LogLine = Record<string, unknown>;
 
