@@ -15,7 +15,7 @@ import {
   STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startEntraStandin, startGoogleStandin, startTamperingIdp,
 } from '../support/idp-standins.ts';
 import type { EntraStandin, TamperingIdp } from '../support/idp-standins.ts';
-import type { UpstreamIdp } from '../support/oidc-idp.ts';
+import type { OidcIdp } from '../support/oidc-idp.ts';
 import { startStack } from './stack.ts';
 import type { Stack } from './stack.ts';
 
@@ -60,7 +60,7 @@ async function harness(setUp: (callbackUrl: string) => Promise<{ provider: Provi
  * The SDK client's login through consent and the IdP; `beforeCallback` runs once the IdP has
  * redirected to the gateway's callback (not yet followed). Returns the client, or the redirect error.
  */
-async function login(stack: Stack, idp: UpstreamIdp, username: string, beforeCallback?: () => Promise<void>) {
+async function login(stack: Stack, idp: OidcIdp, username: string, beforeCallback?: () => Promise<void>) {
   const oauth = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'IdP failure test' });
   const browser = new Browser({ ca: stack.ca.caPem });
   try {
@@ -173,7 +173,7 @@ describe('Entra', () => {
 
 describe('Google', () => {
   test('an account outside hostedDomain is refused with access_denied; the hd in the logs', async () => {
-    let idp!: UpstreamIdp;
+    let idp!: OidcIdp;
     const h = await harness(async (callbackUrl) => {
       idp = await startGoogleStandin({
         redirectUris: [callbackUrl],

@@ -24,7 +24,7 @@ import {
   startEntraStandin, startGoogleStandin, startKeycloakStandin, startOktaStandin,
 } from '../support/idp-standins.ts';
 import { revokeAtIdp } from '../support/oidc-idp.ts';
-import type { TestUser, UpstreamIdp } from '../support/oidc-idp.ts';
+import type { TestUser, OidcIdp } from '../support/oidc-idp.ts';
 import { startStack, storedIdpTokens } from './stack.ts';
 import type { Stack } from './stack.ts';
 
@@ -37,7 +37,7 @@ const client = { clientId: STANDIN_CLIENT_ID, clientSecret: STANDIN_CLIENT_SECRE
 interface PresetCase {
   name: string;
   /** Starts the stand-in for the gateway's callback URL; returns it and the gateway's provider entry. */
-  start(callbackUrl: string): Promise<{ idp: UpstreamIdp; provider: ProviderInput; close?: () => Promise<void>; audiences?: (string | undefined)[] }>;
+  start(callbackUrl: string): Promise<{ idp: OidcIdp; provider: ProviderInput; close?: () => Promise<void>; audiences?: (string | undefined)[] }>;
   userId: string;
   email: string;
   /** What the user record says of the email's verification. */
@@ -172,7 +172,7 @@ function cognitoAlice(): TestUser {
 }
 
 /** Logs in with the SDK client through the gateway: consent, then `username` at `idp`. */
-async function signIn(stack: Stack, idp: UpstreamIdp, username: string) {
+async function signIn(stack: Stack, idp: OidcIdp, username: string) {
   const oauth = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'IdP preset test' });
   const browser = new Browser({ ca: stack.ca.caPem });
   const mcp = await connectWithLogin({
@@ -192,7 +192,7 @@ async function signIn(stack: Stack, idp: UpstreamIdp, username: string) {
 for (const preset of CASES) {
   describe(preset.name, () => {
     let stack: Stack;
-    let idp: UpstreamIdp;
+    let idp: OidcIdp;
     let audiences: (string | undefined)[] | undefined;
     const outbound = { close: async () => {} } as { close(): Promise<void> };
 
@@ -251,7 +251,7 @@ for (const preset of CASES) {
 
 describe('refresh failures through the token source', () => {
   test('a refresh token the IdP no longer accepts asks for a new login; an IdP that is down is temporarily unavailable', async () => {
-    let idp!: UpstreamIdp;
+    let idp!: OidcIdp;
     const stack = await startStack({
       identityProviders: async (callbackUrl) => {
         idp = await startKeycloakStandin({ realm: 'short', redirectUris: [callbackUrl], users: { alice: { email: 'a@example.com' } } });

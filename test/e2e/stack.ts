@@ -12,7 +12,7 @@ import { startGateway, type RunningGateway } from '../../src/app.ts';
 import { startDemoServer, type DemoServer } from '../../src/demo/server.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { createTestCa, createTrustingFetch, type TestCa } from '../support/tls.ts';
-import { startUpstreamIdp, type TestUser, type UpstreamIdp, type UpstreamIdpOptions } from '../support/oidc-idp.ts';
+import { startOidcIdp, type TestUser, type OidcIdp, type OidcIdpOptions } from '../support/oidc-idp.ts';
 import { freePort } from '../support/ports.ts';
 import { Browser, type Page } from '../support/browser.ts';
 import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
@@ -24,7 +24,7 @@ import { loadEncryptionKeys, SecretBox } from '../../src/storage/secret-box.ts';
 
 export interface Stack {
   ca: TestCa;
-  idp: UpstreamIdp;
+  idp: OidcIdp;
   /** The MCP servers behind the gateway, by name. */
   upstreams: Map<string, DemoServer>;
   gateway: RunningGateway;
@@ -49,7 +49,7 @@ export interface StackOptions {
   /** The gateway's logger (default: silent, or E2E_LOG_LEVEL), for tests that assert audit events. */
   logger?: Logger;
   /** Token lifetimes at the upstream IdP, in seconds (short access tokens to test IdP-token refresh). */
-  idpTtl?: UpstreamIdpOptions['ttl'];
+  idpTtl?: OidcIdpOptions['ttl'];
   /**
    * The gateway's identity providers instead of the default one (the default IdP still runs, unused):
    * called with the gateway's callback URL once its port is known, so stand-ins can register it.
@@ -68,7 +68,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const ca = await createTestCa();
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
-  const idp = await startUpstreamIdp({
+  const idp = await startOidcIdp({
     clientId: 'mcp-gateway',
     clientSecret: 'idp-app-secret-value-0123456789',
     redirectUris: [`${issuer}/callback`],

@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SignJWT, decodeJwt, importJWK } from 'jose';
-import { idpSigningKey, startUpstreamIdp, type TestUser, type UpstreamIdp, type UpstreamIdpOptions } from './oidc-idp.ts';
+import { idpSigningKey, startOidcIdp, type TestUser, type OidcIdp, type OidcIdpOptions } from './oidc-idp.ts';
 
 export const STANDIN_CLIENT_ID = 'gateway-app';
 export const STANDIN_CLIENT_SECRET = 'standin-client-secret-0123456789';
@@ -32,10 +32,10 @@ export interface StandinOptions {
   users: Record<string, TestUser>;
   clientId?: string;
   clientSecret?: string;
-  ttl?: UpstreamIdpOptions['ttl'];
+  ttl?: OidcIdpOptions['ttl'];
 }
 
-function base(options: StandinOptions): Pick<UpstreamIdpOptions, 'clientId' | 'clientSecret' | 'redirectUris' | 'users' | 'ttl'> {
+function base(options: StandinOptions): Pick<OidcIdpOptions, 'clientId' | 'clientSecret' | 'redirectUris' | 'users' | 'ttl'> {
   return {
     clientId: options.clientId ?? STANDIN_CLIENT_ID,
     clientSecret: options.clientSecret ?? STANDIN_CLIENT_SECRET,
@@ -71,7 +71,7 @@ export interface EntraUser extends TestUser {
 }
 
 export interface EntraStandin {
-  idp: UpstreamIdp;
+  idp: OidcIdp;
   tenantId: string;
   /** The sign-in host, to configure as `authority`. */
   authority: string;
@@ -108,7 +108,7 @@ export async function startEntraStandin(options: StandinOptions & { tenantId: st
   const graphRequests: string[] = [];
   const standin = { graphStatus: undefined as number | undefined };
   let origin = '';
-  let idp: UpstreamIdp | undefined;
+  let idp: OidcIdp | undefined;
 
   const discovery = (issuer: string, segment: string) => ({
     issuer,
@@ -181,7 +181,7 @@ export async function startEntraStandin(options: StandinOptions & { tenantId: st
     sendJson(res, 200, body);
   };
 
-  idp = await startUpstreamIdp({
+  idp = await startOidcIdp({
     ...base(options),
     users,
     issuerPath: `/${tid}/v2.0`,
@@ -217,8 +217,8 @@ export async function startEntraStandin(options: StandinOptions & { tenantId: st
  * a consent prompt only. Here, that pair is turned into what oidc-provider (strict OIDC Core §11)
  * issues a refresh token for.
  */
-export async function startGoogleStandin(options: StandinOptions): Promise<UpstreamIdp> {
-  return startUpstreamIdp({
+export async function startGoogleStandin(options: StandinOptions): Promise<OidcIdp> {
+  return startOidcIdp({
     ...base(options),
     strictOfflineAccess: true,
     tokenEndpointAuthMethod: 'client_secret_post',
@@ -243,24 +243,24 @@ export async function startGoogleStandin(options: StandinOptions): Promise<Upstr
 // -------------------------------------------------------------------------- Okta, Keycloak, authentik
 
 /** Okta with a custom authorization server (`/oauth2/default`); groups via a groups claim. */
-export function startOktaStandin(options: StandinOptions): Promise<UpstreamIdp> {
-  return startUpstreamIdp({ ...base(options), issuerPath: '/oauth2/default' });
+export function startOktaStandin(options: StandinOptions): Promise<OidcIdp> {
+  return startOidcIdp({ ...base(options), issuerPath: '/oauth2/default' });
 }
 
 /** Keycloak: issuer `/realms/<realm>`; a Group Membership mapper puts `groups` in the token. */
-export function startKeycloakStandin(options: StandinOptions & { realm: string }): Promise<UpstreamIdp> {
-  return startUpstreamIdp({ ...base(options), issuerPath: `/realms/${options.realm}` });
+export function startKeycloakStandin(options: StandinOptions & { realm: string }): Promise<OidcIdp> {
+  return startOidcIdp({ ...base(options), issuerPath: `/realms/${options.realm}` });
 }
 
 /** authentik: issuer per application, `/application/o/<slug>/` with the trailing slash. */
-export function startAuthentikStandin(options: StandinOptions & { slug: string }): Promise<UpstreamIdp> {
-  return startUpstreamIdp({ ...base(options), issuerPath: `/application/o/${options.slug}/`, tokenEndpointAuthMethod: 'client_secret_post' });
+export function startAuthentikStandin(options: StandinOptions & { slug: string }): Promise<OidcIdp> {
+  return startOidcIdp({ ...base(options), issuerPath: `/application/o/${options.slug}/`, tokenEndpointAuthMethod: 'client_secret_post' });
 }
 
 // ---------------------------------------------------------------------------------------------- Auth0
 
 export interface Auth0Standin {
-  idp: UpstreamIdp;
+  idp: OidcIdp;
   /** The `audience` of each authorization request (undefined when absent). */
   audiences: (string | undefined)[];
 }
@@ -268,7 +268,7 @@ export interface Auth0Standin {
 /** Auth0: issuer `https://host/` with its trailing slash; records `audience`. */
 export async function startAuth0Standin(options: StandinOptions): Promise<Auth0Standin> {
   const audiences: (string | undefined)[] = [];
-  const idp = await startUpstreamIdp({
+  const idp = await startOidcIdp({
     ...base(options),
     issuerPath: '/',
     tokenEndpointAuthMethod: 'client_secret_post',
@@ -286,8 +286,8 @@ export async function startAuth0Standin(options: StandinOptions): Promise<Auth0S
  * Cognito: issuer `/<region>_<pool id>`; groups in `cognito:groups`; `email_verified` as the string
  * "true"/"false"; every code grant gets a refresh token, and `offline_access` is refused as a scope.
  */
-export function startCognitoStandin(options: StandinOptions & { userPoolId: string }): Promise<UpstreamIdp> {
-  return startUpstreamIdp({
+export function startCognitoStandin(options: StandinOptions & { userPoolId: string }): Promise<OidcIdp> {
+  return startOidcIdp({
     ...base(options),
     issuerPath: `/${options.userPoolId}`,
     claims: { openid: ['sub', 'cognito:groups', 'cognito:username'], email: ['email', 'email_verified'], profile: ['name'] },
@@ -315,13 +315,13 @@ export function startCognitoStandin(options: StandinOptions & { userPoolId: stri
  * gateway's ID token checks. `alter` is switchable on the handle.
  */
 export interface TamperingIdp {
-  idp: UpstreamIdp;
+  idp: OidcIdp;
   alter: ((claims: Record<string, unknown>) => Record<string, unknown>) | undefined;
 }
 
 export async function startTamperingIdp(options: StandinOptions): Promise<TamperingIdp> {
-  const handle: TamperingIdp = { idp: undefined as unknown as UpstreamIdp, alter: undefined };
-  handle.idp = await startUpstreamIdp({
+  const handle: TamperingIdp = { idp: undefined as unknown as OidcIdp, alter: undefined };
+  handle.idp = await startOidcIdp({
     ...base(options),
     intercept(req, res, url) {
       if (url.pathname !== '/token' || req.method !== 'POST' || !handle.alter) return false;

@@ -11,7 +11,7 @@
  * `start()` (the IdP is down, then back on the same port), `close()`.
  *
  * @example
- * const idp = await startUpstreamIdp({
+ * const idp = await startOidcIdp({
  *   clientId: 'gateway', clientSecret: 's3cret', redirectUris: ['https://localhost:8443/callback'],
  *   users: { alice: { email: 'alice@example.com', email_verified: true, name: 'Alice', groups: ['eng'] } },
  * });
@@ -46,7 +46,7 @@ export interface TestUser {
   [claim: string]: unknown;
 }
 
-export interface UpstreamIdpOptions {
+export interface OidcIdpOptions {
   clientId: string;
   /** The confidential client's secret. */
   clientSecret: string;
@@ -111,7 +111,7 @@ export interface RecordedRequest {
   query: URLSearchParams;
 }
 
-export interface UpstreamIdp {
+export interface OidcIdp {
   /** The issuer URL, e.g. https://127.0.0.1:40123 (no trailing slash), or origin + `issuerPath`. */
   readonly issuer: string;
   readonly port: number;
@@ -160,7 +160,7 @@ export function idpSigningKey(): JWK {
   return signingKey;
 }
 
-export async function startUpstreamIdp(options: UpstreamIdpOptions): Promise<UpstreamIdp> {
+export async function startOidcIdp(options: OidcIdpOptions): Promise<OidcIdp> {
   const certificates = options.tls ?? (options.insecureHttp ? undefined : await createTestCa());
   const host = options.host ?? '127.0.0.1';
   const authMethod = options.tokenEndpointAuthMethod ?? 'client_secret_basic';
@@ -358,7 +358,7 @@ ${error ? `<p role="alert" class="error">${escapeHtml(error)}</p>` : ''}
     });
   };
 
-  const idp: UpstreamIdp = {
+  const idp: OidcIdp = {
     issuer,
     port,
     clientId: options.clientId,
@@ -430,7 +430,7 @@ function escapeHtml(value: string): string {
  * refresh with it is refused with invalid_grant, as after the refresh token's expiry, without waiting
  * for one. `fetchFn` must trust the IdP's certificate.
  */
-export async function revokeAtIdp(idp: UpstreamIdp, token: string, fetchFn: typeof fetch): Promise<void> {
+export async function revokeAtIdp(idp: OidcIdp, token: string, fetchFn: typeof fetch): Promise<void> {
   const discovery = (await (await fetchFn(`${idp.issuer}/.well-known/openid-configuration`)).json()) as { revocation_endpoint?: string };
   if (!discovery.revocation_endpoint) throw new Error(`${idp.issuer} advertises no revocation_endpoint`);
   // RFC 6749 §2.3.1: client_secret_basic form-encodes the id and the secret before base64.

@@ -15,10 +15,10 @@ import { Browser } from '../../support/browser.ts';
 import { STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startGoogleStandin } from '../../support/idp-standins.ts';
 import { freePort } from '../../support/ports.ts';
 import { createTestCa, type TestCa } from '../../support/tls.ts';
-import type { UpstreamIdp } from '../../support/oidc-idp.ts';
+import type { OidcIdp } from '../../support/oidc-idp.ts';
 
 let ca: TestCa;
-let google: UpstreamIdp;
+let google: OidcIdp;
 let outbound: OutboundFetch;
 let callbackUrl: string;
 

@@ -22,12 +22,12 @@ import type { IdentityProvider, IdpTokens } from '../../../src/idp/types.ts';
 import { Browser } from '../../support/browser.ts';
 import { freePort } from '../../support/ports.ts';
 import { createTestCa, type TestCa } from '../../support/tls.ts';
-import { startUpstreamIdp, type UpstreamIdp } from '../../support/oidc-idp.ts';
+import { startOidcIdp, type OidcIdp } from '../../support/oidc-idp.ts';
 import { TestClock } from '../../support/clock.ts';
 
 const USER = 'okta:alice';
 let ca: TestCa;
-let idp: UpstreamIdp;
+let idp: OidcIdp;
 let outbound: OutboundFetch;
 let provider: OidcIdentityProvider;
 let callbackUrl: string;
@@ -62,7 +62,7 @@ before(async () => {
   ca = await createTestCa();
   outbound = createOutboundFetch({ extraCaPem: ca.caPem, timeoutMs: 5_000 });
   callbackUrl = `https://localhost:${await freePort()}/callback`;
-  idp = await startUpstreamIdp({
+  idp = await startOidcIdp({
     clientId: 'gw', clientSecret: 'secret-0123456789', redirectUris: [callbackUrl], users: { alice: { email: 'alice@example.com' } }, rotateRefreshToken: true,
   });
   provider = createOidcProvider(

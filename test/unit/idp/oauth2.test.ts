@@ -23,8 +23,8 @@ import type { FakeGithub } from '../../support/fake-github.ts';
 import { freePort } from '../../support/ports.ts';
 import { createTestCa } from '../../support/tls.ts';
 import type { TestCa } from '../../support/tls.ts';
-import { startUpstreamIdp } from '../../support/oidc-idp.ts';
-import type { UpstreamIdp } from '../../support/oidc-idp.ts';
+import { startOidcIdp } from '../../support/oidc-idp.ts';
+import type { OidcIdp } from '../../support/oidc-idp.ts';
 
 let ca: TestCa;
 let outbound: OutboundFetch;
@@ -118,7 +118,7 @@ describe('generic OAuth 2 configuration', () => {
 });
 
 describe('generic OAuth 2 against a real OAuth 2 server (oidc-provider, userinfo with nested claims)', () => {
-  let idp: UpstreamIdp;
+  let idp: OidcIdp;
 
   const config = (overrides: Partial<OAuth2ProviderConfig> = {}): OAuth2ProviderConfig => oauth2ProviderSchema.parse({
     type: 'oauth2',
@@ -147,7 +147,7 @@ describe('generic OAuth 2 against a real OAuth 2 server (oidc-provider, userinfo
   }
 
   before(async () => {
-    idp = await startUpstreamIdp({
+    idp = await startOidcIdp({
       clientId: 'generic-app',
       clientSecret: 'generic-secret-0123456789',
       redirectUris: [callbackUrl],

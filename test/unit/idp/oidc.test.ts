@@ -17,8 +17,8 @@ import { Browser } from '../../support/browser.ts';
 import { freePort } from '../../support/ports.ts';
 import { createTestCa } from '../../support/tls.ts';
 import type { TestCa } from '../../support/tls.ts';
-import { startUpstreamIdp } from '../../support/oidc-idp.ts';
-import type { TestUser, UpstreamIdp } from '../../support/oidc-idp.ts';
+import { startOidcIdp } from '../../support/oidc-idp.ts';
+import type { TestUser, OidcIdp } from '../../support/oidc-idp.ts';
 
 const USERS: Record<string, TestUser> = {
   alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Liddell', groups: ['engineering', 'mcp-users'] },
@@ -33,7 +33,7 @@ function newLogin(): IdpLoginState {
   return { state: client.randomState(), codeVerifier: client.randomPKCECodeVerifier(), nonce: client.randomNonce() };
 }
 
-function providerConfig(idp: UpstreamIdp, overrides: Partial<OidcProviderConfig> = {}): OidcProviderConfig {
+function providerConfig(idp: OidcIdp, overrides: Partial<OidcProviderConfig> = {}): OidcProviderConfig {
   return {
     type: 'oidc',
     id: 'corp',
@@ -50,7 +50,7 @@ function providerConfig(idp: UpstreamIdp, overrides: Partial<OidcProviderConfig>
 }
 
 /** Runs the browser from the authorization URL through the IdP login to the (unfetched) callback. */
-async function loginAt(idp: UpstreamIdp, authorizationUrl: URL, username: string): Promise<URL> {
+async function loginAt(idp: OidcIdp, authorizationUrl: URL, username: string): Promise<URL> {
   const browser = new Browser({ ca: ca.caPem });
   try {
     const loginPage = await browser.goto(authorizationUrl);
@@ -84,10 +84,10 @@ after(async () => {
 });
 
 describe('OidcIdentityProvider against a real IdP', () => {
-  let idp: UpstreamIdp;
+  let idp: OidcIdp;
 
   before(async () => {
-    idp = await startUpstreamIdp({ clientId: 'gateway-app', clientSecret: 'gateway-secret', redirectUris: [callbackUrl], users: USERS });
+    idp = await startOidcIdp({ clientId: 'gateway-app', clientSecret: 'gateway-secret', redirectUris: [callbackUrl], users: USERS });
   });
   after(async () => {
     await idp.close();
@@ -215,7 +215,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
   });
 
   test('an IdP whose client uses client_secret_post is talked to with client_secret_post', async () => {
-    const postIdp = await startUpstreamIdp({
+    const postIdp = await startOidcIdp({
       clientId: 'post-app', clientSecret: 'post-secret', redirectUris: [callbackUrl], users: USERS, tokenEndpointAuthMethod: 'client_secret_post',
     });
     try {
@@ -232,7 +232,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
 
 describe('an IdP that follows OIDC Core §11 strictly for offline_access', () => {
   test('gives no refresh token without prompt=consent, and one when the operator configures it', async () => {
-    const idp = await startUpstreamIdp({
+    const idp = await startOidcIdp({
       clientId: 'strict-app', clientSecret: 'strict-secret', redirectUris: [callbackUrl], users: USERS, strictOfflineAccess: true,
     });
     try {
@@ -258,7 +258,7 @@ describe('an IdP that follows OIDC Core §11 strictly for offline_access', () =>
 
 describe('identity from userinfo when the ID token is minimal', () => {
   test('email, name and verification come from userinfo, merged with the ID token', async () => {
-    const idp = await startUpstreamIdp({
+    const idp = await startOidcIdp({
       clientId: 'minimal-app', clientSecret: 'minimal-secret', redirectUris: [callbackUrl], users: USERS, idTokenClaims: 'minimal',
     });
     try {
@@ -279,7 +279,7 @@ describe('identity from userinfo when the ID token is minimal', () => {
 
 describe('IdP down', () => {
   test('discovery failing at first use maps to temporarily_unavailable and is retried once the IdP is back', async () => {
-    const idp = await startUpstreamIdp({ clientId: 'down-app', clientSecret: 'down-secret', redirectUris: [callbackUrl], users: USERS });
+    const idp = await startOidcIdp({ clientId: 'down-app', clientSecret: 'down-secret', redirectUris: [callbackUrl], users: USERS });
     try {
       await idp.stop();
       const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
@@ -294,7 +294,7 @@ describe('IdP down', () => {
   });
 
   test('the IdP going down between redirect and callback maps to temporarily_unavailable', async () => {
-    const idp = await startUpstreamIdp({ clientId: 'down-app', clientSecret: 'down-secret', redirectUris: [callbackUrl], users: USERS });
+    const idp = await startOidcIdp({ clientId: 'down-app', clientSecret: 'down-secret', redirectUris: [callbackUrl], users: USERS });
     try {
       const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
       const login = newLogin();
@@ -307,7 +307,7 @@ describe('IdP down', () => {
   });
 
   test('a token endpoint that never answers times out as temporarily_unavailable', async () => {
-    const idp = await startUpstreamIdp({ clientId: 'slow-app', clientSecret: 'slow-secret', redirectUris: [callbackUrl], users: USERS });
+    const idp = await startOidcIdp({ clientId: 'slow-app', clientSecret: 'slow-secret', redirectUris: [callbackUrl], users: USERS });
     const impatient = createOutboundFetch({ extraCaPem: ca.caPem, timeoutMs: 500 });
     try {
       const provider = createOidcProvider(providerConfig(idp), { fetch: impatient });
@@ -324,7 +324,7 @@ describe('IdP down', () => {
   });
 
   test('an IdP whose certificate is not trusted is unavailable, not a crash', async () => {
-    const idp = await startUpstreamIdp({ clientId: 'tls-app', clientSecret: 'tls-secret', redirectUris: [callbackUrl], users: USERS });
+    const idp = await startOidcIdp({ clientId: 'tls-app', clientSecret: 'tls-secret', redirectUris: [callbackUrl], users: USERS });
     const untrusting = createOutboundFetch({ timeoutMs: 5_000 });
     try {
       const provider = createOidcProvider(providerConfig(idp), { fetch: untrusting });
@@ -338,7 +338,7 @@ describe('IdP down', () => {
 
 describe('http issuer on loopback (local development)', () => {
   test('works end to end over plain http', async () => {
-    const idp = await startUpstreamIdp({ clientId: 'dev-app', clientSecret: 'dev-secret', redirectUris: [callbackUrl], users: USERS, insecureHttp: true });
+    const idp = await startOidcIdp({ clientId: 'dev-app', clientSecret: 'dev-secret', redirectUris: [callbackUrl], users: USERS, insecureHttp: true });
     try {
       assert.match(idp.issuer, /^http:\/\/127\.0\.0\.1:/);
       const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
