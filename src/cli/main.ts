@@ -50,6 +50,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `config schema | head` closes the pipe early; that is the reader's choice, not a failure to report
+// with a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     if (code !== 0) process.exitCode = code;

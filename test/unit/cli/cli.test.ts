@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { Ajv } from 'ajv';
@@ -231,5 +232,16 @@ describe('config schema', () => {
     const bad = spawnSync(process.execPath, [MAIN, 'config', 'shcema'], { encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /shcema/);
+  });
+
+  test('a reader that closes the pipe early (config schema | head) ends it quietly with status 0', async () => {
+    const child = spawn(process.execPath, [MAIN, 'config', 'schema'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // Close our end before the schema is written, as `head -c 1` does once it has its byte.
+    child.stdout.destroy();
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /EPIPE|Error/);
   });
 });
