@@ -8,7 +8,6 @@
  *   401 at the gateway, and clients such as the SDK then give up instead of logging in again.
  */
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { IdpIdentity } from '../core/identity.ts';
 import type { Logger } from '../observability/logger.ts';
 import { evaluateAccess } from '../policy/access.ts';
 import { NS, type UserRecord } from '../storage/records.ts';
@@ -36,7 +35,7 @@ export function createRefreshPolicy(options: RefreshPolicyOptions): RefreshPolic
     const clientId = ctx.oidc.client?.clientId;
     for (const server of servers) {
       if (!server.access) continue;
-      const decision = evaluateAccess(identityOf(user), user.provider, server.access);
+      const decision = evaluateAccess(user, user.provider, server.access);
       if (!decision.allowed) {
         options.logger.info({ event: 'refresh.denied', userId: user.id, server: server.name, clientId, reason: decision.reason }, 'access rules no longer admit the user; refresh refused');
         return false;
@@ -59,18 +58,4 @@ async function refreshTargets(ctx: KoaContextWithOIDC, token: RefreshingToken, o
     .filter((value): value is string => typeof value === 'string');
   if (indicators.length === 0) return options.resources.slice(0, 1);
   return indicators.map((indicator) => resolveResource(options.resources, options.canonicalizeResource, indicator)).filter((server) => server !== undefined);
-}
-
-/** The identity a user's last login recorded, as the access rules read it. */
-function identityOf(user: UserRecord): IdpIdentity {
-  return {
-    subject: user.subject,
-    email: user.email,
-    emailVerified: user.emailVerified,
-    name: user.name,
-    groups: user.groups,
-    tenantId: user.tenantId,
-    organizations: user.organizations,
-    teams: user.teams,
-  };
 }

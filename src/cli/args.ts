@@ -71,3 +71,21 @@ export function reportUsageError(error: UsageError, usage: string, stderr: Writa
   stderr.write(`${error.message}\n\n${usage}`);
   return USAGE_EXIT;
 }
+
+const CONFIG_OPTIONS = { config: { type: 'string', short: 'c' }, ...HELP_OPTION } as const satisfies ParseArgsOptionsConfig;
+
+/**
+ * The arguments of a command that takes only `--config FILE` (and `--help`): the file path, or the
+ * exit status when the command already answered (its usage for `--help`, a usage error otherwise).
+ */
+export function configPathArgument(args: string[], usage: string, io: { stdout: Writable; stderr: Writable }): { path: string | undefined } | { exit: number } {
+  try {
+    const values = parseCommandArgs(args, { options: CONFIG_OPTIONS });
+    if (!values.help) return { path: values.config };
+    io.stdout.write(usage);
+    return { exit: 0 };
+  } catch (error) {
+    if (error instanceof UsageError) return { exit: reportUsageError(error, usage, io.stderr) };
+    throw error;
+  }
+}

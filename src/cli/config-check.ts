@@ -5,7 +5,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
-import { HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from './args.ts';
+import { configPathArgument } from './args.ts';
 
 export interface ConfigCheckIo {
   stdin: Readable;
@@ -21,21 +21,10 @@ Validates the configuration (FILE, else $MCP_GATEWAY_CONFIG, plus MCP_GATEWAY_* 
 every problem. Exit status 0 when valid, 1 when not.
 `;
 
-const OPTIONS = { config: { type: 'string', short: 'c' }, ...HELP_OPTION } as const;
-
 export async function runConfigCheck(args: string[], io: ConfigCheckIo): Promise<number> {
-  let path: string | undefined;
-  try {
-    const values = parseCommandArgs(args, { options: OPTIONS });
-    if (values.help) {
-      io.stdout.write(USAGE);
-      return 0;
-    }
-    path = values.config;
-  } catch (error) {
-    if (error instanceof UsageError) return reportUsageError(error, USAGE, io.stderr);
-    throw error;
-  }
+  const parsed = configPathArgument(args, USAGE, io);
+  if ('exit' in parsed) return parsed.exit;
+  const { path } = parsed;
 
   try {
     const config = await loadConfig({ path, env: io.env ?? process.env });

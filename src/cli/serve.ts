@@ -3,28 +3,17 @@ import type { Readable, Writable } from 'node:stream';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { startGateway } from '../app.ts';
-import { HELP_OPTION, parseCommandArgs, reportUsageError, UsageError } from './args.ts';
+import { configPathArgument } from './args.ts';
 
 const USAGE = `usage: mcp-oauth-gateway serve [--config FILE | --config=FILE | -c FILE]
 
 Runs the gateway with the configuration FILE (else $MCP_GATEWAY_CONFIG), plus MCP_GATEWAY_* variables.
 `;
 
-const OPTIONS = { config: { type: 'string', short: 'c' }, ...HELP_OPTION } as const;
-
 export async function runServe(args: string[], io: { stdin: Readable; stdout: Writable; stderr: Writable }): Promise<number> {
-  let path: string | undefined;
-  try {
-    const values = parseCommandArgs(args, { options: OPTIONS });
-    if (values.help) {
-      io.stdout.write(USAGE);
-      return 0;
-    }
-    path = values.config;
-  } catch (error) {
-    if (error instanceof UsageError) return reportUsageError(error, USAGE, io.stderr);
-    throw error;
-  }
+  const parsed = configPathArgument(args, USAGE, io);
+  if ('exit' in parsed) return parsed.exit;
+  const { path } = parsed;
   let config: GatewayConfig;
   try {
     config = await loadConfig({ path });

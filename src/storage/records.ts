@@ -1,4 +1,5 @@
 /** Records the gateway keeps about people and their approvals, shared by authorization and gateway. */
+import type { IdpIdentity } from '../core/identity.ts';
 
 /** Storage namespaces, in one place so backends and admin tools agree on them. */
 export const NS = {
@@ -12,19 +13,14 @@ export const NS = {
   rateLimits: 'rate',
 } as const;
 
-/** A person who signed in. `id` is `<provider id>:<IdP subject>`, so two IdPs can never collide. */
-export interface UserRecord {
+/**
+ * A person who signed in: the identity their last login recorded (the access rules are evaluated on
+ * it again at every refresh), under the gateway's user id `<provider id>:<IdP subject>`, so two IdPs
+ * can never collide.
+ */
+export interface UserRecord extends IdpIdentity {
   id: string;
   provider: string;
-  subject: string;
-  email?: string;
-  emailVerified?: boolean;
-  name?: string;
-  groups: string[];
-  /** Entra tenant id, GitHub organisations and teams, when the provider supplies them (policy input). */
-  tenantId?: string;
-  organizations?: string[];
-  teams?: string[];
   createdAt: number;
   lastLoginAt: number;
 }
