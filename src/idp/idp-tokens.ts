@@ -53,86 +53,130 @@ const REFRESH_LOCK_SECONDS = 20;
 const DEFAULT_MIN_VALIDITY = 60;
 
 export function createIdpTokenSource(deps: IdpTokenSourceDeps): IdpTokenSource {
-  const { storage, secretBox, logger } = deps;
-  const clock = deps.clock ?? systemClock;
-  const providers = new Map(deps.providers.map((provider) => [provider.id, provider]));
+  const tokens = new StoredIdpTokens(deps);
   /** In-process single flight: concurrent requests of one user share one refresh. */
   const inFlight = new Map<string, Promise<IdpAccessToken>>();
-
-  async function load(userId: string): Promise<IdpTokens | undefined> {
-    const sealed = await storage.get<string>(NS.idpTokens, userId);
-    return sealed === undefined ? undefined : secretBox.openJson<IdpTokens>(sealed, userId);
-  }
-
-  function fresh(tokens: IdpTokens | undefined, minValidity: number): IdpAccessToken | undefined {
-    if (!tokens?.accessToken) return undefined;
-    if (tokens.expiresAt !== undefined && tokens.expiresAt - minValidity <= epochSeconds(clock)) return undefined;
-    return { accessToken: tokens.accessToken, expiresAt: tokens.expiresAt };
-  }
-
-  async function refresh(userId: string, minValidity: number): Promise<IdpAccessToken> {
-    const separator = userId.indexOf(':');
-    const providerId = separator > 0 ? userId.slice(0, separator) : '';
-    const provider = providers.get(providerId);
-    for (let attempt = 0; ; attempt++) {
-      const seen = await load(userId);
-      const current = fresh(seen, minValidity);
-      if (current) return current;
-      if (!seen?.refreshToken || !provider?.refresh) {
-        throw new IdpReauthenticationRequired(userId, seen ? 'the IdP token expired and the IdP gave no refresh token' : 'no IdP token is stored for this user');
-      }
-      // Across replicas: whoever creates the lock counter refreshes; the others wait for its result.
-      if ((await storage.increment(REFRESH_LOCK_NS, userId, REFRESH_LOCK_SECONDS)) === 1) {
-        try {
-          // Read again under the lock: another replica may have refreshed between the read above and
-          // taking the lock, and an IdP that rotates refresh tokens (RFC 9700 §4.14.2) would answer the
-          // old one with invalid_grant, which would log the user out for nothing.
-          const tokens = await load(userId);
-          const refreshedMeanwhile = fresh(tokens, minValidity);
-          if (refreshedMeanwhile) return refreshedMeanwhile;
-          if (!tokens?.refreshToken) throw new IdpReauthenticationRequired(userId, 'no IdP refresh token is stored for this user');
-          const refreshed = await provider.refresh(tokens);
-          // Some IdPs rotate the refresh token, others return none and expect the old one to be kept; an
-          // ID token is not always sent again. The expiry is the new access token's only: the old one's
-          // would make a token without `expires_in` look expired at once.
-          const merged: IdpTokens = { ...tokens, ...refreshed, refreshToken: refreshed.refreshToken ?? tokens.refreshToken };
-          if (refreshed.expiresAt === undefined) delete merged.expiresAt;
-          await storage.set(NS.idpTokens, userId, secretBox.sealJson(merged, userId), deps.retentionSeconds);
-          logger.info({ event: 'idp_token.refreshed', userId, provider: providerId }, 'IdP token refreshed');
-          const result = fresh(merged, 0);
-          if (!result) throw new IdpReauthenticationRequired(userId, 'the IdP returned no usable access token on refresh');
-          return result;
-        } catch (error) {
-          if (error instanceof IdpLoginError && error.publicCode === 'access_denied') {
-            logger.warn({ event: 'idp_token.refresh_refused', userId, provider: providerId, detail: error.detail }, 'IdP refused the refresh token');
-            await storage.delete(NS.idpTokens, userId);
-            throw new IdpReauthenticationRequired(userId, 'the IdP refused the refresh token', { cause: error });
-          }
-          if (error instanceof IdpLoginError) {
-            logger.warn({ event: 'idp_token.refresh_failed', userId, provider: providerId, reason: error.publicCode, detail: error.detail }, 'IdP token refresh failed');
-          }
-          throw error;
-        } finally {
-          await storage.delete(REFRESH_LOCK_NS, userId);
-        }
-      }
-      if (attempt > REFRESH_LOCK_SECONDS * 10) throw new IdpLoginError('temporarily_unavailable', 'IdP token refresh timed out', `waited for another replica to refresh ${userId}`);
-      await delay(100);
-    }
-  }
-
   return {
     async accessTokenFor(userId, minValiditySeconds = DEFAULT_MIN_VALIDITY) {
-      const current = fresh(await load(userId), minValiditySeconds);
+      const current = tokens.fresh(await tokens.load(userId), minValiditySeconds);
       if (current) return current;
       let pending = inFlight.get(userId);
       if (!pending) {
-        pending = refresh(userId, minValiditySeconds).finally(() => inFlight.delete(userId));
+        pending = tokens.refresh(userId, minValiditySeconds).finally(() => inFlight.delete(userId));
         inFlight.set(userId, pending);
       }
       return pending;
     },
   };
+}
+
+/** A provider that can exchange a refresh token (local accounts cannot). */
+type RefreshingProvider = IdentityProvider & Required<Pick<IdentityProvider, 'refresh'>>;
+
+/** The users' sealed IdP tokens in storage, judged by the clock and refreshed under a lock shared by replicas. */
+class StoredIdpTokens {
+  readonly #deps: IdpTokenSourceDeps;
+  readonly #clock: Clock;
+  readonly #providers: Map<string, IdentityProvider>;
+
+  constructor(deps: IdpTokenSourceDeps) {
+    this.#deps = deps;
+    this.#clock = deps.clock ?? systemClock;
+    this.#providers = new Map(deps.providers.map((provider) => [provider.id, provider]));
+  }
+
+  async load(userId: string): Promise<IdpTokens | undefined> {
+    const sealed = await this.#deps.storage.get<string>(NS.idpTokens, userId);
+    return sealed === undefined ? undefined : this.#deps.secretBox.openJson<IdpTokens>(sealed, userId);
+  }
+
+  /** The access token, unless it is missing or expires within `minValidity` seconds. */
+  fresh(tokens: IdpTokens | undefined, minValidity: number): IdpAccessToken | undefined {
+    if (!tokens?.accessToken) return undefined;
+    if (tokens.expiresAt !== undefined && tokens.expiresAt - minValidity <= epochSeconds(this.#clock)) return undefined;
+    return { accessToken: tokens.accessToken, expiresAt: tokens.expiresAt };
+  }
+
+  /** A fresh token for `userId`: refreshed here, or by whichever replica holds the lock (waited for). */
+  async refresh(userId: string, minValidity: number): Promise<IdpAccessToken> {
+    const provider = this.#providers.get(providerIdOf(userId));
+    for (let attempt = 0; ; attempt++) {
+      const seen = await this.load(userId);
+      const current = this.fresh(seen, minValidity);
+      if (current) return current;
+      if (!seen?.refreshToken || !canRefresh(provider)) {
+        throw new IdpReauthenticationRequired(userId, seen ? 'the IdP token expired and the IdP gave no refresh token' : 'no IdP token is stored for this user');
+      }
+      // Across replicas: whoever creates the lock counter refreshes; the others wait for its result.
+      if ((await this.#deps.storage.increment(REFRESH_LOCK_NS, userId, REFRESH_LOCK_SECONDS)) === 1) return this.#refreshHoldingLock(userId, provider, minValidity);
+      if (attempt > REFRESH_LOCK_SECONDS * 10) throw new IdpLoginError('temporarily_unavailable', 'IdP token refresh timed out', `waited for another replica to refresh ${userId}`);
+      await delay(100);
+    }
+  }
+
+  /** Refreshes with the lock taken, and gives it back whatever happens. */
+  async #refreshHoldingLock(userId: string, provider: RefreshingProvider, minValidity: number): Promise<IdpAccessToken> {
+    try {
+      return await this.#refreshOnce(userId, provider, minValidity);
+    } catch (error) {
+      throw await this.#refreshFailed(userId, error);
+    } finally {
+      await this.#deps.storage.delete(REFRESH_LOCK_NS, userId);
+    }
+  }
+
+  async #refreshOnce(userId: string, provider: RefreshingProvider, minValidity: number): Promise<IdpAccessToken> {
+    // Read again under the lock: another replica may have refreshed between the read before taking
+    // the lock and taking it, and an IdP that rotates refresh tokens (RFC 9700 §4.14.2) would answer
+    // the old one with invalid_grant, which would log the user out for nothing.
+    const tokens = await this.load(userId);
+    const refreshedMeanwhile = this.fresh(tokens, minValidity);
+    if (refreshedMeanwhile) return refreshedMeanwhile;
+    if (!tokens?.refreshToken) throw new IdpReauthenticationRequired(userId, 'no IdP refresh token is stored for this user');
+    const merged = mergeRefreshed(tokens, await provider.refresh(tokens));
+    await this.#deps.storage.set(NS.idpTokens, userId, this.#deps.secretBox.sealJson(merged, userId), this.#deps.retentionSeconds);
+    this.#deps.logger.info({ event: 'idp_token.refreshed', userId, provider: providerIdOf(userId) }, 'IdP token refreshed');
+    const result = this.fresh(merged, 0);
+    if (!result) throw new IdpReauthenticationRequired(userId, 'the IdP returned no usable access token on refresh');
+    return result;
+  }
+
+  /**
+   * The error to throw for a failed refresh. A refused refresh token ends the IdP session: the stored
+   * tokens are dropped and the client must log in again. Other IdP failures are logged and passed on.
+   */
+  async #refreshFailed(userId: string, error: unknown): Promise<unknown> {
+    if (!(error instanceof IdpLoginError)) return error;
+    const provider = providerIdOf(userId);
+    if (error.publicCode === 'access_denied') {
+      this.#deps.logger.warn({ event: 'idp_token.refresh_refused', userId, provider, detail: error.detail }, 'IdP refused the refresh token');
+      await this.#deps.storage.delete(NS.idpTokens, userId);
+      return new IdpReauthenticationRequired(userId, 'the IdP refused the refresh token', { cause: error });
+    }
+    this.#deps.logger.warn({ event: 'idp_token.refresh_failed', userId, provider, reason: error.publicCode, detail: error.detail }, 'IdP token refresh failed');
+    return error;
+  }
+}
+
+/** User ids are `<provider id>:<subject>`; the provider that issued the user's tokens refreshes them. */
+function providerIdOf(userId: string): string {
+  const separator = userId.indexOf(':');
+  return separator > 0 ? userId.slice(0, separator) : '';
+}
+
+function canRefresh(provider: IdentityProvider | undefined): provider is RefreshingProvider {
+  return Boolean(provider?.refresh);
+}
+
+/**
+ * The stored tokens after a refresh. Some IdPs rotate the refresh token, others return none and expect
+ * the old one to be kept; an ID token is not always sent again. The expiry is the new access token's
+ * only: the old one's would make a token without `expires_in` look expired at once.
+ */
+function mergeRefreshed(tokens: IdpTokens, refreshed: IdpTokens): IdpTokens {
+  const merged: IdpTokens = { ...tokens, ...refreshed, refreshToken: refreshed.refreshToken ?? tokens.refreshToken };
+  if (refreshed.expiresAt === undefined) delete merged.expiresAt;
+  return merged;
 }
 
 function delay(ms: number): Promise<void> {

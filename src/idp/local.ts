@@ -51,6 +51,9 @@ export interface LocalIdentityProviderDeps {
   clientAddress?: (req: IncomingMessage) => string | undefined;
 }
 
+/** How one password check ended: refused unchecked during a lockout, wrong, or right. */
+type AttemptOutcome = { result: 'locked' } | { result: 'failed'; knownUser?: string } | { result: 'ok'; user: LocalUserConfig };
+
 /** What a one-time code stands for. */
 interface LocalCodeRecord {
   provider: string;
@@ -140,65 +143,95 @@ export class LocalIdentityProvider implements IdentityProvider {
 
   /** POST /sign-in/<id> (application/x-www-form-urlencoded: state, csrf, username, password). */
   async handleSignInSubmit(req: IncomingMessage, res: ServerResponse, _url: URL): Promise<void> {
-    let form: Record<string, string>;
+    const form = await this.#readSignInForm(req, res);
+    if (!form) return;
+    const state = await this.#verifiedState(res, form);
+    if (state === undefined) return;
+    const credentials = this.#credentials(res, state, form);
+    if (!credentials) return;
+    const { username, password } = credentials;
+    const address = addressGroup(this.#clientAddress(req));
+    const outcome = await this.#attemptInTurn(username, password, address);
+    if (outcome.result === 'locked') this.#sendLocked(res, state, username, address);
+    else if (outcome.result === 'failed') this.#sendFailed(res, state, username, outcome.knownUser, address);
+    else await this.#finishSignIn(res, state, outcome.user);
+  }
+
+  /** The posted form, or undefined once an error page has been sent. */
+  async #readSignInForm(req: IncomingMessage, res: ServerResponse): Promise<Record<string, string> | undefined> {
     try {
-      form = await readForm(req, MAX_FORM_BYTES);
+      return await readForm(req, MAX_FORM_BYTES);
     } catch (error) {
       const status = error instanceof OAuthError ? error.status : 400;
       sendErrorPage(res, status, this.#branding, 'Request refused', 'The sign-in form could not be read. Start the sign-in again from your application.');
-      return;
+      return undefined;
     }
+  }
+
+  /** The form's state once its CSRF token and pending login check out, or undefined once a page has been sent. */
+  async #verifiedState(res: ServerResponse, form: Record<string, string>): Promise<string | undefined> {
     const state = form.state ?? '';
     // CSRF first: it needs no storage, so forged posts cost nothing and touch no counters. The token is
     // an HMAC of the state: only a page this gateway rendered for this login can carry it.
     if (!STATE_PATTERN.test(state) || !constantTimeEqual(form.csrf ?? '', this.#csrfToken(state))) {
       this.#logger.warn({ event: 'local.signin.csrf_failed', provider: this.id }, 'sign-in form with a missing or wrong CSRF token');
       sendErrorPage(res, 403, this.#branding, 'Request refused', 'The sign-in form could not be verified. Start the sign-in again from your application.');
-      return;
+      return undefined;
     }
     if (!(await this.#pendingLoginExists(state))) {
       this.#sendExpired(res);
-      return;
+      return undefined;
     }
+    return state;
+  }
+
+  /** The username and password when both are there, or undefined once the form has been shown again. */
+  #credentials(res: ServerResponse, state: string, form: Record<string, string>): { username: string; password: string } | undefined {
     const username = (form.username ?? '').trim();
     const password = form.password ?? '';
     if (username === '' || password === '' || username.length > MAX_USERNAME_LENGTH) {
       this.#sendForm(res, 400, state, { error: 'Enter your username and password.', username: username.slice(0, MAX_USERNAME_LENGTH) });
-      return;
+      return undefined;
     }
+    return { username, password };
+  }
 
-    const address = addressGroup(this.#clientAddress(req));
+  /**
+   * One check at a time per username and per address (always in that order, so no deadlock). Without
+   * this, a burst of parallel guesses would all pass the lockout check before any failure is counted.
+   * It holds within one process; across replicas the overshoot is at most one guess per replica.
+   */
+  #attemptInTurn(username: string, password: string, address: string): Promise<AttemptOutcome> {
     const userKey = `local:${this.id}:user:${username.toLowerCase()}`;
     const addressKey = `local:${this.id}:address:${address}`;
-    // One check at a time per username and per address (always in that order, so no deadlock). Without
-    // this, a burst of parallel guesses would all pass the lockout check before any failure is counted.
-    // It holds within one process; across replicas the overshoot is at most one guess per replica.
-    const outcome = await this.#queue.run(userKey, () => this.#queue.run(addressKey, () => this.#attempt(username, password, [userKey, addressKey])));
+    return this.#queue.run(userKey, () => this.#queue.run(addressKey, () => this.#attempt(username, password, [userKey, addressKey])));
+  }
 
-    if (outcome.result === 'locked') {
-      this.#logger.warn({ event: 'local.signin.locked', provider: this.id, address }, 'sign-in refused: too many failed attempts');
-      const minutes = Math.ceil(this.#config.lockoutWindow / 60);
-      this.#sendForm(res, 429, state, {
-        error: `Too many failed sign-in attempts. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.`,
-        username,
-        headers: { 'retry-after': String(this.#config.lockoutWindow) },
-      });
-      return;
-    }
-    if (outcome.result === 'failed') {
-      // The username is logged only when it is a real account: an unknown one is often a password
-      // typed into the wrong field.
-      this.#logger.warn({ event: 'local.signin.failed', provider: this.id, user: outcome.knownUser, address }, 'sign-in failed: wrong username or password');
-      // One message for both cases, so the page does not reveal which usernames exist.
-      this.#sendForm(res, 401, state, { error: 'The username or password is incorrect.', username });
-      return;
-    }
+  #sendLocked(res: ServerResponse, state: string, username: string, address: string): void {
+    this.#logger.warn({ event: 'local.signin.locked', provider: this.id, address }, 'sign-in refused: too many failed attempts');
+    const minutes = Math.ceil(this.#config.lockoutWindow / 60);
+    this.#sendForm(res, 429, state, {
+      error: `Too many failed sign-in attempts. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.`,
+      username,
+      headers: { 'retry-after': String(this.#config.lockoutWindow) },
+    });
+  }
 
+  #sendFailed(res: ServerResponse, state: string, username: string, knownUser: string | undefined, address: string): void {
+    // The username is logged only when it is a real account: an unknown one is often a password
+    // typed into the wrong field.
+    this.#logger.warn({ event: 'local.signin.failed', provider: this.id, user: knownUser, address }, 'sign-in failed: wrong username or password');
+    // One message for both cases, so the page does not reveal which usernames exist.
+    this.#sendForm(res, 401, state, { error: 'The username or password is incorrect.', username });
+  }
+
+  /** Stores a one-time code for `user` and sends the browser to the gateway's callback with it. */
+  async #finishSignIn(res: ServerResponse, state: string, user: LocalUserConfig): Promise<void> {
     const code = randomBytes(32).toString('base64url');
-    const record: LocalCodeRecord = { provider: this.id, username: outcome.user.username, state };
+    const record: LocalCodeRecord = { provider: this.id, username: user.username, state };
     // Stored under a hash of the code: whoever can read the storage still cannot redeem a code.
     await this.#storage.set(NS.localCodes, codeKey(code), record, CODE_TTL_SECONDS);
-    this.#logger.info({ event: 'local.signin.succeeded', provider: this.id, user: outcome.user.username }, 'local sign-in succeeded');
+    this.#logger.info({ event: 'local.signin.succeeded', provider: this.id, user: user.username }, 'local sign-in succeeded');
     const target = new URL(this.#callbackUrl);
     target.searchParams.set('code', code);
     target.searchParams.set('state', state);
@@ -207,11 +240,7 @@ export class LocalIdentityProvider implements IdentityProvider {
     res.end();
   }
 
-  async #attempt(
-    username: string,
-    password: string,
-    counterKeys: string[],
-  ): Promise<{ result: 'locked' } | { result: 'failed'; knownUser?: string } | { result: 'ok'; user: LocalUserConfig }> {
+  async #attempt(username: string, password: string, counterKeys: string[]): Promise<AttemptOutcome> {
     // When locked, the password is not even checked: a correct guess during a lockout must look the
     // same as a wrong one, or the lockout would still confirm passwords. Unknown usernames are counted
     // and locked like real ones, so a lockout message reveals nothing about which accounts exist.
