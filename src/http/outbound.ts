@@ -7,6 +7,7 @@
 import tls from 'node:tls';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { RequestInit as UndiciRequestInit } from 'undici';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 export interface OutboundFetchOptions {
   /** PEM certificates trusted in addition to the default roots (`extraCaCertificatesFile`'s content). */
@@ -26,7 +27,7 @@ export type OutboundFetch = typeof fetch & { close(): Promise<void> };
 export function createOutboundFetch(options: OutboundFetchOptions): OutboundFetch {
   const { timeoutMs } = options;
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
-    throw Object.assign(new TypeError('timeoutMs must be a positive integer'), { code: 'ERR_INVALID_ARG_VALUE' });
+    throw new GatewayError(ErrorCode.HTTP_INVALID_ARGUMENT, 'timeoutMs must be a positive integer');
   }
   const agent = new Agent({
     connect: trustedCa(options.extraCaPem),

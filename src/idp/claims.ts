@@ -4,6 +4,7 @@
  * its defaults (src/idp/presets/) and the operator may override any of them (`claims:`).
  */
 import type { IdpIdentity } from './types.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 /** Resolved mapping: every field named, groups as a list of claims whose values are merged. */
 export interface ClaimMapping {
@@ -45,10 +46,10 @@ export function resolveClaimMapping(defaults: ClaimMapping, overrides: ClaimOver
 }
 
 /** Thrown when the mapped subject claim is missing: no stable id, no login. */
-export class MissingSubjectClaim extends Error {
+export class MissingSubjectClaim extends GatewayError {
   readonly claim: string;
   constructor(claim: string) {
-    super(`the ID token has no "${claim}" claim to use as the user id`);
+    super(ErrorCode.IDP_SUBJECT_MISSING, `the ID token has no "${claim}" claim to use as the user id`);
     this.name = 'MissingSubjectClaim';
     this.claim = claim;
   }

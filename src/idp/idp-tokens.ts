@@ -16,6 +16,7 @@ import { NS } from '../storage/records.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { IdpLoginError, type IdentityProvider, type IdpTokens } from './types.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 export interface IdpAccessToken {
   accessToken: string;
@@ -27,10 +28,10 @@ export interface IdpTokenSource {
   accessTokenFor(userId: string, minValiditySeconds?: number): Promise<IdpAccessToken>;
 }
 
-export class IdpReauthenticationRequired extends Error {
+export class IdpReauthenticationRequired extends GatewayError {
   readonly userId: string;
   constructor(userId: string, message: string, options?: ErrorOptions) {
-    super(message, options);
+    super(ErrorCode.IDP_REAUTHENTICATION_REQUIRED, message, options);
     this.name = 'IdpReauthenticationRequired';
     this.userId = userId;
   }

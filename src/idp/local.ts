@@ -25,6 +25,7 @@ import type { Storage } from '../storage/types.ts';
 import { html, raw, sendErrorPage, sendPage, type PageBranding } from '../ui/layout.ts';
 import { verifyPassword, verifyPasswordForUnknownUser } from './passwords.ts';
 import { IdpLoginError, type IdentityProvider, type IdpLoginResult, type IdpLoginState } from './types.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 /** A one-time code lives just long enough for the browser to follow one redirect. */
 const CODE_TTL_SECONDS = 60;
@@ -93,7 +94,7 @@ export class LocalIdentityProvider implements IdentityProvider {
     // The sign-in form redirects to the callback it was built with, not to one carried in the request
     // (that would be an open redirect); a different callback here means the wiring is wrong.
     if (callbackUrl !== this.#callbackUrl) {
-      throw new Error(`local identity provider "${this.id}" was set up for callback ${this.#callbackUrl}, not ${callbackUrl}`);
+      throw new GatewayError(ErrorCode.IDP_CONFIG_INVALID, `local identity provider "${this.id}" was set up for callback ${this.#callbackUrl}, not ${callbackUrl}`);
     }
     const url = new URL(this.#signInPath, this.#issuer);
     url.searchParams.set('state', login.state);

@@ -13,6 +13,7 @@ export interface IdpLoginState {
 
 export type { IdpIdentity } from '../core/identity.ts';
 import type { IdpIdentity } from '../core/identity.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 /** Tokens the IdP issued to the gateway; stored encrypted, never shown to MCP clients. */
 export interface IdpTokens {
@@ -48,11 +49,11 @@ export interface IdentityProvider {
  * An IdP answered the callback with an error, or its tokens failed validation. `publicCode` is what
  * the MCP client gets (an OAuth error code); `detail` goes to the logs only.
  */
-export class IdpLoginError extends Error {
+export class IdpLoginError extends GatewayError {
   readonly publicCode: 'access_denied' | 'temporarily_unavailable' | 'server_error';
   readonly detail: string;
   constructor(publicCode: IdpLoginError['publicCode'], message: string, detail: string, options?: ErrorOptions) {
-    super(message, options);
+    super(ErrorCode.IDP_LOGIN_FAILED, message, options);
     this.name = 'IdpLoginError';
     this.publicCode = publicCode;
     this.detail = detail;
