@@ -25,77 +25,92 @@ function epochSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-export function createAdapterFactory(storage: Storage, policy: AdapterPolicy) {
-  return class StorageAdapter implements Adapter {
-    readonly name: string;
-    readonly namespace: string;
-
+/** oidc-provider constructs its adapter with the model name only, so storage and policy are bound here. */
+export function createAdapterFactory(storage: Storage, policy: AdapterPolicy): new (name: string) => Adapter {
+  return class BoundStorageAdapter extends StorageAdapter {
     constructor(name: string) {
-      this.name = name;
-      this.namespace = `oidc:${name}`;
-    }
-
-    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-      let ttl = expiresIn;
-      if (this.name === 'Client' && ttl === undefined) ttl = policy.unusedClientTtl;
-      await storage.set(this.namespace, id, payload, ttl);
-
-      if (GRANTABLE.has(this.name) && payload.grantId) {
-        await storage.addToSet('oidc:grant-index', payload.grantId, `${this.name}:${id}`, expiresIn);
-      }
-      if (this.name === 'Session' && payload.uid) {
-        await storage.set('oidc:session-uid', payload.uid, id, expiresIn);
-      }
-      if (this.name === 'DeviceCode' && payload.userCode) {
-        await storage.set('oidc:user-code', payload.userCode, id, expiresIn);
-      }
-      // A client that completed a login or refreshed is in use: keep it for the idle period.
-      if ((this.name === 'Grant' || this.name === 'RefreshToken') && payload.clientId) {
-        await storage.expire('oidc:Client', payload.clientId, policy.idleClientTtl);
-      }
-    }
-
-    async find(id: string): Promise<AdapterPayload | undefined> {
-      return storage.get<AdapterPayload>(this.namespace, id);
-    }
-
-    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      const id = await storage.get<string>('oidc:session-uid', uid);
-      return id === undefined ? undefined : this.find(id);
-    }
-
-    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      const id = await storage.get<string>('oidc:user-code', userCode);
-      return id === undefined ? undefined : this.find(id);
-    }
-
-    async consume(id: string): Promise<void> {
-      const payload = await this.find(id);
-      if (!payload) throw new errors.InvalidGrant('grant request is invalid');
-      const remaining = payload.exp ? Math.max(1, payload.exp - epochSeconds()) : 3600;
-      const claims = await storage.increment('oidc:consumed', `${this.name}:${id}`, remaining);
-      if (claims > 1) {
-        // Lost the race: another request redeemed it first. Report it as reuse, which oidc-provider
-        // answers with invalid_grant (and, for refresh tokens, the grant's revocation happens on the
-        // request that sees `consumed` set).
-        throw new errors.InvalidGrant('grant request is invalid');
-      }
-      await storage.set(this.namespace, id, { ...payload, consumed: epochSeconds() }, remaining);
-    }
-
-    async destroy(id: string): Promise<void> {
-      await storage.delete(this.namespace, id);
-    }
-
-    async revokeByGrantId(grantId: string): Promise<void> {
-      const members = await storage.members('oidc:grant-index', grantId);
-      await Promise.all(
-        members.map((member) => {
-          const separator = member.indexOf(':');
-          return storage.delete(`oidc:${member.slice(0, separator)}`, member.slice(separator + 1));
-        }),
-      );
-      await storage.delete('oidc:grant-index', grantId);
+      super(name, storage, policy);
     }
   };
+}
+
+class StorageAdapter implements Adapter {
+  readonly name: string;
+  readonly namespace: string;
+  readonly #storage: Storage;
+  readonly #policy: AdapterPolicy;
+
+  constructor(name: string, storage: Storage, policy: AdapterPolicy) {
+    this.name = name;
+    this.namespace = `oidc:${name}`;
+    this.#storage = storage;
+    this.#policy = policy;
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    let ttl = expiresIn;
+    if (this.name === 'Client' && ttl === undefined) ttl = this.#policy.unusedClientTtl;
+    await this.#storage.set(this.namespace, id, payload, ttl);
+    await this.#index(id, payload, expiresIn);
+    // A client that completed a login or refreshed is in use: keep it for the idle period.
+    if ((this.name === 'Grant' || this.name === 'RefreshToken') && payload.clientId) {
+      await this.#storage.expire('oidc:Client', payload.clientId, this.#policy.idleClientTtl);
+    }
+  }
+
+  /** The secondary keys oidc-provider looks models up by: grant id (for revocation), session uid, user code. */
+  async #index(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
+    if (GRANTABLE.has(this.name) && payload.grantId) {
+      await this.#storage.addToSet('oidc:grant-index', payload.grantId, `${this.name}:${id}`, expiresIn);
+    }
+    if (this.name === 'Session' && payload.uid) {
+      await this.#storage.set('oidc:session-uid', payload.uid, id, expiresIn);
+    }
+    if (this.name === 'DeviceCode' && payload.userCode) {
+      await this.#storage.set('oidc:user-code', payload.userCode, id, expiresIn);
+    }
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return this.#storage.get<AdapterPayload>(this.namespace, id);
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    const id = await this.#storage.get<string>('oidc:session-uid', uid);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    const id = await this.#storage.get<string>('oidc:user-code', userCode);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async consume(id: string): Promise<void> {
+    const payload = await this.find(id);
+    if (!payload) throw new errors.InvalidGrant('grant request is invalid');
+    const remaining = payload.exp ? Math.max(1, payload.exp - epochSeconds()) : 3600;
+    const claims = await this.#storage.increment('oidc:consumed', `${this.name}:${id}`, remaining);
+    if (claims > 1) {
+      // Lost the race: another request redeemed it first. Report it as reuse, which oidc-provider
+      // answers with invalid_grant (and, for refresh tokens, the grant's revocation happens on the
+      // request that sees `consumed` set).
+      throw new errors.InvalidGrant('grant request is invalid');
+    }
+    await this.#storage.set(this.namespace, id, { ...payload, consumed: epochSeconds() }, remaining);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.#storage.delete(this.namespace, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    const members = await this.#storage.members('oidc:grant-index', grantId);
+    await Promise.all(
+      members.map((member) => {
+        const separator = member.indexOf(':');
+        return this.#storage.delete(`oidc:${member.slice(0, separator)}`, member.slice(separator + 1));
+      }),
+    );
+    await this.#storage.delete('oidc:grant-index', grantId);
+  }
 }

@@ -48,40 +48,11 @@ export interface AuthorizationServer {
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
   const { config, logger } = options;
   const issuer = config.publicUrl; // the schema normalises it to the origin form
-  const branding: PageBranding = config.ui;
   const scopes = registrableScopes();
   const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
-
-  const provider = createProvider({
-    issuer,
-    resources: options.resources,
-    canonicalizeResource: options.canonicalizeResource,
-    storage: options.storage,
-    signingKeys: options.keys.signing,
-    cookieKeys: options.keys.cookieKeys,
-    trustProxy: config.trustProxy,
-    tokens: config.tokens,
-    registration: config.registration,
-    cimd: { ...config.clientIdMetadataDocuments, fetch: cimd.fetch },
-    renderError: (ctx, out) => renderProviderError(ctx, out, branding),
-    logger,
-  });
+  const provider = providerFor(options, issuer, cimd.fetch);
   const callback = provider.callback();
-  const interactions = createInteractions({
-    provider,
-    issuer,
-    resources: options.resources,
-    canonicalizeResource: options.canonicalizeResource,
-    storage: options.storage,
-    secretBox: options.secretBox,
-    identityProviders: options.identityProviders,
-    consentSecret: options.keys.consentSecret,
-    branding,
-    logger,
-    tokenRetention: { idpTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
-    clock: options.clock,
-  });
-
+  const interactions = interactionsFor(options, provider, issuer);
   const { normalisedRegistration, registrationWithinLimit } = createRegistrationGuards({
     storage: options.storage,
     logger,
@@ -90,7 +61,6 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     rateLimit: config.registration.rateLimit,
     clock: options.clock,
   });
-
   const handlers = createAuthorizationHandlers({
     issuer,
     provider: callback,
@@ -100,12 +70,55 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     registrationWithinLimit,
     normalisedRegistration,
   });
-
   return {
     handlers,
     publicKeys: () => publicJwks(options.keys),
     close: cimd.close,
   };
+}
+
+type CimdFetch = ReturnType<typeof createCimdFetch>['fetch'];
+
+/** The oidc-provider instance, configured from the gateway config; its errors render in the gateway's layout. */
+function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFetch: CimdFetch): ReturnType<typeof createProvider> {
+  const { config } = options;
+  const branding: PageBranding = config.ui;
+  return createProvider({
+    issuer,
+    resources: options.resources,
+    canonicalizeResource: options.canonicalizeResource,
+    storage: options.storage,
+    signingKeys: options.keys.signing,
+    cookieKeys: options.keys.cookieKeys,
+    trustProxy: config.trustProxy,
+    tokens: config.tokens,
+    registration: config.registration,
+    cimd: { ...config.clientIdMetadataDocuments, fetch: cimdFetch },
+    renderError: (ctx, out) => renderProviderError(ctx, out, branding),
+    logger: options.logger,
+  });
+}
+
+/**
+ * Consent and the upstream login. IdP tokens are kept as long as the gateway's refresh tokens live, and
+ * consents as long as an idle client is kept, so neither outlives what it serves.
+ */
+function interactionsFor(options: AuthorizationServerOptions, provider: ReturnType<typeof createProvider>, issuer: string): ReturnType<typeof createInteractions> {
+  const { config } = options;
+  return createInteractions({
+    provider,
+    issuer,
+    resources: options.resources,
+    canonicalizeResource: options.canonicalizeResource,
+    storage: options.storage,
+    secretBox: options.secretBox,
+    identityProviders: options.identityProviders,
+    consentSecret: options.keys.consentSecret,
+    branding: config.ui,
+    logger: options.logger,
+    tokenRetention: { idpTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
+    clock: options.clock,
+  });
 }
 
 /** oidc-provider's error page, in our layout, without internals (only the OAuth error and description). */

@@ -301,70 +301,129 @@ function records(value: unknown): Record<string, unknown>[] {
   return Array.isArray(value) ? value.map((item) => (typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : {})) : [];
 }
 
-/** Rules that span several keys: uniqueness, reserved routes, audiences, provider and server rules. */
+/**
+ * Rules that span several keys: uniqueness, reserved routes, audiences, provider and server rules.
+ * Each concern is its own check; they run per entry, in a fixed order, so issues come out in the order
+ * of the config file.
+ */
 function crossChecks(config: unknown, ctx: IssueSink): void {
   if (typeof config !== 'object' || config === null) return;
   const root = config as Record<string, unknown>;
-  const names = new Set<string>();
-  const routes = new Set<string>();
-  const resources = new Set<string>();
+  checkServers(root, ctx);
+  checkIdentityProviders(root, ctx);
+}
+
+type IssuePath = (string | number)[];
+
+function issue(ctx: IssueSink, path: IssuePath, message: string): void {
+  ctx.addIssue({ code: 'custom', path, message });
+}
+
+/** What the server checks remember across entries, to find collisions between servers. */
+interface ServerCheckState {
+  /** The scheme of `publicUrl`, which decides whether a server host may be non-loopback. */
+  readonly scheme: string;
+  /** Base of every resource URI; undefined while `publicUrl` itself is invalid. */
+  readonly issuer: string | undefined;
+  readonly names: Set<string>;
+  readonly routes: Set<string>;
+  readonly resources: Set<string>;
+}
+
+function checkServers(root: Record<string, unknown>, ctx: IssueSink): void {
   const publicBase = typeof root.publicUrl === 'string' ? URL.parse(root.publicUrl) : undefined;
-  const scheme = publicBase?.protocol ?? 'http:';
-  const issuer = publicBase ? issuerFromPublicUrl(publicBase.origin) : undefined;
+  const state: ServerCheckState = {
+    scheme: publicBase?.protocol ?? 'http:',
+    issuer: publicBase ? issuerFromPublicUrl(publicBase.origin) : undefined,
+    names: new Set(),
+    routes: new Set(),
+    resources: new Set(),
+  };
   records(root.servers).forEach((server, index) => {
-    const { name, path, host } = server;
-    if (typeof name === 'string') {
-      if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['servers', index, 'name'], message: `duplicate server name "${name}"` });
-      names.add(name);
-    }
+    const at: IssuePath = ['servers', index];
+    checkServerNameUnique(server, at, state, ctx);
     // Hosts compare as the gateway routes them: lowercase, default port dropped.
-    const hostKey = typeof host === 'string' ? routeHostKey(host, scheme) ?? host : undefined;
-    if (typeof path === 'string') {
-      const route = `${hostKey ?? ''}|${path}`;
-      if (routes.has(route)) {
-        ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: hostKey ? `duplicate route: host "${hostKey}" with path "${path}"` : `duplicate server path "${path}"` });
-      }
-      routes.add(route);
-      const reserved = serverPathConflict(path);
-      if (reserved !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['servers', index, 'path'], message: `"${path}" is used by the gateway itself (${reserved})` });
-      }
+    const hostKey = typeof server.host === 'string' ? routeHostKey(server.host, state.scheme) ?? server.host : undefined;
+    if (typeof server.path === 'string') {
+      checkRouteUnique(server.path, hostKey, at, state, ctx);
+      checkPathNotReserved(server.path, at, ctx);
     }
-    if (hostKey !== undefined && scheme === 'http:' && !isLoopbackHost(URL.parse(`http://${hostKey}`)?.hostname ?? '')) {
-      ctx.addIssue({ code: 'custom', path: ['servers', index, 'host'], message: 'with an http publicUrl, host must be a loopback name (the resource URI would be plain http)' });
-    }
-    // Two servers with one resource URI would accept each other's tokens (RFC 8707 audience). The URI
-    // comes from the gateway's own canonicaliser, so two spellings it treats as one are refused here.
-    const located = issuer === undefined ? undefined : serverResource(issuer, server);
-    if (located && 'problem' in located) {
-      ctx.addIssue({ code: 'custom', path: ['servers', index, ...located.problem.path], message: located.problem.message });
-    } else if (located) {
-      if (resources.has(located.resource)) ctx.addIssue({ code: 'custom', path: ['servers', index], message: `another server already has the resource URI "${located.resource}"` });
-      resources.add(located.resource);
-    }
-    for (const problem of idpTokenTargetProblems(server)) ctx.addIssue({ code: 'custom', path: ['servers', index, ...problem.path], message: problem.message });
+    checkHostMatchesScheme(hostKey, at, state, ctx);
+    checkResourceUnique(server, at, state, ctx);
+    for (const problem of idpTokenTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
   });
+}
+
+function checkServerNameUnique(server: Record<string, unknown>, at: IssuePath, state: ServerCheckState, ctx: IssueSink): void {
+  const { name } = server;
+  if (typeof name !== 'string') return;
+  if (state.names.has(name)) issue(ctx, [...at, 'name'], `duplicate server name "${name}"`);
+  state.names.add(name);
+}
+
+/** One host and path may route to one server only. */
+function checkRouteUnique(path: string, hostKey: string | undefined, at: IssuePath, state: ServerCheckState, ctx: IssueSink): void {
+  const route = `${hostKey ?? ''}|${path}`;
+  if (state.routes.has(route)) {
+    issue(ctx, [...at, 'path'], hostKey ? `duplicate route: host "${hostKey}" with path "${path}"` : `duplicate server path "${path}"`);
+  }
+  state.routes.add(route);
+}
+
+function checkPathNotReserved(path: string, at: IssuePath, ctx: IssueSink): void {
+  const reserved = serverPathConflict(path);
+  if (reserved !== undefined) issue(ctx, [...at, 'path'], `"${path}" is used by the gateway itself (${reserved})`);
+}
+
+/** A server's own host inherits the scheme of `publicUrl`; plain http is acceptable on loopback only. */
+function checkHostMatchesScheme(hostKey: string | undefined, at: IssuePath, state: ServerCheckState, ctx: IssueSink): void {
+  if (hostKey === undefined || state.scheme !== 'http:') return;
+  if (!isLoopbackHost(URL.parse(`http://${hostKey}`)?.hostname ?? '')) {
+    issue(ctx, [...at, 'host'], 'with an http publicUrl, host must be a loopback name (the resource URI would be plain http)');
+  }
+}
+
+/**
+ * Two servers with one resource URI would accept each other's tokens (RFC 8707 audience). The URI
+ * comes from the gateway's own canonicaliser, so two spellings it treats as one are refused here.
+ */
+function checkResourceUnique(server: Record<string, unknown>, at: IssuePath, state: ServerCheckState, ctx: IssueSink): void {
+  const located = state.issuer === undefined ? undefined : serverResource(state.issuer, server);
+  if (located === undefined) return;
+  if ('problem' in located) {
+    issue(ctx, [...at, ...located.problem.path], located.problem.message);
+    return;
+  }
+  if (state.resources.has(located.resource)) issue(ctx, [...at], `another server already has the resource URI "${located.resource}"`);
+  state.resources.add(located.resource);
+}
+
+function checkIdentityProviders(root: Record<string, unknown>, ctx: IssueSink): void {
   const ids = new Set<string>();
   records(root.identityProviders).forEach((provider, index) => {
-    if (typeof provider.id === 'string') {
-      if (ids.has(provider.id)) ctx.addIssue({ code: 'custom', path: ['identityProviders', index, 'id'], message: `duplicate identity provider id "${provider.id}"` });
-      ids.add(provider.id);
+    const at: IssuePath = ['identityProviders', index];
+    checkProviderIdUnique(provider, at, ids, ctx);
+    for (const problem of identityProviderProblems(provider)) issue(ctx, [...at, ...problem.path], problem.message);
+    if (provider.type === 'local') checkUsernamesUnique(provider, at, ctx);
+  });
+}
+
+function checkProviderIdUnique(provider: Record<string, unknown>, at: IssuePath, ids: Set<string>, ctx: IssueSink): void {
+  if (typeof provider.id !== 'string') return;
+  if (ids.has(provider.id)) issue(ctx, [...at, 'id'], `duplicate identity provider id "${provider.id}"`);
+  ids.add(provider.id);
+}
+
+/** Sign-in matches usernames case-insensitively, so `Alice` and `alice` would be one login for two accounts. */
+function checkUsernamesUnique(provider: Record<string, unknown>, at: IssuePath, ctx: IssueSink): void {
+  const usernames = new Set<string>();
+  records(provider.users).forEach((user, userIndex) => {
+    if (typeof user.username !== 'string') return;
+    const folded = user.username.toLowerCase();
+    if (usernames.has(folded)) {
+      issue(ctx, [...at, 'users', userIndex, 'username'], `duplicate username "${user.username}" (usernames are case-insensitive)`);
     }
-    for (const problem of identityProviderProblems(provider)) {
-      ctx.addIssue({ code: 'custom', path: ['identityProviders', index, ...problem.path], message: problem.message });
-    }
-    if (provider.type === 'local') {
-      // Sign-in matches usernames case-insensitively, so `Alice` and `alice` would be one login for two accounts.
-      const usernames = new Set<string>();
-      records(provider.users).forEach((user, userIndex) => {
-        if (typeof user.username !== 'string') return;
-        const folded = user.username.toLowerCase();
-        if (usernames.has(folded)) {
-          ctx.addIssue({ code: 'custom', path: ['identityProviders', index, 'users', userIndex, 'username'], message: `duplicate username "${user.username}" (usernames are case-insensitive)` });
-        }
-        usernames.add(folded);
-      });
-    }
+    usernames.add(folded);
   });
 }
 

@@ -102,106 +102,138 @@ export interface ResourceGuard {
 }
 
 export function createResourceGuard(options: ResourceGuardOptions): ResourceGuard {
-  const { verifier, logger } = options;
-  const idpTokens: IdpTokenCache | undefined = options.idpTokens ? createIdpTokenCache(options.idpTokens, { clock: options.clock }) : undefined;
-  const lookups = new WeakMap<VerifiedToken, Promise<UserRecord | undefined>>();
+  const idpTokens = options.idpTokens ? createIdpTokenCache(options.idpTokens, { clock: options.clock }) : undefined;
+  return new Guard(options.verifier, options.findUser, idpTokens, options.logger);
+}
+
+/**
+ * The guard's state is explicit fields rather than closure captures, so each step below is a small
+ * named method. `check` is called as a method by every caller, so nothing relies on it being bound.
+ */
+class Guard implements ResourceGuard {
+  readonly #verifier: TokenVerifier;
+  readonly #findUser: (sub: string) => Promise<UserRecord | undefined>;
+  readonly #idpTokens: IdpTokenCache | undefined;
+  readonly #logger: Logger;
+  /** In-flight user reads, so concurrent first requests with one token share a single read. */
+  readonly #lookups = new WeakMap<VerifiedToken, Promise<UserRecord | undefined>>();
+
+  constructor(verifier: TokenVerifier, findUser: (sub: string) => Promise<UserRecord | undefined>, idpTokens: IdpTokenCache | undefined, logger: Logger) {
+    this.#verifier = verifier;
+    this.#findUser = findUser;
+    this.#idpTokens = idpTokens;
+    this.#logger = logger;
+  }
+
+  check(server: ProtectedServer, authorization: string | undefined, search: string): GuardResult | Promise<GuardResult> {
+    const bearer = extractBearerToken(authorization, search);
+    if (!bearer.ok) return bearerDenial(server, bearer.reason);
+    // Hot path: a token seen before, whose user is already known. No promise, no allocation beyond the result.
+    const cached = this.#verifier.peek(bearer.token, server.resource);
+    if (cached !== undefined && cached.ok) {
+      const token = cached.token;
+      if (token.user !== undefined && token.identity !== undefined) return this.#afterToken(server, token, token.user, token.identity);
+    }
+    return this.#slowPath(server, bearer.token).catch((error: unknown): GuardResult => {
+      this.#logger.error({ err: error, server: server.name }, 'access check failed');
+      return { ok: false, kind: 'unavailable', status: 503, message: 'The gateway could not check the access token; try again later' };
+    });
+  }
+
+  appendUpstreamHeaders(target: string[], server: ProtectedServer, grant: GuardGrant): void {
+    appendIdentityHeaders(target, server.identity, grant.identity);
+    if (server.idpTokenHeader !== undefined && grant.idpToken !== undefined) target.push(server.idpTokenHeader, grant.idpToken);
+  }
+
+  clear(): void {
+    this.#verifier.clear();
+    this.#idpTokens?.clear();
+  }
+
+  /** A token not (yet) in the cache, or whose user has not been read: full verification, then the user. */
+  async #slowPath(server: ProtectedServer, bearer: string): Promise<GuardResult> {
+    const result = await this.#verifier.verify(bearer, server.resource);
+    if (!result.ok) {
+      if (this.#logger.isLevelEnabled('debug')) this.#logger.debug({ server: server.name, reason: result.reason }, 'access token refused');
+      return denied(server, 'invalid_token', result.description);
+    }
+    const token = result.token;
+    const user = token.user ?? (await this.#userFor(token));
+    if (user === undefined || token.identity === undefined) return denied(server, 'invalid_token', 'The user of this access token no longer exists.');
+    return this.#afterToken(server, token, user, token.identity);
+  }
 
   /**
    * Reads the token's user once and keeps it, with its encoded identity headers, on the cache entry.
    * Concurrent first requests share one read; a missing user is not remembered.
    */
-  function userFor(token: VerifiedToken): Promise<UserRecord | undefined> {
-    let pending = lookups.get(token);
+  #userFor(token: VerifiedToken): Promise<UserRecord | undefined> {
+    let pending = this.#lookups.get(token);
     if (!pending) {
-      pending = options.findUser(token.claims.sub).then(
+      pending = this.#findUser(token.claims.sub).then(
         (user) => {
-          lookups.delete(token);
+          this.#lookups.delete(token);
           if (!user) return undefined;
           token.user = user;
           token.identity = encodeIdentity(user);
           return user;
         },
         (error: unknown) => {
-          lookups.delete(token);
+          this.#lookups.delete(token);
           throw error;
         },
       );
-      lookups.set(token, pending);
+      this.#lookups.set(token, pending);
     }
     return pending;
   }
 
-  function denied(server: ProtectedServer, error?: ChallengeParams['error'], errorDescription?: string): GuardDenial {
-    return { ok: false, kind: 'challenge', challenge: { resourceMetadataUrl: server.resourceMetadataUrl, scopes: server.scopes, error, errorDescription } };
-  }
-
   /** Scope and IdP-token steps, once the token and its user are known. */
-  function afterToken(server: ProtectedServer, token: VerifiedToken, user: UserRecord, identity: EncodedIdentity): GuardResult | Promise<GuardResult> {
-    for (const scope of server.scopes) {
-      if (!token.scopes.has(scope)) return denied(server, 'insufficient_scope', 'The access token lacks a scope this MCP server requires.');
-    }
+  #afterToken(server: ProtectedServer, token: VerifiedToken, user: UserRecord, identity: EncodedIdentity): GuardResult | Promise<GuardResult> {
+    if (!hasScopes(token, server.scopes)) return denied(server, 'insufficient_scope', 'The access token lacks a scope this MCP server requires.');
     if (!server.needsIdpToken) return { ok: true, token, user, identity, idpToken: undefined };
+    const idpTokens = this.#idpTokens;
     if (!idpTokens) {
       // A configuration the app wires wrongly; fail closed rather than proxy without the token.
-      logger.error({ server: server.name }, 'server needs the user\'s IdP token but no IdP token source is configured');
+      this.#logger.error({ server: server.name }, 'server needs the user\'s IdP token but no IdP token source is configured');
       return { ok: false, kind: 'unavailable', status: 503, message: 'The identity provider token is unavailable' };
     }
     const cached = idpTokens.peek(user.id);
     if (cached !== undefined) return { ok: true, token, user, identity, idpToken: cached };
     return idpTokens.get(user.id).then(
       (idpToken): GuardResult => ({ ok: true, token, user, identity, idpToken }),
-      (error: unknown): GuardResult => {
-        idpTokens.forget(user.id);
-        if (error instanceof IdpReauthenticationRequired) {
-          logger.info({ event: 'idp_token.reauthentication_required', userId: user.id, server: server.name, reason: error.message }, 'user must sign in again at the IdP');
-          // RFC 6750 §3.1 invalid_token: the client's token is fine cryptographically, but the
-          // session behind it is gone; a 401 sends MCP clients back to authorization.
-          return denied(server, 'invalid_token', 'Your session at the identity provider has ended; sign in again.');
-        }
-        logger.warn({ event: 'idp_token.unavailable', userId: user.id, server: server.name, err: error }, 'IdP token could not be obtained');
-        return { ok: false, kind: 'unavailable', status: 503, message: 'The identity provider is temporarily unavailable; try again later' };
-      },
+      (error: unknown): GuardResult => this.#idpTokenFailure(idpTokens, server, user, error),
     );
   }
 
-  async function slowPath(server: ProtectedServer, bearer: string): Promise<GuardResult> {
-    const result = await verifier.verify(bearer, server.resource);
-    if (!result.ok) {
-      if (logger.isLevelEnabled('debug')) logger.debug({ server: server.name, reason: result.reason }, 'access token refused');
-      return denied(server, 'invalid_token', result.description);
+  #idpTokenFailure(idpTokens: IdpTokenCache, server: ProtectedServer, user: UserRecord, error: unknown): GuardResult {
+    idpTokens.forget(user.id);
+    if (error instanceof IdpReauthenticationRequired) {
+      this.#logger.info({ event: 'idp_token.reauthentication_required', userId: user.id, server: server.name, reason: error.message }, 'user must sign in again at the IdP');
+      // RFC 6750 §3.1 invalid_token: the client's token is fine cryptographically, but the
+      // session behind it is gone; a 401 sends MCP clients back to authorization.
+      return denied(server, 'invalid_token', 'Your session at the identity provider has ended; sign in again.');
     }
-    const token = result.token;
-    const user = token.user ?? (await userFor(token));
-    if (user === undefined || token.identity === undefined) return denied(server, 'invalid_token', 'The user of this access token no longer exists.');
-    return afterToken(server, token, user, token.identity);
+    this.#logger.warn({ event: 'idp_token.unavailable', userId: user.id, server: server.name, err: error }, 'IdP token could not be obtained');
+    return { ok: false, kind: 'unavailable', status: 503, message: 'The identity provider is temporarily unavailable; try again later' };
   }
+}
 
-  return {
-    check(server, authorization, search) {
-      const bearer = extractBearerToken(authorization, search);
-      if (!bearer.ok) {
-        if (bearer.reason === 'in_query') return denied(server, 'invalid_request', 'Access tokens are accepted only in the Authorization header.');
-        if (bearer.reason === 'malformed') return denied(server, 'invalid_token', 'The Authorization header is malformed.');
-        return denied(server);
-      }
-      // Hot path: a token seen before, whose user is already known.
-      const cached = verifier.peek(bearer.token, server.resource);
-      if (cached !== undefined && cached.ok) {
-        const token = cached.token;
-        if (token.user !== undefined && token.identity !== undefined) return afterToken(server, token, token.user, token.identity);
-      }
-      return slowPath(server, bearer.token).catch((error: unknown): GuardResult => {
-        logger.error({ err: error, server: server.name }, 'access check failed');
-        return { ok: false, kind: 'unavailable', status: 503, message: 'The gateway could not check the access token; try again later' };
-      });
-    },
-    appendUpstreamHeaders(target, server, grant) {
-      appendIdentityHeaders(target, server.identity, grant.identity);
-      if (server.idpTokenHeader !== undefined && grant.idpToken !== undefined) target.push(server.idpTokenHeader, grant.idpToken);
-    },
-    clear() {
-      verifier.clear();
-      idpTokens?.clear();
-    },
-  };
+/** A plain loop rather than `every`, so the hot path allocates no callback. */
+function hasScopes(token: VerifiedToken, required: readonly string[]): boolean {
+  for (const scope of required) {
+    if (!token.scopes.has(scope)) return false;
+  }
+  return true;
+}
+
+/** RFC 6750 §3.1: a token in the query is a bad request; no bearer token at all gets a bare challenge. */
+function bearerDenial(server: ProtectedServer, reason: 'missing' | 'malformed' | 'in_query'): GuardDenial {
+  if (reason === 'in_query') return denied(server, 'invalid_request', 'Access tokens are accepted only in the Authorization header.');
+  if (reason === 'malformed') return denied(server, 'invalid_token', 'The Authorization header is malformed.');
+  return denied(server);
+}
+
+function denied(server: ProtectedServer, error?: ChallengeParams['error'], errorDescription?: string): GuardDenial {
+  return { ok: false, kind: 'challenge', challenge: { resourceMetadataUrl: server.resourceMetadataUrl, scopes: server.scopes, error, errorDescription } };
 }

@@ -73,69 +73,101 @@ export interface TokenVerifier {
 const ACCESS_TOKEN_TYPE = 'at+jwt';
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
-  const clock = options.clock ?? systemClock;
-  const tolerance = options.clockToleranceSeconds ?? 5;
-  const cache = new TokenCache(options.cacheSize ?? 10_000);
-  let keySet: ReturnType<typeof createLocalJWKSet> | undefined;
-  let keyFingerprint = '';
+  return new Verifier(options);
+}
 
-  /** Rebuilds the local JWKS only when the key set differs from the one it was built from. */
-  function currentKeySet(): ReturnType<typeof createLocalJWKSet> {
-    const keys = options.publicKeys();
-    const fingerprint = fingerprintOf(keys);
-    if (!keySet || fingerprint !== keyFingerprint) {
-      keySet = createLocalJWKSet({ keys });
-      if (keyFingerprint !== '') cache.retainKids(new Set(keys.map((key) => key.kid)));
-      keyFingerprint = fingerprint;
-    }
-    return keySet;
+type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
+
+/** A JWS whose signature and registered claims jose accepted, before the gateway's own claim checks. */
+type SignatureResult = { ok: true; payload: JWTPayload; kid: string | undefined } | { ok: false; failure: VerifyResult };
+
+/**
+ * State (cache, key set and the fingerprint it was built from) lives in explicit fields, so each step
+ * is a small named method; callers always call `peek`/`verify` as methods.
+ */
+class Verifier implements TokenVerifier {
+  readonly #options: TokenVerifierOptions;
+  readonly #clock: Clock;
+  readonly #tolerance: number;
+  readonly #cache: TokenCache;
+  #keySet: LocalKeySet | undefined;
+  #keyFingerprint = '';
+
+  constructor(options: TokenVerifierOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#tolerance = options.clockToleranceSeconds ?? 5;
+    this.#cache = new TokenCache(options.cacheSize ?? 10_000);
   }
 
-  function fromCache(token: string, resource: string): VerifyResult | undefined {
-    const entry = cache.get(token, clock.now());
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** The hot path: one map lookup and an audience comparison, no promise. */
+  peek(token: string, resource: string): VerifyResult | undefined {
+    const entry = this.#cache.get(token, this.#clock.now());
     return entry && audienceResult(entry, resource);
   }
 
+  async verify(token: string, resource: string): Promise<VerifyResult> {
+    const cached = this.peek(token, resource);
+    if (cached) return cached;
+    if (!looksLikeJws(token)) return { ok: false, reason: 'invalid', description: 'The access token is malformed.' };
+    const signed = await this.#checkSignature(token);
+    if (!signed.ok) return signed.failure;
+    const entry = verifiedTokenFrom(signed.payload, signed.kid);
+    if (entry === undefined) return { ok: false, reason: 'invalid', description: 'The access token lacks required claims.' };
+    // A token inside the clock tolerance past `exp` is accepted once but not cached.
+    if (entry.expiresAt > this.#clock.now()) this.#cache.set(token, entry);
+    return audienceResult(entry, resource);
+  }
+
+  clear(): void {
+    this.#cache.clear();
+  }
+
+  /** Signature, issuer, `typ`, algorithm and lifetime (RFC 9068 §4); failures come back as values. */
+  async #checkSignature(token: string): Promise<SignatureResult> {
+    try {
+      const result = await jwtVerify(token, this.#currentKeySet(), {
+        issuer: this.#options.issuer,
+        algorithms: ['ES256'],
+        typ: ACCESS_TOKEN_TYPE,
+        clockTolerance: this.#tolerance,
+        requiredClaims: ['exp', 'sub', 'client_id'],
+        currentDate: new Date(this.#clock.now()),
+      });
+      return { ok: true, payload: result.payload, kid: result.protectedHeader.kid };
+    } catch (error) {
+      return { ok: false, failure: failureFrom(error) };
+    }
+  }
+
+  /** Rebuilds the local JWKS only when the key set differs from the one it was built from. */
+  #currentKeySet(): LocalKeySet {
+    const keys = this.#options.publicKeys();
+    const fingerprint = fingerprintOf(keys);
+    if (!this.#keySet || fingerprint !== this.#keyFingerprint) {
+      this.#keySet = createLocalJWKSet({ keys });
+      if (this.#keyFingerprint !== '') this.#cache.retainKids(new Set(keys.map((key) => key.kid)));
+      this.#keyFingerprint = fingerprint;
+    }
+    return this.#keySet;
+  }
+}
+
+/** The cache entry for a signed payload, or `undefined` when a claim the gateway relies on has the wrong type. */
+function verifiedTokenFrom(payload: JWTPayload, kid: string | undefined): VerifiedToken | undefined {
+  if (typeof payload.sub !== 'string' || typeof payload.client_id !== 'string' || (payload.scope !== undefined && typeof payload.scope !== 'string')) {
+    return undefined;
+  }
+  const claims = payload as AccessTokenClaims;
   return {
-    peek: fromCache,
-    async verify(token, resource) {
-      const cached = fromCache(token, resource);
-      if (cached) return cached;
-      if (!looksLikeJws(token)) return { ok: false, reason: 'invalid', description: 'The access token is malformed.' };
-      let payload: JWTPayload;
-      let kid: string | undefined;
-      try {
-        const result = await jwtVerify(token, currentKeySet(), {
-          issuer: options.issuer,
-          algorithms: ['ES256'],
-          typ: ACCESS_TOKEN_TYPE,
-          clockTolerance: tolerance,
-          requiredClaims: ['exp', 'sub', 'client_id'],
-          currentDate: new Date(clock.now()),
-        });
-        payload = result.payload;
-        kid = result.protectedHeader.kid;
-      } catch (error) {
-        return failureFrom(error);
-      }
-      if (typeof payload.sub !== 'string' || typeof payload.client_id !== 'string' || (payload.scope !== undefined && typeof payload.scope !== 'string')) {
-        return { ok: false, reason: 'invalid', description: 'The access token lacks required claims.' };
-      }
-      const claims = payload as AccessTokenClaims;
-      const entry: VerifiedToken = {
-        claims,
-        expiresAt: claims.exp * 1000,
-        scopes: new Set(claims.scope ? claims.scope.split(' ').filter(Boolean) : []),
-        kid,
-      };
-      // A token inside the clock tolerance past `exp` is accepted once but not cached.
-      if (entry.expiresAt > clock.now()) cache.set(token, entry);
-      return audienceResult(entry, resource);
-    },
-    clear: () => cache.clear(),
-    get cacheSize() {
-      return cache.size;
-    },
+    claims,
+    expiresAt: claims.exp * 1000,
+    scopes: new Set(claims.scope ? claims.scope.split(' ').filter(Boolean) : []),
+    kid,
   };
 }
 
