@@ -33,7 +33,7 @@ export const trustProxySchema = z
   ])
   .default(false)
   .describe(
-    'Which proxies in front of the gateway are trusted for `X-Forwarded-For` and `X-Forwarded-Proto`: `false` (none: the socket address is the client), `true` (every hop: only when the gateway cannot be reached except through the proxy), a number of hops (`1`: the nearest proxy), or a list of addresses, CIDR ranges and the names `loopback`, `linklocal`, `uniquelocal` (for example `[loopback, 10.0.0.0/8]`).',
+    'Which proxies in front of the gateway are trusted for `X-Forwarded-For` and `X-Forwarded-Proto`: `false` (none: the socket address is the client), `true` (one proxy, such as a TLS terminator: the entry it appended is the client; entries to its left are whatever the client sent), a number of hops (`1`: the nearest proxy), or a list of addresses, CIDR ranges and the names `loopback`, `linklocal`, `uniquelocal` (for example `[loopback, 10.0.0.0/8]`).',
   );
 
 /** `false`, `true`, a hop count, or trusted addresses/ranges, as proxy-addr takes them. */
