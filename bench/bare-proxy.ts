@@ -13,7 +13,12 @@ const pool = new Pool(upstream.origin, { connections: 128 });
 
 const server = createServer((req, res) => {
   pool.dispatch(
-    { method: req.method as 'POST', path: upstream.pathname, headers: { 'content-type': req.headers['content-type'] ?? 'application/json', accept: req.headers.accept ?? '*/*' }, body: req },
+    {
+      method: req.method as 'POST',
+      path: upstream.pathname,
+      headers: { 'content-type': req.headers['content-type'] ?? 'application/json', accept: req.headers.accept ?? '*/*' },
+      body: req,
+    },
     {
       onRequestStart() {},
       onResponseStart(_controller, status, headers) {

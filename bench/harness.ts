@@ -4,7 +4,7 @@
  * memory from /proc, the gateway started as its own `serve` process with a local bench user, and an
  * access token obtained through the full login a person does (register, consent, sign-in, token).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -37,7 +37,8 @@ export function pinSelf(core: number): void {
 export function spawnNode(core: number | undefined, script: string, scriptArgs: string[]): ChildProcess {
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
   const nodeArgs = [...profile, script, ...scriptArgs];
-  const [command, commandArgs] = TASKSET && core !== undefined ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+  const [command, commandArgs] =
+    TASKSET && core !== undefined ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   const verbose = process.env.BENCH_VERBOSE === '1';
   return spawn(command, commandArgs, { cwd: repoRoot, env: process.env, stdio: ['ignore', verbose ? 'inherit' : 'ignore', 'inherit'] });
 }
@@ -56,11 +57,16 @@ export async function rssKiB(pid: number): Promise<number> {
 
 /** Sends SIGTERM to every child still running and waits for them to exit. */
 export async function stopChildren(children: readonly ChildProcess[]): Promise<void> {
-  await Promise.all(children.map((child) => new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  })));
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
 }
 
 export interface BenchGateway {
@@ -102,8 +108,13 @@ async function login(issuer: string, password: string, resource: string): Promis
   const verifier = randomBytes(32).toString('base64url');
   const authorize = new URL('/authorize', issuer);
   const query = {
-    response_type: 'code', client_id: clientId, redirect_uri: redirectUri, state: 'bench', resource,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    state: 'bench',
+    resource,
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
   };
   for (const [key, value] of Object.entries(query)) authorize.searchParams.set(key, value);
   const browser = new Browser();

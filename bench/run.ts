@@ -58,12 +58,27 @@ async function initializeSession(url: string, headers: Record<string, string>): 
   const response = await fetch(url, {
     method: 'POST',
     headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
+    }),
   });
   await response.text();
   const session = response.headers.get('mcp-session-id') ?? undefined;
   if (session) {
-    await fetch(url, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) }).then((r) => r.text());
+    await fetch(url, {
+      method: 'POST',
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': session,
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    }).then((r) => r.text());
   }
   return session;
 }
@@ -123,7 +138,13 @@ async function main(): Promise<void> {
     const directSession = await initializeSession(sdkUrl, base);
     const gatewaySession = await initializeSession(`${issuer}/mcp`, { ...base, authorization: `Bearer ${sdkToken}` });
     const sdkDirect = await load('MCP SDK server, direct', sdkUrl, { ...base, ...(directSession ? { 'mcp-session-id': directSession } : {}) }, call);
-    const sdkGateway = await load('MCP SDK server, gateway', `${issuer}/mcp`, { ...base, authorization: `Bearer ${sdkToken}`, ...(gatewaySession ? { 'mcp-session-id': gatewaySession } : {}) }, call, gatewayPid);
+    const sdkGateway = await load(
+      'MCP SDK server, gateway',
+      `${issuer}/mcp`,
+      { ...base, authorization: `Bearer ${sdkToken}`, ...(gatewaySession ? { 'mcp-session-id': gatewaySession } : {}) },
+      call,
+      gatewayPid,
+    );
     console.log(fmt(sdkDirect));
     console.log(fmt(sdkGateway, sdkDirect));
 

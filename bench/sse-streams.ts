@@ -8,7 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { type ClientRequest, type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForUrl } from '../test/support/ports.ts';
@@ -25,7 +25,12 @@ async function openSession(url: string, authorization: string): Promise<string> 
   const init = await fetch(url, {
     method: 'POST',
     headers,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'sse-bench', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'sse-bench', version: '1' } },
+    }),
   });
   await init.text();
   const session = init.headers.get('mcp-session-id');
@@ -42,19 +47,23 @@ async function openSession(url: string, authorization: string): Promise<string> 
 /** Opens the session's GET SSE stream on its own connection and resolves once the headers arrived. */
 function openStream(url: string, authorization: string, session: string): Promise<{ req: ClientRequest; res: IncomingMessage }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: 'GET',
-      agent: false,
-      headers: { authorization, accept: 'text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': PROTOCOL },
-    }, (res) => {
-      if (res.statusCode !== 200) {
-        reject(new Error(`GET stream answered ${res.statusCode}`));
-        res.resume();
-        return;
-      }
-      res.on('data', () => undefined);
-      resolve({ req, res });
-    });
+    const req = request(
+      url,
+      {
+        method: 'GET',
+        agent: false,
+        headers: { authorization, accept: 'text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': PROTOCOL },
+      },
+      (res) => {
+        if (res.statusCode !== 200) {
+          reject(new Error(`GET stream answered ${res.statusCode}`));
+          res.resume();
+          return;
+        }
+        res.on('data', () => undefined);
+        resolve({ req, res });
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -110,16 +119,28 @@ async function main(): Promise<void> {
     const probeSession = sessions[0]!;
     const probe = await fetch(url, {
       method: 'POST',
-      headers: { authorization, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': probeSession, 'mcp-protocol-version': PROTOCOL },
+      headers: {
+        authorization,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': probeSession,
+        'mcp-protocol-version': PROTOCOL,
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'alive' } } }),
     });
     const probeOk = probe.status === 200 && (await probe.text()).includes('alive');
 
     const mib = (kib: number): string => (kib / 1024).toFixed(1);
-    console.log(`${STREAMS} idle GET SSE streams through the gateway (demo MCP server upstream)${TASKSET ? '; clients on core 0, gateway and upstream on core 1' : ''}`);
+    console.log(
+      `${STREAMS} idle GET SSE streams through the gateway (demo MCP server upstream)${TASKSET ? '; clients on core 0, gateway and upstream on core 1' : ''}`,
+    );
     console.log(`opened in ${openMs} ms; a tools/call while they are open: ${probeOk ? 'ok' : 'FAILED'}`);
-    console.log(`gateway RSS: ${mib(gatewayBefore)} MiB before, ${mib(gatewayAfter)} MiB with the streams open: ${((gatewayAfter - gatewayBefore) / STREAMS).toFixed(1)} KiB per stream`);
-    console.log(`upstream RSS: ${mib(upstreamBefore)} MiB before, ${mib(upstreamAfter)} MiB after (${((upstreamAfter - upstreamBefore) / STREAMS).toFixed(1)} KiB per stream, for comparison)`);
+    console.log(
+      `gateway RSS: ${mib(gatewayBefore)} MiB before, ${mib(gatewayAfter)} MiB with the streams open: ${((gatewayAfter - gatewayBefore) / STREAMS).toFixed(1)} KiB per stream`,
+    );
+    console.log(
+      `upstream RSS: ${mib(upstreamBefore)} MiB before, ${mib(upstreamAfter)} MiB after (${((upstreamAfter - upstreamBefore) / STREAMS).toFixed(1)} KiB per stream, for comparison)`,
+    );
     if (!probeOk) process.exitCode = 1;
   } finally {
     for (const stream of streams) stream.req.destroy();

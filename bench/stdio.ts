@@ -50,9 +50,11 @@ async function measure(label: string, client: Client, gatewayPid?: number): Prom
   latencies.sort((a, b) => a - b);
   let next = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < CALLS) await echo(client, next++);
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < CALLS) await echo(client, next++);
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
   const cpuAfter = gatewayPid === undefined ? 0 : await cpuMicros(gatewayPid);
   return {

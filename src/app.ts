@@ -4,33 +4,34 @@
  * whose requests the one router (src/http/router.ts) dispatches: MCP traffic (the hot path) first,
  * then the gateway's own route table.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
 import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type AuthorizationServer, createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
+import { type GatewayKeys, loadOrCreateKeys } from './authorization/keys.ts';
 import type { GatewayConfig, ServerConfig } from './config/schema.ts';
-import { createLogger, type Logger } from './observability/logger.ts';
-import { openStorage, startSweeper } from './storage/index.ts';
-import type { Storage } from './storage/types.ts';
-import { SecretBox, loadEncryptionKeys } from './storage/secret-box.ts';
-import { NS, type UserRecord } from './storage/records.ts';
-import { loadOrCreateKeys, type GatewayKeys } from './authorization/keys.ts';
-import { createAuthorizationServer, type AuthorizationServer, type ProtectedResource } from './authorization/index.ts';
-import { createResourceServer, type ResourceServer } from './resource-server/index.ts';
-import { createForwardAuth, type ForwardAuth } from './forward-auth/index.ts';
+import { type Clock, systemClock } from './core/clock.ts';
 import { canonicalizeResource, resourceFor } from './core/resource-uri.ts';
-import { createIdentityProviders } from './idp/index.ts';
-import type { IdentityProvider } from './idp/types.ts';
-import type { LocalIdentityProvider } from './idp/local.ts';
-import { withGithubOrganizationDefaults } from './idp/github.ts';
-import { createIdpTokenSource, type IdpTokenSource } from './idp/idp-tokens.ts';
-import { startUpstreamTargets, type UpstreamTargets } from './proxy/upstream-targets.ts';
-import { createOutboundFetch, type OutboundFetch } from './http/outbound.ts';
+import { demoIdentityProvider, demoServer } from './demo/embedded-default.ts';
+import { createForwardAuth, type ForwardAuth } from './forward-auth/index.ts';
+import { clientAddressResolver } from './http/client-address.ts';
 import { OAuthError, sendJson, sendOAuthError } from './http/errors.ts';
+import { createOutboundFetch, type OutboundFetch } from './http/outbound.ts';
 import { createRouter, type RouteHandler } from './http/router.ts';
 import type { HandlerName } from './http/routes.ts';
-import { clientAddressResolver } from './http/client-address.ts';
-import { demoIdentityProvider, demoServer } from './demo/embedded-default.ts';
-import { systemClock, type Clock } from './core/clock.ts';
+import { withGithubOrganizationDefaults } from './idp/github.ts';
+import { createIdpTokenSource, type IdpTokenSource } from './idp/idp-tokens.ts';
+import { createIdentityProviders } from './idp/index.ts';
+import type { LocalIdentityProvider } from './idp/local.ts';
+import type { IdentityProvider } from './idp/types.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { startUpstreamTargets, type UpstreamTargets } from './proxy/upstream-targets.ts';
+import { createResourceServer, type ResourceServer } from './resource-server/index.ts';
+import { openStorage, startSweeper } from './storage/index.ts';
+import { NS, type UserRecord } from './storage/records.ts';
+import { loadEncryptionKeys, SecretBox } from './storage/secret-box.ts';
+import type { Storage } from './storage/types.ts';
 
 export interface RunningGateway {
   /** The address actually listened on (differs from publicUrl with port 0 or behind a proxy). */
@@ -122,7 +123,16 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
   const identity = await createIdentityRoom(config, foundations, logger, announce);
   const upstreams = await startUpstreamTargets(servers, { logger, idpTokens: identity.idpTokens, clock });
   const authorization = await createAuthorizationServer({
-    config, resources, canonicalizeResource, storage, secretBox: foundations.secretBox, keys: foundations.keys, identityProviders: identity.all, extraCaPem: foundations.extraCaPem, logger, clock,
+    config,
+    resources,
+    canonicalizeResource,
+    storage,
+    secretBox: foundations.secretBox,
+    keys: foundations.keys,
+    identityProviders: identity.all,
+    extraCaPem: foundations.extraCaPem,
+    logger,
+    clock,
   });
   const gateway = createResourceServer({
     issuer: config.publicUrl,
@@ -168,7 +178,14 @@ async function createIdentityRoom(config: GatewayConfig, foundations: Foundation
     clientAddress: clientAddressResolver(config.trustProxy),
     clock: foundations.clock,
   });
-  const idpTokens = createIdpTokenSource({ storage, secretBox: foundations.secretBox, providers: all, logger, retentionSeconds: config.tokens.refreshTokenTtl, clock: foundations.clock });
+  const idpTokens = createIdpTokenSource({
+    storage,
+    secretBox: foundations.secretBox,
+    providers: all,
+    logger,
+    retentionSeconds: config.tokens.refreshTokenTtl,
+    clock: foundations.clock,
+  });
   return { all, local, idpTokens, outboundFetch };
 }
 
@@ -199,7 +216,8 @@ function localSignIn(issuer: string, providers: ReadonlyMap<string, LocalIdentit
 function requestFailed(logger: Logger): (error: unknown, req: IncomingMessage, res: ServerResponse) => void {
   return (error, req, res) => {
     const path = req.url?.split('?')[0];
-    if (error instanceof OAuthError) logger.warn({ method: req.method, path, error: error.error, detail: error.detail ?? error.description }, 'request refused');
+    if (error instanceof OAuthError)
+      logger.warn({ method: req.method, path, error: error.error, detail: error.detail ?? error.description }, 'request refused');
     else logger.error({ err: error, method: req.method, path }, 'request failed');
     if (!res.headersSent) sendOAuthError(res, error);
     else res.destroy();

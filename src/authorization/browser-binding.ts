@@ -15,7 +15,6 @@ import { constantTimeEqual, hmac } from '../http/csrf.ts';
 export const BINDING_COOKIE = '__Host-mcp-gateway-consent';
 const BINDING_TTL_SECONDS = 600;
 
-
 export function readCookie(req: IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
   if (!header) return undefined;

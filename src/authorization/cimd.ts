@@ -12,8 +12,8 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { readCappedResponse } from '../http/body.ts';
 import { trustedCa } from '../http/outbound.ts';
 import type { Logger } from '../observability/logger.ts';
-import { assertHostAllowed, guardedLookup } from './ssrf.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
+import { assertHostAllowed, guardedLookup } from './ssrf.ts';
 
 export interface CimdOptions {
   allowHosts: string[];

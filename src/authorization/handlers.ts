@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteHandlers } from '../http/router.ts';
-import { resolveResource, type ProtectedResource } from './provider.ts';
+import { type ProtectedResource, resolveResource } from './provider.ts';
 import { grantableScope } from './request-scope.ts';
 
 export type AuthorizationHandlers = Required<

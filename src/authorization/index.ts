@@ -1,28 +1,21 @@
-/**
- * The authorization server facade on the gateway's origin: metadata, registration (DCR and CIMD),
- * /authorize with consent and the upstream login, /token, /revoke, /jwks. This module is the only door
- * to oidc-provider; the rest of the gateway sees its route handlers and the public keys.
- */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { JWK } from 'jose';
-import type { Storage } from '../storage/types.ts';
-import type { SecretBox } from '../storage/secret-box.ts';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { Clock } from '../core/clock.ts';
 import type { IdentityProvider } from '../idp/types.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { GatewayConfig } from '../config/schema.ts';
-import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
-import { renderPage, html, pageSecurityHeaders, type PageBranding } from '../ui/layout.ts';
-import { createProvider, registrableScopes, type ProtectedResource } from './provider.ts';
-import { createAuthorizationHandlers, type AuthorizationHandlers } from './handlers.ts';
-import { createInteractions } from './interactions/index.ts';
-import { createRegistrationGuards } from './registration.ts';
-import type { Clock } from '../core/clock.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
+import type { Storage } from '../storage/types.ts';
+import { html, type PageBranding, pageSecurityHeaders, renderPage } from '../ui/layout.ts';
 import { createCimdFetch } from './cimd.ts';
-import { publicJwks, type GatewayKeys } from './keys.ts';
+import { type AuthorizationHandlers, createAuthorizationHandlers } from './handlers.ts';
+import { createInteractions } from './interactions/index.ts';
+import { type GatewayKeys, publicJwks } from './keys.ts';
+import { createProvider, type ProtectedResource, registrableScopes } from './provider.ts';
+import { createRegistrationGuards } from './registration.ts';
 
-export type { ProtectedResource } from './provider.ts';
 export type { AuthorizationHandlers } from './handlers.ts';
+export type { ProtectedResource } from './provider.ts';
 
 export interface AuthorizationServerOptions {
   config: GatewayConfig;
@@ -103,7 +96,11 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
  * Consent and the upstream login. IdP tokens are kept as long as the gateway's refresh tokens live, and
  * consents as long as an idle client is kept, so neither outlives what it serves.
  */
-function interactionsFor(options: AuthorizationServerOptions, provider: ReturnType<typeof createProvider>, issuer: string): ReturnType<typeof createInteractions> {
+function interactionsFor(
+  options: AuthorizationServerOptions,
+  provider: ReturnType<typeof createProvider>,
+  issuer: string,
+): ReturnType<typeof createInteractions> {
   const { config } = options;
   return createInteractions({
     provider,

@@ -6,10 +6,10 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { Storage } from '../storage/types.ts';
-import type { SecretBox } from '../storage/secret-box.ts';
-import { NS } from '../storage/records.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
+import { NS } from '../storage/records.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
+import type { Storage } from '../storage/types.ts';
 
 export interface GatewayKeys {
   /** Private signing keys, newest first; oidc-provider signs with the first. */
@@ -76,7 +76,10 @@ async function waitForKeys(storage: Storage): Promise<string> {
     if (sealed !== undefined) return sealed;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new GatewayError(ErrorCode.AUTHORIZATION_KEYS_NOT_CREATED, 'another gateway instance claimed key creation but did not store keys within 10 s; start again');
+  throw new GatewayError(
+    ErrorCode.AUTHORIZATION_KEYS_NOT_CREATED,
+    'another gateway instance claimed key creation but did not store keys within 10 s; start again',
+  );
 }
 
 /** The public half of the signing keys, for the JWKS document and the gateway's token check. */

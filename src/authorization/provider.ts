@@ -2,20 +2,21 @@
  * The authorization server: oidc-provider configured as an MCP-compliant OAuth 2.1 server. Nothing
  * outside `authorization/` imports oidc-provider; this file is where its behaviour is decided.
  */
-import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+
 import type { JWK } from 'jose';
-import type { Storage } from '../storage/types.ts';
+import Provider, { type Configuration, errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { NS } from '../storage/records.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { Storage } from '../storage/types.ts';
 import { createAdapterFactory } from './adapter.ts';
-import { createRefreshPolicy } from './refresh-policy.ts';
-import { resolveResource, type ProtectedResource } from './resources.ts';
-import { redirectUriMatches } from './redirect-uris.ts';
 import { hostAllowed } from './cimd.ts';
-import { ErrorCode, GatewayError } from '../core/errors.ts';
+import { redirectUriMatches } from './redirect-uris.ts';
+import { createRefreshPolicy } from './refresh-policy.ts';
+import { type ProtectedResource, resolveResource } from './resources.ts';
 
-export { resolveResource, type ProtectedResource } from './resources.ts';
+export { type ProtectedResource, resolveResource } from './resources.ts';
 
 export interface ProviderOptions {
   issuer: string;
@@ -274,19 +275,45 @@ function tokenLifetimes(tokens: ProviderOptions['tokens']): Configuration['ttl']
 function auditProviderEvents(provider: Provider, logger: Logger): void {
   const clientOf = (ctx: KoaContextWithOIDC) => ctx.oidc?.client?.clientId;
   provider.on('grant.success', (ctx) => {
-    logger.info({ event: 'token.issued', clientId: clientOf(ctx), grantType: ctx.oidc.params?.grant_type, user: ctx.oidc.entities.Grant?.accountId }, 'tokens issued');
+    logger.info(
+      { event: 'token.issued', clientId: clientOf(ctx), grantType: ctx.oidc.params?.grant_type, user: ctx.oidc.entities.Grant?.accountId },
+      'tokens issued',
+    );
   });
   provider.on('grant.error', (ctx, error) => {
-    logger.warn({ event: 'token.refused', clientId: clientOf(ctx), grantType: ctx.oidc?.params?.grant_type, error: (error as { error?: string }).error, detail: (error as { error_detail?: string }).error_detail }, 'token request refused');
+    logger.warn(
+      {
+        event: 'token.refused',
+        clientId: clientOf(ctx),
+        grantType: ctx.oidc?.params?.grant_type,
+        error: (error as { error?: string }).error,
+        detail: (error as { error_detail?: string }).error_detail,
+      },
+      'token request refused',
+    );
   });
   provider.on('authorization.error', (ctx, error) => {
-    logger.warn({ event: 'authorization.refused', clientId: clientOf(ctx), error: (error as { error?: string }).error, detail: (error as { error_detail?: string }).error_detail }, 'authorization request refused');
+    logger.warn(
+      {
+        event: 'authorization.refused',
+        clientId: clientOf(ctx),
+        error: (error as { error?: string }).error,
+        detail: (error as { error_detail?: string }).error_detail,
+      },
+      'authorization request refused',
+    );
   });
   provider.on('registration_create.success', (_ctx, client) => {
-    logger.info({ event: 'client.registered', clientId: client.clientId, clientName: client.clientName, redirectUris: client.redirectUris }, 'client registered');
+    logger.info(
+      { event: 'client.registered', clientId: client.clientId, clientName: client.clientName, redirectUris: client.redirectUris },
+      'client registered',
+    );
   });
   provider.on('registration_create.error', (_ctx, error) => {
-    logger.warn({ event: 'client.registration_refused', error: (error as { error?: string }).error, detail: (error as Error).message }, 'client registration refused');
+    logger.warn(
+      { event: 'client.registration_refused', error: (error as { error?: string }).error, detail: (error as Error).message },
+      'client registration refused',
+    );
   });
   provider.on('revocation.error', (ctx, error) => {
     logger.warn({ event: 'revocation.refused', clientId: clientOf(ctx), error: (error as { error?: string }).error }, 'revocation request refused');

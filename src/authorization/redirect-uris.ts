@@ -38,7 +38,7 @@ export function classifyRedirectUri(value: string): { kind: RedirectUriKind } | 
 /** The loopback form of a URI without its port, or undefined when it is not loopback http. */
 function withoutLoopbackPort(value: string): string | undefined {
   const url = URL.parse(value);
-  if (!url || url.protocol !== 'http:' || !LOOPBACK_HOSTS.has(url.hostname)) return undefined;
+  if (url?.protocol !== 'http:' || !LOOPBACK_HOSTS.has(url.hostname)) return undefined;
   url.port = '';
   return url.href;
 }

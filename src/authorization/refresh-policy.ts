@@ -12,7 +12,7 @@ import type { Logger } from '../observability/logger.ts';
 import { evaluateAccess } from '../policy/access.ts';
 import { NS, type UserRecord } from '../storage/records.ts';
 import type { Storage } from '../storage/types.ts';
-import { resolveResource, type ProtectedResource } from './resources.ts';
+import { type ProtectedResource, resolveResource } from './resources.ts';
 
 export interface RefreshPolicyOptions {
   resources: ProtectedResource[];
@@ -37,7 +37,10 @@ export function createRefreshPolicy(options: RefreshPolicyOptions): RefreshPolic
       if (!server.access) continue;
       const decision = evaluateAccess(user, user.provider, server.access);
       if (!decision.allowed) {
-        options.logger.info({ event: 'refresh.denied', userId: user.id, server: server.name, clientId, reason: decision.reason }, 'access rules no longer admit the user; refresh refused');
+        options.logger.info(
+          { event: 'refresh.denied', userId: user.id, server: server.name, clientId, reason: decision.reason },
+          'access rules no longer admit the user; refresh refused',
+        );
         return false;
       }
     }

@@ -4,15 +4,15 @@
  * clients one address may register.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Storage } from '../storage/types.ts';
-import type { Logger } from '../observability/logger.ts';
-import { NS } from '../storage/records.ts';
-import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { readBody } from '../http/body.ts';
 import { clientAddressResolver, type TrustProxy } from '../http/client-address.ts';
-import { rateLimitDecision, rateLimitWindow, type RateLimitRule } from '../policy/rate-limit.ts';
+import { OAuthError, sendJson, sendOAuthError } from '../http/errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type RateLimitRule, rateLimitDecision, rateLimitWindow } from '../policy/rate-limit.ts';
+import { NS } from '../storage/records.ts';
+import type { Storage } from '../storage/types.ts';
 import { normaliseClientMetadata } from './client-metadata.ts';
-import { systemClock, type Clock } from '../core/clock.ts';
 
 /** A registration body is a few redirect URIs and names; anything far bigger is not one. */
 const MAX_REGISTRATION_BYTES = 56 * 1024;
@@ -84,11 +84,18 @@ async function registrationWithinLimit(
   const decision = rateLimitDecision(count, rule, window);
   if (decision.allowed) return true;
   // Logged once per window and address, not once per refused request, so a flood cannot flood the log.
-  if (count === rule.limit + 1) context.logger.warn({ event: 'client.registration_rate_limited', address, limit: rule.limit, windowSeconds: rule.windowSeconds }, 'client registrations rate-limited');
+  if (count === rule.limit + 1)
+    context.logger.warn(
+      { event: 'client.registration_rate_limited', address, limit: rule.limit, windowSeconds: rule.windowSeconds },
+      'client registrations rate-limited',
+    );
   sendJson(
     res,
     429,
-    { error: 'temporarily_unavailable', error_description: `Too many client registrations from this address; try again in ${decision.retryAfterSeconds} seconds.` },
+    {
+      error: 'temporarily_unavailable',
+      error_description: `Too many client registrations from this address; try again in ${decision.retryAfterSeconds} seconds.`,
+    },
     { 'retry-after': String(decision.retryAfterSeconds), 'access-control-allow-origin': '*', 'access-control-expose-headers': 'retry-after' },
   );
   return false;

@@ -3,8 +3,9 @@
  * `--config=FILE` and `-c FILE` all work and anything else (an unknown or mistyped flag, a missing
  * value, a stray argument) is a usage error (exit status 2) naming what was wrong.
  */
-import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+
 import type { Writable } from 'node:stream';
+import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { closestName } from '../config/closest-name.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 

@@ -32,7 +32,8 @@ export async function runHashPassword(args: string[], io: CliIo): Promise<number
     const values = parseCommandArgs(args, {
       options: HELP_OPTION,
       // The argument is most likely the password: never echo it.
-      positional: () => 'hash-password takes no arguments: the password is read from standard input, never from the command line (it would show in the process list and shell history).',
+      positional: () =>
+        'hash-password takes no arguments: the password is read from standard input, never from the command line (it would show in the process list and shell history).',
     });
     if (values.help) {
       io.stdout.write(USAGE);
@@ -83,7 +84,8 @@ export function readLine(stdin: Readable): Promise<string | undefined> {
       const newline = buffered.indexOf('\n');
       const line = newline >= 0 ? buffered.slice(0, newline) : buffered;
       // The limit holds whether the line ended in this chunk or is still coming.
-      if (Buffer.byteLength(line) > MAX_PASSWORD_BYTES) fail(new GatewayError(ErrorCode.CLI_INPUT, 'the first line of standard input is too long to be a password'));
+      if (Buffer.byteLength(line) > MAX_PASSWORD_BYTES)
+        fail(new GatewayError(ErrorCode.CLI_INPUT, 'the first line of standard input is too long to be a password'));
       else if (newline >= 0) finish(line);
     };
     const onEnd = (): void => finish(buffered === '' ? undefined : buffered);
@@ -148,11 +150,21 @@ function promptHidden(stdin: TerminalInput, stderr: Writable, prompt: string): P
     };
     const onData = (chunk: string): void => {
       for (const char of chunk) {
-        if (char === '\r' || char === '\n') return done(undefined, chars.join(''));
-        if (char === '\u0003') return done(new GatewayError(ErrorCode.CLI_INPUT, 'cancelled')); // Ctrl-C
-        if (char === '\u0004') return done(undefined, chars.length > 0 ? chars.join('') : undefined); // Ctrl-D
+        if (char === '\r' || char === '\n') {
+          done(undefined, chars.join(''));
+          return;
+        }
+        if (char === '\u0003') {
+          done(new GatewayError(ErrorCode.CLI_INPUT, 'cancelled')); // Ctrl-C
+          return;
+        }
+        if (char === '\u0004') {
+          done(undefined, chars.length > 0 ? chars.join('') : undefined); // Ctrl-D
+          return;
+        }
         if (char === '\u007f' || char === '\b') chars = chars.slice(0, -1);
-        else if (char === '\u0015') chars = []; // Ctrl-U
+        else if (char === '\u0015')
+          chars = []; // Ctrl-U
         else if (char >= ' ') chars.push(char);
       }
     };

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { USAGE_EXIT } from './args.ts';
 /**
  * Command line: `serve` (default), `config check`, `config docs`, `config schema`, `hash-password`.
  * Each command parses its own options strictly (./args.ts); a usage error exits with status 2.
@@ -7,7 +8,6 @@ import { runConfigCheck } from './config-check.ts';
 import { runConfigDocs, runConfigSchema } from './config-print.ts';
 import { runHashPassword } from './hash-password.ts';
 import { runServe } from './serve.ts';
-import { USAGE_EXIT } from './args.ts';
 
 const USAGE = `usage: mcp-oauth-gateway <command> [options]
 

@@ -1,8 +1,8 @@
 /** `serve`: load the configuration, start the gateway, stop cleanly on SIGTERM/SIGINT. */
 import type { Readable, Writable } from 'node:stream';
+import { startGateway } from '../app.ts';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
-import { startGateway } from '../app.ts';
 import { configPathArgument } from './args.ts';
 
 const USAGE = `usage: mcp-oauth-gateway serve [--config FILE | --config=FILE | -c FILE]

@@ -6,7 +6,7 @@
  * so a variable listed here is exactly one the loader understands.
  */
 import { CONFIG_PATH_ENV, ENV_PREFIX, envVarName } from './env-overrides.ts';
-import { configJsonSchema, deref, unionVariants, type JsonSchema } from './schema-walker.ts';
+import { configJsonSchema, deref, type JsonSchema, unionVariants } from './schema-walker.ts';
 
 /** Doc path segment: a key, or `[]` for "every item of this list". */
 type DocSegment = string | { item: true };
@@ -17,7 +17,10 @@ export function configReference(): string {
   for (const [key, node] of Object.entries(root.properties ?? {})) {
     emit(out, [key], node, (root.required ?? []).includes(key), 2);
   }
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 const INTRO = `# Configuration reference
@@ -54,7 +57,9 @@ function emit(out: string[], path: DocSegment[], schema: JsonSchema, required: b
   out.push(`${'#'.repeat(Math.min(level, 6))} \`${displayPath(path)}\``, '');
   if (node.description) out.push(node.description, '');
   const facts: string[] = [];
-  facts.push(`- Type: ${itemIsObject ? `list of mappings${minItemsText(node)}` : objectVariants?.length ? 'mapping, in one of the forms below' : typeText(node)}`);
+  facts.push(
+    `- Type: ${itemIsObject ? `list of mappings${minItemsText(node)}` : objectVariants?.length ? 'mapping, in one of the forms below' : typeText(node)}`,
+  );
   if (required && node.default === undefined) facts.push('- Required');
   if (node.default !== undefined && !(node.type === 'object' && node.properties)) facts.push(`- Default: \`${JSON.stringify(node.default)}\``);
   facts.push(`- Environment: \`${envFor(path)}\``);
@@ -73,7 +78,8 @@ function emit(out: string[], path: DocSegment[], schema: JsonSchema, required: b
     if (itemVariants) {
       emitVariants(out, itemPath, itemVariants, level);
     } else {
-      for (const [key, child] of Object.entries(items.properties ?? {})) emit(out, [...itemPath, key], child, (items.required ?? []).includes(key), Math.max(level + 1, 3));
+      for (const [key, child] of Object.entries(items.properties ?? {}))
+        emit(out, [...itemPath, key], child, (items.required ?? []).includes(key), Math.max(level + 1, 3));
     }
   }
 }
@@ -85,7 +91,9 @@ function emitVariants(out: string[], path: DocSegment[], variants: JsonSchema[],
     const discriminator = Object.entries(variant.properties ?? {}).find(([, prop]) => deref(prop).const !== undefined);
     const label = discriminator
       ? `\`${discriminator[0]}: ${String(deref(discriminator[1]).const)}\``
-      : Object.keys(variant.properties ?? {}).map((key) => `\`${key}\``).join(', ');
+      : Object.keys(variant.properties ?? {})
+          .map((key) => `\`${key}\``)
+          .join(', ');
     out.push(`${'#'.repeat(Math.min(sectionLevel, 6))} \`${displayPath(path)}\` with ${label}`, '');
     for (const [key, child] of Object.entries(variant.properties ?? {})) {
       emit(out, [...path, key], child, (variant.required ?? []).includes(key), sectionLevel + 1);

@@ -6,9 +6,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { readFailure, splitLines } from './file-text.ts';
-import { formatPath, isPlainObject, setIn, type PathSegment } from './key-path.ts';
+import { formatPath, isPlainObject, type PathSegment, setIn } from './key-path.ts';
 import type { LoadReport } from './load-report.ts';
-import { childSchema, configJsonSchema, deref, kindOf, pickVariant, schemaAt, unionVariants, type JsonSchema } from './schema-walker.ts';
+import { childSchema, configJsonSchema, deref, type JsonSchema, kindOf, pickVariant, schemaAt, unionVariants } from './schema-walker.ts';
 
 export const ENV_PREFIX = 'MCP_GATEWAY_';
 /** Names the file to load; it is not a configuration key, so it is exempt from the unknown-variable check. */
@@ -138,7 +138,13 @@ function coerce(text: string, node: JsonSchema | undefined, listStyle: 'lines' |
     }
     case 'array': {
       if (trimmed.startsWith('[')) return parseJson(trimmed, 'a JSON list');
-      const items = listStyle === 'lines' ? splitLines(trimmed) : trimmed.split(',').map((item) => item.trim()).filter((item) => item !== '');
+      const items =
+        listStyle === 'lines'
+          ? splitLines(trimmed)
+          : trimmed
+              .split(',')
+              .map((item) => item.trim())
+              .filter((item) => item !== '');
       const itemNode = node ? deref(node).items : undefined;
       const values: unknown[] = [];
       for (const item of items) {

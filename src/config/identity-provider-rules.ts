@@ -23,8 +23,17 @@ export interface RuleProblem {
  * GET callback with a code at the gateway's redirect URI, RFC 6749 §4.1.1).
  */
 export const RESERVED_AUTHORIZATION_PARAMS: ReadonlySet<string> = new Set([
-  'client_id', 'redirect_uri', 'response_type', 'response_mode', 'scope', 'state', 'nonce',
-  'code_challenge', 'code_challenge_method', 'request', 'request_uri',
+  'client_id',
+  'redirect_uri',
+  'response_type',
+  'response_mode',
+  'scope',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+  'request',
+  'request_uri',
 ]);
 
 /** The provider types served by the one OpenID Connect implementation. */
@@ -75,19 +84,32 @@ export function entraProblems(config: Record<string, unknown>): RuleProblem[] {
       if (typeof scope !== 'string' || ENTRA_OIDC_SCOPES.has(scope)) return;
       const resource = entraScopeResource(scope);
       if (resource) resources.add(resource.toLowerCase());
-      else problems.push({ path: ['scopes', index], message: `"${scope}" is unqualified, which Entra reads as Microsoft Graph: write "api://<app id>/${scope}", "<resource>/.default", or "https://graph.microsoft.com/${scope}"` });
+      else
+        problems.push({
+          path: ['scopes', index],
+          message: `"${scope}" is unqualified, which Entra reads as Microsoft Graph: write "api://<app id>/${scope}", "<resource>/.default", or "https://graph.microsoft.com/${scope}"`,
+        });
     });
   }
   if (resources.size > 1) {
-    problems.push({ path: ['scopes'], message: `name several resources (${[...resources].join(', ')}); Entra issues a token for one resource per request (AADSTS28000)` });
+    problems.push({
+      path: ['scopes'],
+      message: `name several resources (${[...resources].join(', ')}); Entra issues a token for one resource per request (AADSTS28000)`,
+    });
   }
   if (isRecord(config.authorizationParams) && 'resource' in config.authorizationParams) {
-    problems.push({ path: ['authorizationParams', 'resource'], message: 'Entra v2.0 refuses `resource` together with `scope` (AADSTS9010010); put the API in scopes as "<resource>/.default"' });
+    problems.push({
+      path: ['authorizationParams', 'resource'],
+      message: 'Entra v2.0 refuses `resource` together with `scope` (AADSTS9010010); put the API in scopes as "<resource>/.default"',
+    });
   }
   const allowedTenants = Array.isArray(config.allowedTenants) ? config.allowedTenants : [];
   if (typeof config.tenant === 'string' && ENTRA_MULTI_TENANT.has(config.tenant.toLowerCase()) && allowedTenants.length === 0) {
     // Without a tenant list, anyone with any work (or personal) account could sign in.
-    problems.push({ path: ['allowedTenants'], message: `is required with tenant "${config.tenant}", which accepts accounts of every Entra tenant: list the tenant ids allowed, or ["*"] to allow all and restrict with access.tenants` });
+    problems.push({
+      path: ['allowedTenants'],
+      message: `is required with tenant "${config.tenant}", which accepts accounts of every Entra tenant: list the tenant ids allowed, or ["*"] to allow all and restrict with access.tenants`,
+    });
   }
   return problems;
 }
@@ -97,7 +119,8 @@ export function entraProblems(config: Record<string, unknown>): RuleProblem[] {
 
 export function auth0Problems(config: Record<string, unknown>): RuleProblem[] {
   if (config.issuer !== undefined && config.domain !== undefined) return [{ path: ['issuer'], message: 'set either domain or issuer, not both' }];
-  if (config.issuer === undefined && config.domain === undefined) return [{ path: ['domain'], message: 'is required (such as example.eu.auth0.com), unless issuer is set' }];
+  if (config.issuer === undefined && config.domain === undefined)
+    return [{ path: ['domain'], message: 'is required (such as example.eu.auth0.com), unless issuer is set' }];
   return [];
 }
 

@@ -3,7 +3,7 @@
  * number, got a string`). Values are described by kind, never quoted: the value may be a secret.
  */
 import type { z } from 'zod';
-import { formatPath, valueAt, type PathSegment } from './key-path.ts';
+import { formatPath, type PathSegment, valueAt } from './key-path.ts';
 
 export function describeIssue(issue: z.core.$ZodIssue, path: PathSegment[], data: unknown): string {
   const value = valueAt(data, path);

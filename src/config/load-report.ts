@@ -4,7 +4,7 @@
  * environment variable that set it) and which values are secret, so no message ever repeats one.
  */
 import type { ConfigProblem } from './config-error.ts';
-import { formatPath, isPlainObject, startsWith, type PathSegment } from './key-path.ts';
+import { formatPath, isPlainObject, type PathSegment, startsWith } from './key-path.ts';
 
 /** Keys whose values must never appear in a message. */
 const SECRET_KEY = /secret|password|key|token/i;

@@ -17,7 +17,7 @@ import { configSchema, type GatewayConfig } from './schema.ts';
 import { configJsonSchema, findUnknownKeys } from './schema-walker.ts';
 import { parseConfigYaml } from './yaml-source.ts';
 
-export { ConfigError, formatConfigError, type ConfigProblem } from './config-error.ts';
+export { ConfigError, type ConfigProblem, formatConfigError } from './config-error.ts';
 
 export interface LoadConfigOptions {
   /** YAML file; defaults to $MCP_GATEWAY_CONFIG; neither means "all defaults plus environment". */

@@ -16,7 +16,12 @@ const REFERENCE = /^\$\{(file|env):([^}]*)\}$/;
  * Replaces reference values in `root`, in place. Relative file paths are relative to the configuration
  * file (`baseDir`), so a config and its secrets directory can move together.
  */
-export async function resolveReferences(root: Record<string, unknown>, baseDir: string, env: Record<string, string | undefined>, report: LoadReport): Promise<void> {
+export async function resolveReferences(
+  root: Record<string, unknown>,
+  baseDir: string,
+  env: Record<string, string | undefined>,
+  report: LoadReport,
+): Promise<void> {
   await resolveIn(root, root, [], { baseDir, env, report });
 }
 

@@ -8,8 +8,8 @@
  * `acme-platform` as a team) is a configuration error rather than a silent lock-out.
  */
 import { z } from 'zod';
-import { normaliseDomain, normaliseEmail } from '../policy/email.ts';
 import type { AccessRules as PolicyAccessRules } from '../policy/access.ts';
+import { normaliseDomain, normaliseEmail } from '../policy/email.ts';
 
 export const accessRulesSchema = z
   .object({
@@ -20,8 +20,13 @@ export const accessRulesSchema = z
     emailDomains: z
       .array(z.string().refine((value) => normaliseDomain(value) !== undefined, 'must be a domain such as example.com (no @, wildcard or trailing dot)'))
       .default([])
-      .describe('Email domains allowed, such as `example.com` (verified email only; exact domain, subdomains do not match; international names in either form).'),
-    groups: z.array(z.string().min(1)).default([]).describe('Group names or ids allowed (from the IdP\'s groups claim, Entra app roles included; compared exactly).'),
+      .describe(
+        'Email domains allowed, such as `example.com` (verified email only; exact domain, subdomains do not match; international names in either form).',
+      ),
+    groups: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Group names or ids allowed (from the IdP's groups claim, Entra app roles included; compared exactly)."),
     githubOrgs: z.array(z.string().min(1)).default([]).describe('GitHub organisations whose members are allowed (case-insensitive).'),
     githubTeams: z
       .array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'must be `org/team-slug`'))
@@ -36,9 +41,14 @@ export const accessRulesSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('Whom a refused person should ask for access (a name, team or address), shown on the "access denied" page. Not a rule. The server\'s contact wins over the gateway\'s.'),
+      .describe(
+        'Whom a refused person should ask for access (a name, team or address), shown on the "access denied" page. Not a rule. The server\'s contact wins over the gateway\'s.',
+      ),
   })
-  .default({ emails: [], emailDomains: [], groups: [], githubOrgs: [], githubTeams: [], tenants: [], subjects: [] }) satisfies z.ZodType<PolicyAccessRules, unknown>;
+  .default({ emails: [], emailDomains: [], groups: [], githubOrgs: [], githubTeams: [], tenants: [], subjects: [] }) satisfies z.ZodType<
+  PolicyAccessRules,
+  unknown
+>;
 // `satisfies`: what this schema produces is what src/policy/access.ts evaluates; a drift fails to compile.
 
 export type AccessRules = z.output<typeof accessRulesSchema>;

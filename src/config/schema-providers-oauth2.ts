@@ -10,7 +10,11 @@ import { secureUrl } from './schema-urls.ts';
 const endpointUrl = secureUrl({ query: true });
 
 const providerId = (fallback: string) =>
-  z.string().regex(/^[a-z0-9-]+$/).default(fallback).describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.');
+  z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .default(fallback)
+    .describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.');
 
 const clientSecret = z
   .string()
@@ -20,7 +24,9 @@ const clientSecret = z
 const authorizationParams = z
   .record(z.string(), z.string())
   .default({})
-  .describe('Extra parameters sent on the upstream authorization request (for example `prompt`, `login`, `allow_signup`). The gateway\'s own parameters (client_id, redirect_uri, state, PKCE, scope...) cannot be replaced.');
+  .describe(
+    "Extra parameters sent on the upstream authorization request (for example `prompt`, `login`, `allow_signup`). The gateway's own parameters (client_id, redirect_uri, state, PKCE, scope...) cannot be replaced.",
+  );
 
 export const githubProviderSchema = z.object({
   type: z.literal('github').describe('GitHub or GitHub Enterprise Server, through an OAuth app or a GitHub App (user access tokens).'),
@@ -30,24 +36,28 @@ export const githubProviderSchema = z.object({
   clientSecret,
   baseUrl: endpointUrl
     .default('https://github.com')
-    .describe('Web address of GitHub: `https://github.com`, or your GitHub Enterprise Server such as `https://ghe.example.com`. The OAuth endpoints are `<baseUrl>/login/oauth/authorize` and `/login/oauth/access_token`.'),
+    .describe(
+      'Web address of GitHub: `https://github.com`, or your GitHub Enterprise Server such as `https://ghe.example.com`. The OAuth endpoints are `<baseUrl>/login/oauth/authorize` and `/login/oauth/access_token`.',
+    ),
   apiUrl: endpointUrl
     .optional()
     .describe('REST API base URL. Default: `https://api.github.com` for github.com, `<baseUrl>/api/v3` for GitHub Enterprise Server.'),
   scopes: z
     .array(z.string())
     .optional()
-    .describe('OAuth app scopes. Default: `read:user user:email`, plus `read:org` when organisations are fetched. GitHub Apps ignore scopes: give the app the "Email addresses" and "Members" (organisation) read permissions instead.'),
+    .describe(
+      'OAuth app scopes. Default: `read:user user:email`, plus `read:org` when organisations are fetched. GitHub Apps ignore scopes: give the app the "Email addresses" and "Members" (organisation) read permissions instead.',
+    ),
   fetchOrganizations: z
     .boolean()
     .optional()
-    .describe('Read the user\'s organisations and teams at sign-in (`GET /user/orgs`, `/user/teams`; needs `read:org`) for `githubOrgs`/`githubTeams` access rules. Default: on when any access rule uses them.'),
+    .describe(
+      "Read the user's organisations and teams at sign-in (`GET /user/orgs`, `/user/teams`; needs `read:org`) for `githubOrgs`/`githubTeams` access rules. Default: on when any access rule uses them.",
+    ),
   authorizationParams,
 });
 
-const claimPath = z
-  .string()
-  .regex(/^[^.\s]+(\.[^.\s]+)*$/, 'a dot path such as `sub` or `data.attributes.email`');
+const claimPath = z.string().regex(/^[^.\s]+(\.[^.\s]+)*$/, 'a dot path such as `sub` or `data.attributes.email`');
 
 export const oauth2ProviderSchema = z.object({
   type: z.literal('oauth2').describe('Any OAuth 2 provider without OpenID Connect: explicit endpoints, a userinfo URL and claim mapping.'),
@@ -56,8 +66,10 @@ export const oauth2ProviderSchema = z.object({
   authorizationUrl: endpointUrl.describe('Authorization endpoint the browser is sent to.'),
   tokenUrl: endpointUrl.describe('Token endpoint (JSON or form-encoded answers are both understood).'),
   userinfoUrl: endpointUrl.describe('URL answering `GET` with `Authorization: Bearer <access token>` and a JSON object describing the user.'),
-  clientId: z.string().min(1).describe('Client ID of the gateway\'s registration at the provider.'),
-  clientSecret: clientSecret.optional().describe('Client secret of that registration; omit for a public client (`tokenEndpointAuthMethod: none`). Prefer `${file:/run/secrets/...}`.'),
+  clientId: z.string().min(1).describe("Client ID of the gateway's registration at the provider."),
+  clientSecret: clientSecret
+    .optional()
+    .describe('Client secret of that registration; omit for a public client (`tokenEndpointAuthMethod: none`). Prefer `${file:/run/secrets/...}`.'),
   tokenEndpointAuthMethod: z
     .enum(['client_secret_basic', 'client_secret_post', 'none'])
     .optional()
@@ -66,11 +78,15 @@ export const oauth2ProviderSchema = z.object({
   pkce: z.boolean().default(true).describe('Send a PKCE S256 challenge (RFC 7636). Turn off only for a provider that rejects it.'),
   claims: z
     .object({
-      subject: claimPath.default('sub').describe('Path of the stable, unique user id (numbers are turned into text). Never a name or email the user can change.'),
+      subject: claimPath
+        .default('sub')
+        .describe('Path of the stable, unique user id (numbers are turned into text). Never a name or email the user can change.'),
       email: claimPath.default('email').describe('Path of the email address.'),
       emailVerified: claimPath
         .optional()
-        .describe('Path of a boolean saying the email is verified. Without it the email is treated as unverified (email and domain access rules will not match).'),
+        .describe(
+          'Path of a boolean saying the email is verified. Without it the email is treated as unverified (email and domain access rules will not match).',
+        ),
       name: claimPath.default('name').describe('Path of the display name.'),
       groups: claimPath.default('groups').describe('Path of the groups: an array of strings (or of objects with a `name`), or one comma-separated string.'),
     })

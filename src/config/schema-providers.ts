@@ -10,7 +10,11 @@ import { secureUrl } from './schema-urls.ts';
 const baseUrl = secureUrl({ query: false });
 
 const providerId = (fallback: string) =>
-  z.string().regex(/^[a-z0-9-]+$/).default(fallback).describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids (`<id>:<subject>`), so changing it makes every user new.');
+  z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .default(fallback)
+    .describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids (`<id>:<subject>`), so changing it makes every user new.');
 
 const claimName = z.string().min(1);
 
@@ -20,7 +24,9 @@ const claimName = z.string().min(1);
  */
 const claimsMapping = z
   .object({
-    subject: claimName.optional().describe('Claim with the stable user id (namespaced as `<provider id>:<value>`). Never an email or a name: those can be reassigned.'),
+    subject: claimName
+      .optional()
+      .describe('Claim with the stable user id (namespaced as `<provider id>:<value>`). Never an email or a name: those can be reassigned.'),
     email: claimName.optional().describe('Claim with the email address.'),
     emailVerified: claimName
       .optional()
@@ -29,14 +35,14 @@ const claimsMapping = z
     groups: z
       .union([claimName, z.array(claimName)])
       .optional()
-      .describe('Claim (or claims, merged) with the user\'s groups or roles, as an array of strings.'),
+      .describe("Claim (or claims, merged) with the user's groups or roles, as an array of strings."),
   })
   .default({})
   .describe('Which claims give the user id, email, name and groups. Defaults depend on `type`.');
 
 /** Keys every OIDC-based provider has. */
 const commonKeys = {
-  clientId: z.string().min(1).describe('Client (application) ID of the gateway\'s registration at the IdP.'),
+  clientId: z.string().min(1).describe("Client (application) ID of the gateway's registration at the IdP."),
   clientSecret: z
     .string()
     .min(1)
@@ -45,7 +51,9 @@ const commonKeys = {
   authorizationParams: z
     .record(z.string(), z.string())
     .default({})
-    .describe('Extra parameters sent on the upstream authorization request (for example `prompt`, `login_hint`, `domain_hint`). The gateway\'s own parameters (client_id, redirect_uri, scope, state, nonce, PKCE) cannot be replaced.'),
+    .describe(
+      "Extra parameters sent on the upstream authorization request (for example `prompt`, `login_hint`, `domain_hint`). The gateway's own parameters (client_id, redirect_uri, scope, state, nonce, PKCE) cannot be replaced.",
+    ),
   claims: claimsMapping,
   clockTolerance: z
     .number()
@@ -56,8 +64,7 @@ const commonKeys = {
     .describe('Seconds of clock difference tolerated when checking ID token times (`exp`, `iat`, `nbf`).'),
 };
 
-const scopes = (fallback: string[], extra = '') =>
-  z.array(z.string().min(1)).default(fallback).describe(`Scopes requested from the IdP.${extra}`);
+const scopes = (fallback: string[], extra = '') => z.array(z.string().min(1)).default(fallback).describe(`Scopes requested from the IdP.${extra}`);
 
 export const oidcProviderSchema = z.object({
   type: z.literal('oidc').describe('Any OpenID Connect provider, found by its issuer (discovery).'),
@@ -77,14 +84,18 @@ export const entraProviderSchema = z.object({
   tenant: z
     .string()
     .regex(TENANT, 'a tenant id (GUID), a verified domain such as contoso.onmicrosoft.com, or common/organizations/consumers')
-    .describe('Directory (tenant) ID, or a verified domain, for a single-tenant app; `organizations` (any work account) or `common` for a multi-tenant app, which then needs `allowedTenants`.'),
+    .describe(
+      'Directory (tenant) ID, or a verified domain, for a single-tenant app; `organizations` (any work account) or `common` for a multi-tenant app, which then needs `allowedTenants`.',
+    ),
   allowedTenants: z
     .array(z.string().min(1))
     .default([])
-    .describe('Tenant ids (`tid`) whose users may sign in. Required with `common`/`organizations`; `["*"]` accepts every tenant (then restrict with `access.tenants`). With a single tenant, it defaults to that tenant.'),
+    .describe(
+      'Tenant ids (`tid`) whose users may sign in. Required with `common`/`organizations`; `["*"]` accepts every tenant (then restrict with `access.tenants`). With a single tenant, it defaults to that tenant.',
+    ),
   scopes: scopes(
     ['openid', 'profile', 'email', 'offline_access'],
-    ' Besides `openid profile email offline_access`, at most one API\'s scopes, fully qualified: `api://<app id>/<scope>` or `<resource>/.default` (an unqualified scope would mean Microsoft Graph). Never a `resource` parameter: Entra refuses it together with `scope` (AADSTS9010010).',
+    " Besides `openid profile email offline_access`, at most one API's scopes, fully qualified: `api://<app id>/<scope>` or `<resource>/.default` (an unqualified scope would mean Microsoft Graph). Never a `resource` parameter: Entra refuses it together with `scope` (AADSTS9010010).",
   ),
   authority: baseUrl
     .default('https://login.microsoftonline.com')
@@ -92,7 +103,9 @@ export const entraProviderSchema = z.object({
   graphGroups: z
     .boolean()
     .default(false)
-    .describe('When the ID token says the user has too many groups to list (groups overage), read them from Microsoft Graph (`/me/transitiveMemberOf`) with the user\'s access token. Needs the `GroupMember.Read.All` delegated permission, and scopes for Graph (no `api://` scope).'),
+    .describe(
+      "When the ID token says the user has too many groups to list (groups overage), read them from Microsoft Graph (`/me/transitiveMemberOf`) with the user's access token. Needs the `GroupMember.Read.All` delegated permission, and scopes for Graph (no `api://` scope).",
+    ),
   graphUrl: baseUrl.default('https://graph.microsoft.com').describe('Microsoft Graph base URL (national clouds: `https://graph.microsoft.us`, ...).'),
   ...commonKeys,
 });
@@ -104,7 +117,9 @@ export const googleProviderSchema = z.object({
   hostedDomain: z
     .string()
     .optional()
-    .describe('Google Workspace domain (such as `example.com`): only accounts of that Workspace may sign in (their ID token\'s `hd` claim is checked; the `hd` parameter is only a hint to the account chooser).'),
+    .describe(
+      "Google Workspace domain (such as `example.com`): only accounts of that Workspace may sign in (their ID token's `hd` claim is checked; the `hd` parameter is only a hint to the account chooser).",
+    ),
   scopes: scopes(['openid', 'email', 'profile'], ' A refresh token is asked for with `access_type=offline` and `prompt=consent`, not a scope.'),
   issuer: baseUrl.default('https://accounts.google.com').describe('Issuer; change only for a test stand-in.'),
   ...commonKeys,
@@ -115,7 +130,10 @@ export const oktaProviderSchema = z.object({
   id: providerId('okta'),
   displayName: z.string().default('Okta').describe('Name shown to users.'),
   issuer: baseUrl.describe('Issuer of the authorization server: `https://<org>.okta.com/oauth2/default` (custom) or `https://<org>.okta.com` (org).'),
-  scopes: scopes(['openid', 'profile', 'email', 'offline_access'], ' Refresh tokens need `offline_access` and the Refresh Token grant enabled on the app. Add `groups` on the org server for the groups claim.'),
+  scopes: scopes(
+    ['openid', 'profile', 'email', 'offline_access'],
+    ' Refresh tokens need `offline_access` and the Refresh Token grant enabled on the app. Add `groups` on the org server for the groups claim.',
+  ),
   ...commonKeys,
 });
 
@@ -149,7 +167,10 @@ export const authentikProviderSchema = z.object({
   id: providerId('authentik'),
   displayName: z.string().default('authentik').describe('Name shown to users.'),
   baseUrl: baseUrl.describe('authentik base URL, such as `https://auth.example.com`.'),
-  slug: z.string().regex(/^[a-z0-9_-]+$/i).describe('Application slug; the issuer is `<baseUrl>/application/o/<slug>/`.'),
+  slug: z
+    .string()
+    .regex(/^[a-z0-9_-]+$/i)
+    .describe('Application slug; the issuer is `<baseUrl>/application/o/<slug>/`.'),
   scopes: scopes(['openid', 'profile', 'email', 'offline_access']),
   ...commonKeys,
 });
@@ -158,8 +179,16 @@ export const cognitoProviderSchema = z.object({
   type: z.literal('cognito').describe('Amazon Cognito user pools.'),
   id: providerId('cognito'),
   displayName: z.string().default('Amazon Cognito').describe('Name shown to users.'),
-  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/).optional().describe('AWS region of the user pool, such as `eu-west-1`.'),
-  userPoolId: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d_[A-Za-z0-9]+$/).optional().describe('User pool id, such as `eu-west-1_AbCdEf123`; with `region`, gives the issuer `https://cognito-idp.<region>.amazonaws.com/<userPoolId>`.'),
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/)
+    .optional()
+    .describe('AWS region of the user pool, such as `eu-west-1`.'),
+  userPoolId: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d_[A-Za-z0-9]+$/)
+    .optional()
+    .describe('User pool id, such as `eu-west-1_AbCdEf123`; with `region`, gives the issuer `https://cognito-idp.<region>.amazonaws.com/<userPoolId>`.'),
   issuer: baseUrl.optional().describe('Issuer, instead of `region` + `userPoolId`.'),
   scopes: scopes(['openid', 'email', 'profile'], ' Cognito issues a refresh token with every code grant; `offline_access` is not a Cognito scope.'),
   ...commonKeys,
@@ -175,5 +204,11 @@ export type AuthentikProviderConfig = z.output<typeof authentikProviderSchema>;
 export type CognitoProviderConfig = z.output<typeof cognitoProviderSchema>;
 export type ClaimsMappingConfig = z.output<typeof claimsMapping>;
 export type OidcFamilyConfig =
-  | OidcProviderConfig | EntraProviderConfig | GoogleProviderConfig | OktaProviderConfig | KeycloakProviderConfig
-  | Auth0ProviderConfig | AuthentikProviderConfig | CognitoProviderConfig;
+  | OidcProviderConfig
+  | EntraProviderConfig
+  | GoogleProviderConfig
+  | OktaProviderConfig
+  | KeycloakProviderConfig
+  | Auth0ProviderConfig
+  | AuthentikProviderConfig
+  | CognitoProviderConfig;

@@ -10,10 +10,38 @@ import { z } from 'zod';
  * plus `env`, plus the user's IdP token when `idpToken.env` asks for it).
  */
 export const DEFAULT_INHERITED_ENV = [
-  'PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'TERM',
-  'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy',
-  'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'XDG_CACHE_HOME', 'XDG_CONFIG_HOME', 'XDG_DATA_HOME',
-  'npm_config_cache', 'npm_config_registry', 'UV_CACHE_DIR', 'UV_INDEX_URL', 'SYSTEMROOT', 'APPDATA', 'LOCALAPPDATA', 'USERPROFILE',
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+  'TERM',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'XDG_CACHE_HOME',
+  'XDG_CONFIG_HOME',
+  'XDG_DATA_HOME',
+  'npm_config_cache',
+  'npm_config_registry',
+  'UV_CACHE_DIR',
+  'UV_INDEX_URL',
+  'SYSTEMROOT',
+  'APPDATA',
+  'LOCALAPPDATA',
+  'USERPROFILE',
 ];
 
 export const stdioUpstreamSchema = z.object({
@@ -23,15 +51,27 @@ export const stdioUpstreamSchema = z.object({
   inheritEnv: z
     .array(z.string().min(1))
     .default(DEFAULT_INHERITED_ENV)
-    .describe('Names of the gateway\'s own environment variables the process inherits (a safe baseline by default: PATH, HOME, locale, proxies, CA files). The rest of the gateway\'s environment is never passed on.'),
-  cwd: z.string().optional().describe('Working directory of the process; the gateway\'s by default.'),
+    .describe(
+      "Names of the gateway's own environment variables the process inherits (a safe baseline by default: PATH, HOME, locale, proxies, CA files). The rest of the gateway's environment is never passed on.",
+    ),
+  cwd: z.string().optional().describe("Working directory of the process; the gateway's by default."),
   mode: z
     .enum(['shared', 'per-user'])
     .default('shared')
     .describe('`shared`: one process for everyone. `per-user`: one process per signed-in user, started on first use.'),
-  idleTimeout: z.number().int().positive().default(900).describe('Per-user mode: a process idle this many seconds is stopped (its client sessions stay open; the next request starts a new process).'),
+  idleTimeout: z
+    .number()
+    .int()
+    .positive()
+    .default(900)
+    .describe('Per-user mode: a process idle this many seconds is stopped (its client sessions stay open; the next request starts a new process).'),
   maxProcesses: z.number().int().positive().default(50).describe('Per-user mode: most processes running at once; a new user beyond it gets a JSON-RPC error.'),
-  startTimeout: z.number().int().positive().default(60).describe('Seconds a new process has to answer `initialize` (includes `npx`/`uvx` downloading the package on first start).'),
+  startTimeout: z
+    .number()
+    .int()
+    .positive()
+    .default(60)
+    .describe('Seconds a new process has to answer `initialize` (includes `npx`/`uvx` downloading the package on first start).'),
   stopGracePeriod: z.number().positive().default(5).describe('Seconds between SIGTERM and SIGKILL when a process (and its process group) is stopped.'),
   restartBackoff: z
     .object({
@@ -45,7 +85,9 @@ export const stdioUpstreamSchema = z.object({
     .int()
     .nonnegative()
     .default(60)
-    .describe('Per-user mode with `idpToken.env`: a process whose IdP token expires within this many seconds is replaced, between requests, by one started with a fresh token.'),
+    .describe(
+      'Per-user mode with `idpToken.env`: a process whose IdP token expires within this many seconds is replaced, between requests, by one started with a fresh token.',
+    ),
   sessionIdleTimeout: z
     .number()
     .int()

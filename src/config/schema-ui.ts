@@ -28,7 +28,9 @@ export const uiSchema = z
       .string()
       .regex(/^#[0-9a-fA-F]{6}$/, 'must be a hex colour such as #1d4ed8')
       .optional()
-      .describe('Colour of the main buttons, as `#rrggbb`; the button text is black or white, whichever contrasts more. Default: blue (light blue in dark mode).'),
+      .describe(
+        'Colour of the main buttons, as `#rrggbb`; the button text is black or white, whichever contrasts more. Default: blue (light blue in dark mode).',
+      ),
   })
   .transform((ui, ctx) => {
     if (ui.logoFile === undefined) return { ...ui, logoDataUri: undefined };

@@ -31,13 +31,15 @@ export function secureUrlProblems(value: string, options: { query: boolean }): s
 
 /** A string key holding such a URL. */
 export function secureUrl(options: { query: boolean }) {
-  return z
-    .string()
-    .superRefine((value, ctx) => {
-      for (const message of secureUrlProblems(value, options)) ctx.addIssue({ code: 'custom', message });
-    })
-    // Shown as a URL in the reference and to editors (JSON Schema `format: uri`); the rule above is the check.
-    .meta({ format: 'uri' });
+  return (
+    z
+      .string()
+      .superRefine((value, ctx) => {
+        for (const message of secureUrlProblems(value, options)) ctx.addIssue({ code: 'custom', message });
+      })
+      // Shown as a URL in the reference and to editors (JSON Schema `format: uri`); the rule above is the check.
+      .meta({ format: 'uri' })
+  );
 }
 
 /** Adds the https rule to a URL schema that has its own other checks. */

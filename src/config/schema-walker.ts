@@ -65,9 +65,7 @@ export function pickVariant(variants: JsonSchema[], value: unknown): JsonSchema 
   if (!isPlainObject(value)) return undefined;
   const discriminated = variants.filter((variant) => Object.values(variant.properties ?? {}).some((prop) => prop.const !== undefined));
   if (discriminated.length === variants.length) {
-    return variants.find((variant) =>
-      Object.entries(variant.properties ?? {}).every(([key, prop]) => prop.const === undefined || value[key] === prop.const),
-    );
+    return variants.find((variant) => Object.entries(variant.properties ?? {}).every(([key, prop]) => prop.const === undefined || value[key] === prop.const));
   }
   let best: JsonSchema | undefined;
   let bestScore = 0;

@@ -6,22 +6,29 @@
  * (src/config/docs.ts) and comments do not survive type stripping. Comments that remain explain why.
  */
 import { z } from 'zod';
-import { isLoopbackHost, requireSecureScheme } from './schema-urls.ts';
-import { accessRulesSchema } from './schema-access.ts';
-import { stdioUpstreamSchema } from './schema-stdio.ts';
-import { uiSchema } from './schema-ui.ts';
+import { issuerFromPublicUrl, hostKey as routeHostKey } from '../core/resource-uri.ts';
 import { serverPathConflict } from '../http/routes.ts';
 import { encryptionKeyProblem } from './encryption-key.ts';
-import { pemFileProblem } from './pem-file.ts';
-import { trustProxySchema } from './schema-trust-proxy.ts';
 import { identityProviderProblems } from './identity-provider-rules.ts';
-import { idpTokenTargetProblems, serverResource } from './server-rules.ts';
-import { hostKey as routeHostKey, issuerFromPublicUrl } from '../core/resource-uri.ts';
+import { pemFileProblem } from './pem-file.ts';
+import { accessRulesSchema } from './schema-access.ts';
 import {
-  oidcProviderSchema, entraProviderSchema, googleProviderSchema, oktaProviderSchema, keycloakProviderSchema,
-  auth0ProviderSchema, authentikProviderSchema, cognitoProviderSchema,
+  auth0ProviderSchema,
+  authentikProviderSchema,
+  cognitoProviderSchema,
+  entraProviderSchema,
+  googleProviderSchema,
+  keycloakProviderSchema,
+  oidcProviderSchema,
+  oktaProviderSchema,
 } from './schema-providers.ts';
 import { githubProviderSchema, oauth2ProviderSchema } from './schema-providers-oauth2.ts';
+import { stdioUpstreamSchema } from './schema-stdio.ts';
+import { trustProxySchema } from './schema-trust-proxy.ts';
+import { uiSchema } from './schema-ui.ts';
+import { isLoopbackHost, requireSecureScheme } from './schema-urls.ts';
+import { idpTokenTargetProblems, serverResource } from './server-rules.ts';
+
 export type { GithubProviderConfig, OAuth2ProviderConfig } from './schema-providers-oauth2.ts';
 
 const duration = z.number().int().positive();
@@ -57,7 +64,7 @@ const localUser = z.object({
     .string()
     .min(1)
     .regex(/^[A-Za-z0-9._@+-]+$/, 'letters, digits and . _ @ + - only')
-    .describe('Sign-in name (letters, digits and . _ @ + -), matched case-insensitively; it is the user\'s subject.'),
+    .describe("Sign-in name (letters, digits and . _ @ + -), matched case-insensitively; it is the user's subject."),
   passwordHash: z
     .string()
     .startsWith('scrypt$', 'must be a hash produced by `mcp-oauth-gateway hash-password`')
@@ -69,7 +76,11 @@ const localUser = z.object({
 
 export const localProviderSchema = z.object({
   type: z.literal('local').describe('Built-in accounts defined in this file.'),
-  id: z.string().regex(/^[a-z0-9-]+$/).default('local').describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.'),
+  id: z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .default('local')
+    .describe('Identifier of this provider (lowercase letters, digits, dashes); it prefixes user ids.'),
   displayName: z.string().default('Local accounts').describe('Name shown on the sign-in page.'),
   users: z.array(localUser).default([]).describe('The accounts that can sign in.'),
   maxFailedAttempts: z
@@ -106,19 +117,34 @@ const identityHeaders = z
   .describe('Request headers that carry the signed-in user to the MCP server (opt-in, per header).');
 
 export const serverSchema = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes').describe('Unique name of the server (lowercase letters, digits, dashes), used in logs.'),
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes')
+    .describe('Unique name of the server (lowercase letters, digits, dashes), used in logs.'),
   path: z
     .string()
-    .regex(/^\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-]$/, 'must start with / and not end with /')
+    .regex(/^\/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$/, 'must start with / and not end with /')
     // `//`, `/./` and `/../` would never match a normalised request path, or would match a different one.
     // (A path the regex already rejects is left to its message alone.)
-    .refine((value) => !/^\/.*[^/]$/.test(value) || value.split('/').slice(1).every((segment) => segment !== '' && segment !== '.' && segment !== '..'), 'must not contain empty, "." or ".." segments')
-    .describe('Route on the gateway, such as `/github`: the route itself and everything under it go to this server. Starts with / and does not end with /. The canonical resource URI (token audience) is `publicUrl + path` unless `host` or `resource` say otherwise.'),
+    .refine(
+      (value) =>
+        !/^\/.*[^/]$/.test(value) ||
+        value
+          .split('/')
+          .slice(1)
+          .every((segment) => segment !== '' && segment !== '.' && segment !== '..'),
+      'must not contain empty, "." or ".." segments',
+    )
+    .describe(
+      'Route on the gateway, such as `/github`: the route itself and everything under it go to this server. Starts with / and does not end with /. The canonical resource URI (token audience) is `publicUrl + path` unless `host` or `resource` say otherwise.',
+    ),
   host: z
     .string()
     .regex(/^[a-z0-9.-]+(:\d+)?$/, 'a lowercase host name, optionally with :port')
     .optional()
-    .describe('Route by Host header as well as path: only requests whose `Host` header names this host (case-insensitive, default port optional) reach this server; behind a reverse proxy, the proxy must pass the client\'s Host on (`X-Forwarded-Host` is not used). Its resource URI is then `<publicUrl scheme>://<host><path>`. Servers without `host` answer on any Host.'),
+    .describe(
+      "Route by Host header as well as path: only requests whose `Host` header names this host (case-insensitive, default port optional) reach this server; behind a reverse proxy, the proxy must pass the client's Host on (`X-Forwarded-Host` is not used). Its resource URI is then `<publicUrl scheme>://<host><path>`. Servers without `host` answer on any Host.",
+    ),
   resource: z
     .url()
     .superRefine((value, ctx) => {
@@ -130,15 +156,19 @@ export const serverSchema = z.object({
       if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials' });
     })
     .optional()
-    .describe('Canonical resource URI of the server (its PRM `resource` and token `aud`), when it differs from the default (`publicUrl + path`, or `<scheme>://<host><path>` with `host`); for example a forward-auth server behind another origin. Its metadata is served at the well-known path inserted into this URI, on its host.'),
+    .describe(
+      'Canonical resource URI of the server (its PRM `resource` and token `aud`), when it differs from the default (`publicUrl + path`, or `<scheme>://<host><path>` with `host`); for example a forward-auth server behind another origin. Its metadata is served at the well-known path inserted into this URI, on its host.',
+    ),
   upstream: z
     .union([
       z.object({
-        url: z.url().describe('URL of the MCP server\'s endpoint.'),
+        url: z.url().describe("URL of the MCP server's endpoint."),
         transport: z
           .enum(['streamable-http', 'sse'])
           .default('streamable-http')
-          .describe('`streamable-http` (2025-03-26 and later) or `sse`, the older HTTP+SSE transport (2024-11-05), where `url` is the SSE endpoint: clients open the stream with `GET <path>` (or `GET <path>/<last segment of url>`), and the stream\'s `endpoint` event is rewritten to a URL under `<path>` that maps to the same location beside the SSE endpoint upstream (`/sse` + `/messages` become `<path>` + `<path>/messages`).'),
+          .describe(
+            "`streamable-http` (2025-03-26 and later) or `sse`, the older HTTP+SSE transport (2024-11-05), where `url` is the SSE endpoint: clients open the stream with `GET <path>` (or `GET <path>/<last segment of url>`), and the stream's `endpoint` event is rewritten to a URL under `<path>` that maps to the same location beside the SSE endpoint upstream (`/sse` + `/messages` become `<path>` + `<path>/messages`).",
+          ),
       }),
       z.object({ stdio: stdioUpstreamSchema.describe('A stdio MCP server the gateway spawns.') }),
       z.object({ builtin: z.literal('demo').describe('A server built into the gateway (`demo` only).') }),
@@ -154,23 +184,20 @@ export const serverSchema = z.object({
   identityHeaders,
   idpToken: z
     .object({
-      header: z.string().optional().describe('HTTP upstreams: request header that carries the user\'s current IdP access token.'),
-      env: z.string().optional().describe('Per-user stdio servers: environment variable that carries the user\'s IdP access token.'),
+      header: z.string().optional().describe("HTTP upstreams: request header that carries the user's current IdP access token."),
+      env: z.string().optional().describe("Per-user stdio servers: environment variable that carries the user's IdP access token."),
     })
     .optional()
-    .describe('Hand the user\'s own IdP access token to this server (opt-in). Refreshed before it expires; never the gateway\'s token.'),
+    .describe("Hand the user's own IdP access token to this server (opt-in). Refreshed before it expires; never the gateway's token."),
   access: accessRulesSchema.describe('Who may log in to this server, on top of the gateway-wide `access`.'),
-  allowedOrigins: z
-    .array(z.string())
-    .default([])
-    .describe('Browser origins allowed to call this server besides the gateway\'s own (DNS-rebinding protection).'),
-  upstreamTimeoutMs: z
+  allowedOrigins: z.array(z.string()).default([]).describe("Browser origins allowed to call this server besides the gateway's own (DNS-rebinding protection)."),
+  upstreamTimeoutMs: z.number().int().positive().default(30_000).describe('Upstream response-header timeout in milliseconds (SSE bodies are never cut by it).'),
+  maxRequestBytes: z
     .number()
     .int()
     .positive()
-    .default(30_000)
-    .describe('Upstream response-header timeout in milliseconds (SSE bodies are never cut by it).'),
-  maxRequestBytes: z.number().int().positive().default(4 * 1024 * 1024).describe('Largest request body forwarded to the server, in bytes.'),
+    .default(4 * 1024 * 1024)
+    .describe('Largest request body forwarded to the server, in bytes.'),
 });
 
 export const configSchema = z
@@ -182,7 +209,7 @@ export const configSchema = z
         port: z.number().int().min(0).max(65535).default(8080).describe('TCP port to listen on (0 picks a free port).'),
       })
       .default({ host: '127.0.0.1', port: 8080 })
-      .describe('Where the gateway\'s HTTP server listens.'),
+      .describe("Where the gateway's HTTP server listens."),
     trustProxy: trustProxySchema,
     dataDir: z.string().default('./data').describe('Directory for the database and generated keys.'),
     storage: z
@@ -231,7 +258,9 @@ export const configSchema = z
               .int()
               .min(0)
               .default(60)
-              .describe('Registrations allowed per client address (IPv6: per /64) per window; 0 turns the limit off. Claude.ai registers on every new connection, all from Anthropic\'s shared addresses: keep this well above your peak of simultaneous connects.'),
+              .describe(
+                "Registrations allowed per client address (IPv6: per /64) per window; 0 turns the limit off. Claude.ai registers on every new connection, all from Anthropic's shared addresses: keep this well above your peak of simultaneous connects.",
+              ),
             windowSeconds: duration.default(60).describe('Length of the rate-limit window, in seconds.'),
           })
           .default({ perAddress: 60, windowSeconds: 60 })
@@ -247,10 +276,7 @@ export const configSchema = z
           .default([])
           .describe('Host names (exact, or `*.example.com`) allowed to serve documents; empty allows any public host.'),
         denyHosts: z.array(z.string()).default([]).describe('Host names (exact, or `*.example.com`) never fetched from.'),
-        allowPrivateAddresses: z
-          .boolean()
-          .default(false)
-          .describe('Allow documents on loopback/private addresses. Off in production: it opens SSRF.'),
+        allowPrivateAddresses: z.boolean().default(false).describe('Allow documents on loopback/private addresses. Off in production: it opens SSRF.'),
         fetchTimeoutMs: z.number().int().positive().default(2500).describe('Time limit for fetching a document, in milliseconds.'),
         maxBytes: z.number().int().positive().default(5120).describe('Largest document accepted, in bytes.'),
       })
@@ -269,7 +295,9 @@ export const configSchema = z
       .array(identityProviderSchema)
       .min(1)
       .optional()
-      .describe('Where people sign in. Each entry has a `type`: `entra`, `google`, `github`, `okta`, `keycloak`, `auth0`, `authentik`, `cognito`, `oidc`, `oauth2` or `local`.'),
+      .describe(
+        'Where people sign in. Each entry has a `type`: `entra`, `google`, `github`, `okta`, `keycloak`, `auth0`, `authentik`, `cognito`, `oidc`, `oauth2` or `local`.',
+      ),
     servers: z.array(serverSchema).min(1).optional().describe('The MCP servers behind the gateway.'),
     access: accessRulesSchema.describe('Who may log in at all. Empty: everyone the identity providers accept.'),
     consent: z
@@ -343,7 +371,7 @@ function checkServers(root: Record<string, unknown>, ctx: IssueSink): void {
     const at: IssuePath = ['servers', index];
     checkServerNameUnique(server, at, state, ctx);
     // Hosts compare as the gateway routes them: lowercase, default port dropped.
-    const hostKey = typeof server.host === 'string' ? routeHostKey(server.host, state.scheme) ?? server.host : undefined;
+    const hostKey = typeof server.host === 'string' ? (routeHostKey(server.host, state.scheme) ?? server.host) : undefined;
     if (typeof server.path === 'string') {
       checkRouteUnique(server.path, hostKey, at, state, ctx);
       checkPathNotReserved(server.path, at, ctx);

@@ -20,7 +20,7 @@ export function idpTokenTargetProblems(server: unknown): RuleProblem[] {
   const problems: RuleProblem[] = [];
   // `mode` defaults to shared, so an absent mode is a shared process.
   if (idpToken.env !== undefined && stdio?.mode !== 'per-user') {
-    problems.push({ path: ['idpToken', 'env'], message: 'needs a stdio upstream with mode: per-user (a shared process cannot hold one user\'s token)' });
+    problems.push({ path: ['idpToken', 'env'], message: "needs a stdio upstream with mode: per-user (a shared process cannot hold one user's token)" });
   }
   if (idpToken.header !== undefined && stdio) {
     problems.push({ path: ['idpToken', 'header'], message: 'a stdio server receives the token through idpToken.env, not a header' });

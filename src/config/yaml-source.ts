@@ -2,7 +2,7 @@
  * The configuration file as YAML: its data, its syntax problems, and the line of any key path (so a
  * problem found later, by the schema, still points at the line to fix).
  */
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { isPlainObject, type PathSegment } from './key-path.ts';
 import type { LoadReport } from './load-report.ts';
 
@@ -22,7 +22,11 @@ export function parseConfigYaml(text: string, report: LoadReport): Record<string
     let message = error.message;
     if (error.code === 'DUPLICATE_KEY') {
       // The error marks only the key's first character; the key runs to its `:` (or closing quote).
-      const key = /^("[^"\n]*"|'[^'\n]*'|[^:\n,{}]*)/.exec(text.slice(error.pos[0]))?.[1]?.trim().replace(/^(["'])(.*)\1$/, '$2') ?? '';
+      const key =
+        /^("[^"\n]*"|'[^'\n]*'|[^:\n,{}]*)/
+          .exec(text.slice(error.pos[0]))?.[1]
+          ?.trim()
+          .replace(/^(["'])(.*)\1$/, '$2') ?? '';
       message = `duplicate key${key && key.length <= 80 ? ` "${key}"` : ''}: each key may appear only once`;
     } else {
       fatal = true;

@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import { GatewayError, type ErrorCodeValue } from './errors.ts';
+import { type ErrorCodeValue, GatewayError } from './errors.ts';
 
 /**
  * Every JSON-RPC error code the gateway itself puts on the wire. The first five are JSON-RPC 2.0's own

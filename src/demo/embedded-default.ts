@@ -3,7 +3,7 @@
  * identity provider, so that a first `npm start` shows the whole login with nothing to set up.
  */
 import { randomBytes } from 'node:crypto';
-import { localProviderSchema, serverSchema, type LocalProviderConfig, type ServerConfig } from '../config/schema.ts';
+import { type LocalProviderConfig, localProviderSchema, type ServerConfig, serverSchema } from '../config/schema.ts';
 import { hashPassword } from '../idp/passwords.ts';
 import { NS } from '../storage/records.ts';
 import type { Storage } from '../storage/types.ts';
@@ -30,7 +30,9 @@ export async function demoIdentityProvider(storage: Storage, announce: (line: st
     const password = randomBytes(12).toString('base64url');
     passwordHash = await hashPassword(password);
     await storage.set(NS.keys, DEMO_USER_RECORD, passwordHash);
-    announce(`\nFirst start: created the demo user.\n  username: demo\n  password: ${password}\nThis password is shown only once. Configure identityProviders to use your own IdP.\n`);
+    announce(
+      `\nFirst start: created the demo user.\n  username: demo\n  password: ${password}\nThis password is shown only once. Configure identityProviders to use your own IdP.\n`,
+    );
   }
   return localProviderSchema.parse({
     type: 'local',

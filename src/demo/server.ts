@@ -13,8 +13,8 @@
  * Standalone: `npx node src/demo/server.ts --port 3001 [--host 127.0.0.1]`.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -39,34 +39,25 @@ function isIdentityHeader(name: string): boolean {
 
 /** Builds one MCP server instance (one per session, as the SDK's stateful transport expects). */
 export function createDemoMcpServer(): McpServer {
-  const server = new McpServer(
-    { name: 'mcp-oauth-gateway-demo', version: '0.1.0' },
-    { capabilities: { logging: {} } },
-  );
+  const server = new McpServer({ name: 'mcp-oauth-gateway-demo', version: '0.1.0' }, { capabilities: { logging: {} } });
 
-  server.registerTool(
-    'echo',
-    { description: 'Returns the text it was given.', inputSchema: { text: z.string() } },
-    async ({ text }) => ({ content: [{ type: 'text', text }] }),
-  );
+  server.registerTool('echo', { description: 'Returns the text it was given.', inputSchema: { text: z.string() } }, async ({ text }) => ({
+    content: [{ type: 'text', text }],
+  }));
 
-  server.registerTool(
-    'whoami',
-    { description: 'Shows the identity the gateway handed over to this MCP server.' },
-    async (extra) => {
-      const headers = extra.requestInfo?.headers ?? {};
-      const identity: Record<string, string> = {};
-      for (const [name, value] of Object.entries(headers)) {
-        if (value !== undefined && isIdentityHeader(name.toLowerCase())) identity[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-      }
-      const report = {
-        identity,
-        authorizationHeaderPresent: headers.authorization !== undefined || headers.Authorization !== undefined,
-        cookieHeaderPresent: headers.cookie !== undefined || headers.Cookie !== undefined,
-      };
-      return { content: [{ type: 'text', text: JSON.stringify(report) }], structuredContent: report };
-    },
-  );
+  server.registerTool('whoami', { description: 'Shows the identity the gateway handed over to this MCP server.' }, async (extra) => {
+    const headers = extra.requestInfo?.headers ?? {};
+    const identity: Record<string, string> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (value !== undefined && isIdentityHeader(name.toLowerCase())) identity[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    const report = {
+      identity,
+      authorizationHeaderPresent: headers.authorization !== undefined || headers.Authorization !== undefined,
+      cookieHeaderPresent: headers.cookie !== undefined || headers.Cookie !== undefined,
+    };
+    return { content: [{ type: 'text', text: JSON.stringify(report) }], structuredContent: report };
+  });
 
   server.registerTool(
     'slow_count',

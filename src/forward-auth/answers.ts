@@ -4,8 +4,8 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../observability/logger.ts';
-import { bearerChallenge } from '../resource-server/challenge.ts';
 import type { ChallengeParams } from '../resource-server/challenge.ts';
+import { bearerChallenge } from '../resource-server/challenge.ts';
 import type { GuardGrant, GuardResult, ProtectedServer, ResourceGuard } from '../resource-server/guard.ts';
 import type { OriginalRequest } from './original-request.ts';
 
@@ -22,7 +22,10 @@ export function answer(context: AnswerContext, res: ServerResponse, server: Prot
     return;
   }
   if (result.kind === 'unavailable') {
-    context.logger.info({ event: 'forward_auth.denied', server: server.name, reason: 'unavailable', method: request.method, host: request.host, path: request.path }, 'forward-auth: denied');
+    context.logger.info(
+      { event: 'forward_auth.denied', server: server.name, reason: 'unavailable', method: request.method, host: request.host, path: request.path },
+      'forward-auth: denied',
+    );
     // 503: Traefik and Caddy relay it; nginx makes it a 500. Either way the request is refused.
     sendPlain(res, result.status, 'temporarily_unavailable', result.message);
     return;
@@ -36,7 +39,14 @@ function allow(context: AnswerContext, res: ServerResponse, server: ProtectedSer
   context.guard.appendUpstreamHeaders(headers, server, grant);
   if (context.logger.isLevelEnabled('debug')) {
     context.logger.debug(
-      { event: 'forward_auth.allowed', server: server.name, sub: grant.token.claims.sub, client_id: grant.token.claims.client_id, method: request.method, path: request.path },
+      {
+        event: 'forward_auth.allowed',
+        server: server.name,
+        sub: grant.token.claims.sub,
+        client_id: grant.token.claims.client_id,
+        method: request.method,
+        path: request.path,
+      },
       'forward-auth: allowed',
     );
   }
@@ -47,7 +57,15 @@ function allow(context: AnswerContext, res: ServerResponse, server: ProtectedSer
 /** 401 with the Bearer challenge (RFC 6750 §3, RFC 9728 §5.1), or 403 `insufficient_scope`. */
 function deny(logger: Logger, res: ServerResponse, server: ProtectedServer, request: OriginalRequest, challenge: ChallengeParams): void {
   logger.info(
-    { event: 'forward_auth.denied', server: server.name, reason: challenge.error ?? 'no_token', detail: challenge.errorDescription, method: request.method, host: request.host, path: request.path },
+    {
+      event: 'forward_auth.denied',
+      server: server.name,
+      reason: challenge.error ?? 'no_token',
+      detail: challenge.errorDescription,
+      method: request.method,
+      host: request.host,
+      path: request.path,
+    },
     'forward-auth: denied',
   );
   // Proxies relay only 401 and 403 as decisions (nginx makes anything else a 500), so a token in the

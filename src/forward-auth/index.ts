@@ -24,19 +24,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JWK } from 'jose';
 import type { ServerConfig } from '../config/schema.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { UserRecord } from '../storage/records.ts';
-import type { IdpTokenSource } from '../idp/idp-tokens.ts';
-import type { RequestTarget, RouteHandlers } from '../http/router.ts';
-import { GatewayError, ErrorCode } from '../core/errors.ts';
-import { createResourceGuard, protectedServerFor } from '../resource-server/guard.ts';
-import type { ProtectedServer, ResourceGuard } from '../resource-server/guard.ts';
-import { ForwardAuthMetadata } from './metadata.ts';
-import { readOriginalRequest, requestMatchesResource, resourceTarget } from './original-request.ts';
-import type { OriginalRequest, ResourceTarget } from './original-request.ts';
-import { allowPreflight, answer, fail, sendPlain, type AnswerContext } from './answers.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { issuerFromPublicUrl, PRM_WELL_KNOWN } from '../core/resource-uri.ts';
+import type { RequestTarget, RouteHandlers } from '../http/router.ts';
+import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { ProtectedServer, ResourceGuard } from '../resource-server/guard.ts';
+import { createResourceGuard, protectedServerFor } from '../resource-server/guard.ts';
 import { createTokenVerifier } from '../resource-server/token-verifier.ts';
+import type { UserRecord } from '../storage/records.ts';
+import { type AnswerContext, allowPreflight, answer, fail, sendPlain } from './answers.ts';
+import { ForwardAuthMetadata } from './metadata.ts';
+import type { OriginalRequest, ResourceTarget } from './original-request.ts';
+import { readOriginalRequest, requestMatchesResource, resourceTarget } from './original-request.ts';
 
 /** The path the proxies call (src/http/routes.ts reserves it). */
 export const FORWARD_AUTH_PATH = '/forward-auth';
@@ -133,7 +133,11 @@ function check(context: CheckContext, req: IncomingMessage, res: ServerResponse,
   // A CORS preflight carries no credentials (Fetch standard, CORS-preflight request): let it reach the
   // MCP server or the proxy's own CORS handling, with no identity.
   if (request.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined && req.headers.origin !== undefined) {
-    if (context.logger.isLevelEnabled('debug')) context.logger.debug({ event: 'forward_auth.allowed', server: server.name, reason: 'cors_preflight', path: request.path }, 'forward-auth: CORS preflight let through');
+    if (context.logger.isLevelEnabled('debug'))
+      context.logger.debug(
+        { event: 'forward_auth.allowed', server: server.name, reason: 'cors_preflight', path: request.path },
+        'forward-auth: CORS preflight let through',
+      );
     allowPreflight(res);
     return;
   }
@@ -152,13 +156,21 @@ function check(context: CheckContext, req: IncomingMessage, res: ServerResponse,
  * The server and the original request a check is about, or undefined once refused: `rest` (after
  * `/forward-auth/`) is `<name>[/<original path>]`, or empty for a server found by host and path.
  */
-function checkedRequest(context: CheckContext, req: IncomingMessage, res: ServerResponse, target: RequestTarget): { server: ProtectedServer; request: OriginalRequest } | undefined {
+function checkedRequest(
+  context: CheckContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: RequestTarget,
+): { server: ProtectedServer; request: OriginalRequest } | undefined {
   const rest = target.params.rest ?? '';
   const slash = rest.indexOf('/');
   const name = slash === -1 ? rest : rest.slice(0, slash);
   const named = rest === '' ? undefined : context.servers.byName.get(name);
   if (rest !== '' && named === undefined) {
-    context.logger.info({ event: 'forward_auth.denied', reason: 'unknown_server', server: name.slice(0, 64) }, 'forward-auth: no forward-auth server of that name');
+    context.logger.info(
+      { event: 'forward_auth.denied', reason: 'unknown_server', server: name.slice(0, 64) },
+      'forward-auth: no forward-auth server of that name',
+    );
     sendPlain(res, 404, 'not_found', 'No forward-auth server of that name.');
     return undefined;
   }

@@ -11,7 +11,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerConfig } from '../config/schema.ts';
-import { buildProtectedResourceMetadata, prepareMetadataDocument, serveMetadataDocument, type PreparedDocument } from '../resource-server/protected-resource-metadata.ts';
+import {
+  buildProtectedResourceMetadata,
+  type PreparedDocument,
+  prepareMetadataDocument,
+  serveMetadataDocument,
+} from '../resource-server/protected-resource-metadata.ts';
 
 export class ForwardAuthMetadata {
   readonly #documents = new Map<string, PreparedDocument>();

@@ -106,7 +106,11 @@ function originalTarget(headers: IncomingHttpHeaders, url: URL | undefined, path
   const path = agreed(paths);
   if (!path.ok) return path;
   if (!path.value.startsWith('/') || /[\s\\]/.test(path.value) || escapesPath(path.value)) {
-    return { ok: false, reason: 'invalid_original_request', detail: 'the original path is not a plain absolute path (dot segments, encoded slashes or whitespace)' };
+    return {
+      ok: false,
+      reason: 'invalid_original_request',
+      detail: 'the original path is not a plain absolute path (dot segments, encoded slashes or whitespace)',
+    };
   }
   return { ok: true, value: { path: path.value, query } };
 }

@@ -6,9 +6,20 @@
 import type { ServerResponse } from 'node:http';
 
 export type OAuthErrorCode =
-  | 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client' | 'unsupported_grant_type'
-  | 'invalid_scope' | 'access_denied' | 'server_error' | 'temporarily_unavailable' | 'invalid_token'
-  | 'insufficient_scope' | 'invalid_target' | 'invalid_client_metadata' | 'invalid_redirect_uri';
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
+  | 'access_denied'
+  | 'server_error'
+  | 'temporarily_unavailable'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'invalid_target'
+  | 'invalid_client_metadata'
+  | 'invalid_redirect_uri';
 
 export class OAuthError extends Error {
   readonly error: OAuthErrorCode;

@@ -5,8 +5,8 @@
  * deadline: an IdP that hangs must not hold a login (or a worker) forever.
  */
 import tls from 'node:tls';
-import { Agent, fetch as undiciFetch } from 'undici';
 import type { RequestInit as UndiciRequestInit } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 export interface OutboundFetchOptions {

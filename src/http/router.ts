@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from './errors.ts';
-import { ALIAS_SUFFIXES, matchRoute, type GatewayRoute, type HandlerName } from './routes.ts';
+import { ALIAS_SUFFIXES, type GatewayRoute, type HandlerName, matchRoute } from './routes.ts';
 
 /** The request target as the table matched it. */
 export interface RequestTarget {

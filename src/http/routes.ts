@@ -55,34 +55,144 @@ const UID = /^[A-Za-z0-9_-]+$/;
 
 export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
   // Discovery. All authorization-server aliases serve the one document, whose issuer is the origin.
-  { path: '/.well-known/oauth-authorization-server', methods: DOCUMENT, room: 'authorization', handler: 'authorizationServerMetadata', about: 'RFC 8414 §3 metadata' },
-  { path: '/.well-known/oauth-authorization-server/*', methods: DOCUMENT, room: 'authorization', handler: 'authorizationServerMetadata', about: 'RFC 8414 path-inserted form, probed by clients that take the MCP URL for the issuer' },
-  { path: '/.well-known/openid-configuration', methods: DOCUMENT, room: 'authorization', handler: 'authorizationServerMetadata', about: 'OpenID Connect Discovery §4' },
-  { path: '/.well-known/openid-configuration/*', methods: DOCUMENT, room: 'authorization', handler: 'authorizationServerMetadata', about: 'path-inserted OpenID form some clients probe' },
-  { path: '*/.well-known/openid-configuration', methods: DOCUMENT, room: 'authorization', handler: 'authorizationServerMetadata', about: 'path-appended OpenID form (the MCP URL as issuer); taken from under every MCP server path' },
-  { path: '/.well-known/oauth-protected-resource/forward-auth/:server', methods: DOCUMENT, room: 'forward-auth', handler: 'forwardAuthMetadata', about: 'RFC 9728 metadata of a forward-auth server, on the gateway origin so the proxy needs no route for it' },
-  { path: '/.well-known/oauth-protected-resource', methods: DOCUMENT, room: 'resource-server', handler: 'protectedResourceMetadata', about: 'RFC 9728 metadata of the first server on this host, for clients that probe the root' },
-  { path: '/.well-known/oauth-protected-resource/*', methods: DOCUMENT, room: 'resource-server', handler: 'protectedResourceMetadata', about: 'RFC 9728 §3.1 metadata, the well-known segment inserted into each resource URI' },
+  {
+    path: '/.well-known/oauth-authorization-server',
+    methods: DOCUMENT,
+    room: 'authorization',
+    handler: 'authorizationServerMetadata',
+    about: 'RFC 8414 §3 metadata',
+  },
+  {
+    path: '/.well-known/oauth-authorization-server/*',
+    methods: DOCUMENT,
+    room: 'authorization',
+    handler: 'authorizationServerMetadata',
+    about: 'RFC 8414 path-inserted form, probed by clients that take the MCP URL for the issuer',
+  },
+  {
+    path: '/.well-known/openid-configuration',
+    methods: DOCUMENT,
+    room: 'authorization',
+    handler: 'authorizationServerMetadata',
+    about: 'OpenID Connect Discovery §4',
+  },
+  {
+    path: '/.well-known/openid-configuration/*',
+    methods: DOCUMENT,
+    room: 'authorization',
+    handler: 'authorizationServerMetadata',
+    about: 'path-inserted OpenID form some clients probe',
+  },
+  {
+    path: '*/.well-known/openid-configuration',
+    methods: DOCUMENT,
+    room: 'authorization',
+    handler: 'authorizationServerMetadata',
+    about: 'path-appended OpenID form (the MCP URL as issuer); taken from under every MCP server path',
+  },
+  {
+    path: '/.well-known/oauth-protected-resource/forward-auth/:server',
+    methods: DOCUMENT,
+    room: 'forward-auth',
+    handler: 'forwardAuthMetadata',
+    about: 'RFC 9728 metadata of a forward-auth server, on the gateway origin so the proxy needs no route for it',
+  },
+  {
+    path: '/.well-known/oauth-protected-resource',
+    methods: DOCUMENT,
+    room: 'resource-server',
+    handler: 'protectedResourceMetadata',
+    about: 'RFC 9728 metadata of the first server on this host, for clients that probe the root',
+  },
+  {
+    path: '/.well-known/oauth-protected-resource/*',
+    methods: DOCUMENT,
+    room: 'resource-server',
+    handler: 'protectedResourceMetadata',
+    about: 'RFC 9728 §3.1 metadata, the well-known segment inserted into each resource URI',
+  },
 
   // The OAuth endpoints (oidc-provider), at the root of the issuer.
-  { path: '/authorize', methods: ['GET', 'HEAD'], room: 'authorization', handler: 'authorize', about: 'authorization endpoint; the default scope of the target server is applied first' },
-  { path: '/authorize/:uid', methods: ['GET', 'HEAD'], room: 'authorization', handler: 'oidcProvider', about: 'oidc-provider resumes an authorization here once an interaction is finished' },
+  {
+    path: '/authorize',
+    methods: ['GET', 'HEAD'],
+    room: 'authorization',
+    handler: 'authorize',
+    about: 'authorization endpoint; the default scope of the target server is applied first',
+  },
+  {
+    path: '/authorize/:uid',
+    methods: ['GET', 'HEAD'],
+    room: 'authorization',
+    handler: 'oidcProvider',
+    about: 'oidc-provider resumes an authorization here once an interaction is finished',
+  },
   { path: '/token', methods: ['POST', 'OPTIONS'], room: 'authorization', handler: 'oidcProvider', about: 'token endpoint' },
-  { path: '/register', methods: ['POST', 'OPTIONS'], room: 'authorization', handler: 'registration', about: 'RFC 7591 dynamic registration, normalised, rate-limited and open to cross-origin callers' },
+  {
+    path: '/register',
+    methods: ['POST', 'OPTIONS'],
+    room: 'authorization',
+    handler: 'registration',
+    about: 'RFC 7591 dynamic registration, normalised, rate-limited and open to cross-origin callers',
+  },
   { path: '/revoke', methods: ['POST', 'OPTIONS'], room: 'authorization', handler: 'oidcProvider', about: 'RFC 7009 revocation' },
   { path: '/jwks', methods: DOCUMENT, room: 'authorization', handler: 'oidcProvider', about: 'the public signing keys' },
-  { path: '/register/:clientId', methods: ['GET'], room: 'authorization', handler: null, about: 'RFC 7592 client read: withheld, no registration access token is ever issued' },
-  { path: '/session/end/confirm', methods: ['POST'], room: 'authorization', handler: null, about: 'logout confirmation, which oidc-provider registers even with logout disabled: withheld, the gateway offers no logout' },
+  {
+    path: '/register/:clientId',
+    methods: ['GET'],
+    room: 'authorization',
+    handler: null,
+    about: 'RFC 7592 client read: withheld, no registration access token is ever issued',
+  },
+  {
+    path: '/session/end/confirm',
+    methods: ['POST'],
+    room: 'authorization',
+    handler: null,
+    about: 'logout confirmation, which oidc-provider registers even with logout disabled: withheld, the gateway offers no logout',
+  },
 
   // The login: consent, the upstream IdP, the built-in sign-in.
-  { path: '/interaction/:uid', methods: ['GET'], room: 'authorization', handler: 'consent', params: { uid: UID }, about: 'the consent page of one authorization' },
-  { path: '/interaction/:uid/decision', methods: ['POST'], room: 'authorization', handler: 'consentDecision', params: { uid: UID }, about: 'the consent form posts here' },
+  {
+    path: '/interaction/:uid',
+    methods: ['GET'],
+    room: 'authorization',
+    handler: 'consent',
+    params: { uid: UID },
+    about: 'the consent page of one authorization',
+  },
+  {
+    path: '/interaction/:uid/decision',
+    methods: ['POST'],
+    room: 'authorization',
+    handler: 'consentDecision',
+    params: { uid: UID },
+    about: 'the consent form posts here',
+  },
   { path: '/callback', methods: ['GET'], room: 'authorization', handler: 'idpCallback', about: 'the upstream IdP redirects back here' },
-  { path: '/sign-in/:provider', methods: ['GET', 'HEAD', 'POST'], room: 'idp', handler: 'localSignIn', about: 'the sign-in form of a local (built-in) identity provider' },
+  {
+    path: '/sign-in/:provider',
+    methods: ['GET', 'HEAD', 'POST'],
+    room: 'idp',
+    handler: 'localSignIn',
+    about: 'the sign-in form of a local (built-in) identity provider',
+  },
 
   // For the operator's infrastructure.
-  { path: '/forward-auth', methods: 'any', room: 'forward-auth', handler: 'forwardAuthCheck', about: 'the check a reverse proxy calls; the server is found from the original host and path' },
-  { path: '/forward-auth/*', methods: 'any', room: 'forward-auth', handler: 'forwardAuthCheck', about: 'the check for one named server (Envoy appends the original path)' },
+  {
+    path: '/forward-auth',
+    methods: 'any',
+    room: 'forward-auth',
+    handler: 'forwardAuthCheck',
+    about: 'the check a reverse proxy calls; the server is found from the original host and path',
+  },
+  {
+    path: '/forward-auth/*',
+    methods: 'any',
+    room: 'forward-auth',
+    handler: 'forwardAuthCheck',
+    about: 'the check for one named server (Envoy appends the original path)',
+  },
   { path: '/healthz', methods: ['GET', 'HEAD'], room: 'gateway', handler: 'health', about: 'liveness for load balancers and orchestrators' },
 ];
 
@@ -115,7 +225,10 @@ function compile(route: GatewayRoute): RegExp {
   }
   const rest = body.endsWith('/*');
   if (rest) body = body.slice(0, -2);
-  source += body.split('/').map((segment) => (segment.startsWith(':') ? `(?<${segment.slice(1)}>[^/]+)` : escapeRegExp(segment))).join('/');
+  source += body
+    .split('/')
+    .map((segment) => (segment.startsWith(':') ? `(?<${segment.slice(1)}>[^/]+)` : escapeRegExp(segment)))
+    .join('/');
   if (rest) source += '/(?<rest>.*)';
   return new RegExp(`^${source}$`);
 }

@@ -3,8 +3,9 @@
  * user id, the email, its verification, the name and the groups. Pure functions; each preset supplies
  * its defaults (src/idp/presets/) and the operator may override any of them (`claims:`).
  */
-import type { IdpIdentity } from './types.ts';
+
 import { ErrorCode, GatewayError } from '../core/errors.ts';
+import type { IdpIdentity } from './types.ts';
 
 /** Resolved mapping: every field named, groups as a list of claims whose values are merged. */
 export interface ClaimMapping {

@@ -11,20 +11,16 @@
  * tokens are on (always for GitHub Apps, opt-in for OAuth apps).
  */
 import { createHash } from 'node:crypto';
+import { reservedParamProblems } from '../config/identity-provider-rules.ts';
 import type { GatewayConfig, IdentityProviderConfig } from '../config/schema.ts';
 import type { GithubProviderConfig } from '../config/schema-providers-oauth2.ts';
-import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
+import { type Clock, epochSeconds, systemClock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
-import {
-  apiFailure, callbackError, codeFromCallback, getJson, requestTokens, idpTokensFrom,
-} from './oauth2-http.ts';
-import type { ApiResponse, TokenErrorBody } from './oauth2-http.ts';
-import { reservedParamProblems } from '../config/identity-provider-rules.ts';
 import { refuseProblems } from './config-error.ts';
+import type { ApiResponse, TokenErrorBody } from './oauth2-http.ts';
+import { apiFailure, callbackError, codeFromCallback, getJson, idpTokensFrom, requestTokens } from './oauth2-http.ts';
+import type { IdentityProvider, IdpIdentity, IdpLoginResult, IdpLoginState, IdpTokens } from './types.ts';
 import { IdpLoginError } from './types.ts';
-import type {
-  IdentityProvider, IdpIdentity, IdpLoginResult, IdpLoginState, IdpTokens,
-} from './types.ts';
 
 export interface GithubIdentityProviderOptions {
   /** Outbound fetch (see `createOutboundFetch`): trusts the extra CA and has its own deadline. */
@@ -132,7 +128,8 @@ export class GithubIdentityProvider implements IdentityProvider {
     const id = user?.id;
     // The numeric id never changes; a login can be renamed and later taken by someone else.
     const subject = typeof id === 'number' && Number.isSafeInteger(id) && id > 0 ? String(id) : typeof id === 'string' && /^\d+$/.test(id) ? id : undefined;
-    if (!subject) throw new IdpLoginError('server_error', 'The identity provider\'s user information could not be read.', 'GitHub GET /user answered without a numeric id');
+    if (!subject)
+      throw new IdpLoginError('server_error', "The identity provider's user information could not be read.", 'GitHub GET /user answered without a numeric id');
 
     const identity: IdpIdentity = { subject, groups: [] };
     const name = typeof user?.name === 'string' && user.name.trim() !== '' ? user.name : typeof user?.login === 'string' ? user.login : undefined;
@@ -159,27 +156,34 @@ export class GithubIdentityProvider implements IdentityProvider {
     const response = await this.#api(`/user/emails?per_page=${PER_PAGE}`, accessToken);
     if (response.status === 403 || response.status === 404) {
       if (response.headers.get('x-ratelimit-remaining') === '0') throw apiFailure(response, 'GitHub GET /user/emails');
-      this.#logger?.warn({ event: 'idp.github.email_unavailable', provider: this.id, status: response.status, tokenScopes: response.headers.get('x-oauth-scopes') ?? undefined },
-        'GitHub did not list the user\'s emails: grant the user:email scope (OAuth app) or the "Email addresses" read permission (GitHub App)');
+      this.#logger?.warn(
+        { event: 'idp.github.email_unavailable', provider: this.id, status: response.status, tokenScopes: response.headers.get('x-oauth-scopes') ?? undefined },
+        'GitHub did not list the user\'s emails: grant the user:email scope (OAuth app) or the "Email addresses" read permission (GitHub App)',
+      );
       return undefined;
     }
     if (response.status !== 200) throw apiFailure(response, 'GitHub GET /user/emails');
     if (!Array.isArray(response.json)) throw apiFailure(response, 'GitHub GET /user/emails', 'the answer is not a list');
-    const primary = (response.json as unknown[]).find((entry): entry is { email: string; verified: boolean } =>
-      entry !== null && typeof entry === 'object' && (entry as { primary?: unknown }).primary === true && typeof (entry as { email?: unknown }).email === 'string');
+    const primary = (response.json as unknown[]).find(
+      (entry): entry is { email: string; verified: boolean } =>
+        entry !== null &&
+        typeof entry === 'object' &&
+        (entry as { primary?: unknown }).primary === true &&
+        typeof (entry as { email?: unknown }).email === 'string',
+    );
     return primary?.verified === true ? primary.email : undefined;
   }
 
   async #organizations(accessToken: string): Promise<string[]> {
     const items = await this.#list('/user/orgs', accessToken);
-    return items.flatMap((org) => (typeof org['login'] === 'string' ? [org['login']] : []));
+    return items.flatMap((org) => (typeof org.login === 'string' ? [org.login] : []));
   }
 
   async #teams(accessToken: string): Promise<string[]> {
     const items = await this.#list('/user/teams', accessToken);
     return items.flatMap((team) => {
-      const org = (team['organization'] as { login?: unknown } | undefined)?.login;
-      return typeof team['slug'] === 'string' && typeof org === 'string' ? [`${org}/${team['slug']}`] : [];
+      const org = (team.organization as { login?: unknown } | undefined)?.login;
+      return typeof team.slug === 'string' && typeof org === 'string' ? [`${org}/${team.slug}`] : [];
     });
   }
 
@@ -190,9 +194,10 @@ export class GithubIdentityProvider implements IdentityProvider {
     for (let page = 0; url && page < MAX_PAGES; page++) {
       const response = await getJson(this.#fetch, url, accessToken, `GitHub GET ${path}`, API_HEADERS);
       if (response.status !== 200 || !Array.isArray(response.json)) {
-        const hint = response.status === 403 || response.status === 404
-          ? `organisation membership needs the read:org scope (OAuth app; token has "${response.headers.get('x-oauth-scopes') ?? 'unknown'}") or the "Members" organisation read permission (GitHub App)`
-          : '';
+        const hint =
+          response.status === 403 || response.status === 404
+            ? `organisation membership needs the read:org scope (OAuth app; token has "${response.headers.get('x-oauth-scopes') ?? 'unknown'}") or the "Members" organisation read permission (GitHub App)`
+            : '';
         if (hint) this.#logger?.error({ event: 'idp.github.orgs_unavailable', provider: this.id, status: response.status }, `GitHub refused ${path}: ${hint}`);
         throw apiFailure(response, `GitHub GET ${path}`, hint);
       }
@@ -204,7 +209,10 @@ export class GithubIdentityProvider implements IdentityProvider {
 
   #nextPage(response: ApiResponse): string | undefined {
     const link = response.headers.get('link');
-    const next = link?.split(',').map((part) => /<([^>]+)>\s*;\s*rel="?next"?/.exec(part)?.[1]).find(Boolean);
+    const next = link
+      ?.split(',')
+      .map((part) => /<([^>]+)>\s*;\s*rel="?next"?/.exec(part)?.[1])
+      .find(Boolean);
     if (!next) return undefined;
     const url = URL.parse(next, this.#apiUrl);
     // The bearer token follows the link: never to another origin.
@@ -222,11 +230,21 @@ export class GithubIdentityProvider implements IdentityProvider {
   #classifyTokenError(error: TokenErrorBody, detail: string, step: 'code exchange' | 'refresh', callbackUrl?: string): IdpLoginError | undefined {
     switch (error.error) {
       case 'incorrect_client_credentials':
-        this.#logger?.error({ event: 'idp.misconfigured', provider: this.id, error: error.error },
-          `GitHub rejected the client credentials: check identityProviders "${this.id}" clientId and clientSecret against the app's settings on GitHub`);
-        return new IdpLoginError('server_error', 'The identity provider refused the gateway\'s credentials.', `${detail}: clientId/clientSecret of provider "${this.id}" are wrong`);
+        this.#logger?.error(
+          { event: 'idp.misconfigured', provider: this.id, error: error.error },
+          `GitHub rejected the client credentials: check identityProviders "${this.id}" clientId and clientSecret against the app's settings on GitHub`,
+        );
+        return new IdpLoginError(
+          'server_error',
+          "The identity provider refused the gateway's credentials.",
+          `${detail}: clientId/clientSecret of provider "${this.id}" are wrong`,
+        );
       case 'redirect_uri_mismatch':
-        return new IdpLoginError('server_error', 'The identity provider refused the sign-in request.', `${detail}: register ${callbackUrl ?? '<publicUrl>/callback'} as the app's callback URL`);
+        return new IdpLoginError(
+          'server_error',
+          'The identity provider refused the sign-in request.',
+          `${detail}: register ${callbackUrl ?? '<publicUrl>/callback'} as the app's callback URL`,
+        );
       case 'bad_verification_code':
         // Expired (codes live 10 minutes), used twice, or issued to another app: not the user's refusal.
         return new IdpLoginError('server_error', 'The sign-in expired or was already used. Start it again.', detail);
@@ -259,8 +277,13 @@ export function githubEndpoints(config: Pick<GithubProviderConfig, 'baseUrl' | '
  * names GitHub organisations or teams, since those rules can only pass with the membership read.
  * Meant to be applied to the providers before they are built.
  */
-export function withGithubOrganizationDefaults(providers: readonly IdentityProviderConfig[], config: Pick<GatewayConfig, 'access' | 'servers'>): IdentityProviderConfig[] {
+export function withGithubOrganizationDefaults(
+  providers: readonly IdentityProviderConfig[],
+  config: Pick<GatewayConfig, 'access' | 'servers'>,
+): IdentityProviderConfig[] {
   const rules = [config.access, ...(config.servers ?? []).map((server) => server.access)];
   const needed = rules.some((rule) => rule.githubOrgs.length > 0 || rule.githubTeams.length > 0);
-  return providers.map((provider) => (provider.type === 'github' && provider.fetchOrganizations === undefined ? { ...provider, fetchOrganizations: needed } : provider));
+  return providers.map((provider) =>
+    provider.type === 'github' && provider.fetchOrganizations === undefined ? { ...provider, fetchOrganizations: needed } : provider,
+  );
 }

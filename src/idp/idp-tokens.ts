@@ -10,13 +10,13 @@
  *   so the caller answers with a 401 challenge and the client logs in again;
  * - throws IdpLoginError('temporarily_unavailable') when the IdP could not be reached.
  */
-import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
+import { type Clock, epochSeconds, systemClock } from '../core/clock.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { NS } from '../storage/records.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
-import { IdpLoginError, type IdentityProvider, type IdpTokens } from './types.ts';
-import { ErrorCode, GatewayError } from '../core/errors.ts';
+import { type IdentityProvider, IdpLoginError, type IdpTokens } from './types.ts';
 
 export interface IdpAccessToken {
   accessToken: string;
@@ -106,11 +106,16 @@ class StoredIdpTokens {
       const current = this.fresh(seen, minValidity);
       if (current) return current;
       if (!seen?.refreshToken || !canRefresh(provider)) {
-        throw new IdpReauthenticationRequired(userId, seen ? 'the IdP token expired and the IdP gave no refresh token' : 'no IdP token is stored for this user');
+        throw new IdpReauthenticationRequired(
+          userId,
+          seen ? 'the IdP token expired and the IdP gave no refresh token' : 'no IdP token is stored for this user',
+        );
       }
       // Across replicas: whoever creates the lock counter refreshes; the others wait for its result.
-      if ((await this.#deps.storage.increment(REFRESH_LOCK_NS, userId, REFRESH_LOCK_SECONDS)) === 1) return this.#refreshHoldingLock(userId, provider, minValidity);
-      if (attempt > REFRESH_LOCK_SECONDS * 10) throw new IdpLoginError('temporarily_unavailable', 'IdP token refresh timed out', `waited for another replica to refresh ${userId}`);
+      if ((await this.#deps.storage.increment(REFRESH_LOCK_NS, userId, REFRESH_LOCK_SECONDS)) === 1)
+        return this.#refreshHoldingLock(userId, provider, minValidity);
+      if (attempt > REFRESH_LOCK_SECONDS * 10)
+        throw new IdpLoginError('temporarily_unavailable', 'IdP token refresh timed out', `waited for another replica to refresh ${userId}`);
       await delay(100);
     }
   }

@@ -1,18 +1,19 @@
 /**
  * Builds the configured identity providers. One factory per `identityProviders[].type`.
  */
+
+import type { IncomingMessage } from 'node:http';
 import type { IdentityProviderConfig, LocalProviderConfig } from '../config/schema.ts';
+import type { Clock } from '../core/clock.ts';
+import type { OutboundFetch } from '../http/outbound.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Storage } from '../storage/types.ts';
-import type { OutboundFetch } from '../http/outbound.ts';
 import type { PageBranding } from '../ui/layout.ts';
-import { LocalIdentityProvider } from './local.ts';
-import { createOidcProvider } from './presets/index.ts';
 import { GithubIdentityProvider } from './github.ts';
+import { LocalIdentityProvider } from './local.ts';
 import { OAuth2IdentityProvider } from './oauth2.ts';
+import { createOidcProvider } from './presets/index.ts';
 import type { IdentityProvider } from './types.ts';
-import type { IncomingMessage } from 'node:http';
-import type { Clock } from '../core/clock.ts';
 
 export interface IdentityProviderDeps {
   storage: Storage;

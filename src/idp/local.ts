@@ -13,19 +13,19 @@
  * login CSRF — RFC 9700 §4.7).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constantTimeEqual, csrfToken } from '../http/csrf.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LocalProviderConfig, LocalUserConfig } from '../config/schema.ts';
-import { OAuthError } from '../http/errors.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { readForm } from '../http/body.ts';
-import { addressGroup } from '../policy/address-group.ts';
+import { constantTimeEqual, csrfToken } from '../http/csrf.ts';
+import { OAuthError } from '../http/errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { addressGroup } from '../policy/address-group.ts';
 import { NS } from '../storage/records.ts';
 import type { Storage } from '../storage/types.ts';
-import { html, raw, sendErrorPage, sendPage, type PageBranding } from '../ui/layout.ts';
+import { html, type PageBranding, raw, sendErrorPage, sendPage } from '../ui/layout.ts';
 import { verifyPassword, verifyPasswordForUnknownUser } from './passwords.ts';
-import { IdpLoginError, type IdentityProvider, type IdpLoginResult, type IdpLoginState } from './types.ts';
-import { ErrorCode, GatewayError } from '../core/errors.ts';
+import { type IdentityProvider, IdpLoginError, type IdpLoginResult, type IdpLoginState } from './types.ts';
 
 /** A one-time code lives just long enough for the browser to follow one redirect. */
 const CODE_TTL_SECONDS = 60;
@@ -94,7 +94,10 @@ export class LocalIdentityProvider implements IdentityProvider {
     // The sign-in form redirects to the callback it was built with, not to one carried in the request
     // (that would be an open redirect); a different callback here means the wiring is wrong.
     if (callbackUrl !== this.#callbackUrl) {
-      throw new GatewayError(ErrorCode.IDP_CONFIG_INVALID, `local identity provider "${this.id}" was set up for callback ${this.#callbackUrl}, not ${callbackUrl}`);
+      throw new GatewayError(
+        ErrorCode.IDP_CONFIG_INVALID,
+        `local identity provider "${this.id}" was set up for callback ${this.#callbackUrl}, not ${callbackUrl}`,
+      );
     }
     const url = new URL(this.#signInPath, this.#issuer);
     url.searchParams.set('state', login.state);
@@ -115,7 +118,11 @@ export class LocalIdentityProvider implements IdentityProvider {
     // Bound to this provider and this login: codes share one namespace, and a code from another
     // provider's form (other accounts, other passwords) must not sign in a same-named user here.
     if (record.provider !== this.id || record.state !== login.state) {
-      throw new IdpLoginError('access_denied', 'The sign-in code does not belong to this sign-in.', `local: code issued for provider ${record.provider} and another state`);
+      throw new IdpLoginError(
+        'access_denied',
+        'The sign-in code does not belong to this sign-in.',
+        `local: code issued for provider ${record.provider} and another state`,
+      );
     }
     const user = this.#findUser(record.username);
     if (!user) {
@@ -278,7 +285,13 @@ export class LocalIdentityProvider implements IdentityProvider {
   }
 
   #sendExpired(res: ServerResponse): void {
-    sendErrorPage(res, 400, this.#branding, 'This sign-in has expired', 'This sign-in link has expired or was already used. Start the sign-in again from your application.');
+    sendErrorPage(
+      res,
+      400,
+      this.#branding,
+      'This sign-in has expired',
+      'This sign-in link has expired or was already used. Start the sign-in again from your application.',
+    );
   }
 
   #sendForm(res: ServerResponse, status: number, state: string, options: { error?: string; username?: string; headers?: Record<string, string> }): void {

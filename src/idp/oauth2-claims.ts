@@ -48,7 +48,7 @@ export function groupsFrom(value: unknown): string[] {
     if (typeof item === 'number' && Number.isFinite(item)) return [String(item)];
     if (item !== null && typeof item === 'object') {
       const record = item as Record<string, unknown>;
-      const name = record['name'] ?? record['displayName'] ?? record['id'];
+      const name = record.name ?? record.displayName ?? record.id;
       return typeof name === 'string' && name !== '' ? [name] : typeof name === 'number' ? [String(name)] : [];
     }
     return [];

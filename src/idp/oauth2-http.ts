@@ -8,8 +8,8 @@
  * on 4xx for errors, while GitHub answers `200 {"error": ...}` and form-encoded bodies.
  */
 import { BodyTooLargeError, readCappedResponse } from '../http/body.ts';
-import { IdpLoginError } from './types.ts';
 import type { IdpTokens } from './types.ts';
+import { IdpLoginError } from './types.ts';
 
 /** Largest response body read from an IdP; anything bigger is not a token response or a user. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -69,7 +69,7 @@ export async function requestTokens(request: TokenRequest): Promise<TokenRespons
   if (request.authMethod === 'client_secret_basic') {
     // RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined and base64-encoded.
     const credentials = `${formEncode(request.clientId)}:${formEncode(request.clientSecret ?? '')}`;
-    headers['authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
+    headers.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
   } else {
     body.set('client_id', request.clientId);
     if (request.authMethod === 'client_secret_post' && request.clientSecret) body.set('client_secret', request.clientSecret);
@@ -80,11 +80,11 @@ export async function requestTokens(request: TokenRequest): Promise<TokenRespons
   const text = await readBody(response, endpoint);
   const parsed = parseTokenBody(text, response.headers.get('content-type'));
 
-  if (parsed && typeof parsed['error'] === 'string' && parsed['error'] !== '') {
+  if (parsed && typeof parsed.error === 'string' && parsed.error !== '') {
     const error: TokenErrorBody = {
-      error: parsed['error'],
-      ...(typeof parsed['error_description'] === 'string' ? { error_description: parsed['error_description'] } : {}),
-      ...(typeof parsed['error_uri'] === 'string' ? { error_uri: parsed['error_uri'] } : {}),
+      error: parsed.error,
+      ...(typeof parsed.error_description === 'string' ? { error_description: parsed.error_description } : {}),
+      ...(typeof parsed.error_uri === 'string' ? { error_uri: parsed.error_uri } : {}),
     };
     const detail = `${endpoint} answered ${response.status} error=${error.error}${error.error_description ? ` (${error.error_description})` : ''}`;
     if (isUnavailableStatus(response)) throw unavailable(detail);
@@ -95,10 +95,18 @@ export async function requestTokens(request: TokenRequest): Promise<TokenRespons
   }
   if (isUnavailableStatus(response)) throw unavailable(`${endpoint} answered ${response.status}${rateLimitNote(response)}`);
   if (!response.ok) {
-    throw new IdpLoginError('server_error', 'The identity provider refused the sign-in.', `${endpoint} answered ${response.status} without an OAuth error: ${snippet(text)}`);
+    throw new IdpLoginError(
+      'server_error',
+      'The identity provider refused the sign-in.',
+      `${endpoint} answered ${response.status} without an OAuth error: ${snippet(text)}`,
+    );
   }
   if (!parsed) {
-    throw new IdpLoginError('server_error', 'The identity provider\'s answer could not be read.', `${endpoint} answered ${response.status} with an unreadable body (${response.headers.get('content-type') ?? 'no content-type'})`);
+    throw new IdpLoginError(
+      'server_error',
+      "The identity provider's answer could not be read.",
+      `${endpoint} answered ${response.status} with an unreadable body (${response.headers.get('content-type') ?? 'no content-type'})`,
+    );
   }
   return tokenResponseFrom(parsed, endpoint);
 }
@@ -130,26 +138,30 @@ export function parseTokenBody(text: string, contentType: string | null): Record
 
 /** Validates the fields the gateway relies on; numbers may arrive as text from a form-encoded body. */
 function tokenResponseFrom(body: Record<string, unknown>, endpoint: string): TokenResponse {
-  const accessToken = body['access_token'];
+  const accessToken = body.access_token;
   if (typeof accessToken !== 'string' || accessToken === '') {
     throw new IdpLoginError('server_error', 'The identity provider returned no access token.', `${endpoint} answered without access_token`);
   }
-  const tokenType = optionalString(body['token_type']);
+  const tokenType = optionalString(body.token_type);
   // RFC 6749 §7.1: the client must understand the token type; the gateway only speaks Bearer (RFC 6750).
   if (tokenType !== undefined && tokenType.toLowerCase() !== 'bearer') {
     throw new IdpLoginError('server_error', 'The identity provider returned an unsupported token.', `${endpoint} answered token_type=${tokenType}, not bearer`);
   }
   const response: TokenResponse = { access_token: accessToken };
   if (tokenType !== undefined) response.token_type = tokenType;
-  const refreshToken = optionalString(body['refresh_token']);
+  const refreshToken = optionalString(body.refresh_token);
   if (refreshToken) response.refresh_token = refreshToken;
-  const expiresIn = positiveNumber(body['expires_in']);
+  const expiresIn = positiveNumber(body.expires_in);
   if (expiresIn !== undefined) response.expires_in = expiresIn;
-  const refreshExpiresIn = positiveNumber(body['refresh_token_expires_in']);
+  const refreshExpiresIn = positiveNumber(body.refresh_token_expires_in);
   if (refreshExpiresIn !== undefined) response.refresh_token_expires_in = refreshExpiresIn;
-  const scope = optionalString(body['scope']);
+  const scope = optionalString(body.scope);
   // GitHub separates scopes with commas; RFC 6749 §3.3 with spaces.
-  if (scope !== undefined) response.scope = scope.split(/[\s,]+/).filter(Boolean).join(' ');
+  if (scope !== undefined)
+    response.scope = scope
+      .split(/[\s,]+/)
+      .filter(Boolean)
+      .join(' ');
   return response;
 }
 
@@ -171,13 +183,24 @@ export interface ApiResponse {
 }
 
 /** GET with a bearer token (RFC 6750 §2.1), reading a JSON answer. Network failures are `temporarily_unavailable`. */
-export async function getJson(fetchFn: typeof fetch, url: string, accessToken: string, what: string, extraHeaders: Record<string, string> = {}): Promise<ApiResponse> {
-  const response = await send(fetchFn, url, {
-    method: 'GET',
-    headers: { accept: 'application/json', 'user-agent': USER_AGENT, ...extraHeaders, authorization: `Bearer ${accessToken}` },
-    // A redirect could carry the bearer token to another host; the API must answer directly.
-    redirect: 'manual',
-  }, what);
+export async function getJson(
+  fetchFn: typeof fetch,
+  url: string,
+  accessToken: string,
+  what: string,
+  extraHeaders: Record<string, string> = {},
+): Promise<ApiResponse> {
+  const response = await send(
+    fetchFn,
+    url,
+    {
+      method: 'GET',
+      headers: { accept: 'application/json', 'user-agent': USER_AGENT, ...extraHeaders, authorization: `Bearer ${accessToken}` },
+      // A redirect could carry the bearer token to another host; the API must answer directly.
+      redirect: 'manual',
+    },
+    what,
+  );
   const text = await readBody(response, what);
   let json: unknown;
   try {
@@ -190,12 +213,13 @@ export async function getJson(fetchFn: typeof fetch, url: string, accessToken: s
 
 /** The login error for a failed API call: rate limits and 5xx are temporary, anything else is not. */
 export function apiFailure(response: ApiResponse, what: string, hint = ''): IdpLoginError {
-  const message = response.json !== null && typeof response.json === 'object' && typeof (response.json as { message?: unknown }).message === 'string'
-    ? ` (${(response.json as { message: string }).message})`
-    : '';
+  const message =
+    response.json !== null && typeof response.json === 'object' && typeof (response.json as { message?: unknown }).message === 'string'
+      ? ` (${(response.json as { message: string }).message})`
+      : '';
   const detail = `${what} answered ${response.status}${message}${rateLimitNote(response)}${hint ? `: ${hint}` : ''}`;
   if (isUnavailableStatus(response)) return unavailable(detail);
-  return new IdpLoginError('server_error', 'The identity provider\'s user information could not be read.', detail);
+  return new IdpLoginError('server_error', "The identity provider's user information could not be read.", detail);
 }
 
 /** 429, 5xx, or GitHub's primary rate limit (403 with `x-ratelimit-remaining: 0`). */
@@ -228,20 +252,28 @@ async function readBody(response: Response, what: string): Promise<string> {
   const declared = Number(response.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
     await response.body?.cancel();
-    throw new IdpLoginError('server_error', 'The identity provider\'s answer could not be read.', `${what} answered a ${declared}-byte body (limit ${MAX_BODY_BYTES})`);
+    throw new IdpLoginError(
+      'server_error',
+      "The identity provider's answer could not be read.",
+      `${what} answered a ${declared}-byte body (limit ${MAX_BODY_BYTES})`,
+    );
   }
   try {
     // Capped while reading: a chunked answer has no Content-Length to check first.
     return (await readCappedResponse(response.body, MAX_BODY_BYTES)).toString('utf8');
   } catch (error) {
-    if (error instanceof BodyTooLargeError) throw new IdpLoginError('server_error', 'The identity provider\'s answer could not be read.', `${what} answered more than ${MAX_BODY_BYTES} bytes`);
+    if (error instanceof BodyTooLargeError)
+      throw new IdpLoginError('server_error', "The identity provider's answer could not be read.", `${what} answered more than ${MAX_BODY_BYTES} bytes`);
     throw unavailable(`${what} response could not be read: ${describeNetworkError(error)}`, { cause: error });
   }
 }
 
 function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? ` <- ${error.cause.message}${(error.cause as { code?: unknown }).code ? ` [${String((error.cause as { code?: unknown }).code)}]` : ''}` : '';
+  const cause =
+    error.cause instanceof Error
+      ? ` <- ${error.cause.message}${(error.cause as { code?: unknown }).code ? ` [${String((error.cause as { code?: unknown }).code)}]` : ''}`
+      : '';
   return `${error.name}: ${error.message}${cause}`;
 }
 

@@ -6,19 +6,15 @@
  * client_id, scope or resource) reaches the IdP (docs/identity-providers-github.md).
  */
 import { createHash } from 'node:crypto';
-import type { OAuth2ProviderConfig } from '../config/schema-providers-oauth2.ts';
-import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
-import { booleanFrom, groupsFrom, subjectFrom, valueAtPath } from './oauth2-claims.ts';
-import {
-  apiFailure, callbackError, codeFromCallback, getJson, requestTokens, idpTokensFrom,
-} from './oauth2-http.ts';
-import type { ClientAuthMethod, TokenErrorBody } from './oauth2-http.ts';
 import { oauth2AuthMethod, oauth2ClientProblems, reservedParamProblems } from '../config/identity-provider-rules.ts';
+import type { OAuth2ProviderConfig } from '../config/schema-providers-oauth2.ts';
+import { type Clock, epochSeconds, systemClock } from '../core/clock.ts';
 import { refuseProblems } from './config-error.ts';
+import { booleanFrom, groupsFrom, subjectFrom, valueAtPath } from './oauth2-claims.ts';
+import type { ClientAuthMethod, TokenErrorBody } from './oauth2-http.ts';
+import { apiFailure, callbackError, codeFromCallback, getJson, idpTokensFrom, requestTokens } from './oauth2-http.ts';
+import type { IdentityProvider, IdpIdentity, IdpLoginResult, IdpLoginState, IdpTokens } from './types.ts';
 import { IdpLoginError } from './types.ts';
-import type {
-  IdentityProvider, IdpIdentity, IdpLoginResult, IdpLoginState, IdpTokens,
-} from './types.ts';
 
 export interface OAuth2IdentityProviderOptions {
   /** Outbound fetch (see `createOutboundFetch`): trusts the extra CA and has its own deadline. */
@@ -67,7 +63,7 @@ export class OAuth2IdentityProvider implements IdentityProvider {
     if (params.has('error')) throw callbackError(params, label);
     const code = codeFromCallback(params, login.state, label);
     const grant: Record<string, string> = { grant_type: 'authorization_code', code, redirect_uri: expectedCallbackUrl };
-    if (this.#config.pkce) grant['code_verifier'] = login.codeVerifier;
+    if (this.#config.pkce) grant.code_verifier = login.codeVerifier;
     const response = await requestTokens({
       ...this.#tokenClient(label),
       params: grant,
@@ -109,7 +105,11 @@ export class OAuth2IdentityProvider implements IdentityProvider {
     const claims = this.#config.claims;
     const subject = subjectFrom(valueAtPath(response.json, claims.subject));
     if (!subject) {
-      throw new IdpLoginError('server_error', 'The identity provider\'s user information could not be read.', `${what} has no usable subject at "${claims.subject}" (claims.subject)`);
+      throw new IdpLoginError(
+        'server_error',
+        "The identity provider's user information could not be read.",
+        `${what} has no usable subject at "${claims.subject}" (claims.subject)`,
+      );
     }
     const identity: IdpIdentity = { subject, groups: groupsFrom(valueAtPath(response.json, claims.groups)) };
     const email = valueAtPath(response.json, claims.email);
@@ -128,7 +128,11 @@ export class OAuth2IdentityProvider implements IdentityProvider {
 function classifyTokenError(error: TokenErrorBody, detail: string, step: 'code exchange' | 'refresh', providerId: string): IdpLoginError | undefined {
   if (error.error === 'invalid_grant' && step === 'refresh') return new IdpLoginError('access_denied', 'Sign in again.', detail);
   if (error.error === 'invalid_client' || error.error === 'unauthorized_client') {
-    return new IdpLoginError('server_error', 'The identity provider refused the gateway\'s credentials.', `${detail}: check clientId, clientSecret and tokenEndpointAuthMethod of provider "${providerId}"`);
+    return new IdpLoginError(
+      'server_error',
+      "The identity provider refused the gateway's credentials.",
+      `${detail}: check clientId, clientSecret and tokenEndpointAuthMethod of provider "${providerId}"`,
+    );
   }
   return undefined;
 }

@@ -7,14 +7,14 @@
  * (docs/identity-providers.md).
  */
 import * as client from 'openid-client';
-import { epochSeconds, systemClock, type Clock } from '../core/clock.ts';
 import { issuerProblems, openidScopeProblems, reservedParamProblems } from '../config/identity-provider-rules.ts';
+import { type Clock, epochSeconds, systemClock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { identityFromClaims, MissingSubjectClaim } from './claims.ts';
 import { refuseProblems } from './config-error.ts';
 import type { OidcSettings } from './oidc-settings.ts';
+import type { IdentityProvider, IdpIdentity, IdpLoginResult, IdpLoginState, IdpTokens } from './types.ts';
 import { IdpLoginError } from './types.ts';
-import type { IdentityProvider, IdpLoginResult, IdpLoginState, IdpTokens } from './types.ts';
 
 export interface OidcIdentityProviderOptions {
   /** Outbound fetch (see `createOutboundFetch`): trusts the extra CA and has its own deadline. */
@@ -31,9 +31,7 @@ export interface OidcIdentityProviderOptions {
 const ENTRA_ORIGIN = 'https://login.microsoftonline.com';
 
 /** Callback `error` values that mean "this user may not sign in" rather than "something is broken". */
-const DENIAL_ERRORS = new Set([
-  'access_denied', 'login_required', 'consent_required', 'interaction_required', 'account_selection_required',
-]);
+const DENIAL_ERRORS = new Set(['access_denied', 'login_required', 'consent_required', 'interaction_required', 'account_selection_required']);
 
 export class OidcIdentityProvider implements IdentityProvider {
   readonly id: string;
@@ -124,16 +122,20 @@ export class OidcIdentityProvider implements IdentityProvider {
         throw toLoginError(error, 'userinfo');
       }
     }
-    let identity;
+    let identity: IdpIdentity;
     try {
       // The stable id comes from the ID token when it has the claim: the statement this login verified.
       const subjectClaim = this.#settings.claims.subject;
       identity = identityFromClaims({ ...claims, [subjectClaim]: idClaims[subjectClaim] ?? claims[subjectClaim] }, this.#settings.claims);
     } catch (error) {
       if (!(error instanceof MissingSubjectClaim)) throw error;
-      throw new IdpLoginError('server_error', 'The identity provider did not say who the user is.', `${error.message} (claims.subject of provider "${this.id}")`);
+      throw new IdpLoginError(
+        'server_error',
+        'The identity provider did not say who the user is.',
+        `${error.message} (claims.subject of provider "${this.id}")`,
+      );
     }
-    if (typeof idClaims['tid'] === 'string') identity.tenantId = idClaims['tid'];
+    if (typeof idClaims.tid === 'string') identity.tenantId = idClaims.tid;
     const resolved = await this.#settings.resolveGroups?.(claims, idpTokens, {
       fetch: this.#fetch ?? fetch,
       warn: (fields, message) => this.#logger?.warn({ provider: this.id, ...fields }, message),
@@ -158,7 +160,7 @@ export class OidcIdentityProvider implements IdentityProvider {
     const refreshed = tokensFrom(response, this.#clock);
     // OIDC Core §12.2: a refreshed ID token must be about the same user.
     const newClaims = response.claims();
-    const oldSubject = tokens.idToken ? unverifiedClaims(tokens.idToken)?.['sub'] : undefined;
+    const oldSubject = tokens.idToken ? unverifiedClaims(tokens.idToken)?.sub : undefined;
     if (newClaims && oldSubject !== undefined && newClaims.sub !== oldSubject) {
       throw new IdpLoginError('access_denied', 'The identity provider answered for another user.', 'refreshed ID token has another sub');
     }
@@ -297,7 +299,7 @@ function toLoginError(error: unknown, step: 'code exchange' | 'userinfo' | 'refr
     const status = responseStatus(error.cause);
     if (status !== undefined && (status >= 500 || status === 429)) return unavailable(`${endpoint} answered ${status}`, options);
     if (error.code === 'OAUTH_TIMEOUT' || error.code === 'OAUTH_ABORT') return unavailable(`${endpoint} request timed out`, options);
-    return new IdpLoginError('server_error', 'The identity provider\'s answer could not be verified.', `${step}: ${describe(error)}`, options);
+    return new IdpLoginError('server_error', "The identity provider's answer could not be verified.", `${step}: ${describe(error)}`, options);
   }
   // fetch() rejects with a TypeError for connection refused/reset, DNS and TLS failures.
   if (error instanceof TypeError) return unavailable(`${endpoint} request failed: ${describe(error)}`, options);
@@ -336,9 +338,16 @@ function describe(error: unknown): string {
 
 /** What an operator reads for each ID token check oauth4webapi names. */
 const CHECK_NAMES: Record<string, string> = {
-  iss: 'issuer', issuer: 'issuer (discovery document)', aud: 'audience (the client id)', azp: 'authorized party',
-  exp: 'expiry (or clock skew beyond clockTolerance)', iat: 'issued-at (or clock skew beyond clockTolerance)',
-  nbf: 'not-before (or clock skew beyond clockTolerance)', nonce: 'nonce', sub: 'subject', auth_time: 'authentication time',
+  iss: 'issuer',
+  issuer: 'issuer (discovery document)',
+  aud: 'audience (the client id)',
+  azp: 'authorized party',
+  exp: 'expiry (or clock skew beyond clockTolerance)',
+  iat: 'issued-at (or clock skew beyond clockTolerance)',
+  nbf: 'not-before (or clock skew beyond clockTolerance)',
+  nonce: 'nonce',
+  sub: 'subject',
+  auth_time: 'authentication time',
 };
 
 /**
@@ -348,16 +357,16 @@ const CHECK_NAMES: Record<string, string> = {
 function checkOf(value: unknown): string | undefined {
   if (!(value instanceof Object)) return undefined;
   const record = value as Record<string, unknown>;
-  const name = record['claim'] ?? record['attribute'];
+  const name = record.claim ?? record.attribute;
   if (typeof name !== 'string') return undefined;
   const parts = [`check: ${CHECK_NAMES[name] ?? name}, claim ${name}`];
-  const expected = record['expected'];
+  const expected = record.expected;
   if (expected !== undefined && ['iss', 'aud', 'azp', 'issuer'].includes(name)) parts.push(`expected ${JSON.stringify(expected)}`);
-  const claims = record['claims'];
+  const claims = record.claims;
   if (claims instanceof Object && ['iss', 'aud', 'azp', 'exp', 'iat', 'nbf'].includes(name)) {
     parts.push(`got ${JSON.stringify((claims as Record<string, unknown>)[name])}`);
   }
-  if (typeof record['now'] === 'number') parts.push(`gateway clock ${record['now']}`);
-  if (typeof record['tolerance'] === 'number') parts.push(`tolerance ${record['tolerance']}s`);
+  if (typeof record.now === 'number') parts.push(`gateway clock ${record.now}`);
+  if (typeof record.tolerance === 'number') parts.push(`tolerance ${record.tolerance}s`);
   return `(${parts.join(', ')})`;
 }

@@ -5,7 +5,7 @@
  *
  * The parameters travel with the hash, so they can be raised later without invalidating old hashes.
  */
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, type ScryptOptions, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 
 /** N = 2^15, r = 8, p = 1: OWASP's scrypt minimum; ~32 MiB and tens of milliseconds per check. */
 const DEFAULT_PARAMS = { N: 2 ** 15, r: 8, p: 1 } as const;

@@ -12,8 +12,9 @@ export interface IdpLoginState {
 }
 
 export type { IdpIdentity } from '../core/identity.ts';
-import type { IdpIdentity } from '../core/identity.ts';
+
 import { ErrorCode, GatewayError } from '../core/errors.ts';
+import type { IdpIdentity } from '../core/identity.ts';
 
 /** Tokens the IdP issued to the gateway; stored encrypted, never shown to MCP clients. */
 export interface IdpTokens {

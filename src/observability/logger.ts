@@ -2,14 +2,29 @@
  * JSON logs with pino. Secrets are redacted by key wherever they appear, so a careless `log.info({ req })`
  * cannot leak a bearer token, cookie, password or IdP token.
  */
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
 const REDACTED_KEYS = [
-  'authorization', 'cookie', 'set-cookie', 'password', 'passwordHash', 'client_secret', 'clientSecret',
-  'access_token', 'accessToken', 'refresh_token', 'refreshToken', 'id_token', 'idToken', 'code_verifier',
-  'codeVerifier', 'encryptionKeys', 'cookieSecret', 'token',
+  'authorization',
+  'cookie',
+  'set-cookie',
+  'password',
+  'passwordHash',
+  'client_secret',
+  'clientSecret',
+  'access_token',
+  'accessToken',
+  'refresh_token',
+  'refreshToken',
+  'id_token',
+  'idToken',
+  'code_verifier',
+  'codeVerifier',
+  'encryptionKeys',
+  'cookieSecret',
+  'token',
 ];
 // Not `code`: that key carries error codes (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT) operators need, and
 // authorization codes are never logged under any key.

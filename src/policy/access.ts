@@ -9,7 +9,7 @@
  * Email rules only count a verified address (`emailVerified === true`): an IdP that lets anyone type
  * an unverified address would otherwise let anyone claim `ceo@example.com` (the nOAuth class of bugs).
  */
-import { userIdFor, type IdpIdentity } from '../core/identity.ts';
+import { type IdpIdentity, userIdFor } from '../core/identity.ts';
 import { normaliseDomain, normaliseEmail } from './email.ts';
 
 /**

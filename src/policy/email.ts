@@ -13,7 +13,9 @@ import { domainToASCII } from 'node:url';
 /** One DNS label in ASCII: letters, digits and inner hyphens, 1 to 63 characters (RFC 1035 §2.3.1). */
 const ASCII_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 /** Before conversion: a label may also hold non-ASCII letters, but none of the characters URL host parsing would decode or accept. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is this pattern's purpose.
 const RAW_DOMAIN = /^[^\s%*_@[\]/\\:?#\x00-\x1f\x7f]+$/u;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is this pattern's purpose.
 const CONTROL_OR_SPACE = /[\s\x00-\x1f\x7f]/u;
 
 /** The domain in comparable form (lowercase A-labels), or undefined when it is not a plain host name. */

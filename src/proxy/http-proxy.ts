@@ -15,12 +15,12 @@
  * `GET <route>/sse` reaches the SSE URL as well).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
-import type { Logger } from '../observability/logger.ts';
+import { Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
-import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
+import type { Logger } from '../observability/logger.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 
 /**
@@ -29,8 +29,17 @@ import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
  * gateway's own HTTP server.
  */
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'expect', 'http2-settings',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'expect',
+  'http2-settings',
 ]);
 
 /**
@@ -232,13 +241,19 @@ export class UpstreamProxy {
       return;
     }
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
-    this.#logger.warn({ upstream: this.name, code, reason: error.message, method: exchange.req.method }, timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable');
+    this.#logger.warn(
+      { upstream: this.name, code, reason: error.message, method: exchange.req.method },
+      timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable',
+    );
     sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JsonRpcCode.SERVER_TIMEOUT : JsonRpcCode.SERVER_UNAVAILABLE, this.#unavailable, extra);
   }
 
   /** @internal Called when the upstream stream broke after the response had started. */
   broke(exchange: Exchange, error: Error): void {
-    this.#logger.warn({ event: 'upstream.stream_broken', upstream: this.name, code: errorCode(error), reason: error.message, method: exchange.req.method }, 'upstream MCP server closed the stream mid-response');
+    this.#logger.warn(
+      { event: 'upstream.stream_broken', upstream: this.name, code: errorCode(error), reason: error.message, method: exchange.req.method },
+      'upstream MCP server closed the stream mid-response',
+    );
     // An SSE stream ends cleanly: an unfinished event is discarded by the client's parser (WHATWG
     // HTML §9.2.6), and the client reconnects or gives up as it would for any ended stream. Anything
     // else is cut: the status line is gone, and an aborted chunked body is the only honest signal left.
@@ -255,7 +270,10 @@ export class UpstreamProxy {
 
   /** @internal The client left before the response finished; the upstream request was aborted. */
   clientGone(exchange: Exchange): void {
-    this.#logger.info({ event: 'upstream.client_aborted', upstream: this.name, method: exchange.req.method, streaming: exchange.eventStream }, 'client closed the connection; upstream request aborted');
+    this.#logger.info(
+      { event: 'upstream.client_aborted', upstream: this.name, method: exchange.req.method, streaming: exchange.eventStream },
+      'client closed the connection; upstream request aborted',
+    );
   }
 
   #tooLarge(req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined): void {
@@ -288,7 +306,13 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** Set for GETs to an HTTP+SSE upstream: the first `endpoint` event is rewritten. */
   endpointRewriter: SseEndpointRewriter | undefined = undefined;
 
-  constructor(proxy: UpstreamProxy, req: IncomingMessage, res: ServerResponse, responseHeaders: Readonly<Record<string, string>> | undefined, hasBody: boolean) {
+  constructor(
+    proxy: UpstreamProxy,
+    req: IncomingMessage,
+    res: ServerResponse,
+    responseHeaders: Readonly<Record<string, string>> | undefined,
+    hasBody: boolean,
+  ) {
     this.proxy = proxy;
     this.req = req;
     this.res = res;
@@ -381,7 +405,7 @@ function forwardedRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet
   const named = connectionTokens(headers.connection);
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || STRIPPED_REQUEST.has(name) || drop.has(name) || forwardingHeader(name)) continue;
-    if (named !== undefined && named.has(name)) continue;
+    if (named?.has(name)) continue;
     if (dropLength && name === 'content-length') continue;
     const value = headers[name];
     if (value === undefined) continue;
@@ -396,7 +420,7 @@ function responseHeadersFrom(headers: IncomingHttpHeaders, extra: Readonly<Recor
   const named = connectionTokens(headers.connection);
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || strippedResponseHeader(name)) continue;
-    if (named !== undefined && named.has(name)) continue;
+    if (named?.has(name)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }
@@ -486,7 +510,10 @@ export class UpstreamPools {
     await Promise.all(
       pools.map(async (pool) => {
         let timer: NodeJS.Timeout | undefined;
-        const graceful = pool.close().then(() => true, () => true);
+        const graceful = pool.close().then(
+          () => true,
+          () => true,
+        );
         const expired = new Promise<false>((resolve) => {
           timer = setTimeout(() => resolve(false), graceMs);
         });

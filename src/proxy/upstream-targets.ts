@@ -9,11 +9,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerConfig } from '../config/schema.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { UserRecord } from '../storage/records.ts';
-import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 import type { Clock } from '../core/clock.ts';
+import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { StdioServer } from '../stdio/index.ts';
+import type { UserRecord } from '../storage/records.ts';
 
 export interface UpstreamTarget {
   /** Where the gateway proxies to; empty for an in-process target. */

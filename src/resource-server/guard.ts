@@ -9,20 +9,20 @@
  * answered synchronously: no promise, no storage read (ARCHITECTURE.md, "Performance").
  */
 import type { ServerConfig } from '../config/schema.ts';
+import type { Clock } from '../core/clock.ts';
+import { protectedResourceMetadataUrlOf, resourceFor } from '../core/resource-uri.ts';
+import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import { IdpReauthenticationRequired } from '../idp/idp-tokens.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
-import { IdpReauthenticationRequired } from '../idp/idp-tokens.ts';
-import type { IdpTokenSource } from '../idp/idp-tokens.ts';
-import type { Clock } from '../core/clock.ts';
 import type { ChallengeParams } from './challenge.ts';
-import { appendIdentityHeaders, encodeIdentity, identityHeaderPlan } from './identity-headers.ts';
 import type { EncodedIdentity, IdentityHeaderPlan } from './identity-headers.ts';
-import { createIdpTokenCache } from './idp-token-cache.ts';
+import { appendIdentityHeaders, encodeIdentity, identityHeaderPlan } from './identity-headers.ts';
 import type { IdpTokenCache } from './idp-token-cache.ts';
+import { createIdpTokenCache } from './idp-token-cache.ts';
 import { advertisedScopes } from './protected-resource-metadata.ts';
-import { protectedResourceMetadataUrlOf, resourceFor } from '../core/resource-uri.ts';
-import { extractBearerToken } from './token-verifier.ts';
 import type { TokenVerifier, VerifiedToken } from './token-verifier.ts';
+import { extractBearerToken } from './token-verifier.ts';
 
 /** What the checks need to know about one MCP server, derived once from its configuration. */
 export interface ProtectedServer {
@@ -130,7 +130,7 @@ class Guard implements ResourceGuard {
     if (!bearer.ok) return bearerDenial(server, bearer.reason);
     // Hot path: a token seen before, whose user is already known. No promise, no allocation beyond the result.
     const cached = this.#verifier.peek(bearer.token, server.resource);
-    if (cached !== undefined && cached.ok) {
+    if (cached?.ok) {
       const token = cached.token;
       if (token.user !== undefined && token.identity !== undefined) return this.#afterToken(server, token, token.user, token.identity);
     }
@@ -195,7 +195,7 @@ class Guard implements ResourceGuard {
     const idpTokens = this.#idpTokens;
     if (!idpTokens) {
       // A configuration the app wires wrongly; fail closed rather than proxy without the token.
-      this.#logger.error({ server: server.name }, 'server needs the user\'s IdP token but no IdP token source is configured');
+      this.#logger.error({ server: server.name }, "server needs the user's IdP token but no IdP token source is configured");
       return { ok: false, kind: 'unavailable', status: 503, message: 'The identity provider token is unavailable' };
     }
     const cached = idpTokens.peek(user.id);
@@ -209,7 +209,10 @@ class Guard implements ResourceGuard {
   #idpTokenFailure(idpTokens: IdpTokenCache, server: ProtectedServer, user: UserRecord, error: unknown): GuardResult {
     idpTokens.forget(user.id);
     if (error instanceof IdpReauthenticationRequired) {
-      this.#logger.info({ event: 'idp_token.reauthentication_required', userId: user.id, server: server.name, reason: error.message }, 'user must sign in again at the IdP');
+      this.#logger.info(
+        { event: 'idp_token.reauthentication_required', userId: user.id, server: server.name, reason: error.message },
+        'user must sign in again at the IdP',
+      );
       // RFC 6750 §3.1 invalid_token: the client's token is fine cryptographically, but the
       // session behind it is gone; a 401 sends MCP clients back to authorization.
       return denied(server, 'invalid_token', 'Your session at the identity provider has ended; sign in again.');

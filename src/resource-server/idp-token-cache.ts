@@ -7,7 +7,7 @@
  * within 60 s of expiry, so the cache hands back to it in time). A token without a stated expiry is
  * kept for `UNDATED_TTL_MS` only, so a new login's token is picked up soon.
  */
-import { systemClock, type Clock } from '../core/clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 
 /** Leave the source this much time before expiry to refresh. Larger than the source's own 60 s. */

@@ -10,35 +10,41 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JWK } from 'jose';
 import type { ServerConfig } from '../config/schema.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { UserRecord } from '../storage/records.ts';
-import type { McpDispatch, RouteHandler, RouteHandlers } from '../http/router.ts';
-import { sendBearerChallenge } from './challenge.ts';
-import { createResourceGuard } from './guard.ts';
-import type { GuardDenial, GuardGrant, GuardResult, ResourceGuard } from './guard.ts';
-import { ProtectedResourceMetadataEndpoints } from './protected-resource-metadata.ts';
-import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute, type McpRoute, type McpRouteMatcher } from './mcp-routes.ts';
-import { corsHeaders, MCP_METHODS, sendPreflight, type CorsHeaders } from './cors.ts';
-import { UpstreamPools, UpstreamProxy } from '../proxy/http-proxy.ts';
-import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
 import type { Clock } from '../core/clock.ts';
+import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { gatewayOrigin, issuerFromPublicUrl } from '../core/resource-uri.ts';
-import { createTokenVerifier } from './token-verifier.ts';
-import type { TokenVerifier } from './token-verifier.ts';
-import type { UpstreamTargets } from '../proxy/upstream-targets.ts';
+import type { McpDispatch, RouteHandler, RouteHandlers } from '../http/router.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Logger } from '../observability/logger.ts';
+import { UpstreamPools, type UpstreamProxy } from '../proxy/http-proxy.ts';
+import type { UpstreamTargets } from '../proxy/upstream-targets.ts';
+import type { UserRecord } from '../storage/records.ts';
+import { sendBearerChallenge } from './challenge.ts';
+import { type CorsHeaders, corsHeaders, MCP_METHODS, sendPreflight } from './cors.ts';
+import type { GuardDenial, GuardGrant, GuardResult, ResourceGuard } from './guard.ts';
+import { createResourceGuard } from './guard.ts';
+import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute, type McpRoute, type McpRouteMatcher } from './mcp-routes.ts';
+import { ProtectedResourceMetadataEndpoints } from './protected-resource-metadata.ts';
+import type { TokenVerifier } from './token-verifier.ts';
+import { createTokenVerifier } from './token-verifier.ts';
 
-export {
-  canonicalizeResource, hostKey, issuerFromPublicUrl, protectedResourceMetadataUrl, protectedResourceMetadataUrlOf, resourceFor, resourceUriFor,
-} from '../core/resource-uri.ts';
 export type { ResourceLocator } from '../core/resource-uri.ts';
-export { createResourceGuard, protectedServerFor } from './guard.ts';
-export type { GuardDenial, GuardGrant, GuardResult, ProtectedServer, ResourceGuard, ResourceGuardOptions } from './guard.ts';
-export { bearerChallenge, sendBearerChallenge } from './challenge.ts';
+export {
+  canonicalizeResource,
+  hostKey,
+  issuerFromPublicUrl,
+  protectedResourceMetadataUrl,
+  protectedResourceMetadataUrlOf,
+  resourceFor,
+  resourceUriFor,
+} from '../core/resource-uri.ts';
 export type { BearerErrorCode, ChallengeParams } from './challenge.ts';
+export { bearerChallenge, sendBearerChallenge } from './challenge.ts';
+export type { GuardDenial, GuardGrant, GuardResult, ProtectedServer, ResourceGuard, ResourceGuardOptions } from './guard.ts';
+export { createResourceGuard, protectedServerFor } from './guard.ts';
 export { appendIdentityHeaders, encodeIdentity, identityHeaderPlan } from './identity-headers.ts';
-export { createTokenVerifier, extractBearerToken } from './token-verifier.ts';
 export type { TokenVerifier, VerifiedToken } from './token-verifier.ts';
+export { createTokenVerifier, extractBearerToken } from './token-verifier.ts';
 
 export interface ResourceServerOptions {
   /** The authorization server's issuer, which is also the gateway's public URL (an origin). */
@@ -186,7 +192,14 @@ function handleRoute(context: RequestContext, route: McpRoute, req: IncomingMess
 }
 
 function proceed(
-  context: RequestContext, route: McpRoute, result: GuardResult, req: IncomingMessage, res: ServerResponse, subPath: string, search: string, cors: CorsHeaders,
+  context: RequestContext,
+  route: McpRoute,
+  result: GuardResult,
+  req: IncomingMessage,
+  res: ServerResponse,
+  subPath: string,
+  search: string,
+  cors: CorsHeaders,
 ): void {
   if (!result.ok) {
     sendDenial(res, result, cors);

@@ -8,12 +8,12 @@
  * client's Host through (nginx `proxy_set_header Host $host`; Traefik and Caddy do it by default).
  */
 import type { ServerConfig } from '../config/schema.ts';
-import type { Logger } from '../observability/logger.ts';
-import { GatewayError, ErrorCode } from '../core/errors.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { hostKey } from '../core/resource-uri.ts';
-import { UpstreamPools, UpstreamProxy } from '../proxy/http-proxy.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type UpstreamPools, UpstreamProxy } from '../proxy/http-proxy.ts';
 import type { UpstreamTarget, UpstreamTargets } from '../proxy/upstream-targets.ts';
-import { protectedServerFor, type ProtectedServer } from './guard.ts';
+import { type ProtectedServer, protectedServerFor } from './guard.ts';
 import { createOriginPolicy, type OriginPolicy } from './origin.ts';
 
 export interface McpRoute {
@@ -89,7 +89,10 @@ function targetFor(server: ServerConfig, upstreams: UpstreamTargets | undefined)
   const target = upstreams?.get(server.name);
   if (target) return target;
   if ('url' in server.upstream) return { url: server.upstream.url, transport: server.upstream.transport };
-  throw new GatewayError(ErrorCode.PROXY_UPSTREAM_UNDEFINED, `server "${server.name}" has no URL of its own (built-in or stdio); pass it through the upstreams option`);
+  throw new GatewayError(
+    ErrorCode.PROXY_UPSTREAM_UNDEFINED,
+    `server "${server.name}" has no URL of its own (built-in or stdio); pass it through the upstreams option`,
+  );
 }
 
 /** Finds the route for a request's Host and path (query already split off). */

@@ -142,4 +142,3 @@ export class ProtectedResourceMetadataEndpoints {
  * browser clients fetch it with `fetch()` from their own origin.
  */
 const PUBLIC_CORS = { 'access-control-allow-origin': '*' } as const;
-

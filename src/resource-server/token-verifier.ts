@@ -6,9 +6,10 @@
  * request: a token is verified once, then answered from a bounded cache until it expires. Normal
  * failures come back as values, not exceptions.
  */
-import { createLocalJWKSet, jwtVerify, errors } from 'jose';
+
 import type { JWK, JWTPayload } from 'jose';
-import { systemClock, type Clock } from '../core/clock.ts';
+import { createLocalJWKSet, errors, jwtVerify } from 'jose';
+import { type Clock, systemClock } from '../core/clock.ts';
 import type { UserRecord } from '../storage/records.ts';
 import type { EncodedIdentity } from './identity-headers.ts';
 
@@ -39,9 +40,7 @@ export interface VerifiedToken {
 
 export type TokenFailureReason = 'missing' | 'invalid' | 'expired' | 'wrong_audience';
 
-export type VerifyResult =
-  | { ok: true; token: VerifiedToken }
-  | { ok: false; reason: TokenFailureReason; description: string };
+export type VerifyResult = { ok: true; token: VerifiedToken } | { ok: false; reason: TokenFailureReason; description: string };
 
 export interface TokenVerifierOptions {
   /** Expected `iss`, exactly (RFC 9068 §4 step 3). */
@@ -242,9 +241,7 @@ class TokenCache {
   }
 }
 
-export type BearerExtraction =
-  | { ok: true; token: string }
-  | { ok: false; reason: 'missing' | 'malformed' | 'in_query' };
+export type BearerExtraction = { ok: true; token: string } | { ok: false; reason: 'missing' | 'malformed' | 'in_query' };
 
 /**
  * Takes the token from `Authorization: Bearer <token>` (RFC 6750 §2.1) and nowhere else.

@@ -12,10 +12,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../observability/logger.ts';
 import { JsonRpcCode, JsonRpcFailure, sendJsonRpcError } from '../core/jsonrpc.ts';
-import { LegacySseSession, openLegacyStream, postLegacyMessage, type LegacyContext } from './legacy-sse.ts';
-import { handleStreamable, StreamableSession, type StreamableContext } from './streamable.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type LegacyContext, type LegacySseSession, openLegacyStream, postLegacyMessage } from './legacy-sse.ts';
+import { handleStreamable, type StreamableContext, type StreamableSession } from './streamable.ts';
 import type { StdioSupervisor } from './supervisor.ts';
 
 /** Request header carrying the per-boot bridge secret (set by the gateway, never by clients). */
@@ -115,7 +115,8 @@ class BridgeSessions {
   async serveUser(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string): Promise<void> {
     if (subPath === '' || subPath === '/') await handleStreamable(req, res, { ...this.#context(userId, 'streamable-http'), sessions: this.#streamable });
     else if (subPath === '/sse' && req.method === 'GET') openLegacyStream(res, { ...this.#context(userId, 'sse'), sessions: this.#legacy });
-    else if (subPath === '/messages' && req.method === 'POST') await postLegacyMessage(req, res, new URLSearchParams(search).get('sessionId'), { ...this.#context(userId, 'sse'), sessions: this.#legacy });
+    else if (subPath === '/messages' && req.method === 'POST')
+      await postLegacyMessage(req, res, new URLSearchParams(search).get('sessionId'), { ...this.#context(userId, 'sse'), sessions: this.#legacy });
     else if (subPath === '/sse' || subPath === '/messages') sendJsonRpcError(res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed');
     else sendJsonRpcError(res, 404, JsonRpcCode.TRANSPORT_REFUSED, 'Not found');
   }
@@ -143,7 +144,8 @@ class BridgeSessions {
     for (const session of this.#streamable.values()) {
       if (session.closed || (session.idle && session.lastActive < cutoff)) {
         this.#streamable.delete(session.id);
-        if (!session.closed) logger.info({ event: 'stdio.session_expired', server: name, userId: session.userId, session: session.id }, 'idle stdio bridge session forgotten');
+        if (!session.closed)
+          logger.info({ event: 'stdio.session_expired', server: name, userId: session.userId, session: session.id }, 'idle stdio bridge session forgotten');
         session.close();
       }
     }
@@ -165,8 +167,10 @@ class BridgeSessions {
       refused: (reason) => logger.warn({ event: 'stdio.bad_request', server: name, userId, reason }, 'stdio bridge refused a client message'),
       opened: (session) => logger.info({ event: 'stdio.session_opened', server: name, userId, session: session.id, transport }, 'stdio bridge session opened'),
       closed: (session) => logger.info({ event: 'stdio.session_closed', server: name, userId, session: session.id }, 'stdio bridge session closed'),
-      streamOpened: (session) => logger.debug({ event: 'stdio.stream_opened', server: name, userId, session: session.id }, 'stdio bridge session opened its GET stream'),
-      answerDropped: (session) => logger.debug({ event: 'stdio.answer_dropped', server: name, userId, session: session.id }, 'answer for a client that disconnected dropped'),
+      streamOpened: (session) =>
+        logger.debug({ event: 'stdio.stream_opened', server: name, userId, session: session.id }, 'stdio bridge session opened its GET stream'),
+      answerDropped: (session) =>
+        logger.debug({ event: 'stdio.answer_dropped', server: name, userId, session: session.id }, 'answer for a client that disconnected dropped'),
     };
   }
 }
@@ -203,7 +207,10 @@ async function listenOnLoopback(gate: LoopbackGate): Promise<{ url: string; clos
 /** A loopback request: the secret first, then the user it names, then the path below BRIDGE_BASE_PATH. */
 async function handleLoopback(req: IncomingMessage, res: ServerResponse, gate: LoopbackGate): Promise<void> {
   if (!presentsSecret(req, gate.secretDigest)) {
-    gate.logger.warn({ event: 'stdio.bridge_refused', server: gate.name, path: req.url?.split('?')[0] }, 'stdio bridge request without the gateway secret refused');
+    gate.logger.warn(
+      { event: 'stdio.bridge_refused', server: gate.name, path: req.url?.split('?')[0] },
+      'stdio bridge request without the gateway secret refused',
+    );
     sendJsonRpcError(res, 403, JsonRpcCode.FORBIDDEN, 'Forbidden');
     return;
   }

@@ -19,14 +19,22 @@
  */
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import { systemClock, type Clock } from '../core/clock.ts';
-import type { Logger } from '../observability/logger.ts';
-import { ErrorCode, GatewayError, type ErrorCodeValue } from '../core/errors.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
+import { ErrorCode, type ErrorCodeValue, GatewayError } from '../core/errors.ts';
 import {
-  errorResponse, idKey, isNotification, isRequest, isResponse, JsonRpcCode, JsonRpcFailure,
-  type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse,
+  errorResponse,
+  idKey,
+  isNotification,
+  isRequest,
+  isResponse,
+  JsonRpcCode,
+  JsonRpcFailure,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
 } from '../core/jsonrpc.ts';
-import { StdioProcess, type SpawnSpec } from './process.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type SpawnSpec, StdioProcess } from './process.ts';
 
 /** A client session of the bridge (Streamable HTTP or the older HTTP+SSE transport). */
 export interface ClientSession {
@@ -159,7 +167,11 @@ export class StdioServerConnection {
     for (const [childId, pending] of this.#pending) {
       if (pending.session !== session) continue;
       this.#pending.delete(childId);
-      this.#process?.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: childId, reason: 'The client session ended.' } } as JSONRPCMessage);
+      this.#process?.send({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: childId, reason: 'The client session ended.' },
+      } as JSONRPCMessage);
     }
     for (const key of [...this.#byClient.keys()]) if (key.startsWith(`${session.id}\0`)) this.#byClient.delete(key);
     for (const [key, owner] of this.#serverRequests) {
@@ -192,7 +204,14 @@ export class StdioServerConnection {
       return;
     }
     if (this.#state !== 'ready' && this.#notBefore - now > MAX_QUEUE_WAIT_MS) {
-      this.#refuse(session, message, unavailable(ErrorCode.STDIO_RESTARTING, `MCP server "${this.#options.name}" is restarting after a crash; try again in ${Math.ceil((this.#notBefore - now) / 1000)} s`));
+      this.#refuse(
+        session,
+        message,
+        unavailable(
+          ErrorCode.STDIO_RESTARTING,
+          `MCP server "${this.#options.name}" is restarting after a crash; try again in ${Math.ceil((this.#notBefore - now) / 1000)} s`,
+        ),
+      );
       return;
     }
     this.#queue.push({ session, message });
@@ -206,7 +225,10 @@ export class StdioServerConnection {
     this.#process = undefined;
     this.#state = 'stopped';
     this.#releaseSlot();
-    this.#log.info({ event: 'stdio.process_idle_stopped', server: this.#options.name, userId: this.#options.userId, pid: proc.pid }, 'idle stdio server process stopped');
+    this.#log.info(
+      { event: 'stdio.process_idle_stopped', server: this.#options.name, userId: this.#options.userId, pid: proc.pid },
+      'idle stdio server process stopped',
+    );
     await proc.stop(this.#options.stopGraceMs);
     return true;
   }
@@ -270,8 +292,12 @@ export class StdioServerConnection {
       this.#flushQueue();
     } catch (error) {
       if (this.#state !== 'starting') return;
-      const failure = error instanceof JsonRpcFailure ? error : unavailable(ErrorCode.STDIO_START_FAILED, `MCP server "${this.#options.name}" could not be started`, error);
-      this.#log.warn({ event: 'stdio.process_start_failed', server: this.#options.name, userId: this.#options.userId, err: error }, 'stdio server process could not be started');
+      const failure =
+        error instanceof JsonRpcFailure ? error : unavailable(ErrorCode.STDIO_START_FAILED, `MCP server "${this.#options.name}" could not be started`, error);
+      this.#log.warn(
+        { event: 'stdio.process_start_failed', server: this.#options.name, userId: this.#options.userId, err: error },
+        'stdio server process could not be started',
+      );
       if (proc) {
         this.#process = undefined;
         void proc.stop(this.#options.stopGraceMs);
@@ -321,7 +347,11 @@ export class StdioServerConnection {
     this.#process = undefined;
     const detail = { server: this.#options.name, userId: this.#options.userId, pid: proc.pid, code: info.code, signal: info.signal, err: info.error };
     if (this.#initWaiter) {
-      this.#initWaiter.reject(new GatewayError(ErrorCode.STDIO_START_FAILED, `the process exited during initialize (code ${info.code}, signal ${info.signal})`, { cause: info.error }));
+      this.#initWaiter.reject(
+        new GatewayError(ErrorCode.STDIO_START_FAILED, `the process exited during initialize (code ${info.code}, signal ${info.signal})`, {
+          cause: info.error,
+        }),
+      );
       return; // #launch reports and backs off
     }
     if (info.requested || this.#state === 'closed') return;
@@ -371,7 +401,10 @@ export class StdioServerConnection {
     this.#recyclePending = false;
     this.#tokenExpiresAt = undefined;
     this.#state = 'stopped';
-    this.#log.info({ event: 'stdio.process_recycled', server: this.#options.name, userId: this.#options.userId, pid: old?.pid }, 'IdP token about to expire: replacing the stdio server process');
+    this.#log.info(
+      { event: 'stdio.process_recycled', server: this.#options.name, userId: this.#options.userId, pid: old?.pid },
+      'IdP token about to expire: replacing the stdio server process',
+    );
     if (old) void old.stop(this.#options.stopGraceMs);
     this.#start();
   }
@@ -453,7 +486,8 @@ export class StdioServerConnection {
     if (message.id === null) return;
     const key = idKey(message.id);
     if (this.#serverRequests.get(key) !== session) {
-      if (this.#log.isLevelEnabled('debug')) this.#log.debug({ server: this.#options.name, session: session.id }, 'response to an unknown server request dropped');
+      if (this.#log.isLevelEnabled('debug'))
+        this.#log.debug({ server: this.#options.name, session: session.id }, 'response to an unknown server request dropped');
       return;
     }
     this.#serverRequests.delete(key);

@@ -18,7 +18,11 @@ export interface MessageReader {
  * Reads and validates a client's POST body. On failure the answer (413 or a JSON-RPC parse/invalid
  * request error) has been sent, or the client has already gone, and undefined is returned.
  */
-export async function readClientMessages(req: IncomingMessage, res: ServerResponse, reader: MessageReader): Promise<{ messages: JSONRPCMessage[]; batch: boolean } | undefined> {
+export async function readClientMessages(
+  req: IncomingMessage,
+  res: ServerResponse,
+  reader: MessageReader,
+): Promise<{ messages: JSONRPCMessage[]; batch: boolean } | undefined> {
   let body: Buffer;
   try {
     body = await readCappedBody(req, reader.maxBodyBytes);

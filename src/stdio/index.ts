@@ -2,19 +2,20 @@
  * stdio MCP servers behind the gateway (docs/stdio.md): a supervisor for the processes and the bridge
  * that serves them as Streamable HTTP and HTTP+SSE, called by the gateway in-process.
  */
+
+import { formatPath } from '../config/key-path.ts';
 import type { ServerConfig } from '../config/schema.ts';
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
-import { formatPath } from '../config/key-path.ts';
 import { idpTokenTargetProblems } from '../config/server-rules.ts';
-import { ErrorCode, GatewayError } from '../core/errors.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 import type { Clock } from '../core/clock.ts';
-import { startStdioBridge, type StdioBridge } from './bridge.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
+import type { IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type StdioBridge, startStdioBridge } from './bridge.ts';
 import { StdioSupervisor } from './supervisor.ts';
 
-export { BRIDGE_SECRET_HEADER, BRIDGE_USER_HEADER } from './bridge.ts';
 export type { StdioBridge } from './bridge.ts';
+export { BRIDGE_SECRET_HEADER, BRIDGE_USER_HEADER } from './bridge.ts';
 
 export interface StdioServerDeps {
   logger: Logger;
@@ -45,7 +46,10 @@ export async function startStdioServer(server: ServerConfig, stdio: StdioUpstrea
   // The schema's rule, for a server entry that did not come through it.
   const problems = idpTokenTargetProblems({ ...server, upstream: { stdio } });
   if (problems.length > 0) {
-    throw new GatewayError(ErrorCode.CONFIG_INVALID, `server "${server.name}": ${problems.map((problem) => `${formatPath(problem.path)} ${problem.message}`).join('; ')}`);
+    throw new GatewayError(
+      ErrorCode.CONFIG_INVALID,
+      `server "${server.name}": ${problems.map((problem) => `${formatPath(problem.path)} ${problem.message}`).join('; ')}`,
+    );
   }
   const idpTokenEnv = server.idpToken?.env;
   const logger = deps.logger;

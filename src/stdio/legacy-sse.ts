@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { ClientSession, StdioServerConnection } from './connection.ts';
 import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
+import type { ClientSession, StdioServerConnection } from './connection.ts';
 import { readClientMessages } from './http.ts';
 
 /** Comment lines keep idle proxies from cutting the stream (HTML Living Standard, Server-sent events). */

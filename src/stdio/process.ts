@@ -7,12 +7,12 @@
  * `uvx` or a shell wrapper started under it: the group is signalled, not just the direct child.
  * Shutdown follows MCP Transports (stdio, Shutdown): close stdin, wait, SIGTERM, wait, SIGKILL.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { Logger } from '../observability/logger.ts';
-import { systemClock, type Clock } from '../core/clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { isJsonRpcMessage } from '../core/jsonrpc.ts';
+import type { Logger } from '../observability/logger.ts';
 
 export interface SpawnSpec {
   command: string;
@@ -134,7 +134,10 @@ export class StdioProcess {
       }
     }
     if (this.#options.logger.isLevelEnabled('debug')) {
-      this.#options.logger.debug({ event: 'stdio.process_stopped', server: this.#options.name, userId: this.#options.userId, pid, signal }, 'stdio server process stopped');
+      this.#options.logger.debug(
+        { event: 'stdio.process_stopped', server: this.#options.name, userId: this.#options.userId, pid, signal },
+        'stdio server process stopped',
+      );
     }
   }
 

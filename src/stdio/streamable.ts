@@ -9,13 +9,14 @@
  * a server request or a notification comes first) halves the writes per call and skips a Web
  * Streams adapter (docs/stdio.md, bench/stdio.ts).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import { idKey, isRequest, isResponse, JsonRpcCode, type JsonRpcCodeValue, sendJsonRpcError } from '../core/jsonrpc.ts';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
 import { readClientMessages } from './http.ts';
-import { idKey, isRequest, isResponse, JsonRpcCode, sendJsonRpcError, type JsonRpcCodeValue } from '../core/jsonrpc.ts';
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
 
@@ -30,7 +31,13 @@ class PostExchange {
   #responses: JSONRPCMessage[] = [];
   #streaming = false;
 
-  constructor(res: ServerResponse, requestIds: readonly RequestId[], batch: boolean, accepts: { json: boolean; sse: boolean }, headers: Record<string, string>) {
+  constructor(
+    res: ServerResponse,
+    requestIds: readonly RequestId[],
+    batch: boolean,
+    accepts: { json: boolean; sse: boolean },
+    headers: Record<string, string>,
+  ) {
     this.res = res;
     this.#waiting = new Set(requestIds.map(idKey));
     this.#batch = batch;
@@ -243,7 +250,13 @@ function protocolVersionSupported(req: IncomingMessage, res: ServerResponse, ctx
   const version = req.headers['mcp-protocol-version'];
   if (typeof version !== 'string' || SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return true;
   ctx.refused(`unsupported protocol version ${version}`);
-  refuseUnread(req, res, 400, JsonRpcCode.TRANSPORT_REFUSED, `Bad Request: Unsupported protocol version: ${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
+  refuseUnread(
+    req,
+    res,
+    400,
+    JsonRpcCode.TRANSPORT_REFUSED,
+    `Bad Request: Unsupported protocol version: ${version} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`,
+  );
   return false;
 }
 
@@ -260,7 +273,8 @@ function acceptedTypes(req: IncomingMessage): AcceptedTypes {
 
 /** GET: the session's stream for messages unrelated to a request; one at a time. The client must list SSE. */
 function openStandaloneStream(req: IncomingMessage, res: ServerResponse, session: StreamableSession | undefined, ctx: StreamableContext): void {
-  if (!String(req.headers.accept ?? '').includes('text/event-stream')) sendJsonRpcError(res, 406, JsonRpcCode.TRANSPORT_REFUSED, 'Not Acceptable: Client must accept text/event-stream');
+  if (!String(req.headers.accept ?? '').includes('text/event-stream'))
+    sendJsonRpcError(res, 406, JsonRpcCode.TRANSPORT_REFUSED, 'Not Acceptable: Client must accept text/event-stream');
   else if (!session) sendJsonRpcError(res, 400, JsonRpcCode.TRANSPORT_REFUSED, 'Bad Request: Mcp-Session-Id header is required');
   else if (!session.openStream(res)) sendJsonRpcError(res, 409, JsonRpcCode.TRANSPORT_REFUSED, 'Conflict: Only one SSE stream is allowed per session');
   else ctx.streamOpened(session);
@@ -312,7 +326,12 @@ function postHeadersAcceptable(req: IncomingMessage, res: ServerResponse, accept
  * The session a POST's messages belong to: a new one for `initialize` (MCP Lifecycle: it opens the
  * session and comes alone), else the one named by `Mcp-Session-Id`. Undefined when refused (answered).
  */
-function sessionForPost(res: ServerResponse, session: StreamableSession | undefined, messages: readonly JSONRPCMessage[], ctx: StreamableContext): StreamableSession | undefined {
+function sessionForPost(
+  res: ServerResponse,
+  session: StreamableSession | undefined,
+  messages: readonly JSONRPCMessage[],
+  ctx: StreamableContext,
+): StreamableSession | undefined {
   const initialize = messages.some((message) => isRequest(message) && message.method === 'initialize');
   if (!initialize) {
     if (session) return session;
@@ -333,7 +352,14 @@ function sessionForPost(res: ServerResponse, session: StreamableSession | undefi
 }
 
 /** Refuses a request whose body will not be read: the body is drained so the connection stays usable. */
-function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number, code: JsonRpcCodeValue, message: string, headers?: Record<string, string>): void {
+function refuseUnread(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  code: JsonRpcCodeValue,
+  message: string,
+  headers?: Record<string, string>,
+): void {
   req.resume();
   sendJsonRpcError(res, status, code, message, headers);
 }

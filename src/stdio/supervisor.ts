@@ -4,12 +4,12 @@
  * (inherited baseline + configured `env` + the user's IdP token when `idpToken.env` asks for it).
  */
 import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
-import { systemClock, type Clock } from '../core/clock.ts';
-import type { Logger } from '../observability/logger.ts';
-import { IdpReauthenticationRequired, type IdpTokenSource } from '../idp/idp-tokens.ts';
-import { StdioServerConnection, type ProcessLauncher } from './connection.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { ErrorCode } from '../core/errors.ts';
 import { JsonRpcCode, JsonRpcFailure } from '../core/jsonrpc.ts';
+import { IdpReauthenticationRequired, type IdpTokenSource } from '../idp/idp-tokens.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type ProcessLauncher, StdioServerConnection } from './connection.ts';
 import type { SpawnSpec } from './process.ts';
 
 export interface SupervisorOptions {
@@ -48,9 +48,12 @@ export class StdioSupervisor {
     const idleMs = options.config.idleTimeout * 1000;
     // Check often enough that a process stops within ~1.25 idle timeouts, never more than every 30 s.
     // A tick while a sweep is still stopping processes is skipped rather than queued behind it.
-    this.#sweeper = setInterval(() => {
-      if (this.#sweepsWaiting === 0) void this.sweepIdle();
-    }, Math.max(250, Math.min(30_000, idleMs / 4)));
+    this.#sweeper = setInterval(
+      () => {
+        if (this.#sweepsWaiting === 0) void this.sweepIdle();
+      },
+      Math.max(250, Math.min(30_000, idleMs / 4)),
+    );
     this.#sweeper.unref();
   }
 
@@ -93,7 +96,11 @@ export class StdioSupervisor {
       acquireSlot: () => {
         if (this.perUser && this.#running >= config.maxProcesses) {
           logger.warn({ event: 'stdio.process_cap_reached', server: name, userId, maxProcesses: config.maxProcesses }, 'per-user process cap reached');
-          throw new JsonRpcFailure(ErrorCode.STDIO_PROCESS_LIMIT, JsonRpcCode.TOO_MANY_PROCESSES, `MCP server "${name}" is at its limit of ${config.maxProcesses} running processes; try again later`);
+          throw new JsonRpcFailure(
+            ErrorCode.STDIO_PROCESS_LIMIT,
+            JsonRpcCode.TOO_MANY_PROCESSES,
+            `MCP server "${name}" is at its limit of ${config.maxProcesses} running processes; try again later`,
+          );
         }
         this.#running++;
       },
@@ -138,11 +145,22 @@ export class StdioSupervisor {
     try {
       return await this.#options.idpTokens.accessTokenFor(userId, minValidity);
     } catch (error) {
-      this.#options.logger.warn({ event: 'stdio.idp_token_unavailable', server: this.#options.name, userId, err: error }, 'no IdP token for the stdio server process');
+      this.#options.logger.warn(
+        { event: 'stdio.idp_token_unavailable', server: this.#options.name, userId, err: error },
+        'no IdP token for the stdio server process',
+      );
       if (error instanceof IdpReauthenticationRequired) {
-        throw new JsonRpcFailure(ErrorCode.STDIO_IDP_TOKEN_UNAVAILABLE, JsonRpcCode.IDP_TOKEN_UNAVAILABLE, 'Your identity provider session has expired; sign in to the gateway again.');
+        throw new JsonRpcFailure(
+          ErrorCode.STDIO_IDP_TOKEN_UNAVAILABLE,
+          JsonRpcCode.IDP_TOKEN_UNAVAILABLE,
+          'Your identity provider session has expired; sign in to the gateway again.',
+        );
       }
-      throw new JsonRpcFailure(ErrorCode.STDIO_IDP_TOKEN_UNAVAILABLE, JsonRpcCode.IDP_TOKEN_UNAVAILABLE, 'The identity provider could not be reached for your token; try again later.');
+      throw new JsonRpcFailure(
+        ErrorCode.STDIO_IDP_TOKEN_UNAVAILABLE,
+        JsonRpcCode.IDP_TOKEN_UNAVAILABLE,
+        'The identity provider could not be reached for your token; try again later.',
+      );
     }
   }
 

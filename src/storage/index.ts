@@ -1,7 +1,7 @@
 /** Picks the storage backend the configuration asks for, and keeps expired entries from piling up. */
 import { join } from 'node:path';
 import type { GatewayConfig } from '../config/schema.ts';
-import { systemClock, type Clock } from '../core/clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { MemoryStorage } from './memory.ts';
 import { SqliteStorage } from './sqlite.ts';

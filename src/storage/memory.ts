@@ -5,7 +5,7 @@
  * Atomicity comes for free: every method does its reads and writes synchronously before its promise
  * settles, and JavaScript runs one callback at a time, so no other call can interleave.
  */
-import { systemClock, type Clock } from '../core/clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import type { Storage } from './types.ts';
 import { decodeValue, encodeValue, expiryFrom, extendedSetExpiry, isLive } from './values.ts';
 

@@ -57,11 +57,13 @@ export class SecretBox {
   constructor(keys: Buffer[]) {
     if (keys.length === 0) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, 'SecretBox needs at least one key');
     for (const [index, key] of keys.entries()) {
-      if (key.length !== KEY_BYTES) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `encryption key #${index + 1} is ${key.length} bytes; AES-256 needs ${KEY_BYTES}`);
+      if (key.length !== KEY_BYTES)
+        throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `encryption key #${index + 1} is ${key.length} bytes; AES-256 needs ${KEY_BYTES}`);
       const id = keyIdOf(key);
       const existing = this.#keys.get(id);
       // Listing the same key twice is harmless; two keys sharing an id would make opening ambiguous.
-      if (existing && !existing.equals(key)) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `encryption keys #${index + 1} and another share key id ${id}; generate a new key`);
+      if (existing && !existing.equals(key))
+        throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `encryption keys #${index + 1} and another share key id ${id}; generate a new key`);
       if (!existing) this.#keys.set(id, Buffer.from(key));
     }
     this.#currentKeyId = keyIdOf(keys[0]!);
@@ -84,9 +86,7 @@ export class SecretBox {
     cipher.setAAD(aadFor(this.#currentKeyId, associatedData));
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     const tag = cipher.getAuthTag();
-    return [VERSION, this.#currentKeyId, iv, ciphertext, tag]
-      .map((part) => (typeof part === 'string' ? part : part.toString('base64url')))
-      .join('.');
+    return [VERSION, this.#currentKeyId, iv, ciphertext, tag].map((part) => (typeof part === 'string' ? part : part.toString('base64url'))).join('.');
   }
 
   open(sealed: string, associatedData?: string): string {
@@ -166,7 +166,8 @@ export async function loadEncryptionKeys(config: GatewayConfig, log?: { warn(msg
   if (config.secrets.encryptionKeys.length > 0) {
     return config.secrets.encryptionKeys.map((encoded, index) => {
       const key = Buffer.from(encoded, 'base64');
-      if (key.length !== KEY_BYTES) throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `secrets.encryptionKeys[${index}] must be ${KEY_BYTES} bytes, base64-encoded`);
+      if (key.length !== KEY_BYTES)
+        throw new GatewayError(ErrorCode.SECRET_BOX_KEY_INVALID, `secrets.encryptionKeys[${index}] must be ${KEY_BYTES} bytes, base64-encoded`);
       return key;
     });
   }

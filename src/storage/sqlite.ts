@@ -10,7 +10,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { systemClock, type Clock } from '../core/clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { Storage } from './types.ts';
 import { decodeValue, encodeValue, expiryFrom, extendedSetExpiry } from './values.ts';
@@ -170,7 +170,7 @@ export class SqliteStorage implements Storage {
       throw error;
     }
     // The value column has TEXT affinity, so the new count comes back as its decimal text.
-    const count = row ? Number(row['value']) : Number.NaN;
+    const count = row ? Number(row.value) : Number.NaN;
     if (!Number.isSafeInteger(count)) throw new GatewayError(ErrorCode.STORAGE_CORRUPT, `increment of ${namespace}/${key} returned no count`);
     return count;
   }
@@ -182,7 +182,7 @@ export class SqliteStorage implements Storage {
       // An expired set is replaced, not revived: its old members must not reappear.
       this.#sql.dropExpiredSet.run({ namespace, key, now });
       const row = this.#sql.setExpiry.get({ namespace, key });
-      const current = row ? nullableInteger(row['expires_at']) : undefined;
+      const current = row ? nullableInteger(row.expires_at) : undefined;
       const expiresAt = extendedSetExpiry(current, added);
       this.#sql.addMember.run({ namespace, key, member, expiresAt });
       if (row) this.#sql.retimeSet.run({ namespace, key, expiresAt });
@@ -212,9 +212,12 @@ export class SqliteStorage implements Storage {
 
   /** Creates the tables in a fresh file, and refuses a file whose schema this code does not know. */
   #migrate(): void {
-    const version = Number(this.#db.prepare('PRAGMA user_version').get()?.['user_version'] ?? 0);
+    const version = Number(this.#db.prepare('PRAGMA user_version').get()?.user_version ?? 0);
     if (version > SCHEMA_VERSION) {
-      throw new GatewayError(ErrorCode.STORAGE_SCHEMA_TOO_NEW, `storage schema version ${version} is newer than this gateway supports (${SCHEMA_VERSION}); upgrade the gateway`);
+      throw new GatewayError(
+        ErrorCode.STORAGE_SCHEMA_TOO_NEW,
+        `storage schema version ${version} is newer than this gateway supports (${SCHEMA_VERSION}); upgrade the gateway`,
+      );
     }
     if (version === SCHEMA_VERSION) return;
     this.#transaction(() => {

@@ -28,12 +28,7 @@ export class SafeHtml {
 }
 
 export function escapeHtml(value: unknown): string {
-  return String(value)
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
+  return String(value).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
 }
 
 function render(value: unknown): string {
@@ -213,7 +208,14 @@ ${body.value}
 </html>`;
 }
 
-export function sendPage(res: ServerResponse, status: number, branding: PageBranding, title: string, body: SafeHtml, extraHeaders: Record<string, string | string[]> = {}): void {
+export function sendPage(
+  res: ServerResponse,
+  status: number,
+  branding: PageBranding,
+  title: string,
+  body: SafeHtml,
+  extraHeaders: Record<string, string | string[]> = {},
+): void {
   const page = renderPage(branding, title, body);
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',

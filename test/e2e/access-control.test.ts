@@ -3,14 +3,15 @@
  * gateway-wide block and each server's own) decide, refused people get the denied page and the client
  * gets `access_denied` with `iss`, and every refusal is an audit line.
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Browser, type Page } from '../support/browser.ts';
+import { after, before, describe, test } from 'node:test';
 import { createLogger } from '../../src/observability/logger.ts';
 import { NS, type UserRecord } from '../../src/storage/records.ts';
-import { startStack, type Stack } from './stack.ts';
-import { authorizeUrl, inspectAccessToken, mcpInitialize, pkcePair, registerPublicClient, tokenRequest, type Registered } from './oauth.ts';
+import { Browser, type Page } from '../support/browser.ts';
+import { authorizeUrl, inspectAccessToken, mcpInitialize, pkcePair, type Registered, registerPublicClient, tokenRequest } from './oauth.ts';
+import { type Stack, startStack } from './stack.ts';
 
 /** Audit lines the gateway wrote, parsed. */
 class LogCapture {
@@ -38,7 +39,15 @@ describe('access rules: gateway-wide and per server', () => {
     stack = await startStack({
       idpUsers: IDP_USERS,
       logger: createLogger('info', logs),
-      extraServers: [{ name: 'restricted', path: '/restricted', upstream: { url: 'demo' }, scopes: ['mcp:tools'], access: { groups: ['admins'], contact: 'the platform team' } }],
+      extraServers: [
+        {
+          name: 'restricted',
+          path: '/restricted',
+          upstream: { url: 'demo' },
+          scopes: ['mcp:tools'],
+          access: { groups: ['admins'], contact: 'the platform team' },
+        },
+      ],
       configure: (config) => {
         config.access = { emailDomains: ['example.com'], contact: 'it-help@example.com' };
       },
@@ -84,7 +93,14 @@ describe('access rules: gateway-wide and per server', () => {
     assert.equal(page.url.searchParams.get('state'), flow.state);
     const code = page.url.searchParams.get('code');
     assert.ok(code, page.url.href);
-    return tokenRequest(stack, { grant_type: 'authorization_code', code, redirect_uri: flow.client.redirect_uris[0]!, code_verifier: flow.verifier, client_id: flow.client.client_id, resource: flow.resource });
+    return tokenRequest(stack, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: flow.client.redirect_uris[0]!,
+      code_verifier: flow.verifier,
+      client_id: flow.client.client_id,
+      resource: flow.resource,
+    });
   }
 
   async function expectDenied(flow: Flow, page: Page, server: string, account: string, contact: string) {
@@ -136,7 +152,7 @@ describe('access rules: gateway-wide and per server', () => {
     assert.equal(logs.events('login.denied').slice(before)[0]?.userId, 'corp:erin');
   });
 
-  test('a server\'s own rule refuses one person and admits another; the gateway rule still applies', async () => {
+  test("a server's own rule refuses one person and admits another; the gateway rule still applies", async () => {
     const carol = await signIn('carol', '/restricted');
     await expectDenied(carol.flow, carol.page, 'restricted', 'carol@example.com', 'the platform team');
     const denied = logs.events('login.denied').at(-1);
@@ -155,7 +171,7 @@ describe('access rules: gateway-wide and per server', () => {
     assert.match(String(logs.events('login.denied').at(-1)?.reason), /^gateway access:/);
   });
 
-  test('the denied page\'s return form cannot be forged', async () => {
+  test("the denied page's return form cannot be forged", async () => {
     const { flow, page } = await signIn('erin');
     assert.equal(page.status, 403);
     const forged = await flow.browser.submitForm(page, { button: 'return', fields: { csrf: 'forged' } });
@@ -169,7 +185,12 @@ describe('access rules: gateway-wide and per server', () => {
     const tokens = await exchange(frank.flow, frank.page);
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     const refresh = (refreshToken: unknown) =>
-      tokenRequest(stack, { grant_type: 'refresh_token', refresh_token: String(refreshToken), client_id: frank.flow.client.client_id, resource: frank.flow.resource });
+      tokenRequest(stack, {
+        grant_type: 'refresh_token',
+        refresh_token: String(refreshToken),
+        client_id: frank.flow.client.client_id,
+        resource: frank.flow.resource,
+      });
     const stillAllowed = await refresh(tokens.body.refresh_token);
     assert.equal(stillAllowed.status, 200, JSON.stringify(stillAllowed.body));
 

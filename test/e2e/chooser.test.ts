@@ -3,15 +3,16 @@
  * Two real providers: the upstream oidc-provider stand-in (`corp`) and the built-in `local` provider,
  * each with a user whose subject is `alice`, so namespacing by provider is what keeps them apart.
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Browser, type Page } from '../support/browser.ts';
-import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
+import { after, before, describe, test } from 'node:test';
 import { hashPassword } from '../../src/idp/passwords.ts';
 import { NS, type UserRecord } from '../../src/storage/records.ts';
-import { startStack, type Stack } from './stack.ts';
-import { authorizeUrl, pkcePair, registerPublicClient, type Registered } from './oauth.ts';
+import { Browser, type Page } from '../support/browser.ts';
+import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
+import { authorizeUrl, pkcePair, type Registered, registerPublicClient } from './oauth.ts';
+import { type Stack, startStack } from './stack.ts';
 
 const LOCAL_PASSWORD = 'local-alice-password';
 
@@ -24,7 +25,12 @@ describe('sign-in chooser with two identity providers', () => {
       configure: (config) => {
         config.identityProviders = [
           ...(config.identityProviders ?? []),
-          { type: 'local', id: 'local', displayName: 'Team accounts', users: [{ username: 'alice', passwordHash, email: 'alice@team.example', name: 'Local Alice' }] },
+          {
+            type: 'local',
+            id: 'local',
+            displayName: 'Team accounts',
+            users: [{ username: 'alice', passwordHash, email: 'alice@team.example', name: 'Local Alice' }],
+          },
         ];
       },
     });
@@ -143,7 +149,7 @@ describe('sign-in chooser with two identity providers', () => {
     assert.ok(done.stopped && done.url.searchParams.get('code'), String(done));
   });
 
-  test('a chooser post without the chooser\'s CSRF token is refused, even with the consent page\'s token', async () => {
+  test("a chooser post without the chooser's CSRF token is refused, even with the consent page's token", async () => {
     const client = await registerPublicClient(stack);
     const browser = new Browser({ ca: stack.ca.caPem });
     const consent = await browser.goto(authorizationUrlFor(client), { stopAt: client.redirect_uris[0]! });
@@ -151,14 +157,24 @@ describe('sign-in chooser with two identity providers', () => {
     const decision = new URL(`${consent.url.pathname}/decision`, stack.issuer);
     const before = stack.idp.authorizationRequests.length;
     // Skipping consent: the consent token does not open the chooser step.
-    const skipped = await browser.goto(decision, { method: 'POST', contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams({ step: 'sign-in', provider: 'corp', csrf: consentCsrf }).toString(), initiator: consent.url });
+    const skipped = await browser.goto(decision, {
+      method: 'POST',
+      contentType: 'application/x-www-form-urlencoded',
+      body: new URLSearchParams({ step: 'sign-in', provider: 'corp', csrf: consentCsrf }).toString(),
+      initiator: consent.url,
+    });
     assert.equal(skipped.status, 403);
     const chooser = await browser.submitForm(consent, { button: 'approve' });
     for (const csrf of ['', 'forged']) {
       const refused = await choose(browser, chooser, 'corp', { fields: { csrf } });
       assert.equal(refused.status, 403, String(refused));
     }
-    const withoutToken = await browser.goto(decision, { method: 'POST', contentType: 'application/x-www-form-urlencoded', body: 'step=sign-in&provider=corp', initiator: chooser.url });
+    const withoutToken = await browser.goto(decision, {
+      method: 'POST',
+      contentType: 'application/x-www-form-urlencoded',
+      body: 'step=sign-in&provider=corp',
+      initiator: chooser.url,
+    });
     assert.equal(withoutToken.status, 403);
     assert.equal(stack.idp.authorizationRequests.length, before, 'nobody was sent to the IdP');
   });
@@ -209,7 +225,16 @@ describe('one identity provider: no chooser', () => {
     const client = await registerPublicClient(stack);
     const browser = new Browser({ ca: stack.ca.caPem });
     const { challenge } = pkcePair();
-    const consent = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: client.redirect_uris[0], code_challenge: challenge, code_challenge_method: 'S256', scope: 'mcp:tools' }));
+    const consent = await browser.goto(
+      authorizeUrl(stack, {
+        response_type: 'code',
+        client_id: client.client_id,
+        redirect_uri: client.redirect_uris[0],
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        scope: 'mcp:tools',
+      }),
+    );
     const next = await browser.submitForm(consent, { button: 'approve' });
     assert.equal(new URL(next.url).origin, stack.idp.issuer, String(next));
     assert.equal(next.hops[0]?.status, 303);

@@ -4,15 +4,16 @@
  * refresh, and a tools/call through the gateway with the refreshed access token. The TypeScript SDK
  * runs as itself. The real mcp-remote package runs in mcp-remote.test.ts.
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
 import { Browser } from '../support/browser.ts';
-import { startCimdHost, type CimdHost } from '../support/cimd-host.ts';
-import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
-import { CLIENT_PROFILES, resourceValue, scopeValue, withPort, type ClientProfile, type DiscoveryStep, type TokenAuth } from '../support/client-profiles.ts';
-import { startStack, loggedInClient, type Stack } from './stack.ts';
+import { type CimdHost, startCimdHost } from '../support/cimd-host.ts';
+import { CLIENT_PROFILES, type ClientProfile, type DiscoveryStep, resourceValue, scopeValue, type TokenAuth, withPort } from '../support/client-profiles.ts';
+import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { inspectAccessToken, pkcePair } from './oauth.ts';
+import { loggedInClient, type Stack, startStack } from './stack.ts';
 
 const INSPECTOR_ORIGIN = 'http://localhost:6274';
 
@@ -45,20 +46,37 @@ async function discover(stack: Stack, profile: ClientProfile): Promise<Discovere
     probes.push({ step, url, status: response.status });
     if (profile.browserOrigin) assert.ok(response.headers.get('access-control-allow-origin'), `${url}: a browser client must be able to read it (CORS)`);
     assert.equal(response.headers.get('access-control-allow-credentials'), null, `${url}: no credentials cross-origin`);
-    return response.status === 200 ? ((await response.json()) as Record<string, unknown>) : (await response.body?.cancel(), undefined);
+    if (response.status === 200) return (await response.json()) as Record<string, unknown>;
+    await response.body?.cancel();
+    return undefined;
   };
 
   for (const step of profile.discovery) {
     switch (step) {
       case 'root-endpoints':
-        metadata = { issuer: mcpUrl.origin, authorization_endpoint: `${mcpUrl.origin}/authorize`, token_endpoint: `${mcpUrl.origin}/token`, registration_endpoint: `${mcpUrl.origin}/register` };
+        metadata = {
+          issuer: mcpUrl.origin,
+          authorization_endpoint: `${mcpUrl.origin}/authorize`,
+          token_endpoint: `${mcpUrl.origin}/token`,
+          registration_endpoint: `${mcpUrl.origin}/register`,
+        };
         break;
       case 'challenge': {
-        const response = await fetch(mcpUrl, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: profile.name, version: '1' } } }) });
+        const response = await fetch(mcpUrl, {
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id: 0,
+            method: 'initialize',
+            params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: profile.name, version: '1' } },
+          }),
+        });
         await response.body?.cancel();
         probes.push({ step, url: mcpUrl.href, status: response.status });
         assert.equal(response.status, 401);
-        if (profile.browserOrigin) assert.match(response.headers.get('access-control-expose-headers') ?? '', /www-authenticate/i, 'the challenge is readable by the page');
+        if (profile.browserOrigin)
+          assert.match(response.headers.get('access-control-expose-headers') ?? '', /www-authenticate/i, 'the challenge is readable by the page');
         const params = challengeParams(response.headers.get('www-authenticate'));
         assert.ok(params.resource_metadata, 'Claude Code fails without resource_metadata in the 401');
         prmUrl = params.resource_metadata;
@@ -68,7 +86,11 @@ async function discover(stack: Stack, profile: ClientProfile): Promise<Discovere
       case 'prm-path':
       case 'prm-root': {
         if (prm) break;
-        const url = prmUrl ?? (step === 'prm-path' ? `${mcpUrl.origin}/.well-known/oauth-protected-resource${mcpUrl.pathname}` : `${mcpUrl.origin}/.well-known/oauth-protected-resource`);
+        const url =
+          prmUrl ??
+          (step === 'prm-path'
+            ? `${mcpUrl.origin}/.well-known/oauth-protected-resource${mcpUrl.pathname}`
+            : `${mcpUrl.origin}/.well-known/oauth-protected-resource`);
         prm = await getJson(step, url);
         break;
       }
@@ -87,7 +109,11 @@ async function discover(stack: Stack, profile: ClientProfile): Promise<Discovere
     }
   }
   assert.ok(metadata, `${profile.name}: discovery found no authorization server metadata (${JSON.stringify(probes)})`);
-  for (const probe of probes) assert.ok(probe.status === 200 || (probe.step === 'challenge' && probe.status === 401), `the first place the client looks answers: ${JSON.stringify(probe)}`);
+  for (const probe of probes)
+    assert.ok(
+      probe.status === 200 || (probe.step === 'challenge' && probe.status === 401),
+      `the first place the client looks answers: ${JSON.stringify(probe)}`,
+    );
   if (prm) {
     assert.equal(prm.resource, stack.mcpUrl(), 'PRM resource is the canonical MCP URL');
     // Claude.ai refuses any difference, even a trailing slash (docs/clients.md).
@@ -103,7 +129,8 @@ function tokenRequestHeaders(auth: TokenAuth, clientId: string, secret: string |
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
   if (origin) headers.origin = origin;
   // RFC 6749 §2.3.1: form-urlencode, then base64 of id:secret.
-  if (auth === 'client_secret_basic') headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret ?? '')}`).toString('base64')}`;
+  if (auth === 'client_secret_basic')
+    headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret ?? '')}`).toString('base64')}`;
   return headers;
 }
 
@@ -128,7 +155,13 @@ async function postToken(url: string, fields: Record<string, string>, headers: R
 async function mcpRequest(url: string, token: string, message: Record<string, unknown>, headers: Record<string, string> = {}) {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-06-18', ...headers },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': '2025-06-18',
+      ...headers,
+    },
     body: JSON.stringify(message),
   });
   const text = await response.text();
@@ -148,7 +181,17 @@ async function mcpRequest(url: string, token: string, message: Record<string, un
 /** initialize, notifications/initialized, tools/call echo, with the headers this client sends. */
 async function callEcho(stack: Stack, token: string, profile: ClientProfile, text: string): Promise<void> {
   const headers: Record<string, string> = profile.browserOrigin ? { origin: profile.browserOrigin } : {};
-  const init = await mcpRequest(stack.mcpUrl(), token, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: profile.name, version: '1' } } }, headers);
+  const init = await mcpRequest(
+    stack.mcpUrl(),
+    token,
+    {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: profile.name, version: '1' } },
+    },
+    headers,
+  );
   assert.equal(init.status, 200, JSON.stringify(init.reply));
   const session = init.headers.get('mcp-session-id');
   if (profile.browserOrigin) {
@@ -159,12 +202,23 @@ async function callEcho(stack: Stack, token: string, profile: ClientProfile, tex
   const sessionHeaders = { ...headers, ...(session ? { 'mcp-session-id': session } : {}) };
   const initialized = await fetch(stack.mcpUrl(), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-06-18', ...sessionHeaders },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${token}`,
+      'mcp-protocol-version': '2025-06-18',
+      ...sessionHeaders,
+    },
     body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
   });
   await initialized.body?.cancel();
   assert.equal(initialized.status, 202);
-  const call = await mcpRequest(stack.mcpUrl(), token, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text } } }, sessionHeaders);
+  const call = await mcpRequest(
+    stack.mcpUrl(),
+    token,
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text } } },
+    sessionHeaders,
+  );
   assert.equal(call.status, 200, JSON.stringify(call.reply));
   assert.match(JSON.stringify((call.reply?.result as { content?: unknown })?.content), new RegExp(text));
 }
@@ -182,7 +236,11 @@ async function runProfile(stack: Stack, cimdHost: CimdHost, profile: ClientProfi
   let displayedName: string;
   if (profile.registration.kind === 'dcr') {
     const body = withPort(profile.registration.body, port);
-    const response = await fetch(String(metadata.registration_endpoint), { method: 'POST', headers: { 'content-type': 'application/json', ...(origin ? { origin } : {}) }, body: JSON.stringify(body) });
+    const response = await fetch(String(metadata.registration_endpoint), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(origin ? { origin } : {}) },
+      body: JSON.stringify(body),
+    });
     const registered = (await response.json()) as Record<string, unknown>;
     assert.equal(response.status, 201, `registration: ${JSON.stringify(registered)}`);
     if (origin) assert.ok(response.headers.get('access-control-allow-origin'), 'registration readable cross-origin');
@@ -238,14 +296,19 @@ async function runProfile(stack: Stack, cimdHost: CimdHost, profile: ClientProfi
     // Code exchange.
     const resourceOnToken = resourceValue(stack.mcpUrl(), profile.resource.token);
     const headers = tokenRequestHeaders(tokenAuth, clientId, clientSecret, origin);
-    const exchanged = await postToken(String(metadata.token_endpoint), {
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: redirectUri,
-      code_verifier: verifier,
-      ...tokenRequestAuthFields(tokenAuth, clientId, clientSecret),
-      ...(resourceOnToken ? { resource: resourceOnToken } : {}),
-    }, headers, origin);
+    const exchanged = await postToken(
+      String(metadata.token_endpoint),
+      {
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: redirectUri,
+        code_verifier: verifier,
+        ...tokenRequestAuthFields(tokenAuth, clientId, clientSecret),
+        ...(resourceOnToken ? { resource: resourceOnToken } : {}),
+      },
+      headers,
+      origin,
+    );
     assert.equal(exchanged.status, 200, `code exchange: ${JSON.stringify(exchanged.body)}`);
     assert.equal(exchanged.body.token_type, 'Bearer');
     assert.equal(inspectAccessToken(String(exchanged.body.access_token)).claims.aud, stack.mcpUrl(), 'audience-bound to the MCP server (RFC 8707)');
@@ -254,12 +317,17 @@ async function runProfile(stack: Stack, cimdHost: CimdHost, profile: ClientProfi
 
     // Refresh: rotated, still for the same server.
     const resourceOnRefresh = resourceValue(stack.mcpUrl(), profile.resource.refresh);
-    const refreshed = await postToken(String(metadata.token_endpoint), {
-      grant_type: 'refresh_token',
-      refresh_token: refreshToken,
-      ...tokenRequestAuthFields(tokenAuth, clientId, clientSecret),
-      ...(resourceOnRefresh ? { resource: resourceOnRefresh } : {}),
-    }, headers, origin);
+    const refreshed = await postToken(
+      String(metadata.token_endpoint),
+      {
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+        ...tokenRequestAuthFields(tokenAuth, clientId, clientSecret),
+        ...(resourceOnRefresh ? { resource: resourceOnRefresh } : {}),
+      },
+      headers,
+      origin,
+    );
     assert.equal(refreshed.status, 200, `refresh: ${JSON.stringify(refreshed.body)}`);
     assert.notEqual(refreshed.body.refresh_token, refreshToken, 'refresh tokens rotate');
     assert.equal(inspectAccessToken(String(refreshed.body.access_token)).claims.aud, stack.mcpUrl());
@@ -324,7 +392,14 @@ describe('real MCP client profiles: register, consent, log in upstream, exchange
 
   test('TypeScript SDK client (itself) with a CIMD clientMetadataUrl and offline_access in its scope', async () => {
     const redirectUrl = `http://127.0.0.1:${randomInt(20_000, 60_000)}/callback`;
-    const documentUrl = cimdHost.document('/sdk/client.json', { client_name: 'SDK CIMD profile', redirect_uris: ['http://127.0.0.1/callback'], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none', scope: 'offline_access' });
+    const documentUrl = cimdHost.document('/sdk/client.json', {
+      client_name: 'SDK CIMD profile',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      scope: 'offline_access',
+    });
     const provider = new TestOAuthClientProvider({ mode: 'cimd', clientMetadataUrl: documentUrl, redirectUrl, scope: 'offline_access' });
     const browser = new Browser({ ca: stack.ca.caPem });
     const client = await connectWithLogin({

@@ -2,14 +2,15 @@
  * What clients find before they log in: metadata at every location they probe, CORS for browser-based
  * clients, and registration of the real bodies MCP clients send (test/support/client-profiles.ts).
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
 import { Browser } from '../support/browser.ts';
-import { TestClock } from '../support/clock.ts';
-import { startStack, type Stack } from './stack.ts';
-import { authorizeAndExchange, authorizeUrl, inspectAccessToken, pkcePair, register, registerPublicClient } from './oauth.ts';
 import { CURSOR_METADATA, VSCODE_METADATA } from '../support/client-profiles.ts';
+import { TestClock } from '../support/clock.ts';
+import { authorizeAndExchange, authorizeUrl, inspectAccessToken, pkcePair, register, registerPublicClient } from './oauth.ts';
+import { type Stack, startStack } from './stack.ts';
 
 describe('discovery', () => {
   let stack: Stack;
@@ -29,12 +30,14 @@ describe('discovery', () => {
       '/.well-known/openid-configuration/mcp',
       '/mcp/.well-known/openid-configuration',
     ];
-    const documents = await Promise.all(paths.map(async (path) => {
-      const response = await fetch(`${stack.issuer}${path}`, { headers: { origin: 'http://localhost:6274' } });
-      assert.equal(response.status, 200, path);
-      assert.ok(['*', 'http://localhost:6274'].includes(response.headers.get('access-control-allow-origin') ?? ''), `${path}: CORS for browser clients`);
-      return (await response.json()) as Record<string, unknown>;
-    }));
+    const documents = await Promise.all(
+      paths.map(async (path) => {
+        const response = await fetch(`${stack.issuer}${path}`, { headers: { origin: 'http://localhost:6274' } });
+        assert.equal(response.status, 200, path);
+        assert.ok(['*', 'http://localhost:6274'].includes(response.headers.get('access-control-allow-origin') ?? ''), `${path}: CORS for browser clients`);
+        return (await response.json()) as Record<string, unknown>;
+      }),
+    );
     for (const document of documents) assert.deepEqual(document, documents[0]);
     const metadata = documents[0]!;
     assert.equal(metadata.issuer, stack.issuer, 'issuer is the origin, no trailing slash');
@@ -84,8 +87,15 @@ describe('discovery', () => {
     assert.deepEqual(admin.authorization_servers, [stack.issuer]);
     const challenge = await fetch(stack.mcpUrl('/mcp/admin'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     assert.equal(challenge.status, 401);
-    assert.match(challenge.headers.get('www-authenticate') ?? '', new RegExp(`resource_metadata="${stack.issuer}/\\.well-known/oauth-protected-resource/mcp/admin"`));
-    for (const path of ['/.well-known/oauth-authorization-server/mcp/admin', '/.well-known/openid-configuration/mcp/admin', '/mcp/admin/.well-known/openid-configuration']) {
+    assert.match(
+      challenge.headers.get('www-authenticate') ?? '',
+      new RegExp(`resource_metadata="${stack.issuer}/\\.well-known/oauth-protected-resource/mcp/admin"`),
+    );
+    for (const path of [
+      '/.well-known/oauth-authorization-server/mcp/admin',
+      '/.well-known/openid-configuration/mcp/admin',
+      '/mcp/admin/.well-known/openid-configuration',
+    ]) {
       const response = await fetch(`${stack.issuer}${path}`);
       assert.equal(response.status, 200, path);
       assert.equal(((await response.json()) as { issuer: string }).issuer, stack.issuer, path);
@@ -99,18 +109,36 @@ describe('discovery', () => {
     const browser = new Browser({ ca: stack.ca.caPem });
     const redirectUri = client.redirect_uris[0]!;
     const { verifier, challenge } = pkcePair();
-    const url = authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: redirectUri, code_challenge: challenge, code_challenge_method: 'S256', state: 'iss-check', scope: 'mcp:tools', resource: stack.mcpUrl() });
+    const url = authorizeUrl(stack, {
+      response_type: 'code',
+      client_id: client.client_id,
+      redirect_uri: redirectUri,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state: 'iss-check',
+      scope: 'mcp:tools',
+      resource: stack.mcpUrl(),
+    });
     let page = await browser.goto(url);
     page = await browser.submitForm(page, { button: 'approve' });
     page = await stack.idp.signIn(browser, page, 'alice', { stopAt: redirectUri });
     const tokens = await fetch(`${stack.issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: page.url.searchParams.get('code')!, redirect_uri: redirectUri, code_verifier: verifier, client_id: client.client_id }),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: page.url.searchParams.get('code')!,
+        redirect_uri: redirectUri,
+        code_verifier: verifier,
+        client_id: client.client_id,
+      }),
     });
     const accessToken = ((await tokens.json()) as { access_token: string }).access_token;
     const issuers = [metadata.issuer, prm.authorization_servers[0], page.url.searchParams.get('iss'), inspectAccessToken(accessToken).claims.iss];
-    assert.deepEqual(issuers, issuers.map(() => stack.issuer));
+    assert.deepEqual(
+      issuers,
+      issuers.map(() => stack.issuer),
+    );
     assert.ok(!stack.issuer.endsWith('/'), 'no trailing slash');
     await browser.close();
   });
@@ -119,10 +147,27 @@ describe('discovery', () => {
     const client = await registerPublicClient(stack);
     const browser = new Browser({ ca: stack.ca.caPem });
     const mcp = new URL(stack.mcpUrl());
-    const spellings = [stack.mcpUrl(), `${stack.mcpUrl()}/`, `HTTP://${mcp.host}${mcp.pathname}`, `http://${mcp.host.toUpperCase()}${mcp.pathname}`, `HTTP://${mcp.host.toUpperCase()}${mcp.pathname}/`];
+    const spellings = [
+      stack.mcpUrl(),
+      `${stack.mcpUrl()}/`,
+      `HTTP://${mcp.host}${mcp.pathname}`,
+      `http://${mcp.host.toUpperCase()}${mcp.pathname}`,
+      `HTTP://${mcp.host.toUpperCase()}${mcp.pathname}/`,
+    ];
     for (const resource of spellings) {
       const { challenge } = pkcePair();
-      const page = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: client.redirect_uris[0]!, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource }), { stopAt: client.redirect_uris[0]! });
+      const page = await browser.goto(
+        authorizeUrl(stack, {
+          response_type: 'code',
+          client_id: client.client_id,
+          redirect_uri: client.redirect_uris[0]!,
+          code_challenge: challenge,
+          code_challenge_method: 'S256',
+          state: 's',
+          resource,
+        }),
+        { stopAt: client.redirect_uris[0]! },
+      );
       assert.ok(!page.stopped && page.url.pathname.startsWith('/interaction/'), `${resource}: ${page.toString()}`);
       assert.ok(page.text.includes(stack.mcpUrl()), `${resource}: consent names the canonical MCP URL`);
       assert.ok(!page.text.includes(stack.mcpUrl('/mcp/admin')), `${resource}: and not the other server`);
@@ -132,7 +177,18 @@ describe('discovery', () => {
     assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));
     assert.equal(inspectAccessToken(String(exchanged.body.access_token)).claims.aud, stack.mcpUrl());
     const { challenge } = pkcePair();
-    const foreign = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: client.redirect_uris[0]!, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: `${stack.issuer}/not-a-server` }), { stopAt: client.redirect_uris[0]! });
+    const foreign = await browser.goto(
+      authorizeUrl(stack, {
+        response_type: 'code',
+        client_id: client.client_id,
+        redirect_uri: client.redirect_uris[0]!,
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 's',
+        resource: `${stack.issuer}/not-a-server`,
+      }),
+      { stopAt: client.redirect_uris[0]! },
+    );
     assert.ok(foreign.stopped);
     assert.equal(foreign.url.searchParams.get('error'), 'invalid_target');
     await browser.close();
@@ -152,7 +208,11 @@ describe('discovery', () => {
     for (const [path, method] of paths) {
       const preflight = await fetch(`${stack.issuer}${path}`, {
         method: 'OPTIONS',
-        headers: { origin: 'http://localhost:6274', 'access-control-request-method': method, 'access-control-request-headers': 'content-type, mcp-protocol-version' },
+        headers: {
+          origin: 'http://localhost:6274',
+          'access-control-request-method': method,
+          'access-control-request-headers': 'content-type, mcp-protocol-version',
+        },
       });
       assert.ok(preflight.status === 204 || preflight.status === 200, `${path}: ${preflight.status}`);
       assert.ok(['*', 'http://localhost:6274'].includes(preflight.headers.get('access-control-allow-origin') ?? ''), path);
@@ -165,7 +225,17 @@ describe('discovery', () => {
   test('pages a person may see carry the security headers; an unknown client_id at /authorize gets an error page, not a redirect', async () => {
     const browser = new Browser({ ca: stack.ca.caPem });
     const { challenge } = pkcePair();
-    const page = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: 'never-registered', redirect_uri: 'http://127.0.0.1:5001/callback', code_challenge: challenge, code_challenge_method: 'S256', state: 's' }), { stopAt: (url) => url.port === '5001' });
+    const page = await browser.goto(
+      authorizeUrl(stack, {
+        response_type: 'code',
+        client_id: 'never-registered',
+        redirect_uri: 'http://127.0.0.1:5001/callback',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 's',
+      }),
+      { stopAt: (url) => url.port === '5001' },
+    );
     // RFC 6749 §4.1.2.1: with an unknown client the redirect URI cannot be trusted, so no redirect.
     assert.ok(!page.stopped, 'no redirect to an unverified redirect URI');
     assert.equal(page.status, 400);
@@ -208,7 +278,12 @@ describe('dynamic client registration', () => {
       token_endpoint_auth_method: 'none',
       scope: 'mcp:tools',
     },
-    'claude-code': { client_name: 'Claude Code (tools)', redirect_uris: ['http://localhost:54321/callback'], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'none' },
+    'claude-code': {
+      client_name: 'Claude Code (tools)',
+      redirect_uris: ['http://localhost:54321/callback'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      token_endpoint_auth_method: 'none',
+    },
     'mcp-remote': { client_name: 'MCP CLI Client', redirect_uris: ['http://localhost:3334/oauth/callback'], token_endpoint_auth_method: 'none' },
     'no auth method (RFC 7591 default)': { client_name: 'Old client', redirect_uris: ['https://old.example/cb'] },
   };
@@ -251,11 +326,25 @@ describe('dynamic client registration', () => {
     clock.advance(configSchema.parse(stack.config).registration.unusedClientTtl * 1000);
     const browser = new Browser({ ca: stack.ca.caPem });
     const { challenge } = pkcePair();
-    const page = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: String(body.client_id), redirect_uri: 'http://127.0.0.1:5000/callback', code_challenge: challenge, code_challenge_method: 'S256', state: 's' }), { stopAt: (url) => url.port === '5000' });
+    const page = await browser.goto(
+      authorizeUrl(stack, {
+        response_type: 'code',
+        client_id: String(body.client_id),
+        redirect_uri: 'http://127.0.0.1:5000/callback',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 's',
+      }),
+      { stopAt: (url) => url.port === '5000' },
+    );
     assert.ok(!page.stopped);
     assert.equal(page.status, 400);
     assert.match(page.text, /invalid_client/);
-    const token = await fetch(`${stack.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x', client_id: String(body.client_id) }) });
+    const token = await fetch(`${stack.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x', client_id: String(body.client_id) }),
+    });
     assert.equal(((await token.json()) as { error: string }).error, 'invalid_client', 'so that the client registers again');
   });
 });
@@ -282,11 +371,12 @@ describe('registration hygiene: unknown clients re-register, registrations are r
   });
 
   const body = { client_name: 'Claude', redirect_uris: ['https://claude.ai/api/mcp/auth_callback'], token_endpoint_auth_method: 'none' };
-  const registerFrom = (forwardedFor?: string) => fetch(`${stack.issuer}/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}) },
-    body: JSON.stringify(body),
-  });
+  const registerFrom = (forwardedFor?: string) =>
+    fetch(`${stack.issuer}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}) },
+      body: JSON.stringify(body),
+    });
 
   test('an unknown client_id gets 401 invalid_client at /token, and registering again gets a working client', async () => {
     const grants: Array<Record<string, string>> = [
@@ -294,7 +384,11 @@ describe('registration hygiene: unknown clients re-register, registrations are r
       { grant_type: 'refresh_token', refresh_token: 'x' },
     ];
     for (const grant of grants) {
-      const response = await fetch(`${stack.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ ...grant, client_id: 'deleted-or-expired-client' }) });
+      const response = await fetch(`${stack.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ ...grant, client_id: 'deleted-or-expired-client' }),
+      });
       assert.equal(response.status, 401, grant.grant_type!);
       assert.equal(((await response.json()) as { error: string }).error, 'invalid_client', 'Claude re-registers on 401 invalid_client');
     }
@@ -303,7 +397,18 @@ describe('registration hygiene: unknown clients re-register, registrations are r
     const client = (await again.json()) as { client_id: string };
     const browser = new Browser({ ca: stack.ca.caPem });
     const { challenge } = pkcePair();
-    const consent = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: body.redirect_uris[0]!, code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: stack.mcpUrl() }), { stopAt: body.redirect_uris[0]! });
+    const consent = await browser.goto(
+      authorizeUrl(stack, {
+        response_type: 'code',
+        client_id: client.client_id,
+        redirect_uri: body.redirect_uris[0]!,
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 's',
+        resource: stack.mcpUrl(),
+      }),
+      { stopAt: body.redirect_uris[0]! },
+    );
     assert.match(consent.url.pathname, /^\/interaction\//, 'the new registration goes on to consent');
     await browser.close();
   });
@@ -334,7 +439,11 @@ describe('registration hygiene: unknown clients re-register, registrations are r
 
   test('a malformed registration from a flooding address is refused by the limit before its body is parsed', async () => {
     for (let i = 0; i < 3; i++) await (await registerFrom('203.0.113.9')).body?.cancel();
-    const response = await fetch(`${stack.issuer}/register`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.9' }, body: '{not json' });
+    const response = await fetch(`${stack.issuer}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.9' },
+      body: '{not json',
+    });
     assert.equal(response.status, 429);
     await response.body?.cancel();
   });

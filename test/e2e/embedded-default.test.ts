@@ -3,17 +3,18 @@
  * demo user whose password is printed once, in front of the demo MCP server shipped in the repo.
  * An SDK client logs in with that password and calls a tool.
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type RunningGateway, startGateway } from '../../src/app.ts';
 import { configSchema } from '../../src/config/schema.ts';
-import { startGateway, type RunningGateway } from '../../src/app.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Browser } from '../support/browser.ts';
+import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { freePort } from '../support/ports.ts';
-import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
 
 describe('embedded default (no configuration)', () => {
   let dataDir: string;
@@ -23,7 +24,10 @@ describe('embedded default (no configuration)', () => {
   const start = async () => {
     const port = await freePort();
     issuer = `http://localhost:${port}`;
-    gateway = await startGateway(configSchema.parse({ publicUrl: issuer, listen: { port }, dataDir }), { logger: createLogger('silent'), announce: (line) => announced.push(line) });
+    gateway = await startGateway(configSchema.parse({ publicUrl: issuer, listen: { port }, dataDir }), {
+      logger: createLogger('silent'),
+      announce: (line) => announced.push(line),
+    });
   };
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'mcpgw-default-'));

@@ -10,14 +10,21 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { startDemoServer, type DemoServer } from '../../src/demo/server.ts';
+import { type DemoServer, startDemoServer } from '../../src/demo/server.ts';
 import { Browser } from '../support/browser.ts';
-import { caddyUnavailable, startCaddy, type RunningCaddy } from '../support/caddy.ts';
+import { caddyUnavailable, type RunningCaddy, startCaddy } from '../support/caddy.ts';
 import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { freePort } from '../support/ports.ts';
+import {
+  checkAudienceAcrossProxy,
+  checkChallengeThroughProxy,
+  checkIdentityAtServer,
+  checkProgressStreams,
+  connectThroughProxy,
+  forwardAuthServer,
+} from './forward-auth-checks.ts';
 import { authorizeAndExchange, mcpInitialize, registerPublicClient } from './oauth.ts';
-import { startStack, type Stack } from './stack.ts';
-import { forwardAuthServer, checkAudienceAcrossProxy, checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
+import { type Stack, startStack } from './stack.ts';
 
 const SERVER = 'caddy-tools';
 const DOC = new URL('../../docs/forward-auth.md', import.meta.url);
@@ -78,7 +85,7 @@ describe('forward-auth behind a real Caddy', { skip: unavailable ?? false }, () 
     await mcp?.close();
   });
 
-  it('answers an anonymous request with the gateway\'s challenge, once, and its JSON body', async () => {
+  it("answers an anonymous request with the gateway's challenge, once, and its JSON body", async () => {
     await checkChallengeThroughProxy(stack, caddy.url, resource, SERVER);
   });
 

@@ -51,7 +51,12 @@ export async function checkChallengeThroughProxy(stack: Stack, proxyUrl: string,
 export const FORGED_IDENTITY = { 'x-user-email': 'mallory@example.com', 'x-user-id': 'corp:mallory', 'x-user-groups': 'admins' };
 
 /** The SDK client logs in through the gateway (alice) and connects to the MCP server through the proxy. */
-export async function connectThroughProxy(stack: Stack, resource: string, proxyName: string, forged: Record<string, string> = FORGED_IDENTITY): Promise<Client> {
+export async function connectThroughProxy(
+  stack: Stack,
+  resource: string,
+  proxyName: string,
+  forged: Record<string, string> = FORGED_IDENTITY,
+): Promise<Client> {
   const provider = new TestOAuthClientProvider({ mode: 'dcr', clientName: `${proxyName} forward-auth client` });
   const browser = new Browser({ ca: stack.ca.caPem });
   const forging: typeof fetch = (input, init) => {

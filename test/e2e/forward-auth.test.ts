@@ -9,14 +9,21 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { startDemoServer, type DemoServer } from '../../src/demo/server.ts';
+import { type DemoServer, startDemoServer } from '../../src/demo/server.ts';
 import { Browser } from '../support/browser.ts';
 import { TestOAuthClientProvider } from '../support/mcp-client.ts';
-import { nginxUnavailable, startNginx, type RunningNginx } from '../support/nginx.ts';
+import { nginxUnavailable, type RunningNginx, startNginx } from '../support/nginx.ts';
 import { freePort } from '../support/ports.ts';
+import {
+  checkAudienceAcrossProxy,
+  checkChallengeThroughProxy,
+  checkIdentityAtServer,
+  checkProgressStreams,
+  connectThroughProxy,
+  forwardAuthServer,
+} from './forward-auth-checks.ts';
 import { authorizeAndExchange, mcpInitialize, registerPublicClient } from './oauth.ts';
-import { loggedInClient, startStack, type Stack } from './stack.ts';
-import { forwardAuthServer, checkAudienceAcrossProxy, checkChallengeThroughProxy, checkIdentityAtServer, checkProgressStreams, connectThroughProxy } from './forward-auth-checks.ts';
+import { loggedInClient, type Stack, startStack } from './stack.ts';
 
 const SERVER = 'nginx-tools';
 
@@ -124,7 +131,7 @@ describe('forward-auth behind a real nginx', { skip: unavailable ?? false }, () 
     await mcp?.close();
   });
 
-  it('answers an anonymous request with the gateway\'s challenge, once, and a JSON body', async () => {
+  it("answers an anonymous request with the gateway's challenge, once, and a JSON body", async () => {
     await checkChallengeThroughProxy(stack, nginx.url, resource, SERVER);
   });
 

@@ -5,46 +5,55 @@
  * refuses the refresh, a 503 when the IdP fails).
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import type { Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { createLogger } from '../../src/observability/logger.ts';
-import { startDemoServer } from '../../src/demo/server.ts';
 import type { DemoServer } from '../../src/demo/server.ts';
+import { startDemoServer } from '../../src/demo/server.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { Browser } from '../support/browser.ts';
-import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
+import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { revokeAtIdp } from '../support/oidc-idp.ts';
-import { approveAndSignIn, loggedInClient, startStack, storedIdpTokens } from './stack.ts';
-import type { Stack } from './stack.ts';
 import { tokenRequest } from './oauth.ts';
+import type { Stack } from './stack.ts';
+import { approveAndSignIn, loggedInClient, startStack, storedIdpTokens } from './stack.ts';
 
 /** A stateless MCP server whose `idp_token` tool reports the IdP-token header it received. */
 async function startIdpEcho(): Promise<{ url: string; http: Server; close(): Promise<void> }> {
   const http = createServer((req, res) => {
     const server = new McpServer({ name: 'idp-echo', version: '1.0.0' });
     server.registerTool('idp_token', { description: 'reports the x-idp-token header' }, async (extra) => ({
-      content: [{ type: 'text', text: JSON.stringify({ token: extra.requestInfo?.headers['x-idp-token'] ?? null, user: extra.requestInfo?.headers['x-user-id'] ?? null }) }],
+      content: [
+        {
+          type: 'text',
+          text: JSON.stringify({ token: extra.requestInfo?.headers['x-idp-token'] ?? null, user: extra.requestInfo?.headers['x-user-id'] ?? null }),
+        },
+      ],
     }));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       void transport.close();
       void server.close();
     });
-    server.connect(transport).then(() => transport.handleRequest(req, res)).catch(() => res.destroy());
+    server
+      .connect(transport)
+      .then(() => transport.handleRequest(req, res))
+      .catch(() => res.destroy());
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
     http,
-    close: () => new Promise<void>((resolve) => {
-      http.close(() => resolve());
-      http.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      }),
   };
 }
 
@@ -57,7 +66,7 @@ async function userinfoSub(stack: Stack, accessToken: string): Promise<string | 
 }
 
 function textOf(result: unknown): string {
-  return ((result as { content: Array<{ text: string }> }).content[0]!).text;
+  return (result as { content: Array<{ text: string }> }).content[0]!.text;
 }
 
 const logLines: string[] = [];
@@ -93,7 +102,7 @@ after(async () => {
 });
 
 describe('several servers: routes, hosts and audiences', () => {
-  it('logs in to each server, and refuses each server\'s token at the others', async () => {
+  it("logs in to each server, and refuses each server's token at the others", async () => {
     const toolsProvider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'multi tools' });
     const otherProvider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'multi other' });
     const tools = await loggedInClient(stack, toolsProvider);
@@ -117,9 +126,18 @@ describe('several servers: routes, hosts and audiences', () => {
       }
 
       const tokenOf = (provider: TestOAuthClientProvider): string => provider.savedTokens.at(-1)!.access_token;
-      const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+      const init = JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      });
       const attempt = (url: string, token: string) =>
-        fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` }, body: init });
+        fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
+          body: init,
+        });
       for (const [url, provider] of [
         [`${stack.issuer}/other`, toolsProvider],
         [`${hostedBase}/mcp`, toolsProvider],
@@ -128,7 +146,10 @@ describe('several servers: routes, hosts and audiences', () => {
       ] as const) {
         const res = await attempt(url, tokenOf(provider));
         assert.equal(res.status, 401, url);
-        assert.match(String(res.headers.get('www-authenticate')), /error="invalid_token", error_description="The access token was not issued for this MCP server\."/);
+        assert.match(
+          String(res.headers.get('www-authenticate')),
+          /error="invalid_token", error_description="The access token was not issued for this MCP server\."/,
+        );
         await res.arrayBuffer();
       }
       const own = await attempt(`${hostedBase}/mcp`, tokenOf(hostedProvider));
@@ -147,15 +168,15 @@ describe('several servers: routes, hosts and audiences', () => {
   });
 });
 
-describe('the user\'s IdP access token, handed over in a header', () => {
-  it('reaches the upstream as the user\'s own, refreshed IdP token; a refused refresh is a 401, an IdP failure a 503', async () => {
+describe("the user's IdP access token, handed over in a header", () => {
+  it("reaches the upstream as the user's own, refreshed IdP token; a refused refresh is a 401, an IdP failure a 503", async () => {
     const provider = new TestOAuthClientProvider({ mode: 'dcr', clientName: 'idp header' });
     const client = await loggedInClient(stack, provider, { mcpPath: '/idp-echo' });
     try {
       const first = JSON.parse(textOf(await client.callTool({ name: 'idp_token', arguments: {} }))) as { token: string; user: string };
       const second = JSON.parse(textOf(await client.callTool({ name: 'idp_token', arguments: {} }))) as { token: string; user: string };
       assert.equal(typeof first.token, 'string');
-      assert.notEqual(first.token, provider.savedTokens.at(-1)!.access_token, 'never the gateway\'s own token');
+      assert.notEqual(first.token, provider.savedTokens.at(-1)!.access_token, "never the gateway's own token");
       // Both are alice's tokens at the IdP, and the second is a refreshed one (30 s tokens are
       // refreshed on use).
       assert.equal(await userinfoSub(stack, first.token), 'alice');
@@ -165,7 +186,12 @@ describe('the user\'s IdP access token, handed over in a header', () => {
 
       // A client-sent copy of the header never reaches the upstream.
       const init = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'idp_token', arguments: {} } });
-      const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${provider.savedTokens.at(-1)!.access_token}`, 'mcp-protocol-version': '2025-06-18' };
+      const headers = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${provider.savedTokens.at(-1)!.access_token}`,
+        'mcp-protocol-version': '2025-06-18',
+      };
       const forged = await fetch(`${stack.issuer}/idp-echo`, { method: 'POST', headers: { ...headers, 'x-idp-token': 'forged' }, body: init });
       const forgedBody = (await forged.json()) as { result: { content: Array<{ text: string }> } };
       assert.notEqual(JSON.parse(forgedBody.result.content[0]!.text).token, 'forged');
@@ -194,7 +220,10 @@ describe('the user\'s IdP access token, handed over in a header', () => {
       assert.match(challenge, new RegExp(`resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/idp-echo"`));
       await refused.arrayBuffer();
       assert.ok(logLines.some((line) => line.includes('"event":"idp_token.reauthentication_required"')));
-      assert.ok(logLines.some((line) => line.includes('"event":"idp_token.refresh_refused"') && line.includes('invalid_grant')), 'the IdP refused the refresh');
+      assert.ok(
+        logLines.some((line) => line.includes('"event":"idp_token.refresh_refused"') && line.includes('invalid_grant')),
+        'the IdP refused the refresh',
+      );
 
       // The SDK client meets the 401, refreshes, gets invalid_grant and starts a new login (without the
       // refusal it refreshed successfully, met the same 401 and gave up).

@@ -10,14 +10,12 @@ import { describe, test } from 'node:test';
 import type { GatewayConfigInput } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Browser } from '../support/browser.ts';
-import { AuthorizationRedirectError, TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
-import {
-  STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startEntraStandin, startGoogleStandin, startTamperingIdp,
-} from '../support/idp-standins.ts';
 import type { EntraStandin, TamperingIdp } from '../support/idp-standins.ts';
+import { STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startEntraStandin, startGoogleStandin, startTamperingIdp } from '../support/idp-standins.ts';
+import { AuthorizationRedirectError, connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import type { OidcIdp } from '../support/oidc-idp.ts';
-import { startStack } from './stack.ts';
 import type { Stack } from './stack.ts';
+import { startStack } from './stack.ts';
 
 type ProviderInput = NonNullable<GatewayConfigInput['identityProviders']>[number];
 const client = { clientId: STANDIN_CLIENT_ID, clientSecret: STANDIN_CLIENT_SECRET };
@@ -97,27 +95,37 @@ describe('Entra', () => {
     let entra!: EntraStandin;
     const h = await harness(async (callbackUrl) => {
       entra = await startEntraStandin({ tenantId: other, redirectUris: [callbackUrl], users: { mallory: { email: 'm@other.example' } } });
-      return { provider: { type: 'entra', tenant: 'organizations', allowedTenants: [allowed], authority: entra.authority, ...client }, close: () => entra.idp.close() };
+      return {
+        provider: { type: 'entra', tenant: 'organizations', allowedTenants: [allowed], authority: entra.authority, ...client },
+        close: () => entra.idp.close(),
+      };
     });
     try {
       const result = await login(h.stack, entra.idp, 'mallory');
       assert.equal(result.error?.error, 'access_denied');
       assert.doesNotMatch(result.error?.errorDescription ?? '', new RegExp(other), 'the client is not told the tenant');
       const logged = failureLog(h.logs);
-      assert.equal(logged['reason'], 'access_denied');
-      assert.match(String(logged['detail']), new RegExp(`tenant \\(tid\\) ${other} is not in allowedTenants`));
+      assert.equal(logged.reason, 'access_denied');
+      assert.match(String(logged.detail), new RegExp(`tenant \\(tid\\) ${other} is not in allowedTenants`));
     } finally {
       await h.close();
     }
   });
 
-  test('groups overage: groups read from the Graph stand-in (all pages) with the user\'s token', async () => {
+  test("groups overage: groups read from the Graph stand-in (all pages) with the user's token", async () => {
     let entra!: EntraStandin;
     const tenant = randomUUID();
     const many = ['g1', 'g2', 'g3', 'g4', 'g5'];
     const h = await harness(async (callbackUrl) => {
-      entra = await startEntraStandin({ tenantId: tenant, redirectUris: [callbackUrl], users: { alice: { oid: 'oid-alice', overage: true, groups: many, roles: ['Mcp.User'] } } });
-      return { provider: { type: 'entra', tenant, authority: entra.authority, graphGroups: true, graphUrl: entra.graphUrl, ...client }, close: () => entra.idp.close() };
+      entra = await startEntraStandin({
+        tenantId: tenant,
+        redirectUris: [callbackUrl],
+        users: { alice: { oid: 'oid-alice', overage: true, groups: many, roles: ['Mcp.User'] } },
+      });
+      return {
+        provider: { type: 'entra', tenant, authority: entra.authority, graphGroups: true, graphUrl: entra.graphUrl, ...client },
+        close: () => entra.idp.close(),
+      };
     });
     try {
       const { mcp } = await login(h.stack, entra.idp, 'alice');
@@ -137,7 +145,11 @@ describe('Entra', () => {
     let entra!: EntraStandin;
     const tenant = randomUUID();
     const h = await harness(async (callbackUrl) => {
-      entra = await startEntraStandin({ tenantId: tenant, redirectUris: [callbackUrl], users: { alice: { oid: 'oid-a', overage: true, groups: ['g1'], roles: ['Mcp.User'] } } });
+      entra = await startEntraStandin({
+        tenantId: tenant,
+        redirectUris: [callbackUrl],
+        users: { alice: { oid: 'oid-a', overage: true, groups: ['g1'], roles: ['Mcp.User'] } },
+      });
       return { provider: { type: 'entra', tenant, authority: entra.authority, ...client }, close: () => entra.idp.close() };
     });
     try {
@@ -159,12 +171,15 @@ describe('Entra', () => {
     const h = await harness(async (callbackUrl) => {
       entra = await startEntraStandin({ tenantId: tenant, redirectUris: [callbackUrl], users: { alice: { overage: true, groups: ['g1'] } } });
       entra.graphStatus = 503;
-      return { provider: { type: 'entra', tenant, authority: entra.authority, graphGroups: true, graphUrl: entra.graphUrl, ...client }, close: () => entra.idp.close() };
+      return {
+        provider: { type: 'entra', tenant, authority: entra.authority, graphGroups: true, graphUrl: entra.graphUrl, ...client },
+        close: () => entra.idp.close(),
+      };
     });
     try {
       const result = await login(h.stack, entra.idp, 'alice');
       assert.equal(result.error?.error, 'temporarily_unavailable');
-      assert.match(String(failureLog(h.logs)['detail']), /Graph groups request answered 503/);
+      assert.match(String(failureLog(h.logs).detail), /Graph groups request answered 503/);
     } finally {
       await h.close();
     }
@@ -177,18 +192,21 @@ describe('Google', () => {
     const h = await harness(async (callbackUrl) => {
       idp = await startGoogleStandin({
         redirectUris: [callbackUrl],
-        users: { gmail: { sub: '1001', email: 'someone@gmail.com', email_verified: true }, other: { sub: '1002', email: 'x@other.example', email_verified: true, hd: 'other.example' } },
+        users: {
+          gmail: { sub: '1001', email: 'someone@gmail.com', email_verified: true },
+          other: { sub: '1002', email: 'x@other.example', email_verified: true, hd: 'other.example' },
+        },
       });
       return { provider: { type: 'google', hostedDomain: 'example.com', issuer: idp.issuer, ...client }, close: () => idp.close() };
     });
     try {
       const personal = await login(h.stack, idp, 'gmail');
       assert.equal(personal.error?.error, 'access_denied');
-      assert.match(String(failureLog(h.logs)['detail']), /no Google Workspace domain \(hd\); hostedDomain example\.com is required/);
+      assert.match(String(failureLog(h.logs).detail), /no Google Workspace domain \(hd\); hostedDomain example\.com is required/);
       h.logs.length = 0;
       const otherDomain = await login(h.stack, idp, 'other');
       assert.equal(otherDomain.error?.error, 'access_denied');
-      assert.match(String(failureLog(h.logs)['detail']), /hd\) other\.example is not hostedDomain example\.com/);
+      assert.match(String(failureLog(h.logs).detail), /hd\) other\.example is not hostedDomain example\.com/);
     } finally {
       await h.close();
     }
@@ -205,7 +223,7 @@ describe('any OIDC provider', () => {
     try {
       const result = await login(h.stack, tampering.idp, 'alice', () => tampering.idp.stop());
       assert.equal(result.error?.error, 'temporarily_unavailable');
-      assert.match(String(failureLog(h.logs)['detail']), /token endpoint request failed/);
+      assert.match(String(failureLog(h.logs).detail), /token endpoint request failed/);
     } finally {
       await h.close();
     }
@@ -222,7 +240,7 @@ describe('any OIDC provider', () => {
       const result = await login(h.stack, tampering.idp, 'alice');
       assert.equal(result.error?.error, 'server_error');
       assert.doesNotMatch(result.error?.errorDescription ?? '', /aud/);
-      const detail = String(failureLog(h.logs)['detail']);
+      const detail = String(failureLog(h.logs).detail);
       assert.match(detail, /check: audience/);
       assert.match(detail, new RegExp(`expected "${STANDIN_CLIENT_ID}"`));
       assert.match(detail, /got "some-other-app"/);
@@ -241,7 +259,7 @@ describe('any OIDC provider', () => {
     try {
       const result = await login(h.stack, tampering.idp, 'alice');
       assert.equal(result.error?.error, 'server_error');
-      const detail = String(failureLog(h.logs)['detail']);
+      const detail = String(failureLog(h.logs).detail);
       assert.match(detail, /check: issuer, claim iss/);
       assert.ok(detail.includes(`expected "${tampering.idp.issuer}"`), detail);
       assert.match(detail, /got "https:\/\/evil\.example"/);
@@ -253,7 +271,7 @@ describe('any OIDC provider', () => {
   test('an ID token past its expiry beyond clockTolerance is refused (logged as expiry/clock skew); within it, accepted', async () => {
     let tampering!: TamperingIdp;
     // The IdP's clock runs 2 minutes behind the gateway's: its tokens look expired on arrival.
-    const behind = (claims: Record<string, unknown>) => ({ ...claims, iat: Number(claims['iat']) - 3720, exp: Math.floor(Date.now() / 1000) - 120 });
+    const behind = (claims: Record<string, unknown>) => ({ ...claims, iat: Number(claims.iat) - 3720, exp: Math.floor(Date.now() / 1000) - 120 });
     const strict = await harness(async (callbackUrl) => {
       tampering = await startTamperingIdp({ redirectUris: [callbackUrl], users: { alice: { email: 'alice@example.com' } } });
       tampering.alter = behind;
@@ -262,7 +280,7 @@ describe('any OIDC provider', () => {
     try {
       const result = await login(strict.stack, tampering.idp, 'alice');
       assert.equal(result.error?.error, 'server_error');
-      const detail = String(failureLog(strict.logs)['detail']);
+      const detail = String(failureLog(strict.logs).detail);
       assert.match(detail, /check: expiry \(or clock skew beyond clockTolerance\)/);
       assert.match(detail, /tolerance 30s/);
     } finally {

@@ -9,21 +9,21 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { createOutboundFetch } from '../../src/http/outbound.ts';
-import type { OutboundFetch } from '../../src/http/outbound.ts';
-import { createLogger } from '../../src/observability/logger.ts';
 import { githubProviderSchema } from '../../src/config/schema-providers-oauth2.ts';
-import { NS, type UserRecord } from '../../src/storage/records.ts';
-import { SecretBox } from '../../src/storage/secret-box.ts';
+import type { OutboundFetch } from '../../src/http/outbound.ts';
+import { createOutboundFetch } from '../../src/http/outbound.ts';
 import { GithubIdentityProvider } from '../../src/idp/github.ts';
 import { createIdpTokenSource } from '../../src/idp/idp-tokens.ts';
 import type { IdpTokens } from '../../src/idp/types.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { NS, type UserRecord } from '../../src/storage/records.ts';
+import { SecretBox } from '../../src/storage/secret-box.ts';
 import { Browser } from '../support/browser.ts';
-import { startFakeGithub } from '../support/fake-github.ts';
 import type { FakeGithub, FakeGithubUser } from '../support/fake-github.ts';
-import { AuthorizationRedirectError, TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
+import { startFakeGithub } from '../support/fake-github.ts';
+import { AuthorizationRedirectError, connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { createTestCa } from '../support/tls.ts';
-import { startStack, type Stack } from './stack.ts';
+import { type Stack, startStack } from './stack.ts';
 
 const GITHUB_USERS: Record<string, FakeGithubUser> = {
   octocat: {
@@ -50,19 +50,27 @@ async function githubStack(github: FakeGithub): Promise<Stack> {
     extraServers: [
       { name: 'acme', path: '/acme', upstream: { url: 'demo' }, access: { githubOrgs: ['ACME'] }, identityHeaders: { subject: 'x-user-id' } },
       // Hands the user's own GitHub token to the MCP server (the demo's whoami shows x-user-* headers).
-      { name: 'handover', path: '/handover', upstream: { url: 'demo' }, identityHeaders: { subject: 'x-user-id' }, idpToken: { header: 'x-user-github-token' } },
+      {
+        name: 'handover',
+        path: '/handover',
+        upstream: { url: 'demo' },
+        identityHeaders: { subject: 'x-user-id' },
+        idpToken: { header: 'x-user-github-token' },
+      },
     ],
     configure(config) {
       github.callbackUrl = `${config.publicUrl}/callback`;
       config.secrets = { encryptionKeys: [ENCRYPTION_KEY] };
-      config.identityProviders = [{
-        type: 'github',
-        clientId: github.clientId,
-        clientSecret: github.clientSecret,
-        baseUrl: github.origin,
-        apiUrl: github.apiUrl,
-        fetchOrganizations: true,
-      }];
+      config.identityProviders = [
+        {
+          type: 'github',
+          clientId: github.clientId,
+          clientSecret: github.clientSecret,
+          baseUrl: github.origin,
+          apiUrl: github.apiUrl,
+          fetchOrganizations: true,
+        },
+      ];
     },
   });
 }
@@ -106,7 +114,12 @@ describe('GitHub sign-in through the gateway', () => {
   let stack: Stack;
 
   before(async () => {
-    github = await startFakeGithub({ clientId: 'Ov23liE2eApp', clientSecret: 'e2e-github-secret-0123456789', callbackUrl: 'http://localhost/callback', users: GITHUB_USERS });
+    github = await startFakeGithub({
+      clientId: 'Ov23liE2eApp',
+      clientSecret: 'e2e-github-secret-0123456789',
+      callbackUrl: 'http://localhost/callback',
+      users: GITHUB_USERS,
+    });
     stack = await githubStack(github);
   });
   after(async () => {
@@ -127,7 +140,7 @@ describe('GitHub sign-in through the gateway', () => {
     assert.equal(authorize?.query.get('code_challenge_method'), 'S256');
     assert.equal(authorize?.query.get('redirect_uri'), `${stack.issuer}/callback`);
     assert.equal(authorize?.query.get('scope'), 'read:user user:email read:org');
-    assert.equal(authorize?.query.get('resource'), null, 'the client\'s resource is never forwarded upstream');
+    assert.equal(authorize?.query.get('resource'), null, "the client's resource is never forwarded upstream");
 
     const user = await stack.gateway.storage.get<UserRecord>(NS.users, 'github:583231');
     assert.ok(user, 'the user record is keyed by the numeric id, not the login');
@@ -158,7 +171,10 @@ describe('GitHub sign-in through the gateway', () => {
     await member.close();
 
     const outsider = githubLogin(stack, github, new TestOAuthClientProvider({ mode: 'dcr', clientName: 'outsider' }), 'newbie', '/acme');
-    const error = await outsider.then(() => assert.fail('the outsider must be refused'), (caught: unknown) => caught);
+    const error = await outsider.then(
+      () => assert.fail('the outsider must be refused'),
+      (caught: unknown) => caught,
+    );
     assert.ok(error instanceof AuthorizationRedirectError, `expected an error redirect, got ${String(error)}`);
     assert.equal(error.redirect.searchParams.get('error'), 'access_denied');
   });
@@ -177,7 +193,10 @@ describe('GitHub sign-in through the gateway', () => {
           return (await github.cancel(browser, authorize, { stopAt: provider.redirectUrl })).url;
         },
       });
-      const error = await attempt.then(() => assert.fail('expected a refusal'), (caught: unknown) => caught);
+      const error = await attempt.then(
+        () => assert.fail('expected a refusal'),
+        (caught: unknown) => caught,
+      );
       assert.ok(error instanceof AuthorizationRedirectError, String(error));
       assert.equal(error.redirect.searchParams.get('error'), 'access_denied');
     } finally {
@@ -193,7 +212,14 @@ describe('GitHub expiring user tokens, refreshed through the IdP token source', 
 
   before(async () => {
     // 30 s access tokens: below the token source's default 60 s minimum validity, so the first use refreshes.
-    github = await startFakeGithub({ clientId: 'Iv23liExpiring', clientSecret: 'expiring-secret-0123456789', callbackUrl: 'http://localhost/callback', users: GITHUB_USERS, expiringTokens: true, accessTokenTtl: 30 });
+    github = await startFakeGithub({
+      clientId: 'Iv23liExpiring',
+      clientSecret: 'expiring-secret-0123456789',
+      callbackUrl: 'http://localhost/callback',
+      users: GITHUB_USERS,
+      expiringTokens: true,
+      accessTokenTtl: 30,
+    });
     stack = await githubStack(github);
     outbound = createOutboundFetch({ extraCaPem: (await createTestCa()).caPem, timeoutMs: 5_000 });
   });
@@ -215,7 +241,13 @@ describe('GitHub expiring user tokens, refreshed through the IdP token source', 
     assert.match(atLogin.accessToken ?? '', /^ghu_/);
     assert.match(atLogin.refreshToken ?? '', /^ghr_/);
 
-    const config = githubProviderSchema.parse({ type: 'github', clientId: github.clientId, clientSecret: github.clientSecret, baseUrl: github.origin, apiUrl: github.apiUrl });
+    const config = githubProviderSchema.parse({
+      type: 'github',
+      clientId: github.clientId,
+      clientSecret: github.clientSecret,
+      baseUrl: github.origin,
+      apiUrl: github.apiUrl,
+    });
     const source = createIdpTokenSource({
       storage: stack.gateway.storage,
       secretBox,
@@ -253,6 +285,6 @@ describe('GitHub expiring user tokens, refreshed through the IdP token source', 
     assert.ok(token, `the MCP server got the user's GitHub token: ${headers}`);
     assert.ok(refreshCount() > before, 'the 30 s token was refreshed before it was handed over');
     const user = await outbound(`${github.apiUrl}/user`, { headers: { authorization: `Bearer ${token}`, 'user-agent': 'test' } });
-    assert.equal(((await user.json()) as { id: number }).id, 9000001, 'the token is the signed-in user\'s own');
+    assert.equal(((await user.json()) as { id: number }).id, 9000001, "the token is the signed-in user's own");
   });
 });

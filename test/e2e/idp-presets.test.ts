@@ -8,25 +8,32 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import { configSchema } from '../../src/config/schema.ts';
 import type { GatewayConfigInput } from '../../src/config/schema.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import { SecretBox, loadEncryptionKeys } from '../../src/storage/secret-box.ts';
-import { NS, type UserRecord } from '../../src/storage/records.ts';
-import { createIdpTokenSource, IdpReauthenticationRequired } from '../../src/idp/idp-tokens.ts';
-import { createOidcProvider } from '../../src/idp/presets/index.ts';
+import { configSchema } from '../../src/config/schema.ts';
 import type { OidcFamilyConfig } from '../../src/config/schema-providers.ts';
 import { createOutboundFetch } from '../../src/http/outbound.ts';
+import { createIdpTokenSource, IdpReauthenticationRequired } from '../../src/idp/idp-tokens.ts';
+import { createOidcProvider } from '../../src/idp/presets/index.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { NS, type UserRecord } from '../../src/storage/records.ts';
+import { loadEncryptionKeys, SecretBox } from '../../src/storage/secret-box.ts';
 import { Browser } from '../support/browser.ts';
-import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
 import {
-  STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startAuth0Standin, startAuthentikStandin, startCognitoStandin,
-  startEntraStandin, startGoogleStandin, startKeycloakStandin, startOktaStandin,
+  STANDIN_CLIENT_ID,
+  STANDIN_CLIENT_SECRET,
+  startAuth0Standin,
+  startAuthentikStandin,
+  startCognitoStandin,
+  startEntraStandin,
+  startGoogleStandin,
+  startKeycloakStandin,
+  startOktaStandin,
 } from '../support/idp-standins.ts';
+import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
+import type { OidcIdp, TestUser } from '../support/oidc-idp.ts';
 import { revokeAtIdp } from '../support/oidc-idp.ts';
-import type { TestUser, OidcIdp } from '../support/oidc-idp.ts';
-import { startStack, storedIdpTokens } from './stack.ts';
 import type { Stack } from './stack.ts';
+import { startStack, storedIdpTokens } from './stack.ts';
 
 type ProviderInput = NonNullable<GatewayConfigInput['identityProviders']>[number];
 
@@ -58,7 +65,15 @@ const CASES: PresetCase[] = [
       });
       return {
         idp: entra.idp,
-        provider: { type: 'entra', id: 'entra', tenant: 'common', allowedTenants: [TENANT_A], authority: entra.authority, scopes: ['openid', 'profile', 'email', 'offline_access', 'api://mcp-gateway/access'], ...client },
+        provider: {
+          type: 'entra',
+          id: 'entra',
+          tenant: 'common',
+          allowedTenants: [TENANT_A],
+          authority: entra.authority,
+          scopes: ['openid', 'profile', 'email', 'offline_access', 'api://mcp-gateway/access'],
+          ...client,
+        },
       };
     },
     userId: `entra:${OID_ALICE}`,
@@ -68,7 +83,7 @@ const CASES: PresetCase[] = [
     checkRequest(query) {
       assert.equal(query.has('resource'), false, 'never resource together with scope');
       assert.deepEqual(query.get('scope')?.split(' '), ['openid', 'profile', 'email', 'offline_access', 'api://mcp-gateway/access']);
-      assert.equal(query.get('code_challenge_method'), 'S256', 'S256 although Entra\'s discovery does not list it');
+      assert.equal(query.get('code_challenge_method'), 'S256', "S256 although Entra's discovery does not list it");
     },
   },
   {
@@ -94,7 +109,10 @@ const CASES: PresetCase[] = [
   {
     name: 'okta (custom authorization server)',
     async start(callbackUrl) {
-      const idp = await startOktaStandin({ redirectUris: [callbackUrl], users: { alice: { sub: '00u1abcd', email: 'alice@example.com', email_verified: true, name: 'Alice O', groups: ['Everyone', 'mcp'] } } });
+      const idp = await startOktaStandin({
+        redirectUris: [callbackUrl],
+        users: { alice: { sub: '00u1abcd', email: 'alice@example.com', email_verified: true, name: 'Alice O', groups: ['Everyone', 'mcp'] } },
+      });
       return { idp, provider: { type: 'okta', issuer: idp.issuer, ...client } };
     },
     userId: 'okta:00u1abcd',
@@ -108,7 +126,11 @@ const CASES: PresetCase[] = [
   {
     name: 'keycloak (issuer from base URL + realm)',
     async start(callbackUrl) {
-      const idp = await startKeycloakStandin({ realm: 'acme', redirectUris: [callbackUrl], users: { alice: { sub: 'f3c1-kc', preferred_username: 'alice', email: 'alice@acme.example', email_verified: true, groups: ['/staff'] } } });
+      const idp = await startKeycloakStandin({
+        realm: 'acme',
+        redirectUris: [callbackUrl],
+        users: { alice: { sub: 'f3c1-kc', preferred_username: 'alice', email: 'alice@acme.example', email_verified: true, groups: ['/staff'] } },
+      });
       return { idp, provider: { type: 'keycloak', baseUrl: new URL(idp.issuer).origin, realm: 'acme', ...client } };
     },
     userId: 'keycloak:f3c1-kc',
@@ -120,9 +142,16 @@ const CASES: PresetCase[] = [
   {
     name: 'auth0 (audience, trailing-slash issuer)',
     async start(callbackUrl) {
-      const auth0 = await startAuth0Standin({ redirectUris: [callbackUrl], users: { alice: { sub: 'auth0|5f7c', email: 'alice@example.com', email_verified: true, name: 'Alice A' } } });
+      const auth0 = await startAuth0Standin({
+        redirectUris: [callbackUrl],
+        users: { alice: { sub: 'auth0|5f7c', email: 'alice@example.com', email_verified: true, name: 'Alice A' } },
+      });
       assert.ok(auth0.idp.issuer.endsWith('/'));
-      return { idp: auth0.idp, audiences: auth0.audiences, provider: { type: 'auth0', issuer: auth0.idp.issuer, audience: 'https://mcp.example.com/api', ...client } };
+      return {
+        idp: auth0.idp,
+        audiences: auth0.audiences,
+        provider: { type: 'auth0', issuer: auth0.idp.issuer, audience: 'https://mcp.example.com/api', ...client },
+      };
     },
     userId: 'auth0:auth0|5f7c',
     email: 'alice@example.com',
@@ -135,7 +164,11 @@ const CASES: PresetCase[] = [
   {
     name: 'authentik (issuer per application slug)',
     async start(callbackUrl) {
-      const idp = await startAuthentikStandin({ slug: 'mcp-gateway', redirectUris: [callbackUrl], users: { alice: { sub: '9b1d0c', email: 'alice@example.com', email_verified: true, name: 'Alice K', groups: ['authentik Admins'] } } });
+      const idp = await startAuthentikStandin({
+        slug: 'mcp-gateway',
+        redirectUris: [callbackUrl],
+        users: { alice: { sub: '9b1d0c', email: 'alice@example.com', email_verified: true, name: 'Alice K', groups: ['authentik Admins'] } },
+      });
       return { idp, provider: { type: 'authentik', baseUrl: new URL(idp.issuer).origin, slug: 'mcp-gateway', ...client } };
     },
     userId: 'authentik:9b1d0c',
@@ -271,7 +304,10 @@ describe('refresh failures through the token source', () => {
         logger: createLogger('info', { write: (line: string) => void logs.push(line) }),
       });
       await idp.stop();
-      await assert.rejects(source.accessTokenFor('keycloak:alice', 86_400), (error: Error & { publicCode?: string }) => error.publicCode === 'temporarily_unavailable');
+      await assert.rejects(
+        source.accessTokenFor('keycloak:alice', 86_400),
+        (error: Error & { publicCode?: string }) => error.publicCode === 'temporarily_unavailable',
+      );
       assert.ok(await storedIdpTokens(stack, 'keycloak:alice'), 'an IdP outage keeps the stored tokens');
       await idp.start();
       // The IdP no longer accepts the refresh token. It would expire by the IdP's own clock, which the
@@ -280,7 +316,10 @@ describe('refresh failures through the token source', () => {
       assert.ok(refreshToken);
       await revokeAtIdp(idp, refreshToken, fetcher);
       await assert.rejects(source.accessTokenFor('keycloak:alice', 86_400), IdpReauthenticationRequired);
-      assert.ok(logs.some((line) => line.includes('"event":"idp_token.refresh_refused"') && line.includes('invalid_grant')), logs.join('\n'));
+      assert.ok(
+        logs.some((line) => line.includes('"event":"idp_token.refresh_refused"') && line.includes('invalid_grant')),
+        logs.join('\n'),
+      );
       assert.equal(await storedIdpTokens(stack, 'keycloak:alice'), undefined, 'refused tokens are forgotten');
     } finally {
       await fetcher.close();
@@ -296,11 +335,21 @@ describe('the Entra stand-in behaves as Entra does', () => {
     const fetcher = createOutboundFetch({ extraCaPem: (await import('../support/tls.ts').then((m) => m.createTestCa())).caPem, timeoutMs: 3_000 });
     try {
       const url = new URL(`${entra.authority}/common/v2.0/auth`);
-      url.search = new URLSearchParams({ client_id: STANDIN_CLIENT_ID, redirect_uri: 'https://localhost:1/callback', response_type: 'code', scope: 'openid', resource: 'api://x', state: 's' }).toString();
+      url.search = new URLSearchParams({
+        client_id: STANDIN_CLIENT_ID,
+        redirect_uri: 'https://localhost:1/callback',
+        response_type: 'code',
+        scope: 'openid',
+        resource: 'api://x',
+        state: 's',
+      }).toString();
       const response = await fetcher(url, { redirect: 'manual' });
       const location = new URL(response.headers.get('location')!);
       assert.match(location.searchParams.get('error_description') ?? '', /AADSTS9010010/);
-      const doc = (await (await fetcher(`${entra.authority}/common/v2.0/.well-known/openid-configuration`)).json()) as { issuer: string; code_challenge_methods_supported?: unknown };
+      const doc = (await (await fetcher(`${entra.authority}/common/v2.0/.well-known/openid-configuration`)).json()) as {
+        issuer: string;
+        code_challenge_methods_supported?: unknown;
+      };
       assert.equal(doc.issuer, `${entra.authority}/{tenantid}/v2.0`);
       assert.equal(doc.code_challenge_methods_supported, undefined);
     } finally {

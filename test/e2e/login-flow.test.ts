@@ -1,11 +1,11 @@
-import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Browser } from '../support/browser.ts';
-import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
-import { startCimdHost, type CimdHost } from '../support/cimd-host.ts';
+import { after, before, describe, test } from 'node:test';
 import { startDemoServer } from '../../src/demo/server.ts';
-import { startStack, loggedInClient, type Stack } from './stack.ts';
+import { Browser } from '../support/browser.ts';
+import { type CimdHost, startCimdHost } from '../support/cimd-host.ts';
+import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { authorizeUrl, mcpInitialize, pkcePair, registerPublicClient } from './oauth.ts';
+import { loggedInClient, type Stack, startStack } from './stack.ts';
 
 describe('DCR client: discovery, registration, consent, upstream login, tools', () => {
   let stack: Stack;
@@ -110,7 +110,7 @@ describe('consent, the browser binding and failures on the way', () => {
     assert.equal(oversized.status, 413, 'a refused request keeps its status, it is not a server error');
   });
 
-  test('the gateway goes to the IdP with its own PKCE, state, nonce and callback, and none of the client\'s parameters', async () => {
+  test("the gateway goes to the IdP with its own PKCE, state, nonce and callback, and none of the client's parameters", async () => {
     const client = await registerPublicClient(stack);
     const browser = new Browser({ ca: stack.ca.caPem });
     let page = await browser.goto(authorizationUrlFor(client.client_id, client.redirect_uris[0]!));
@@ -122,8 +122,8 @@ describe('consent, the browser binding and failures on the way', () => {
     assert.ok((sent.get('code_challenge') ?? '').length >= 43);
     assert.ok((sent.get('state') ?? '').length >= 32);
     assert.ok((sent.get('nonce') ?? '').length >= 32);
-    assert.equal(sent.get('resource'), null, 'the client\'s resource is never forwarded');
-    assert.ok(!(sent.get('scope') ?? '').includes('mcp:tools'), 'the client\'s scope is never forwarded');
+    assert.equal(sent.get('resource'), null, "the client's resource is never forwarded");
+    assert.ok(!(sent.get('scope') ?? '').includes('mcp:tools'), "the client's scope is never forwarded");
     assert.notEqual(sent.get('state'), 'st-123');
   });
 
@@ -181,9 +181,14 @@ describe('consent, the browser binding and failures on the way', () => {
   test('PKCE is required, S256 only', async () => {
     const client = await registerPublicClient(stack);
     const browser = new Browser({ ca: stack.ca.caPem });
-    const noPkce = await browser.goto(authorizationUrlFor(client.client_id, client.redirect_uris[0]!, { code_challenge: '', code_challenge_method: '' }), { stopAt: client.redirect_uris[0]! });
+    const noPkce = await browser.goto(authorizationUrlFor(client.client_id, client.redirect_uris[0]!, { code_challenge: '', code_challenge_method: '' }), {
+      stopAt: client.redirect_uris[0]!,
+    });
     assert.equal(noPkce.url.searchParams.get('error'), 'invalid_request');
-    const plain = await browser.goto(authorizationUrlFor(client.client_id, client.redirect_uris[0]!, { code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' }), { stopAt: client.redirect_uris[0]! });
+    const plain = await browser.goto(
+      authorizationUrlFor(client.client_id, client.redirect_uris[0]!, { code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' }),
+      { stopAt: client.redirect_uris[0]! },
+    );
     assert.equal(plain.url.searchParams.get('error'), 'invalid_request');
   });
 
@@ -192,7 +197,9 @@ describe('consent, the browser binding and failures on the way', () => {
     const browser = new Browser({ ca: stack.ca.caPem });
     const otherPort = await browser.goto(authorizationUrlFor(client.client_id, 'http://127.0.0.1:61111/callback'));
     assert.match(otherPort.url.pathname, /^\/interaction\//, 'any port on loopback');
-    const evil = await browser.goto(authorizationUrlFor(client.client_id, 'https://evil.example/callback'), { stopAt: (url) => url.hostname === 'evil.example' });
+    const evil = await browser.goto(authorizationUrlFor(client.client_id, 'https://evil.example/callback'), {
+      stopAt: (url) => url.hostname === 'evil.example',
+    });
     assert.ok(!evil.stopped, 'no redirect to an unregistered URI');
     assert.equal(evil.status, 400);
     assert.match(evil.text, /redirect_uri/);
@@ -237,7 +244,12 @@ describe('CIMD client: the client_id is an https URL of its metadata document', 
 
   test('the SDK client logs in with a metadata document served over https, and calls a tool', async () => {
     const redirectUrl = 'http://127.0.0.1:47311/callback';
-    const documentUrl = host.document('/oauth/client.json', { client_name: 'CIMD E2E client', redirect_uris: ['http://127.0.0.1/callback'], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] });
+    const documentUrl = host.document('/oauth/client.json', {
+      client_name: 'CIMD E2E client',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+    });
     const provider = new TestOAuthClientProvider({ mode: 'cimd', clientMetadataUrl: documentUrl, redirectUrl });
     const browser = new Browser({ ca: stack.ca.caPem });
     let consentText = '';
@@ -264,14 +276,40 @@ describe('CIMD client: the client_id is an https URL of its metadata document', 
   test('documents that redirect, are too large, or name another client_id are refused', async () => {
     const browser = new Browser({ ca: stack.ca.caPem });
     const cases: Array<[string, () => string]> = [
-      ['redirect', () => { host.respond('/redirect.json', { status: 302, headers: { location: `${host.origin}/oauth/client.json` } }); return `${host.origin}/redirect.json`; }],
+      [
+        'redirect',
+        () => {
+          host.respond('/redirect.json', { status: 302, headers: { location: `${host.origin}/oauth/client.json` } });
+          return `${host.origin}/redirect.json`;
+        },
+      ],
       ['too large', () => host.document('/large.json', { client_name: 'x'.repeat(10_000), redirect_uris: ['http://127.0.0.1/callback'] })],
-      ['wrong client_id', () => { host.respond('/wrong.json', { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_id: 'https://elsewhere.example/c.json', client_name: 'x', redirect_uris: ['http://127.0.0.1/callback'] }) }); return `${host.origin}/wrong.json`; }],
+      [
+        'wrong client_id',
+        () => {
+          host.respond('/wrong.json', {
+            status: 200,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ client_id: 'https://elsewhere.example/c.json', client_name: 'x', redirect_uris: ['http://127.0.0.1/callback'] }),
+          });
+          return `${host.origin}/wrong.json`;
+        },
+      ],
     ];
     for (const [label, make] of cases) {
       const clientId = make();
       const { challenge } = pkcePair();
-      const page = await browser.goto(authorizeUrl(stack, { response_type: 'code', client_id: clientId, redirect_uri: 'http://127.0.0.1:4000/callback', code_challenge: challenge, code_challenge_method: 'S256', state: 's' }), { stopAt: /127\.0\.0\.1:4000/ });
+      const page = await browser.goto(
+        authorizeUrl(stack, {
+          response_type: 'code',
+          client_id: clientId,
+          redirect_uri: 'http://127.0.0.1:4000/callback',
+          code_challenge: challenge,
+          code_challenge_method: 'S256',
+          state: 's',
+        }),
+        { stopAt: /127\.0\.0\.1:4000/ },
+      );
       assert.ok(!page.stopped, `${label}: no redirect`);
       assert.equal(page.status, 400, `${label}: ${page.status} ${page.text.slice(0, 200)}`);
       assert.match(page.text, /invalid_client/, label);

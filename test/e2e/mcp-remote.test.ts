@@ -12,18 +12,19 @@
  * announced as http://localhost:<port>/oauth/callback. An http://localhost server URL needs no
  * `--allow-http`. Its state goes to `MCP_REMOTE_CONFIG_DIR` (a temp dir, HOME too).
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Browser } from '../support/browser.ts';
 import { freePort } from '../support/ports.ts';
-import { startStack, approveAndSignIn, type Stack } from './stack.ts';
+import { approveAndSignIn, type Stack, startStack } from './stack.ts';
 
 const MCP_REMOTE = join(import.meta.dirname, '../../node_modules/mcp-remote/dist/proxy.js');
 
@@ -102,7 +103,7 @@ describe('the real mcp-remote, with BROWSER set to a script and the scripted bro
     connected.catch(() => {}); // awaited below; a failure is reported there with stderr
 
     const authorizationUrl = await nextBrowserUrl(urlsFile, 0, stderr);
-    assert.equal(authorizationUrl.origin, stack.issuer, 'mcp-remote opened the gateway\'s /authorize');
+    assert.equal(authorizationUrl.origin, stack.issuer, "mcp-remote opened the gateway's /authorize");
     assert.equal(authorizationUrl.pathname, '/authorize');
     const redirectUri = authorizationUrl.searchParams.get('redirect_uri')!;
     assert.equal(redirectUri, `http://localhost:${callbackPort}/oauth/callback`);
@@ -125,7 +126,10 @@ describe('the real mcp-remote, with BROWSER set to a script and the scripted bro
       throw new Error(`connecting through mcp-remote failed: ${(error as Error).message}\n${stderr()}`);
     }
     const tools = await client.listTools();
-    assert.ok(tools.tools.some((tool) => tool.name === 'echo'), stderr());
+    assert.ok(
+      tools.tools.some((tool) => tool.name === 'echo'),
+      stderr(),
+    );
     const echo = await client.callTool({ name: 'echo', arguments: { text: 'through mcp-remote' } });
     assert.match(JSON.stringify(echo.content), /through mcp-remote/);
     const whoami = await client.callTool({ name: 'whoami', arguments: {} });

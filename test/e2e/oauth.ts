@@ -25,8 +25,17 @@ export async function register(stack: Stack, body: Record<string, unknown>): Pro
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-export async function registerPublicClient(stack: Stack, redirectUri = 'http://127.0.0.1:5555/callback', extra: Record<string, unknown> = {}): Promise<Registered> {
-  const { status, body } = await register(stack, { client_name: 'Raw test client', redirect_uris: [redirectUri], token_endpoint_auth_method: 'none', ...extra });
+export async function registerPublicClient(
+  stack: Stack,
+  redirectUri = 'http://127.0.0.1:5555/callback',
+  extra: Record<string, unknown> = {},
+): Promise<Registered> {
+  const { status, body } = await register(stack, {
+    client_name: 'Raw test client',
+    redirect_uris: [redirectUri],
+    token_endpoint_auth_method: 'none',
+    ...extra,
+  });
   if (status !== 201) throw new Error(`registration failed: ${status} ${JSON.stringify(body)}`);
   return body as Registered;
 }
@@ -111,6 +120,11 @@ export async function mcpInitialize(url: string, token?: string, headers: Record
       ...(token ? { authorization: `Bearer ${token}` } : {}),
       ...headers,
     },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+    }),
   });
 }

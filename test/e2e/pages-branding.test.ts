@@ -3,12 +3,13 @@
  * data: URI, accent colour), its errors with key path and line, and the CSP style hashes matching the
  * stylesheets each page actually carries (a mismatch would leave a person with an unstyled page).
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
 import { contrastRatio, html, pageSecurityHeaders, renderPage } from '../../src/ui/layout.ts';
 import { MAX_LOGO_BYTES, sniffImageType } from '../../src/ui/logo.ts';

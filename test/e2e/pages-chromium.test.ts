@@ -9,23 +9,24 @@
  * CSP violations, and the security headers. Screenshots at 1280x800 and 375x740 go to
  * test-output/screenshots/<page>-<width>.png for review.
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
+import { hashPassword } from '../../src/idp/passwords.ts';
 import { findChromium, launchChromium, openPage, type PageProblem } from '../support/chromium.ts';
 import { startCimdHost } from '../support/cimd-host.ts';
-import { closeServer, listen } from '../support/ports.ts';
 import { DEFAULT_PASSWORD } from '../support/oidc-idp.ts';
-import { hashPassword } from '../../src/idp/passwords.ts';
-import { startStack, type Stack } from './stack.ts';
-import { authorizeUrl, pkcePair, registerPublicClient, tokenRequest, type Registered } from './oauth.ts';
+import { closeServer, listen } from '../support/ports.ts';
+import { authorizeUrl, pkcePair, type Registered, registerPublicClient, tokenRequest } from './oauth.ts';
+import { type Stack, startStack } from './stack.ts';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 375, height: 740 };
@@ -107,7 +108,12 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
         config.ui = { productName: PRODUCT_NAME, logoFile, accentColor: '#0f766e' };
         config.identityProviders = [
           ...(config.identityProviders ?? []),
-          { type: 'local', id: 'local', displayName: LOCAL_PROVIDER, users: [{ username: 'carol', passwordHash, email: 'carol@example.com', name: 'Carol Local', groups: ['engineering'] }] },
+          {
+            type: 'local',
+            id: 'local',
+            displayName: LOCAL_PROVIDER,
+            users: [{ username: 'carol', passwordHash, email: 'carol@example.com', name: 'Carol Local', groups: ['engineering'] }],
+          },
         ];
         // bob (group "sales") is signed in by the IdP but refused by the gateway: the denied page.
         config.access = { groups: ['engineering'], contact: 'the platform team (#mcp-access)' };
@@ -160,7 +166,8 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
    * the document itself; that is the page working as intended, so it is the one message let through.
    */
   function gatewayProblems(problems: PageProblem[]): string[] {
-    const ownStatus = (problem: PageProblem) => problem.text.startsWith('console.error: Failed to load resource: the server responded with a status of 4') && problem.source === problem.url;
+    const ownStatus = (problem: PageProblem) =>
+      problem.text.startsWith('console.error: Failed to load resource: the server responded with a status of 4') && problem.source === problem.url;
     return problems.filter((problem) => problem.url.startsWith(stack.issuer) && !ownStatus(problem)).map((problem) => `${problem.text} at ${problem.url}`);
   }
 
@@ -176,7 +183,10 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
     assert.equal(new URL(page.url()).origin, stack.issuer, 'the chooser is a gateway page');
     await auditPage(page, `${name}: chooser`);
     await capture(page, 'chooser');
-    await Promise.all([page.waitForURL((url) => url.origin !== stack.issuer || url.pathname.startsWith('/sign-in/')), page.getByRole('button', { name: new RegExp(providerName) }).click()]);
+    await Promise.all([
+      page.waitForURL((url) => url.origin !== stack.issuer || url.pathname.startsWith('/sign-in/')),
+      page.getByRole('button', { name: new RegExp(providerName) }).click(),
+    ]);
   }
 
   test('consent, identity provider and code exchange, clicked through with the keyboard', async () => {
@@ -191,7 +201,10 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
     const target = page.locator('.identity .target');
     assert.ok(await target.isVisible(), 'redirect target visible');
     assert.match(await target.innerText(), new RegExp(`127\\.0\\.0\\.1:${listener.port}`));
-    const targetStyle = await target.evaluate((element) => ({ size: parseFloat(getComputedStyle(element).fontSize), weight: Number(getComputedStyle(element).fontWeight) }));
+    const targetStyle = await target.evaluate((element) => ({
+      size: parseFloat(getComputedStyle(element).fontSize),
+      weight: Number(getComputedStyle(element).fontWeight),
+    }));
     assert.ok(targetStyle.size >= 18 && targetStyle.weight >= 600, `redirect target prominent: ${JSON.stringify(targetStyle)}`);
     await assertVisibleText(page, '.identity .client', 'Acme Notes Desktop');
     await assertVisibleText(page, 'header.brand', PRODUCT_NAME);
@@ -221,10 +234,7 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
       // The sign-in chooser: keyboard again, to the corporate IdP.
       await auditPage(page, 'chooser');
       await capture(page, 'chooser');
-      await Promise.all([
-        page.waitForURL((url) => url.origin !== stack.issuer),
-        page.getByRole('button', { name: new RegExp(CORP_PROVIDER) }).click(),
-      ]);
+      await Promise.all([page.waitForURL((url) => url.origin !== stack.issuer), page.getByRole('button', { name: new RegExp(CORP_PROVIDER) }).click()]);
     }
 
     // The upstream IdP (test stand-in, not ours): sign in as alice.
@@ -239,7 +249,14 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
     const code = returned.searchParams.get('code');
     assert.ok(code, `a code at the redirect URI: ${returned.href}`);
 
-    const tokens = await tokenRequest(stack, { grant_type: 'authorization_code', code, redirect_uri: listener.uri, code_verifier: flow.verifier, client_id: client.client_id, resource: stack.mcpUrl() });
+    const tokens = await tokenRequest(stack, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: listener.uri,
+      code_verifier: flow.verifier,
+      client_id: client.client_id,
+      resource: stack.mcpUrl(),
+    });
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     assert.equal(typeof tokens.body.access_token, 'string');
     assert.deepEqual(gatewayProblems(problems), []);
@@ -280,7 +297,14 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
     const returned = await arrived;
     const code = returned.searchParams.get('code');
     assert.ok(code, `a code at the redirect URI: ${returned.href}`);
-    const tokens = await tokenRequest(stack, { grant_type: 'authorization_code', code, redirect_uri: listener.uri, code_verifier: flow.verifier, client_id: client.client_id, resource: stack.mcpUrl() });
+    const tokens = await tokenRequest(stack, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: listener.uri,
+      code_verifier: flow.verifier,
+      client_id: client.client_id,
+      resource: stack.mcpUrl(),
+    });
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     assert.deepEqual(gatewayProblems(problems), []);
   });
@@ -312,7 +336,13 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
   test('a CIMD client that only returns to this computer gets a warning styled as one', async () => {
     const host = await startCimdHost({ tls: stack.ca });
     try {
-      const documentUrl = host.document('/oauth/client.json', { client_name: 'Acme CLI', redirect_uris: ['http://127.0.0.1/callback'], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+      const documentUrl = host.document('/oauth/client.json', {
+        client_name: 'Acme CLI',
+        redirect_uris: ['http://127.0.0.1/callback'],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+      });
       const { page, problems } = await freshPage();
       const response = await page.goto(startAuthorization({ client_id: documentUrl }).url.href);
       assert.equal(response?.status(), 200, await page.locator('body').innerText());
@@ -335,17 +365,28 @@ describe('pages a person sees, in headless Chromium', { skip: found.path ? false
     }
   });
 
-  test('the denied page: signed in at the IdP but refused by the access rules', { todo: DENIED_PAGE_PRESENT ? false : 'src/authorization/pages/denied-page.ts is not in the tree yet' }, async () => {
+  test('the denied page: signed in at the IdP but refused by the access rules', {
+    todo: DENIED_PAGE_PRESENT ? false : 'src/authorization/pages/denied-page.ts is not in the tree yet',
+  }, async () => {
     const { page, problems } = await freshPage();
     await page.goto(startAuthorization().url.href);
     const consentUrl = page.url();
-    await Promise.all([page.waitForURL((url) => url.href !== consentUrl), page.getByRole('button', { name: /^Allow/ }).first().click()]);
+    await Promise.all([
+      page.waitForURL((url) => url.href !== consentUrl),
+      page
+        .getByRole('button', { name: /^Allow/ })
+        .first()
+        .click(),
+    ]);
     if (new URL(page.url()).origin === stack.issuer) {
       await Promise.all([page.waitForURL((url) => url.origin !== stack.issuer), page.getByRole('button', { name: new RegExp(CORP_PROVIDER) }).click()]);
     }
     await page.getByLabel('Username').fill('bob');
     await page.getByLabel('Password').fill(DEFAULT_PASSWORD);
-    await Promise.all([page.waitForURL((url) => url.origin === stack.issuer || url.href.startsWith(listener.uri)), page.getByRole('button', { name: 'Sign in' }).click()]);
+    await Promise.all([
+      page.waitForURL((url) => url.origin === stack.issuer || url.href.startsWith(listener.uri)),
+      page.getByRole('button', { name: 'Sign in' }).click(),
+    ]);
     if (page.url().startsWith(listener.uri)) {
       await listener.next(); // not left queued for the next test
       assert.fail(`a refused account reached the client instead of the denied page: ${page.url()}`);
@@ -422,7 +463,10 @@ async function capture(page: Page, name: string): Promise<void> {
 async function auditPage(page: Page, name: string): Promise<void> {
   const report = await page.evaluate(() => {
     const parse = (value: string): [number, number, number, number] => {
-      const parts = (/rgba?\(([^)]+)\)/.exec(value)?.[1] ?? '0 0 0 0').split(/[\s,/]+/).filter(Boolean).map(Number);
+      const parts = (/rgba?\(([^)]+)\)/.exec(value)?.[1] ?? '0 0 0 0')
+        .split(/[\s,/]+/)
+        .filter(Boolean)
+        .map(Number);
       return [parts[0] ?? 0, parts[1] ?? 0, parts[2] ?? 0, parts[3] ?? 1];
     };
     const luminance = ([r, g, b]: number[]) => {
@@ -449,14 +493,17 @@ async function auditPage(page: Page, name: string): Promise<void> {
       const bg = luminance(background(element));
       const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
       minimum = Math.min(minimum, ratio);
-      if (ratio < 4.5) lowContrast.push(`${element.tagName.toLowerCase()}.${element.className} "${(element.textContent ?? '').trim().slice(0, 40)}" ${ratio.toFixed(2)}`);
+      if (ratio < 4.5)
+        lowContrast.push(`${element.tagName.toLowerCase()}.${element.className} "${(element.textContent ?? '').trim().slice(0, 40)}" ${ratio.toFixed(2)}`);
     }
     const unlabelled = Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
       .filter((control) => !(control as HTMLInputElement).labels?.length && !control.getAttribute('aria-label') && !control.getAttribute('aria-labelledby'))
       .map((control) => control.outerHTML);
     const headings = Array.from(document.querySelectorAll('h1, h2, h3, h4, h5, h6')).map((heading) => Number(heading.tagName[1]));
     const skipped = headings.some((level, index) => index > 0 && level > headings[index - 1]! + 1);
-    const buttonsWithoutName = Array.from(document.querySelectorAll('button')).filter((button) => (button.textContent ?? '').trim() === '' && !button.getAttribute('aria-label')).length;
+    const buttonsWithoutName = Array.from(document.querySelectorAll('button')).filter(
+      (button) => (button.textContent ?? '').trim() === '' && !button.getAttribute('aria-label'),
+    ).length;
     return {
       lang: document.documentElement.lang,
       title: document.title,

@@ -7,20 +7,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configSchema, type GatewayConfigInput } from '../../src/config/schema.ts';
-import { startGateway, type RunningGateway } from '../../src/app.ts';
-import { startDemoServer, type DemoServer } from '../../src/demo/server.ts';
-import { createLogger, type Logger } from '../../src/observability/logger.ts';
-import { createTestCa, createTrustingFetch, type TestCa } from '../support/tls.ts';
-import { startOidcIdp, type TestUser, type OidcIdp, type OidcIdpOptions } from '../support/oidc-idp.ts';
-import { freePort } from '../support/ports.ts';
-import { Browser, type Page } from '../support/browser.ts';
-import { TestOAuthClientProvider, connectWithLogin } from '../support/mcp-client.ts';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { type RunningGateway, startGateway } from '../../src/app.ts';
+import { configSchema, type GatewayConfigInput } from '../../src/config/schema.ts';
 import type { Clock } from '../../src/core/clock.ts';
+import { type DemoServer, startDemoServer } from '../../src/demo/server.ts';
 import type { IdpTokens } from '../../src/idp/types.ts';
+import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { NS } from '../../src/storage/records.ts';
 import { loadEncryptionKeys, SecretBox } from '../../src/storage/secret-box.ts';
+import { Browser, type Page } from '../support/browser.ts';
+import { connectWithLogin, type TestOAuthClientProvider } from '../support/mcp-client.ts';
+import { type OidcIdp, type OidcIdpOptions, startOidcIdp, type TestUser } from '../support/oidc-idp.ts';
+import { freePort } from '../support/ports.ts';
+import { createTestCa, createTrustingFetch, type TestCa } from '../support/tls.ts';
 
 export interface Stack {
   ca: TestCa;
@@ -142,15 +142,26 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** From the gateway's /authorize to the client's redirect URI: consent, then the IdP login. */
-export async function approveAndSignIn(stack: Stack, browser: Browser, authorizationUrl: URL | string, redirectUrl: string, username: keyof typeof USERS = 'alice'): Promise<Page> {
+export async function approveAndSignIn(
+  stack: Stack,
+  browser: Browser,
+  authorizationUrl: URL | string,
+  redirectUrl: string,
+  username: keyof typeof USERS = 'alice',
+): Promise<Page> {
   let page = await browser.goto(authorizationUrl, { stopAt: redirectUrl });
-  if (!page.url.pathname.startsWith('/interaction/') || page.stopped) throw new Error(`expected the consent page, got ${page.url.href} (${page.status}): ${page.text.slice(0, 300)}`);
+  if (!page.url.pathname.startsWith('/interaction/') || page.stopped)
+    throw new Error(`expected the consent page, got ${page.url.href} (${page.status}): ${page.text.slice(0, 300)}`);
   page = await browser.submitForm(page, { button: 'approve' });
   return stack.idp.signIn(browser, page, username, { stopAt: redirectUrl });
 }
 
 /** An SDK client logged in through the full flow, connected to `mcpUrl`. */
-export async function loggedInClient(stack: Stack, provider: TestOAuthClientProvider, options: { mcpPath?: string; username?: keyof typeof USERS; browser?: Browser } = {}): Promise<Client> {
+export async function loggedInClient(
+  stack: Stack,
+  provider: TestOAuthClientProvider,
+  options: { mcpPath?: string; username?: keyof typeof USERS; browser?: Browser } = {},
+): Promise<Client> {
   const browser = options.browser ?? new Browser({ ca: stack.ca.caPem });
   return connectWithLogin({
     mcpUrl: stack.mcpUrl(options.mcpPath),

@@ -5,20 +5,21 @@
  * token in the per-user process's environment and a recycled process once it expires, crash and
  * restart, idle stop, the process cap, and no child left after the gateway closes.
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
-import { TestOAuthClientProvider } from '../support/mcp-client.ts';
-import { STDIO_TEST_SERVER } from '../support/stdio-test-server.ts';
-import { loggedInClient, startStack, type Stack, USERS } from './stack.ts';
-import { processAlive } from '../support/processes.ts';
+import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { TestClock } from '../support/clock.ts';
-import { event, LogWatch, type LogLine } from '../support/log-watch.ts';
+import { event, type LogLine, LogWatch } from '../support/log-watch.ts';
+import { TestOAuthClientProvider } from '../support/mcp-client.ts';
+import { processAlive } from '../support/processes.ts';
+import { STDIO_TEST_SERVER } from '../support/stdio-test-server.ts';
+import { loggedInClient, type Stack, startStack, USERS } from './stack.ts';
 
 const EVERYTHING = new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url).pathname;
 const HAVE_EVERYTHING = existsSync(EVERYTHING);
@@ -90,14 +91,14 @@ describe('stdio MCP servers behind the gateway', () => {
         { name: 'stdio-small', path: '/stdio/small', upstream: testServer({ mode: 'per-user', idleTimeout: 1, maxProcesses: 1 }) },
         ...(HAVE_EVERYTHING
           ? [
-            { name: 'everything', path: '/everything', upstream: { stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'], stopGracePeriod: 1 } } },
-            {
-              name: 'everything-user',
-              path: '/everything/user',
-              upstream: { stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'], mode: 'per-user' as const, stopGracePeriod: 1 } },
-              idpToken: { env: 'GITHUB_PERSONAL_ACCESS_TOKEN' },
-            },
-          ]
+              { name: 'everything', path: '/everything', upstream: { stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'], stopGracePeriod: 1 } } },
+              {
+                name: 'everything-user',
+                path: '/everything/user',
+                upstream: { stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'], mode: 'per-user' as const, stopGracePeriod: 1 } },
+                idpToken: { env: 'GITHUB_PERSONAL_ACCESS_TOKEN' },
+              },
+            ]
           : []),
       ],
     });
@@ -123,7 +124,11 @@ describe('stdio MCP servers behind the gateway', () => {
     const capabilities: ClientCapabilities = { sampling: {}, elicitation: {}, roots: {} };
     for (const sse of [false, true]) {
       const client = await connect('/stdio/shared', 'alice', { sse, capabilities });
-      client.setRequestHandler(CreateMessageRequestSchema, () => ({ role: 'assistant', model: 'm', content: { type: 'text', text: `sampled by ${sse ? 'sse' : 'http'}` } }));
+      client.setRequestHandler(CreateMessageRequestSchema, () => ({
+        role: 'assistant',
+        model: 'm',
+        content: { type: 'text', text: `sampled by ${sse ? 'sse' : 'http'}` },
+      }));
       client.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: { name: 'Alice' } }));
       client.setRequestHandler(ListRootsRequestSchema, () => ({ roots: [{ uri: 'file:///home/alice' }] }));
       assert.equal(await text(client, 'sample', { prompt: 'x' }), `sampled: sampled by ${sse ? 'sse' : 'http'}`);
@@ -140,7 +145,10 @@ describe('stdio MCP servers behind the gateway', () => {
 
       const before = JSON.parse(await text(client, 'stats')) as { cancelled: number };
       const controller = new AbortController();
-      const seen = watch.next((line: LogLine) => line.server === 'stdio-shared' && line.stream === 'stderr' && line.msg === 'stdio-test-server slow call cancelled', 'the process to see the cancellation');
+      const seen = watch.next(
+        (line: LogLine) => line.server === 'stdio-shared' && line.stream === 'stderr' && line.msg === 'stdio-test-server slow call cancelled',
+        'the process to see the cancellation',
+      );
       const call = client.callTool({ name: 'slow', arguments: { steps: 50, delayMs: 100 } }, undefined, {
         signal: controller.signal,
         onprogress: (p) => {
@@ -164,7 +172,7 @@ describe('stdio MCP servers behind the gateway', () => {
     assert.equal(processAlive(before), false);
   });
 
-  test('per-user: two users isolated, each process holding its own user\'s IdP token, recycled when it expires', async () => {
+  test("per-user: two users isolated, each process holding its own user's IdP token, recycled when it expires", async () => {
     const alice = await connect('/stdio/user', 'alice');
     const bob = await connect('/stdio/user', 'bob', { sse: true });
     const alicePid = await pidOf(alice);
@@ -176,7 +184,9 @@ describe('stdio MCP servers behind the gateway', () => {
     assert.notEqual(aliceToken, bobToken);
     // It is the IdP's token for that very user: the IdP's userinfo endpoint says whose it is.
     const discovery = (await (await stack.fetch(`${stack.idp.issuer}/.well-known/openid-configuration`)).json()) as { userinfo_endpoint: string };
-    const whoAlice = (await (await stack.fetch(discovery.userinfo_endpoint, { headers: { authorization: `Bearer ${aliceToken}` } })).json()) as { email?: string };
+    const whoAlice = (await (await stack.fetch(discovery.userinfo_endpoint, { headers: { authorization: `Bearer ${aliceToken}` } })).json()) as {
+      email?: string;
+    };
     assert.equal(whoAlice.email, USERS.alice.email);
     const whoBob = (await (await stack.fetch(discovery.userinfo_endpoint, { headers: { authorization: `Bearer ${bobToken}` } })).json()) as { email?: string };
     assert.equal(whoBob.email, USERS.bob.email);
@@ -194,7 +204,9 @@ describe('stdio MCP servers behind the gateway', () => {
     assert.notEqual(recycledPid, alicePid);
     await watch.first(event('stdio.process_stopped', { pid: alicePid }), 'the old process to stop');
     assert.equal(processAlive(alicePid), false);
-    const whoFresh = (await (await stack.fetch(discovery.userinfo_endpoint, { headers: { authorization: `Bearer ${freshToken}` } })).json()) as { email?: string };
+    const whoFresh = (await (await stack.fetch(discovery.userinfo_endpoint, { headers: { authorization: `Bearer ${freshToken}` } })).json()) as {
+      email?: string;
+    };
     assert.equal(whoFresh.email, USERS.alice.email);
   });
 
@@ -212,7 +224,7 @@ describe('stdio MCP servers behind the gateway', () => {
     const bobPid = await pidOf(bob);
     assert.notEqual(bobPid, alicePid);
     clock.advance(1000);
-    await watch.first(event('stdio.process_stopped', { pid: bobPid }), 'Bob\'s idle process to stop');
+    await watch.first(event('stdio.process_stopped', { pid: bobPid }), "Bob's idle process to stop");
     assert.equal(processAlive(bobPid), false);
     assert.notEqual(await pidOf(alice), alicePid);
   });

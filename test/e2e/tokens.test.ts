@@ -2,11 +2,12 @@
  * What the gateway issues and accepts: token shape and audience, refresh rotation and reuse
  * detection, revocation, restarts, and the challenges a client gets when it has no good token.
  */
-import { after, before, describe, test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
 import { Browser } from '../support/browser.ts';
-import { startStack, type Stack } from './stack.ts';
 import { authorizeAndExchange, authorizeUrl, inspectAccessToken, mcpInitialize, pkcePair, registerPublicClient, revokeToken, tokenRequest } from './oauth.ts';
+import { type Stack, startStack } from './stack.ts';
 
 describe('tokens issued by the gateway', () => {
   let stack: Stack;
@@ -46,7 +47,7 @@ describe('tokens issued by the gateway', () => {
     assert.equal(omitted.status, 200, JSON.stringify(omitted.body));
     assert.equal(inspectAccessToken(String(omitted.body.access_token)).claims.aud, stack.mcpUrl());
 
-    const shouting = stack.mcpUrl().replace('http://localhost', 'HTTP://LOCALHOST') + '/';
+    const shouting = `${stack.mcpUrl().replace('http://localhost', 'HTTP://LOCALHOST')}/`;
     const variant = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client, { resource: shouting });
     assert.equal(variant.status, 200, JSON.stringify(variant.body));
     assert.equal(inspectAccessToken(String(variant.body.access_token)).claims.aud, stack.mcpUrl());
@@ -60,7 +61,15 @@ describe('tokens issued by the gateway', () => {
     const browser = new Browser({ ca: stack.ca.caPem });
     const { challenge } = pkcePair();
     const page = await browser.goto(
-      authorizeUrl(stack, { response_type: 'code', client_id: client.client_id, redirect_uri: client.redirect_uris[0], code_challenge: challenge, code_challenge_method: 'S256', state: 's', resource: 'https://elsewhere.example/mcp' }),
+      authorizeUrl(stack, {
+        response_type: 'code',
+        client_id: client.client_id,
+        redirect_uri: client.redirect_uris[0],
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 's',
+        resource: 'https://elsewhere.example/mcp',
+      }),
       { stopAt: client.redirect_uris[0]! },
     );
     assert.equal(page.url.searchParams.get('error'), 'invalid_target');
@@ -78,11 +87,17 @@ describe('tokens issued by the gateway', () => {
     const otherServer = await mcpInitialize(stack.mcpUrl('/other/mcp'), token);
     assert.equal(otherServer.status, 401);
     assert.match(otherServer.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
-    assert.match(otherServer.headers.get('www-authenticate') ?? '', new RegExp(`resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/other/mcp"`));
+    assert.match(
+      otherServer.headers.get('www-authenticate') ?? '',
+      new RegExp(`resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/other/mcp"`),
+    );
 
     const none = await mcpInitialize(stack.mcpUrl());
     assert.equal(none.status, 401);
-    assert.equal(none.headers.get('www-authenticate'), `Bearer resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`);
+    assert.equal(
+      none.headers.get('www-authenticate'),
+      `Bearer resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`,
+    );
 
     const forged = await mcpInitialize(stack.mcpUrl(), `${token.slice(0, -4)}AAAA`);
     assert.equal(forged.status, 401);
@@ -124,7 +139,13 @@ describe('tokens issued by the gateway', () => {
   test('an authorization code redeems once, only with its PKCE verifier', async () => {
     const client = await registerPublicClient(stack);
     const first = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client);
-    const again = await tokenRequest(stack, { grant_type: 'authorization_code', code: first.code, redirect_uri: client.redirect_uris[0]!, code_verifier: 'x'.repeat(43), client_id: client.client_id });
+    const again = await tokenRequest(stack, {
+      grant_type: 'authorization_code',
+      code: first.code,
+      redirect_uri: client.redirect_uris[0]!,
+      code_verifier: 'x'.repeat(43),
+      client_id: client.client_id,
+    });
     assert.equal(again.status, 400);
     assert.equal(again.body.error, 'invalid_grant');
   });
@@ -152,7 +173,10 @@ describe('tokens issued by the gateway', () => {
     assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
     const jwks = (await (await fetch(`${stack.issuer}/jwks`)).json()) as { keys: Array<Record<string, unknown>> };
     assert.ok(jwks.keys.length >= 1);
-    assert.ok(jwks.keys.every((key) => key.d === undefined), 'no private key material published');
+    assert.ok(
+      jwks.keys.every((key) => key.d === undefined),
+      'no private key material published',
+    );
   });
 });
 

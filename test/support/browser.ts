@@ -16,11 +16,11 @@
  * const code = page.url.searchParams.get('code');
  */
 import tls from 'node:tls';
-import { Agent, fetch as undiciFetch } from 'undici';
 import type { RequestInit as UndiciRequestInit } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { CookieJar, siteOf } from './cookies.ts';
-import { formEntries, isSubmitButton, parseDocument } from './html.ts';
 import type { FormControl, HtmlForm, HtmlLink, ParsedDocument } from './html.ts';
+import { formEntries, isSubmitButton, parseDocument } from './html.ts';
 
 /**
  * Where a navigation stops without fetching: a URL string matches on origin + path (query ignored),
@@ -115,13 +115,15 @@ export class Page {
   /** The form chosen by index, action substring, id or name (see `SubmitOptions.form`). */
   form(selector: number | string = 0): HtmlForm {
     const forms = this.forms;
-    const found = typeof selector === 'number'
-      ? forms[selector]
-      : forms.find((form) => form.id === selector || form.name === selector)
-        ?? forms.find((form) => form.action.includes(selector));
+    const found =
+      typeof selector === 'number'
+        ? forms[selector]
+        : (forms.find((form) => form.id === selector || form.name === selector) ?? forms.find((form) => form.action.includes(selector)));
     if (!found) {
       const summary = forms.map((form) => `#${form.index} ${form.method.toUpperCase()} "${form.action}"`).join(', ') || 'no forms';
-      throw new Error(`Page ${this.url.href} (status ${this.status}) has no form ${JSON.stringify(selector)}; it has ${summary}. Text: ${this.text.slice(0, 300)}`);
+      throw new Error(
+        `Page ${this.url.href} (status ${this.status}) has no form ${JSON.stringify(selector)}; it has ${summary}. Text: ${this.text.slice(0, 300)}`,
+      );
     }
     return found;
   }
@@ -150,7 +152,8 @@ export class Browser {
     this.jar = options.jar ?? new CookieJar();
     const extra = options.ca === undefined ? [] : Array.isArray(options.ca) ? options.ca : [options.ca];
     this.#agent = new Agent({ connect: extra.length > 0 ? { ca: [...tls.rootCertificates, ...extra] } : {} });
-    this.#userAgent = options.userAgent ?? 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36 mcp-oauth-gateway-tests';
+    this.#userAgent =
+      options.userAgent ?? 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36 mcp-oauth-gateway-tests';
     this.#maxRedirects = options.maxRedirects ?? 20;
   }
 
@@ -171,8 +174,7 @@ export class Browser {
 
   /** Follows a link of `page` chosen by exact text, or by a substring of its href. */
   async click(page: Page, linkTextOrHref: string, options: { stopAt?: UrlMatcher } = {}): Promise<Page> {
-    const link = page.links.find((candidate) => candidate.text === linkTextOrHref)
-      ?? page.links.find((candidate) => candidate.href.includes(linkTextOrHref));
+    const link = page.links.find((candidate) => candidate.text === linkTextOrHref) ?? page.links.find((candidate) => candidate.href.includes(linkTextOrHref));
     if (!link) throw new Error(`click: no link "${linkTextOrHref}" on ${page.toString()}`);
     return this.#navigate(page.resolve(link.href), { initiator: page.url, stopAt: options.stopAt });
   }
@@ -249,15 +251,15 @@ export class Browser {
         'upgrade-insecure-requests': '1',
       };
       const cookie = this.jar.header(url, { sameSite: chainSameSite, method, topLevelNavigation: true });
-      if (cookie) headers['cookie'] = cookie;
+      if (cookie) headers.cookie = cookie;
       if (initiator) {
         const referrer = referrerFor(initiator, url);
-        if (referrer) headers['referer'] = referrer;
+        if (referrer) headers.referer = referrer;
       }
       // Chromium sends Origin on non-GET navigations; a redirect through another origin makes it "null".
       if (method !== 'GET' && method !== 'HEAD') {
         const urls = [...hops.map((previous) => previous.url), url];
-        headers['origin'] = !initiator || redirectTaint(initiator, urls) !== 'same-origin' ? 'null' : initiator.origin;
+        headers.origin = !initiator || redirectTaint(initiator, urls) !== 'same-origin' ? 'null' : initiator.origin;
       }
       if (body !== undefined && contentType) headers['content-type'] = contentType;
       if (hops.length === 0 && options.headers) Object.assign(headers, options.headers);
@@ -284,8 +286,7 @@ export class Browser {
         hop.location = next;
         // RFC 9110 §15.4: 303 turns anything but HEAD into GET; browsers also turn POST into GET on
         // 301/302 (historical, now specified by Fetch); 307/308 keep method and body.
-        const toGet = (response.status === 303 && method !== 'HEAD')
-          || ((response.status === 301 || response.status === 302) && method === 'POST');
+        const toGet = (response.status === 303 && method !== 'HEAD') || ((response.status === 301 || response.status === 302) && method === 'POST');
         if (toGet) {
           method = 'GET';
           body = undefined;
@@ -345,7 +346,13 @@ function applyFields(controls: MutableControl[], fields: Record<string, string |
   for (const [name, value] of Object.entries(fields)) {
     const named = controls.filter((control) => control.name === name && !isSubmitButton(control));
     if (named.length === 0) {
-      if (!allowExtra) throw new Error(`submitForm: the form has no field "${name}" (fields: ${controls.map((c) => c.name).filter(Boolean).join(', ')}) on ${page.url.href}`);
+      if (!allowExtra)
+        throw new Error(
+          `submitForm: the form has no field "${name}" (fields: ${controls
+            .map((c) => c.name)
+            .filter(Boolean)
+            .join(', ')}) on ${page.url.href}`,
+        );
       extra.push([name, String(value)]);
       continue;
     }
@@ -373,9 +380,10 @@ function applyFields(controls: MutableControl[], fields: Record<string, string |
 function chooseSubmitter(controls: MutableControl[], button: string | undefined, page: Page): MutableControl | undefined {
   const buttons = controls.filter((control) => isSubmitButton(control) && !control.disabled);
   if (button === undefined) return buttons[0];
-  const found = buttons.find((control) => control.name === button)
-    ?? buttons.find((control) => control.value === button)
-    ?? buttons.find((control) => control.label === button);
+  const found =
+    buttons.find((control) => control.name === button) ??
+    buttons.find((control) => control.value === button) ??
+    buttons.find((control) => control.label === button);
   if (!found) {
     const names = buttons.map((control) => `${control.name || '(no name)'}=${control.value} "${control.label}"`).join(', ');
     throw new Error(`submitForm: no enabled submit button "${button}" (buttons: ${names || 'none'}) on ${page.url.href}`);

@@ -18,7 +18,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 
 /** Where Debian, Ubuntu and other distributions put the binary; `CHROMIUM_PATH` overrides them all. */
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/lib/chromium/chromium', '/snap/bin/chromium'];
@@ -29,9 +29,16 @@ export function findChromium(env: Record<string, string | undefined> = process.e
   if (explicit) {
     return isExecutable(explicit) ? { path: explicit, reason: '' } : { reason: `CHROMIUM_PATH=${explicit} is not an executable file` };
   }
-  const onPath = (env.PATH ?? '').split(delimiter).filter(Boolean).flatMap((dir) => NAMES_ON_PATH.map((name) => join(dir, name)));
+  const onPath = (env.PATH ?? '')
+    .split(delimiter)
+    .filter(Boolean)
+    .flatMap((dir) => NAMES_ON_PATH.map((name) => join(dir, name)));
   const found = [...CANDIDATES, ...onPath].find(isExecutable);
-  return found ? { path: found, reason: '' } : { reason: `no Chromium found (tried ${CANDIDATES.join(', ')} and ${NAMES_ON_PATH.join('/')} on PATH; install the "chromium" package or set CHROMIUM_PATH)` };
+  return found
+    ? { path: found, reason: '' }
+    : {
+        reason: `no Chromium found (tried ${CANDIDATES.join(', ')} and ${NAMES_ON_PATH.join('/')} on PATH; install the "chromium" package or set CHROMIUM_PATH)`,
+      };
 }
 
 function isExecutable(path: string): boolean {
@@ -77,7 +84,11 @@ export interface OpenedPage {
 }
 
 /** A fresh context (own cookies) and page at the given viewport, with problem recording attached. */
-export async function openPage(browser: Browser, viewport: { width: number; height: number }, options: { colorScheme?: 'light' | 'dark' } = {}): Promise<OpenedPage> {
+export async function openPage(
+  browser: Browser,
+  viewport: { width: number; height: number },
+  options: { colorScheme?: 'light' | 'dark' } = {},
+): Promise<OpenedPage> {
   const context = await browser.newContext({ viewport, colorScheme: options.colorScheme ?? 'light' });
   const page = await context.newPage();
   const problems: PageProblem[] = [];

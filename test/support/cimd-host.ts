@@ -19,8 +19,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import { closeServer, listen } from './ports.ts';
-import { createTestCa } from './tls.ts';
 import type { TestCa } from './tls.ts';
+import { createTestCa } from './tls.ts';
 
 export interface CimdResponse {
   status?: number;
@@ -73,7 +73,10 @@ export async function startCimdHost(options: { tls?: TestCa; host?: 'localhost' 
     }
     const send = () => {
       const body = response.body === undefined ? '' : typeof response.body === 'string' ? response.body : JSON.stringify(response.body);
-      const headers: Record<string, string> = { ...(typeof response.body === 'string' || response.body === undefined ? {} : { 'content-type': 'application/json' }), ...response.headers };
+      const headers: Record<string, string> = {
+        ...(typeof response.body === 'string' || response.body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...response.headers,
+      };
       res.writeHead(response.status ?? 200, headers);
       res.end(req.method === 'HEAD' ? undefined : body);
     };

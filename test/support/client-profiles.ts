@@ -130,7 +130,7 @@ export const CLIENT_PROFILES: ClientProfile[] = [
       },
     },
     redirectUri: 'https://claude.ai/api/mcp/auth_callback',
-    portBehaviour: 'https callback in Anthropic\'s cloud, fixed',
+    portBehaviour: "https callback in Anthropic's cloud, fixed",
     discovery: STANDARD_DISCOVERY,
     resource: { authorize: 'exact', token: 'exact', refresh: 'exact' },
     scope: 'prm',
@@ -338,7 +338,8 @@ export const CLIENT_PROFILES: ClientProfile[] = [
     scope: 'prm',
     tokenAuth: 'none',
     browserOrigin: 'http://localhost:6274',
-    notes: 'Runs in the browser: needs CORS on discovery, /register, /token and the MCP route, and `WWW-Authenticate` and `Mcp-Session-Id` exposed. The MCP server must list its origin in `allowedOrigins`.',
+    notes:
+      'Runs in the browser: needs CORS on discovery, /register, /token and the MCP route, and `WWW-Authenticate` and `Mcp-Session-Id` exposed. The MCP server must list its origin in `allowedOrigins`.',
   },
   {
     name: 'mcp-remote (raw, as its DCR and requests look on the wire)',

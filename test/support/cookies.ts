@@ -47,10 +47,7 @@ export interface CookieRequestContext {
 }
 
 /** `deleted`: the header expired a cookie (Max-Age=0 or a past Expires), which is how cookies are removed. */
-export type SetCookieResult =
-  | { outcome: 'stored'; cookie: Cookie }
-  | { outcome: 'deleted' }
-  | { outcome: 'refused'; reason: string };
+export type SetCookieResult = { outcome: 'stored'; cookie: Cookie } | { outcome: 'deleted' } | { outcome: 'refused'; reason: string };
 
 export class CookieJar {
   #cookies: Cookie[] = [];
@@ -123,6 +120,7 @@ export class CookieJar {
     if (!parsed) return refuse('no name=value pair');
     const { name, value, attributes } = parsed;
     if (name === '' && value === '') return refuse('empty name and value');
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: Chromium refuses cookies with control characters; so does this jar.
     if (/[\x00-\x08\x0a-\x1f\x7f]/.test(name + value)) return refuse('control character in name or value');
     if (name.length + value.length > 4096) return refuse('name and value longer than 4096 bytes');
 
@@ -158,7 +156,7 @@ export class CookieJar {
     }
 
     const pathAttribute = attributes.findLast(([key]) => key === 'path');
-    const path = pathAttribute && pathAttribute[1].startsWith('/') ? pathAttribute[1] : defaultPath(url);
+    const path = pathAttribute?.[1].startsWith('/') ? pathAttribute[1] : defaultPath(url);
 
     const secure = attributes.some(([key]) => key === 'secure');
     const httpOnly = attributes.some(([key]) => key === 'httponly');
@@ -183,14 +181,19 @@ export class CookieJar {
 
     // Leave secure cookies alone (§5.6 step 16): an insecure origin may not shadow a Secure cookie.
     if (!secure && !secureOrigin) {
-      const shadowed = this.#cookies.some((existing) => existing.secure && existing.name === name
-        && (domainMatches(domain, existing.domain) || domainMatches(existing.domain, domain))
-        && pathMatches(path, existing.path));
+      const shadowed = this.#cookies.some(
+        (existing) =>
+          existing.secure &&
+          existing.name === name &&
+          (domainMatches(domain, existing.domain) || domainMatches(existing.domain, domain)) &&
+          pathMatches(path, existing.path),
+      );
       if (shadowed) return refuse('would overwrite a Secure cookie from a non-secure origin');
     }
 
-    const index = this.#cookies.findIndex((existing) => existing.name === name && existing.domain === domain
-      && existing.hostOnly === hostOnly && existing.path === path);
+    const index = this.#cookies.findIndex(
+      (existing) => existing.name === name && existing.domain === domain && existing.hostOnly === hostOnly && existing.path === path,
+    );
     const createdAt = index >= 0 ? this.#cookies[index]!.createdAt : now;
     if (index >= 0) this.#cookies.splice(index, 1);
     const cookie: Cookie = { name, value, domain, hostOnly, path, secure, httpOnly, sameSite, expiresAt, createdAt };

@@ -28,12 +28,12 @@
  * page = await github.approve(browser, page, 'octocat', { stopAt: 'http://localhost:8080/callback' });
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
 import type { Browser, Page, UrlMatcher } from './browser.ts';
 import { closeServer, listen } from './ports.ts';
-import { createTestCa } from './tls.ts';
 import type { TestCa } from './tls.ts';
+import { createTestCa } from './tls.ts';
 
 export interface FakeGithubEmail {
   email: string;
@@ -146,7 +146,7 @@ export async function startFakeGithub(options: FakeGithubOptions): Promise<FakeG
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://fake-github.invalid');
     const body = await readBody(req);
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([key, value]) => [key, Array.isArray(value) ? value.join(', ') : value ?? '']));
+    const headers = Object.fromEntries(Object.entries(req.headers).map(([key, value]) => [key, Array.isArray(value) ? value.join(', ') : (value ?? '')]));
     requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers, body });
 
     if (failure && url.pathname.startsWith(failure.prefix)) {
@@ -157,8 +157,15 @@ export async function startFakeGithub(options: FakeGithubOptions): Promise<FakeG
       if (url.pathname === '/login/oauth/access_token') {
         json(res, 429, { message: 'You have exceeded a secondary rate limit.' }, { 'retry-after': '60' });
       } else {
-        json(res, 403, { message: 'API rate limit exceeded for user ID 1.', documentation_url: 'https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting' },
-          { 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now() + 3600), 'x-ratelimit-resource': 'core' });
+        json(
+          res,
+          403,
+          {
+            message: 'API rate limit exceeded for user ID 1.',
+            documentation_url: 'https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting',
+          },
+          { 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now() + 3600), 'x-ratelimit-resource': 'core' },
+        );
       }
       return;
     }
@@ -175,8 +182,11 @@ export async function startFakeGithub(options: FakeGithubOptions): Promise<FakeG
     const candidate = URL.parse(redirectUri);
     if (!candidate) return false;
     const base = registered.pathname.replace(/\/$/, '');
-    return candidate.protocol === registered.protocol && candidate.host === registered.host
-      && (candidate.pathname === registered.pathname || candidate.pathname.startsWith(`${base}/`));
+    return (
+      candidate.protocol === registered.protocol &&
+      candidate.host === registered.host &&
+      (candidate.pathname === registered.pathname || candidate.pathname.startsWith(`${base}/`))
+    );
   }
 
   function authorizePage(url: URL, res: ServerResponse): void {
@@ -207,14 +217,20 @@ export async function startFakeGithub(options: FakeGithubOptions): Promise<FakeG
       .filter((entry): entry is readonly [string, string] => entry[1] !== null)
       .map(([name, value]) => `<input type="hidden" name="${name}" value="${escapeHtml(value)}">`)
       .join('');
-    const users = Object.keys(options.users).map((login) => `<option value="${escapeHtml(login)}">${escapeHtml(login)}</option>`).join('');
-    html(res, 200, `<!doctype html><html><head><title>Authorize application</title></head><body>
+    const users = Object.keys(options.users)
+      .map((login) => `<option value="${escapeHtml(login)}">${escapeHtml(login)}</option>`)
+      .join('');
+    html(
+      res,
+      200,
+      `<!doctype html><html><head><title>Authorize application</title></head><body>
 <h1>Authorize application</h1><p>Scopes: ${escapeHtml(query.get('scope') ?? '(none)')}</p>
 <form method="post" action="/login/oauth/authorize">${hidden}
 <label>Signed in as <select name="login">${users}</select></label>
 <button type="submit" name="authorize" value="1">Authorize</button>
 <button type="submit" name="authorize" value="0">Cancel</button>
-</form></body></html>`);
+</form></body></html>`,
+    );
   }
 
   function authorizeDecision(form: URLSearchParams, res: ServerResponse): void {
@@ -255,7 +271,7 @@ export async function startFakeGithub(options: FakeGithubOptions): Promise<FakeG
 
   function tokenEndpoint(req: IncomingMessage, body: string, res: ServerResponse): void {
     const params = (req.headers['content-type'] ?? '').includes('application/json') ? jsonParams(body) : new URLSearchParams(body);
-    const wantsJson = (req.headers['accept'] ?? '').includes('application/json');
+    const wantsJson = (req.headers.accept ?? '').includes('application/json');
     const answer = (fields: Record<string, string | number>) => {
       // GitHub's documented default is form-encoded; JSON only when asked. Errors are HTTP 200 too.
       if (wantsJson) json(res, 200, fields);
@@ -269,7 +285,7 @@ export async function startFakeGithub(options: FakeGithubOptions): Promise<FakeG
 
     let clientId = params.get('client_id');
     let clientSecret = params.get('client_secret');
-    const basic = /^Basic (.+)$/i.exec(req.headers['authorization'] ?? '');
+    const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
     if (basic?.[1]) {
       const decoded = Buffer.from(basic[1], 'base64').toString();
       const colon = decoded.indexOf(':');
@@ -333,59 +349,117 @@ export async function startFakeGithub(options: FakeGithubOptions): Promise<FakeG
       record.expiresAt = now() + accessTtl;
       const refreshToken = `ghr_${randomBytes(30).toString('base64url')}`;
       refreshTokens.set(refreshToken, { login, scopes, expiresAt: now() + refreshTtl });
-      fields['expires_in'] = accessTtl;
-      fields['refresh_token'] = refreshToken;
-      fields['refresh_token_expires_in'] = refreshTtl;
+      fields.expires_in = accessTtl;
+      fields.refresh_token = refreshToken;
+      fields.refresh_token_expires_in = refreshTtl;
     }
     accessTokens.set(accessToken, record);
-    fields['token_type'] = 'bearer';
+    fields.token_type = 'bearer';
     // GitHub lists granted scopes comma-separated; GitHub App tokens have an empty scope.
-    fields['scope'] = scopes.join(',');
+    fields.scope = scopes.join(',');
     return fields;
   }
 
   function api(path: string, url: URL, req: IncomingMessage, res: ServerResponse): void {
     if (!req.headers['user-agent']) {
-      html(res, 403, 'Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.');
+      html(
+        res,
+        403,
+        'Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.',
+      );
       return;
     }
-    const presented = /^(?:Bearer|token) (\S+)$/i.exec(req.headers['authorization'] ?? '')?.[1];
+    const presented = /^(?:Bearer|token) (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const token = presented ? accessTokens.get(presented) : undefined;
     if (!token || (token.expiresAt !== undefined && token.expiresAt <= now())) {
       json(res, 401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest', status: '401' });
       return;
     }
     const user = options.users[token.login]!;
-    const scopeHeaders = { 'x-oauth-scopes': token.scopes.join(', '), 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': '4999', 'x-ratelimit-reset': String(now() + 3600) };
+    const scopeHeaders = {
+      'x-oauth-scopes': token.scopes.join(', '),
+      'x-ratelimit-limit': '5000',
+      'x-ratelimit-remaining': '4999',
+      'x-ratelimit-reset': String(now() + 3600),
+    };
     const has = (...accepted: string[]) => accepted.some((scope) => token.scopes.includes(scope));
     switch (path) {
       case '/user':
-        json(res, 200, {
-          login: token.login, id: user.id, node_id: `U_${user.id}`, type: 'User', site_admin: false,
-          avatar_url: `https://avatars.githubusercontent.com/u/${user.id}?v=4`,
-          name: user.name ?? null, email: user.email ?? null, plan: { name: 'free', collaborators: 0, private_repos: 10000, space: 976562499 },
-        }, { ...scopeHeaders, 'x-accepted-oauth-scopes': '' });
+        json(
+          res,
+          200,
+          {
+            login: token.login,
+            id: user.id,
+            node_id: `U_${user.id}`,
+            type: 'User',
+            site_admin: false,
+            avatar_url: `https://avatars.githubusercontent.com/u/${user.id}?v=4`,
+            name: user.name ?? null,
+            email: user.email ?? null,
+            plan: { name: 'free', collaborators: 0, private_repos: 10000, space: 976562499 },
+          },
+          { ...scopeHeaders, 'x-accepted-oauth-scopes': '' },
+        );
         return;
       case '/user/emails':
         if (!has('user', 'user:email')) {
-          json(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest/users/emails#list-email-addresses-for-the-authenticated-user', status: '404' }, { ...scopeHeaders, 'x-accepted-oauth-scopes': 'user, user:email' });
+          json(
+            res,
+            404,
+            {
+              message: 'Not Found',
+              documentation_url: 'https://docs.github.com/rest/users/emails#list-email-addresses-for-the-authenticated-user',
+              status: '404',
+            },
+            { ...scopeHeaders, 'x-accepted-oauth-scopes': 'user, user:email' },
+          );
           return;
         }
-        paginate(url, res, (user.emails ?? []).map((entry) => ({ visibility: null, ...entry })), { ...scopeHeaders, 'x-accepted-oauth-scopes': 'user, user:email' });
+        paginate(
+          url,
+          res,
+          (user.emails ?? []).map((entry) => ({ visibility: null, ...entry })),
+          { ...scopeHeaders, 'x-accepted-oauth-scopes': 'user, user:email' },
+        );
         return;
       case '/user/orgs':
       case '/user/teams': {
         const accepted = path === '/user/orgs' ? 'admin:org, read:org, repo, user, write:org' : 'admin:org, read:org, repo, user, write:org';
         if (!has('read:org', 'write:org', 'admin:org', 'user', 'repo')) {
-          json(res, 403, { message: 'You need at least read:org scope or user scope to list your organizations.', documentation_url: 'https://docs.github.com/rest/orgs/orgs#list-organizations-for-the-authenticated-user', status: '403' }, { ...scopeHeaders, 'x-accepted-oauth-scopes': accepted });
+          json(
+            res,
+            403,
+            {
+              message: 'You need at least read:org scope or user scope to list your organizations.',
+              documentation_url: 'https://docs.github.com/rest/orgs/orgs#list-organizations-for-the-authenticated-user',
+              status: '403',
+            },
+            { ...scopeHeaders, 'x-accepted-oauth-scopes': accepted },
+          );
           return;
         }
-        const items = path === '/user/orgs'
-          ? (user.orgs ?? []).map((login, index) => ({ login, id: 1000 + index, node_id: `O_${login}`, url: `${origin}${apiPrefix}/orgs/${login}`, description: null }))
-          : (user.teams ?? []).map((team, index) => {
-            const [org, slug] = team.split('/') as [string, string];
-            return { id: 2000 + index, node_id: `T_${team}`, name: slug, slug, privacy: 'closed', permission: 'pull', organization: { login: org, id: 1000 + index } };
-          });
+        const items =
+          path === '/user/orgs'
+            ? (user.orgs ?? []).map((login, index) => ({
+                login,
+                id: 1000 + index,
+                node_id: `O_${login}`,
+                url: `${origin}${apiPrefix}/orgs/${login}`,
+                description: null,
+              }))
+            : (user.teams ?? []).map((team, index) => {
+                const [org, slug] = team.split('/') as [string, string];
+                return {
+                  id: 2000 + index,
+                  node_id: `T_${team}`,
+                  name: slug,
+                  slug,
+                  privacy: 'closed',
+                  permission: 'pull',
+                  organization: { login: org, id: 1000 + index },
+                };
+              });
         paginate(url, res, items, { ...scopeHeaders, 'x-accepted-oauth-scopes': accepted });
         return;
       }

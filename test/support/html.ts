@@ -62,10 +62,7 @@ export interface ParsedDocument {
   text: string;
 }
 
-type Token =
-  | { type: 'start'; tag: HtmlTag; selfClosing: boolean }
-  | { type: 'end'; name: string }
-  | { type: 'text'; text: string };
+type Token = { type: 'start'; tag: HtmlTag; selfClosing: boolean } | { type: 'end'; name: string } | { type: 'text'; text: string };
 
 const RAW_TEXT = new Set(['script', 'style', 'noscript', 'template', 'xmp', 'iframe', 'noembed', 'noframes']);
 const RCDATA = new Set(['textarea', 'title']);
@@ -101,7 +98,11 @@ export function tokenize(html: string): Token[] {
     if (next === '/' && /[A-Za-z]/.test(html[i + 2] ?? '')) {
       const end = html.indexOf('>', i);
       flushText();
-      const name = html.slice(i + 2, end < 0 ? html.length : end).trim().split(/[\s/]/)[0]!.toLowerCase();
+      const name = html
+        .slice(i + 2, end < 0 ? html.length : end)
+        .trim()
+        .split(/[\s/]/)[0]!
+        .toLowerCase();
       tokens.push({ type: 'end', name });
       i = end < 0 ? html.length : end + 1;
       continue;
@@ -190,12 +191,47 @@ function readStartTag(html: string, start: number): { tag: HtmlTag; selfClosing:
 }
 
 const NAMED_ENTITIES: Record<string, string> = {
-  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0', copy: '\u00a9', reg: '\u00ae',
-  hellip: '\u2026', mdash: '\u2014', ndash: '\u2013', lsquo: '\u2018', rsquo: '\u2019', ldquo: '\u201c',
-  rdquo: '\u201d', middot: '\u00b7', bull: '\u2022', times: '\u00d7', rarr: '\u2192', larr: '\u2190',
-  laquo: '\u00ab', raquo: '\u00bb', euro: '\u20ac', shy: '\u00ad', sol: '/', equals: '=', colon: ':',
-  num: '#', excl: '!', quest: '?', period: '.', comma: ',', lpar: '(', rpar: ')', semi: ';', dollar: '$',
-  percnt: '%', plus: '+', grave: '`', Tab: '\t', NewLine: '\n',
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: '\u00a0',
+  copy: '\u00a9',
+  reg: '\u00ae',
+  hellip: '\u2026',
+  mdash: '\u2014',
+  ndash: '\u2013',
+  lsquo: '\u2018',
+  rsquo: '\u2019',
+  ldquo: '\u201c',
+  rdquo: '\u201d',
+  middot: '\u00b7',
+  bull: '\u2022',
+  times: '\u00d7',
+  rarr: '\u2192',
+  larr: '\u2190',
+  laquo: '\u00ab',
+  raquo: '\u00bb',
+  euro: '\u20ac',
+  shy: '\u00ad',
+  sol: '/',
+  equals: '=',
+  colon: ':',
+  num: '#',
+  excl: '!',
+  quest: '?',
+  period: '.',
+  comma: ',',
+  lpar: '(',
+  rpar: ')',
+  semi: ';',
+  dollar: '$',
+  percnt: '%',
+  plus: '+',
+  grave: '`',
+  Tab: '\t',
+  NewLine: '\n',
 };
 /** Entities the HTML spec also recognises without the trailing ";" (the common subset). */
 const LEGACY_ENTITIES = new Set(['amp', 'lt', 'gt', 'quot', 'nbsp', 'copy', 'reg', 'AMP', 'LT', 'GT', 'QUOT']);
@@ -276,7 +312,9 @@ export function parseDocument(html: string): ParsedDocument {
     }
     if (token.type === 'end') {
       switch (token.name) {
-        case 'form': currentForm = undefined; break;
+        case 'form':
+          currentForm = undefined;
+          break;
         case 'button':
           if (openButton) openButton.control.label = collapse(openButton.text.join(''));
           openButton = undefined;
@@ -286,13 +324,20 @@ export function parseDocument(html: string): ParsedDocument {
           if (openTextarea) openTextarea.value = openTextarea.value.replace(/^\r?\n/, '');
           openTextarea = undefined;
           break;
-        case 'option': closeOption(); break;
-        case 'select': closeOption(); openSelect = undefined; break;
+        case 'option':
+          closeOption();
+          break;
+        case 'select':
+          closeOption();
+          openSelect = undefined;
+          break;
         case 'a':
           if (openLink) openLink.link.text = collapse(openLink.text.join(''));
           openLink = undefined;
           break;
-        case 'title': inTitle = false; break;
+        case 'title':
+          inTitle = false;
+          break;
         case 'fieldset':
           if (fieldsetStack.pop()) disabledFieldsets--;
           break;
@@ -310,9 +355,20 @@ export function parseDocument(html: string): ParsedDocument {
       continue;
     }
     switch (tag.name) {
-      case 'title': inTitle = true; break;
-      case 'base': baseHref ??= attr('href'); break;
-      case 'br': case 'p': case 'div': case 'li': case 'tr': case 'td': textParts.push(' '); break;
+      case 'title':
+        inTitle = true;
+        break;
+      case 'base':
+        baseHref ??= attr('href');
+        break;
+      case 'br':
+      case 'p':
+      case 'div':
+      case 'li':
+      case 'tr':
+      case 'td':
+        textParts.push(' ');
+        break;
       case 'fieldset': {
         const disabled = has('disabled');
         fieldsetStack.push(disabled);
@@ -342,7 +398,7 @@ export function parseDocument(html: string): ParsedDocument {
         const control = newControl('input', type, tag, disabledFieldsets > 0);
         control.value = attr('value') ?? (type === 'checkbox' || type === 'radio' ? 'on' : '');
         control.checked = has('checked');
-        control.label = type === 'submit' ? attr('value') ?? 'Submit' : type === 'reset' ? attr('value') ?? 'Reset' : attr('value') ?? '';
+        control.label = type === 'submit' ? (attr('value') ?? 'Submit') : type === 'reset' ? (attr('value') ?? 'Reset') : (attr('value') ?? '');
         attach(control);
         break;
       }
@@ -421,8 +477,7 @@ function collapse(text: string): string {
 
 /** Whether a control can be the form's submitter. */
 export function isSubmitButton(control: FormControl): boolean {
-  return (control.kind === 'button' && control.type === 'submit')
-    || (control.kind === 'input' && (control.type === 'submit' || control.type === 'image'));
+  return (control.kind === 'button' && control.type === 'submit') || (control.kind === 'input' && (control.type === 'submit' || control.type === 'image'));
 }
 
 /**

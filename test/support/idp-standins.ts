@@ -21,8 +21,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SignJWT, decodeJwt, importJWK } from 'jose';
-import { idpSigningKey, startOidcIdp, type TestUser, type OidcIdp, type OidcIdpOptions } from './oidc-idp.ts';
+import { decodeJwt, importJWK, SignJWT } from 'jose';
+import { idpSigningKey, type OidcIdp, type OidcIdpOptions, startOidcIdp, type TestUser } from './oidc-idp.ts';
 
 export const STANDIN_CLIENT_ID = 'gateway-app';
 export const STANDIN_CLIENT_SECRET = 'standin-client-secret-0123456789';
@@ -87,7 +87,9 @@ export interface EntraStandin {
  * `apiScopes`: the API scopes the app registration exposes (default `api://mcp-gateway/access`);
  * granted like Entra grants a consented API permission, and kept across refreshes.
  */
-export async function startEntraStandin(options: StandinOptions & { tenantId: string; users: Record<string, EntraUser>; apiScopes?: string[] }): Promise<EntraStandin> {
+export async function startEntraStandin(
+  options: StandinOptions & { tenantId: string; users: Record<string, EntraUser>; apiScopes?: string[] },
+): Promise<EntraStandin> {
   const tid = options.tenantId;
   const users: Record<string, TestUser> = {};
   const graphGroups = new Map<string, string[]>();
@@ -97,8 +99,8 @@ export async function startEntraStandin(options: StandinOptions & { tenantId: st
     const claims: TestUser = { ...rest, oid, tid };
     if (overage) {
       // Entra's code-flow overage marker: no `groups`, a pointer to where they can be read instead.
-      claims['_claim_names'] = { groups: 'src1' };
-      claims['_claim_sources'] = { src1: { endpoint: `https://graph.windows.net/${tid}/users/${oid}/getMemberObjects` } };
+      claims._claim_names = { groups: 'src1' };
+      claims._claim_sources = { src1: { endpoint: `https://graph.windows.net/${tid}/users/${oid}/getMemberObjects` } };
       graphGroups.set(user.sub ?? username, groups ?? []);
     } else if (groups) {
       claims.groups = groups;
@@ -141,7 +143,12 @@ export async function startEntraStandin(options: StandinOptions & { tenantId: st
       return true;
     }
     if (rest === '/auth' && url.searchParams.has('resource') && url.searchParams.has('scope')) {
-      redirectError(res, url.searchParams, 'invalid_target', 'AADSTS9010010: The resource parameter provided in the request doesn\'t match with the requested scopes.');
+      redirectError(
+        res,
+        url.searchParams,
+        'invalid_target',
+        "AADSTS9010010: The resource parameter provided in the request doesn't match with the requested scopes.",
+      );
       return true;
     }
     if (multi) req.url = `/${tid}/v2.0${rest}${url.search}`;

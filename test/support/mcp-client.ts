@@ -20,9 +20,9 @@
  * const tools = await client.listTools();
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 
@@ -205,10 +205,11 @@ export interface ConnectWithLoginOptions {
 export async function connectWithLogin(options: ConnectWithLoginOptions): Promise<Client> {
   const url = new URL(options.mcpUrl);
   const clientInfo = options.clientInfo ?? { name: 'mcp-oauth-gateway-tests', version: '0.0.0' };
-  const newTransport = () => new StreamableHTTPClientTransport(url, {
-    authProvider: options.provider,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
-  });
+  const newTransport = () =>
+    new StreamableHTTPClientTransport(url, {
+      authProvider: options.provider,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+    });
 
   const firstTransport = newTransport();
   const first = new Client(clientInfo);

@@ -20,16 +20,16 @@
  * await idp.close();
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpServer } from 'node:http';
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
-import Provider from 'oidc-provider';
 import type { Configuration, InteractionResults, JWK, KoaContextWithOIDC } from 'oidc-provider';
+import Provider from 'oidc-provider';
 import type { Browser, Page, UrlMatcher } from './browser.ts';
 import { createMemoryAdapter } from './oidc-memory-adapter.ts';
 import { closeServer, listen } from './ports.ts';
-import { createTestCa } from './tls.ts';
 import type { TestCa } from './tls.ts';
+import { createTestCa } from './tls.ts';
 
 /** Password of every test user that does not set its own. */
 export const DEFAULT_PASSWORD = 'correct horse battery staple';
@@ -200,14 +200,16 @@ export async function startOidcIdp(options: OidcIdpOptions): Promise<OidcIdp> {
 
   const provider = new Provider(issuer, {
     adapter: createMemoryAdapter(),
-    clients: [{
-      client_id: options.clientId,
-      client_secret: options.clientSecret,
-      redirect_uris: options.redirectUris,
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: authMethod,
-    }],
+    clients: [
+      {
+        client_id: options.clientId,
+        client_secret: options.clientSecret,
+        redirect_uris: options.redirectUris,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: authMethod,
+      },
+    ],
     clientAuthMethods: [authMethod],
     // A registered redirect_uri must always be sent, as stricter IdPs require.
     allowOmittingSingleRegisteredRedirectUri: false,
@@ -271,9 +273,7 @@ ${error ? `<p role="alert" class="error">${escapeHtml(error)}</p>` : ''}
   /** Grants everything asked (a first-party app needs no consent screen). */
   const autoConsent = async (req: IncomingMessage, res: ServerResponse) => {
     const { prompt, params, session, grantId } = await provider.interactionDetails(req, res);
-    const grant = grantId
-      ? await provider.Grant.find(grantId)
-      : new provider.Grant({ accountId: session!.accountId, clientId: String(params['client_id']) });
+    const grant = grantId ? await provider.Grant.find(grantId) : new provider.Grant({ accountId: session!.accountId, clientId: String(params.client_id) });
     if (!grant) throw new Error('grant not found');
     const details = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
@@ -284,7 +284,7 @@ ${error ? `<p role="alert" class="error">${escapeHtml(error)}</p>` : ''}
 
   const interaction = async (req: IncomingMessage, res: ServerResponse, uid: string) => {
     const details = await provider.interactionDetails(req, res);
-    const clientId = String(details.params['client_id']);
+    const clientId = String(details.params.client_id);
     if (req.method === 'GET') {
       if (details.prompt.name === 'login') return renderLogin(res, uid, clientId);
       if (details.prompt.name === 'consent') return autoConsent(req, res);

@@ -2,8 +2,9 @@
  * Small helpers for servers started by tests: a free loopback port, waiting until a URL answers, and
  * closing an http(s) server without waiting for idle keep-alive sockets.
  */
-import { createServer } from 'node:net';
+
 import type { Server } from 'node:http';
+import { createServer } from 'node:net';
 
 /**
  * A port that was free a moment ago on 127.0.0.1. Prefer `listen(0)` where the server is ours; this
@@ -24,7 +25,10 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 function canListen(port: number, host: string): Promise<boolean> {
-  return probePort(port, host).then(() => true, () => false);
+  return probePort(port, host).then(
+    () => true,
+    () => false,
+  );
 }
 
 function probePort(port: number, host: string): Promise<number> {

@@ -26,8 +26,12 @@ async function main(): Promise<void> {
   const text = (value: string) => ({ content: [{ type: 'text' as const, text: value }] });
 
   server.registerTool('echo', { description: 'Returns its text.', inputSchema: { text: z.string() } }, ({ text: value }) => text(value));
-  server.registerTool('env', { description: 'Returns an environment variable.', inputSchema: { name: z.string() } }, ({ name }) => text(process.env[name] ?? '<unset>'));
-  server.registerTool('big', { description: 'Returns `bytes` characters.', inputSchema: { bytes: z.number().int().positive() } }, ({ bytes }) => text('x'.repeat(bytes)));
+  server.registerTool('env', { description: 'Returns an environment variable.', inputSchema: { name: z.string() } }, ({ name }) =>
+    text(process.env[name] ?? '<unset>'),
+  );
+  server.registerTool('big', { description: 'Returns `bytes` characters.', inputSchema: { bytes: z.number().int().positive() } }, ({ bytes }) =>
+    text('x'.repeat(bytes)),
+  );
   server.registerTool('pid', { description: 'Returns the process id.' }, () => text(String(process.pid)));
   server.registerTool('crash', { description: 'Exits the process at once.' }, () => {
     process.stderr.write('stdio-test-server crashing on request\n');
@@ -44,24 +48,32 @@ async function main(): Promise<void> {
     });
     return text(`elicited: ${result.action} ${String(result.content?.name ?? '')}`);
   });
-  server.registerTool('roots', { description: 'Lists the client\'s roots.' }, async () => {
+  server.registerTool('roots', { description: "Lists the client's roots." }, async () => {
     const result = await server.server.listRoots();
     return text(result.roots.map((root) => root.uri).join(','));
   });
-  server.registerTool('slow', { description: 'Sends `steps` progress notifications, `delayMs` apart.', inputSchema: { steps: z.number().int().positive(), delayMs: z.number().int().nonnegative() } }, async ({ steps, delayMs }, extra) => {
-    const token = extra._meta?.progressToken;
-    for (let step = 1; step <= steps; step++) {
-      if (extra.signal.aborted) break;
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-      if (extra.signal.aborted) break;
-      if (token !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: step, total: steps } });
-    }
-    if (extra.signal.aborted) {
-      cancelled++;
-      process.stderr.write('stdio-test-server slow call cancelled\n');
-    }
-    return text(`done ${steps}`);
-  });
+  server.registerTool(
+    'slow',
+    {
+      description: 'Sends `steps` progress notifications, `delayMs` apart.',
+      inputSchema: { steps: z.number().int().positive(), delayMs: z.number().int().nonnegative() },
+    },
+    async ({ steps, delayMs }, extra) => {
+      const token = extra._meta?.progressToken;
+      for (let step = 1; step <= steps; step++) {
+        if (extra.signal.aborted) break;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        if (extra.signal.aborted) break;
+        if (token !== undefined)
+          await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: step, total: steps } });
+      }
+      if (extra.signal.aborted) {
+        cancelled++;
+        process.stderr.write('stdio-test-server slow call cancelled\n');
+      }
+      return text(`done ${steps}`);
+    },
+  );
   server.registerTool('announce', { description: 'Sends notifications/tools/list_changed to every client.' }, () => {
     server.sendToolListChanged();
     return text('announced');

@@ -10,12 +10,12 @@
  * const fetchWithCa = createTrustingFetch(tls.caPem);
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Agent, fetch as undiciFetch } from 'undici';
 import type { RequestInit as UndiciRequestInit } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 
 const run = promisify(execFile);
 
@@ -49,8 +49,14 @@ export function opensslAvailable(): boolean {
  * Creates (once per process and directory) a CA and a leaf certificate. Without `dir`, files go to a
  * fresh temporary directory removed when the process exits.
  */
+/** One temporary directory per process for the CA, made on first use. */
+function defaultTempDir(): string {
+  defaultDir ??= makeTempDir();
+  return defaultDir;
+}
+
 export function createTestCa(dir?: string): Promise<TestCa> {
-  const target = dir ?? (defaultDir ??= makeTempDir());
+  const target = dir ?? defaultTempDir();
   let pending = cache.get(target);
   if (!pending) {
     pending = generate(target);
@@ -73,24 +79,51 @@ async function generate(dir: string): Promise<TestCa> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   try {
     await run('openssl', [
-      'req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '3',
-      '-subj', '/CN=mcp-oauth-gateway test CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      file('ca.key'),
+      '-out',
+      file('ca.pem'),
+      '-days',
+      '3',
+      '-subj',
+      '/CN=mcp-oauth-gateway test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
     ]);
     await run('openssl', ['req', '-new', ...ec, '-keyout', file('leaf.key'), '-out', file('leaf.csr'), '-subj', '/CN=localhost']);
     // x509 -req ignores the CSR's extensions, so the SAN and usages come from an extension file.
-    writeFileSync(file('leaf.ext'), [
-      'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature',
-      'extendedKeyUsage=serverAuth',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      file('leaf.ext'),
+      [
+        'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
+        'basicConstraints=critical,CA:FALSE',
+        'keyUsage=critical,digitalSignature',
+        'extendedKeyUsage=serverAuth',
+        '',
+      ].join('\n'),
+    );
     await run('openssl', [
-      'x509', '-req', '-in', file('leaf.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'),
-      '-set_serial', `0x${BigInt(Date.now()).toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`,
-      '-days', '2', '-extfile', file('leaf.ext'), '-out', file('leaf.pem'),
+      'x509',
+      '-req',
+      '-in',
+      file('leaf.csr'),
+      '-CA',
+      file('ca.pem'),
+      '-CAkey',
+      file('ca.key'),
+      '-set_serial',
+      `0x${BigInt(Date.now()).toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`,
+      '-days',
+      '2',
+      '-extfile',
+      file('leaf.ext'),
+      '-out',
+      file('leaf.pem'),
     ]);
   } catch (error) {
     const reason = (error as { code?: string }).code === 'ENOENT' ? 'the openssl CLI is not installed' : String(error);

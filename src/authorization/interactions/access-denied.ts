@@ -4,9 +4,9 @@
  * client (see decision.ts); its CSRF token exists only once a refusal happened.
  */
 import type { ServerResponse } from 'node:http';
-import type { IdentityProvider, IdpLoginResult } from '../../idp/types.ts';
-import { evaluateAccess, type AccessDecision, type AccessPolicy } from '../../policy/access.ts';
 import { userIdFor } from '../../core/identity.ts';
+import type { IdentityProvider, IdpLoginResult } from '../../idp/types.ts';
+import { type AccessDecision, type AccessPolicy, evaluateAccess } from '../../policy/access.ts';
 import { sendPage } from '../../ui/layout.ts';
 import { deniedPage } from '../pages/denied-page.ts';
 import type { ProtectedResource } from '../provider.ts';
@@ -35,14 +35,26 @@ export function checkAccessRules(ctx: InteractionContext, res: ServerResponse, s
     : { allowed: false, reason: 'the MCP server is no longer configured' };
   if (decision.allowed) return decision;
   ctx.logger.info(
-    { event: 'login.denied', userId: userIdFor(idp.id, login.identity.subject), provider: idp.id, server: server?.name ?? pending.resource, clientId: pending.clientId, reason: decision.reason },
+    {
+      event: 'login.denied',
+      userId: userIdFor(idp.id, login.identity.subject),
+      provider: idp.id,
+      server: server?.name ?? pending.resource,
+      clientId: pending.clientId,
+      reason: decision.reason,
+    },
     'access rules refused the user',
   );
   showAccessDenied(ctx, res, signedIn, server);
   return decision;
 }
 
-export function showAccessDenied(ctx: Pick<InteractionContext, 'consentSecret' | 'branding'>, res: ServerResponse, signedIn: SignedIn, server: ProtectedResource | undefined): void {
+export function showAccessDenied(
+  ctx: Pick<InteractionContext, 'consentSecret' | 'branding'>,
+  res: ServerResponse,
+  signedIn: SignedIn,
+  server: ProtectedResource | undefined,
+): void {
   const { pending, login, idp } = signedIn;
   const page = deniedPage({
     flowId: pending.interactionUid,

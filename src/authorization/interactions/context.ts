@@ -3,13 +3,13 @@
  * context and the request, so it can be called on its own (and in a unit test) without the dispatch.
  */
 import type Provider from 'oidc-provider';
-import type { Storage } from '../../storage/types.ts';
-import type { SecretBox } from '../../storage/secret-box.ts';
+import { type Clock, epochSeconds, systemClock } from '../../core/clock.ts';
 import type { IdentityProvider } from '../../idp/types.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { SecretBox } from '../../storage/secret-box.ts';
+import type { Storage } from '../../storage/types.ts';
 import type { PageBranding } from '../../ui/layout.ts';
 import type { ProtectedResource } from '../provider.ts';
-import { epochSeconds, systemClock, type Clock } from '../../core/clock.ts';
 
 export interface InteractionContext {
   provider: Provider;

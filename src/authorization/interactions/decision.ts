@@ -11,7 +11,7 @@ import { sendErrorPage } from '../../ui/layout.ts';
 import type { InteractionContext } from './context.ts';
 import { finishDenied } from './finish.ts';
 import { loadInteraction } from './load-interaction.ts';
-import { requestedAccess, type RequestedAccess } from './requested-access.ts';
+import { type RequestedAccess, requestedAccess } from './requested-access.ts';
 import { showSignInChooser, startChosenLogin } from './sign-in-chooser.ts';
 import { startIdpLogin } from './start-idp-login.ts';
 import { CONSENT_STEP, DENIED_STEP, stepCsrfTokenValid } from './steps.ts';
@@ -54,7 +54,10 @@ async function approveConsent(
     return;
   }
   const only = ctx.identityProviders.length === 1 ? ctx.identityProviders[0] : undefined;
-  ctx.logger.info({ event: 'consent.approved', clientId: String(interaction.params.client_id), server: access.server.name, provider: only?.id }, 'user approved the client');
+  ctx.logger.info(
+    { event: 'consent.approved', clientId: String(interaction.params.client_id), server: access.server.name, provider: only?.id },
+    'user approved the client',
+  );
   if (only) await startIdpLogin(ctx, req, res, { interaction, access, idp: only });
   else await showSignInChooser(ctx, res, interaction, access);
 }

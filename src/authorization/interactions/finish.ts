@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendErrorPage } from '../../ui/layout.ts';
-import { nowSeconds, type InteractionContext } from './context.ts';
+import { type InteractionContext, nowSeconds } from './context.ts';
 
 /** access_denied back to the client, with `iss` (RFC 9207) and the client's `state`. */
 export async function finishDenied(ctx: Pick<InteractionContext, 'provider'>, req: IncomingMessage, res: ServerResponse, description: string): Promise<void> {
@@ -16,7 +16,12 @@ export async function finishDenied(ctx: Pick<InteractionContext, 'provider'>, re
  * Finishes the client's authorization by interaction uid: the IdP callback arrives without the
  * interaction cookie (it was set for the consent path), so the interaction is looked up directly.
  */
-export async function finishByUid(ctx: Pick<InteractionContext, 'provider' | 'branding' | 'clock'>, res: ServerResponse, uid: string, result: Record<string, unknown>): Promise<void> {
+export async function finishByUid(
+  ctx: Pick<InteractionContext, 'provider' | 'branding' | 'clock'>,
+  res: ServerResponse,
+  uid: string,
+  result: Record<string, unknown>,
+): Promise<void> {
   const interaction = await ctx.provider.Interaction.find(uid);
   if (!interaction) {
     sendErrorPage(res, 400, ctx.branding, 'This sign-in has expired', 'The sign-in took too long. Start it again from your application.');

@@ -5,26 +5,38 @@
  * authorization finished.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { IdpLoginError, type IdentityProvider, type IdpLoginResult } from '../../idp/types.ts';
+import { type IdentityProvider, IdpLoginError, type IdpLoginResult } from '../../idp/types.ts';
 import { sendErrorPage } from '../../ui/layout.ts';
 import { bindingDigest, readBinding } from '../browser-binding.ts';
 import { checkAccessRules } from './access-denied.ts';
 import type { InteractionContext } from './context.ts';
 import { finishByUid } from './finish.ts';
-import { takePendingLogin, type PendingLogin } from './pending-login.ts';
+import { type PendingLogin, takePendingLogin } from './pending-login.ts';
 import { recordLogin } from './record-login.ts';
 
 export async function handleIdpCallback(ctx: InteractionContext, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const pending = await takePendingLogin(ctx, url.searchParams.get('state'));
   if (!pending) {
-    sendErrorPage(res, 400, ctx.branding, 'This sign-in has expired', 'This sign-in link was already used or has expired. Start the sign-in again from your application.');
+    sendErrorPage(
+      res,
+      400,
+      ctx.branding,
+      'This sign-in has expired',
+      'This sign-in link was already used or has expired. Start the sign-in again from your application.',
+    );
     return;
   }
   const browser = readBinding(req, ctx.consentSecret);
   if (!browser || bindingDigest(browser) !== pending.browser) {
     // RFC 9700 §4.7: a callback in a browser that did not approve this client is refused (login CSRF).
     ctx.logger.warn({ event: 'callback.unbound', clientId: pending.clientId }, 'identity provider callback in a browser that did not give consent');
-    sendErrorPage(res, 403, ctx.branding, 'Sign-in refused', 'This sign-in was approved in a different browser. Start it again from your application in this browser.');
+    sendErrorPage(
+      res,
+      403,
+      ctx.branding,
+      'Sign-in refused',
+      'This sign-in was approved in a different browser. Start it again from your application in this browser.',
+    );
     return;
   }
   const idp = ctx.identityProviders.find((candidate) => candidate.id === pending.providerId);
@@ -40,19 +52,33 @@ export async function handleIdpCallback(ctx: InteractionContext, req: IncomingMe
 }
 
 /** The IdP's verdict; undefined when it failed and the client was already sent the OAuth error. */
-async function completeIdpLogin(ctx: InteractionContext, res: ServerResponse, flow: { url: URL; pending: PendingLogin; idp: IdentityProvider }): Promise<IdpLoginResult | undefined> {
+async function completeIdpLogin(
+  ctx: InteractionContext,
+  res: ServerResponse,
+  flow: { url: URL; pending: PendingLogin; idp: IdentityProvider },
+): Promise<IdpLoginResult | undefined> {
   const { pending, idp } = flow;
   try {
     return await idp.completeLogin(flow.url, pending, ctx.callbackUrl);
   } catch (error) {
-    const failure = error instanceof IdpLoginError ? error : new IdpLoginError('server_error', 'The sign-in could not be completed.', String(error), { cause: error });
-    ctx.logger.warn({ event: 'login.failed', provider: idp.id, clientId: pending.clientId, reason: failure.publicCode, detail: failure.detail }, 'IdP login failed');
+    const failure =
+      error instanceof IdpLoginError ? error : new IdpLoginError('server_error', 'The sign-in could not be completed.', String(error), { cause: error });
+    ctx.logger.warn(
+      { event: 'login.failed', provider: idp.id, clientId: pending.clientId, reason: failure.publicCode, detail: failure.detail },
+      'IdP login failed',
+    );
     await finishByUid(ctx, res, pending.interactionUid, { error: failure.publicCode, error_description: failure.message });
     return undefined;
   }
 }
 
-async function grantAndFinish(ctx: InteractionContext, res: ServerResponse, pending: PendingLogin, login: IdpLoginResult, rule: string | undefined): Promise<void> {
+async function grantAndFinish(
+  ctx: InteractionContext,
+  res: ServerResponse,
+  pending: PendingLogin,
+  login: IdpLoginResult,
+  rule: string | undefined,
+): Promise<void> {
   const user = await recordLogin(ctx, pending, login);
   const grant = new ctx.provider.Grant({ accountId: user.id, clientId: pending.clientId });
   if (pending.oidcScopes.length > 0) grant.addOIDCScope(pending.oidcScopes.join(' '));

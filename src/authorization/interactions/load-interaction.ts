@@ -8,7 +8,11 @@ import type { InteractionContext } from './context.ts';
  * The interaction behind the browser's interaction cookie. Undefined means the error page was already
  * sent. Callers still compare its uid with the one in the URL (another tab's interaction).
  */
-export async function loadInteraction(ctx: Pick<InteractionContext, 'provider' | 'branding' | 'logger'>, req: IncomingMessage, res: ServerResponse): Promise<Interaction | undefined> {
+export async function loadInteraction(
+  ctx: Pick<InteractionContext, 'provider' | 'branding' | 'logger'>,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<Interaction | undefined> {
   try {
     return await ctx.provider.interactionDetails(req, res);
   } catch (error) {

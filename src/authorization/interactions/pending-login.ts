@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Interaction } from 'oidc-provider';
 import type { IdentityProvider } from '../../idp/types.ts';
 import { NS } from '../../storage/records.ts';
-import { nowSeconds, type InteractionContext } from './context.ts';
+import { type InteractionContext, nowSeconds } from './context.ts';
 import type { RequestedAccess } from './requested-access.ts';
 
 export const PENDING_LOGIN_TTL_SECONDS = 600;

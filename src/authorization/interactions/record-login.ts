@@ -2,13 +2,18 @@
  * What a successful login leaves behind: the user record (the identity as last seen, which refresh
  * re-checks the access rules against), the IdP's tokens sealed, and the consent given.
  */
-import type { IdpLoginResult } from '../../idp/types.ts';
-import { NS, type ConsentRecord, type UserRecord } from '../../storage/records.ts';
+
 import { userIdFor } from '../../core/identity.ts';
-import { nowSeconds, type InteractionContext } from './context.ts';
+import type { IdpLoginResult } from '../../idp/types.ts';
+import { type ConsentRecord, NS, type UserRecord } from '../../storage/records.ts';
+import { type InteractionContext, nowSeconds } from './context.ts';
 import type { PendingLogin } from './pending-login.ts';
 
-export async function recordLogin(ctx: Pick<InteractionContext, 'storage' | 'secretBox' | 'tokenRetention' | 'clock'>, pending: PendingLogin, login: IdpLoginResult): Promise<UserRecord> {
+export async function recordLogin(
+  ctx: Pick<InteractionContext, 'storage' | 'secretBox' | 'tokenRetention' | 'clock'>,
+  pending: PendingLogin,
+  login: IdpLoginResult,
+): Promise<UserRecord> {
   const { identity } = login;
   const userId = userIdFor(pending.providerId, identity.subject);
   const now = nowSeconds(ctx);

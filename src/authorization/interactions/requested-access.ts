@@ -1,5 +1,5 @@
 /** The MCP server and scopes an authorization request asks for, read from oidc-provider's parameters. */
-import { OIDC_SCOPES, resolveResource, type ProtectedResource } from '../provider.ts';
+import { OIDC_SCOPES, type ProtectedResource, resolveResource } from '../provider.ts';
 import type { InteractionContext } from './context.ts';
 
 export interface RequestedAccess {
@@ -11,7 +11,10 @@ export interface RequestedAccess {
 }
 
 /** Undefined when the request names no single known MCP server (RFC 8707 §2). */
-export function requestedAccess(ctx: Pick<InteractionContext, 'resources' | 'canonicalizeResource'>, params: Record<string, unknown>): RequestedAccess | undefined {
+export function requestedAccess(
+  ctx: Pick<InteractionContext, 'resources' | 'canonicalizeResource'>,
+  params: Record<string, unknown>,
+): RequestedAccess | undefined {
   const server = resolveResource(ctx.resources, ctx.canonicalizeResource, params.resource);
   if (!server) return undefined;
   // The grant is keyed by the indicator as the client sent it, or by the default oidc-provider applied.

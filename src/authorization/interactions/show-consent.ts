@@ -23,7 +23,13 @@ export async function showConsent(ctx: InteractionContext, req: IncomingMessage,
   const client = await ctx.provider.Client.find(clientId);
   const access = requestedAccess(ctx, interaction.params);
   if (!client || !access) {
-    sendErrorPage(res, 400, ctx.branding, 'Unknown application', 'The application or MCP server in this request is not known to this gateway. Each sign-in is for exactly one MCP server.');
+    sendErrorPage(
+      res,
+      400,
+      ctx.branding,
+      'Unknown application',
+      'The application or MCP server in this request is not known to this gateway. Each sign-in is for exactly one MCP server.',
+    );
     return;
   }
   const redirectUri = String(interaction.params.redirect_uri);

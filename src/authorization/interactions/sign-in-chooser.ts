@@ -33,7 +33,10 @@ export async function startChosenLogin(
 ): Promise<void> {
   const idp = ctx.identityProviders.find((candidate) => candidate.id === flow.providerId);
   if (!idp) {
-    ctx.logger.info({ event: 'sign_in.unknown_provider', clientId: String(flow.interaction.params.client_id) }, 'sign-in chooser posted a provider that is not configured');
+    ctx.logger.info(
+      { event: 'sign_in.unknown_provider', clientId: String(flow.interaction.params.client_id) },
+      'sign-in chooser posted a provider that is not configured',
+    );
     sendErrorPage(res, 400, ctx.branding, 'Unknown sign-in option', 'That way of signing in is not available. Start the sign-in again from your application.');
     return;
   }

@@ -31,7 +31,12 @@ export async function startIdpLogin(
   } catch (error) {
     await discardPendingLogin(ctx, pending.state);
     ctx.logger.error({ err: error, provider: idp.id }, 'could not build the identity provider redirect');
-    await ctx.provider.interactionFinished(req, res, { error: 'temporarily_unavailable', error_description: 'The identity provider is unavailable.' }, { mergeWithLastSubmission: false });
+    await ctx.provider.interactionFinished(
+      req,
+      res,
+      { error: 'temporarily_unavailable', error_description: 'The identity provider is unavailable.' },
+      { mergeWithLastSubmission: false },
+    );
     return;
   }
   res.writeHead(303, { location: target.href, 'set-cookie': binding.setCookie, 'cache-control': 'no-store' });

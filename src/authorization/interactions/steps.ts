@@ -5,8 +5,8 @@
  * by skipping the step before it.
  */
 import { csrfToken, csrfTokenValid } from '../../http/csrf.ts';
-import { CHOOSER_STEP } from '../pages/sign-in-chooser-page.ts';
 import { DENIED_STEP } from '../pages/denied-page.ts';
+import { CHOOSER_STEP } from '../pages/sign-in-chooser-page.ts';
 
 /** The consent page posts no `step`; absent means this one. */
 export const CONSENT_STEP = 'consent';

@@ -31,7 +31,9 @@ export function describeRedirect(redirectUri: string): string {
 
 export function consentPage(view: ConsentView): SafeHtml {
   const scopeList =
-    view.scopes.length > 0 ? html`<ul class="scopes">${view.scopes.map((scope) => html`<li><code>${scope}</code></li>`)}</ul>` : html`<span>Use the server's tools</span>`;
+    view.scopes.length > 0
+      ? html`<ul class="scopes">${view.scopes.map((scope) => html`<li><code>${scope}</code></li>`)}</ul>`
+      : html`<span>Use the server's tools</span>`;
   // With several identity providers the choice comes on the next page (sign-in-chooser-page.ts), so
   // consent stays one decision about the application, not about the IdP.
   const approveButton = html`<button class="primary" type="submit" name="decision" value="approve">Allow and sign in</button>`;

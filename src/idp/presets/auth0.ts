@@ -4,12 +4,13 @@
  * userinfo only; with it, a JWT for that API. Groups or roles come from a namespaced custom claim set
  * by an Action (`claims.groups: https://example.com/roles`).
  */
+
+import { auth0Problems } from '../../config/identity-provider-rules.ts';
 import type { Auth0ProviderConfig } from '../../config/schema-providers.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
+import { refuseProblems } from '../config-error.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings } from './common.ts';
-import { auth0Problems } from '../../config/identity-provider-rules.ts';
-import { refuseProblems } from '../config-error.ts';
 
 export function auth0Issuer(config: Pick<Auth0ProviderConfig, 'domain' | 'issuer' | 'id'>): string {
   refuseProblems(config.id, auth0Problems(config));

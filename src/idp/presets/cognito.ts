@@ -4,12 +4,13 @@
  * claim mapping). Cognito gives a refresh token with every code grant; `offline_access` is not one of
  * its scopes.
  */
+
+import { cognitoProblems } from '../../config/identity-provider-rules.ts';
 import type { CognitoProviderConfig } from '../../config/schema-providers.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
+import { refuseProblems } from '../config-error.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings } from './common.ts';
-import { cognitoProblems } from '../../config/identity-provider-rules.ts';
-import { refuseProblems } from '../config-error.ts';
 
 export function cognitoIssuer(config: Pick<CognitoProviderConfig, 'region' | 'userPoolId' | 'issuer' | 'id'>): string {
   refuseProblems(config.id, cognitoProblems(config));

@@ -3,7 +3,7 @@
  * overrides and clock tolerance, from the keys every OIDC-based provider type shares.
  */
 import type { ClaimsMappingConfig } from '../../config/schema-providers.ts';
-import { resolveClaimMapping, type ClaimMapping } from '../claims.ts';
+import { type ClaimMapping, resolveClaimMapping } from '../claims.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 
 /** The keys every OIDC-based provider type has (src/config/schema-providers.ts). */

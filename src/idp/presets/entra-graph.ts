@@ -5,28 +5,37 @@
  * the groups claim has them), with the user's access token: this needs the delegated
  * `GroupMember.Read.All` permission and a Graph access token, i.e. no `api://` scope in the request.
  */
-import { IdpLoginError, type IdpTokens } from '../types.ts';
-import type { GroupsContext } from '../oidc-settings.ts';
+
 import { readCappedResponse } from '../../http/body.ts';
+import type { GroupsContext } from '../oidc-settings.ts';
+import { IdpLoginError, type IdpTokens } from '../types.ts';
 
 /** Pages followed at most: 999 groups per page, so ~20,000 groups. */
 const MAX_PAGES = 20;
 
 /** True when the ID token says its groups claim is incomplete. */
 export function hasGroupsOverage(claims: Record<string, unknown>): boolean {
-  const names = claims['_claim_names'];
+  const names = claims._claim_names;
   if (names instanceof Object && 'groups' in names) return true;
-  return claims['hasgroups'] === true || claims['hasgroups'] === 'true';
+  return claims.hasgroups === true || claims.hasgroups === 'true';
 }
 
 export function graphGroupsResolver(options: { enabled: boolean; graphUrl: string }) {
   return async (claims: Record<string, unknown>, tokens: IdpTokens, context: GroupsContext): Promise<string[] | undefined> => {
     if (!hasGroupsOverage(claims)) return undefined;
     if (!options.enabled) {
-      context.warn({ event: 'login.groups_overage' }, 'the user has more groups than the ID token can list; set graphGroups: true to read them from Microsoft Graph (groups rules will not see them)');
+      context.warn(
+        { event: 'login.groups_overage' },
+        'the user has more groups than the ID token can list; set graphGroups: true to read them from Microsoft Graph (groups rules will not see them)',
+      );
       return undefined;
     }
-    if (!tokens.accessToken) throw new IdpLoginError('server_error', 'The groups of this account could not be read.', 'groups overage, and no access token to call Microsoft Graph with');
+    if (!tokens.accessToken)
+      throw new IdpLoginError(
+        'server_error',
+        'The groups of this account could not be read.',
+        'groups overage, and no access token to call Microsoft Graph with',
+      );
     return readGroups(options.graphUrl, tokens.accessToken, context.fetch);
   };
 }
@@ -40,14 +49,21 @@ async function readGroups(graphUrl: string, accessToken: string, outbound: typeo
     try {
       response = await outbound(next, { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' }, redirect: 'manual' });
     } catch (error) {
-      throw new IdpLoginError('temporarily_unavailable', 'Microsoft Graph is unavailable.', `Graph groups request failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new IdpLoginError(
+        'temporarily_unavailable',
+        'Microsoft Graph is unavailable.',
+        `Graph groups request failed: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
     }
     if (response.status >= 500 || response.status === 429) {
       throw new IdpLoginError('temporarily_unavailable', 'Microsoft Graph is unavailable.', `Graph groups request answered ${response.status}`);
     }
     if (!response.ok) {
       // Only its start goes into the message, so a hostile or broken answer is not read past 16 KiB.
-      const body = (await readCappedResponse(response.body, 16 * 1024).catch(() => Buffer.from('(body unreadable or over 16 KiB)'))).toString('utf8').slice(0, 300);
+      const body = (await readCappedResponse(response.body, 16 * 1024).catch(() => Buffer.from('(body unreadable or over 16 KiB)')))
+        .toString('utf8')
+        .slice(0, 300);
       throw new IdpLoginError(
         'server_error',
         'The groups of this account could not be read.',

@@ -18,9 +18,10 @@
  *   they are read from Microsoft Graph (./entra-graph.ts).
  * - Userinfo is a Graph endpoint that an `api://` access token cannot call: the ID token is the identity.
  */
+
+import { entraProblems } from '../../config/identity-provider-rules.ts';
 import type { EntraProviderConfig } from '../../config/schema-providers.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
-import { entraProblems } from '../../config/identity-provider-rules.ts';
 import { refuseProblems } from '../config-error.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings, joinUrl } from './common.ts';
@@ -49,7 +50,7 @@ export function entraSettings(config: EntraProviderConfig): OidcSettings {
   if (allowed.size === 0 && GUID.test(tenant)) allowed.add(tenant);
   if (!allowed.has('*') && allowed.size > 0) {
     settings.checkClaims = (claims) => {
-      const tid = typeof claims['tid'] === 'string' ? claims['tid'].toLowerCase() : undefined;
+      const tid = typeof claims.tid === 'string' ? claims.tid.toLowerCase() : undefined;
       if (tid && allowed.has(tid)) return undefined;
       return { reason: tid ? `Entra tenant (tid) ${tid} is not in allowedTenants` : 'the ID token has no tid claim to check against allowedTenants' };
     };

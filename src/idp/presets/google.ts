@@ -16,11 +16,15 @@ export function googleSettings(config: GoogleProviderConfig): OidcSettings {
   settings.presetParams = { access_type: 'offline', prompt: 'consent' };
   const domain = config.hostedDomain?.toLowerCase();
   if (domain) {
-    settings.presetParams['hd'] = domain;
+    settings.presetParams.hd = domain;
     settings.checkClaims = (claims) => {
-      const hd = typeof claims['hd'] === 'string' ? claims['hd'].toLowerCase() : undefined;
+      const hd = typeof claims.hd === 'string' ? claims.hd.toLowerCase() : undefined;
       if (hd === domain) return undefined;
-      return { reason: hd ? `Google Workspace domain (hd) ${hd} is not hostedDomain ${domain}` : `the account has no Google Workspace domain (hd); hostedDomain ${domain} is required` };
+      return {
+        reason: hd
+          ? `Google Workspace domain (hd) ${hd} is not hostedDomain ${domain}`
+          : `the account has no Google Workspace domain (hd); hostedDomain ${domain} is required`,
+      };
     };
   }
   return settings;

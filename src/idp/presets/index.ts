@@ -18,14 +18,22 @@ export { OIDC_PROVIDER_TYPES as OIDC_TYPES } from '../../config/identity-provide
 
 export function oidcSettingsFor(config: OidcFamilyConfig): OidcSettings {
   switch (config.type) {
-    case 'oidc': return genericOidcSettings(config);
-    case 'entra': return entraSettings(config);
-    case 'google': return googleSettings(config);
-    case 'okta': return oktaSettings(config);
-    case 'keycloak': return keycloakSettings(config);
-    case 'auth0': return auth0Settings(config);
-    case 'authentik': return authentikSettings(config);
-    case 'cognito': return cognitoSettings(config);
+    case 'oidc':
+      return genericOidcSettings(config);
+    case 'entra':
+      return entraSettings(config);
+    case 'google':
+      return googleSettings(config);
+    case 'okta':
+      return oktaSettings(config);
+    case 'keycloak':
+      return keycloakSettings(config);
+    case 'auth0':
+      return auth0Settings(config);
+    case 'authentik':
+      return authentikSettings(config);
+    case 'cognito':
+      return cognitoSettings(config);
   }
 }
 

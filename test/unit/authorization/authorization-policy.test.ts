@@ -1,14 +1,19 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyRedirectUri, onlyLoopbackRedirects, redirectUriMatches } from '../../../src/authorization/redirect-uris.ts';
-import { normaliseClientMetadata } from '../../../src/authorization/client-metadata.ts';
-import { isSpecialUseAddress, assertHostAllowed } from '../../../src/authorization/ssrf.ts';
+import { test } from 'node:test';
 import { hostAllowed, hostMatches } from '../../../src/authorization/cimd.ts';
-import { OAuthError } from '../../../src/http/errors.ts';
+import { normaliseClientMetadata } from '../../../src/authorization/client-metadata.ts';
+import { classifyRedirectUri, onlyLoopbackRedirects, redirectUriMatches } from '../../../src/authorization/redirect-uris.ts';
+import { assertHostAllowed, isSpecialUseAddress } from '../../../src/authorization/ssrf.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
+import { OAuthError } from '../../../src/http/errors.ts';
 
 test('loopback redirect URIs match on any port, everything else exactly (RFC 8252 §7.3, RFC 9700 §4.1.3)', () => {
-  const registered = ['http://127.0.0.1/callback', 'http://localhost:3334/oauth/callback', 'https://claude.ai/api/mcp/auth_callback', 'cursor://anysphere.cursor-mcp/oauth/callback'];
+  const registered = [
+    'http://127.0.0.1/callback',
+    'http://localhost:3334/oauth/callback',
+    'https://claude.ai/api/mcp/auth_callback',
+    'cursor://anysphere.cursor-mcp/oauth/callback',
+  ];
   assert.ok(redirectUriMatches('http://127.0.0.1:51234/callback', registered));
   assert.ok(redirectUriMatches('http://localhost:9999/oauth/callback', registered));
   assert.ok(redirectUriMatches('https://claude.ai/api/mcp/auth_callback', registered));
@@ -26,7 +31,14 @@ test('redirect URI classification accepts https, loopback http and private-use s
   assert.deepEqual(classifyRedirectUri('https://vscode.dev/redirect'), { kind: 'https' });
   assert.deepEqual(classifyRedirectUri('http://[::1]:33418/'), { kind: 'loopback' });
   assert.deepEqual(classifyRedirectUri('cursor://anysphere.cursor-mcp/oauth/callback'), { kind: 'private-use' });
-  for (const bad of ['http://example.com/cb', 'javascript:alert(1)', 'data:text/html,hi', 'https://a.example/cb#frag', 'not a uri', 'https://user:pw@a.example/cb']) {
+  for (const bad of [
+    'http://example.com/cb',
+    'javascript:alert(1)',
+    'data:text/html,hi',
+    'https://a.example/cb#frag',
+    'not a uri',
+    'https://user:pw@a.example/cb',
+  ]) {
     assert.ok('error' in classifyRedirectUri(bad), bad);
   }
   assert.ok(onlyLoopbackRedirects(['http://localhost/callback', 'http://127.0.0.1/callback']));
@@ -52,10 +64,16 @@ test('Cursor registration (three redirect URIs incl. a private-use scheme) becom
 });
 
 test('web clients stay web; CIMD documents default to auth method none; bad metadata names the problem', () => {
-  const claude = normaliseClientMetadata({ client_name: 'Claude', redirect_uris: ['https://claude.ai/api/mcp/auth_callback'] }, { knownScopes, source: 'registration' });
+  const claude = normaliseClientMetadata(
+    { client_name: 'Claude', redirect_uris: ['https://claude.ai/api/mcp/auth_callback'] },
+    { knownScopes, source: 'registration' },
+  );
   assert.equal(claude.application_type, undefined);
   assert.equal(claude.token_endpoint_auth_method, undefined, 'DCR keeps the RFC 7591 default');
-  const cimd = normaliseClientMetadata({ client_id: 'https://x.example/c.json', client_name: 'X', redirect_uris: ['https://x.example/cb'] }, { knownScopes, source: 'metadata-document' });
+  const cimd = normaliseClientMetadata(
+    { client_id: 'https://x.example/c.json', client_name: 'X', redirect_uris: ['https://x.example/cb'] },
+    { knownScopes, source: 'metadata-document' },
+  );
   assert.equal(cimd.token_endpoint_auth_method, 'none');
   const onlyUnknownScope = normaliseClientMetadata({ redirect_uris: ['https://x.example/cb'], scope: 'weird' }, { knownScopes, source: 'registration' });
   assert.equal(onlyUnknownScope.scope, undefined);
@@ -66,12 +84,32 @@ test('web clients stay web; CIMD documents default to auth method none; bad meta
     [{ redirect_uris: ['http://example.com/cb'] }, 'invalid_redirect_uri'],
     [{ redirect_uris: 'https://x.example/cb' }, 'invalid_redirect_uri'],
   ] as const) {
-    assert.throws(() => normaliseClientMetadata(body, { knownScopes, source: 'registration' }), (error: unknown) => error instanceof OAuthError && error.error === code);
+    assert.throws(
+      () => normaliseClientMetadata(body, { knownScopes, source: 'registration' }),
+      (error: unknown) => error instanceof OAuthError && error.error === code,
+    );
   }
 });
 
 test('SSRF guard refuses special-use addresses, v4, v6 and v4-mapped', () => {
-  for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fc00::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:a00:1', 'not-an-ip']) {
+  for (const address of [
+    '127.0.0.1',
+    '10.1.2.3',
+    '172.16.0.1',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '::1',
+    '::',
+    'fc00::1',
+    'fe80::1',
+    '::ffff:127.0.0.1',
+    '::ffff:10.0.0.1',
+    '::ffff:7f00:1',
+    '0:0:0:0:0:ffff:a00:1',
+    'not-an-ip',
+  ]) {
     assert.ok(isSpecialUseAddress(address), address);
   }
   for (const address of ['93.184.216.34', '1.1.1.1', '2606:4700:4700::1111', '::ffff:1.1.1.1']) {
@@ -107,5 +145,5 @@ test('authorization scope: unknown scopes dropped, defaults applied when nothing
   assert.equal(grantableScope('offline_access', withScopes), 'mcp:tools mcp:admin offline_access');
   assert.equal(grantableScope('openid email', withScopes), 'openid email');
   assert.equal(grantableScope(null, without), 'openid');
-  assert.equal(grantableScope('mcp:tools', without), 'openid', 'another server\'s scope is not grantable here');
+  assert.equal(grantableScope('mcp:tools', without), 'openid', "another server's scope is not grantable here");
 });

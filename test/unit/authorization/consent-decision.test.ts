@@ -2,12 +2,13 @@
  * The consent page and its decision (show-consent.ts, decision.ts) through the actions themselves:
  * a real oidc-provider interaction, the real local identity provider, memory storage.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { NS } from '../../../src/storage/records.ts';
+import { test } from 'node:test';
 import { BINDING_COOKIE } from '../../../src/authorization/browser-binding.ts';
-import { CLIENT_REDIRECT, startInteractionFixture, type InteractionFixture } from './interaction-fixture.ts';
+import { NS } from '../../../src/storage/records.ts';
 import type { Page } from '../../support/browser.ts';
+import { CLIENT_REDIRECT, type InteractionFixture, startInteractionFixture } from './interaction-fixture.ts';
 
 async function pendingLoginCount(fixture: InteractionFixture, state: string | null): Promise<number> {
   return state !== null && (await fixture.storage.get(NS.pendingLogins, state)) !== undefined ? 1 : 0;
@@ -41,15 +42,23 @@ test('a decision without a CSRF token, or with a wrong one, is refused before an
   const browser = fixture.browser();
   const consent = await browser.goto(await fixture.authorizationUrl());
 
-  const missing = await browser.goto(decisionUrl(consent), { method: 'POST', body: 'decision=approve', contentType: 'application/x-www-form-urlencoded', initiator: consent.url });
+  const missing = await browser.goto(decisionUrl(consent), {
+    method: 'POST',
+    body: 'decision=approve',
+    contentType: 'application/x-www-form-urlencoded',
+    initiator: consent.url,
+  });
   assert.equal(missing.status, 403);
   const wrong = await browser.submitForm(consent, { button: 'approve', fields: { csrf: 'A'.repeat(43) } });
   assert.equal(wrong.status, 403);
   const deniedWithoutToken = await browser.submitForm(consent, { button: 'deny', fields: { csrf: '' } });
-  assert.equal(deniedWithoutToken.status, 403, 'a deny needs the token too, or anyone could end a stranger\'s sign-in');
+  assert.equal(deniedWithoutToken.status, 403, "a deny needs the token too, or anyone could end a stranger's sign-in");
 
   for (const page of [missing, wrong, deniedWithoutToken]) {
-    assert.ok(page.hops.every((hop) => hop.location === undefined), 'no redirect, neither to the IdP nor to the client');
+    assert.ok(
+      page.hops.every((hop) => hop.location === undefined),
+      'no redirect, neither to the IdP nor to the client',
+    );
   }
   assert.equal(browser.jar.get(BINDING_COOKIE), undefined, 'no browser binding was issued');
 });
@@ -84,7 +93,11 @@ test('deny from a browser without the interaction gets an error page, never a re
   // Another browser posts the very form (token included), but has no interaction cookie: nothing
   // tells which client and redirect URI it is about, so nothing may be redirected.
   const stranger = fixture.browser();
-  const page = await stranger.goto(decisionUrl(consent), { method: 'POST', body: `csrf=${csrf}&decision=deny`, contentType: 'application/x-www-form-urlencoded' });
+  const page = await stranger.goto(decisionUrl(consent), {
+    method: 'POST',
+    body: `csrf=${csrf}&decision=deny`,
+    contentType: 'application/x-www-form-urlencoded',
+  });
   assert.equal(page.status, 400);
   assert.ok(page.hops.every((hop) => hop.location === undefined));
 });
@@ -116,7 +129,12 @@ test('a decision that is neither approve nor deny is not taken as approval', asy
   const browser = fixture.browser();
   const consent = await browser.goto(await fixture.authorizationUrl());
   const csrf = consent.form(0).controls.find((control) => control.name === 'csrf')!.value;
-  const page = await browser.goto(decisionUrl(consent), { method: 'POST', body: `csrf=${csrf}&decision=maybe`, contentType: 'application/x-www-form-urlencoded', initiator: consent.url });
+  const page = await browser.goto(decisionUrl(consent), {
+    method: 'POST',
+    body: `csrf=${csrf}&decision=maybe`,
+    contentType: 'application/x-www-form-urlencoded',
+    initiator: consent.url,
+  });
   assert.equal(page.status, 400);
   assert.equal(browser.jar.get(BINDING_COOKIE), undefined);
 });

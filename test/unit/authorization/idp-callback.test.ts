@@ -2,15 +2,16 @@
  * The IdP callback (idp-callback.ts) through the action itself: single-use and expiring state, the
  * browser-binding cookie (RFC 9700 §4.7), the access rules, and what a login records.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { NS, type UserRecord } from '../../../src/storage/records.ts';
+import { test } from 'node:test';
 import { BINDING_COOKIE } from '../../../src/authorization/browser-binding.ts';
 import { PENDING_LOGIN_TTL_SECONDS } from '../../../src/authorization/interactions/pending-login.ts';
 import type { AccessRules } from '../../../src/config/schema-access.ts';
-import { CLIENT_REDIRECT, startInteractionFixture, type InteractionFixture } from './interaction-fixture.ts';
+import { NS, type UserRecord } from '../../../src/storage/records.ts';
 import type { Browser } from '../../support/browser.ts';
 import { TestClock } from '../../support/clock.ts';
+import { CLIENT_REDIRECT, type InteractionFixture, startInteractionFixture } from './interaction-fixture.ts';
 
 function rules(overrides: Partial<AccessRules> = {}): AccessRules {
   return { emails: [], emailDomains: [], groups: [], githubOrgs: [], githubTeams: [], tenants: [], subjects: [], ...overrides };
@@ -48,7 +49,7 @@ test('a callback in a browser without the binding cookie is refused (login CSRF)
   assert.equal(await users(fixture), undefined, 'no user recorded');
 });
 
-test('a forged binding cookie, or another browser\'s genuine one, is refused', async (t) => {
+test("a forged binding cookie, or another browser's genuine one, is refused", async (t) => {
   const fixture = await startInteractionFixture(t);
   const callback = await callbackFor(fixture, fixture.browser());
   const forger = fixture.browser();
@@ -115,8 +116,24 @@ test('a callback without a state, or with an unknown one, is refused', async (t)
 
 test('access rules that refuse the account show the denied page, record nothing, then answer access_denied', async (t) => {
   const fixture = await startInteractionFixture(t, {
-    providers: [{ id: 'local', displayName: 'Team accounts', users: [{ username: 'alice', email: 'alice@example.com' }, { username: 'bob', email: 'bob@other.example' }] }],
-    servers: [{ name: 'tools', path: '/mcp', scopes: ['mcp:tools'], access: { gateway: rules(), server: rules({ emailDomains: ['example.com'], contact: 'the platform team' }) } }],
+    providers: [
+      {
+        id: 'local',
+        displayName: 'Team accounts',
+        users: [
+          { username: 'alice', email: 'alice@example.com' },
+          { username: 'bob', email: 'bob@other.example' },
+        ],
+      },
+    ],
+    servers: [
+      {
+        name: 'tools',
+        path: '/mcp',
+        scopes: ['mcp:tools'],
+        access: { gateway: rules(), server: rules({ emailDomains: ['example.com'], contact: 'the platform team' }) },
+      },
+    ],
   });
   const browser = fixture.browser();
   const authorization = await fixture.authorizationUrl();
@@ -147,7 +164,7 @@ test('the denied step cannot be posted without a refusal (its token does not exi
   const browser = fixture.browser();
   const consent = await browser.goto(await fixture.authorizationUrl());
   const page = await browser.submitForm(consent, { button: 'approve', fields: { step: 'denied' }, allowExtraFields: true });
-  assert.equal(page.status, 403, 'the consent token is not the denied page\'s');
+  assert.equal(page.status, 403, "the consent token is not the denied page's");
 });
 
 test('a login the IdP does not complete reaches the client as its OAuth error, with nothing recorded', async (t) => {

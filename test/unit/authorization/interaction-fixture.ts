@@ -14,22 +14,22 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import type Provider from 'oidc-provider';
-import { createProvider, type ProtectedResource } from '../../../src/authorization/provider.ts';
-import { loadOrCreateKeys } from '../../../src/authorization/keys.ts';
 import type { InteractionContext } from '../../../src/authorization/interactions/context.ts';
-import { showConsent } from '../../../src/authorization/interactions/show-consent.ts';
 import { decide } from '../../../src/authorization/interactions/decision.ts';
 import { handleIdpCallback } from '../../../src/authorization/interactions/idp-callback.ts';
+import { showConsent } from '../../../src/authorization/interactions/show-consent.ts';
+import { loadOrCreateKeys } from '../../../src/authorization/keys.ts';
+import { createProvider, type ProtectedResource } from '../../../src/authorization/provider.ts';
 import { configSchema, type LocalProviderConfig } from '../../../src/config/schema.ts';
+import { systemClock } from '../../../src/core/clock.ts';
 import { canonicalizeResource } from '../../../src/core/resource-uri.ts';
 import { LocalIdentityProvider } from '../../../src/idp/local.ts';
 import { hashPassword } from '../../../src/idp/passwords.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
-import { SecretBox } from '../../../src/storage/secret-box.ts';
 import { NS } from '../../../src/storage/records.ts';
+import { SecretBox } from '../../../src/storage/secret-box.ts';
 import { Browser, type Page } from '../../support/browser.ts';
-import { systemClock } from '../../../src/core/clock.ts';
 
 export const CLIENT_REDIRECT = 'https://client.example/cb';
 export const PASSWORD = 'correct horse battery staple';
@@ -113,7 +113,10 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     },
     logger,
   });
-  const identityProviders = await localProviders(options.providers ?? [{ id: 'local', displayName: 'Team accounts', users: [{ username: 'alice', email: 'alice@example.com' }] }], { storage, issuer, secret: keys.consentSecret, logger });
+  const identityProviders = await localProviders(
+    options.providers ?? [{ id: 'local', displayName: 'Team accounts', users: [{ username: 'alice', email: 'alice@example.com' }] }],
+    { storage, issuer, secret: keys.consentSecret, logger },
+  );
 
   const ctx: InteractionContext = {
     provider,
@@ -174,11 +177,23 @@ async function localProviders(
 ): Promise<LocalIdentityProvider[]> {
   const hash = await passwordHash;
   const parsed = configSchema.parse({
-    identityProviders: entries.map((entry) => ({ type: 'local', id: entry.id, displayName: entry.displayName, users: entry.users.map((user) => ({ ...user, passwordHash: hash })) })),
+    identityProviders: entries.map((entry) => ({
+      type: 'local',
+      id: entry.id,
+      displayName: entry.displayName,
+      users: entry.users.map((user) => ({ ...user, passwordHash: hash })),
+    })),
   }).identityProviders;
   return (parsed ?? []).map(
     (config) =>
-      new LocalIdentityProvider({ config: config as LocalProviderConfig, storage: deps.storage, issuer: deps.issuer, cookieSecret: deps.secret, branding: { productName: 'Test Gateway' }, logger: deps.logger }),
+      new LocalIdentityProvider({
+        config: config as LocalProviderConfig,
+        storage: deps.storage,
+        issuer: deps.issuer,
+        cookieSecret: deps.secret,
+        branding: { productName: 'Test Gateway' },
+        logger: deps.logger,
+      }),
   );
 }
 

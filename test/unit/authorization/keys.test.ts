@@ -1,10 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { MemoryStorage } from '../../../src/storage/memory.ts';
-import { SecretBox } from '../../../src/storage/secret-box.ts';
+import { test } from 'node:test';
 import { loadOrCreateKeys, publicJwks } from '../../../src/authorization/keys.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
+import { MemoryStorage } from '../../../src/storage/memory.ts';
+import { SecretBox } from '../../../src/storage/secret-box.ts';
 
 test('replicas starting together on one fresh store end with the same keys', async () => {
   const storage = new MemoryStorage();
@@ -47,7 +47,10 @@ test('a replica that lost the creation claim gives up with a code when no keys e
   t.mock.timers.enable({ apis: ['Date', 'setTimeout'] });
   const loading = loadOrCreateKeys(storage, box);
   let outcome: unknown;
-  loading.then(() => (outcome = 'loaded'), (error: unknown) => (outcome = error));
+  loading.then(
+    () => (outcome = 'loaded'),
+    (error: unknown) => (outcome = error),
+  );
   for (let step = 0; step < 200 && outcome === undefined; step++) {
     await new Promise<void>((resolve) => setImmediate(resolve));
     t.mock.timers.tick(100);

@@ -2,15 +2,16 @@
  * The pending login (pending-login.ts) against the real memory storage: sealed at rest, single-use
  * even under concurrent callbacks, and expired by the context's clock (RFC 9700 §4.7.1).
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { PENDING_LOGIN_TTL_SECONDS, type PendingLogin, storePendingLogin, takePendingLogin } from '../../../src/authorization/interactions/pending-login.ts';
+import { type Clock, systemClock } from '../../../src/core/clock.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
-import { SecretBox } from '../../../src/storage/secret-box.ts';
 import { NS } from '../../../src/storage/records.ts';
-import { PENDING_LOGIN_TTL_SECONDS, storePendingLogin, takePendingLogin, type PendingLogin } from '../../../src/authorization/interactions/pending-login.ts';
+import { SecretBox } from '../../../src/storage/secret-box.ts';
 import { TestClock } from '../../support/clock.ts';
-import { systemClock, type Clock } from '../../../src/core/clock.ts';
 
 function context(clock: Clock = systemClock) {
   return { storage: new MemoryStorage(), secretBox: new SecretBox([randomBytes(32)]), clock };

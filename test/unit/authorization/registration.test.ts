@@ -3,15 +3,16 @@
  * normalised body, read back from the replayed request exactly as oidc-provider reads it (the full
  * registration through oidc-provider is covered end to end in discovery-registration.test.ts).
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
-import { createRegistrationGuards, type RegistrationOptions } from '../../../src/authorization/registration.ts';
+import { test } from 'node:test';
 import { registrableScopes } from '../../../src/authorization/provider.ts';
-import { MemoryStorage } from '../../../src/storage/memory.ts';
+import { createRegistrationGuards, type RegistrationOptions } from '../../../src/authorization/registration.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
+import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { TestClock } from '../../support/clock.ts';
 
 /** A server that runs the guards, then answers with the body a provider would read from the replay. */
@@ -42,10 +43,19 @@ async function readAll(req: IncomingMessage): Promise<string> {
 }
 
 function register(url: string, body: unknown, address = '203.0.113.7'): Promise<Response> {
-  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': address }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': address },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
-const CURSOR = { client_name: 'Cursor', redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/callback'], grant_types: ['authorization_code'], token_endpoint_auth_method: 'none' };
+const CURSOR = {
+  client_name: 'Cursor',
+  redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/callback'],
+  grant_types: ['authorization_code'],
+  token_endpoint_auth_method: 'none',
+};
 
 test('the provider reads the normalised registration from the replayed request', async (t) => {
   const url = await guardedServer(t);

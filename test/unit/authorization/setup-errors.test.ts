@@ -2,15 +2,16 @@
  * Set-up and fetch failures of the authorization server carry stable codes (src/core/errors.ts), so
  * callers and operators can branch on them whatever the message says.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createProvider } from '../../../src/authorization/provider.ts';
+import { test } from 'node:test';
 import { createCimdFetch } from '../../../src/authorization/cimd.ts';
-import { MemoryStorage } from '../../../src/storage/memory.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
+import { createProvider } from '../../../src/authorization/provider.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { MemoryStorage } from '../../../src/storage/memory.ts';
 
 const logger = createLogger('silent');
 
@@ -42,14 +43,30 @@ test('a client metadata document over the size cap is refused with its code', as
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => server.close());
-  const cimd = createCimdFetch({ allowHosts: [], denyHosts: [], allowPrivateAddresses: true, fetchTimeoutMs: 5000, maxBytes: 1024, knownScopes: new Set(), logger });
+  const cimd = createCimdFetch({
+    allowHosts: [],
+    denyHosts: [],
+    allowPrivateAddresses: true,
+    fetchTimeoutMs: 5000,
+    maxBytes: 1024,
+    knownScopes: new Set(),
+    logger,
+  });
   t.after(() => cimd.close());
   const { port } = server.address() as AddressInfo;
   await assert.rejects(cimd.fetch(`http://127.0.0.1:${port}/client.json`), (error: unknown) => hasErrorCode(error, ErrorCode.HTTP_BODY_TOO_LARGE));
 });
 
 test('a client metadata document on a special-use address is not fetched', async (t) => {
-  const cimd = createCimdFetch({ allowHosts: [], denyHosts: [], allowPrivateAddresses: false, fetchTimeoutMs: 5000, maxBytes: 1024, knownScopes: new Set(), logger });
+  const cimd = createCimdFetch({
+    allowHosts: [],
+    denyHosts: [],
+    allowPrivateAddresses: false,
+    fetchTimeoutMs: 5000,
+    maxBytes: 1024,
+    knownScopes: new Set(),
+    logger,
+  });
   t.after(() => cimd.close());
   await assert.rejects(cimd.fetch('https://127.0.0.1/client.json'), (error: unknown) => hasErrorCode(error, ErrorCode.CIMD_FETCH_REFUSED));
 });

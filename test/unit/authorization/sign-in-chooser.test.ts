@@ -2,11 +2,12 @@
  * The sign-in chooser (sign-in-chooser.ts): shown after consent when several identity providers are
  * configured; the posted provider id must name one of them exactly.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { NS, type UserRecord } from '../../../src/storage/records.ts';
+import { test } from 'node:test';
 import { BINDING_COOKIE } from '../../../src/authorization/browser-binding.ts';
-import { CLIENT_REDIRECT, startInteractionFixture, type FixtureOptions } from './interaction-fixture.ts';
+import { NS, type UserRecord } from '../../../src/storage/records.ts';
+import { CLIENT_REDIRECT, type FixtureOptions, startInteractionFixture } from './interaction-fixture.ts';
 
 const SEVERAL: FixtureOptions = {
   providers: [
@@ -26,7 +27,7 @@ test('with several providers, approving consent shows one button per provider an
   assert.equal(browser.jar.get(BINDING_COOKIE), undefined, 'the binding comes with the IdP redirect, not before');
 });
 
-test('the chosen provider signs the person in, as that provider\'s user', async (t) => {
+test("the chosen provider signs the person in, as that provider's user", async (t) => {
   const fixture = await startInteractionFixture(t, SEVERAL);
   const browser = fixture.browser();
   const chooser = await fixture.signInPage(browser, await fixture.authorizationUrl());
@@ -46,7 +47,12 @@ test('a provider id that is not configured is refused', async (t) => {
   const csrf = form.controls.find((control) => control.name === 'csrf')!.value;
   for (const forged of ['evil', 'Staff', 'staff ', '__proto__', '']) {
     const body = new URLSearchParams({ step: 'sign-in', csrf, provider: forged }).toString();
-    const page = await browser.goto(chooser.resolve(form.action), { method: 'POST', body, contentType: 'application/x-www-form-urlencoded', initiator: chooser.url });
+    const page = await browser.goto(chooser.resolve(form.action), {
+      method: 'POST',
+      body,
+      contentType: 'application/x-www-form-urlencoded',
+      initiator: chooser.url,
+    });
     assert.equal(page.status, 400, forged);
   }
   assert.equal(browser.jar.get(BINDING_COOKIE), undefined);
@@ -61,7 +67,7 @@ test('cancel on the chooser answers access_denied to the client', async (t) => {
   assert.equal(cancelled.url.searchParams.get('error'), 'access_denied');
 });
 
-test('the chooser step cannot be reached by skipping consent (the consent token is not the chooser\'s)', async (t) => {
+test("the chooser step cannot be reached by skipping consent (the consent token is not the chooser's)", async (t) => {
   const fixture = await startInteractionFixture(t, SEVERAL);
   const browser = fixture.browser();
   const consent = await browser.goto(await fixture.authorizationUrl());

@@ -2,11 +2,12 @@
  * The start of the IdP login (start-idp-login.ts): what the pending login holds, and what happens when
  * the IdP redirect cannot be built.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { NS } from '../../../src/storage/records.ts';
+import { test } from 'node:test';
 import { BINDING_COOKIE, bindingDigest } from '../../../src/authorization/browser-binding.ts';
 import { PENDING_LOGIN_TTL_SECONDS, takePendingLogin } from '../../../src/authorization/interactions/pending-login.ts';
+import { NS } from '../../../src/storage/records.ts';
 import { CLIENT_REDIRECT, startInteractionFixture } from './interaction-fixture.ts';
 
 test('the pending login carries fresh PKCE, state and nonce, the flow it belongs to, and this browser', async (t) => {

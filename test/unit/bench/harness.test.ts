@@ -4,27 +4,25 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { after, before, describe, test } from 'node:test';
-import { Browser } from '../../support/browser.ts';
-import { startCimdHost } from '../../support/cimd-host.ts';
-import { CookieJar } from '../../support/cookies.ts';
-import type { CookieRequestContext } from '../../support/cookies.ts';
-import { formEntries, parseDocument } from '../../support/html.ts';
-import { closeServer, listen } from '../../support/ports.ts';
-import { createTestCa, createTrustingFetch } from '../../support/tls.ts';
-import { connectWithLogin, TestOAuthClientProvider } from '../../support/mcp-client.ts';
-import { freePort } from '../../support/ports.ts';
 import { DemoInMemoryAuthProvider } from '@modelcontextprotocol/sdk/examples/server/demoInMemoryOAuthProvider.js';
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
 import { getOAuthProtectedResourceMetadataUrl, mcpAuthRouter } from '@modelcontextprotocol/sdk/server/auth/router.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import type { Server } from 'node:http';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { Browser } from '../../support/browser.ts';
+import { startCimdHost } from '../../support/cimd-host.ts';
+import type { CookieRequestContext } from '../../support/cookies.ts';
+import { CookieJar } from '../../support/cookies.ts';
+import { formEntries, parseDocument } from '../../support/html.ts';
+import { connectWithLogin, TestOAuthClientProvider } from '../../support/mcp-client.ts';
+import { closeServer, freePort, listen } from '../../support/ports.ts';
+import { createTestCa, createTrustingFetch } from '../../support/tls.ts';
 
 const SAME_SITE_GET: CookieRequestContext = { sameSite: true, method: 'GET', topLevelNavigation: true };
 
@@ -167,7 +165,13 @@ line &amp; one</textarea>
     assert.match(document.text, /Allow Claude Code to use <demo>\?/);
     assert.ok(!form.controls.some((control) => control.name === 'after-inner-close'));
     const buttons = form.controls.filter((control) => control.kind === 'button');
-    assert.deepEqual(buttons.map((button) => [button.name, button.value, button.label]), [['decision', 'deny', 'Deny'], ['decision', 'allow', 'Allow access']]);
+    assert.deepEqual(
+      buttons.map((button) => [button.name, button.value, button.label]),
+      [
+        ['decision', 'deny', 'Deny'],
+        ['decision', 'allow', 'Allow access'],
+      ],
+    );
   });
 
   test('the form data set has what a browser would send', () => {
@@ -213,11 +217,21 @@ describe('browser navigation', () => {
       }
       if (url.pathname === '/form') {
         res.writeHead(200, { 'content-type': 'text/html' });
-        res.end(`<form method=post action="${url.searchParams.get('action') ?? '/echo'}"><input type=hidden name=h value="a b&amp;c"><input name=user><button name=go value=1>Go</button></form>`);
+        res.end(
+          `<form method=post action="${url.searchParams.get('action') ?? '/echo'}"><input type=hidden name=h value="a b&amp;c"><input name=user><button name=go value=1>Go</button></form>`,
+        );
         return;
       }
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ method: req.method, body, contentType: req.headers['content-type'] ?? null, origin: req.headers.origin ?? null, cookie: req.headers.cookie ?? null }));
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          body,
+          contentType: req.headers['content-type'] ?? null,
+          origin: req.headers.origin ?? null,
+          cookie: req.headers.cookie ?? null,
+        }),
+      );
     });
   };
 
@@ -233,7 +247,12 @@ describe('browser navigation', () => {
   });
 
   async function postThrough(browser: Browser, status: number) {
-    const page = await browser.goto(`${base}/r/${status}`, { method: 'POST', body: 'x=1', contentType: 'application/x-www-form-urlencoded', initiator: new URL(`${base}/start`) });
+    const page = await browser.goto(`${base}/r/${status}`, {
+      method: 'POST',
+      body: 'x=1',
+      contentType: 'application/x-www-form-urlencoded',
+      initiator: new URL(`${base}/start`),
+    });
     return { page, echo: JSON.parse(page.body) as { method: string; body: string; contentType: string | null; origin: string | null; cookie: string | null } };
   }
 
@@ -242,7 +261,13 @@ describe('browser navigation', () => {
     for (const status of [301, 302, 303]) {
       const { page, echo } = await postThrough(browser, status);
       assert.deepEqual([echo.method, echo.body, echo.contentType], ['GET', '', null], `status ${status}`);
-      assert.deepEqual(page.hops.map((hop) => [hop.method, hop.status]), [['POST', status], ['GET', 200]]);
+      assert.deepEqual(
+        page.hops.map((hop) => [hop.method, hop.status]),
+        [
+          ['POST', status],
+          ['GET', 200],
+        ],
+      );
     }
     for (const status of [307, 308]) {
       const { echo } = await postThrough(browser, status);
@@ -275,7 +300,10 @@ describe('browser navigation', () => {
     const stoppedAt = await browser.followUntil(target, 'http://127.0.0.1:1/callback');
     assert.equal(stoppedAt.searchParams.get('code'), 'abc');
     assert.equal(seen.length, before + 1, 'only the redirecting URL was requested');
-    assert.deepEqual(browser.history.map((url) => url.pathname), ['/r/302']);
+    assert.deepEqual(
+      browser.history.map((url) => url.pathname),
+      ['/r/302'],
+    );
     const app = await browser.goto(`${base}/r/302?to=${encodeURIComponent('cursor://anysphere.cursor-mcp/oauth/callback?code=1')}`);
     assert.ok(app.stopped, 'a custom scheme is handed to an app, not fetched');
     await browser.close();

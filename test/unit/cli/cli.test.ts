@@ -1,19 +1,19 @@
 /** The `hash-password` and `config check` commands, driven through in-memory streams. */
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
-import { Ajv } from 'ajv';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
 import { runConfigCheck } from '../../../src/cli/config-check.ts';
-import { readLine, runHashPassword } from '../../../src/cli/hash-password.ts';
-import { ErrorCode } from '../../../src/core/errors.ts';
 import { runConfigSchema } from '../../../src/cli/config-print.ts';
+import { readLine, runHashPassword } from '../../../src/cli/hash-password.ts';
 import { runServe } from '../../../src/cli/serve.ts';
+import { ErrorCode } from '../../../src/core/errors.ts';
 import { verifyPassword } from '../../../src/idp/passwords.ts';
 
 const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
@@ -200,7 +200,10 @@ describe('serve', () => {
   });
 
   test('an unknown or mistyped flag is a usage error before anything starts', async () => {
-    for (const [flag, named] of [['--conifg=gateway.yaml', '--conifg'], ['--port', '--port']] as const) {
+    for (const [flag, named] of [
+      ['--conifg=gateway.yaml', '--conifg'],
+      ['--port', '--port'],
+    ] as const) {
       const io = fakeIo();
       assert.equal(await runServe([flag], io), 2);
       assert.ok(io.err().split('\n')[0]!.includes(named), io.err());
@@ -210,7 +213,7 @@ describe('serve', () => {
 });
 
 describe('config schema', () => {
-  test('prints JSON Schema an editor\'s validator accepts: known keys pass, wrong types and unknown keys do not', async () => {
+  test("prints JSON Schema an editor's validator accepts: known keys pass, wrong types and unknown keys do not", async () => {
     const io = fakeIo();
     assert.equal(runConfigSchema([], io), 0);
     const schema = JSON.parse(io.out()) as { $schema: string; properties: Record<string, { description?: string }> };

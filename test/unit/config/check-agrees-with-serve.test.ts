@@ -12,15 +12,15 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { runConfigCheck } from '../../../src/cli/config-check.ts';
-import { ConfigError, loadConfig } from '../../../src/config/load.ts';
+import { type ConfigError, loadConfig } from '../../../src/config/load.ts';
 import { configSchema, type IdentityProviderConfig, type ServerConfig } from '../../../src/config/schema.ts';
+import type { OidcFamilyConfig } from '../../../src/config/schema-providers.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { issuerFromPublicUrl, resourceFor } from '../../../src/core/resource-uri.ts';
 import { GithubIdentityProvider } from '../../../src/idp/github.ts';
 import { OAuth2IdentityProvider } from '../../../src/idp/oauth2.ts';
 import { createOidcProvider } from '../../../src/idp/presets/index.ts';
-import type { OidcFamilyConfig } from '../../../src/config/schema-providers.ts';
-import { startStdioServer, type StdioServerDeps } from '../../../src/stdio/index.ts';
+import { type StdioServerDeps, startStdioServer } from '../../../src/stdio/index.ts';
 import { loadEncryptionKeys } from '../../../src/storage/secret-box.ts';
 
 const PUBLIC_URL = 'https://mcp.example.com';
@@ -51,22 +51,92 @@ interface ProviderCase {
 }
 
 const providerCases: ProviderCase[] = [
-  { name: 'oidc without the openid scope', valid: { type: 'oidc', issuer: 'https://idp.example.com' }, broken: { scopes: ['email'] }, path: 'identityProviders[0].scopes' },
-  { name: 'oidc replacing state', valid: { type: 'oidc', issuer: 'https://idp.example.com' }, broken: { authorizationParams: { state: 'x' } }, path: 'identityProviders[0].authorizationParams.state' },
-  { name: 'oidc with an http issuer', valid: { type: 'oidc', issuer: 'https://idp.example.com' }, broken: { issuer: 'http://idp.example.com' }, path: 'identityProviders[0].issuer' },
+  {
+    name: 'oidc without the openid scope',
+    valid: { type: 'oidc', issuer: 'https://idp.example.com' },
+    broken: { scopes: ['email'] },
+    path: 'identityProviders[0].scopes',
+  },
+  {
+    name: 'oidc replacing state',
+    valid: { type: 'oidc', issuer: 'https://idp.example.com' },
+    broken: { authorizationParams: { state: 'x' } },
+    path: 'identityProviders[0].authorizationParams.state',
+  },
+  {
+    name: 'oidc with an http issuer',
+    valid: { type: 'oidc', issuer: 'https://idp.example.com' },
+    broken: { issuer: 'http://idp.example.com' },
+    path: 'identityProviders[0].issuer',
+  },
   { name: 'google with an http issuer', valid: { type: 'google' }, broken: { issuer: 'http://accounts.example.com' }, path: 'identityProviders[0].issuer' },
-  { name: 'google replacing redirect_uri', valid: { type: 'google' }, broken: { authorizationParams: { redirect_uri: 'https://evil.example' } }, path: 'identityProviders[0].authorizationParams.redirect_uri' },
-  { name: 'entra multi-tenant without allowedTenants', valid: { type: 'entra', tenant: TID }, broken: { tenant: 'common' }, path: 'identityProviders[0].allowedTenants' },
-  { name: 'entra unqualified scope', valid: { type: 'entra', tenant: TID }, broken: { scopes: ['openid', 'User.Read'] }, path: 'identityProviders[0].scopes[1]' },
-  { name: 'entra scopes of two resources', valid: { type: 'entra', tenant: TID }, broken: { scopes: ['openid', 'api://a/x', 'api://b/y'] }, path: 'identityProviders[0].scopes' },
-  { name: 'entra resource parameter', valid: { type: 'entra', tenant: TID }, broken: { authorizationParams: { resource: 'api://a' } }, path: 'identityProviders[0].authorizationParams.resource' },
+  {
+    name: 'google replacing redirect_uri',
+    valid: { type: 'google' },
+    broken: { authorizationParams: { redirect_uri: 'https://evil.example' } },
+    path: 'identityProviders[0].authorizationParams.redirect_uri',
+  },
+  {
+    name: 'entra multi-tenant without allowedTenants',
+    valid: { type: 'entra', tenant: TID },
+    broken: { tenant: 'common' },
+    path: 'identityProviders[0].allowedTenants',
+  },
+  {
+    name: 'entra unqualified scope',
+    valid: { type: 'entra', tenant: TID },
+    broken: { scopes: ['openid', 'User.Read'] },
+    path: 'identityProviders[0].scopes[1]',
+  },
+  {
+    name: 'entra scopes of two resources',
+    valid: { type: 'entra', tenant: TID },
+    broken: { scopes: ['openid', 'api://a/x', 'api://b/y'] },
+    path: 'identityProviders[0].scopes',
+  },
+  {
+    name: 'entra resource parameter',
+    valid: { type: 'entra', tenant: TID },
+    broken: { authorizationParams: { resource: 'api://a' } },
+    path: 'identityProviders[0].authorizationParams.resource',
+  },
   { name: 'entra without openid', valid: { type: 'entra', tenant: TID }, broken: { scopes: ['offline_access'] }, path: 'identityProviders[0].scopes' },
-  { name: 'auth0 with neither domain nor issuer', valid: { type: 'auth0', domain: 'a.auth0.com' }, broken: { domain: undefined }, path: 'identityProviders[0].domain' },
-  { name: 'auth0 with both domain and issuer', valid: { type: 'auth0', domain: 'a.auth0.com' }, broken: { issuer: 'https://a.auth0.com/' }, path: 'identityProviders[0].issuer' },
-  { name: 'cognito pool of another region', valid: { type: 'cognito', region: 'eu-west-1', userPoolId: 'eu-west-1_AbC123' }, broken: { region: 'us-east-1' }, path: 'identityProviders[0].userPoolId' },
-  { name: 'cognito without region', valid: { type: 'cognito', region: 'eu-west-1', userPoolId: 'eu-west-1_AbC123' }, broken: { region: undefined }, path: 'identityProviders[0].region' },
-  { name: 'okta replacing nonce', valid: { type: 'okta', issuer: 'https://a.okta.com' }, broken: { authorizationParams: { nonce: 'n' } }, path: 'identityProviders[0].authorizationParams.nonce' },
-  { name: 'github replacing state', valid: { type: 'github' }, broken: { authorizationParams: { state: 'x' } }, path: 'identityProviders[0].authorizationParams.state' },
+  {
+    name: 'auth0 with neither domain nor issuer',
+    valid: { type: 'auth0', domain: 'a.auth0.com' },
+    broken: { domain: undefined },
+    path: 'identityProviders[0].domain',
+  },
+  {
+    name: 'auth0 with both domain and issuer',
+    valid: { type: 'auth0', domain: 'a.auth0.com' },
+    broken: { issuer: 'https://a.auth0.com/' },
+    path: 'identityProviders[0].issuer',
+  },
+  {
+    name: 'cognito pool of another region',
+    valid: { type: 'cognito', region: 'eu-west-1', userPoolId: 'eu-west-1_AbC123' },
+    broken: { region: 'us-east-1' },
+    path: 'identityProviders[0].userPoolId',
+  },
+  {
+    name: 'cognito without region',
+    valid: { type: 'cognito', region: 'eu-west-1', userPoolId: 'eu-west-1_AbC123' },
+    broken: { region: undefined },
+    path: 'identityProviders[0].region',
+  },
+  {
+    name: 'okta replacing nonce',
+    valid: { type: 'okta', issuer: 'https://a.okta.com' },
+    broken: { authorizationParams: { nonce: 'n' } },
+    path: 'identityProviders[0].authorizationParams.nonce',
+  },
+  {
+    name: 'github replacing state',
+    valid: { type: 'github' },
+    broken: { authorizationParams: { state: 'x' } },
+    path: 'identityProviders[0].authorizationParams.state',
+  },
   {
     name: 'oauth2 client_secret_post without a secret',
     valid: { type: 'oauth2', authorizationUrl: 'https://idp.example.com/a', tokenUrl: 'https://idp.example.com/t', userinfoUrl: 'https://idp.example.com/u' },

@@ -1,6 +1,6 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
 import { configReference } from '../../../src/config/docs.ts';
 
 test('docs/configuration.md is the reference generated from the schema (regenerate: npm run gateway -- config docs > docs/configuration.md)', async () => {

@@ -8,8 +8,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError, formatConfigError, loadConfig, type ConfigProblem } from '../../../src/config/load.ts';
 import { configReference } from '../../../src/config/docs.ts';
+import { ConfigError, type ConfigProblem, formatConfigError, loadConfig } from '../../../src/config/load.ts';
 import { ErrorCode } from '../../../src/core/errors.ts';
 
 let dir = '';
@@ -207,7 +207,10 @@ servers:
   - { name: a, path: /a, upstream: {} }
 `);
     const error = await problemsOf({ path, env: {} });
-    assert.equal(find(error, 'identityProviders[0].type').message, 'must be one of: local, oidc, entra, google, okta, keycloak, auth0, authentik, cognito, github, oauth2');
+    assert.equal(
+      find(error, 'identityProviders[0].type').message,
+      'must be one of: local, oidc, entra, google, okta, keycloak, auth0, authentik, cognito, github, oauth2',
+    );
     assert.match(find(error, 'servers[0].upstream').message, /url is required.*or.*builtin must be "demo"/);
   });
 
@@ -487,14 +490,20 @@ describe('reference', () => {
   test('lists every key with type, default and variable', () => {
     const reference = configReference();
     assert.match(reference, /^# Configuration reference/);
-    assert.match(reference, /### `listen\.port`\n\nTCP port[^\n]*\n\n- Type: integer from 0 to 65535\n- Default: `8080`\n- Environment: `MCP_GATEWAY_LISTEN__PORT`/);
+    assert.match(
+      reference,
+      /### `listen\.port`\n\nTCP port[^\n]*\n\n- Type: integer from 0 to 65535\n- Default: `8080`\n- Environment: `MCP_GATEWAY_LISTEN__PORT`/,
+    );
     assert.match(reference, /`MCP_GATEWAY_SECRETS__ENCRYPTION_KEYS`/);
     assert.match(reference, /`MCP_GATEWAY_IDENTITY_PROVIDERS__<N>__CLIENT_SECRET`/);
     assert.match(reference, /`MCP_GATEWAY_IDENTITY_PROVIDERS__<N>__USERS__<M>__PASSWORD_HASH`/);
     assert.match(reference, /`identityProviders\[\]` with `type: oidc`/);
     assert.match(reference, /`servers\[\]\.upstream\.url`/);
     // Every key has a description.
-    const sections = reference.split(/\n(?=#{2,6} `)/).slice(1).filter((section) => !/` with /.test(section.split('\n')[0] ?? ''));
+    const sections = reference
+      .split(/\n(?=#{2,6} `)/)
+      .slice(1)
+      .filter((section) => !/` with /.test(section.split('\n')[0] ?? ''));
     for (const section of sections) {
       assert.match(section, /^#+ `[^`]+`\n\n[^-\s]/, `no description for ${section.split('\n')[0]}`);
     }

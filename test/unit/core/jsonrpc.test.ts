@@ -6,9 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
-import {
-  isJsonRpcMessage, isJsonRpcProblem, JsonRpcCode, jsonRpcMessageProblem, parseJsonRpcBody, sendJsonRpcError,
-} from '../../../src/core/jsonrpc.ts';
+import { isJsonRpcMessage, isJsonRpcProblem, JsonRpcCode, jsonRpcMessageProblem, parseJsonRpcBody, sendJsonRpcError } from '../../../src/core/jsonrpc.ts';
 
 describe('parseJsonRpcBody', () => {
   const problem = (text: string) => {
@@ -89,7 +87,9 @@ describe('sendJsonRpcError', () => {
         res.on('data', (chunk: string) => (body += chunk));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
         res.on('error', reject);
-      }).on('error', reject).end();
+      })
+        .on('error', reject)
+        .end();
     });
   }
 

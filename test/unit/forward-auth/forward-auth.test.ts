@@ -6,19 +6,19 @@
  * itself is exercised end to end in test/e2e/forward-auth.test.ts.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
 import { createServer, request, type Server } from 'node:http';
 import { Writable } from 'node:stream';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { after, before, describe, it } from 'node:test';
 import type { CryptoKey, JWK } from 'jose';
-import { serverSchema, type ServerConfig } from '../../../src/config/schema.ts';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { type ServerConfig, serverSchema } from '../../../src/config/schema.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { createForwardAuth, forwardAuthMetadataPath } from '../../../src/forward-auth/index.ts';
+import { createRouter } from '../../../src/http/router.ts';
+import { IdpReauthenticationRequired, type IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
-import { IdpReauthenticationRequired, type IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
-import { listen, closeServer } from '../../support/ports.ts';
-import { createRouter } from '../../../src/http/router.ts';
-import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
+import { closeServer, listen } from '../../support/ports.ts';
 
 const ISSUER = 'https://gw.example.com';
 const GITHUB = 'https://mcp.example.com/github';
@@ -32,7 +32,10 @@ let base: string;
 const logLines: Array<Record<string, unknown>> = [];
 
 const users = new Map<string, UserRecord>([
-  ['corp:alice', { id: 'corp:alice', provider: 'corp', subject: 'alice', email: 'alice@example.com', name: 'Alice Ä', groups: ['eng', 'a,b'], createdAt: 0, lastLoginAt: 0 }],
+  [
+    'corp:alice',
+    { id: 'corp:alice', provider: 'corp', subject: 'alice', email: 'alice@example.com', name: 'Alice Ä', groups: ['eng', 'a,b'], createdAt: 0, lastLoginAt: 0 },
+  ],
   ['corp:bob', { id: 'corp:bob', provider: 'corp', subject: 'bob', groups: [], createdAt: 0, lastLoginAt: 0 }],
 ]);
 
@@ -46,9 +49,30 @@ const idpTokens: IdpTokenSource = {
 
 function servers(): ServerConfig[] {
   return [
-    { name: 'github', path: '/github', resource: GITHUB, upstream: { forwardAuth: true }, scopes: ['mcp:tools'], identityHeaders: { subject: 'X-User-Id', email: 'x-user-email', name: 'x-user-name', groups: 'x-user-groups' } },
-    { name: 'github-admin', path: '/github-admin', resource: ADMIN, upstream: { forwardAuth: true }, scopes: ['mcp:admin'], identityHeaders: { subject: 'x-user-id' } },
-    { name: 'app', path: '/app', resource: APP, upstream: { forwardAuth: true }, idpToken: { header: 'X-IdP-Token' }, identityHeaders: { subject: 'x-user-id' } },
+    {
+      name: 'github',
+      path: '/github',
+      resource: GITHUB,
+      upstream: { forwardAuth: true },
+      scopes: ['mcp:tools'],
+      identityHeaders: { subject: 'X-User-Id', email: 'x-user-email', name: 'x-user-name', groups: 'x-user-groups' },
+    },
+    {
+      name: 'github-admin',
+      path: '/github-admin',
+      resource: ADMIN,
+      upstream: { forwardAuth: true },
+      scopes: ['mcp:admin'],
+      identityHeaders: { subject: 'x-user-id' },
+    },
+    {
+      name: 'app',
+      path: '/app',
+      resource: APP,
+      upstream: { forwardAuth: true },
+      idpToken: { header: 'X-IdP-Token' },
+      identityHeaders: { subject: 'x-user-id' },
+    },
     { name: 'proxied', path: '/mcp', upstream: { url: 'http://127.0.0.1:9/mcp' } },
   ].map((server) => serverSchema.parse(server));
 }
@@ -84,7 +108,12 @@ function check(path: string, headers: Record<string, string>, method = 'GET'): P
       res.on('end', () =>
         resolve({
           status: res.statusCode ?? 0,
-          headers: { get: (name) => { const value = res.headers[name.toLowerCase()]; return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value; } },
+          headers: {
+            get: (name) => {
+              const value = res.headers[name.toLowerCase()];
+              return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+            },
+          },
           text: async () => body,
         }),
       );
@@ -155,7 +184,11 @@ describe('forward-auth: allowed requests, per proxy', () => {
   });
 
   it('nginx auth_request with X-Original-URI and X-Forwarded-Host, a HEAD/GET subrequest', async () => {
-    const response = await check('/forward-auth/github', { 'x-original-uri': '/github', 'x-forwarded-host': 'mcp.example.com:443', authorization: `Bearer ${await token()}` });
+    const response = await check('/forward-auth/github', {
+      'x-original-uri': '/github',
+      'x-forwarded-host': 'mcp.example.com:443',
+      authorization: `Bearer ${await token()}`,
+    });
     assert.equal(response.status, 200, 'the default port of the resource scheme is ignored');
   });
 
@@ -174,14 +207,21 @@ describe('forward-auth: allowed requests, per proxy', () => {
   });
 
   it('hands over the IdP token in the configured header', async () => {
-    const response = await check('/forward-auth/app', { ...traefik('app.internal:8443', '/mcp'), authorization: `Bearer ${await token({ aud: APP, scope: '' })}` });
+    const response = await check('/forward-auth/app', {
+      ...traefik('app.internal:8443', '/mcp'),
+      authorization: `Bearer ${await token({ aud: APP, scope: '' })}`,
+    });
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('x-idp-token'), 'idp-token-of-alice');
     assert.equal(response.headers.get('x-user-id'), 'corp:alice');
   });
 
   it('lets a CORS preflight through without identity', async () => {
-    const response = await check('/forward-auth/github', { ...traefik('mcp.example.com', '/github/mcp', 'OPTIONS'), origin: 'https://inspector.example', 'access-control-request-method': 'POST' });
+    const response = await check('/forward-auth/github', {
+      ...traefik('mcp.example.com', '/github/mcp', 'OPTIONS'),
+      origin: 'https://inspector.example',
+      'access-control-request-method': 'POST',
+    });
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('x-user-id'), null);
   });
@@ -205,7 +245,10 @@ describe('forward-auth: challenges', () => {
   });
 
   it('a token for another server: 401 invalid_token', async () => {
-    const response = await check('/forward-auth/github', { ...traefik('mcp.example.com', '/github/mcp'), authorization: `Bearer ${await token({ aud: APP })}` });
+    const response = await check('/forward-auth/github', {
+      ...traefik('mcp.example.com', '/github/mcp'),
+      authorization: `Bearer ${await token({ aud: APP })}`,
+    });
     assert.equal(response.status, 401);
     assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/);
   });
@@ -219,21 +262,36 @@ describe('forward-auth: challenges', () => {
   });
 
   it('missing scope: 403 insufficient_scope listing every scope needed', async () => {
-    const response = await check('/forward-auth/github', { ...traefik('mcp.example.com', '/github/mcp'), authorization: `Bearer ${await token({ scope: 'other' })}` });
+    const response = await check('/forward-auth/github', {
+      ...traefik('mcp.example.com', '/github/mcp'),
+      authorization: `Bearer ${await token({ scope: 'other' })}`,
+    });
     assert.equal(response.status, 403);
-    assert.equal(response.headers.get('www-authenticate'), `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="${ISSUER}${forwardAuthMetadataPath('github')}"`);
+    assert.equal(
+      response.headers.get('www-authenticate'),
+      `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="${ISSUER}${forwardAuthMetadataPath('github')}"`,
+    );
   });
 
   it('a token in the original query string: 401 invalid_request (proxies relay only 401/403)', async () => {
-    const response = await check('/forward-auth/github', { ...traefik('mcp.example.com', `/github/mcp?access_token=${await token()}`), authorization: `Bearer ${await token()}` });
+    const response = await check('/forward-auth/github', {
+      ...traefik('mcp.example.com', `/github/mcp?access_token=${await token()}`),
+      authorization: `Bearer ${await token()}`,
+    });
     assert.equal(response.status, 401);
     assert.match(response.headers.get('www-authenticate') ?? '', /error="invalid_request"/);
   });
 
   it('a user that no longer exists, and one whose IdP session ended: 401', async () => {
-    const ghost = await check('/forward-auth/github', { ...traefik('mcp.example.com', '/github/mcp'), authorization: `Bearer ${await token({ sub: 'corp:ghost' })}` });
+    const ghost = await check('/forward-auth/github', {
+      ...traefik('mcp.example.com', '/github/mcp'),
+      authorization: `Bearer ${await token({ sub: 'corp:ghost' })}`,
+    });
     assert.equal(ghost.status, 401);
-    const bob = await check('/forward-auth/app', { ...traefik('app.internal:8443', '/mcp'), authorization: `Bearer ${await token({ aud: APP, sub: 'corp:bob', scope: '' })}` });
+    const bob = await check('/forward-auth/app', {
+      ...traefik('app.internal:8443', '/mcp'),
+      authorization: `Bearer ${await token({ aud: APP, sub: 'corp:bob', scope: '' })}`,
+    });
     assert.equal(bob.status, 401);
     assert.match(bob.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
     assert.equal(bob.headers.get('x-idp-token'), null);
@@ -243,7 +301,11 @@ describe('forward-auth: challenges', () => {
 describe('forward-auth: never a token check for a request it does not protect', () => {
   it('a named check about another host or path: 403, no challenge, whatever the token', async () => {
     const valid = `Bearer ${await token()}`;
-    for (const [host, uri] of [['evil.example.com', '/github/mcp'], ['mcp.example.com', '/other/mcp'], ['mcp.example.com', '/githubx/mcp']] as const) {
+    for (const [host, uri] of [
+      ['evil.example.com', '/github/mcp'],
+      ['mcp.example.com', '/other/mcp'],
+      ['mcp.example.com', '/githubx/mcp'],
+    ] as const) {
       const response = await check('/forward-auth/github', { ...traefik(host, uri), authorization: valid });
       assert.equal(response.status, 403, `${host}${uri}`);
       assert.equal(response.headers.get('www-authenticate'), null);
@@ -264,7 +326,7 @@ describe('forward-auth: never a token check for a request it does not protect', 
     }
   });
 
-  it('a client-added X-Forwarded-Uri that disagrees with the proxy\'s X-Original-URI: 403', async () => {
+  it("a client-added X-Forwarded-Uri that disagrees with the proxy's X-Original-URI: 403", async () => {
     const response = await check('/forward-auth/github', {
       'x-original-uri': '/other/mcp',
       'x-forwarded-uri': '/github/mcp',
@@ -286,8 +348,16 @@ describe('forward-auth: never a token check for a request it does not protect', 
     assert.equal((await check('/forward-auth', { ...traefik('gw.example.com', '/mcp'), authorization: valid })).status, 403);
     logLines.length = 0;
     assert.equal((await check('/forward-authx', traefik('mcp.example.com', '/github'))).status, 404, 'other paths are not forward-auth checks');
-    assert.equal((await fetch(`${base}/.well-known/oauth-protected-resource/forward-auth/proxied`)).status, 404, 'no document for a server that is not forward-auth');
-    assert.deepEqual(logLines.filter((line) => String(line.event).startsWith('forward_auth.')), [], 'neither reached a check');
+    assert.equal(
+      (await fetch(`${base}/.well-known/oauth-protected-resource/forward-auth/proxied`)).status,
+      404,
+      'no document for a server that is not forward-auth',
+    );
+    assert.deepEqual(
+      logLines.filter((line) => String(line.event).startsWith('forward_auth.')),
+      [],
+      'neither reached a check',
+    );
   });
 
   it('an empty name segment is an unknown name, not a check by host', async () => {
@@ -296,7 +366,10 @@ describe('forward-auth: never a token check for a request it does not protect', 
   });
 
   it('wrong setup fails at start with a stable code', () => {
-    assert.throws(() => createForwardAuth({ issuer: ISSUER, servers: servers(), logger: createLogger('silent') }), (error: unknown) => hasErrorCode(error, ErrorCode.FORWARD_AUTH_SETUP));
+    assert.throws(
+      () => createForwardAuth({ issuer: ISSUER, servers: servers(), logger: createLogger('silent') }),
+      (error: unknown) => hasErrorCode(error, ErrorCode.FORWARD_AUTH_SETUP),
+    );
   });
 });
 
@@ -315,7 +388,13 @@ describe('forward-auth: logs', () => {
     assert.equal(allowed?.level, 20, 'debug');
     assert.equal(allowed?.sub, 'corp:alice');
     const denials = events.filter((line) => line.event === 'forward_auth.denied');
-    assert.deepEqual(denials.map((line) => [line.level, line.reason]), [[30, 'no_token'], [30, 'not_a_forward_auth_resource']]);
+    assert.deepEqual(
+      denials.map((line) => [line.level, line.reason]),
+      [
+        [30, 'no_token'],
+        [30, 'not_a_forward_auth_resource'],
+      ],
+    );
     assert.equal(JSON.stringify(logLines).includes(bearer.split('.')[2]!), false);
   });
 });

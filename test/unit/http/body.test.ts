@@ -4,7 +4,7 @@
  * receives the 413.
  */
 import assert from 'node:assert/strict';
-import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { fetch as undiciFetch } from 'undici';
@@ -116,7 +116,9 @@ describe('readCappedResponse', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     const whole = await readCappedResponse((await undiciFetch(url)).body as ReadableStream<Uint8Array>, 5_000);
     assert.equal(whole.toString('utf8'), 'b'.repeat(5_000));
-    await assert.rejects(readCappedResponse((await undiciFetch(url)).body as ReadableStream<Uint8Array>, 4_999), (error: unknown) => hasErrorCode(error, ErrorCode.HTTP_BODY_TOO_LARGE));
+    await assert.rejects(readCappedResponse((await undiciFetch(url)).body as ReadableStream<Uint8Array>, 4_999), (error: unknown) =>
+      hasErrorCode(error, ErrorCode.HTTP_BODY_TOO_LARGE),
+    );
     assert.equal((await readCappedResponse(null, 10)).length, 0);
   });
 });

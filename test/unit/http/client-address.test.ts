@@ -2,9 +2,10 @@
  * The client address behind proxies, with the X-Forwarded-For chains a client can forge: whatever it
  * writes into the header sits to the left of what the trusted proxies append, and must never count.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
+import { test } from 'node:test';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { clientAddressResolver } from '../../../src/http/client-address.ts';
 
@@ -54,6 +55,10 @@ test('a list trusts only hops whose address is on it: CIDR ranges, single addres
 
 test('a bad trustProxy fails when the resolver is built, with its code', () => {
   for (const bad of [['not-an-address'], ['10.0.0.0/99'], -1, 1.5]) {
-    assert.throws(() => clientAddressResolver(bad as never), (error: unknown) => hasErrorCode(error, ErrorCode.HTTP_TRUST_PROXY_INVALID), JSON.stringify(bad));
+    assert.throws(
+      () => clientAddressResolver(bad as never),
+      (error: unknown) => hasErrorCode(error, ErrorCode.HTTP_TRUST_PROXY_INVALID),
+      JSON.stringify(bad),
+    );
   }
 });

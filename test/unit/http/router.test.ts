@@ -4,10 +4,10 @@
  * router handed them.
  */
 import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { createRouter, type RequestTarget, type RouteHandlers } from '../../../src/http/router.ts';
-import { listen, closeServer } from '../../support/ports.ts';
+import { closeServer, listen } from '../../support/ports.ts';
 
 let server: Server;
 let base: string;
@@ -85,10 +85,13 @@ describe('router', () => {
     seen.length = 0;
     await (await fetch(`${base}/interaction/uid_1`)).text();
     await (await fetch(`${base}/forward-auth/github/mcp?x=1`, { method: 'PATCH' })).text();
-    assert.deepEqual(seen.map((entry) => [entry.handler, entry.method, entry.target]), [
-      ['consent', 'GET', { path: '/interaction/uid_1', search: '', params: { uid: 'uid_1' } }],
-      ['forwardAuthCheck', 'PATCH', { path: '/forward-auth/github/mcp', search: '?x=1', params: { rest: 'github/mcp' } }],
-    ]);
+    assert.deepEqual(
+      seen.map((entry) => [entry.handler, entry.method, entry.target]),
+      [
+        ['consent', 'GET', { path: '/interaction/uid_1', search: '', params: { uid: 'uid_1' } }],
+        ['forwardAuthCheck', 'PATCH', { path: '/forward-auth/github/mcp', search: '?x=1', params: { rest: 'github/mcp' } }],
+      ],
+    );
   });
 
   it('answers an unknown path with the JSON 404', async () => {
@@ -98,7 +101,7 @@ describe('router', () => {
     assert.equal((await json(response)).error, 'not_found');
   });
 
-  it('answers a wrong method on a known path with 405 and the table\'s Allow', async () => {
+  it("answers a wrong method on a known path with 405 and the table's Allow", async () => {
     const expected: Record<string, string> = {
       '/healthz': 'GET, HEAD',
       '/interaction/uid_1': 'GET',
@@ -138,6 +141,9 @@ describe('router', () => {
     failures.length = 0;
     assert.equal((await fetch(`${base}/token`, { method: 'POST' })).status, 500);
     assert.equal((await fetch(`${base}/register`, { method: 'POST' })).status, 500);
-    assert.deepEqual(failures.map((error) => (error as Error).message), ['thrown by a handler', 'rejected by a handler']);
+    assert.deepEqual(
+      failures.map((error) => (error as Error).message),
+      ['thrown by a handler', 'rejected by a handler'],
+    );
   });
 });

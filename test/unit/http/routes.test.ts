@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
-import { configSchema } from '../../../src/config/schema.ts';
 import { createProvider, type ProtectedResource } from '../../../src/authorization/provider.ts';
+import { configSchema } from '../../../src/config/schema.ts';
 import { forwardAuthMetadataPath } from '../../../src/forward-auth/index.ts';
 import { GATEWAY_ROUTES, matchRoute, RESERVED_PATHS, serverPathConflict } from '../../../src/http/routes.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
@@ -82,7 +82,10 @@ function refusesServerPath(path: string): boolean {
 describe('route table', () => {
   it('holds every route the configured oidc-provider serves, with its methods', async () => {
     const registered = await providerRoutes();
-    assert.ok(registered.some((route) => route.path === '/token'), 'the provider\'s routes were observed (oidc-provider internals moved?)');
+    assert.ok(
+      registered.some((route) => route.path === '/token'),
+      "the provider's routes were observed (oidc-provider internals moved?)",
+    );
     for (const { method, path } of registered) {
       const match = matchRoute(examplePath(path));
       assert.ok(match, `oidc-provider serves ${method} ${path}, which the route table does not know`);
@@ -112,14 +115,24 @@ describe('route table', () => {
   });
 
   it('reserves only what the table serves', () => {
-    assert.deepEqual(
-      [...RESERVED_PATHS].sort(),
-      ['/.well-known', '/authorize', '/callback', '/forward-auth', '/healthz', '/interaction', '/jwks', '/register', '/revoke', '/session', '/sign-in', '/token'],
-    );
+    assert.deepEqual([...RESERVED_PATHS].sort(), [
+      '/.well-known',
+      '/authorize',
+      '/callback',
+      '/forward-auth',
+      '/healthz',
+      '/interaction',
+      '/jwks',
+      '/register',
+      '/revoke',
+      '/session',
+      '/sign-in',
+      '/token',
+    ]);
     assert.equal(serverPathConflict('/oidc'), undefined, 'nothing is served under /oidc');
   });
 
-  it('names a forward-auth server\'s metadata URL at the table\'s forward-auth document route', () => {
+  it("names a forward-auth server's metadata URL at the table's forward-auth document route", () => {
     const match = matchRoute(forwardAuthMetadataPath('github'));
     assert.equal(match?.route.handler, 'forwardAuthMetadata');
     assert.equal(match?.params.server, 'github');

@@ -11,20 +11,20 @@ import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../../src/config/schema.ts';
 import type { GithubProviderConfig } from '../../../src/config/schema-providers-oauth2.ts';
 import { githubProviderSchema } from '../../../src/config/schema-providers-oauth2.ts';
-import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import type { OutboundFetch } from '../../../src/http/outbound.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
+import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import { GithubIdentityProvider, githubEndpoints, withGithubOrganizationDefaults } from '../../../src/idp/github.ts';
 import { parseTokenBody } from '../../../src/idp/oauth2-http.ts';
-import { refusedAt } from './refused-at.ts';
-import { IdpLoginError } from '../../../src/idp/types.ts';
 import type { IdpLoginState } from '../../../src/idp/types.ts';
+import { IdpLoginError } from '../../../src/idp/types.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 import { Browser } from '../../support/browser.ts';
-import { startFakeGithub } from '../../support/fake-github.ts';
 import type { FakeGithub, FakeGithubUser } from '../../support/fake-github.ts';
+import { startFakeGithub } from '../../support/fake-github.ts';
 import { freePort } from '../../support/ports.ts';
-import { createTestCa } from '../../support/tls.ts';
 import type { TestCa } from '../../support/tls.ts';
+import { createTestCa } from '../../support/tls.ts';
+import { refusedAt } from './refused-at.ts';
 
 const USERS: Record<string, FakeGithubUser> = {
   octocat: {
@@ -73,9 +73,11 @@ async function authorizeAt(github: FakeGithub, authorizationUrl: URL, login: str
   const browser = new Browser({ ca: ca.caPem });
   try {
     const page = await browser.goto(authorizationUrl, { stopAt: callbackUrl });
-    const end = page.stopped ? page : decision === 'approve'
-      ? await github.approve(browser, page, login, { stopAt: callbackUrl })
-      : await github.cancel(browser, page, { stopAt: callbackUrl });
+    const end = page.stopped
+      ? page
+      : decision === 'approve'
+        ? await github.approve(browser, page, login, { stopAt: callbackUrl })
+        : await github.cancel(browser, page, { stopAt: callbackUrl });
     assert.ok(end.stopped, `expected to stop at the callback, got ${end.toString()}`);
     return end.url;
   } finally {
@@ -90,7 +92,10 @@ async function signIn(github: FakeGithub, provider: GithubIdentityProvider, logi
 }
 
 async function assertLoginError(promise: Promise<unknown>, publicCode: IdpLoginError['publicCode'], detail?: RegExp): Promise<IdpLoginError> {
-  const error = await promise.then(() => assert.fail('expected an IdpLoginError'), (caught: unknown) => caught);
+  const error = await promise.then(
+    () => assert.fail('expected an IdpLoginError'),
+    (caught: unknown) => caught,
+  );
   assert.ok(error instanceof IdpLoginError, `expected IdpLoginError, got ${String(error)}`);
   assert.equal(error.publicCode, publicCode, `publicCode (detail: ${error.detail})`);
   if (detail) assert.match(error.detail, detail);
@@ -122,7 +127,9 @@ describe('GitHub provider configuration', () => {
   test('github.com endpoints by default, GHES endpoints under the configured base URL', () => {
     assert.deepEqual(githubEndpoints({ baseUrl: 'https://github.com' }), { webUrl: 'https://github.com', apiUrl: 'https://api.github.com' });
     assert.deepEqual(githubEndpoints({ baseUrl: 'https://ghe.example.com/' }), { webUrl: 'https://ghe.example.com', apiUrl: 'https://ghe.example.com/api/v3' });
-    const provider = new GithubIdentityProvider(githubProviderSchema.parse({ type: 'github', clientId: 'id', clientSecret: 's', baseUrl: 'https://ghe.example.com' }));
+    const provider = new GithubIdentityProvider(
+      githubProviderSchema.parse({ type: 'github', clientId: 'id', clientSecret: 's', baseUrl: 'https://ghe.example.com' }),
+    );
     assert.deepEqual(provider.endpoints, {
       authorizationUrl: 'https://ghe.example.com/login/oauth/authorize',
       tokenUrl: 'https://ghe.example.com/login/oauth/access_token',
@@ -137,34 +144,53 @@ describe('GitHub provider configuration', () => {
     assert.equal(github?.id, 'github');
     assert.equal(github?.displayName, 'GitHub');
     assert.equal(github?.type === 'github' ? github.baseUrl : undefined, 'https://github.com');
-    for (const bad of [
-      { baseUrl: 'http://ghe.example.com' },
-      { apiUrl: 'https://user:pw@ghe.example.com/api/v3' },
-      { id: 'GitHub' },
-      { clientSecret: '' },
-    ]) {
+    for (const bad of [{ baseUrl: 'http://ghe.example.com' }, { apiUrl: 'https://user:pw@ghe.example.com/api/v3' }, { id: 'GitHub' }, { clientSecret: '' }]) {
       const result = configSchema.safeParse({ identityProviders: [{ type: 'github', clientId: 'Iv1.x', clientSecret: 'secret', ...bad }] });
       assert.equal(result.success, false, JSON.stringify(bad));
     }
-    assert.equal(configSchema.safeParse({ identityProviders: [{ type: 'github', clientId: 'x', clientSecret: 's', baseUrl: 'http://127.0.0.1:9999' }] }).success, true, 'http on loopback');
+    assert.equal(
+      configSchema.safeParse({ identityProviders: [{ type: 'github', clientId: 'x', clientSecret: 's', baseUrl: 'http://127.0.0.1:9999' }] }).success,
+      true,
+      'http on loopback',
+    );
   });
 
-  test('authorizationParams may not replace the gateway\'s own parameters', () => {
+  test("authorizationParams may not replace the gateway's own parameters", () => {
     assert.throws(
-      () => new GithubIdentityProvider(githubProviderSchema.parse({ type: 'github', clientId: 'x', clientSecret: 's', authorizationParams: { state: 'fixed', code_challenge_method: 'plain' } })),
+      () =>
+        new GithubIdentityProvider(
+          githubProviderSchema.parse({
+            type: 'github',
+            clientId: 'x',
+            clientSecret: 's',
+            authorizationParams: { state: 'fixed', code_challenge_method: 'plain' },
+          }),
+        ),
       (error: unknown) => refusedAt('authorizationParams.state')(error) && refusedAt('authorizationParams.code_challenge_method')(error),
     );
   });
 
   test('fetchOrganizations defaults to on only when an access rule names GitHub orgs or teams', () => {
-    const providers = configSchema.parse({ identityProviders: [{ type: 'github', clientId: 'x', clientSecret: 's' }, { type: 'github', id: 'ghe', clientId: 'y', clientSecret: 's', fetchOrganizations: false }] });
+    const providers = configSchema.parse({
+      identityProviders: [
+        { type: 'github', clientId: 'x', clientSecret: 's' },
+        { type: 'github', id: 'ghe', clientId: 'y', clientSecret: 's', fetchOrganizations: false },
+      ],
+    });
     const none = withGithubOrganizationDefaults(providers.identityProviders!, providers);
-    assert.deepEqual(none.map((p) => p.type === 'github' && p.fetchOrganizations), [false, false]);
+    assert.deepEqual(
+      none.map((p) => p.type === 'github' && p.fetchOrganizations),
+      [false, false],
+    );
     const withRule = configSchema.parse({
       identityProviders: providers.identityProviders,
       servers: [{ name: 'a', path: '/a', upstream: { url: 'http://127.0.0.1:1/mcp' }, access: { githubTeams: ['acme/platform'] } }],
     });
-    assert.deepEqual(withGithubOrganizationDefaults(withRule.identityProviders!, withRule).map((p) => p.type === 'github' && p.fetchOrganizations), [true, false], 'an explicit false is kept');
+    assert.deepEqual(
+      withGithubOrganizationDefaults(withRule.identityProviders!, withRule).map((p) => p.type === 'github' && p.fetchOrganizations),
+      [true, false],
+      'an explicit false is kept',
+    );
   });
 });
 
@@ -209,21 +235,25 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
     assert.match(result.tokens.accessToken ?? '', /^gho_/);
     assert.equal(result.tokens.refreshToken, undefined, 'no refresh token without expiring user tokens');
     assert.equal(result.tokens.expiresAt, undefined, 'OAuth app tokens do not expire');
-    assert.equal(result.tokens.scope, 'read:user user:email', 'GitHub\'s comma-separated scope normalised');
+    assert.equal(result.tokens.scope, 'read:user user:email', "GitHub's comma-separated scope normalised");
 
     const calls = github.requests.slice(start);
     const tokenRequest = calls.find((request) => request.path === '/login/oauth/access_token');
     assert.ok(tokenRequest);
-    assert.equal(tokenRequest.headers['accept'], 'application/json');
+    assert.equal(tokenRequest.headers.accept, 'application/json');
     const form = new URLSearchParams(tokenRequest.body);
     assert.equal(form.get('client_id'), github.clientId);
     assert.equal(form.get('code_verifier'), login.codeVerifier);
     assert.equal(form.get('redirect_uri'), callbackUrl);
     const apiCalls = calls.filter((request) => request.path.startsWith('/user'));
-    assert.deepEqual(apiCalls.map((request) => request.path), ['/user', '/user/emails'], 'orgs and teams are not read unless configured');
+    assert.deepEqual(
+      apiCalls.map((request) => request.path),
+      ['/user', '/user/emails'],
+      'orgs and teams are not read unless configured',
+    );
     for (const call of apiCalls) {
-      assert.equal(call.headers['authorization'], `Bearer ${result.tokens.accessToken}`);
-      assert.equal(call.headers['accept'], 'application/vnd.github+json');
+      assert.equal(call.headers.authorization, `Bearer ${result.tokens.accessToken}`);
+      assert.equal(call.headers.accept, 'application/vnd.github+json');
       assert.ok(call.headers['user-agent'], 'GitHub refuses API calls without a User-Agent');
     }
   });
@@ -243,7 +273,10 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
     const result = await provider.completeLogin(await authorizeAt(github, authorizationUrl, 'octocat'), login, callbackUrl);
     assert.deepEqual(result.identity.organizations, ['acme', 'octo-org', 'third-org']);
     assert.deepEqual(result.identity.teams, ['acme/platform', 'acme/security', 'octo-org/maintainers']);
-    const pages = github.requests.slice(start).filter((request) => request.path === '/user/orgs').map((request) => request.query.get('page') ?? '1');
+    const pages = github.requests
+      .slice(start)
+      .filter((request) => request.path === '/user/orgs')
+      .map((request) => request.query.get('page') ?? '1');
     assert.deepEqual(pages, ['1', '2'], 'the fake serves 2 per page: the Link rel="next" was followed');
   });
 
@@ -253,14 +286,17 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
     const result = await signIn(github, provider);
     assert.equal(result.identity.subject, '583231');
     assert.equal(result.identity.email, undefined);
-    assert.ok(lines.some((line) => line['event'] === 'idp.github.email_unavailable' && /user:email/.test(String(line['msg']))));
+    assert.ok(lines.some((line) => line.event === 'idp.github.email_unavailable' && /user:email/.test(String(line.msg))));
   });
 
   test('organisations configured but read:org not granted: a server_error naming the missing scope', async () => {
     const { logger, lines } = capturingLogger();
-    const provider = new GithubIdentityProvider(providerConfig(github, { fetchOrganizations: true, scopes: ['read:user', 'user:email'] }), { fetch: outbound, logger });
+    const provider = new GithubIdentityProvider(providerConfig(github, { fetchOrganizations: true, scopes: ['read:user', 'user:email'] }), {
+      fetch: outbound,
+      logger,
+    });
     await assertLoginError(signIn(github, provider), 'server_error', /GET \/user\/(orgs|teams) answered 403.*read:org/);
-    assert.ok(lines.some((line) => line['event'] === 'idp.github.orgs_unavailable'));
+    assert.ok(lines.some((line) => line.event === 'idp.github.orgs_unavailable'));
   });
 
   test('the user pressing Cancel on GitHub is access_denied', async () => {
@@ -271,7 +307,7 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
     await assertLoginError(provider.completeLogin(callback, login, callbackUrl), 'access_denied', /error=access_denied/);
   });
 
-  test('a code used twice is GitHub\'s 200 bad_verification_code: server_error, not a success', async () => {
+  test("a code used twice is GitHub's 200 bad_verification_code: server_error, not a success", async () => {
     const provider = new GithubIdentityProvider(providerConfig(github), { fetch: outbound });
     const login = newLogin();
     const callback = await authorizeAt(github, await provider.authorizationUrl(login, callbackUrl), 'octocat');
@@ -283,10 +319,14 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
     const provider = new GithubIdentityProvider(providerConfig(github), { fetch: outbound });
     const login = newLogin();
     const callback = await authorizeAt(github, await provider.authorizationUrl(login, callbackUrl), 'octocat');
-    await assertLoginError(provider.completeLogin(callback, { ...login, codeVerifier: randomBytes(48).toString('base64url') }, callbackUrl), 'server_error', /bad_verification_code/);
+    await assertLoginError(
+      provider.completeLogin(callback, { ...login, codeVerifier: randomBytes(48).toString('base64url') }, callbackUrl),
+      'server_error',
+      /bad_verification_code/,
+    );
   });
 
-  test('a callback whose state is not the pending login\'s is refused before any token request', async () => {
+  test("a callback whose state is not the pending login's is refused before any token request", async () => {
     const provider = new GithubIdentityProvider(providerConfig(github), { fetch: outbound });
     const login = newLogin();
     const callback = await authorizeAt(github, await provider.authorizationUrl(login, callbackUrl), 'octocat');
@@ -300,9 +340,9 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
     const provider = new GithubIdentityProvider(providerConfig(github, { clientSecret: 'not-the-secret' }), { fetch: outbound, logger });
     const error = await assertLoginError(signIn(github, provider), 'server_error', /incorrect_client_credentials.*clientSecret/);
     assert.doesNotMatch(error.message, /secret/i, 'the client-facing message names no configuration');
-    const logged = lines.find((line) => line['event'] === 'idp.misconfigured');
+    const logged = lines.find((line) => line.event === 'idp.misconfigured');
     assert.ok(logged, 'an operator-facing log line');
-    assert.equal(logged['level'], 50);
+    assert.equal(logged.level, 50);
     assert.doesNotMatch(JSON.stringify(lines), /not-the-secret/, 'the secret is never logged');
   });
 
@@ -314,7 +354,11 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
     const page = await browser.goto(await provider.authorizationUrl(login, elsewhere), { stopAt: callbackUrl });
     await browser.close();
     assert.ok(page.stopped, 'GitHub sends the error to the registered callback');
-    await assertLoginError(provider.completeLogin(page.url, login, elsewhere), 'server_error', /redirect_uri_mismatch.*register http:\/\/localhost:1\/elsewhere/);
+    await assertLoginError(
+      provider.completeLogin(page.url, login, elsewhere),
+      'server_error',
+      /redirect_uri_mismatch.*register http:\/\/localhost:1\/elsewhere/,
+    );
   });
 
   test('rate limits and GitHub outages are temporarily_unavailable', async () => {
@@ -340,10 +384,14 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
   test('GitHub unreachable is temporarily_unavailable', async () => {
     const provider = new GithubIdentityProvider(providerConfig(github, { baseUrl: `https://127.0.0.1:${await freePort()}` }), { fetch: outbound });
     const login = newLogin();
-    await assertLoginError(provider.completeLogin(new URL(`${callbackUrl}?code=abc&state=${login.state}`), login, callbackUrl), 'temporarily_unavailable', /request failed/);
+    await assertLoginError(
+      provider.completeLogin(new URL(`${callbackUrl}?code=abc&state=${login.state}`), login, callbackUrl),
+      'temporarily_unavailable',
+      /request failed/,
+    );
   });
 
-  test('GitHub\'s default token answer is form-encoded, and it is understood', async () => {
+  test("GitHub's default token answer is form-encoded, and it is understood", async () => {
     const response = await outbound(`${github.origin}/login/oauth/access_token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -352,8 +400,12 @@ describe('GitHub provider against the fake GitHub (github.com layout)', () => {
     assert.equal(response.status, 200, 'GitHub reports errors with HTTP 200');
     assert.match(response.headers.get('content-type') ?? '', /^application\/x-www-form-urlencoded/);
     const parsed = parseTokenBody(await response.text(), response.headers.get('content-type'));
-    assert.equal(parsed?.['error'], 'bad_verification_code');
-    assert.deepEqual(parseTokenBody('access_token=gho_x&scope=read%3Aorg%2Cuser%3Aemail&token_type=bearer', 'text/plain'), { access_token: 'gho_x', scope: 'read:org,user:email', token_type: 'bearer' });
+    assert.equal(parsed?.error, 'bad_verification_code');
+    assert.deepEqual(parseTokenBody('access_token=gho_x&scope=read%3Aorg%2Cuser%3Aemail&token_type=bearer', 'text/plain'), {
+      access_token: 'gho_x',
+      scope: 'read:org,user:email',
+      token_type: 'bearer',
+    });
     assert.equal(parseTokenBody('<html>oops</html>', 'text/html'), undefined);
   });
 });
@@ -362,7 +414,14 @@ describe('GitHub provider: expiring user tokens and GitHub Enterprise Server', (
   let github: FakeGithub;
 
   before(async () => {
-    github = await startFakeGithub({ clientId: 'Iv23liGhesApp', clientSecret: 'ghes-secret-0123456789', callbackUrl, users: USERS, layout: 'enterprise', expiringTokens: true });
+    github = await startFakeGithub({
+      clientId: 'Iv23liGhesApp',
+      clientSecret: 'ghes-secret-0123456789',
+      callbackUrl,
+      users: USERS,
+      layout: 'enterprise',
+      expiringTokens: true,
+    });
   });
   after(async () => {
     await github.close();

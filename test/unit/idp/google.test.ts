@@ -13,9 +13,9 @@ import { createOutboundFetch, type OutboundFetch } from '../../../src/http/outbo
 import { createOidcProvider } from '../../../src/idp/presets/index.ts';
 import { Browser } from '../../support/browser.ts';
 import { STANDIN_CLIENT_ID, STANDIN_CLIENT_SECRET, startGoogleStandin } from '../../support/idp-standins.ts';
+import type { OidcIdp } from '../../support/oidc-idp.ts';
 import { freePort } from '../../support/ports.ts';
 import { createTestCa, type TestCa } from '../../support/tls.ts';
-import type { OidcIdp } from '../../support/oidc-idp.ts';
 
 let ca: TestCa;
 let google: OidcIdp;
@@ -53,9 +53,12 @@ test('the preset gets a refresh token (access_type=offline, prompt=consent), and
   const result = await loginWith({});
   assert.equal(result.identity.subject, '1234');
   assert.ok(result.tokens.refreshToken, 'refresh token');
-  const provider = createOidcProvider(configSchema.parse({
-    identityProviders: [{ type: 'google', issuer: google.issuer, clientId: STANDIN_CLIENT_ID, clientSecret: STANDIN_CLIENT_SECRET }],
-  }).identityProviders![0] as OidcFamilyConfig, { fetch: outbound });
+  const provider = createOidcProvider(
+    configSchema.parse({
+      identityProviders: [{ type: 'google', issuer: google.issuer, clientId: STANDIN_CLIENT_ID, clientSecret: STANDIN_CLIENT_SECRET }],
+    }).identityProviders![0] as OidcFamilyConfig,
+    { fetch: outbound },
+  );
   const refreshed = await provider.refresh(result.tokens);
   assert.ok(refreshed.accessToken && refreshed.accessToken !== result.tokens.accessToken);
 });

@@ -10,20 +10,20 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import * as client from 'openid-client';
 import { createOutboundFetch, type OutboundFetch } from '../../../src/http/outbound.ts';
+import { createIdpTokenSource } from '../../../src/idp/idp-tokens.ts';
+import type { OidcIdentityProvider } from '../../../src/idp/oidc.ts';
+import { createOidcProvider } from '../../../src/idp/presets/index.ts';
+import type { IdentityProvider, IdpTokens } from '../../../src/idp/types.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { NS } from '../../../src/storage/records.ts';
 import { SecretBox } from '../../../src/storage/secret-box.ts';
 import type { Storage } from '../../../src/storage/types.ts';
-import { createIdpTokenSource } from '../../../src/idp/idp-tokens.ts';
-import { createOidcProvider } from '../../../src/idp/presets/index.ts';
-import type { OidcIdentityProvider } from '../../../src/idp/oidc.ts';
-import type { IdentityProvider, IdpTokens } from '../../../src/idp/types.ts';
 import { Browser } from '../../support/browser.ts';
+import { TestClock } from '../../support/clock.ts';
+import { type OidcIdp, startOidcIdp } from '../../support/oidc-idp.ts';
 import { freePort } from '../../support/ports.ts';
 import { createTestCa, type TestCa } from '../../support/tls.ts';
-import { startOidcIdp, type OidcIdp } from '../../support/oidc-idp.ts';
-import { TestClock } from '../../support/clock.ts';
 
 const USER = 'okta:alice';
 let ca: TestCa;
@@ -63,10 +63,25 @@ before(async () => {
   outbound = createOutboundFetch({ extraCaPem: ca.caPem, timeoutMs: 5_000 });
   callbackUrl = `https://localhost:${await freePort()}/callback`;
   idp = await startOidcIdp({
-    clientId: 'gw', clientSecret: 'secret-0123456789', redirectUris: [callbackUrl], users: { alice: { email: 'alice@example.com' } }, rotateRefreshToken: true,
+    clientId: 'gw',
+    clientSecret: 'secret-0123456789',
+    redirectUris: [callbackUrl],
+    users: { alice: { email: 'alice@example.com' } },
+    rotateRefreshToken: true,
   });
   provider = createOidcProvider(
-    { type: 'okta', id: 'okta', displayName: 'Okta', issuer: idp.issuer, clientId: 'gw', clientSecret: 'secret-0123456789', scopes: ['openid', 'email', 'offline_access'], authorizationParams: {}, claims: {}, clockTolerance: 30 },
+    {
+      type: 'okta',
+      id: 'okta',
+      displayName: 'Okta',
+      issuer: idp.issuer,
+      clientId: 'gw',
+      clientSecret: 'secret-0123456789',
+      scopes: ['openid', 'email', 'offline_access'],
+      authorizationParams: {},
+      claims: {},
+      clockTolerance: 30,
+    },
     { fetch: outbound },
   );
 });

@@ -7,12 +7,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { configSchema, type LocalProviderConfig } from '../../../src/config/schema.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
-import { MemoryStorage } from '../../../src/storage/memory.ts';
-import { NS } from '../../../src/storage/records.ts';
 import { LocalIdentityProvider } from '../../../src/idp/local.ts';
 import { hashPassword } from '../../../src/idp/passwords.ts';
 import { IdpLoginError, type IdpLoginState } from '../../../src/idp/types.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { MemoryStorage } from '../../../src/storage/memory.ts';
+import { NS } from '../../../src/storage/records.ts';
 
 const ISSUER = 'http://127.0.0.1:1'; // only used to build URLs; requests go to the test server
 const CALLBACK = `${ISSUER}/callback`;
@@ -217,7 +217,9 @@ describe('local identity provider', () => {
     const login = await pendingLogin();
     const page = await getPage(login.state);
     const fields = { state: login.state, csrf: field(page.body, 'csrf'), username: 'alice' };
-    const results = await Promise.all(Array.from({ length: 8 }, (_, index) => submit({ ...fields, password: `guess-${index}` }, { address: `2001:db8::${index + 1}` })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, index) => submit({ ...fields, password: `guess-${index}` }, { address: `2001:db8::${index + 1}` })),
+    );
     const statuses = results.map((result) => result.status).sort();
     assert.deepEqual(statuses, [...Array(MAX_FAILURES).fill(401), ...Array(8 - MAX_FAILURES).fill(429)]);
   });
@@ -241,7 +243,10 @@ describe('local identity provider', () => {
       tokens: {},
     });
     // Single use.
-    await assert.rejects(provider.completeLogin(location, login, CALLBACK), (error: unknown) => error instanceof IdpLoginError && error.publicCode === 'access_denied');
+    await assert.rejects(
+      provider.completeLogin(location, login, CALLBACK),
+      (error: unknown) => error instanceof IdpLoginError && error.publicCode === 'access_denied',
+    );
   });
 
   test('a code is refused for another login, and is burnt by the attempt', async () => {
@@ -287,4 +292,3 @@ describe('local identity provider', () => {
     assert.equal((await signIn(login.state, 'alice', 'alice-password')).status, 303);
   });
 });
-

@@ -8,23 +8,23 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../../src/config/schema.ts';
-import { oauth2ProviderSchema } from '../../../src/config/schema-providers-oauth2.ts';
 import type { OAuth2ProviderConfig } from '../../../src/config/schema-providers-oauth2.ts';
-import { createOutboundFetch } from '../../../src/http/outbound.ts';
+import { oauth2ProviderSchema } from '../../../src/config/schema-providers-oauth2.ts';
 import type { OutboundFetch } from '../../../src/http/outbound.ts';
+import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import { OAuth2IdentityProvider } from '../../../src/idp/oauth2.ts';
 import { booleanFrom, groupsFrom, subjectFrom, valueAtPath } from '../../../src/idp/oauth2-claims.ts';
-import { refusedAt } from './refused-at.ts';
-import { IdpLoginError } from '../../../src/idp/types.ts';
 import type { IdpLoginState } from '../../../src/idp/types.ts';
+import { IdpLoginError } from '../../../src/idp/types.ts';
 import { Browser } from '../../support/browser.ts';
-import { startFakeGithub } from '../../support/fake-github.ts';
 import type { FakeGithub } from '../../support/fake-github.ts';
-import { freePort } from '../../support/ports.ts';
-import { createTestCa } from '../../support/tls.ts';
-import type { TestCa } from '../../support/tls.ts';
-import { startOidcIdp } from '../../support/oidc-idp.ts';
+import { startFakeGithub } from '../../support/fake-github.ts';
 import type { OidcIdp } from '../../support/oidc-idp.ts';
+import { startOidcIdp } from '../../support/oidc-idp.ts';
+import { freePort } from '../../support/ports.ts';
+import type { TestCa } from '../../support/tls.ts';
+import { createTestCa } from '../../support/tls.ts';
+import { refusedAt } from './refused-at.ts';
 
 let ca: TestCa;
 let outbound: OutboundFetch;
@@ -35,7 +35,10 @@ function newLogin(): IdpLoginState {
 }
 
 async function assertLoginError(promise: Promise<unknown>, publicCode: IdpLoginError['publicCode'], detail?: RegExp): Promise<IdpLoginError> {
-  const error = await promise.then(() => assert.fail('expected an IdpLoginError'), (caught: unknown) => caught);
+  const error = await promise.then(
+    () => assert.fail('expected an IdpLoginError'),
+    (caught: unknown) => caught,
+  );
   assert.ok(error instanceof IdpLoginError, `expected IdpLoginError, got ${String(error)}`);
   assert.equal(error.publicCode, publicCode, `publicCode (detail: ${error.detail})`);
   if (detail) assert.match(error.detail, detail);
@@ -53,7 +56,13 @@ after(async () => {
 });
 
 describe('claim paths', () => {
-  const document = { sub: 'x', id: 42, data: { attributes: { email: 'a@example.com', verified: 'true' } }, roles: [{ name: 'admins' }, { displayName: 'ops' }, 7], list: ['a', ''] };
+  const document = {
+    sub: 'x',
+    id: 42,
+    data: { attributes: { email: 'a@example.com', verified: 'true' } },
+    roles: [{ name: 'admins' }, { displayName: 'ops' }, 7],
+    list: ['a', ''],
+  };
 
   test('dot paths read nested values, array indexes, and never Object internals', () => {
     assert.equal(valueAtPath(document, 'data.attributes.email'), 'a@example.com');
@@ -80,7 +89,13 @@ describe('claim paths', () => {
 });
 
 describe('generic OAuth 2 configuration', () => {
-  const base = { type: 'oauth2', authorizationUrl: 'https://idp.example.com/authorize', tokenUrl: 'https://idp.example.com/token', userinfoUrl: 'https://idp.example.com/me', clientId: 'gw' };
+  const base = {
+    type: 'oauth2',
+    authorizationUrl: 'https://idp.example.com/authorize',
+    tokenUrl: 'https://idp.example.com/token',
+    userinfoUrl: 'https://idp.example.com/me',
+    clientId: 'gw',
+  };
 
   test('defaults: PKCE on, standard claim paths, basic auth with a secret and none without', async () => {
     const parsed = configSchema.parse({ identityProviders: [{ ...base, clientSecret: 's' }] }).identityProviders?.[0];
@@ -120,18 +135,25 @@ describe('generic OAuth 2 configuration', () => {
 describe('generic OAuth 2 against a real OAuth 2 server (oidc-provider, userinfo with nested claims)', () => {
   let idp: OidcIdp;
 
-  const config = (overrides: Partial<OAuth2ProviderConfig> = {}): OAuth2ProviderConfig => oauth2ProviderSchema.parse({
-    type: 'oauth2',
-    id: 'corp',
-    authorizationUrl: `${idp.issuer}/auth`,
-    tokenUrl: `${idp.issuer}/token`,
-    userinfoUrl: `${idp.issuer}/me`,
-    clientId: idp.clientId,
-    clientSecret: idp.clientSecret,
-    scopes: ['openid', 'offline_access'],
-    claims: { subject: 'account.id', email: 'account.contact.mail', emailVerified: 'account.contact.verified', name: 'account.displayName', groups: 'account.roles' },
-    ...overrides,
-  });
+  const config = (overrides: Partial<OAuth2ProviderConfig> = {}): OAuth2ProviderConfig =>
+    oauth2ProviderSchema.parse({
+      type: 'oauth2',
+      id: 'corp',
+      authorizationUrl: `${idp.issuer}/auth`,
+      tokenUrl: `${idp.issuer}/token`,
+      userinfoUrl: `${idp.issuer}/me`,
+      clientId: idp.clientId,
+      clientSecret: idp.clientSecret,
+      scopes: ['openid', 'offline_access'],
+      claims: {
+        subject: 'account.id',
+        email: 'account.contact.mail',
+        emailVerified: 'account.contact.verified',
+        name: 'account.displayName',
+        groups: 'account.roles',
+      },
+      ...overrides,
+    });
 
   async function signIn(provider: OAuth2IdentityProvider, username: string) {
     const login = newLogin();
@@ -154,7 +176,14 @@ describe('generic OAuth 2 against a real OAuth 2 server (oidc-provider, userinfo
       // Everything rides with `openid`, so userinfo has the nested `account` document.
       claims: { openid: ['sub', 'account'] },
       users: {
-        carol: { account: { id: 'acct-1001', displayName: 'Carol C', contact: { mail: 'carol@example.com', verified: true }, roles: [{ name: 'mcp-admins' }, { name: 'staff' }] } },
+        carol: {
+          account: {
+            id: 'acct-1001',
+            displayName: 'Carol C',
+            contact: { mail: 'carol@example.com', verified: true },
+            roles: [{ name: 'mcp-admins' }, { name: 'staff' }],
+          },
+        },
         dave: { account: { id: 1002, contact: { mail: 'dave@example.com', verified: false }, roles: 'staff' } },
         nobody: { account: { displayName: 'No Id' } },
       },
@@ -193,7 +222,9 @@ describe('generic OAuth 2 against a real OAuth 2 server (oidc-provider, userinfo
   });
 
   test('without an emailVerified path the email is never treated as verified', async () => {
-    const provider = new OAuth2IdentityProvider(config({ claims: { subject: 'account.id', email: 'account.contact.mail', name: 'name', groups: 'groups' } }), { fetch: outbound });
+    const provider = new OAuth2IdentityProvider(config({ claims: { subject: 'account.id', email: 'account.contact.mail', name: 'name', groups: 'groups' } }), {
+      fetch: outbound,
+    });
     const result = await signIn(provider, 'carol');
     assert.equal(result.identity.email, 'carol@example.com');
     assert.equal(result.identity.emailVerified, false);
@@ -214,8 +245,15 @@ describe('generic OAuth 2 against a real OAuth 2 server (oidc-provider, userinfo
     }
     const login = newLogin();
     await assertLoginError(provider.completeLogin(new URL(`${callbackUrl}?error=access_denied&state=${login.state}`), login, callbackUrl), 'access_denied');
-    await assertLoginError(provider.completeLogin(new URL(`${callbackUrl}?error=temporarily_unavailable&state=${login.state}`), login, callbackUrl), 'temporarily_unavailable');
-    await assertLoginError(provider.completeLogin(new URL(`${callbackUrl}?error=invalid_scope&state=${login.state}`), login, callbackUrl), 'server_error', /invalid_scope/);
+    await assertLoginError(
+      provider.completeLogin(new URL(`${callbackUrl}?error=temporarily_unavailable&state=${login.state}`), login, callbackUrl),
+      'temporarily_unavailable',
+    );
+    await assertLoginError(
+      provider.completeLogin(new URL(`${callbackUrl}?error=invalid_scope&state=${login.state}`), login, callbackUrl),
+      'server_error',
+      /invalid_scope/,
+    );
   });
 });
 
@@ -234,19 +272,20 @@ describe('generic OAuth 2 against a form-encoding, error-as-200 token endpoint (
     await github.close();
   });
 
-  const config = (overrides: Partial<OAuth2ProviderConfig> = {}) => oauth2ProviderSchema.parse({
-    type: 'oauth2',
-    id: 'legacy',
-    authorizationUrl: `${github.origin}/login/oauth/authorize`,
-    tokenUrl: `${github.origin}/login/oauth/access_token`,
-    userinfoUrl: `${github.apiUrl}/user`,
-    clientId: github.clientId,
-    clientSecret: github.clientSecret,
-    tokenEndpointAuthMethod: 'client_secret_post',
-    scopes: ['read:user'],
-    claims: { subject: 'id', email: 'email', name: 'name', groups: 'groups' },
-    ...overrides,
-  });
+  const config = (overrides: Partial<OAuth2ProviderConfig> = {}) =>
+    oauth2ProviderSchema.parse({
+      type: 'oauth2',
+      id: 'legacy',
+      authorizationUrl: `${github.origin}/login/oauth/authorize`,
+      tokenUrl: `${github.origin}/login/oauth/access_token`,
+      userinfoUrl: `${github.apiUrl}/user`,
+      clientId: github.clientId,
+      clientSecret: github.clientSecret,
+      tokenEndpointAuthMethod: 'client_secret_post',
+      scopes: ['read:user'],
+      claims: { subject: 'id', email: 'email', name: 'name', groups: 'groups' },
+      ...overrides,
+    });
 
   async function authorize(provider: OAuth2IdentityProvider, login: IdpLoginState): Promise<URL> {
     const browser = new Browser({ ca: ca.caPem });
@@ -267,7 +306,7 @@ describe('generic OAuth 2 against a form-encoding, error-as-200 token endpoint (
     assert.deepEqual(result.identity, { subject: '77', email: 'octo@example.com', emailVerified: false, name: 'Octo', groups: [] });
     const token = github.requests.findLast((request) => request.path === '/login/oauth/access_token');
     assert.equal(new URLSearchParams(token?.body).get('client_secret'), github.clientSecret);
-    assert.equal(token?.headers['authorization'], undefined);
+    assert.equal(token?.headers.authorization, undefined);
   });
 
   test('client_secret_basic works where the server accepts it', async () => {
@@ -276,7 +315,7 @@ describe('generic OAuth 2 against a form-encoding, error-as-200 token endpoint (
     const result = await provider.completeLogin(await authorize(provider, login), login, callbackUrl);
     assert.equal(result.identity.subject, '77');
     const token = github.requests.findLast((request) => request.path === '/login/oauth/access_token');
-    assert.match(token?.headers['authorization'] ?? '', /^Basic /);
+    assert.match(token?.headers.authorization ?? '', /^Basic /);
     assert.equal(new URLSearchParams(token?.body).get('client_secret'), null, 'the secret is not sent twice');
   });
 

@@ -6,19 +6,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as client from 'openid-client';
-import { createOutboundFetch } from '../../../src/http/outbound.ts';
-import type { OutboundFetch } from '../../../src/http/outbound.ts';
 import type { OidcProviderConfig } from '../../../src/config/schema.ts';
-import { refusedAt } from './refused-at.ts';
+import type { OutboundFetch } from '../../../src/http/outbound.ts';
+import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import { createOidcProvider } from '../../../src/idp/presets/index.ts';
-import { IdpLoginError } from '../../../src/idp/types.ts';
 import type { IdpLoginState } from '../../../src/idp/types.ts';
+import { IdpLoginError } from '../../../src/idp/types.ts';
 import { Browser } from '../../support/browser.ts';
-import { freePort } from '../../support/ports.ts';
-import { createTestCa } from '../../support/tls.ts';
-import type { TestCa } from '../../support/tls.ts';
+import type { OidcIdp, TestUser } from '../../support/oidc-idp.ts';
 import { startOidcIdp } from '../../support/oidc-idp.ts';
-import type { TestUser, OidcIdp } from '../../support/oidc-idp.ts';
+import { freePort } from '../../support/ports.ts';
+import type { TestCa } from '../../support/tls.ts';
+import { createTestCa } from '../../support/tls.ts';
+import { refusedAt } from './refused-at.ts';
 
 const USERS: Record<string, TestUser> = {
   alice: { email: 'alice@example.com', email_verified: true, name: 'Alice Liddell', groups: ['engineering', 'mcp-users'] },
@@ -101,15 +101,23 @@ describe('OidcIdentityProvider against a real IdP', () => {
     const sent = Object.fromEntries(authorizationUrl.searchParams);
     assert.equal(`${authorizationUrl.origin}${authorizationUrl.pathname}`, `${idp.issuer}/auth`);
     assert.deepEqual(Object.keys(sent).sort(), [
-      'client_id', 'code_challenge', 'code_challenge_method', 'domain_hint', 'nonce', 'redirect_uri', 'response_type', 'scope', 'state',
+      'client_id',
+      'code_challenge',
+      'code_challenge_method',
+      'domain_hint',
+      'nonce',
+      'redirect_uri',
+      'response_type',
+      'scope',
+      'state',
     ]);
-    assert.equal(sent['client_id'], 'gateway-app');
-    assert.equal(sent['code_challenge'], await client.calculatePKCECodeChallenge(login.codeVerifier));
-    assert.equal(sent['code_challenge_method'], 'S256');
-    assert.equal(sent['state'], login.state);
-    assert.equal(sent['nonce'], login.nonce);
-    assert.equal(sent['redirect_uri'], callbackUrl);
-    assert.equal(sent['scope'], 'openid email profile offline_access');
+    assert.equal(sent.client_id, 'gateway-app');
+    assert.equal(sent.code_challenge, await client.calculatePKCECodeChallenge(login.codeVerifier));
+    assert.equal(sent.code_challenge_method, 'S256');
+    assert.equal(sent.state, login.state);
+    assert.equal(sent.nonce, login.nonce);
+    assert.equal(sent.redirect_uri, callbackUrl);
+    assert.equal(sent.scope, 'openid email profile offline_access');
 
     const callback = await loginAt(idp, authorizationUrl, 'alice');
     assert.ok(callback.searchParams.get('code'));
@@ -149,7 +157,7 @@ describe('OidcIdentityProvider against a real IdP', () => {
     assert.equal(result.identity.subject, 'alice');
   });
 
-  test('a callback with another login\'s state is refused', async () => {
+  test("a callback with another login's state is refused", async () => {
     const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     const login = newLogin();
     const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
@@ -170,7 +178,11 @@ describe('OidcIdentityProvider against a real IdP', () => {
     const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
     const login = newLogin();
     const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
-    await assertLoginError(provider.completeLogin(callback, { ...login, codeVerifier: client.randomPKCECodeVerifier() }, callbackUrl), 'server_error', /invalid_grant/);
+    await assertLoginError(
+      provider.completeLogin(callback, { ...login, codeVerifier: client.randomPKCECodeVerifier() }, callbackUrl),
+      'server_error',
+      /invalid_grant/,
+    );
   });
 
   test('the IdP denying the user maps to access_denied', async () => {
@@ -216,7 +228,11 @@ describe('OidcIdentityProvider against a real IdP', () => {
 
   test('an IdP whose client uses client_secret_post is talked to with client_secret_post', async () => {
     const postIdp = await startOidcIdp({
-      clientId: 'post-app', clientSecret: 'post-secret', redirectUris: [callbackUrl], users: USERS, tokenEndpointAuthMethod: 'client_secret_post',
+      clientId: 'post-app',
+      clientSecret: 'post-secret',
+      redirectUris: [callbackUrl],
+      users: USERS,
+      tokenEndpointAuthMethod: 'client_secret_post',
     });
     try {
       const provider = createOidcProvider(providerConfig(postIdp), { fetch: outbound });
@@ -233,7 +249,11 @@ describe('OidcIdentityProvider against a real IdP', () => {
 describe('an IdP that follows OIDC Core §11 strictly for offline_access', () => {
   test('gives no refresh token without prompt=consent, and one when the operator configures it', async () => {
     const idp = await startOidcIdp({
-      clientId: 'strict-app', clientSecret: 'strict-secret', redirectUris: [callbackUrl], users: USERS, strictOfflineAccess: true,
+      clientId: 'strict-app',
+      clientSecret: 'strict-secret',
+      redirectUris: [callbackUrl],
+      users: USERS,
+      strictOfflineAccess: true,
     });
     try {
       const plain = createOidcProvider(providerConfig(idp), { fetch: outbound });
@@ -259,7 +279,11 @@ describe('an IdP that follows OIDC Core §11 strictly for offline_access', () =>
 describe('identity from userinfo when the ID token is minimal', () => {
   test('email, name and verification come from userinfo, merged with the ID token', async () => {
     const idp = await startOidcIdp({
-      clientId: 'minimal-app', clientSecret: 'minimal-secret', redirectUris: [callbackUrl], users: USERS, idTokenClaims: 'minimal',
+      clientId: 'minimal-app',
+      clientSecret: 'minimal-secret',
+      redirectUris: [callbackUrl],
+      users: USERS,
+      idTokenClaims: 'minimal',
     });
     try {
       const provider = createOidcProvider(providerConfig(idp), { fetch: outbound });
@@ -267,9 +291,13 @@ describe('identity from userinfo when the ID token is minimal', () => {
       const callback = await loginAt(idp, await provider.authorizationUrl(login, callbackUrl), 'alice');
       const result = await provider.completeLogin(callback, login, callbackUrl);
       const idClaims = JSON.parse(Buffer.from(result.tokens.idToken!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
-      assert.equal(idClaims['email'], undefined, 'the ID token itself has no email');
+      assert.equal(idClaims.email, undefined, 'the ID token itself has no email');
       assert.deepEqual(result.identity, {
-        subject: 'alice', email: 'alice@example.com', emailVerified: true, name: 'Alice Liddell', groups: ['engineering', 'mcp-users'],
+        subject: 'alice',
+        email: 'alice@example.com',
+        emailVerified: true,
+        name: 'Alice Liddell',
+        groups: ['engineering', 'mcp-users'],
       });
     } finally {
       await idp.close();
@@ -353,8 +381,16 @@ describe('http issuer on loopback (local development)', () => {
 
 describe('configuration checks at start-up', () => {
   const base: OidcProviderConfig = {
-    type: 'oidc', id: 'corp', displayName: 'Corp', issuer: 'https://idp.example.com', clientId: 'app', clientSecret: 'secret',
-    scopes: ['openid'], authorizationParams: {}, claims: {}, clockTolerance: 30,
+    type: 'oidc',
+    id: 'corp',
+    displayName: 'Corp',
+    issuer: 'https://idp.example.com',
+    clientId: 'app',
+    clientSecret: 'secret',
+    scopes: ['openid'],
+    authorizationParams: {},
+    claims: {},
+    clockTolerance: 30,
   };
 
   test('an http issuer is refused unless it is loopback', () => {

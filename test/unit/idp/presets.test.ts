@@ -6,13 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { configSchema } from '../../../src/config/schema.ts';
 import type { IdentityProviderConfig } from '../../../src/config/schema.ts';
+import { configSchema } from '../../../src/config/schema.ts';
 import type { OidcFamilyConfig } from '../../../src/config/schema-providers.ts';
-import { STANDARD_CLAIMS, booleanClaim, groupsFrom, identityFromClaims, MissingSubjectClaim, resolveClaimMapping } from '../../../src/idp/claims.ts';
-import { refusedAt } from './refused-at.ts';
+import { booleanClaim, groupsFrom, identityFromClaims, MissingSubjectClaim, resolveClaimMapping, STANDARD_CLAIMS } from '../../../src/idp/claims.ts';
 import { hasGroupsOverage } from '../../../src/idp/presets/entra-graph.ts';
 import { createOidcProvider, oidcSettingsFor } from '../../../src/idp/presets/index.ts';
+import { refusedAt } from './refused-at.ts';
 
 const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const OTHER_TID = '9188040d-6c67-4c5b-b112-36a304b66dad';
@@ -33,7 +33,10 @@ function unchecked(entry: Record<string, unknown>, replaced: Record<string, unkn
 
 describe('claim mapping', () => {
   test('standard claims: sub, email, verification, name falling back to preferred_username, groups', () => {
-    const identity = identityFromClaims({ sub: 'u1', email: 'a@example.com', email_verified: true, preferred_username: 'alice', groups: ['a', 'b', 'a'] }, STANDARD_CLAIMS);
+    const identity = identityFromClaims(
+      { sub: 'u1', email: 'a@example.com', email_verified: true, preferred_username: 'alice', groups: ['a', 'b', 'a'] },
+      STANDARD_CLAIMS,
+    );
     assert.deepEqual(identity, { subject: 'u1', email: 'a@example.com', emailVerified: true, name: 'alice', groups: ['a', 'b'] });
   });
 
@@ -48,7 +51,10 @@ describe('claim mapping', () => {
   });
 
   test('no subject, no identity: a missing or empty subject claim is an error naming the claim', () => {
-    assert.throws(() => identityFromClaims({ sub: 'x' }, { ...STANDARD_CLAIMS, subject: 'oid' }), (error: unknown) => error instanceof MissingSubjectClaim && error.claim === 'oid');
+    assert.throws(
+      () => identityFromClaims({ sub: 'x' }, { ...STANDARD_CLAIMS, subject: 'oid' }),
+      (error: unknown) => error instanceof MissingSubjectClaim && error.claim === 'oid',
+    );
     assert.throws(() => identityFromClaims({ sub: '' }, STANDARD_CLAIMS), MissingSubjectClaim);
     assert.throws(() => identityFromClaims({ sub: { id: 1 } }, STANDARD_CLAIMS), MissingSubjectClaim);
   });
@@ -69,12 +75,21 @@ describe('claim mapping', () => {
 
 describe('issuers derived from the preset keys', () => {
   test('keycloak: <baseUrl>/realms/<realm>, with or without a trailing slash on the base', () => {
-    assert.equal(oidcSettingsFor(parsed({ type: 'keycloak', baseUrl: 'https://sso.example.com/', realm: 'acme' })).issuer, 'https://sso.example.com/realms/acme');
-    assert.equal(oidcSettingsFor(parsed({ type: 'keycloak', baseUrl: 'https://sso.example.com/auth', realm: 'acme' })).issuer, 'https://sso.example.com/auth/realms/acme');
+    assert.equal(
+      oidcSettingsFor(parsed({ type: 'keycloak', baseUrl: 'https://sso.example.com/', realm: 'acme' })).issuer,
+      'https://sso.example.com/realms/acme',
+    );
+    assert.equal(
+      oidcSettingsFor(parsed({ type: 'keycloak', baseUrl: 'https://sso.example.com/auth', realm: 'acme' })).issuer,
+      'https://sso.example.com/auth/realms/acme',
+    );
   });
 
   test('authentik: <baseUrl>/application/o/<slug>/ with the trailing slash', () => {
-    assert.equal(oidcSettingsFor(parsed({ type: 'authentik', baseUrl: 'https://auth.example.com', slug: 'mcp' })).issuer, 'https://auth.example.com/application/o/mcp/');
+    assert.equal(
+      oidcSettingsFor(parsed({ type: 'authentik', baseUrl: 'https://auth.example.com', slug: 'mcp' })).issuer,
+      'https://auth.example.com/application/o/mcp/',
+    );
   });
 
   test('auth0: https://<domain>/ with the trailing slash; audience sent as a parameter', () => {
@@ -90,7 +105,10 @@ describe('issuers derived from the preset keys', () => {
     assert.equal(settings.issuer, 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123');
     assert.deepEqual(settings.claims.groups, ['cognito:groups']);
     assert.equal(settings.scopes.includes('offline_access'), false);
-    assert.throws(() => oidcSettingsFor(unchecked({ type: 'cognito', region: 'eu-west-1', userPoolId: 'eu-west-1_AbC123' }, { region: 'us-east-1' })), refusedAt('userPoolId'));
+    assert.throws(
+      () => oidcSettingsFor(unchecked({ type: 'cognito', region: 'eu-west-1', userPoolId: 'eu-west-1_AbC123' }, { region: 'us-east-1' })),
+      refusedAt('userPoolId'),
+    );
     assert.throws(() => oidcSettingsFor(parsed({ type: 'cognito', region: 'eu-west-1' })), /region and userPoolId/);
   });
 
@@ -110,18 +128,21 @@ describe('google', () => {
     assert.equal(settings.checkClaims, undefined, 'no hostedDomain: any Google account');
   });
 
-  test('hostedDomain: hd sent as a hint, and the ID token\'s hd required (case-insensitive)', () => {
+  test("hostedDomain: hd sent as a hint, and the ID token's hd required (case-insensitive)", () => {
     const settings = oidcSettingsFor(parsed({ type: 'google', hostedDomain: 'Example.com' }));
-    assert.equal(settings.presetParams['hd'], 'example.com');
+    assert.equal(settings.presetParams.hd, 'example.com');
     assert.equal(settings.checkClaims!({ hd: 'EXAMPLE.com' }), undefined);
     assert.match(settings.checkClaims!({ hd: 'evil.example' })!.reason, /evil\.example is not hostedDomain example\.com/);
     assert.match(settings.checkClaims!({})!.reason, /no Google Workspace domain/);
   });
 
-  test('the operator may replace the prompt (select_account consent), never the gateway\'s own parameters', () => {
+  test("the operator may replace the prompt (select_account consent), never the gateway's own parameters", () => {
     const settings = oidcSettingsFor(parsed({ type: 'google', authorizationParams: { prompt: 'select_account consent' } }));
     assert.deepEqual(settings.operatorParams, { prompt: 'select_account consent' });
-    assert.throws(() => createOidcProvider(unchecked({ type: 'google' }, { authorizationParams: { redirect_uri: 'https://evil.example' } })), refusedAt('authorizationParams.redirect_uri'));
+    assert.throws(
+      () => createOidcProvider(unchecked({ type: 'google' }, { authorizationParams: { redirect_uri: 'https://evil.example' } })),
+      refusedAt('authorizationParams.redirect_uri'),
+    );
     assert.doesNotThrow(() => createOidcProvider(parsed({ type: 'google', authorizationParams: { prompt: 'select_account consent' } })));
   });
 });
@@ -151,8 +172,12 @@ describe('entra', () => {
   });
 
   test('scopes: fully qualified, one resource; never a resource parameter (AADSTS9010010)', () => {
-    assert.doesNotThrow(() => oidcSettingsFor(parsed({ type: 'entra', tenant: TID, scopes: ['openid', 'offline_access', 'api://1234/mcp.access', 'api://1234/mcp.admin'] })));
-    assert.doesNotThrow(() => oidcSettingsFor(parsed({ type: 'entra', tenant: TID, scopes: ['openid', 'offline_access', 'https://management.azure.com/.default'] })));
+    assert.doesNotThrow(() =>
+      oidcSettingsFor(parsed({ type: 'entra', tenant: TID, scopes: ['openid', 'offline_access', 'api://1234/mcp.access', 'api://1234/mcp.admin'] })),
+    );
+    assert.doesNotThrow(() =>
+      oidcSettingsFor(parsed({ type: 'entra', tenant: TID, scopes: ['openid', 'offline_access', 'https://management.azure.com/.default'] })),
+    );
     const entra = { type: 'entra', tenant: TID };
     assert.throws(() => oidcSettingsFor(unchecked(entra, { scopes: ['openid', 'User.Read'] })), refusedAt('scopes[1]'));
     assert.throws(() => oidcSettingsFor(unchecked(entra, { scopes: ['openid', 'api://a/x', 'api://b/y'] })), refusedAt('scopes'));
@@ -180,9 +205,14 @@ describe('entra', () => {
 
 describe('every OIDC type has a default provider id and display name', () => {
   for (const [type, extra] of Object.entries({
-    oidc: { issuer: 'https://idp.example.com' }, entra: { tenant: TID }, google: {}, okta: { issuer: 'https://a.okta.com' },
-    keycloak: { baseUrl: 'https://kc.example.com', realm: 'r' }, auth0: { domain: 'a.auth0.com' },
-    authentik: { baseUrl: 'https://ak.example.com', slug: 's' }, cognito: { region: 'eu-west-1', userPoolId: 'eu-west-1_X1' },
+    oidc: { issuer: 'https://idp.example.com' },
+    entra: { tenant: TID },
+    google: {},
+    okta: { issuer: 'https://a.okta.com' },
+    keycloak: { baseUrl: 'https://kc.example.com', realm: 'r' },
+    auth0: { domain: 'a.auth0.com' },
+    authentik: { baseUrl: 'https://ak.example.com', slug: 's' },
+    cognito: { region: 'eu-west-1', userPoolId: 'eu-west-1_X1' },
   })) {
     test(type, () => {
       const config = parsed({ type, ...extra });

@@ -7,5 +7,6 @@ import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import type { IdpConfigError } from '../../../src/idp/config-error.ts';
 
 export function refusedAt(keyPath: string): (error: unknown) => boolean {
-  return (error) => hasErrorCode(error, ErrorCode.IDP_CONFIG_INVALID) && (error as IdpConfigError).problems.some((problem) => formatPath(problem.path) === keyPath);
+  return (error) =>
+    hasErrorCode(error, ErrorCode.IDP_CONFIG_INVALID) && (error as IdpConfigError).problems.some((problem) => formatPath(problem.path) === keyPath);
 }

@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { accessRulesSchema, type AccessRules } from '../../../src/config/schema-access.ts';
 import { configSchema } from '../../../src/config/schema.ts';
-import { evaluateAccess, evaluateRules, hasRules } from '../../../src/policy/access.ts';
+import { type AccessRules, accessRulesSchema } from '../../../src/config/schema-access.ts';
 import type { IdpIdentity } from '../../../src/idp/types.ts';
+import { evaluateAccess, evaluateRules, hasRules } from '../../../src/policy/access.ts';
 
 function rules(input: Record<string, unknown>): AccessRules {
   return accessRulesSchema.parse(input);
@@ -80,7 +80,15 @@ describe('emailDomains', () => {
   });
 
   test('the domain is the exact part after the last @: no subdomains, no suffix tricks', () => {
-    for (const email of ['eve@example.com@evil.com', 'eve@sub.example.com', 'eve@notexample.com', 'eve@example.com.evil.com', 'eve@example.com.', 'eve@example.co', '"eve@example.com"@evil.com']) {
+    for (const email of [
+      'eve@example.com@evil.com',
+      'eve@sub.example.com',
+      'eve@notexample.com',
+      'eve@example.com.evil.com',
+      'eve@example.com.',
+      'eve@example.co',
+      '"eve@example.com"@evil.com',
+    ]) {
       assert.equal(evaluateRules(person({ email }), 'corp', block).allowed, false, email);
     }
   });

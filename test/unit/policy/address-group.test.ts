@@ -2,8 +2,9 @@
  * The one address grouping behind every per-address limit (registration rate limits and the local
  * sign-in lockout use it alike).
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { addressGroup, UNKNOWN_ADDRESS_GROUP } from '../../../src/policy/address-group.ts';
 import { rateLimitWindow } from '../../../src/policy/rate-limit.ts';
 
@@ -13,7 +14,14 @@ test('IPv4 counts as itself', () => {
 });
 
 test('IPv4-mapped IPv6 counts as its IPv4 address, however it is spelled', () => {
-  for (const spelling of ['::ffff:203.0.113.5', '::FFFF:203.0.113.5', '0:0:0:0:0:ffff:203.0.113.5', '::ffff:cb00:7105', '[::ffff:203.0.113.5]', '::ffff:203.0.113.5%eth0']) {
+  for (const spelling of [
+    '::ffff:203.0.113.5',
+    '::FFFF:203.0.113.5',
+    '0:0:0:0:0:ffff:203.0.113.5',
+    '::ffff:cb00:7105',
+    '[::ffff:203.0.113.5]',
+    '::ffff:203.0.113.5%eth0',
+  ]) {
     assert.equal(addressGroup(spelling), '203.0.113.5', spelling);
   }
 });

@@ -15,7 +15,23 @@ describe('normaliseDomain', () => {
   });
 
   test('refuses what is not a plain host name', () => {
-    for (const value of ['', 'example.com.', '.example.com', 'a..b', '*.example.com', 'ex%61mple.com', 'a_b.com', '[127.0.0.1]', 'localhost', '-a.com', 'a-.com', 'exa mple.com', 'a@b.com', 'example.com/x', `${'a'.repeat(64)}.com`]) {
+    for (const value of [
+      '',
+      'example.com.',
+      '.example.com',
+      'a..b',
+      '*.example.com',
+      'ex%61mple.com',
+      'a_b.com',
+      '[127.0.0.1]',
+      'localhost',
+      '-a.com',
+      'a-.com',
+      'exa mple.com',
+      'a@b.com',
+      'example.com/x',
+      `${'a'.repeat(64)}.com`,
+    ]) {
       assert.equal(normaliseDomain(value), undefined, JSON.stringify(value));
     }
   });
@@ -29,7 +45,17 @@ describe('normaliseEmail', () => {
   });
 
   test('refuses addresses without a usable local part or domain', () => {
-    for (const value of ['', 'alice', '@example.com', 'alice@', 'alice@example.com.', 'alice@[10.0.0.1]', 'al ice@example.com', 'alice\n@example.com', 'alice@example.com\u0000']) {
+    for (const value of [
+      '',
+      'alice',
+      '@example.com',
+      'alice@',
+      'alice@example.com.',
+      'alice@[10.0.0.1]',
+      'al ice@example.com',
+      'alice\n@example.com',
+      'alice@example.com\u0000',
+    ]) {
       assert.equal(normaliseEmail(value), undefined, JSON.stringify(value));
     }
   });

@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { configSchema } from '../../../src/config/schema.ts';
 import { rateLimitDecision, rateLimitWindow } from '../../../src/policy/rate-limit.ts';
 import { openStorage } from '../../../src/storage/index.ts';
-import { configSchema } from '../../../src/config/schema.ts';
 
 test('windows are aligned to the clock, so the key names the window and Retry-After is the time left in it', () => {
   const rule = { limit: 3, windowSeconds: 60 };

@@ -5,26 +5,26 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
-import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, Server } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import type { CryptoKey, JWK } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { CryptoKey, JWK } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { z } from 'zod';
-import { configSchema } from '../../../src/config/schema.ts';
 import type { ServerConfig } from '../../../src/config/schema.ts';
-import { createResourceServer } from '../../../src/resource-server/index.ts';
-import type { ResourceServer } from '../../../src/resource-server/index.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
-import type { UserRecord } from '../../../src/storage/records.ts';
-import { startDemoServer } from '../../../src/demo/server.ts';
+import { configSchema } from '../../../src/config/schema.ts';
 import { JsonRpcCode } from '../../../src/core/jsonrpc.ts';
 import type { DemoServer } from '../../../src/demo/server.ts';
+import { startDemoServer } from '../../../src/demo/server.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import type { ResourceServer } from '../../../src/resource-server/index.ts';
+import { createResourceServer } from '../../../src/resource-server/index.ts';
+import type { UserRecord } from '../../../src/storage/records.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A lab MCP server (real SDK server, stateless Streamable HTTP) whose tools let tests observe streaming.
@@ -57,7 +57,10 @@ async function startLab(options: { jsonResponse: boolean }): Promise<Lab> {
       const gate = new Promise<void>((resolve) => {
         openGate = resolve;
       });
-      await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: extra._meta?.progressToken ?? 0, progress: 1, message: 'first' } });
+      await extra.sendNotification({
+        method: 'notifications/progress',
+        params: { progressToken: extra._meta?.progressToken ?? 0, progress: 1, message: 'first' },
+      });
       await gate;
       lab.secondSent = true;
       return { content: [{ type: 'text', text: 'second' }] };
@@ -114,12 +117,15 @@ function raw(url: string, options: { method?: string; headers?: Record<string, s
     // Host and port from the URL, the path exactly as written (URL parsing would resolve `..`).
     const parsed = new URL(url);
     const path = url.slice(parsed.origin.length) || '/';
-    const req = httpRequest({ host: parsed.hostname, port: parsed.port, path, method: options.method ?? 'POST', headers: options.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      { host: parsed.hostname, port: parsed.port, path, method: options.method ?? 'POST', headers: options.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     const body = options.body;
     if (Array.isArray(body)) {
@@ -237,7 +243,13 @@ before(async () => {
       return sub === ALICE.id ? ALICE : undefined;
     },
     logger,
-    upstreams: { get: (name) => { const server = servers.find((s) => s.name === name); return { url: server && 'url' in server.upstream ? server.upstream.url : demo.url, transport: 'streamable-http' }; }, close: async () => {} },
+    upstreams: {
+      get: (name) => {
+        const server = servers.find((s) => s.name === name);
+        return { url: server && 'url' in server.upstream ? server.upstream.url : demo.url, transport: 'streamable-http' };
+      },
+      close: async () => {},
+    },
   });
   gatewayHttp.on('request', (req, res) => {
     if (gateway.handle(req, res)) return;
@@ -280,7 +292,10 @@ describe('protected resource metadata (RFC 9728)', () => {
   });
 
   it('answers a preflight and leaves unknown paths to the caller', async () => {
-    const preflight = await raw(`${issuer}/.well-known/oauth-protected-resource/mcp`, { method: 'OPTIONS', headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'GET' } });
+    const preflight = await raw(`${issuer}/.well-known/oauth-protected-resource/mcp`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'GET' },
+    });
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers['access-control-allow-origin'], '*');
     assert.equal((await raw(`${issuer}/.well-known/oauth-protected-resource/nope`, { method: 'GET' })).status, 404);
@@ -318,7 +333,10 @@ describe('token checks and challenges', () => {
     const now = Math.floor(Date.now() / 1000);
     const forged = await new SignJWT({ client_id: 'x', scope: 'mcp:tools' })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'test-key' })
-      .setIssuer(issuer).setAudience(`${issuer}/mcp`).setSubject(ALICE.id).setExpirationTime(now + 60)
+      .setIssuer(issuer)
+      .setAudience(`${issuer}/mcp`)
+      .setSubject(ALICE.id)
+      .setExpirationTime(now + 60)
       .sign(stranger.privateKey);
     const res = await raw(`${issuer}/mcp`, { headers: { ...MCP_HEADERS, authorization: `Bearer ${forged}` }, body: INITIALIZE });
     assert.equal(res.status, 401);
@@ -326,9 +344,15 @@ describe('token checks and challenges', () => {
   });
 
   it('answers missing scope with 403 insufficient_scope listing every scope needed', async () => {
-    const res = await raw(`${issuer}/mcp`, { headers: { ...MCP_HEADERS, authorization: `Bearer ${await token('/mcp', { scope: 'other' })}` }, body: INITIALIZE });
+    const res = await raw(`${issuer}/mcp`, {
+      headers: { ...MCP_HEADERS, authorization: `Bearer ${await token('/mcp', { scope: 'other' })}` },
+      body: INITIALIZE,
+    });
     assert.equal(res.status, 403);
-    assert.equal(res.headers['www-authenticate'], `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="${issuer}/.well-known/oauth-protected-resource/mcp"`);
+    assert.equal(
+      res.headers['www-authenticate'],
+      `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="${issuer}/.well-known/oauth-protected-resource/mcp"`,
+    );
     assert.equal(JSON.parse(res.body).error, 'insufficient_scope');
   });
 
@@ -343,21 +367,34 @@ describe('token checks and challenges', () => {
   });
 
   it('refuses a token whose user no longer exists', async () => {
-    const res = await raw(`${issuer}/mcp`, { headers: { ...MCP_HEADERS, authorization: `Bearer ${await token('/mcp', { sub: 'local:ghost' })}` }, body: INITIALIZE });
+    const res = await raw(`${issuer}/mcp`, {
+      headers: { ...MCP_HEADERS, authorization: `Bearer ${await token('/mcp', { sub: 'local:ghost' })}` },
+      body: INITIALIZE,
+    });
     assert.equal(res.status, 401);
   });
 });
 
 describe('origin checks (DNS-rebinding protection)', () => {
   it('refuses a foreign Origin with 403', async () => {
-    const res = await raw(`${issuer}/mcp`, { headers: { ...MCP_HEADERS, origin: 'https://evil.example', authorization: `Bearer ${await token('/mcp')}` }, body: INITIALIZE });
+    const res = await raw(`${issuer}/mcp`, {
+      headers: { ...MCP_HEADERS, origin: 'https://evil.example', authorization: `Bearer ${await token('/mcp')}` },
+      body: INITIALIZE,
+    });
     assert.equal(res.status, 403);
     assert.equal(JSON.parse(res.body).error.message, 'Origin not allowed');
     assert.equal(res.headers['access-control-allow-origin'], undefined);
   });
 
   it('lets an allowed origin through with CORS headers exposing the session id and challenge', async () => {
-    const preflight = await raw(`${issuer}/mcp`, { method: 'OPTIONS', headers: { origin: 'https://inspector.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, mcp-protocol-version' } });
+    const preflight = await raw(`${issuer}/mcp`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://inspector.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type, mcp-protocol-version',
+      },
+    });
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers['access-control-allow-origin'], 'https://inspector.example');
     assert.match(String(preflight.headers['access-control-allow-methods']), /POST/);
@@ -367,7 +404,10 @@ describe('origin checks (DNS-rebinding protection)', () => {
     assert.equal(unauthenticated.headers['access-control-allow-origin'], 'https://inspector.example');
     assert.match(String(unauthenticated.headers['access-control-expose-headers']), /www-authenticate/);
 
-    const res = await raw(`${issuer}/mcp`, { headers: { ...MCP_HEADERS, origin: 'https://inspector.example', authorization: `Bearer ${await token('/mcp')}` }, body: INITIALIZE });
+    const res = await raw(`${issuer}/mcp`, {
+      headers: { ...MCP_HEADERS, origin: 'https://inspector.example', authorization: `Bearer ${await token('/mcp')}` },
+      body: INITIALIZE,
+    });
     assert.equal(res.status, 200);
     assert.equal(res.headers['access-control-allow-origin'], 'https://inspector.example');
     assert.match(String(res.headers['access-control-expose-headers']), /mcp-session-id/);
@@ -525,7 +565,7 @@ describe('streaming proxy behaviour', () => {
     const report = JSON.parse(messageFrom(res.body).result!.content![0]!.text);
     assert.equal(report.identity['x-user-hop'], undefined);
     assert.equal(report.identity['x-user-kept'], 'end-to-end');
-    assert.equal(report.identity['x-forwarded-proto'], 'http', 'a client-sent X-Forwarded-* is replaced by the gateway\'s');
+    assert.equal(report.identity['x-forwarded-proto'], 'http', "a client-sent X-Forwarded-* is replaced by the gateway's");
     assert.equal(report.identity['x-user-email'], 'alice@example.com');
   });
 
@@ -565,7 +605,10 @@ describe('streaming proxy behaviour', () => {
     lab.http.closeAllConnections();
     // An SSE stream ends cleanly (a half-sent event is discarded by the client's parser).
     await withTimeout(res.text(), 5_000, 'the broken stream to end');
-    assert.ok(logLines.some((line) => line.includes('upstream.stream_broken') && line.includes('"upstream":"lab"')), 'the break is logged');
+    assert.ok(
+      logLines.some((line) => line.includes('upstream.stream_broken') && line.includes('"upstream":"lab"')),
+      'the break is logged',
+    );
     const after = await raw(`${issuer}/.well-known/oauth-protected-resource/lab`, { method: 'GET' });
     assert.equal(after.status, 200);
   });
@@ -573,8 +616,15 @@ describe('streaming proxy behaviour', () => {
   it('answers 502 with a JSON-RPC error when the upstream is down, then serves the next request', async () => {
     const res = await raw(`${issuer}/down`, { headers: { ...MCP_HEADERS, authorization: `Bearer ${await token('/down')}` }, body: INITIALIZE });
     assert.equal(res.status, 502);
-    assert.deepEqual(JSON.parse(res.body), { jsonrpc: '2.0', id: null, error: { code: JsonRpcCode.SERVER_UNAVAILABLE, message: 'Upstream MCP server "down" is unavailable' } });
-    assert.ok(logLines.some((line) => line.includes('"upstream":"down"') && line.includes('ECONNREFUSED')), 'the failure is logged with detail');
+    assert.deepEqual(JSON.parse(res.body), {
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: JsonRpcCode.SERVER_UNAVAILABLE, message: 'Upstream MCP server "down" is unavailable' },
+    });
+    assert.ok(
+      logLines.some((line) => line.includes('"upstream":"down"') && line.includes('ECONNREFUSED')),
+      'the failure is logged with detail',
+    );
 
     const next = await raw(`${issuer}/mcp`, { headers: { ...MCP_HEADERS, authorization: `Bearer ${await token('/mcp')}` }, body: INITIALIZE });
     assert.equal(next.status, 200);
@@ -624,7 +674,11 @@ describe('streaming proxy behaviour', () => {
     assert.equal(JSON.parse(notJson.body).error.code, JsonRpcCode.PARSE_ERROR);
     const nullId = await raw(`${issuer}/mcp`, { headers, body: '{"jsonrpc":"2.0","id":null,"method":"ping"}' });
     assert.equal(nullId.status, 400);
-    assert.deepEqual(JSON.parse(nullId.body), { jsonrpc: '2.0', id: null, error: { code: JsonRpcCode.INVALID_REQUEST, message: 'Invalid Request: a request "id" must be a string or an integer, never null' } });
+    assert.deepEqual(JSON.parse(nullId.body), {
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: JsonRpcCode.INVALID_REQUEST, message: 'Invalid Request: a request "id" must be a string or an integer, never null' },
+    });
     const badVersion = await raw(`${issuer}/mcp`, { headers, body: '{"jsonrpc":"1.0","id":"r7","method":"ping"}' });
     assert.deepEqual(JSON.parse(badVersion.body).id, 'r7', 'the id is named when it could be read');
   });

@@ -2,14 +2,15 @@
  * What crosses the proxy, seen by a raw upstream that records every request: the MCP transport
  * headers and methods pass both ways; the client's token, cookies and forged identity never do.
  */
-import { after, before, describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { after, before, describe, it } from 'node:test';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { configSchema } from '../../../src/config/schema.ts';
-import { createResourceServer, type ResourceServer } from '../../../src/resource-server/index.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
+import { createResourceServer, type ResourceServer } from '../../../src/resource-server/index.ts';
 
 interface Seen {
   method: string;
@@ -30,7 +31,11 @@ describe('headers and methods through the proxy', () => {
       seen.push({ method: req.method!, url: req.url!, headers: req.headers });
       req.resume();
       req.on('end', () => {
-        res.writeHead(req.method === 'DELETE' ? 204 : 200, { 'content-type': 'application/json', 'mcp-session-id': 'session-from-upstream', 'set-cookie': 'planted=1' });
+        res.writeHead(req.method === 'DELETE' ? 204 : 200, {
+          'content-type': 'application/json',
+          'mcp-session-id': 'session-from-upstream',
+          'set-cookie': 'planted=1',
+        });
         res.end(req.method === 'DELETE' ? undefined : '{"jsonrpc":"2.0","id":1,"result":{}}');
       });
     });

@@ -9,8 +9,8 @@ import { configSchema } from '../../../src/config/schema.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { UpstreamPools } from '../../../src/proxy/http-proxy.ts';
-import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute } from '../../../src/resource-server/mcp-routes.ts';
 import { createResourceServer } from '../../../src/resource-server/index.ts';
+import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute } from '../../../src/resource-server/mcp-routes.ts';
 
 const ISSUER = 'https://gw.example.com';
 const UPSTREAM = { url: 'http://127.0.0.1:1/mcp' };
@@ -42,10 +42,10 @@ describe('MCP routes', () => {
     assert.equal(nameOf('gw.example.com', '/mcpx'), undefined);
   });
 
-  it('prefers the server of the request\'s Host, in any case and with the default port', () => {
+  it("prefers the server of the request's Host, in any case and with the default port", () => {
     assert.equal(nameOf('tools.example.com', '/mcp'), 'hosted');
     assert.equal(nameOf('TOOLS.example.com:443', '/mcp'), 'hosted');
-    assert.equal(nameOf('tools.example.com', '/mcp/admin'), 'hosted', 'a host\'s own servers come first, even before a longer any-Host prefix');
+    assert.equal(nameOf('tools.example.com', '/mcp/admin'), 'hosted', "a host's own servers come first, even before a longer any-Host prefix");
     assert.equal(nameOf('tools.example.com', '/other'), 'other', 'a path no server of the host has goes to the any-Host servers');
     assert.equal(nameOf(undefined, '/mcp'), 'mcp');
   });

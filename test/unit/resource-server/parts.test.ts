@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configSchema } from '../../../src/config/schema.ts';
-import { createIdpTokenCache } from '../../../src/resource-server/idp-token-cache.ts';
-import { createResourceServer } from '../../../src/resource-server/index.ts';
+import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
+import type { IdpAccessToken, IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
+import { IdpReauthenticationRequired } from '../../../src/idp/idp-tokens.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { SseEndpointRewriter } from '../../../src/proxy/sse-endpoint.ts';
-import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
-import { IdpReauthenticationRequired } from '../../../src/idp/idp-tokens.ts';
-import type { IdpAccessToken, IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
+import { createIdpTokenCache } from '../../../src/resource-server/idp-token-cache.ts';
+import { createResourceServer } from '../../../src/resource-server/index.ts';
 import { TestClock } from '../../support/clock.ts';
 
 describe('SSE endpoint rewriting', () => {
@@ -42,7 +42,14 @@ describe('upstream targets', () => {
   it('refuses a built-in server without a running target, with its code', () => {
     const config = configSchema.parse({ publicUrl: 'https://gw.example', servers: [{ name: 'demo', path: '/demo', upstream: { builtin: 'demo' } }] });
     assert.throws(
-      () => createResourceServer({ issuer: 'https://gw.example', servers: config.servers ?? [], publicKeys: () => [], findUser: async () => undefined, logger: createLogger('silent') }),
+      () =>
+        createResourceServer({
+          issuer: 'https://gw.example',
+          servers: config.servers ?? [],
+          publicKeys: () => [],
+          findUser: async () => undefined,
+          logger: createLogger('silent'),
+        }),
       (error: unknown) => hasErrorCode(error, ErrorCode.PROXY_UPSTREAM_UNDEFINED),
     );
   });
@@ -104,32 +111,50 @@ describe('server configuration rules', () => {
   };
 
   it('allows one path on several hosts, and refuses a repeated host and path pair', () => {
-    assert.deepEqual(messages([
-      { name: 'a', path: '/mcp', upstream: { url: 'http://127.0.0.1:1/mcp' } },
-      { name: 'b', path: '/mcp', host: 'tools.example', upstream: { url: 'http://127.0.0.1:1/mcp' } },
-    ]), []);
+    assert.deepEqual(
+      messages([
+        { name: 'a', path: '/mcp', upstream: { url: 'http://127.0.0.1:1/mcp' } },
+        { name: 'b', path: '/mcp', host: 'tools.example', upstream: { url: 'http://127.0.0.1:1/mcp' } },
+      ]),
+      [],
+    );
     const duplicate = messages([
       { name: 'a', path: '/mcp', host: 'tools.example', upstream: { url: 'http://127.0.0.1:1/mcp' } },
       { name: 'b', path: '/mcp', host: 'tools.example:443', upstream: { url: 'http://127.0.0.1:1/mcp' } },
     ]);
-    assert.ok(duplicate.some((line) => line.includes('duplicate route: host "tools.example" with path "/mcp"')), duplicate.join('\n'));
+    assert.ok(
+      duplicate.some((line) => line.includes('duplicate route: host "tools.example" with path "/mcp"')),
+      duplicate.join('\n'),
+    );
   });
 
   it('requires resource URIs to be https (http on loopback), without fragment, and unique', () => {
     const insecure = messages([{ name: 'a', path: '/a', resource: 'http://tools.example/a', upstream: { forwardAuth: true } }]);
-    assert.ok(insecure.some((line) => line.includes('must use https')), insecure.join('\n'));
+    assert.ok(
+      insecure.some((line) => line.includes('must use https')),
+      insecure.join('\n'),
+    );
     const fragment = messages([{ name: 'a', path: '/a', resource: 'https://tools.example/a#x', upstream: { forwardAuth: true } }]);
-    assert.ok(fragment.some((line) => line.includes('fragment')), fragment.join('\n'));
+    assert.ok(
+      fragment.some((line) => line.includes('fragment')),
+      fragment.join('\n'),
+    );
     assert.deepEqual(messages([{ name: 'a', path: '/a', resource: 'http://localhost:9000/a', upstream: { forwardAuth: true } }]), []);
     const clash = messages([
       { name: 'a', path: '/a', upstream: { url: 'http://127.0.0.1:1/mcp' } },
       { name: 'b', path: '/b', resource: 'https://gw.example/a', upstream: { forwardAuth: true } },
     ]);
-    assert.ok(clash.some((line) => line.includes('already has the resource URI')), clash.join('\n'));
+    assert.ok(
+      clash.some((line) => line.includes('already has the resource URI')),
+      clash.join('\n'),
+    );
   });
 
-  it('refuses routes on the gateway\'s own paths', () => {
+  it("refuses routes on the gateway's own paths", () => {
     const reserved = messages([{ name: 'a', path: '/forward-auth', upstream: { url: 'http://127.0.0.1:1/mcp' } }]);
-    assert.ok(reserved.some((line) => line.includes('used by the gateway itself')), reserved.join('\n'));
+    assert.ok(
+      reserved.some((line) => line.includes('used by the gateway itself')),
+      reserved.join('\n'),
+    );
   });
 });

@@ -5,27 +5,27 @@
  * upstream not holding up the others. Upstreams are real HTTP servers (SDK servers where MCP matters).
  */
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import type { CryptoKey, JWK } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import type { CryptoKey, JWK } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { z } from 'zod';
-import { configSchema } from '../../../src/config/schema.ts';
 import type { ServerConfig } from '../../../src/config/schema.ts';
-import { createResourceServer, resourceFor } from '../../../src/resource-server/index.ts';
-import type { ResourceServer } from '../../../src/resource-server/index.ts';
-import type { UpstreamTarget } from '../../../src/proxy/upstream-targets.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
-import type { UserRecord } from '../../../src/storage/records.ts';
-import { startDemoServer } from '../../../src/demo/server.ts';
+import { configSchema } from '../../../src/config/schema.ts';
 import type { DemoServer } from '../../../src/demo/server.ts';
+import { startDemoServer } from '../../../src/demo/server.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import type { UpstreamTarget } from '../../../src/proxy/upstream-targets.ts';
+import type { ResourceServer } from '../../../src/resource-server/index.ts';
+import { createResourceServer, resourceFor } from '../../../src/resource-server/index.ts';
+import type { UserRecord } from '../../../src/storage/records.ts';
 
 interface RawResponse {
   status: number;
@@ -38,7 +38,14 @@ function raw(url: string, options: { method?: string; headers?: Record<string, s
   return new Promise((resolve, reject) => {
     const parsed = new URL(url);
     const req = httpRequest(
-      { host: parsed.hostname, port: parsed.port, path: parsed.pathname + parsed.search, method: options.method ?? 'POST', headers: options.headers, agent: false },
+      {
+        host: parsed.hostname,
+        port: parsed.port,
+        path: parsed.pathname + parsed.search,
+        method: options.method ?? 'POST',
+        headers: options.headers,
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -52,7 +59,12 @@ function raw(url: string, options: { method?: string; headers?: Record<string, s
 }
 
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+const INITIALIZE = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+});
 
 // ---------------------------------------------------------------------------------------------------
 // Upstreams.
@@ -85,10 +97,11 @@ async function startHeaderEcho(): Promise<HeaderEcho> {
   });
   await new Promise<void>((resolve) => echo.http.listen(0, '127.0.0.1', resolve));
   echo.url = `http://127.0.0.1:${(echo.http.address() as AddressInfo).port}/mcp`;
-  echo.close = () => new Promise<void>((resolve) => {
-    echo.http.close(() => resolve());
-    echo.http.closeAllConnections();
-  });
+  echo.close = () =>
+    new Promise<void>((resolve) => {
+      echo.http.close(() => resolve());
+      echo.http.closeAllConnections();
+    });
   return echo;
 }
 
@@ -133,10 +146,11 @@ async function startLegacyServer(): Promise<LegacyServer> {
     url: `http://127.0.0.1:${port}/legacy/sse`,
     http,
     sessions,
-    close: () => new Promise<void>((resolve) => {
-      http.close(() => resolve());
-      http.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      }),
   };
 }
 
@@ -253,7 +267,7 @@ describe('routing by path and Host', () => {
     const alpha = JSON.parse((await raw(`${issuer}/.well-known/oauth-protected-resource/alpha`, { method: 'GET' })).body);
     assert.equal(alpha.resource, `${issuer}/alpha`);
     assert.equal(alpha.resource_name, 'alpha');
-    const hosted = await raw(`${issuer}/.well-known/oauth-protected-resource/alpha`, { method: 'GET', headers: { host: 'LOCALHOST:' + port } });
+    const hosted = await raw(`${issuer}/.well-known/oauth-protected-resource/alpha`, { method: 'GET', headers: { host: `LOCALHOST:${port}` } });
     assert.equal(JSON.parse(hosted.body).resource, `http://${otherHost}/alpha`);
     assert.equal(JSON.parse(hosted.body).resource_name, 'hosted');
     assert.deepEqual(JSON.parse(hosted.body).authorization_servers, [issuer]);
@@ -268,7 +282,10 @@ describe('routing by path and Host', () => {
     assert.match(String(onIssuerHost.headers['www-authenticate']), new RegExp(`resource_metadata="${issuer}/.well-known/oauth-protected-resource/alpha"`));
     const onOtherHost = await raw(`${issuer}/alpha`, { headers: { ...MCP_HEADERS, host: otherHost }, body: INITIALIZE });
     assert.equal(onOtherHost.status, 401);
-    assert.match(String(onOtherHost.headers['www-authenticate']), new RegExp(`resource_metadata="http://${otherHost}/.well-known/oauth-protected-resource/alpha"`));
+    assert.match(
+      String(onOtherHost.headers['www-authenticate']),
+      new RegExp(`resource_metadata="http://${otherHost}/.well-known/oauth-protected-resource/alpha"`),
+    );
   });
 
   it('refuses a token for one server at every other (audience binding)', async () => {
@@ -285,7 +302,10 @@ describe('routing by path and Host', () => {
       assert.equal(res.status, 401, `${url} on ${host ?? 'issuer host'}`);
       assert.match(String(res.headers['www-authenticate']), /error="invalid_token", error_description="The access token was not issued for this MCP server\."/);
     }
-    const hosted = await raw(`${issuer}/alpha`, { headers: { ...MCP_HEADERS, authorization: `Bearer ${hostedToken}`, host: otherHost.toUpperCase() }, body: INITIALIZE });
+    const hosted = await raw(`${issuer}/alpha`, {
+      headers: { ...MCP_HEADERS, authorization: `Bearer ${hostedToken}`, host: otherHost.toUpperCase() },
+      body: INITIALIZE,
+    });
     assert.equal(hosted.status, 200);
   });
 
@@ -315,7 +335,7 @@ describe('routing by path and Host', () => {
 });
 
 describe('headers on the way up', () => {
-  it('adds the identity and the gateway\'s forwarding headers, dropping client copies', async () => {
+  it("adds the identity and the gateway's forwarding headers, dropping client copies", async () => {
     const res = await raw(`${issuer}/echo`, {
       headers: {
         ...MCP_HEADERS,
@@ -428,9 +448,16 @@ describe('a client vanishing mid-stream', () => {
     const headers = { ...MCP_HEADERS, authorization: `Bearer ${bearer}` };
     const init = await raw(`${issuer}/alpha`, { headers, body: INITIALIZE });
     const sessionId = String(init.headers['mcp-session-id']);
-    await raw(`${issuer}/alpha`, { headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
+    await raw(`${issuer}/alpha`, {
+      headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    });
     const controller = new AbortController();
-    const stream = await fetch(`${issuer}/alpha`, { method: 'GET', headers: { accept: 'text/event-stream', authorization: `Bearer ${bearer}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }, signal: controller.signal });
+    const stream = await fetch(`${issuer}/alpha`, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${bearer}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+      signal: controller.signal,
+    });
     assert.equal(stream.status, 200);
     const before = logLines.length;
     controller.abort();
@@ -448,7 +475,9 @@ describe('SDK Streamable HTTP client on the host-routed server', () => {
   it('connects and calls a tool with the host-routed audience', async () => {
     // fetch sets Host from the URL, so the client uses the other host name directly.
     const bearer = await token(`http://${otherHost}/alpha`);
-    const transport = new StreamableHTTPClientTransport(new URL(`http://${otherHost}/alpha`), { requestInit: { headers: { authorization: `Bearer ${bearer}` } } });
+    const transport = new StreamableHTTPClientTransport(new URL(`http://${otherHost}/alpha`), {
+      requestInit: { headers: { authorization: `Bearer ${bearer}` } },
+    });
     const client = new Client({ name: 'hosted', version: '1' });
     await client.connect(transport);
     try {
@@ -459,4 +488,3 @@ describe('SDK Streamable HTTP client on the host-routed server', () => {
     }
   });
 });
-

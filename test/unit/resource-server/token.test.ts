@@ -3,13 +3,13 @@
  * helpers the check depends on (canonical resources, bearer extraction, challenges).
  */
 import assert from 'node:assert/strict';
-import { describe, it, before } from 'node:test';
-import { exportJWK, generateKeyPair, SignJWT, base64url } from 'jose';
+import { before, describe, it } from 'node:test';
 import type { CryptoKey, JWK } from 'jose';
-import { createTokenVerifier, extractBearerToken } from '../../../src/resource-server/token-verifier.ts';
-import { canonicalizeResource, resourceUriFor, protectedResourceMetadataUrl } from '../../../src/core/resource-uri.ts';
+import { base64url, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { canonicalizeResource, protectedResourceMetadataUrl, resourceUriFor } from '../../../src/core/resource-uri.ts';
 import { bearerChallenge } from '../../../src/resource-server/challenge.ts';
 import { encodeHeaderValue } from '../../../src/resource-server/identity-headers.ts';
+import { createTokenVerifier, extractBearerToken } from '../../../src/resource-server/token-verifier.ts';
 import { TestClock } from '../../support/clock.ts';
 
 const ISSUER = 'https://gw.example.com';
@@ -129,7 +129,9 @@ describe('token verifier', () => {
     const none = await verifier.verify(unsecured, RESOURCE);
     assert.deepEqual(none.ok ? 'ok' : none.reason, 'invalid');
 
-    const hs256 = await new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' }).sign(new TextEncoder().encode('a-shared-secret-of-32-bytes-long!'));
+    const hs256 = await new SignJWT(payload)
+      .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: 'k1' })
+      .sign(new TextEncoder().encode('a-shared-secret-of-32-bytes-long!'));
     const hs = await verifier.verify(hs256, RESOURCE);
     assert.deepEqual(hs.ok ? 'ok' : hs.reason, 'invalid');
   });
@@ -146,7 +148,10 @@ describe('token verifier', () => {
     const now = Math.floor(Date.now() / 1000);
     const noClient = await new SignJWT({ scope: 'x' })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
-      .setIssuer(ISSUER).setAudience(RESOURCE).setSubject('local:alice').setExpirationTime(now + 60)
+      .setIssuer(ISSUER)
+      .setAudience(RESOURCE)
+      .setSubject('local:alice')
+      .setExpirationTime(now + 60)
       .sign(privateKey);
     const result = await verifier.verify(noClient, RESOURCE);
     assert.deepEqual(result.ok ? 'ok' : result.reason, 'invalid');
@@ -180,7 +185,15 @@ describe('token verifier', () => {
   it('stops answering from the cache once the token has expired', async () => {
     const clock = new TestClock();
     const counter = { calls: 0 };
-    const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => (counter.calls++, [publicJwk]), clock, clockToleranceSeconds: 0 });
+    const verifier = createTokenVerifier({
+      issuer: ISSUER,
+      publicKeys: () => {
+        counter.calls++;
+        return [publicJwk];
+      },
+      clock,
+      clockToleranceSeconds: 0,
+    });
     const token = await sign({ expiresIn: 10 });
     assert.equal((await verifier.verify(token, RESOURCE)).ok, true);
     clock.advance(11_000);
@@ -249,7 +262,10 @@ describe('canonical resources', () => {
 
   it('derives the resource and metadata URL from issuer and path', () => {
     assert.equal(resourceUriFor('https://GW.example.com', '/mcp'), 'https://gw.example.com/mcp');
-    assert.equal(protectedResourceMetadataUrl('https://gw.example.com', { path: '/team/mcp' }), 'https://gw.example.com/.well-known/oauth-protected-resource/team/mcp');
+    assert.equal(
+      protectedResourceMetadataUrl('https://gw.example.com', { path: '/team/mcp' }),
+      'https://gw.example.com/.well-known/oauth-protected-resource/team/mcp',
+    );
   });
 });
 

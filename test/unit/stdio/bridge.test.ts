@@ -7,24 +7,31 @@
  * processes do on their own schedule (a stderr line, a stream opening, an answer arriving late) is
  * awaited as the log line or notification that reports it.
  */
-import { test, type TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { type TestContext, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
-import { serverSchema, type GatewayConfigInput } from '../../../src/config/schema.ts';
-import { createLogger } from '../../../src/observability/logger.ts';
-import { JsonRpcCode, type JsonRpcFailure } from '../../../src/core/jsonrpc.ts';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  McpError,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import { type GatewayConfigInput, serverSchema } from '../../../src/config/schema.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
-import { TestClock } from '../../support/clock.ts';
-import { event, LogWatch, type LogLine } from '../../support/log-watch.ts';
-import { startStdioServer, type StdioServer } from '../../../src/stdio/index.ts';
+import { JsonRpcCode, type JsonRpcFailure } from '../../../src/core/jsonrpc.ts';
 import type { IdpTokenSource } from '../../../src/idp/idp-tokens.ts';
-import { STDIO_TEST_SERVER } from '../../support/stdio-test-server.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { type StdioServer, startStdioServer } from '../../../src/stdio/index.ts';
+import { TestClock } from '../../support/clock.ts';
+import { event, type LogLine, LogWatch } from '../../support/log-watch.ts';
 import { processAlive } from '../../support/processes.ts';
+import { STDIO_TEST_SERVER } from '../../support/stdio-test-server.ts';
 
 type StdioInput = Extract<NonNullable<GatewayConfigInput['servers']>[number]['upstream'], { stdio: unknown }>['stdio'];
 
@@ -70,7 +77,12 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 /** The test server's stderr line for a `slow` call it saw cancelled. */
 const slowCallCancelled = (line: LogLine): boolean => line.stream === 'stderr' && line.msg === 'stdio-test-server slow call cancelled';
 
-async function connect(t: TestContext, stdio: StdioServer, userId: string, options: { sse?: boolean; capabilities?: ClientCapabilities } = {}): Promise<Client> {
+async function connect(
+  t: TestContext,
+  stdio: StdioServer,
+  userId: string,
+  options: { sse?: boolean; capabilities?: ClientCapabilities } = {},
+): Promise<Client> {
   const headers = stdio.headersFor(userId);
   const transport = options.sse
     ? new SSEClientTransport(new URL(`${stdio.url}/sse`), { requestInit: { headers } })
@@ -105,12 +117,12 @@ test('shared mode: every user reaches one process; tools, large messages both wa
   assert.equal(await callText(alice, 'echo', { text: long }), long);
 
   const started = logs.find((line) => typeof line.msg === 'string' && line.msg.startsWith('stdio-test-server started'));
-  assert.ok(started, 'the child\'s stderr line is logged');
+  assert.ok(started, "the child's stderr line is logged");
   assert.equal(started.server, 'tester');
   assert.equal(started.stream, 'stderr');
 });
 
-test('per-user mode: each user gets an own process; one user\'s sessions share it', async (t) => {
+test("per-user mode: each user gets an own process; one user's sessions share it", async (t) => {
   const { stdio } = await start(t, { mode: 'per-user' });
   const alice1 = await connect(t, stdio, 'corp:alice');
   const alice2 = await connect(t, stdio, 'corp:alice', { sse: true });
@@ -125,13 +137,26 @@ test('per-user mode: each user gets an own process; one user\'s sessions share i
 
 test('only the gateway may call the bridge, and a session stays with its user', async (t) => {
   const { stdio } = await start(t, { mode: 'per-user' });
-  const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+  const init = JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+  });
   const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   const noSecret = await fetch(stdio.url, { method: 'POST', headers: { ...base, 'x-mcp-gateway-user': 'corp%3Aalice' }, body: init });
   assert.equal(noSecret.status, 403);
-  const wrongSecret = await fetch(stdio.url, { method: 'POST', headers: { ...base, ...stdio.headersFor('corp:alice'), 'x-mcp-gateway-bridge-secret': 'guess' }, body: init });
+  const wrongSecret = await fetch(stdio.url, {
+    method: 'POST',
+    headers: { ...base, ...stdio.headersFor('corp:alice'), 'x-mcp-gateway-bridge-secret': 'guess' },
+    body: init,
+  });
   assert.equal(wrongSecret.status, 403);
-  const noUser = await fetch(stdio.url, { method: 'POST', headers: { ...base, 'x-mcp-gateway-bridge-secret': stdio.headersFor('x')['x-mcp-gateway-bridge-secret']! }, body: init });
+  const noUser = await fetch(stdio.url, {
+    method: 'POST',
+    headers: { ...base, 'x-mcp-gateway-bridge-secret': stdio.headersFor('x')['x-mcp-gateway-bridge-secret']! },
+    body: init,
+  });
   assert.equal(noUser.status, 400);
 
   const ok = await fetch(stdio.url, { method: 'POST', headers: { ...base, ...stdio.headersFor('corp:alice') }, body: init });
@@ -142,10 +167,18 @@ test('only the gateway may call the bridge, and a session stays with its user', 
   assert.match(text, /"protocolVersion":"2025-06-18"/);
   // Bob presenting Alice's session id gets the same answer as for an unknown session.
   const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
-  const stolen = await fetch(stdio.url, { method: 'POST', headers: { ...base, ...stdio.headersFor('corp:bob'), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }, body: list });
+  const stolen = await fetch(stdio.url, {
+    method: 'POST',
+    headers: { ...base, ...stdio.headersFor('corp:bob'), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+    body: list,
+  });
   assert.equal(stolen.status, 404);
   assert.equal(((await stolen.json()) as { error: { code: number } }).error.code, JsonRpcCode.SESSION_NOT_FOUND);
-  const own = await fetch(stdio.url, { method: 'POST', headers: { ...base, ...stdio.headersFor('corp:alice'), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }, body: list });
+  const own = await fetch(stdio.url, {
+    method: 'POST',
+    headers: { ...base, ...stdio.headersFor('corp:alice'), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+    body: list,
+  });
   assert.equal(own.status, 200);
   assert.match(await own.text(), /"name":"echo"/);
 });
@@ -157,7 +190,12 @@ test('protocol versions: each client gets the version it asked for, one initiali
     const response = await fetch(stdio.url, {
       method: 'POST',
       headers: base,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      }),
     });
     assert.equal(response.status, 200);
     assert.match(await response.text(), new RegExp(`"protocolVersion":"${version}"`));
@@ -165,7 +203,12 @@ test('protocol versions: each client gets the version it asked for, one initiali
   const unknown = await fetch(stdio.url, {
     method: 'POST',
     headers: base,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2099-01-01', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2099-01-01', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    }),
   });
   assert.match(await unknown.text(), /"protocolVersion":"2025-11-25"/);
   assert.equal(logs.filter((line) => line.event === 'stdio.process_started').length, 1);
@@ -185,7 +228,11 @@ test('malformed client messages get JSON-RPC errors and a log line; the bridge k
   // MCP: a request id is never null; the bridge answers exactly as the proxy does for HTTP upstreams.
   const nullId = await fetch(stdio.url, { method: 'POST', headers, body: '{"jsonrpc":"2.0","id":null,"method":"ping"}' });
   assert.equal(nullId.status, 400);
-  assert.deepEqual(((await nullId.json()) as { id: unknown; error: { code: number } }), { jsonrpc: '2.0', id: null, error: { code: JsonRpcCode.INVALID_REQUEST, message: 'Invalid Request: a request "id" must be a string or an integer, never null' } });
+  assert.deepEqual((await nullId.json()) as { id: unknown; error: { code: number } }, {
+    jsonrpc: '2.0',
+    id: null,
+    error: { code: JsonRpcCode.INVALID_REQUEST, message: 'Invalid Request: a request "id" must be a string or an integer, never null' },
+  });
 
   // The older transport's POST endpoint: an unknown session id is refused, bad bodies get -32700/-32600.
   const bad = await fetch(`${stdio.url}/messages?sessionId=nope`, { method: 'POST', headers, body: '{}' });
@@ -200,7 +247,11 @@ test('malformed client messages get JSON-RPC errors and a log line; the bridge k
   assert.equal(((await legacyNotJson.json()) as { error: { code: number } }).error.code, JsonRpcCode.PARSE_ERROR);
   const legacyNotRpc = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers, body: '[]' });
   assert.equal(((await legacyNotRpc.json()) as { error: { code: number } }).error.code, JsonRpcCode.INVALID_REQUEST);
-  const otherUser = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers: { ...headers, ...stdio.headersFor('corp:bob') }, body: '{"jsonrpc":"2.0","method":"x"}' });
+  const otherUser = await fetch(`${stdio.url}/${endpoint}`, {
+    method: 'POST',
+    headers: { ...headers, ...stdio.headersFor('corp:bob') },
+    body: '{"jsonrpc":"2.0","method":"x"}',
+  });
   assert.equal(otherUser.status, 404, 'a legacy session stays with its user');
   controller.abort();
   assert.ok(logs.some((line) => line.event === 'stdio.bad_request'));
@@ -274,12 +325,15 @@ test('a crash fails the calls in flight with a JSON-RPC error, and the process r
   const before = Number(await callText(client, 'pid'));
   // The first progress shows the other session's call is in flight at the process.
   const running = deferred();
-  const slow = legacy.callTool({ name: 'slow', arguments: { steps: 100, delayMs: 10 } }, undefined, { onprogress: () => running.resolve() }).then(() => undefined, (error: unknown) => error);
+  const slow = legacy.callTool({ name: 'slow', arguments: { steps: 100, delayMs: 10 } }, undefined, { onprogress: () => running.resolve() }).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
   await running.promise;
   const crash = client.callTool({ name: 'crash' });
   await assert.rejects(crash, (error: unknown) => error instanceof McpError && error.code === JsonRpcCode.SERVER_UNAVAILABLE);
   const slowError = await slow;
-  assert.ok(slowError instanceof McpError && slowError.code === JsonRpcCode.SERVER_UNAVAILABLE, 'the other session\'s call in flight fails too');
+  assert.ok(slowError instanceof McpError && slowError.code === JsonRpcCode.SERVER_UNAVAILABLE, "the other session's call in flight fails too");
   assert.ok(logs.some((line) => line.event === 'stdio.process_crashed' && line.code === 3));
   // Same sessions, new process.
   const after = Number(await callText(client, 'pid'));
@@ -311,7 +365,12 @@ test('a Streamable HTTP session abandoned without DELETE is forgotten once idle 
   const init = await fetch(stdio.url, {
     method: 'POST',
     headers: base,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    }),
   });
   await init.text();
   const session = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-06-18' };
@@ -362,7 +421,10 @@ test('@modelcontextprotocol/server-everything over the bridge, shared and per-us
     const alice = await connect(t, stdio, 'corp:alice');
     const bob = await connect(t, stdio, 'corp:bob', { sse: true });
     const tools = await alice.listTools();
-    assert.ok(tools.tools.some((tool) => tool.name === 'echo'), 'server-everything lists echo');
+    assert.ok(
+      tools.tools.some((tool) => tool.name === 'echo'),
+      'server-everything lists echo',
+    );
     const echoed = await alice.callTool({ name: 'echo', arguments: { message: 'everything' } });
     assert.match(JSON.stringify(echoed.content), /everything/);
     const sum = await bob.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } });
@@ -383,7 +445,7 @@ test('a server that cannot start gives the client a JSON-RPC error and a log lin
   assert.equal(logs.filter((line) => line.event === 'stdio.process_start_failed').length, 2);
 });
 
-test('notifications unrelated to a request reach every session\'s GET stream (and the older SSE stream)', async (t) => {
+test("notifications unrelated to a request reach every session's GET stream (and the older SSE stream)", async (t) => {
   const { stdio, watch } = await start(t);
   const received = { http: 0, sse: 0 };
   const heard = { http: deferred(), sse: deferred() };
@@ -399,7 +461,7 @@ test('notifications unrelated to a request reach every session\'s GET stream (an
   });
   assert.equal(stdio.sessionCount(), 2);
   // The SDK client opens its GET stream right after initialize, on its own: wait until it is there.
-  await watch.first(event('stdio.stream_opened', { userId: 'corp:alice' }), 'the Streamable HTTP client\'s GET stream');
+  await watch.first(event('stdio.stream_opened', { userId: 'corp:alice' }), "the Streamable HTTP client's GET stream");
   assert.equal(await callText(sse, 'announce'), 'announced');
   await Promise.all([heard.http.promise, heard.sse.promise]);
   assert.deepEqual(received, { http: 1, sse: 1 }, 'each session heard tools/list_changed once');
@@ -411,7 +473,12 @@ test('Streamable HTTP rules: batches, DELETE, one GET stream, headers checked', 
   const init = await fetch(stdio.url, {
     method: 'POST',
     headers: base,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    }),
   });
   assert.equal(init.status, 200);
   assert.equal(init.headers.get('content-type'), 'application/json');
@@ -433,7 +500,11 @@ test('Streamable HTTP rules: batches, DELETE, one GET stream, headers checked', 
   assert.deepEqual(answers.map((answer) => answer.id).sort(), ['a', 'b']);
   assert.match(JSON.stringify(answers.find((answer) => answer.id === 'a')), /one/);
 
-  const badVersion = await fetch(stdio.url, { method: 'POST', headers: { ...session, 'mcp-protocol-version': '1999-01-01' }, body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' }) });
+  const badVersion = await fetch(stdio.url, {
+    method: 'POST',
+    headers: { ...session, 'mcp-protocol-version': '1999-01-01' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' }),
+  });
   assert.equal(badVersion.status, 400);
   const badType = await fetch(stdio.url, { method: 'POST', headers: { ...session, 'content-type': 'text/plain' }, body: '{}' });
   assert.equal(badType.status, 415);
@@ -464,7 +535,12 @@ test('a client that vanishes mid-stream costs nothing but its own answer', async
   const init = await fetch(stdio.url, {
     method: 'POST',
     headers: base,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    }),
   });
   await init.text();
   const session = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-06-18' };
@@ -473,7 +549,12 @@ test('a client that vanishes mid-stream costs nothing but its own answer', async
     method: 'POST',
     headers: session,
     signal: controller.signal,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'slow', arguments: { steps: 5, delayMs: 100 }, _meta: { progressToken: 7 } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'slow', arguments: { steps: 5, delayMs: 100 }, _meta: { progressToken: 7 } },
+    }),
   });
   // The first progress event turns the answer into an SSE stream; then the client is gone.
   assert.equal(slow.headers.get('content-type'), 'text/event-stream');
@@ -488,7 +569,7 @@ test('a client that vanishes mid-stream costs nothing but its own answer', async
   assert.ok(!logs.some((line) => line.level === 50), 'no error logged');
 });
 
-test('idpToken.env on a shared server is refused at start-up: one process cannot hold every user\'s token', async () => {
+test("idpToken.env on a shared server is refused at start-up: one process cannot hold every user's token", async () => {
   const server = serverSchema.parse({
     name: 'shared-token',
     path: '/shared-token',
@@ -496,7 +577,9 @@ test('idpToken.env on a shared server is refused at start-up: one process cannot
     idpToken: { env: 'GITHUB_PERSONAL_ACCESS_TOKEN' },
   });
   if (!('stdio' in server.upstream)) throw new Error('unreachable');
-  await assert.rejects(startStdioServer(server, server.upstream.stdio, { logger: createLogger('silent'), idpTokens: noIdpTokens }), { code: ErrorCode.CONFIG_INVALID });
+  await assert.rejects(startStdioServer(server, server.upstream.stdio, { logger: createLogger('silent'), idpTokens: noIdpTokens }), {
+    code: ErrorCode.CONFIG_INVALID,
+  });
 });
 
 test('after shutdown the supervisor refuses new connections with its code, answered as "server unavailable"', async (t) => {

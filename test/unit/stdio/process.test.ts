@@ -4,12 +4,13 @@
  * ignore the polite signals. Real child processes (small Node scripts); the tests await their exit
  * and their log lines rather than polling for them.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { StdioProcess, type ExitInfo } from '../../../src/stdio/process.ts';
-import { processAlive } from '../../support/processes.ts';
+import { type ExitInfo, StdioProcess } from '../../../src/stdio/process.ts';
 import { LogWatch } from '../../support/log-watch.ts';
+import { processAlive } from '../../support/processes.ts';
 
 function capture(): { watch: LogWatch; logger: LogWatch['logger']; lines: LogWatch['lines'] } {
   const watch = new LogWatch('info');

@@ -56,7 +56,7 @@ describe('SecretBox', () => {
     }
     const truncatedTag = sealed.slice(0, -2);
     assertSecretBoxError(() => box.open(truncatedTag, 'user:1'), 'malformed');
-    for (const malformed of ['', 'nope', 'v2' + sealed.slice(2), `${sealed}.extra`, sealed.replace(/\.[^.]+$/, '.!!!!')]) {
+    for (const malformed of ['', 'nope', `v2${sealed.slice(2)}`, `${sealed}.extra`, sealed.replace(/\.[^.]+$/, '.!!!!')]) {
       assertSecretBoxError(() => box.open(malformed, 'user:1'), 'malformed');
     }
   });
@@ -156,7 +156,9 @@ describe('loadEncryptionKeys', () => {
     for (const [key] of results) assert.ok(key?.equals(results[0]![0]!));
   });
 
-  test('warns about a key file others can read, and rejects a corrupt one', { skip: process.platform === 'win32' ? 'POSIX file modes do not exist on Windows' : false }, async () => {
+  test('warns about a key file others can read, and rejects a corrupt one', {
+    skip: process.platform === 'win32' ? 'POSIX file modes do not exist on Windows' : false,
+  }, async () => {
     const dataDir = join(tempDir, 'loose');
     const config = configSchema.parse({ dataDir });
     await loadEncryptionKeys(config);

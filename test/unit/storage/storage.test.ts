@@ -36,8 +36,8 @@ after(async () => {
 function sqliteRowCount(path: string): number {
   const db = new DatabaseSync(path, { readOnly: true });
   try {
-    const kv = Number(db.prepare('SELECT count(*) AS n FROM kv').get()?.['n']);
-    const sets = Number(db.prepare('SELECT count(*) AS n FROM set_member').get()?.['n']);
+    const kv = Number(db.prepare('SELECT count(*) AS n FROM kv').get()?.n);
+    const sets = Number(db.prepare('SELECT count(*) AS n FROM set_member').get()?.n);
     return kv + sets;
   } finally {
     db.close();
@@ -147,7 +147,10 @@ for (const backend of backends) {
     test('consume returns the value to exactly one of 20 concurrent callers', async () => {
       await storage.set('codes', 'c1', { user: 'u1' });
       const results = await Promise.all(Array.from({ length: 20 }, () => storage.consume('codes', 'c1')));
-      assert.deepEqual(results.filter((result) => result !== undefined), [{ user: 'u1' }]);
+      assert.deepEqual(
+        results.filter((result) => result !== undefined),
+        [{ user: 'u1' }],
+      );
       assert.equal(await storage.get('codes', 'c1'), undefined);
       assert.equal(await storage.consume('codes', 'missing'), undefined);
     });
@@ -168,7 +171,10 @@ for (const backend of backends) {
 
     test('concurrent increments are not lost', async () => {
       const counts = await Promise.all(Array.from({ length: 20 }, () => storage.increment('rate', 'k', 60)));
-      assert.deepEqual(counts.toSorted((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1));
+      assert.deepEqual(
+        counts.toSorted((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
     });
 
     test('increment refuses a value that is not a counter', async () => {
