@@ -25,7 +25,7 @@ export interface ProviderOptions {
   storage: Storage;
   signingKeys: JWK[];
   cookieKeys: string[];
-  /** `trustProxy` as configured (src/config/schema-trust-proxy.ts). */
+  /** `trustProxy` as configured (src/config/schema/trust-proxy.ts). */
   trustProxy: boolean | number | string[];
   tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number };
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };

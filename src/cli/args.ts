@@ -6,7 +6,7 @@
 
 import type { Writable } from 'node:stream';
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
-import { closestName } from '../config/closest-name.ts';
+import { closestName } from '../config/load/closest-name.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 /** A command line the command cannot run with; the CLI prints the message and the usage, exit 2. */

@@ -5,8 +5,8 @@
  * It walks the same JSON Schema view of `configSchema` the loader uses to map environment variables,
  * so a variable listed here is exactly one the loader understands.
  */
-import { CONFIG_PATH_ENV, ENV_PREFIX, envVarName } from './env-overrides.ts';
-import { configJsonSchema, deref, type JsonSchema, unionVariants } from './schema-walker.ts';
+import { CONFIG_PATH_ENV, ENV_PREFIX, envVarName } from './load/env-overrides.ts';
+import { configJsonSchema, deref, type JsonSchema, unionVariants } from './load/schema-walker.ts';
 
 /** Doc path segment: a key, or `[]` for "every item of this list". */
 type DocSegment = string | { item: true };

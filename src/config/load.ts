@@ -6,18 +6,18 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { ConfigError } from './config-error.ts';
-import { applyEnvironment, CONFIG_PATH_ENV } from './env-overrides.ts';
-import { readFailure } from './file-text.ts';
-import { describeIssue } from './issue-messages.ts';
-import type { PathSegment } from './key-path.ts';
-import { LoadReport } from './load-report.ts';
-import { resolveReferences } from './references.ts';
+import { ConfigError } from './load/config-error.ts';
+import { applyEnvironment, CONFIG_PATH_ENV } from './load/env-overrides.ts';
+import { readFailure } from './load/file-text.ts';
+import { describeIssue } from './load/issue-messages.ts';
+import type { PathSegment } from './load/key-path.ts';
+import { LoadReport } from './load/load-report.ts';
+import { resolveReferences } from './load/references.ts';
+import { configJsonSchema, findUnknownKeys } from './load/schema-walker.ts';
+import { parseConfigYaml } from './load/yaml-source.ts';
 import { configSchema, type GatewayConfig } from './schema.ts';
-import { configJsonSchema, findUnknownKeys } from './schema-walker.ts';
-import { parseConfigYaml } from './yaml-source.ts';
 
-export { ConfigError, type ConfigProblem, formatConfigError } from './config-error.ts';
+export { ConfigError, type ConfigProblem, formatConfigError } from './load/config-error.ts';
 
 export interface LoadConfigOptions {
   /** YAML file; defaults to $MCP_GATEWAY_CONFIG; neither means "all defaults plus environment". */

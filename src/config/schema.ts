@@ -8,10 +8,11 @@
 import { z } from 'zod';
 import { issuerFromPublicUrl, hostKey as routeHostKey } from '../core/resource-uri.ts';
 import { serverPathConflict } from '../http/routes.ts';
-import { encryptionKeyProblem } from './encryption-key.ts';
-import { identityProviderProblems } from './identity-provider-rules.ts';
-import { pemFileProblem } from './pem-file.ts';
-import { accessRulesSchema } from './schema-access.ts';
+import { accessRulesSchema } from './schema/access.ts';
+import { encryptionKeyProblem } from './schema/encryption-key.ts';
+import { identityProviderProblems } from './schema/identity-provider-rules.ts';
+import { pemFileProblem } from './schema/pem-file.ts';
+import { githubProviderSchema, oauth2ProviderSchema } from './schema/providers-oauth2.ts';
 import {
   auth0ProviderSchema,
   authentikProviderSchema,
@@ -21,15 +22,14 @@ import {
   keycloakProviderSchema,
   oidcProviderSchema,
   oktaProviderSchema,
-} from './schema-providers.ts';
-import { githubProviderSchema, oauth2ProviderSchema } from './schema-providers-oauth2.ts';
-import { stdioUpstreamSchema } from './schema-stdio.ts';
-import { trustProxySchema } from './schema-trust-proxy.ts';
-import { uiSchema } from './schema-ui.ts';
-import { isLoopbackHost, requireSecureScheme } from './schema-urls.ts';
-import { idpTokenTargetProblems, serverResource } from './server-rules.ts';
+} from './schema/providers-oidc.ts';
+import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
+import { stdioUpstreamSchema } from './schema/stdio.ts';
+import { trustProxySchema } from './schema/trust-proxy.ts';
+import { uiSchema } from './schema/ui.ts';
+import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
 
-export type { GithubProviderConfig, OAuth2ProviderConfig } from './schema-providers-oauth2.ts';
+export type { GithubProviderConfig, OAuth2ProviderConfig } from './schema/providers-oauth2.ts';
 
 const duration = z.number().int().positive();
 
@@ -57,7 +57,7 @@ const publicUrl = z
     'External base URL of the gateway (https; http only on localhost). It is the OAuth issuer, so it is an origin with no path; it is normalised to the origin form.',
   );
 
-export { isLoopbackHost } from './schema-urls.ts';
+export { isLoopbackHost } from './schema/urls.ts';
 
 const localUser = z.object({
   username: z
@@ -463,7 +463,7 @@ export type GatewayConfig = z.output<typeof configSchema>;
 export type ServerConfig = z.output<typeof serverSchema>;
 export type IdentityProviderConfig = z.output<typeof identityProviderSchema>;
 export type LocalProviderConfig = z.output<typeof localProviderSchema>;
-export type { OidcProviderConfig } from './schema-providers.ts';
+export type { OidcProviderConfig } from './schema/providers-oidc.ts';
 export type UpstreamConfig = ServerConfig['upstream'];
 export type LocalUserConfig = z.output<typeof localUser>;
-export type { TrustProxySetting } from './schema-trust-proxy.ts';
+export type { TrustProxySetting } from './schema/trust-proxy.ts';

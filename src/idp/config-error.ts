@@ -1,10 +1,11 @@
 /**
  * A provider built from a configuration the schema would refuse. The schema runs the same rules
- * (src/config/identity-provider-rules.ts), so this reaches only code that builds providers from
+ * (src/config/schema/identity-provider-rules.ts), so this reaches only code that builds providers from
  * settings of its own (tests, embedding); `serve` reports the problem earlier, with its line.
  */
-import type { RuleProblem } from '../config/identity-provider-rules.ts';
-import { formatPath } from '../config/key-path.ts';
+
+import { formatPath } from '../config/load/key-path.ts';
+import type { RuleProblem } from '../config/schema/identity-provider-rules.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 
 export class IdpConfigError extends GatewayError {

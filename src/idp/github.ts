@@ -11,9 +11,9 @@
  * tokens are on (always for GitHub Apps, opt-in for OAuth apps).
  */
 import { createHash } from 'node:crypto';
-import { reservedParamProblems } from '../config/identity-provider-rules.ts';
+import { reservedParamProblems } from '../config/schema/identity-provider-rules.ts';
+import type { GithubProviderConfig } from '../config/schema/providers-oauth2.ts';
 import type { GatewayConfig, IdentityProviderConfig } from '../config/schema.ts';
-import type { GithubProviderConfig } from '../config/schema-providers-oauth2.ts';
 import { type Clock, epochSeconds, systemClock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { refuseProblems } from './config-error.ts';

@@ -6,8 +6,8 @@
  * client_id, scope or resource) reaches the IdP (docs/identity-providers-github.md).
  */
 import { createHash } from 'node:crypto';
-import { oauth2AuthMethod, oauth2ClientProblems, reservedParamProblems } from '../config/identity-provider-rules.ts';
-import type { OAuth2ProviderConfig } from '../config/schema-providers-oauth2.ts';
+import { oauth2AuthMethod, oauth2ClientProblems, reservedParamProblems } from '../config/schema/identity-provider-rules.ts';
+import type { OAuth2ProviderConfig } from '../config/schema/providers-oauth2.ts';
 import { type Clock, epochSeconds, systemClock } from '../core/clock.ts';
 import { refuseProblems } from './config-error.ts';
 import { booleanFrom, groupsFrom, subjectFrom, valueAtPath } from './oauth2-claims.ts';

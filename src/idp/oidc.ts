@@ -7,7 +7,7 @@
  * (docs/identity-providers.md).
  */
 import * as client from 'openid-client';
-import { issuerProblems, openidScopeProblems, reservedParamProblems } from '../config/identity-provider-rules.ts';
+import { issuerProblems, openidScopeProblems, reservedParamProblems } from '../config/schema/identity-provider-rules.ts';
 import { type Clock, epochSeconds, systemClock } from '../core/clock.ts';
 import type { Logger } from '../observability/logger.ts';
 import { identityFromClaims, MissingSubjectClaim } from './claims.ts';

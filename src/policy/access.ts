@@ -13,7 +13,7 @@ import { type IdpIdentity, userIdFor } from '../core/identity.ts';
 import { normaliseDomain, normaliseEmail } from './email.ts';
 
 /**
- * One rule block as configured (`access`, `servers[].access`); src/config/schema-access.ts validates
+ * One rule block as configured (`access`, `servers[].access`); src/config/schema/access.ts validates
  * it, and its output has exactly this shape.
  */
 export interface AccessRules {

@@ -3,10 +3,10 @@
  * that serves them as Streamable HTTP and HTTP+SSE, called by the gateway in-process.
  */
 
-import { formatPath } from '../config/key-path.ts';
+import { formatPath } from '../config/load/key-path.ts';
+import { idpTokenTargetProblems } from '../config/schema/server-rules.ts';
+import type { StdioUpstreamConfig } from '../config/schema/stdio.ts';
 import type { ServerConfig } from '../config/schema.ts';
-import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
-import { idpTokenTargetProblems } from '../config/server-rules.ts';
 import type { Clock } from '../core/clock.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';

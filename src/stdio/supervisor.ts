@@ -3,7 +3,7 @@
  * mode), with the idle timeout, the cap on running processes, and each process's environment
  * (inherited baseline + configured `env` + the user's IdP token when `idpToken.env` asks for it).
  */
-import type { StdioUpstreamConfig } from '../config/schema-stdio.ts';
+import type { StdioUpstreamConfig } from '../config/schema/stdio.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ErrorCode } from '../core/errors.ts';
 import { JsonRpcCode, JsonRpcFailure } from '../core/jsonrpc.ts';

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { githubProviderSchema } from '../../src/config/schema-providers-oauth2.ts';
+import { githubProviderSchema } from '../../src/config/schema/providers-oauth2.ts';
 import type { OutboundFetch } from '../../src/http/outbound.ts';
 import { createOutboundFetch } from '../../src/http/outbound.ts';
 import { GithubIdentityProvider } from '../../src/idp/github.ts';

@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, test } from 'node:test';
+import type { OidcFamilyConfig } from '../../src/config/schema/providers-oidc.ts';
 import type { GatewayConfigInput } from '../../src/config/schema.ts';
 import { configSchema } from '../../src/config/schema.ts';
-import type { OidcFamilyConfig } from '../../src/config/schema-providers.ts';
 import { createOutboundFetch } from '../../src/http/outbound.ts';
 import { createIdpTokenSource, IdpReauthenticationRequired } from '../../src/idp/idp-tokens.ts';
 import { createOidcProvider } from '../../src/idp/presets/index.ts';

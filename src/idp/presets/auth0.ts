@@ -5,8 +5,8 @@
  * by an Action (`claims.groups: https://example.com/roles`).
  */
 
-import { auth0Problems } from '../../config/identity-provider-rules.ts';
-import type { Auth0ProviderConfig } from '../../config/schema-providers.ts';
+import { auth0Problems } from '../../config/schema/identity-provider-rules.ts';
+import type { Auth0ProviderConfig } from '../../config/schema/providers-oidc.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import { refuseProblems } from '../config-error.ts';
 import type { OidcSettings } from '../oidc-settings.ts';

@@ -5,8 +5,8 @@
  * its scopes.
  */
 
-import { cognitoProblems } from '../../config/identity-provider-rules.ts';
-import type { CognitoProviderConfig } from '../../config/schema-providers.ts';
+import { cognitoProblems } from '../../config/schema/identity-provider-rules.ts';
+import type { CognitoProviderConfig } from '../../config/schema/providers-oidc.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import { refuseProblems } from '../config-error.ts';
 import type { OidcSettings } from '../oidc-settings.ts';

@@ -2,11 +2,11 @@
  * The part of every OIDC preset that is the same: identity keys, client, operator parameters, claim
  * overrides and clock tolerance, from the keys every OIDC-based provider type shares.
  */
-import type { ClaimsMappingConfig } from '../../config/schema-providers.ts';
+import type { ClaimsMappingConfig } from '../../config/schema/providers-oidc.ts';
 import { type ClaimMapping, resolveClaimMapping } from '../claims.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 
-/** The keys every OIDC-based provider type has (src/config/schema-providers.ts). */
+/** The keys every OIDC-based provider type has (src/config/schema/providers-oidc.ts). */
 export interface CommonOidcConfig {
   type: string;
   id: string;

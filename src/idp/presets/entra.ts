@@ -19,8 +19,8 @@
  * - Userinfo is a Graph endpoint that an `api://` access token cannot call: the ID token is the identity.
  */
 
-import { entraProblems } from '../../config/identity-provider-rules.ts';
-import type { EntraProviderConfig } from '../../config/schema-providers.ts';
+import { entraProblems } from '../../config/schema/identity-provider-rules.ts';
+import type { EntraProviderConfig } from '../../config/schema/providers-oidc.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import { refuseProblems } from '../config-error.ts';
 import type { OidcSettings } from '../oidc-settings.ts';

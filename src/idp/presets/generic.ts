@@ -1,7 +1,7 @@
 /**
  * `type: oidc`: any OpenID Connect provider, by its issuer, with the standard claims (OIDC Core §5.1).
  */
-import type { OidcProviderConfig } from '../../config/schema-providers.ts';
+import type { OidcProviderConfig } from '../../config/schema/providers-oidc.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings } from './common.ts';

@@ -5,7 +5,7 @@
  * carries its domain in `hd`; `hostedDomain` makes it a requirement (the `hd` request parameter is
  * only a hint for the account chooser and proves nothing).
  */
-import type { GoogleProviderConfig } from '../../config/schema-providers.ts';
+import type { GoogleProviderConfig } from '../../config/schema/providers-oidc.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings } from './common.ts';

@@ -1,7 +1,7 @@
 /**
  * One OidcIdentityProvider per OIDC-based `type`, each from its preset's settings.
  */
-import type { OidcFamilyConfig } from '../../config/schema-providers.ts';
+import type { OidcFamilyConfig } from '../../config/schema/providers-oidc.ts';
 import { OidcIdentityProvider, type OidcIdentityProviderOptions } from '../oidc.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { auth0Settings } from './auth0.ts';
@@ -14,7 +14,7 @@ import { keycloakSettings } from './keycloak.ts';
 import { oktaSettings } from './okta.ts';
 
 /** The `type` values served by OidcIdentityProvider (one list, shared with the configuration rules). */
-export { OIDC_PROVIDER_TYPES as OIDC_TYPES } from '../../config/identity-provider-rules.ts';
+export { OIDC_PROVIDER_TYPES as OIDC_TYPES } from '../../config/schema/identity-provider-rules.ts';
 
 export function oidcSettingsFor(config: OidcFamilyConfig): OidcSettings {
   switch (config.type) {

@@ -4,7 +4,7 @@
  * without an audience mapper, which the gateway does not need (it checks the ID token, whose `aud` is
  * its own client id). PKCE is off by default in Keycloak, yet accepted: the gateway always sends S256.
  */
-import type { KeycloakProviderConfig } from '../../config/schema-providers.ts';
+import type { KeycloakProviderConfig } from '../../config/schema/providers-oidc.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings, joinUrl } from './common.ts';

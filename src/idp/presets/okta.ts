@@ -5,7 +5,7 @@
  * enabled on the app. Groups arrive in `groups` once a groups claim (or the org server's `groups`
  * scope) is set up.
  */
-import type { OktaProviderConfig } from '../../config/schema-providers.ts';
+import type { OktaProviderConfig } from '../../config/schema/providers-oidc.ts';
 import { STANDARD_CLAIMS } from '../claims.ts';
 import type { OidcSettings } from '../oidc-settings.ts';
 import { commonSettings } from './common.ts';

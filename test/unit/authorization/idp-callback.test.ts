@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BINDING_COOKIE } from '../../../src/authorization/browser-binding.ts';
 import { PENDING_LOGIN_TTL_SECONDS } from '../../../src/authorization/interactions/pending-login.ts';
-import type { AccessRules } from '../../../src/config/schema-access.ts';
+import type { AccessRules } from '../../../src/config/schema/access.ts';
 import { NS, type UserRecord } from '../../../src/storage/records.ts';
 import type { Browser } from '../../support/browser.ts';
 import { TestClock } from '../../support/clock.ts';

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as client from 'openid-client';
+import type { OidcFamilyConfig } from '../../../src/config/schema/providers-oidc.ts';
 import { configSchema } from '../../../src/config/schema.ts';
-import type { OidcFamilyConfig } from '../../../src/config/schema-providers.ts';
 import { createOutboundFetch, type OutboundFetch } from '../../../src/http/outbound.ts';
 import { createOidcProvider } from '../../../src/idp/presets/index.ts';
 import { Browser } from '../../support/browser.ts';

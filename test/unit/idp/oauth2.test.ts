@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import type { OAuth2ProviderConfig } from '../../../src/config/schema/providers-oauth2.ts';
+import { oauth2ProviderSchema } from '../../../src/config/schema/providers-oauth2.ts';
 import { configSchema } from '../../../src/config/schema.ts';
-import type { OAuth2ProviderConfig } from '../../../src/config/schema-providers-oauth2.ts';
-import { oauth2ProviderSchema } from '../../../src/config/schema-providers-oauth2.ts';
 import type { OutboundFetch } from '../../../src/http/outbound.ts';
 import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import { OAuth2IdentityProvider } from '../../../src/idp/oauth2.ts';

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { OidcFamilyConfig } from '../../../src/config/schema/providers-oidc.ts';
 import type { IdentityProviderConfig } from '../../../src/config/schema.ts';
 import { configSchema } from '../../../src/config/schema.ts';
-import type { OidcFamilyConfig } from '../../../src/config/schema-providers.ts';
 import { booleanClaim, groupsFrom, identityFromClaims, MissingSubjectClaim, resolveClaimMapping, STANDARD_CLAIMS } from '../../../src/idp/claims.ts';
 import { hasGroupsOverage } from '../../../src/idp/presets/entra-graph.ts';
 import { createOidcProvider, oidcSettingsFor } from '../../../src/idp/presets/index.ts';

@@ -2,7 +2,7 @@
  * Matcher for `assert.throws`: an identity provider refused its configuration (by code, never by
  * message) and named the key at fault.
  */
-import { formatPath } from '../../../src/config/key-path.ts';
+import { formatPath } from '../../../src/config/load/key-path.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import type { IdpConfigError } from '../../../src/idp/config-error.ts';
 

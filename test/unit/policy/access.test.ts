@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { type AccessRules, accessRulesSchema } from '../../../src/config/schema/access.ts';
 import { configSchema } from '../../../src/config/schema.ts';
-import { type AccessRules, accessRulesSchema } from '../../../src/config/schema-access.ts';
 import type { IdpIdentity } from '../../../src/idp/types.ts';
 import { evaluateAccess, evaluateRules, hasRules } from '../../../src/policy/access.ts';
 

@@ -7,9 +7,9 @@
  * objects inside unions would turn a typo into an unreadable "no union member matched").
  */
 import { z } from 'zod';
+import { configSchema } from '../schema.ts';
 import { closestName } from './closest-name.ts';
 import { isPlainObject, type PathSegment } from './key-path.ts';
-import { configSchema } from './schema.ts';
 
 /** The subset of JSON Schema that zod emits for this configuration. */
 export interface JsonSchema {

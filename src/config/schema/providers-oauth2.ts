@@ -5,7 +5,7 @@
  * and the identity comes from an API call made with the access token.
  */
 import { z } from 'zod';
-import { secureUrl } from './schema-urls.ts';
+import { secureUrl } from './urls.ts';
 
 const endpointUrl = secureUrl({ query: true });
 

@@ -5,7 +5,7 @@
  * They take data the schema may not have validated yet (see identity-provider-rules.ts), so each
  * guards the types it reads.
  */
-import { canonicalizeResource, resourceFor } from '../core/resource-uri.ts';
+import { canonicalizeResource, resourceFor } from '../../core/resource-uri.ts';
 import type { RuleProblem } from './identity-provider-rules.ts';
 
 /**

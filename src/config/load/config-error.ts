@@ -2,7 +2,7 @@
  * The one error a configuration load throws: every problem found, each with its key path and where
  * the value came from (a line of the file, or the environment variable that set it).
  */
-import { ErrorCode, GatewayError } from '../core/errors.ts';
+import { ErrorCode, GatewayError } from '../../core/errors.ts';
 
 export interface ConfigProblem {
   /** Key path such as `servers[0].upstream.url`; empty for problems with the file as a whole. */

@@ -5,7 +5,7 @@
  * derivation lives in src/idp/presets/, the keys here.
  */
 import { z } from 'zod';
-import { secureUrl } from './schema-urls.ts';
+import { secureUrl } from './urls.ts';
 
 const baseUrl = secureUrl({ query: false });
 

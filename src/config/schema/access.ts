@@ -8,8 +8,8 @@
  * `acme-platform` as a team) is a configuration error rather than a silent lock-out.
  */
 import { z } from 'zod';
-import type { AccessRules as PolicyAccessRules } from '../policy/access.ts';
-import { normaliseDomain, normaliseEmail } from '../policy/email.ts';
+import type { AccessRules as PolicyAccessRules } from '../../policy/access.ts';
+import { normaliseDomain, normaliseEmail } from '../../policy/email.ts';
 
 export const accessRulesSchema = z
   .object({

@@ -4,7 +4,7 @@
  * configuration error at `ui.logoFile` (with its line) at start-up, not a broken image later.
  */
 import { z } from 'zod';
-import { readLogoFile } from '../ui/logo.ts';
+import { readLogoFile } from '../../ui/logo.ts';
 
 const DEFAULT_PRODUCT_NAME = 'MCP OAuth Gateway';
 

@@ -7,7 +7,7 @@
  * Every function takes data the schema may not have validated yet (the schema runs them even when
  * other keys are wrong, to list every problem at once), so each guards the types it reads.
  */
-import { secureUrlProblems } from './schema-urls.ts';
+import { secureUrlProblems } from './urls.ts';
 
 export type RulePath = (string | number)[];
 
