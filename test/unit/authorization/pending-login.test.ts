@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { PENDING_LOGIN_TTL_SECONDS, type PendingLogin, storePendingLogin, takePendingLogin } from '../../../src/authorization/interactions/pending-login.ts';
 import { type Clock, systemClock } from '../../../src/core/clock.ts';
+import { ErrorCode } from '../../../src/core/errors.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import { NS } from '../../../src/storage/records.ts';
 import { SecretBox } from '../../../src/storage/secret-box.ts';
@@ -65,5 +66,5 @@ test('no state, or a record sealed under another state, yields nothing', async (
   await storePendingLogin(ctx, pending);
   // A sealed record moved under another key does not open there (its state is the associated data).
   await ctx.storage.set(NS.pendingLogins, 'other-state', await ctx.storage.get(NS.pendingLogins, pending.state), 60);
-  await assert.rejects(takePendingLogin(ctx, 'other-state'));
+  await assert.rejects(takePendingLogin(ctx, 'other-state'), { code: ErrorCode.SECRET_BOX_OPEN_FAILED });
 });

@@ -208,8 +208,7 @@ describe('servers and start-up: refused when started, refused by config check', 
 
   test('an encryption key that is not 32 bytes', async () => {
     const key = Buffer.alloc(16, 7).toString('base64');
-    // Any refusal will do here: the storage code's error is its own; the point is that it refuses.
-    await assert.rejects(loadEncryptionKeys({ ...configSchema.parse({}), secrets: { encryptionKeys: [key] } }));
+    await assert.rejects(loadEncryptionKeys({ ...configSchema.parse({}), secrets: { encryptionKeys: [key] } }), { code: ErrorCode.SECRET_BOX_KEY_INVALID });
     assert.ok((await refusedPaths({ publicUrl: PUBLIC_URL, secrets: { encryptionKeys: [key] } })).includes('secrets.encryptionKeys[0]'));
   });
 
