@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Interaction } from 'oidc-provider';
+import { ErrorCode, hasErrorCode } from '../../core/errors.ts';
 import type { IdentityProvider } from '../../idp/types.ts';
 import { NS } from '../../storage/records.ts';
 import { type InteractionContext, nowSeconds } from './context.ts';
@@ -32,7 +33,7 @@ export interface PendingLogin {
   expiresAt: number;
 }
 
-type PendingLoginContext = Pick<InteractionContext, 'storage' | 'secretBox' | 'clock'>;
+type PendingLoginContext = Pick<InteractionContext, 'storage' | 'secretBox' | 'clock' | 'logger'>;
 
 /** Fresh state, PKCE verifier and nonce for the gateway's own leg to the IdP (RFC 9700 §2.1.1). */
 export function newPendingLogin(
@@ -67,12 +68,27 @@ export async function discardPendingLogin(ctx: PendingLoginContext, state: strin
   await ctx.storage.delete(NS.pendingLogins, state);
 }
 
-/** The pending login for `state`, removed as it is read; undefined when unknown, used or expired. */
+/**
+ * The pending login for `state`, removed as it is read; undefined when unknown, used, expired or
+ * unreadable. Unreadable means sealed under an encryption key the gateway no longer has (a key removed
+ * from `secrets.encryptionKeys` during someone's sign-in): the person starts again from their
+ * application, as for an expired sign-in, and the operator reads why in the log.
+ */
 export async function takePendingLogin(ctx: PendingLoginContext, state: string | null): Promise<PendingLogin | undefined> {
   if (!state) return undefined;
   const sealed = await ctx.storage.consume<string>(NS.pendingLogins, state);
   if (sealed === undefined) return undefined;
-  const pending = ctx.secretBox.openJson<PendingLogin>(sealed, state);
+  let pending: PendingLogin;
+  try {
+    pending = ctx.secretBox.openJson<PendingLogin>(sealed, state);
+  } catch (error) {
+    if (!hasErrorCode(error, ErrorCode.SECRET_BOX_OPEN_FAILED)) throw error;
+    ctx.logger.warn(
+      { event: 'login.pending_unreadable', reason: (error as { reason?: string }).reason },
+      'a pending login could not be opened with the configured encryption keys',
+    );
+    return undefined;
+  }
   // A record sealed before `expiresAt` existed relies on the storage TTL alone.
   return (pending.expiresAt ?? Infinity) > nowSeconds(ctx) ? pending : undefined;
 }
