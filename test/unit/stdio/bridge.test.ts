@@ -93,6 +93,27 @@ async function connect(
   return client;
 }
 
+/**
+ * Opens a Streamable HTTP session by hand (no SDK client), for tests of the wire rules: the base
+ * headers of `userId`, the `initialize` answer, and the headers of later requests in the session.
+ */
+async function openRawSession(stdio: StdioServer, userId: string, protocolVersion = '2025-06-18') {
+  const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor(userId) };
+  const init = await fetch(stdio.url, {
+    method: 'POST',
+    headers: base,
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    }),
+  });
+  await init.text();
+  const session = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': protocolVersion };
+  return { base, init, session };
+}
+
 async function callText(client: Client, name: string, args: Record<string, unknown> = {}): Promise<string> {
   const result = await client.callTool({ name, arguments: args });
   const content = result.content as Array<{ type: string; text?: string }>;
@@ -361,19 +382,7 @@ test('per-user: an idle process is stopped and the session carries on with a new
 
 test('a Streamable HTTP session abandoned without DELETE is forgotten once idle for sessionIdleTimeout by the clock', async (t) => {
   const { stdio, logs, clock } = await start(t, { sessionIdleTimeout: 60 });
-  const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:alice') };
-  const init = await fetch(stdio.url, {
-    method: 'POST',
-    headers: base,
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
-    }),
-  });
-  await init.text();
-  const session = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-06-18' };
+  const { session } = await openRawSession(stdio, 'corp:alice');
   clock.advance(60_000);
   await stdio.sweepIdle();
   assert.equal(stdio.sessionCount(), 1, 'kept up to the timeout');
@@ -469,21 +478,9 @@ test("notifications unrelated to a request reach every session's GET stream (and
 
 test('Streamable HTTP rules: batches, DELETE, one GET stream, headers checked', async (t) => {
   const { stdio } = await start(t);
-  const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:alice') };
-  const init = await fetch(stdio.url, {
-    method: 'POST',
-    headers: base,
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
-    }),
-  });
+  const { base, init, session } = await openRawSession(stdio, 'corp:alice', '2025-03-26');
   assert.equal(init.status, 200);
   assert.equal(init.headers.get('content-type'), 'application/json');
-  await init.text();
-  const session = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-03-26' };
 
   const accepted = await fetch(stdio.url, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
   assert.equal(accepted.status, 202);
@@ -531,19 +528,7 @@ test('Streamable HTTP rules: batches, DELETE, one GET stream, headers checked', 
 test('a client that vanishes mid-stream costs nothing but its own answer', async (t) => {
   const { stdio, logs, watch } = await start(t);
   const client = await connect(t, stdio, 'corp:alice');
-  const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:bob') };
-  const init = await fetch(stdio.url, {
-    method: 'POST',
-    headers: base,
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
-    }),
-  });
-  await init.text();
-  const session = { ...base, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-06-18' };
+  const { session } = await openRawSession(stdio, 'corp:bob');
   const controller = new AbortController();
   const slow = await fetch(stdio.url, {
     method: 'POST',
