@@ -15,8 +15,6 @@ import type { OutboundFetch } from '../../../src/http/outbound.ts';
 import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import { GithubIdentityProvider, githubEndpoints, withGithubOrganizationDefaults } from '../../../src/idp/github.ts';
 import { parseTokenBody } from '../../../src/idp/oauth2-http.ts';
-import type { IdpLoginState } from '../../../src/idp/types.ts';
-import { IdpLoginError } from '../../../src/idp/types.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { Browser } from '../../support/browser.ts';
 import type { FakeGithub, FakeGithubUser } from '../../support/fake-github.ts';
@@ -24,6 +22,7 @@ import { startFakeGithub } from '../../support/fake-github.ts';
 import { freePort } from '../../support/ports.ts';
 import type { TestCa } from '../../support/tls.ts';
 import { createTestCa } from '../../support/tls.ts';
+import { assertLoginError, newLogin } from './login-assertions.ts';
 import { refusedAt } from './refused-at.ts';
 
 const USERS: Record<string, FakeGithubUser> = {
@@ -52,10 +51,6 @@ const USERS: Record<string, FakeGithubUser> = {
 let ca: TestCa;
 let outbound: OutboundFetch;
 let callbackUrl: string;
-
-function newLogin(): IdpLoginState {
-  return { state: randomBytes(24).toString('base64url'), codeVerifier: randomBytes(48).toString('base64url'), nonce: randomBytes(16).toString('base64url') };
-}
 
 function providerConfig(github: FakeGithub, overrides: Partial<GithubProviderConfig> = {}): GithubProviderConfig {
   return githubProviderSchema.parse({
@@ -89,17 +84,6 @@ async function signIn(github: FakeGithub, provider: GithubIdentityProvider, logi
   const state = newLogin();
   const callback = await authorizeAt(github, await provider.authorizationUrl(state, callbackUrl), login);
   return provider.completeLogin(callback, state, callbackUrl);
-}
-
-async function assertLoginError(promise: Promise<unknown>, publicCode: IdpLoginError['publicCode'], detail?: RegExp): Promise<IdpLoginError> {
-  const error = await promise.then(
-    () => assert.fail('expected an IdpLoginError'),
-    (caught: unknown) => caught,
-  );
-  assert.ok(error instanceof IdpLoginError, `expected IdpLoginError, got ${String(error)}`);
-  assert.equal(error.publicCode, publicCode, `publicCode (detail: ${error.detail})`);
-  if (detail) assert.match(error.detail, detail);
-  return error;
 }
 
 function capturingLogger(): { logger: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {

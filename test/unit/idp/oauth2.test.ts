@@ -5,7 +5,7 @@
  * token endpoint that answers form-encoded and reports errors with HTTP 200, numeric user ids).
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { OAuth2ProviderConfig } from '../../../src/config/schema/providers-oauth2.ts';
 import { oauth2ProviderSchema } from '../../../src/config/schema/providers-oauth2.ts';
@@ -15,7 +15,6 @@ import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import { OAuth2IdentityProvider } from '../../../src/idp/oauth2.ts';
 import { booleanFrom, groupsFrom, subjectFrom, valueAtPath } from '../../../src/idp/oauth2-claims.ts';
 import type { IdpLoginState } from '../../../src/idp/types.ts';
-import { IdpLoginError } from '../../../src/idp/types.ts';
 import { Browser } from '../../support/browser.ts';
 import type { FakeGithub } from '../../support/fake-github.ts';
 import { startFakeGithub } from '../../support/fake-github.ts';
@@ -24,26 +23,12 @@ import { startOidcIdp } from '../../support/oidc-idp.ts';
 import { freePort } from '../../support/ports.ts';
 import type { TestCa } from '../../support/tls.ts';
 import { createTestCa } from '../../support/tls.ts';
+import { assertLoginError, newLogin } from './login-assertions.ts';
 import { refusedAt } from './refused-at.ts';
 
 let ca: TestCa;
 let outbound: OutboundFetch;
 let callbackUrl: string;
-
-function newLogin(): IdpLoginState {
-  return { state: randomBytes(24).toString('base64url'), codeVerifier: randomBytes(48).toString('base64url'), nonce: randomBytes(16).toString('base64url') };
-}
-
-async function assertLoginError(promise: Promise<unknown>, publicCode: IdpLoginError['publicCode'], detail?: RegExp): Promise<IdpLoginError> {
-  const error = await promise.then(
-    () => assert.fail('expected an IdpLoginError'),
-    (caught: unknown) => caught,
-  );
-  assert.ok(error instanceof IdpLoginError, `expected IdpLoginError, got ${String(error)}`);
-  assert.equal(error.publicCode, publicCode, `publicCode (detail: ${error.detail})`);
-  if (detail) assert.match(error.detail, detail);
-  return error;
-}
 
 before(async () => {
   ca = await createTestCa();

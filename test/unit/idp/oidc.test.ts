@@ -10,14 +10,13 @@ import type { OidcProviderConfig } from '../../../src/config/schema.ts';
 import type { OutboundFetch } from '../../../src/http/outbound.ts';
 import { createOutboundFetch } from '../../../src/http/outbound.ts';
 import { createOidcProvider } from '../../../src/idp/presets/index.ts';
-import type { IdpLoginState } from '../../../src/idp/types.ts';
-import { IdpLoginError } from '../../../src/idp/types.ts';
 import { Browser } from '../../support/browser.ts';
 import type { OidcIdp, TestUser } from '../../support/oidc-idp.ts';
 import { startOidcIdp } from '../../support/oidc-idp.ts';
 import { freePort } from '../../support/ports.ts';
 import type { TestCa } from '../../support/tls.ts';
 import { createTestCa } from '../../support/tls.ts';
+import { assertLoginError, newLogin } from './login-assertions.ts';
 import { refusedAt } from './refused-at.ts';
 
 const USERS: Record<string, TestUser> = {
@@ -28,10 +27,6 @@ const USERS: Record<string, TestUser> = {
 let ca: TestCa;
 let outbound: OutboundFetch;
 let callbackUrl: string;
-
-function newLogin(): IdpLoginState {
-  return { state: client.randomState(), codeVerifier: client.randomPKCECodeVerifier(), nonce: client.randomNonce() };
-}
 
 function providerConfig(idp: OidcIdp, overrides: Partial<OidcProviderConfig> = {}): OidcProviderConfig {
   return {
@@ -60,17 +55,6 @@ async function loginAt(idp: OidcIdp, authorizationUrl: URL, username: string): P
   } finally {
     await browser.close();
   }
-}
-
-async function assertLoginError(promise: Promise<unknown>, publicCode: IdpLoginError['publicCode'], detail?: RegExp): Promise<IdpLoginError> {
-  const error = await promise.then(
-    () => assert.fail('expected an IdpLoginError'),
-    (caught: unknown) => caught,
-  );
-  assert.ok(error instanceof IdpLoginError, `expected IdpLoginError, got ${String(error)}`);
-  assert.equal(error.publicCode, publicCode, `publicCode (detail: ${error.detail})`);
-  if (detail) assert.match(error.detail, detail);
-  return error;
 }
 
 before(async () => {
