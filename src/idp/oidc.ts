@@ -84,24 +84,7 @@ export class OidcIdentityProvider implements IdentityProvider {
 
   async completeLogin(callbackUrl: URL, login: IdpLoginState, expectedCallbackUrl: string): Promise<IdpLoginResult> {
     const configuration = await this.#configuration();
-    // openid-client takes the redirect_uri for the token request from the URL it is given. Behind a
-    // proxy the URL the gateway saw may differ from the one the IdP was told, so rebuild it from the
-    // configured callback plus the response parameters.
-    const response = new URL(expectedCallbackUrl);
-    response.search = callbackUrl.search;
-    response.hash = '';
-
-    let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
-    try {
-      tokens = await client.authorizationCodeGrant(configuration, response, {
-        pkceCodeVerifier: login.codeVerifier,
-        expectedState: login.state,
-        expectedNonce: login.nonce,
-        idTokenExpected: true,
-      });
-    } catch (error) {
-      throw toLoginError(error, 'code exchange');
-    }
+    const tokens = await this.#exchangeCode(configuration, callbackUrl, login, expectedCallbackUrl);
     const idClaims = tokens.claims();
     if (!idClaims) throw new IdpLoginError('server_error', 'The identity provider returned no ID token.', 'token response without id_token');
     const idpTokens = tokensFrom(tokens, this.#clock);
@@ -110,23 +93,57 @@ export class OidcIdentityProvider implements IdentityProvider {
     const refusal = this.#settings.checkClaims?.(idClaims);
     if (refusal) throw new IdpLoginError('access_denied', 'The identity provider account may not sign in here.', refusal.reason);
 
-    let claims: Record<string, unknown> = { ...idClaims };
-    if (this.#settings.useUserinfo && configuration.serverMetadata().userinfo_endpoint && tokens.access_token) {
-      try {
-        // fetchUserInfo refuses a response whose `sub` differs from the ID token's (OIDC Core §5.3.2).
-        const userinfo = await client.fetchUserInfo(configuration, tokens.access_token, idClaims.sub);
-        // Userinfo may be more current than the ID token (OIDC Core §5.3.2); the preset's own rule
-        // (checkClaims, above) has already looked at the ID token alone.
-        claims = { ...claims, ...userinfo };
-      } catch (error) {
-        throw toLoginError(error, 'userinfo');
-      }
-    }
-    let identity: IdpIdentity;
+    const claims = await this.#withUserinfo(configuration, tokens.access_token, idClaims);
+    const identity = this.#identityFrom(claims, idClaims);
+    if (typeof idClaims.tid === 'string') identity.tenantId = idClaims.tid;
+    const resolved = await this.#settings.resolveGroups?.(claims, idpTokens, {
+      fetch: this.#fetch ?? fetch,
+      warn: (fields, message) => this.#logger?.warn({ provider: this.id, ...fields }, message),
+    });
+    if (resolved) identity.groups = [...new Set([...identity.groups, ...resolved])];
+    return { identity, tokens: idpTokens };
+  }
+
+  /** The code exchange with the gateway's own PKCE verifier, state and nonce checked by openid-client. */
+  async #exchangeCode(configuration: client.Configuration, callbackUrl: URL, login: IdpLoginState, expectedCallbackUrl: string) {
+    // openid-client takes the redirect_uri for the token request from the URL it is given. Behind a
+    // proxy the URL the gateway saw may differ from the one the IdP was told, so rebuild it from the
+    // configured callback plus the response parameters.
+    const response = new URL(expectedCallbackUrl);
+    response.search = callbackUrl.search;
+    response.hash = '';
     try {
-      // The stable id comes from the ID token when it has the claim: the statement this login verified.
-      const subjectClaim = this.#settings.claims.subject;
-      identity = identityFromClaims({ ...claims, [subjectClaim]: idClaims[subjectClaim] ?? claims[subjectClaim] }, this.#settings.claims);
+      return await client.authorizationCodeGrant(configuration, response, {
+        pkceCodeVerifier: login.codeVerifier,
+        expectedState: login.state,
+        expectedNonce: login.nonce,
+        idTokenExpected: true,
+      });
+    } catch (error) {
+      throw toLoginError(error, 'code exchange');
+    }
+  }
+
+  /** The ID token's claims, with the userinfo response over them when the preset reads it. */
+  async #withUserinfo(configuration: client.Configuration, accessToken: string | undefined, idClaims: client.IDToken): Promise<Record<string, unknown>> {
+    if (!this.#settings.useUserinfo || !configuration.serverMetadata().userinfo_endpoint || !accessToken) return { ...idClaims };
+    try {
+      // fetchUserInfo refuses a response whose `sub` differs from the ID token's (OIDC Core §5.3.2).
+      const userinfo = await client.fetchUserInfo(configuration, accessToken, idClaims.sub);
+      // Userinfo may be more current than the ID token (OIDC Core §5.3.2); the preset's own rule
+      // (checkClaims) has already looked at the ID token alone.
+      return { ...idClaims, ...userinfo };
+    } catch (error) {
+      throw toLoginError(error, 'userinfo');
+    }
+  }
+
+  /** The identity by the claim mapping; the stable id comes from the ID token when it has the claim. */
+  #identityFrom(claims: Record<string, unknown>, idClaims: client.IDToken): IdpIdentity {
+    const subjectClaim = this.#settings.claims.subject;
+    try {
+      // The ID token is the statement this login verified, so its subject wins over userinfo's.
+      return identityFromClaims({ ...claims, [subjectClaim]: idClaims[subjectClaim] ?? claims[subjectClaim] }, this.#settings.claims);
     } catch (error) {
       if (!(error instanceof MissingSubjectClaim)) throw error;
       throw new IdpLoginError(
@@ -135,13 +152,6 @@ export class OidcIdentityProvider implements IdentityProvider {
         `${error.message} (claims.subject of provider "${this.id}")`,
       );
     }
-    if (typeof idClaims.tid === 'string') identity.tenantId = idClaims.tid;
-    const resolved = await this.#settings.resolveGroups?.(claims, idpTokens, {
-      fetch: this.#fetch ?? fetch,
-      warn: (fields, message) => this.#logger?.warn({ provider: this.id, ...fields }, message),
-    });
-    if (resolved) identity.groups = [...new Set([...identity.groups, ...resolved])];
-    return { identity, tokens: idpTokens };
   }
 
   /**
