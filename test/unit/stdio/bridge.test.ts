@@ -93,6 +93,21 @@ async function connect(
   return client;
 }
 
+/** Opens an HTTP+SSE (2024-11-05) stream for `userId` and reads the relative POST endpoint it announces. */
+async function openLegacyStream(stdio: StdioServer, userId: string): Promise<{ controller: AbortController; endpoint: string }> {
+  const controller = new AbortController();
+  const stream = await fetch(`${stdio.url}/sse`, { headers: { ...stdio.headersFor(userId), accept: 'text/event-stream' }, signal: controller.signal });
+  const first = new TextDecoder().decode((await stream.body!.getReader().read()).value);
+  const endpoint = /data: (messages\?sessionId=[0-9a-f-]+)/.exec(first)?.[1];
+  assert.ok(endpoint, `relative endpoint event: ${first}`);
+  return { controller, endpoint };
+}
+
+/** The JSON-RPC error code of an error response body. */
+async function jsonRpcErrorCode(response: Response): Promise<number> {
+  return ((await response.json()) as { error: { code: number } }).error.code;
+}
+
 /**
  * Opens a Streamable HTTP session by hand (no SDK client), for tests of the wire rules: the base
  * headers of `userId`, the `initialize` answer, and the headers of later requests in the session.
@@ -194,7 +209,7 @@ test('only the gateway may call the bridge, and a session stays with its user', 
     body: list,
   });
   assert.equal(stolen.status, 404);
-  assert.equal(((await stolen.json()) as { error: { code: number } }).error.code, JsonRpcCode.SESSION_NOT_FOUND);
+  assert.equal(await jsonRpcErrorCode(stolen), JsonRpcCode.SESSION_NOT_FOUND);
   const own = await fetch(stdio.url, {
     method: 'POST',
     headers: { ...base, ...stdio.headersFor('corp:alice'), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
@@ -242,10 +257,10 @@ test('malformed client messages get JSON-RPC errors and a log line; the bridge k
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...stdio.headersFor('corp:alice') };
   const notJson = await fetch(stdio.url, { method: 'POST', headers, body: '{"jsonrpc":' });
   assert.equal(notJson.status, 400);
-  assert.equal(((await notJson.json()) as { error: { code: number } }).error.code, JsonRpcCode.PARSE_ERROR);
+  assert.equal(await jsonRpcErrorCode(notJson), JsonRpcCode.PARSE_ERROR);
   const notRpc = await fetch(stdio.url, { method: 'POST', headers, body: '{"hello":"world"}' });
   assert.equal(notRpc.status, 400);
-  assert.equal(((await notRpc.json()) as { error: { code: number } }).error.code, JsonRpcCode.INVALID_REQUEST);
+  assert.equal(await jsonRpcErrorCode(notRpc), JsonRpcCode.INVALID_REQUEST);
   // MCP: a request id is never null; the bridge answers exactly as the proxy does for HTTP upstreams.
   const nullId = await fetch(stdio.url, { method: 'POST', headers, body: '{"jsonrpc":"2.0","id":null,"method":"ping"}' });
   assert.equal(nullId.status, 400);
@@ -258,16 +273,12 @@ test('malformed client messages get JSON-RPC errors and a log line; the bridge k
   // The older transport's POST endpoint: an unknown session id is refused, bad bodies get -32700/-32600.
   const bad = await fetch(`${stdio.url}/messages?sessionId=nope`, { method: 'POST', headers, body: '{}' });
   assert.equal(bad.status, 404);
-  assert.equal(((await bad.json()) as { error: { code: number } }).error.code, JsonRpcCode.SESSION_NOT_FOUND);
-  const controller = new AbortController();
-  const stream = await fetch(`${stdio.url}/sse`, { headers: { ...stdio.headersFor('corp:alice'), accept: 'text/event-stream' }, signal: controller.signal });
-  const first = new TextDecoder().decode((await stream.body!.getReader().read()).value);
-  const endpoint = /data: (messages\?sessionId=[0-9a-f-]+)/.exec(first)?.[1];
-  assert.ok(endpoint, `relative endpoint event: ${first}`);
+  assert.equal(await jsonRpcErrorCode(bad), JsonRpcCode.SESSION_NOT_FOUND);
+  const { controller, endpoint } = await openLegacyStream(stdio, 'corp:alice');
   const legacyNotJson = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers, body: 'nope' });
-  assert.equal(((await legacyNotJson.json()) as { error: { code: number } }).error.code, JsonRpcCode.PARSE_ERROR);
+  assert.equal(await jsonRpcErrorCode(legacyNotJson), JsonRpcCode.PARSE_ERROR);
   const legacyNotRpc = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers, body: '[]' });
-  assert.equal(((await legacyNotRpc.json()) as { error: { code: number } }).error.code, JsonRpcCode.INVALID_REQUEST);
+  assert.equal(await jsonRpcErrorCode(legacyNotRpc), JsonRpcCode.INVALID_REQUEST);
   const otherUser = await fetch(`${stdio.url}/${endpoint}`, {
     method: 'POST',
     headers: { ...headers, ...stdio.headersFor('corp:bob') },
@@ -582,15 +593,11 @@ test('a body over maxRequestBytes gets 413 with its JSON-RPC code, on both trans
   const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(2048) } });
   const streamable = await fetch(stdio.url, { method: 'POST', headers, body: big });
   assert.equal(streamable.status, 413);
-  assert.equal(((await streamable.json()) as { error: { code: number } }).error.code, JsonRpcCode.REQUEST_TOO_LARGE);
-  const controller = new AbortController();
-  const stream = await fetch(`${stdio.url}/sse`, { headers: { ...stdio.headersFor('corp:alice'), accept: 'text/event-stream' }, signal: controller.signal });
-  const first = new TextDecoder().decode((await stream.body!.getReader().read()).value);
-  const endpoint = /data: (messages\?sessionId=[0-9a-f-]+)/.exec(first)?.[1];
-  assert.ok(endpoint, `relative endpoint event: ${first}`);
+  assert.equal(await jsonRpcErrorCode(streamable), JsonRpcCode.REQUEST_TOO_LARGE);
+  const { controller, endpoint } = await openLegacyStream(stdio, 'corp:alice');
   const legacy = await fetch(`${stdio.url}/${endpoint}`, { method: 'POST', headers, body: big });
   assert.equal(legacy.status, 413);
-  assert.equal(((await legacy.json()) as { error: { code: number } }).error.code, JsonRpcCode.REQUEST_TOO_LARGE);
+  assert.equal(await jsonRpcErrorCode(legacy), JsonRpcCode.REQUEST_TOO_LARGE);
   controller.abort();
   assert.equal(logs.filter((line) => line.event === 'stdio.bad_request').length, 2);
   // Under the cap, the same bridge serves as usual.
