@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type LocalProviderConfig, localProviderSchema, type ServerConfig, serverSchema } from '../config/schema.ts';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { hashPassword } from '../idp/passwords.ts';
 import { NS } from '../storage/records.ts';
 import type { Storage } from '../storage/types.ts';
@@ -23,16 +24,23 @@ export function demoServer(): ServerConfig {
 /**
  * A built-in local provider with one demo user, whose password is generated at first start, printed
  * once, and stored only as a hash (so a restart keeps the same password without ever showing it again).
+ * Replicas starting together on one fresh store claim the record atomically: exactly one of them
+ * stores (and prints) its password, and every other one adopts the winner's hash.
  */
 export async function demoIdentityProvider(storage: Storage, announce: (line: string) => void): Promise<LocalProviderConfig> {
   let passwordHash = await storage.get<string>(NS.keys, DEMO_USER_RECORD);
   if (passwordHash === undefined) {
     const password = randomBytes(12).toString('base64url');
-    passwordHash = await hashPassword(password);
-    await storage.set(NS.keys, DEMO_USER_RECORD, passwordHash);
-    announce(
-      `\nFirst start: created the demo user.\n  username: demo\n  password: ${password}\nThis password is shown only once. Configure identityProviders to use your own IdP.\n`,
-    );
+    const candidate = await hashPassword(password);
+    if (await storage.setIfAbsent(NS.keys, DEMO_USER_RECORD, candidate)) {
+      passwordHash = candidate;
+      announce(
+        `\nFirst start: created the demo user.\n  username: demo\n  password: ${password}\nThis password is shown only once. Configure identityProviders to use your own IdP.\n`,
+      );
+    } else {
+      passwordHash = await storage.get<string>(NS.keys, DEMO_USER_RECORD);
+      if (passwordHash === undefined) throw new GatewayError(ErrorCode.STORAGE_CORRUPT, 'the demo user record was claimed but cannot be read');
+    }
   }
   return localProviderSchema.parse({
     type: 'local',

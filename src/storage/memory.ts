@@ -43,6 +43,10 @@ class NamespacedMap<T> {
     if (inner.size === 0) this.#maps.delete(namespace);
   }
 
+  entriesOf(namespace: string): Iterable<[string, T]> {
+    return this.#maps.get(namespace)?.entries() ?? [];
+  }
+
   /** Removes every entry the predicate selects. */
   deleteWhere(predicate: (value: T) => boolean): void {
     for (const [namespace, inner] of this.#maps) {
@@ -131,6 +135,26 @@ export class MemoryStorage implements Storage {
     const next = (current as number) + 1;
     entry.value = String(next);
     return next;
+  }
+
+  async setIfAbsent(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<boolean> {
+    const now = this.#clock.now();
+    if (this.#liveEntry(namespace, key, now)) return false;
+    this.#entries.set(namespace, key, { value: encodeValue(value), expiresAt: expiryFrom(now, ttlSeconds) });
+    return true;
+  }
+
+  async list<T = unknown>(namespace: string): Promise<Array<{ key: string; value: T }>> {
+    const now = this.#clock.now();
+    const live: Array<{ key: string; value: T }> = [];
+    for (const [key, entry] of this.#entries.entriesOf(namespace)) {
+      if (isLive(entry.expiresAt, now)) live.push({ key, value: decodeValue<T>(entry.value) });
+    }
+    return live;
+  }
+
+  async ping(): Promise<void> {
+    // Always reachable: it lives in this process.
   }
 
   async addToSet(namespace: string, key: string, member: string, ttlSeconds?: number): Promise<void> {

@@ -76,6 +76,13 @@ function prepareStatements(db: DatabaseSync) {
           ELSE kv.expires_at
         END
       RETURNING value`),
+    // Inserts over a missing or expired row only; `changes` says whether this caller won the claim.
+    setIfAbsent: prepare(`
+      INSERT INTO kv (namespace, key, value, expires_at) VALUES ($namespace, $key, $value, $expiresAt)
+      ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+      WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= $now`),
+    list: prepare(`SELECT key, value FROM kv WHERE namespace = $namespace AND ${LIVE}`),
+    ping: prepare('SELECT 1 AS ok'),
     sweepKv: prepare(`DELETE FROM kv WHERE ${EXPIRED}`),
 
     dropExpiredSet: prepare(`DELETE FROM set_member WHERE namespace = $namespace AND key = $key AND ${EXPIRED}`),
@@ -173,6 +180,21 @@ export class SqliteStorage implements Storage {
     const count = row ? Number(row.value) : Number.NaN;
     if (!Number.isSafeInteger(count)) throw new GatewayError(ErrorCode.STORAGE_CORRUPT, `increment of ${namespace}/${key} returned no count`);
     return count;
+  }
+
+  async setIfAbsent(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<boolean> {
+    const now = this.#clock.now();
+    const result = this.#sql.setIfAbsent.run({ namespace, key, value: encodeValue(value), expiresAt: expiryFrom(now, ttlSeconds), now });
+    return Number(result.changes) > 0;
+  }
+
+  async list<T = unknown>(namespace: string): Promise<Array<{ key: string; value: T }>> {
+    const rows = this.#sql.list.all({ namespace, now: this.#clock.now() });
+    return rows.map((row) => ({ key: textColumn(row, 'key'), value: decodeValue<T>(textColumn(row, 'value')) }));
+  }
+
+  async ping(): Promise<void> {
+    this.#sql.ping.get();
   }
 
   async addToSet(namespace: string, key: string, member: string, ttlSeconds?: number): Promise<void> {

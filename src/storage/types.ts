@@ -21,6 +21,18 @@ export interface Storage {
    * extended by later increments (a fixed window, as rate limits need).
    */
   increment(namespace: string, key: string, ttlSeconds: number): Promise<number>;
+  /**
+   * Stores the value only when no live entry exists under the key (SET NX): of several replicas claiming
+   * one key at once, exactly one gets `true`. Used for one-time claims (keys, the demo user, locks).
+   */
+  setIfAbsent(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<boolean>;
+  /**
+   * Every live entry of a namespace (values only, not sets), in no particular order. For administration
+   * and start-up migrations, never for a request's hot path: Redis answers it with SCAN.
+   */
+  list<T = unknown>(namespace: string): Promise<Array<{ key: string; value: T }>>;
+  /** Resolves when the backend answers; rejects when it cannot be reached (readiness checks). */
+  ping(): Promise<void>;
   /** Adds a member to a set (used as a secondary index, e.g. grant id -> token ids). */
   addToSet(namespace: string, key: string, member: string, ttlSeconds?: number): Promise<void>;
   members(namespace: string, key: string): Promise<string[]>;

@@ -117,6 +117,9 @@ describe('IdP-token source with a rotating IdP', () => {
       consume: (...args) => storage.consume(...args),
       addToSet: (...args) => storage.addToSet(...args),
       members: (...args) => storage.members(...args),
+      setIfAbsent: (...args) => storage.setIfAbsent(...args),
+      list: (...args) => storage.list(...args),
+      ping: () => storage.ping(),
       sweep: () => storage.sweep(),
       close: () => storage.close(),
       async increment(...args) {

@@ -110,6 +110,33 @@ for (const backend of backends) {
       await assert.rejects(storage.set('ns', 'bad', undefined), TypeError);
     });
 
+    test('setIfAbsent claims a key once, and again only after the claim expired', async () => {
+      assert.equal(await storage.setIfAbsent('ns', 'claim', 'first', 10), true);
+      assert.equal(await storage.setIfAbsent('ns', 'claim', 'second', 10), false);
+      assert.equal(await storage.get('ns', 'claim'), 'first', 'the losing claim changes nothing');
+      const racers = await Promise.all(Array.from({ length: 5 }, (_, i) => storage.setIfAbsent('ns', 'race', i)));
+      assert.equal(racers.filter(Boolean).length, 1, 'exactly one of five concurrent claims wins');
+      clock.advance(10_000);
+      assert.equal(await storage.setIfAbsent('ns', 'claim', 'third'), true, 'an expired claim can be taken again');
+      assert.equal(await storage.get('ns', 'claim'), 'third');
+    });
+
+    test('list returns the live entries of one namespace', async () => {
+      await storage.set('listed', 'a', { n: 1 });
+      await storage.set('listed', 'b', 2, 5);
+      await storage.set('other', 'c', 3);
+      await storage.addToSet('listed', 'set', 'member');
+      const byKey = (entries: Array<{ key: string; value: unknown }>) => entries.sort((x, y) => x.key.localeCompare(y.key));
+      assert.deepEqual(byKey(await storage.list('listed')), [
+        { key: 'a', value: { n: 1 } },
+        { key: 'b', value: 2 },
+      ]);
+      clock.advance(5_000);
+      assert.deepEqual(await storage.list('listed'), [{ key: 'a', value: { n: 1 } }], 'expired entries are not listed');
+      assert.deepEqual(await storage.list('empty'), []);
+      await storage.ping();
+    });
+
     test('entries expire after their TTL', async () => {
       await storage.set('ns', 'short', 'v', 10);
       await storage.set('ns', 'long', 'v', 60);
