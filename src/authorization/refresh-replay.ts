@@ -101,10 +101,11 @@ interface Response {
 }
 
 export function createRefreshReplay(options: RefreshReplayOptions): RefreshReplay {
-  const { storage, clock, logger } = options;
-  const secretBox = options.secretBox;
-  // Without a SecretBox nothing could be kept at rest safely, so replay is off.
-  const graceSeconds = secretBox ? options.graceSeconds : 0;
+  const { storage, secretBox, clock, logger, graceSeconds } = options;
+  // Off: every reuse of a rotated refresh token revokes its grant, as oidc-provider alone does.
+  // Without a SecretBox nothing could be kept at rest safely (provider.ts refuses that combination).
+  if (graceSeconds <= 0 || !secretBox) return { beforeRotation: async () => {}, middleware: async (_ctx, next) => void (await next()) };
+  const box: SecretBox = secretBox;
   const waitMs = options.waitMs ?? DEFAULT_WAIT_MS;
   const roles = new WeakMap<object, Role>();
   const wakers = new Map<string, Set<() => void>>();
@@ -122,6 +123,8 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
       const done = () => {
         clearTimeout(timer);
         waiting.delete(done);
+        // The outcome may come from another replica, with no wake here: leave no empty entry behind.
+        if (waiting.size === 0 && wakers.get(key) === waiting) wakers.delete(key);
         resolve();
       };
       const timer = setTimeout(done, POLL_MS);
@@ -152,16 +155,25 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
         request: role.request,
         status: ctx.status,
         at: clock.now(),
-        sealed: secretBox!.sealJson(response, sealContext(role.key)),
+        sealed: box.sealJson(response, sealContext(role.key)),
       };
       await storage.set(NS.refreshOutcomes, role.key, outcome, succeeded ? graceSeconds : ERROR_OUTCOME_TTL_SECONDS);
     } catch (error) {
       // The first presenter's own answer stands; waiters find no outcome and are told to retry.
       logger.error({ err: error, event: 'refresh.outcome_not_stored', clientId: role.clientId }, 'refresh outcome could not be stored');
     } finally {
-      await storage.delete(NS.refreshClaims, role.key).catch(() => {});
-      wake(role.key);
+      await releaseClaim(role.key);
     }
+  }
+
+  async function releaseClaim(key: string): Promise<void> {
+    try {
+      await storage.delete(NS.refreshClaims, key);
+    } catch (error) {
+      // The claim then expires on its own (CLAIM_TTL_SECONDS).
+      logger.error({ err: error, event: 'refresh.claim_not_released' }, 'refresh claim could not be released');
+    }
+    wake(key);
   }
 
   async function answerWaiter(ctx: KoaContextWithOIDC, role: Role): Promise<void> {
@@ -194,7 +206,7 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
       answerInvalidGrant(ctx);
       return;
     }
-    const response = secretBox!.openJson<Response>(outcome.sealed, sealContext(role.key));
+    const response = box.openJson<Response>(outcome.sealed, sealContext(role.key));
     if (outcome.status === 200) {
       const body = remainingLifetime(response.body as Record<string, unknown>, outcome.at);
       if (body === undefined || (outcome.grantId !== undefined && (await grantRevoked(storage, ctx, outcome.grantId)))) {
@@ -231,7 +243,7 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
 
   return {
     async beforeRotation(ctx, token) {
-      if (graceSeconds <= 0 || ctx.oidc.route !== 'token' || ctx.oidc.params?.grant_type !== 'refresh_token') return;
+      if (ctx.oidc.route !== 'token' || ctx.oidc.params?.grant_type !== 'refresh_token') return;
       const presented = ctx.oidc.params.refresh_token;
       const clientId = ctx.oidc.client?.clientId;
       // Once per request: oidc-provider may look the account up again while building the response.
@@ -247,10 +259,29 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     },
 
     async middleware(ctx, next) {
-      await next();
+      try {
+        await next();
+      } catch (error) {
+        // oidc-provider renders its own errors, so this is a failure of the error path itself: free the
+        // claim at once (waiters then answer temporarily_unavailable) rather than at its expiry.
+        const role = roles.get(ctx);
+        if (role?.kind === 'first') await releaseClaim(role.key);
+        throw error;
+      }
       const role = roles.get(ctx);
-      if (role?.kind === 'waiter') await answerWaiter(ctx, role);
-      else if (role?.kind === 'first') await recordOutcome(ctx, role);
+      if (role?.kind === 'first') await recordOutcome(ctx, role);
+      else if (role?.kind === 'waiter') {
+        try {
+          await answerWaiter(ctx, role);
+        } catch (error) {
+          // Storage unreachable, or an outcome sealed with a key this replica lacks: an OAuth error
+          // with nothing internal in it, and the process stays up.
+          logger.error({ err: error, event: 'refresh.replay_failed', clientId: role.clientId }, 'refresh replay failed');
+          ctx.status = 500;
+          ctx.type = 'application/json; charset=utf-8';
+          ctx.body = { error: 'server_error', error_description: 'the token could not be refreshed; try again' };
+        }
+      }
     },
   };
 }

@@ -293,3 +293,29 @@ describe('refresh that tolerates real clients', () => {
     }
   });
 });
+
+describe('refresh with the grace period off (tokens.refreshReuseGraceSeconds: 0)', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack({
+      configure: (config) => {
+        config.tokens = { refreshReuseGraceSeconds: 0 };
+      },
+    });
+  });
+  after(async () => {
+    await stack?.close();
+  });
+
+  test('any reuse of a rotated refresh token revokes the whole grant at once', async () => {
+    const client = await registerPublicClient(stack);
+    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client);
+    const refreshToken = String(tokens.body.refresh_token);
+    const rotated = await refreshAt(stack.issuer, client, refreshToken);
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const reuse = await refreshAt(stack.issuer, client, refreshToken);
+    assert.equal(reuse.body.error, 'invalid_grant');
+    const newest = await refreshAt(stack.issuer, client, String(rotated.body.refresh_token));
+    assert.equal(newest.body.error, 'invalid_grant', 'the newest refresh token died with the grant');
+  });
+});
