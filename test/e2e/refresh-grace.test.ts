@@ -18,15 +18,26 @@ import type { Storage } from '../../src/storage/types.ts';
 import { Browser } from '../support/browser.ts';
 import { TestClock } from '../support/clock.ts';
 import { freePort } from '../support/ports.ts';
-import { authorizeAndExchange, inspectAccessToken, mcpInitialize, type Registered, registerPublicClient, type TokenResponse } from './oauth.ts';
-import { type Stack, startStack } from './stack.ts';
+import {
+  authorizeAndExchange,
+  authorizeUrl,
+  inspectAccessToken,
+  mcpInitialize,
+  pkcePair,
+  type Registered,
+  registerPublicClient,
+  type TokenResponse,
+  tokenRequest,
+} from './oauth.ts';
+import { approveAndSignIn, type Stack, startStack } from './stack.ts';
 
 /**
- * Holds the next refresh right after its refresh token was consumed (the adapter's consume-once
- * counter), until `release`: a real interleaving with a revocation, made deterministic.
+ * Holds the next token request right after oidc-provider marked its refresh token or authorization
+ * code consumed (the adapter's write of the consumed payload), until `release`: a real interleaving
+ * with a revocation, made deterministic.
  */
 function holdAfterConsume(storage: Storage): { reached: Promise<void>; release(): void; restore(): void } {
-  const realIncrement = storage.increment.bind(storage);
+  const realSet = storage.set.bind(storage);
   let release: () => void = () => {};
   const released = new Promise<void>((resolve) => {
     release = resolve;
@@ -36,21 +47,20 @@ function holdAfterConsume(storage: Storage): { reached: Promise<void>; release()
     reached = resolve;
   });
   let armed = true;
-  storage.increment = (async (namespace: string, key: string, ttlSeconds: number) => {
-    const count = await realIncrement(namespace, key, ttlSeconds);
-    if (armed && namespace.endsWith('consumed') && key.startsWith('RefreshToken')) {
+  storage.set = (async (namespace: string, key: string, value: unknown, ttlSeconds?: number) => {
+    await realSet(namespace, key, value, ttlSeconds);
+    if (armed && typeof (value as { consumed?: unknown } | null)?.consumed === 'number') {
       armed = false;
       reached();
       await released;
     }
-    return count;
-  }) as typeof storage.increment;
+  }) as typeof storage.set;
   return {
     reached: reachedHold,
     release,
     restore() {
       release();
-      storage.increment = realIncrement;
+      storage.set = realSet;
     },
   };
 }
@@ -214,6 +224,41 @@ describe('refresh that tolerates real clients', () => {
       hold.release();
       const late = await inFlight;
       assert.equal(late.status, 400, `a token issued after its grant was revoked: ${JSON.stringify(late.body)}`);
+      assert.equal(late.body.error, 'invalid_grant');
+      assert.equal(late.body.access_token, undefined);
+    } finally {
+      hold.restore();
+    }
+  });
+
+  test('no token is issued for an authorization code whose grant a replay of the code revoked meanwhile', async () => {
+    const client = await registerPublicClient(stack);
+    const redirectUri = client.redirect_uris[0]!;
+    const { verifier, challenge } = pkcePair();
+    const url = authorizeUrl(stack, {
+      response_type: 'code',
+      client_id: client.client_id,
+      redirect_uri: redirectUri,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state: 'code-race',
+      scope: 'mcp:tools',
+      resource: stack.mcpUrl(),
+    });
+    const page = await approveAndSignIn(stack, new Browser({ ca: stack.ca.caPem }), url, redirectUri);
+    const code = page.url.searchParams.get('code');
+    assert.ok(code, page.url.href);
+    const exchange = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier, client_id: client.client_id };
+    const hold = holdAfterConsume(stack.gateway.storage);
+    try {
+      const inFlight = tokenRequest(stack, exchange);
+      await hold.reached;
+      // RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
+      const replay = await tokenRequest(stack, exchange);
+      assert.equal(replay.body.error, 'invalid_grant');
+      hold.release();
+      const late = await inFlight;
+      assert.equal(late.status, 400, `tokens issued after their grant was revoked: ${JSON.stringify(late.body)}`);
       assert.equal(late.body.error, 'invalid_grant');
       assert.equal(late.body.access_token, undefined);
     } finally {
