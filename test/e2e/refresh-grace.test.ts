@@ -12,11 +12,11 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from '../../src/app.ts';
 import { configSchema } from '../../src/config/schema.ts';
-import { createLogger } from '../../src/observability/logger.ts';
 import { NS } from '../../src/storage/records.ts';
 import type { Storage } from '../../src/storage/types.ts';
 import { Browser } from '../support/browser.ts';
 import { TestClock } from '../support/clock.ts';
+import { LogWatch } from '../support/log-watch.ts';
 import { freePort } from '../support/ports.ts';
 import {
   authorizeAndExchange,
@@ -93,7 +93,7 @@ async function accessTokenWorks(stack: Stack, accessToken: string): Promise<numb
 }
 
 /** Every response is 200 with one and the same new pair, and that pair works: nobody was logged out. */
-async function assertNobodyLoggedOut(stack: Stack, client: Registered, responses: TokenResponse[], presented: string): Promise<void> {
+async function assertNobodyLoggedOut(stack: Stack, watch: LogWatch, client: Registered, responses: TokenResponse[], presented: string): Promise<void> {
   for (const response of responses) assert.equal(response.status, 200, JSON.stringify(response.body));
   const refreshTokens = new Set(responses.map((response) => response.body.refresh_token));
   assert.equal(refreshTokens.size, 1, 'every presenter gets the same new refresh token');
@@ -103,23 +103,31 @@ async function assertNobodyLoggedOut(stack: Stack, client: Registered, responses
   assert.equal(await accessTokenWorks(stack, String(responses[0]!.body.access_token)), 200, 'the access token works');
   const next = await refreshAt(stack.issuer, client, String(newRefresh));
   assert.equal(next.status, 200, `the new refresh token still refreshes: ${JSON.stringify(next.body)}`);
+  const mine = watch.lines.filter((line) => line.clientId === client.client_id);
+  assert.deepEqual(
+    mine.filter((line) => line.event === 'token.refused'),
+    [],
+    'no refusal in the audit log',
+  );
+  assert.equal(mine.filter((line) => line.event === 'token.replayed').length, responses.length - 1, 'every other presenter audited as a replay');
 }
 
 describe('refresh that tolerates real clients', () => {
   const clock = new TestClock();
+  const watch = new LogWatch('info');
   let stack: Stack;
   let second: RunningGateway;
   let secondBase: string;
   let graceMs: number;
 
   before(async () => {
-    stack = await startStack({ clock });
+    stack = await startStack({ clock, logger: watch.logger });
     graceMs = ((configSchema.parse(stack.config).tokens as { refreshReuseGraceSeconds?: number }).refreshReuseGraceSeconds ?? 30) * 1000;
     // A second replica on the same SQLite file, data directory and encryption key, as behind a load balancer.
     const port = await freePort();
     secondBase = `http://127.0.0.1:${port}`;
     second = await startGateway(configSchema.parse({ ...stack.config, listen: { host: '127.0.0.1', port } }), {
-      logger: createLogger('silent'),
+      logger: watch.logger,
       announce: () => {},
       clock,
     });
@@ -141,7 +149,7 @@ describe('refresh that tolerates real clients', () => {
       test(`${count} parallel refreshes of one refresh token (${spacingMs ? `${spacingMs} ms apart` : 'one burst'}) log nobody out`, async () => {
         const { client, refreshToken } = await loggedIn();
         const responses = await parallelRefreshes([stack.issuer], client, refreshToken, count, spacingMs);
-        await assertNobodyLoggedOut(stack, client, responses, refreshToken);
+        await assertNobodyLoggedOut(stack, watch, client, responses, refreshToken);
       });
     }
   }
@@ -150,7 +158,7 @@ describe('refresh that tolerates real clients', () => {
     test(`${count} parallel refreshes spread over two gateway instances on one store log nobody out`, async () => {
       const { client, refreshToken } = await loggedIn();
       const responses = await parallelRefreshes([stack.issuer, secondBase], client, refreshToken, count, 0);
-      await assertNobodyLoggedOut(stack, client, responses, refreshToken);
+      await assertNobodyLoggedOut(stack, watch, client, responses, refreshToken);
     });
   }
 
@@ -318,14 +326,18 @@ describe('refresh that tolerates real clients', () => {
     assert.equal(retry.status, 200, `the token was never consumed: ${JSON.stringify(retry.body)}`);
   });
 
-  test('the response kept for the grace period is sealed: no token in clear at rest', async () => {
+  test('the response kept for the grace period is sealed: no token in clear at rest, nor in the logs', async () => {
     const { client, refreshToken } = await loggedIn();
     const rotated = await refreshAt(stack.issuer, client, refreshToken);
     assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
     const kept = JSON.stringify(await stack.gateway.storage.list(NS.refreshOutcomes));
     assert.ok(kept.length > 0 && kept.includes('v1.'), 'an outcome is kept, sealed');
+    const again = await refreshAt(stack.issuer, client, refreshToken);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    const logged = JSON.stringify(watch.lines);
     for (const secret of [refreshToken, rotated.body.refresh_token, rotated.body.access_token]) {
       assert.ok(!kept.includes(String(secret)), 'a token is readable at rest');
+      assert.ok(!logged.includes(String(secret)), 'a token is in the logs');
     }
   });
 
