@@ -13,6 +13,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Storage } from '../storage/types.ts';
+import { markGrantRevoked } from './revoked-grants.ts';
 
 export interface AdapterPolicy {
   unusedClientTtl: number;
@@ -104,6 +105,8 @@ class StorageAdapter implements Adapter {
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
+    // Before anything is deleted, so a token request in flight for this grant refuses to answer.
+    await markGrantRevoked(this.#storage, grantId);
     const members = await this.#storage.members('oidc:grant-index', grantId);
     await Promise.all(
       members.map((member) => {

@@ -11,6 +11,11 @@ export const NS = {
   localCodes: 'local-code',
   keys: 'key',
   rateLimits: 'rate',
+  /** Refresh replay (src/authorization/refresh-replay.ts): the single-flight claim and the sealed outcome per refresh token hash. */
+  refreshClaims: 'refresh-claim',
+  refreshOutcomes: 'refresh-outcome',
+  /** Tombstones of grants being revoked (src/authorization/revoked-grants.ts). */
+  revokedGrants: 'revoked-grant',
 } as const;
 
 /**
