@@ -10,7 +10,7 @@ test('replicas starting together on one fresh store end with the same keys', asy
   const storage = new MemoryStorage();
   const box = new SecretBox([randomBytes(32)]);
   const replicas = await Promise.all(Array.from({ length: 5 }, () => loadOrCreateKeys(storage, box)));
-  const kids = new Set(replicas.map((keys) => keys.signing[0]!.kid));
+  const kids = new Set(replicas.map((keys) => keys.signing[0]!.jwk.kid));
   assert.equal(kids.size, 1);
   assert.equal(new Set(replicas.map((keys) => keys.consentSecret.toString('hex'))).size, 1);
 });
@@ -20,10 +20,10 @@ test('keys are stored sealed, and only public halves are published', async () =>
   const box = new SecretBox([randomBytes(32)]);
   const keys = await loadOrCreateKeys(storage, box);
   const stored = await storage.get<string>('key', 'gateway-keys');
-  assert.ok(stored && !stored.includes(String(keys.signing[0]!.d)), 'private key not stored in clear');
-  assert.ok(publicJwks(keys).every((jwk) => jwk.d === undefined));
+  assert.ok(stored && !stored.includes(String(keys.signing[0]!.jwk.d)), 'private key not stored in clear');
+  assert.ok(publicJwks(keys, Date.now(), 0).every((jwk) => jwk.d === undefined));
   const again = await loadOrCreateKeys(storage, box);
-  assert.equal(again.signing[0]!.kid, keys.signing[0]!.kid, 'loaded, not regenerated');
+  assert.equal(again.signing[0]!.jwk.kid, keys.signing[0]!.jwk.kid, 'loaded, not regenerated');
   // Another encryption key cannot open them.
   await assert.rejects(loadOrCreateKeys(storage, new SecretBox([randomBytes(32)])), { code: ErrorCode.SECRET_BOX_OPEN_FAILED });
 });
@@ -34,9 +34,9 @@ test('rotating the encryption key re-seals the key record, after which the old k
   const newKey = randomBytes(32);
   const keys = await loadOrCreateKeys(storage, new SecretBox([oldKey]));
   const rotated = await loadOrCreateKeys(storage, new SecretBox([newKey, oldKey]));
-  assert.equal(rotated.signing[0]!.kid, keys.signing[0]!.kid);
+  assert.equal(rotated.signing[0]!.jwk.kid, keys.signing[0]!.jwk.kid);
   const withoutOld = await loadOrCreateKeys(storage, new SecretBox([newKey]));
-  assert.equal(withoutOld.signing[0]!.kid, keys.signing[0]!.kid, 'opens with the new key alone');
+  assert.equal(withoutOld.signing[0]!.jwk.kid, keys.signing[0]!.jwk.kid, 'opens with the new key alone');
 });
 
 test('a replica that lost the creation claim gives up with a code when no keys ever appear', async (t) => {
