@@ -85,7 +85,7 @@ export function publicJwk({ d: _private, ...publicPart }: JWK): JWK {
 export function signingEntriesFrom(stored: readonly unknown[]): SigningKeyEntry[] {
   return stored.map((item, index) => {
     if (typeof item === 'object' && item !== null && 'jwk' in item) return item as SigningKeyEntry;
-    return { jwk: item as JWK, createdAt: 0, activatesAt: -index };
+    return { jwk: item as JWK, createdAt: 0, activatesAt: index === 0 ? 0 : -index };
   });
 }
 
