@@ -243,6 +243,7 @@ export const configSchema = z
         rotationPeriod: z
           .number()
           .int()
+          .min(0)
           .refine((seconds) => seconds === 0 || seconds >= 86400, 'must be 0 (no scheduled rotation) or at least 86400 seconds (one day)')
           .default(90 * 86400)
           .describe(

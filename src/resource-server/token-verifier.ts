@@ -2,7 +2,8 @@
  * Verification of the access tokens the gateway's own authorization server issues.
  *
  * Tokens are JWTs per RFC 9068 ("JWT Profile for OAuth 2.0 Access Tokens"), signed ES256 with keys the
- * process already holds, so no HTTP fetch of a JWKS is involved. This is the hot path of every MCP
+ * process already holds, so no HTTP fetch of a JWKS is involved (a token naming an unknown `kid` asks
+ * for the stored key set to be read again: docs/keys.md). This is the hot path of every MCP
  * request: a token is verified once, then answered from a bounded cache until it expires. Normal
  * failures come back as values, not exceptions.
  */
