@@ -15,7 +15,7 @@ import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { NS } from '../storage/records.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
-import { generateSigningJwk, publicJwk, type SigningKeyEntry, signingEntriesFrom, signingKeyState } from './signing-keys.ts';
+import { generateSigningJwk, type SigningKeyEntry, signingEntriesFrom } from './signing-keys.ts';
 
 export interface GatewayKeys {
   /** Every stored signing key with its lifecycle times (signing-keys.ts). */
@@ -162,9 +162,4 @@ async function withWriteLock<T>(storage: Storage, waitMs: number, work: () => Pr
   } finally {
     if ((await storage.get<string>(NS.keys, WRITE_LOCK)) === owner) await storage.delete(NS.keys, WRITE_LOCK);
   }
-}
-
-/** The public halves of the keys published at `now`, active first (for tests and tools without a ring). */
-export function publicJwks(keys: Pick<GatewayKeys, 'signing'>, now: number, retentionMs: number) {
-  return signingKeyState(keys.signing, now, retentionMs).published.map((entry) => publicJwk(entry.jwk));
 }

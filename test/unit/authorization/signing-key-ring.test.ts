@@ -27,6 +27,7 @@ import { SqliteStorage } from '../../../src/storage/sqlite.ts';
 import type { Storage } from '../../../src/storage/types.ts';
 import { TestClock } from '../../support/clock.ts';
 import { event, LogWatch } from '../../support/log-watch.ts';
+import { createMemoryAdapter } from '../../support/oidc-memory-adapter.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -162,7 +163,11 @@ describe('signing-key ring', () => {
 describe("oidc-provider's keys swapped in place", () => {
   test('the JWKS it serves follows the state, the active key first', async () => {
     const [first, second] = [await generateSigningJwk(), await generateSigningJwk()];
-    const provider = new Provider('http://localhost', { jwks: { keys: [first] } as never });
+    const provider = new Provider('http://localhost', {
+      jwks: { keys: [first] } as never,
+      features: { devInteractions: { enabled: false } },
+      adapter: createMemoryAdapter(),
+    });
     const now = Date.now();
     const entries = [
       { jwk: first, createdAt: now - DAY, activatesAt: now - DAY },
