@@ -51,7 +51,11 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const scopes = registrableScopes();
   const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
   const provider = providerFor(options, issuer, cimd.fetch);
-  options.signingKeys.onChange(await attachSigningKeys(provider, options.signingKeys.state()));
+  const installSigningKeys = await attachSigningKeys(provider, options.signingKeys.state());
+  // The key set may have changed while oidc-provider's internals were looked up: install it again,
+  // then follow it (both synchronously, so no change falls between them).
+  installSigningKeys(options.signingKeys.state());
+  options.signingKeys.onChange(installSigningKeys);
   const callback = withFreshSigningKeys(provider.callback(), options.signingKeys);
   const interactions = interactionsFor(options, provider, issuer);
   const { normalisedRegistration, registrationWithinLimit } = createRegistrationGuards({
