@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from 'jose';
 import { type RunningGateway, startGateway } from '../../src/app.ts';
 import { PRE_PUBLICATION_MS, RETENTION_MARGIN_MS } from '../../src/authorization/signing-keys.ts';
 import { configSchema } from '../../src/config/schema.ts';
@@ -106,14 +107,26 @@ describe('scheduled signing-key rotation across two instances', () => {
   test('tokens from before, during and after a rotation pass on both instances; the old key leaves /jwks after its tokens', async () => {
     const primary = stack.gateway.listenUrl;
     const client = await registerPublicClient(stack);
-    const first = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client);
+    // `openid` too, so every token response also carries an ID token signed by the same keys.
+    const first = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client, { scope: 'openid mcp:tools' });
     assert.equal(first.status, 200, JSON.stringify(first.body));
     let refreshToken = String(first.body.refresh_token);
+    let idToken = String(first.body.id_token);
     const refresh = async (): Promise<string> => {
       const answer = await tokenRequest(stack, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: client.client_id });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       refreshToken = String(answer.body.refresh_token);
+      idToken = String(answer.body.id_token);
       return String(answer.body.access_token);
+    };
+    /** The ID token's kid, after checking its signature against the primary's /jwks as a client would. */
+    const verifiedIdTokenKid = async (): Promise<string | undefined> => {
+      const response = await send(primary, host, 'GET', '/jwks');
+      const { protectedHeader } = await jwtVerify(idToken, createLocalJWKSet(JSON.parse(response.body) as JSONWebKeySet), {
+        issuer: stack.issuer,
+        audience: client.client_id,
+      });
+      return protectedHeader.kid;
     };
     const kidOf = (token: string) => inspectAccessToken(token).header.kid;
     const before = String(first.body.access_token);
@@ -132,6 +145,7 @@ describe('scheduled signing-key rotation across two instances', () => {
     const newKid = published.kids[1]!;
     const during = await refresh();
     assert.equal(kidOf(during), oldKid, 'signed by the old key while the new one is only published');
+    assert.equal(await verifiedIdTokenKid(), oldKid);
     for (const base of [primary, replica.listenUrl]) {
       assert.equal(await mcpStatus(base, host, before), 200);
       assert.equal(await mcpStatus(base, host, during), 200);
@@ -147,6 +161,7 @@ describe('scheduled signing-key rotation across two instances', () => {
     for (const token of [afterwards, during, before]) assert.equal(await mcpStatus(replica.listenUrl, host, token), 200);
     assert.ok(replicaLog.some(event('signing_key.unknown_kid', { kid: newKid, known: true })), 'the replica learned the key from the token');
     for (const token of [afterwards, during, before]) assert.equal(await mcpStatus(primary, host, token), 200);
+    assert.equal(await verifiedIdTokenKid(), newKid, 'ID tokens switch keys with access tokens');
     assert.deepEqual((await jwksOf(primary, host)).kids, [newKid, oldKid], 'both published: active first, then the retired key');
     assert.deepEqual((await jwksOf(replica.listenUrl, host)).kids, [newKid, oldKid]);
 
