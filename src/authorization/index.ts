@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayConfig } from '../config/schema.ts';
@@ -10,9 +11,12 @@ import { html, type PageBranding, pageSecurityHeaders, renderPage } from '../ui/
 import { createCimdFetch } from './cimd.ts';
 import { type AuthorizationHandlers, createAuthorizationHandlers } from './handlers.ts';
 import { createInteractions } from './interactions/index.ts';
-import { type GatewayKeys, publicJwks } from './keys.ts';
+import type { GatewayKeys } from './keys.ts';
 import { createProvider, type ProtectedResource, registrableScopes } from './provider.ts';
+import { attachSigningKeys } from './provider-keystore.ts';
 import { createRegistrationGuards } from './registration.ts';
+import type { SigningKeyRing } from './signing-key-ring.ts';
+import { JWKS_MAX_AGE_SECONDS } from './signing-keys.ts';
 
 export type { AuthorizationHandlers } from './handlers.ts';
 export type { ProtectedResource } from './provider.ts';
@@ -23,7 +27,10 @@ export interface AuthorizationServerOptions {
   canonicalizeResource: (value: string) => string | undefined;
   storage: Storage;
   secretBox: SecretBox;
-  keys: GatewayKeys;
+  /** Cookie and consent secrets (the signing keys are read through `signingKeys`). */
+  keys: Pick<GatewayKeys, 'cookieKeys' | 'consentSecret'>;
+  /** The live signing keys (docs/keys.md): oidc-provider signs with the active one and publishes them all. */
+  signingKeys: SigningKeyRing;
   identityProviders: IdentityProvider[];
   extraCaPem?: string;
   logger: Logger;
@@ -44,7 +51,12 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const scopes = registrableScopes();
   const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
   const provider = providerFor(options, issuer, cimd.fetch);
-  const callback = provider.callback();
+  const installSigningKeys = await attachSigningKeys(provider, options.signingKeys.state());
+  // The key set may have changed while oidc-provider's internals were looked up: install it again,
+  // then follow it (both synchronously, so no change falls between them).
+  installSigningKeys(options.signingKeys.state());
+  options.signingKeys.onChange(installSigningKeys);
+  const callback = withFreshSigningKeys(provider.callback(), options.signingKeys);
   const interactions = interactionsFor(options, provider, issuer);
   const { normalisedRegistration, registrationWithinLimit } = createRegistrationGuards({
     storage: options.storage,
@@ -65,7 +77,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   });
   return {
     handlers,
-    publicKeys: () => publicJwks(options.keys),
+    publicKeys: () => options.signingKeys.publicKeys(),
     close: cimd.close,
   };
 }
@@ -81,7 +93,7 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
     resources: options.resources,
     canonicalizeResource: options.canonicalizeResource,
     storage: options.storage,
-    signingKeys: options.keys.signing,
+    signingKeys: [options.signingKeys.state().active.jwk],
     cookieKeys: options.keys.cookieKeys,
     trustProxy: config.trustProxy,
     tokens: config.tokens,
@@ -92,6 +104,22 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
     renderError: (ctx, out) => renderProviderError(ctx, out, branding),
     logger: options.logger,
   });
+}
+
+type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/**
+ * oidc-provider's listener behind the signing-key check: a key due to activate or retire is applied
+ * (and the key record read again when the last read is a minute old) before anything is signed or the
+ * JWKS is served. The JWKS may be cached for JWKS_MAX_AGE_SECONDS, far less than a new key is published
+ * before it signs (signing-keys.ts), so a cached copy always knows the key a fresh token names.
+ */
+function withFreshSigningKeys(listener: RequestListener, signingKeys: SigningKeyRing): RequestListener {
+  return async (req, res) => {
+    await signingKeys.ensureFresh();
+    if (req.url?.split('?')[0] === '/jwks') res.setHeader('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
+    return listener(req, res);
+  };
 }
 
 /**

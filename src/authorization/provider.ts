@@ -283,6 +283,9 @@ function grantSettings(): Partial<Configuration> {
   };
 }
 
+/** Lifetime of ID tokens, in seconds; a retired signing key stays published at least this long (docs/keys.md). */
+export const ID_TOKEN_TTL_SECONDS = 3600;
+
 function tokenLifetimes(tokens: ProviderOptions['tokens']): Configuration['ttl'] {
   return {
     AccessToken: tokens.accessTokenTtl,
@@ -291,7 +294,7 @@ function tokenLifetimes(tokens: ProviderOptions['tokens']): Configuration['ttl']
     Grant: tokens.refreshTokenTtl,
     Interaction: 600,
     Session: 600,
-    IdToken: 3600,
+    IdToken: ID_TOKEN_TTL_SECONDS,
   };
 }
 

@@ -238,6 +238,20 @@ export const configSchema = z
       })
       .default({ encryptionKeys: [] })
       .describe('Keys for data at rest.'),
+    signingKeys: z
+      .object({
+        rotationPeriod: z
+          .number()
+          .int()
+          .min(0)
+          .refine((seconds) => seconds === 0 || seconds >= 86400, 'must be 0 (no scheduled rotation) or at least 86400 seconds (one day)')
+          .default(90 * 86400)
+          .describe(
+            'Seconds each token-signing key signs before the next one takes over (docs/keys.md); the next key is published an hour ahead, the old one kept until its tokens expired. 0: rotate only with `mcp-oauth-gateway keys rotate`.',
+          ),
+      })
+      .default({ rotationPeriod: 90 * 86400 })
+      .describe('The ES256 keys that sign access tokens and ID tokens (not the encryption keys of `secrets`).'),
     tokens: z
       .object({
         accessTokenTtl: duration.default(300).describe('Lifetime of access tokens, in seconds.'),

@@ -52,6 +52,8 @@ export interface ResourceServerOptions {
   servers: readonly ServerConfig[];
   /** Current public signing keys of the authorization server (in-process, no HTTP). */
   publicKeys: () => JWK[];
+  /** Reads the key set again for a token with an unknown `kid` (token-verifier.ts, docs/keys.md). */
+  refreshKeys?: (kid: string) => Promise<boolean>;
   /** Looks a user up by the token's `sub`; called once per token, not per request. */
   findUser: (sub: string) => Promise<UserRecord | undefined>;
   logger: Logger;
@@ -102,7 +104,8 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   const issuer = issuerFromPublicUrl(options.issuer);
   const scheme = new URL(issuer).protocol;
   const logger = options.logger;
-  const verifier: TokenVerifier = options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys, clock: options.clock });
+  const verifier: TokenVerifier =
+    options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys, refreshKeys: options.refreshKeys, clock: options.clock });
   const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger, clock: options.clock });
   const pools = new UpstreamPools();
   const routes = buildMcpRoutes(options.servers, { issuer, ownOrigin: gatewayOrigin(issuer), upstreams: options.upstreams, pools, logger });

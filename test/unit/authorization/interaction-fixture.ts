@@ -101,7 +101,7 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     resources,
     canonicalizeResource,
     storage,
-    signingKeys: keys.signing,
+    signingKeys: keys.signing.map((entry) => entry.jwk),
     cookieKeys: keys.cookieKeys,
     trustProxy: false,
     tokens: { accessTokenTtl: 300, refreshTokenTtl: 3600, authorizationCodeTtl: 60 },
