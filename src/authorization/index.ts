@@ -83,7 +83,6 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
     storage: options.storage,
     signingKeys: options.keys.signing,
     cookieKeys: options.keys.cookieKeys,
-    trustProxy: config.trustProxy,
     tokens: config.tokens,
     registration: config.registration,
     cimd: { ...config.clientIdMetadataDocuments, fetch: cimdFetch },

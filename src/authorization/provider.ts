@@ -12,6 +12,8 @@ import { NS } from '../storage/records.ts';
 import type { Storage } from '../storage/types.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { hostAllowed } from './cimd.ts';
+import { cachePublicDocuments } from './document-caching.ts';
+import { pinToPublicOrigin } from './public-origin.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { createRefreshPolicy } from './refresh-policy.ts';
 import { type ProtectedResource, resolveResource } from './resources.ts';
@@ -25,8 +27,6 @@ export interface ProviderOptions {
   storage: Storage;
   signingKeys: JWK[];
   cookieKeys: string[];
-  /** `trustProxy` as configured (src/config/schema/trust-proxy.ts). */
-  trustProxy: boolean | number | string[];
   tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number };
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
   cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
@@ -86,9 +86,10 @@ export function createProvider(options: ProviderOptions): Provider {
   };
 
   const provider = new Provider(options.issuer, configuration);
-  // Koa's flag is all or nothing; it only lets X-Forwarded-Proto/Host shape URLs the provider builds,
-  // and the issuer is fixed, so any trusted proxy turns it on. Client addresses go through the resolver.
-  provider.proxy = options.trustProxy !== false && options.trustProxy !== 0;
+  // Every URL it builds from a request starts with the issuer, never with Host or X-Forwarded-* (public-origin.ts),
+  // so its metadata and keys may be cached by anyone (document-caching.ts).
+  pinToPublicOrigin(provider, options.issuer);
+  cachePublicDocuments(provider, { metadata: '/.well-known/openid-configuration', jwks: PROVIDER_ROUTES?.jwks ?? '/jwks' });
 
   // Loopback redirect URIs match on any port for every client, not only `native` ones (RFC 8252 §7.3).
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(this: { redirectUris?: string[] }, value: string) {

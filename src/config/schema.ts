@@ -25,6 +25,7 @@ import {
 } from './schema/providers-oidc.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
+import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
@@ -299,6 +300,7 @@ export const configSchema = z
         'Where people sign in. Each entry has a `type`: `entra`, `google`, `github`, `okta`, `keycloak`, `auth0`, `authentik`, `cognito`, `oidc`, `oauth2` or `local`.',
       ),
     servers: z.array(serverSchema).min(1).optional().describe('The MCP servers behind the gateway.'),
+    stripClientHeaders: stripClientHeadersSchema,
     access: accessRulesSchema.describe('Who may log in at all. Empty: everyone the identity providers accept.'),
     consent: z
       .object({

@@ -53,7 +53,6 @@ async function providerRoutes(): Promise<RegisteredRoute[]> {
       storage: new MemoryStorage(),
       signingKeys: [signingKey],
       cookieKeys: ['a-cookie-key-for-this-test-only'],
-      trustProxy: false,
       tokens: config.tokens,
       registration: config.registration,
       cimd: { ...config.clientIdMetadataDocuments, fetch: () => Promise.reject(new Error('no fetch in this test')) },
