@@ -8,6 +8,7 @@ import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { html, type PageBranding, pageSecurityHeaders, renderPage } from '../ui/layout.ts';
 import { createCimdFetch } from './cimd.ts';
+import { type CimdGate, createCimdGate } from './cimd-gate.ts';
 import { type AuthorizationHandlers, createAuthorizationHandlers } from './handlers.ts';
 import { createInteractions } from './interactions/index.ts';
 import { type GatewayKeys, publicJwks } from './keys.ts';
@@ -42,8 +43,21 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const { config, logger } = options;
   const issuer = config.publicUrl; // the schema normalises it to the origin form
   const scopes = registrableScopes();
-  const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
-  const provider = providerFor(options, issuer, cimd.fetch);
+  const gate = createCimdGate({
+    ...config.clientIdMetadataDocuments,
+    trustProxy: config.trustProxy,
+    storage: options.storage,
+    logger,
+    clock: options.clock,
+  });
+  const cimd = createCimdFetch({
+    ...config.clientIdMetadataDocuments,
+    extraCaPem: options.extraCaPem,
+    knownScopes: scopes,
+    logger,
+    onRefused: gate.recordFailure,
+  });
+  const provider = providerFor(options, issuer, { fetch: cimd.fetch, allowFetch: gate.allowFetch });
   const callback = provider.callback();
   const interactions = interactionsFor(options, provider, issuer);
   const { normalisedRegistration, registrationWithinLimit } = createRegistrationGuards({
@@ -70,10 +84,10 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   };
 }
 
-type CimdFetch = ReturnType<typeof createCimdFetch>['fetch'];
+type CimdHooks = { fetch: ReturnType<typeof createCimdFetch>['fetch']; allowFetch: CimdGate['allowFetch'] };
 
 /** The oidc-provider instance, configured from the gateway config; its errors render in the gateway's layout. */
-function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFetch: CimdFetch): ReturnType<typeof createProvider> {
+function providerFor(options: AuthorizationServerOptions, issuer: string, cimdHooks: CimdHooks): ReturnType<typeof createProvider> {
   const { config } = options;
   const branding: PageBranding = config.ui;
   return createProvider({
@@ -85,7 +99,7 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
     cookieKeys: options.keys.cookieKeys,
     tokens: config.tokens,
     registration: config.registration,
-    cimd: { ...config.clientIdMetadataDocuments, fetch: cimdFetch },
+    cimd: { ...config.clientIdMetadataDocuments, ...cimdHooks },
     renderError: (ctx, out) => renderProviderError(ctx, out, branding),
     logger: options.logger,
   });

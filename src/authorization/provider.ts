@@ -29,7 +29,15 @@ export interface ProviderOptions {
   cookieKeys: string[];
   tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number };
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
-  cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
+  cimd: {
+    enabled: boolean;
+    allowHosts: string[];
+    denyHosts: string[];
+    maxBytes: number;
+    fetch: (url: string | URL, init: object) => Promise<Response>;
+    /** Whether to fetch a document now (cimd-gate.ts); by default, whether its host is allowed. */
+    allowFetch?: (ctx: KoaContextWithOIDC | undefined, clientId: string) => Promise<boolean>;
+  };
   renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) => void;
   logger: Logger;
 }
@@ -193,7 +201,8 @@ function featureSettings(options: ProviderOptions, defaultResource: ProtectedRes
     clientIdMetadataDocument: {
       enabled: options.cimd.enabled,
       ack: 'draft-02',
-      async allowFetch(_ctx, clientId) {
+      async allowFetch(ctx, clientId) {
+        if (options.cimd.allowFetch) return options.cimd.allowFetch(ctx, clientId);
         const host = URL.parse(clientId)?.hostname;
         return host !== undefined && hostAllowed(host, options.cimd);
       },

@@ -11,6 +11,8 @@ export const NS = {
   localCodes: 'local-code',
   keys: 'key',
   rateLimits: 'rate',
+  /** Client metadata documents refused a moment ago, not fetched again yet (src/authorization/cimd-gate.ts). */
+  cimdFailures: 'cimd-failure',
 } as const;
 
 /**
