@@ -106,8 +106,8 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdHo
 }
 
 /**
- * Consent and the upstream login. IdP tokens are kept as long as the gateway's refresh tokens live, and
- * consents as long as an idle client is kept, so neither outlives what it serves.
+ * Consent and the upstream login. IdP tokens are kept as long as the gateway's refresh tokens live, so
+ * they do not outlive what they serve.
  */
 function interactionsFor(
   options: AuthorizationServerOptions,
@@ -126,7 +126,7 @@ function interactionsFor(
     consentSecret: options.keys.consentSecret,
     branding: config.ui,
     logger: options.logger,
-    tokenRetention: { idpTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
+    tokenRetention: { idpTokens: config.tokens.refreshTokenTtl },
     clock: options.clock,
   });
 }

@@ -128,7 +128,7 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     consentSecret: keys.consentSecret,
     branding,
     logger,
-    tokenRetention: { idpTokens: 3600, consents: 3600 },
+    tokenRetention: { idpTokens: 3600 },
     clock: systemClock,
   };
   const providerCallback = provider.callback();
