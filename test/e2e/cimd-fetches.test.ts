@@ -114,6 +114,37 @@ describe('client metadata document fetches', () => {
     assert.equal(host.requestsFor('/good.json').length, 1);
   });
 
+  test('registration metadata cannot make the gateway fetch a URL (sector_identifier_uri is dropped)', async () => {
+    const sector = host.respond('/sector.json', { status: 200, body: [REDIRECT_URI] });
+    for (const [label, register] of [
+      [
+        'DCR',
+        () => registerClient({ client_name: 'sector', redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none', sector_identifier_uri: sector }),
+      ],
+      ['CIMD', () => authorize(host.document('/with-sector.json', { client_name: 'sector', redirect_uris: [REDIRECT_URI], sector_identifier_uri: sector }))],
+    ] as const) {
+      const response = await register();
+      assert.ok(response.status === 201 || response.status === 303, `${label}: ${response.status} ${response.body}`);
+      assert.equal(host.requestsFor('/sector.json').length, 0, `${label}: the sector document was fetched`);
+    }
+  });
+
+  /** POST /register with a JSON body. */
+  function registerClient(body: Record<string, unknown>): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port, path: '/register', method: 'POST', headers: { 'content-type': 'application/json' }, agent: false },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  }
+
   test('fetches are rate-limited per client address and per document host', async () => {
     const before = host.requests.length;
     // perAddress: 4 fetches from one address per window; the fifth is refused without a fetch.
