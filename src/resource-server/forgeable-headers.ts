@@ -72,20 +72,30 @@ export function forgeableHeaderFilter(configured: Iterable<string>, extra: reado
     if (lower.endsWith('*')) prefixes.push(lower.slice(0, -1));
     else if (lower !== '') names.add(lower);
   }
-  // Prefixes by their first character: most header names (accept, content-type, mcp-*) meet none.
-  const byFirst = new Map<number, string[]>();
+  // Prefixes by their first and third characters (`x-u`, `cf-`): most header names (accept,
+  // content-type, mcp-*, x-request-id) meet none, and the rest one or two. Shorter prefixes are
+  // compared against every name.
+  const byHead = new Map<number, string[]>();
+  const short: string[] = [];
   for (const prefix of prefixes) {
-    if (prefix === '') continue;
-    const first = prefix.charCodeAt(0);
-    byFirst.set(first, [...(byFirst.get(first) ?? []), prefix]);
+    if (prefix.length < 3) {
+      if (prefix !== '') short.push(prefix);
+      continue;
+    }
+    const head = headKey(prefix);
+    byHead.set(head, [...(byHead.get(head) ?? []), prefix]);
   }
   return {
     has(name) {
       if (names.has(name)) return true;
-      const candidates = byFirst.get(name.charCodeAt(0));
-      if (candidates === undefined) return false;
-      for (const prefix of candidates) if (name.startsWith(prefix)) return true;
+      const candidates = byHead.get(headKey(name));
+      if (candidates !== undefined) for (const prefix of candidates) if (name.startsWith(prefix)) return true;
+      for (const prefix of short) if (name.startsWith(prefix)) return true;
       return false;
     },
   };
+}
+
+function headKey(name: string): number {
+  return name.charCodeAt(0) * 65536 + name.charCodeAt(2);
 }
