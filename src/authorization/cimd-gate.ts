@@ -81,7 +81,7 @@ export function createCimdGate(options: CimdGateOptions): CimdGate {
         { event: 'cimd.rate_limited', ...log, limit: rule.limit, windowSeconds: rule.windowSeconds },
         'client metadata document fetches rate-limited',
       );
-    throw tooMany(`Too many client metadata document fetches ${what}; try again in ${decision.retryAfterSeconds} seconds.`);
+    throw tooMany(`Too many client metadata document fetches ${what}; try again in ${decision.retryAfterSeconds} seconds.`, decision.retryAfterSeconds);
   }
 
   return {
@@ -118,9 +118,12 @@ function failureKey(clientId: string): string {
   return createHash('sha256').update(clientId).digest('base64url');
 }
 
-/** `temporarily_unavailable` (RFC 6749 §4.1.2.1) with 429 (RFC 6585 §4): retryable, not a verdict on the client. */
-function tooMany(description: string): Error {
+/**
+ * `temporarily_unavailable` (RFC 6749 §4.1.2.1) with 429 (RFC 6585 §4): retryable, not a verdict on
+ * the client. `retryAfterSeconds` becomes `Retry-After` on the error page (src/authorization/index.ts).
+ */
+function tooMany(description: string, retryAfterSeconds: number): Error {
   const error = new errors.TemporarilyUnavailable(description);
-  Object.assign(error, { status: 429, statusCode: 429 });
+  Object.assign(error, { status: 429, statusCode: 429, retryAfterSeconds });
   return error;
 }

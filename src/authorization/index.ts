@@ -100,7 +100,7 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdHo
     tokens: config.tokens,
     registration: config.registration,
     cimd: { ...config.clientIdMetadataDocuments, ...cimdHooks },
-    renderError: (ctx, out) => renderProviderError(ctx, out, branding),
+    renderError: (ctx, out, error) => renderProviderError(ctx, out, error, branding),
     logger: options.logger,
   });
 }
@@ -131,8 +131,13 @@ function interactionsFor(
   });
 }
 
-/** oidc-provider's error page, in our layout, without internals (only the OAuth error and description). */
-function renderProviderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, branding: PageBranding): void {
+/**
+ * oidc-provider's error page, in our layout, without internals (only the OAuth error and description);
+ * a rate-limit refusal (cimd-gate.ts) says when to try again.
+ */
+function renderProviderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error, branding: PageBranding): void {
+  const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+  if (typeof retryAfter === 'number') ctx.set('retry-after', String(retryAfter));
   const body = html`<h1>The sign-in cannot continue</h1><p>${out.error_description ?? 'The request was not valid.'}</p><p class="muted">Error code: <code>${out.error}</code></p><p class="muted">You can close this window and start again from your application.</p>`;
   ctx.type = 'html';
   for (const [name, value] of Object.entries(pageSecurityHeaders(branding))) ctx.set(name, value);

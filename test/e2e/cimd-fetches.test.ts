@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -55,7 +55,7 @@ describe('client metadata document fetches', () => {
   beforeEach(() => clock.advance(WINDOW_MS - (clock.now() % WINDOW_MS)));
 
   /** GET /authorize for `clientId` from `address` (X-Forwarded-For, trustProxy: true). */
-  function authorize(clientId: string, address = '198.51.100.1'): Promise<{ status: number; body: string }> {
+  function authorize(clientId: string, address = '198.51.100.1'): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
     const query = new URLSearchParams({
       client_id: clientId,
       redirect_uri: REDIRECT_URI,
@@ -68,7 +68,7 @@ describe('client metadata document fetches', () => {
       const req = httpRequest({ host: '127.0.0.1', port, path: `/authorize?${query}`, headers: { 'x-forwarded-for': address }, agent: false }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
       });
       req.on('error', reject);
       req.end();
@@ -152,6 +152,7 @@ describe('client metadata document fetches', () => {
     const limited = await authorize(host.url('/flood-a-4.json'), '203.0.113.9');
     assert.equal(limited.status, 429, limited.body);
     assert.match(limited.body, /temporarily_unavailable/);
+    assert.ok(Number(limited.headers['retry-after']) > 0, 'says when to try again');
     assert.equal(host.requests.length - before, 4, 'the refused attempt fetched nothing');
 
     // perHost: 6 per window whoever asks: two more from other addresses, then the host is closed.
