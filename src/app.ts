@@ -165,6 +165,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     clock,
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
+    stripClientHeaders: config.stripClientHeaders,
   });
   // Checks for reverse proxies in front of `forwardAuth` servers; same guard, so one token cache.
   const forwardAuth = createForwardAuth({ issuer: config.publicUrl, servers, guard: gateway.guard, logger });

@@ -9,6 +9,7 @@ import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { html, type PageBranding, pageSecurityHeaders, renderPage } from '../ui/layout.ts';
 import { createCimdFetch } from './cimd.ts';
+import { type CimdGate, createCimdGate } from './cimd-gate.ts';
 import { type AuthorizationHandlers, createAuthorizationHandlers } from './handlers.ts';
 import { createInteractions } from './interactions/index.ts';
 import type { GatewayKeys } from './keys.ts';
@@ -16,7 +17,6 @@ import { createProvider, type ProtectedResource, registrableScopes } from './pro
 import { attachSigningKeys } from './provider-keystore.ts';
 import { createRegistrationGuards } from './registration.ts';
 import type { SigningKeyRing } from './signing-key-ring.ts';
-import { JWKS_MAX_AGE_SECONDS } from './signing-keys.ts';
 
 export type { AuthorizationHandlers } from './handlers.ts';
 export type { ProtectedResource } from './provider.ts';
@@ -49,8 +49,21 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const { config, logger } = options;
   const issuer = config.publicUrl; // the schema normalises it to the origin form
   const scopes = registrableScopes();
-  const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
-  const provider = providerFor(options, issuer, cimd.fetch);
+  const gate = createCimdGate({
+    ...config.clientIdMetadataDocuments,
+    trustProxy: config.trustProxy,
+    storage: options.storage,
+    logger,
+    clock: options.clock,
+  });
+  const cimd = createCimdFetch({
+    ...config.clientIdMetadataDocuments,
+    extraCaPem: options.extraCaPem,
+    knownScopes: scopes,
+    logger,
+    onRefused: gate.recordFailure,
+  });
+  const provider = providerFor(options, issuer, { fetch: cimd.fetch, allowFetch: gate.allowFetch });
   const installSigningKeys = await attachSigningKeys(provider, options.signingKeys.state());
   // The key set may have changed while oidc-provider's internals were looked up: install it again,
   // then follow it (both synchronously, so no change falls between them).
@@ -82,10 +95,10 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   };
 }
 
-type CimdFetch = ReturnType<typeof createCimdFetch>['fetch'];
+type CimdHooks = { fetch: ReturnType<typeof createCimdFetch>['fetch']; allowFetch: CimdGate['allowFetch'] };
 
 /** The oidc-provider instance, configured from the gateway config; its errors render in the gateway's layout. */
-function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFetch: CimdFetch): ReturnType<typeof createProvider> {
+function providerFor(options: AuthorizationServerOptions, issuer: string, cimdHooks: CimdHooks): ReturnType<typeof createProvider> {
   const { config } = options;
   const branding: PageBranding = config.ui;
   return createProvider({
@@ -95,13 +108,12 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
     storage: options.storage,
     signingKeys: [options.signingKeys.state().active.jwk],
     cookieKeys: options.keys.cookieKeys,
-    trustProxy: config.trustProxy,
     tokens: config.tokens,
     secretBox: options.secretBox,
     clock: options.clock ?? systemClock,
     registration: config.registration,
-    cimd: { ...config.clientIdMetadataDocuments, fetch: cimdFetch },
-    renderError: (ctx, out) => renderProviderError(ctx, out, branding),
+    cimd: { ...config.clientIdMetadataDocuments, ...cimdHooks },
+    renderError: (ctx, out, error) => renderProviderError(ctx, out, error, branding),
     logger: options.logger,
   });
 }
@@ -111,20 +123,20 @@ type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<vo
 /**
  * oidc-provider's listener behind the signing-key check: a key due to activate or retire is applied
  * (and the key record read again when the last read is a minute old) before anything is signed or the
- * JWKS is served. The JWKS may be cached for JWKS_MAX_AGE_SECONDS, far less than a new key is published
- * before it signs (signing-keys.ts), so a cached copy always knows the key a fresh token names.
+ * JWKS is served. The JWKS may be cached for JWKS_MAX_AGE_SECONDS (document-caching.ts sets the header),
+ * far less than a new key is published before it signs (signing-keys.ts), so a cached copy always knows
+ * the key a fresh token names.
  */
 function withFreshSigningKeys(listener: RequestListener, signingKeys: SigningKeyRing): RequestListener {
   return async (req, res) => {
     await signingKeys.ensureFresh();
-    if (req.url?.split('?')[0] === '/jwks') res.setHeader('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
     return listener(req, res);
   };
 }
 
 /**
- * Consent and the upstream login. IdP tokens are kept as long as the gateway's refresh tokens live, and
- * consents as long as an idle client is kept, so neither outlives what it serves.
+ * Consent and the upstream login. IdP tokens are kept as long as the gateway's refresh tokens live, so
+ * they do not outlive what they serve.
  */
 function interactionsFor(
   options: AuthorizationServerOptions,
@@ -143,13 +155,18 @@ function interactionsFor(
     consentSecret: options.keys.consentSecret,
     branding: config.ui,
     logger: options.logger,
-    tokenRetention: { idpTokens: config.tokens.refreshTokenTtl, consents: config.registration.idleClientTtl },
+    tokenRetention: { idpTokens: config.tokens.refreshTokenTtl },
     clock: options.clock,
   });
 }
 
-/** oidc-provider's error page, in our layout, without internals (only the OAuth error and description). */
-function renderProviderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, branding: PageBranding): void {
+/**
+ * oidc-provider's error page, in our layout, without internals (only the OAuth error and description);
+ * a rate-limit refusal (cimd-gate.ts) says when to try again.
+ */
+function renderProviderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error, branding: PageBranding): void {
+  const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+  if (typeof retryAfter === 'number') ctx.set('retry-after', String(retryAfter));
   const body = html`<h1>The sign-in cannot continue</h1><p>${out.error_description ?? 'The request was not valid.'}</p><p class="muted">Error code: <code>${out.error}</code></p><p class="muted">You can close this window and start again from your application.</p>`;
   ctx.type = 'html';
   for (const [name, value] of Object.entries(pageSecurityHeaders(branding))) ctx.set(name, value);

@@ -14,6 +14,8 @@ import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { hostAllowed } from './cimd.ts';
+import { cachePublicDocuments } from './document-caching.ts';
+import { pinToPublicOrigin } from './public-origin.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { createRefreshPolicy } from './refresh-policy.ts';
 import { ConcurrentRefresh, createRefreshReplay, type RefreshReplay } from './refresh-replay.ts';
@@ -29,8 +31,6 @@ export interface ProviderOptions {
   storage: Storage;
   signingKeys: JWK[];
   cookieKeys: string[];
-  /** `trustProxy` as configured (src/config/schema/trust-proxy.ts). */
-  trustProxy: boolean | number | string[];
   /** `refreshReuseGraceSeconds` absent or 0: every reuse of a rotated refresh token revokes its grant. */
   tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number; refreshReuseGraceSeconds?: number };
   /** Seals refresh responses kept for the reuse grace period (src/authorization/refresh-replay.ts); needed when it is on. */
@@ -38,7 +38,15 @@ export interface ProviderOptions {
   /** Times the grace period (the system clock by default). */
   clock?: Clock;
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
-  cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
+  cimd: {
+    enabled: boolean;
+    allowHosts: string[];
+    denyHosts: string[];
+    maxBytes: number;
+    fetch: (url: string | URL, init: object) => Promise<Response>;
+    /** Whether to fetch a document now (cimd-gate.ts); by default, whether its host is allowed. */
+    allowFetch?: (ctx: KoaContextWithOIDC | undefined, clientId: string) => Promise<boolean>;
+  };
   renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) => void;
   logger: Logger;
 }
@@ -104,9 +112,10 @@ export function createProvider(options: ProviderOptions): Provider {
   };
 
   const provider = new Provider(options.issuer, configuration);
-  // Koa's flag is all or nothing; it only lets X-Forwarded-Proto/Host shape URLs the provider builds,
-  // and the issuer is fixed, so any trusted proxy turns it on. Client addresses go through the resolver.
-  provider.proxy = options.trustProxy !== false && options.trustProxy !== 0;
+  // Every URL it builds from a request starts with the issuer, never with Host or X-Forwarded-* (public-origin.ts),
+  // so its metadata and keys may be cached by anyone (document-caching.ts).
+  pinToPublicOrigin(provider, options.issuer);
+  cachePublicDocuments(provider, { metadata: '/.well-known/openid-configuration', jwks: PROVIDER_ROUTES?.jwks ?? '/jwks' });
 
   // Loopback redirect URIs match on any port for every client, not only `native` ones (RFC 8252 §7.3).
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(this: { redirectUris?: string[] }, value: string) {
@@ -220,7 +229,8 @@ function featureSettings(options: ProviderOptions, defaultResource: ProtectedRes
     clientIdMetadataDocument: {
       enabled: options.cimd.enabled,
       ack: 'draft-02',
-      async allowFetch(_ctx, clientId) {
+      async allowFetch(ctx, clientId) {
+        if (options.cimd.allowFetch) return options.cimd.allowFetch(ctx, clientId);
         const host = URL.parse(clientId)?.hostname;
         return host !== undefined && hostAllowed(host, options.cimd);
       },

@@ -25,6 +25,7 @@ import {
 } from './schema/providers-oidc.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
+import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
@@ -316,8 +317,31 @@ export const configSchema = z
         allowPrivateAddresses: z.boolean().default(false).describe('Allow documents on loopback/private addresses. Off in production: it opens SSRF.'),
         fetchTimeoutMs: z.number().int().positive().default(2500).describe('Time limit for fetching a document, in milliseconds.'),
         maxBytes: z.number().int().positive().default(5120).describe('Largest document accepted, in bytes.'),
+        rateLimit: z
+          .object({
+            perAddress: z
+              .number()
+              .int()
+              .min(0)
+              .default(20)
+              .describe('Document fetches one client address (IPv6: per /64) may cause per window; 0 turns this limit off.'),
+            perHost: z.number().int().min(0).default(60).describe('Fetches from one document host per window, whoever asks; 0 turns this limit off.'),
+            windowSeconds: duration.default(60).describe('Length of the rate-limit window, in seconds.'),
+          })
+          .default({ perAddress: 20, perHost: 60, windowSeconds: 60 })
+          .describe(
+            'Limits on document fetches (a cached document costs none; a refused one is not fetched again for 30 seconds). Over a limit, `/authorize` answers 429 `temporarily_unavailable`.',
+          ),
       })
-      .default({ enabled: true, allowHosts: [], denyHosts: [], allowPrivateAddresses: false, fetchTimeoutMs: 2500, maxBytes: 5120 })
+      .default({
+        enabled: true,
+        allowHosts: [],
+        denyHosts: [],
+        allowPrivateAddresses: false,
+        fetchTimeoutMs: 2500,
+        maxBytes: 5120,
+        rateLimit: { perAddress: 20, perHost: 60, windowSeconds: 60 },
+      })
       .describe('Client ID metadata documents (URL client IDs).'),
     extraCaCertificatesFile: z
       .string()
@@ -336,6 +360,7 @@ export const configSchema = z
         'Where people sign in. Each entry has a `type`: `entra`, `google`, `github`, `okta`, `keycloak`, `auth0`, `authentik`, `cognito`, `oidc`, `oauth2` or `local`.',
       ),
     servers: z.array(serverSchema).min(1).optional().describe('The MCP servers behind the gateway.'),
+    stripClientHeaders: stripClientHeadersSchema,
     access: accessRulesSchema.describe('Who may log in at all. Empty: everyone the identity providers accept.'),
     consent: z
       .object({

@@ -1,6 +1,6 @@
 /**
  * One storage interface for everything the gateway keeps: oidc-provider's models (clients, grants,
- * codes, refresh tokens, interactions), users, consents, IdP tokens, keys and counters.
+ * codes, refresh tokens, interactions), users, IdP tokens, keys and counters.
  *
  * The shape is chosen so that Redis can implement it one-to-one (GET/SET EX/GETDEL/INCR/SADD), which is
  * what lets several replicas share state: nothing a caller needs may live only in one process's memory.

@@ -25,7 +25,6 @@ test('an authorization server without any MCP server refuses to start', () => {
         storage: new MemoryStorage(),
         signingKeys: [],
         cookieKeys: ['k'.repeat(32)],
-        trustProxy: false,
         tokens: { accessTokenTtl: 300, refreshTokenTtl: 3600, authorizationCodeTtl: 60 },
         registration: { enabled: true, unusedClientTtl: 60, idleClientTtl: 60 },
         cimd: { enabled: false, allowHosts: [], denyHosts: [], maxBytes: 1024, fetch: fetch as never },

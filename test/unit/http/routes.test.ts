@@ -55,7 +55,6 @@ async function providerRoutes(): Promise<RegisteredRoute[]> {
       storage: new MemoryStorage(),
       signingKeys: [signingKey],
       cookieKeys: ['a-cookie-key-for-this-test-only'],
-      trustProxy: false,
       tokens: config.tokens,
       secretBox: new SecretBox([randomBytes(32)]),
       registration: config.registration,
