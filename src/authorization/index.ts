@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { html, type PageBranding, pageSecurityHeaders, renderPage } from '../ui/layout.ts';
+import { migrateCredentialsAtRest } from './at-rest-migration.ts';
 import { createCimdFetch } from './cimd.ts';
 import { type AuthorizationHandlers, createAuthorizationHandlers } from './handlers.ts';
 import { createInteractions } from './interactions/index.ts';
@@ -41,6 +42,8 @@ export interface AuthorizationServer {
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
   const { config, logger } = options;
   const issuer = config.publicUrl; // the schema normalises it to the origin form
+  // Before anything can answer: rows of older gateways holding credentials in plaintext are rewritten.
+  await migrateCredentialsAtRest({ storage: options.storage, secretBox: options.secretBox, logger, idleClientTtl: config.registration.idleClientTtl });
   const scopes = registrableScopes();
   const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
   const provider = providerFor(options, issuer, cimd.fetch);
@@ -81,6 +84,7 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
     resources: options.resources,
     canonicalizeResource: options.canonicalizeResource,
     storage: options.storage,
+    secretBox: options.secretBox,
     signingKeys: options.keys.signing,
     cookieKeys: options.keys.cookieKeys,
     trustProxy: config.trustProxy,

@@ -9,6 +9,7 @@ import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { NS } from '../storage/records.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { hostAllowed } from './cimd.ts';
@@ -23,6 +24,8 @@ export interface ProviderOptions {
   resources: ProtectedResource[];
   canonicalizeResource: (value: string) => string | undefined;
   storage: Storage;
+  /** Seals what the adapter must be able to read back but a copy of the store must not (client secrets). */
+  secretBox: SecretBox;
   signingKeys: JWK[];
   cookieKeys: string[];
   /** `trustProxy` as configured (src/config/schema/trust-proxy.ts). */
@@ -67,7 +70,7 @@ export function createProvider(options: ProviderOptions): Provider {
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
   const configuration: Configuration = {
-    adapter: createAdapterFactory(options.storage, options.registration),
+    adapter: createAdapterFactory(options.storage, options.registration, options.secretBox),
     jwks: { keys: options.signingKeys as never },
     cookies: cookieSettings(options.cookieKeys),
     routes: PROVIDER_ROUTES,

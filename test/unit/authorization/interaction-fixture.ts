@@ -101,6 +101,7 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     resources,
     canonicalizeResource,
     storage,
+    secretBox,
     signingKeys: keys.signing,
     cookieKeys: keys.cookieKeys,
     trustProxy: false,
