@@ -93,6 +93,8 @@ async function moveTokenRows(options: AtRestMigrationOptions, model: string, rep
     const payload = await storage.consume<AdapterPayload>(namespace, key);
     if (payload === undefined) continue;
     const marker = await storage.consume<number>(ADAPTER_NS.consumed, `${model}:${key}`);
+    // Its grant's old index entry names it in plaintext, moved or not.
+    if (GRANTABLE.has(model) && payload.grantId) grantIds.add(payload.grantId);
     const remaining = typeof payload.exp === 'number' ? payload.exp - epochSeconds() : undefined;
     if (remaining !== undefined && remaining <= 0) {
       report.expired++;
@@ -102,10 +104,7 @@ async function moveTokenRows(options: AtRestMigrationOptions, model: string, rep
     // Before the row, so a redemption racing with this migration never finds the row without its claim.
     if (marker !== undefined) await storage.setIfAbsent(ADAPTER_NS.consumed, `${model}:${stored}`, marker, remaining ?? 3600);
     await storage.setIfAbsent(namespace, stored, withoutCredential(model, payload), remaining);
-    if (GRANTABLE.has(model) && payload.grantId) {
-      await storage.addToSet(ADAPTER_NS.grantTokens, payload.grantId, `${model}:${stored}`, remaining);
-      grantIds.add(payload.grantId);
-    }
+    if (GRANTABLE.has(model) && payload.grantId) await storage.addToSet(ADAPTER_NS.grantTokens, payload.grantId, `${model}:${stored}`, remaining);
     if (model === 'DeviceCode' && payload.userCode) {
       await storage.set(ADAPTER_NS.userCode, payload.userCode, sealUserCodeTarget(options.secretBox, payload.userCode, key), remaining);
     }
