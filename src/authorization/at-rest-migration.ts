@@ -19,10 +19,10 @@
  */
 import type { AdapterPayload } from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
-import type { SecretBox } from '../storage/secret-box.ts';
+import { type SecretBox, SecretBoxError } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { GRANTABLE, openUserCodeTarget, sealUserCodeTarget } from './adapter.ts';
-import { hasPlainClientSecret, sealClientSecret } from './sealed-client-secret.ts';
+import { hasPlainClientSecret, openClientSecret, sealClientSecret, sealedWithOldKey } from './sealed-client-secret.ts';
 import { ADAPTER_NS, CREDENTIAL_MODELS, hashedKey, isHashedKey, withoutCredential } from './stored-ids.ts';
 
 export interface AtRestMigrationOptions {
@@ -40,6 +40,10 @@ export interface AtRestMigrationReport {
   expired: number;
   /** Client records whose plaintext secret was sealed. */
   clients: number;
+  /** Client records whose secret was sealed with an older encryption key, re-sealed with the current one. */
+  clientsResealed: number;
+  /** Client records whose sealed secret no configured key opens (left as they are; those clients cannot authenticate). */
+  clientsUnreadable: number;
   /** Old index entries naming credentials in plaintext (grant index sets, consumed markers, user codes), deleted. */
   indexEntries: number;
   /** Whether the store's files were scrubbed of the deleted plaintext (undefined: nothing to scrub, or a backend without files). */
@@ -56,7 +60,7 @@ function epochSeconds(): number {
 
 export async function migrateCredentialsAtRest(options: AtRestMigrationOptions): Promise<AtRestMigrationReport> {
   const { storage, logger } = options;
-  const report: AtRestMigrationReport = { tokens: 0, expired: 0, clients: 0, indexEntries: 0, scrubbed: undefined };
+  const report: AtRestMigrationReport = { tokens: 0, expired: 0, clients: 0, clientsResealed: 0, clientsUnreadable: 0, indexEntries: 0, scrubbed: undefined };
   const grantIds = new Set<string>();
   for (const model of CREDENTIAL_MODELS) await moveTokenRows(options, model, report, grantIds);
   await sealClientSecrets(options, report);
@@ -69,10 +73,19 @@ export async function migrateCredentialsAtRest(options: AtRestMigrationOptions):
     await storage.set(MIGRATION_NS, SWEEP_DONE_KEY, { completedAt: new Date().toISOString() });
   }
 
-  const changed = report.tokens + report.expired + report.clients + report.indexEntries;
-  if (changed > 0 && storage.scrub) report.scrubbed = await storage.scrub();
-  if (changed > 0) {
-    logger.info({ event: 'storage.credentials_migrated', ...report }, 'stored credentials moved to hashed keys and sealed secrets; the plaintext was deleted');
+  const plaintextDeleted = report.tokens + report.expired + report.clients + report.indexEntries;
+  if (plaintextDeleted > 0 && storage.scrub) report.scrubbed = await storage.scrub();
+  if (plaintextDeleted + report.clientsResealed > 0) {
+    logger.info(
+      { event: 'storage.credentials_migrated', ...report },
+      'stored credentials migrated: tokens and codes under their hash, client secrets sealed with the current key, plaintext deleted',
+    );
+  }
+  if (report.clientsUnreadable > 0) {
+    logger.warn(
+      { event: 'storage.client_secrets_unreadable', clients: report.clientsUnreadable },
+      'some client secrets were sealed with an encryption key that is no longer configured; those clients cannot authenticate until they register again',
+    );
   }
   if (report.scrubbed === false) {
     logger.warn(
@@ -113,18 +126,29 @@ async function moveTokenRows(options: AtRestMigrationOptions, model: string, rep
 }
 
 /**
- * Client records holding a plaintext secret, re-written with it sealed. A record's remaining lifetime
- * cannot be read back, so it is set to the idle lifetime; `expire` first makes sure a client that has
- * expired or been deleted meanwhile is not brought back.
+ * Client records holding a plaintext secret, or one sealed with an older encryption key, re-written
+ * sealed with the current key (so an old key can be removed once rotated out, as README.md describes).
+ * A record's remaining lifetime cannot be read back, so it is set to the idle lifetime; `expire` first
+ * makes sure a client that has expired or been deleted meanwhile is not brought back.
  */
 async function sealClientSecrets(options: AtRestMigrationOptions, report: AtRestMigrationReport): Promise<void> {
-  const { storage } = options;
+  const { storage, secretBox } = options;
   const namespace = ADAPTER_NS.model('Client');
   for (const { key, value } of await storage.list<AdapterPayload>(namespace)) {
-    if (!hasPlainClientSecret(value)) continue;
+    const plaintext = hasPlainClientSecret(value);
+    let opened: AdapterPayload;
+    try {
+      if (!plaintext && !sealedWithOldKey(secretBox, value)) continue;
+      opened = openClientSecret(secretBox, value);
+    } catch (error) {
+      if (!(error instanceof SecretBoxError)) throw error;
+      report.clientsUnreadable++;
+      continue;
+    }
     if (!(await storage.expire(namespace, key, options.idleClientTtl))) continue;
-    await storage.set(namespace, key, sealClientSecret(options.secretBox, value), options.idleClientTtl);
-    report.clients++;
+    await storage.set(namespace, key, sealClientSecret(secretBox, opened), options.idleClientTtl);
+    if (plaintext) report.clients++;
+    else report.clientsResealed++;
   }
 }
 

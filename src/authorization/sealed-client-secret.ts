@@ -22,6 +22,12 @@ export function hasPlainClientSecret(payload: AdapterPayload): boolean {
   return typeof payload.client_secret === 'string';
 }
 
+/** True for a Client record whose secret was sealed with a key other than the current one (docs: README, "Rotating the encryption key"). */
+export function sealedWithOldKey(box: SecretBox, payload: AdapterPayload): boolean {
+  const sealed = payload[SEALED_FIELD];
+  return typeof sealed === 'string' && box.needsRotation(sealed);
+}
+
 /** The record to store: `client_secret` replaced by its sealed form. */
 export function sealClientSecret(box: SecretBox, payload: AdapterPayload): AdapterPayload {
   if (!hasPlainClientSecret(payload)) return payload;

@@ -133,7 +133,7 @@ describe('the start-up migration', () => {
     try {
       const old = await writeOldStore(storage);
       const report = await migrateCredentialsAtRest({ storage, secretBox: box, logger: logs.logger, idleClientTtl: POLICY.idleClientTtl });
-      assert.deepEqual(report, { tokens: 4, expired: 1, clients: 1, indexEntries: 4, scrubbed: true });
+      assert.deepEqual(report, { tokens: 4, expired: 1, clients: 1, clientsResealed: 0, clientsUnreadable: 0, indexEntries: 4, scrubbed: true });
       assert.ok(logs.some((line) => line.event === 'storage.credentials_migrated' && line.tokens === 4));
 
       const adapter = adapters(storage, box);
@@ -158,10 +158,33 @@ describe('the start-up migration', () => {
       );
 
       const again = await migrateCredentialsAtRest({ storage, secretBox: box, logger: logs.logger, idleClientTtl: POLICY.idleClientTtl });
-      assert.deepEqual(again, { tokens: 0, expired: 0, clients: 0, indexEntries: 0, scrubbed: undefined });
+      assert.deepEqual(again, { tokens: 0, expired: 0, clients: 0, clientsResealed: 0, clientsUnreadable: 0, indexEntries: 0, scrubbed: undefined });
     } finally {
       await storage.close();
     }
+  });
+
+  test('after a key rotation, client secrets are re-sealed with the new key, so the old one can be removed', async () => {
+    const storage = new MemoryStorage();
+    const [oldKey, newKey, strangerKey] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const secret = credential();
+    await adapters(storage, new SecretBox([oldKey]))('Client').upsert('client-a', { client_id: 'client-a', client_secret: secret });
+
+    const logs = new LogWatch('info');
+    const rotated = new SecretBox([newKey, oldKey]);
+    const report = await migrateCredentialsAtRest({ storage, secretBox: rotated, logger: logs.logger, idleClientTtl: POLICY.idleClientTtl });
+    assert.equal(report.clientsResealed, 1);
+    assert.equal((await adapters(storage, new SecretBox([newKey]))('Client').find('client-a'))?.client_secret, secret, 'opens without the old key');
+
+    const unreadable = await migrateCredentialsAtRest({
+      storage,
+      secretBox: new SecretBox([strangerKey]),
+      logger: logs.logger,
+      idleClientTtl: POLICY.idleClientTtl,
+    });
+    assert.equal(unreadable.clientsUnreadable, 1);
+    assert.ok(logs.some((line) => line.event === 'storage.client_secrets_unreadable' && line.clients === 1));
+    assert.equal((await adapters(storage, new SecretBox([newKey]))('Client').find('client-a'))?.client_secret, secret, 'left as it was');
   });
 
   test('two replicas migrating one file at once move each row exactly once', async () => {
