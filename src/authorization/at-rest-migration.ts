@@ -52,6 +52,7 @@ export interface AtRestMigrationReport {
 
 const MIGRATION_NS = 'oidc:migration';
 const SWEEP_DONE_KEY = 'credentials-at-rest-v1';
+const SCRUB_PENDING_KEY = 'scrub-pending';
 
 /** oidc-provider's clock is the system one (`exp` is epoch seconds of real time), so the migration reads it too. */
 function epochSeconds(): number {
@@ -74,7 +75,7 @@ export async function migrateCredentialsAtRest(options: AtRestMigrationOptions):
   }
 
   const plaintextDeleted = report.tokens + report.expired + report.clients + report.indexEntries;
-  if (plaintextDeleted > 0 && storage.scrub) report.scrubbed = await storage.scrub();
+  if (plaintextDeleted > 0 || (await storage.get(MIGRATION_NS, SCRUB_PENDING_KEY)) !== undefined) report.scrubbed = await scrub(storage, logger);
   if (plaintextDeleted + report.clientsResealed > 0) {
     logger.info(
       { event: 'storage.credentials_migrated', ...report },
@@ -87,13 +88,36 @@ export async function migrateCredentialsAtRest(options: AtRestMigrationOptions):
       'some client secrets were sealed with an encryption key that is no longer configured; those clients cannot authenticate until they register again',
     );
   }
-  if (report.scrubbed === false) {
+  return report;
+}
+
+/**
+ * Scrubs the store's files of the deleted plaintext. Until that has once succeeded a pending mark stays
+ * in storage, so a scrub that failed (the file busy, the disk too full for VACUUM's copy) is retried at
+ * the next start rather than forgotten; a failure never stops the gateway from starting.
+ */
+async function scrub(storage: Storage, logger: Logger): Promise<boolean | undefined> {
+  if (!storage.scrub) return undefined; // nothing on disk of its own
+  await storage.set(MIGRATION_NS, SCRUB_PENDING_KEY, { since: new Date().toISOString() });
+  let complete: boolean;
+  try {
+    complete = await storage.scrub();
+  } catch (error) {
+    logger.warn(
+      { event: 'storage.scrub_failed', err: error },
+      'could not scrub deleted plaintext credentials from the storage files; retried at the next start',
+    );
+    return false;
+  }
+  if (complete) {
+    await storage.delete(MIGRATION_NS, SCRUB_PENDING_KEY);
+  } else {
     logger.warn(
       { event: 'storage.scrub_incomplete' },
-      'another process kept the storage file busy: deleted plaintext credentials stay in the SQLite -wal file until its next checkpoint',
+      'another process kept the storage file busy: deleted plaintext credentials may stay in the SQLite -wal file until the next start scrubs again',
     );
   }
-  return report;
+  return complete;
 }
 
 /** Every plaintext-keyed row of one credential model, rewritten under its hashed key. */

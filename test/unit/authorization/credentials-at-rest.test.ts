@@ -187,6 +187,34 @@ describe('the start-up migration', () => {
     assert.equal((await adapters(storage, new SecretBox([newKey]))('Client').find('client-a'))?.client_secret, secret, 'left as it was');
   });
 
+  test('a scrub that fails does not stop the start, and the next start scrubs again', async () => {
+    const storage = new SqliteStorage(join(tempDir, 'scrub-retry', 'gateway.db'));
+    const box = new SecretBox([randomBytes(32)]);
+    const logs = new LogWatch('info');
+    let failures = 1;
+    const scrubFailingOnce = async () => {
+      if (failures-- > 0) throw new Error('database or disk is full');
+      return storage.scrub();
+    };
+    const diskFull = new Proxy(storage, {
+      get: (target, name) => (name === 'scrub' ? scrubFailingOnce : Reflect.get(target, name, target).bind(target)),
+    }) as Storage;
+    try {
+      await writeLegacyToken(storage, 'RefreshToken', credential(), { kind: 'RefreshToken', grantId: 'g', exp: inAnHour() });
+      const first = await migrateCredentialsAtRest({ storage: diskFull, secretBox: box, logger: logs.logger, idleClientTtl: POLICY.idleClientTtl });
+      assert.equal(first.tokens, 1);
+      assert.equal(first.scrubbed, false);
+      assert.ok(logs.some((line) => line.event === 'storage.scrub_failed'));
+      const second = await migrateCredentialsAtRest({ storage: diskFull, secretBox: box, logger: logs.logger, idleClientTtl: POLICY.idleClientTtl });
+      assert.equal(second.tokens, 0);
+      assert.equal(second.scrubbed, true, 'retried although nothing was left to move');
+      const third = await migrateCredentialsAtRest({ storage: diskFull, secretBox: box, logger: logs.logger, idleClientTtl: POLICY.idleClientTtl });
+      assert.equal(third.scrubbed, undefined, 'and not again once done');
+    } finally {
+      await storage.close();
+    }
+  });
+
   test('two replicas migrating one file at once move each row exactly once', async () => {
     const path = join(tempDir, 'replicas', 'gateway.db');
     const replicaA = new SqliteStorage(path);
