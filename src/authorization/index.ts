@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { html, type PageBranding, pageSecurityHeaders, renderPage } from '../ui/layout.ts';
+import { migrateCredentialsAtRest } from './at-rest-migration.ts';
 import { createCimdFetch } from './cimd.ts';
 import { type CimdGate, createCimdGate } from './cimd-gate.ts';
 import { type AuthorizationHandlers, createAuthorizationHandlers } from './handlers.ts';
@@ -48,6 +49,8 @@ export interface AuthorizationServer {
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
   const { config, logger } = options;
   const issuer = config.publicUrl; // the schema normalises it to the origin form
+  // Before anything can answer: rows of older gateways holding credentials in plaintext are rewritten.
+  await migrateCredentialsAtRest({ storage: options.storage, secretBox: options.secretBox, logger, idleClientTtl: config.registration.idleClientTtl });
   const scopes = registrableScopes();
   const gate = createCimdGate({
     ...config.clientIdMetadataDocuments,

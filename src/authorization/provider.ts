@@ -29,12 +29,15 @@ export interface ProviderOptions {
   resources: ProtectedResource[];
   canonicalizeResource: (value: string) => string | undefined;
   storage: Storage;
+  /**
+   * Seals what the adapter must be able to read back but a copy of the store must not (client secrets),
+   * and the refresh responses kept for the reuse grace period (src/authorization/refresh-replay.ts).
+   */
+  secretBox: SecretBox;
   signingKeys: JWK[];
   cookieKeys: string[];
   /** `refreshReuseGraceSeconds` absent or 0: every reuse of a rotated refresh token revokes its grant. */
   tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number; refreshReuseGraceSeconds?: number };
-  /** Seals refresh responses kept for the reuse grace period (src/authorization/refresh-replay.ts); needed when it is on. */
-  secretBox?: SecretBox;
   /** Times the grace period (the system clock by default). */
   clock?: Clock;
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
@@ -84,7 +87,6 @@ export function createProvider(options: ProviderOptions): Provider {
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
   const graceSeconds = options.tokens.refreshReuseGraceSeconds ?? 0;
-  if (graceSeconds > 0 && !options.secretBox) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'the refresh reuse grace period needs a SecretBox');
   const refreshReplay = createRefreshReplay({
     storage: options.storage,
     secretBox: options.secretBox,
@@ -93,7 +95,7 @@ export function createProvider(options: ProviderOptions): Provider {
     graceSeconds,
   });
   const configuration: Configuration = {
-    adapter: createAdapterFactory(options.storage, options.registration),
+    adapter: createAdapterFactory(options.storage, options.registration, options.secretBox),
     jwks: { keys: options.signingKeys as never },
     cookies: cookieSettings(options.cookieKeys),
     routes: PROVIDER_ROUTES,

@@ -101,6 +101,7 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     resources,
     canonicalizeResource,
     storage,
+    secretBox,
     signingKeys: keys.signing.map((entry) => entry.jwk),
     cookieKeys: keys.cookieKeys,
     tokens: { accessTokenTtl: 300, refreshTokenTtl: 3600, authorizationCodeTtl: 60 },
