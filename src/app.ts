@@ -177,7 +177,10 @@ function protectedResources(config: GatewayConfig, servers: readonly ServerConfi
   return servers.map((server) => ({
     name: server.name,
     resource: resourceFor(config.publicUrl, server),
-    scopes: server.scopes,
+    // `toolAccess` scopes are grantable for the server but never needed to connect (docs/policy.md).
+    scopes: [...new Set([...server.scopes, ...(server.toolAccess?.rules.flatMap((rule) => rule.scopes) ?? [])])],
+    requiredScopes: server.scopes,
+    scopeDescriptions: server.scopeDescriptions,
     access: { gateway: config.access, server: server.access },
     requiresIdpToken: Boolean(server.idpToken?.header ?? server.idpToken?.env),
   }));

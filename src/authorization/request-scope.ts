@@ -14,6 +14,8 @@ export function grantableScope(requested: string | null, server: ProtectedResour
   const known = new Set([...OIDC_SCOPES, ...server.scopes]);
   const kept = [...new Set((requested ?? '').split(' ').filter((scope) => known.has(scope)))];
   if (kept.some((scope) => scope !== 'offline_access')) return kept.join(' ');
-  const defaults = server.scopes.length > 0 ? server.scopes : ['openid'];
+  // Least privilege: the scopes needed to connect, never the optional `toolAccess` ones (docs/policy.md).
+  const required = server.requiredScopes ?? server.scopes;
+  const defaults = required.length > 0 ? required : ['openid'];
   return [...defaults, ...kept].join(' ');
 }

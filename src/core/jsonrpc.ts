@@ -51,6 +51,16 @@ export const JsonRpcCode = {
   TRANSPORT_REFUSED: -32007,
   /** The gateway refuses the request before any server sees it (an `Origin` not allowed, a missing bridge secret). */
   FORBIDDEN: -32008,
+  /**
+   * `servers[].toolAccess` does not let this person use the tool, prompt or resource, and no wider
+   * scope would (a scope that would gets the 403 step-up challenge instead; docs/policy.md).
+   */
+  NOT_PERMITTED: -32009,
+  /**
+   * MCP's own `HeaderMismatch` (Streamable HTTP 2026-07-28, "Server Validation"): an `Mcp-Method` or
+   * `Mcp-Name` header disagrees with the body, sent with HTTP 400.
+   */
+  HEADER_MISMATCH: -32020,
 } as const;
 
 export type JsonRpcCodeValue = (typeof JsonRpcCode)[keyof typeof JsonRpcCode];

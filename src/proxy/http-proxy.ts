@@ -19,8 +19,10 @@ import type { Dispatcher } from 'undici';
 import { Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
+import type { MessageScreen } from '../core/message-screen.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import type { Logger } from '../observability/logger.ts';
+import { ListAnswerFilter } from './list-answer-filter.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 
 /**
@@ -94,6 +96,11 @@ export interface ForwardOptions {
   addHeaders: readonly string[];
   /** Headers added to whatever response goes back (CORS for an allowed browser origin). */
   responseHeaders: Readonly<Record<string, string>> | undefined;
+  /**
+   * `servers[].toolAccess` (src/resource-server/tool-policy.ts): every POST body is then read whole and
+   * judged before it goes upstream, and answers to list requests are filtered. Absent: nothing extra.
+   */
+  screen?: MessageScreen;
 }
 
 /**
@@ -142,6 +149,10 @@ export class UpstreamProxy {
 
   /** Forwards one request; the response (upstream's, or an error) is always written to `res`. */
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
+    if (options.screen !== undefined && req.method === 'POST') {
+      this.#forwardScreened(req, res, options, options.screen);
+      return;
+    }
     const headers = req.headers;
     const declaredLength = headers['content-length'];
     const chunked = headers['transfer-encoding'] !== undefined;
@@ -181,6 +192,33 @@ export class UpstreamProxy {
     });
   }
 
+  /**
+   * Tool-level authorization: every POST body, whatever its length, type or encoding, is read whole
+   * (up to `maxRequestBytes`) and parsed once, so no message reaches a server with rules unjudged.
+   */
+  #forwardScreened(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, screen: MessageScreen): void {
+    collectBody(req, this.#maxRequestBytes, (error, body) => {
+      if (error instanceof BodyTooLargeError) {
+        sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), { ...options.responseHeaders, connection: 'close' });
+        return;
+      }
+      if (error !== undefined || res.destroyed) return;
+      const parsed = parseJsonRpcBody(body.toString('utf8'));
+      if (isJsonRpcProblem(parsed)) {
+        sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
+        return;
+      }
+      const batch = Array.isArray(parsed);
+      const refusal = screen.admit(batch ? parsed : [parsed], batch, req.headers);
+      if (refusal !== undefined) {
+        res.writeHead(refusal.status, { ...options.responseHeaders, ...refusal.headers, 'content-length': Buffer.byteLength(refusal.body) });
+        res.end(refusal.body);
+        return;
+      }
+      this.#dispatch(req, res, options, body, false);
+    });
+  }
+
   #dispatch(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, body: Dispatcher.DispatchOptions['body'], chunked: boolean): void {
     const upstreamHeaders = forwardedRequestHeaders(req.headers, options.dropHeaders, chunked);
     for (const value of options.addHeaders) upstreamHeaders.push(value);
@@ -199,6 +237,7 @@ export class UpstreamProxy {
 
     const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null);
     if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
+    if (options.screen?.filtersResponses) exchange.listFilter = new ListAnswerFilter(options.screen);
     res.once('close', exchange.onClientClose);
     this.#dispatcher.dispatch(
       {
@@ -305,6 +344,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   eventStream = false;
   /** Set for GETs to an HTTP+SSE upstream: the first `endpoint` event is rewritten. */
   endpointRewriter: SseEndpointRewriter | undefined = undefined;
+  /** Set when the request carried a list request to a server with `toolAccess`: its answer is filtered. */
+  listFilter: ListAnswerFilter | undefined = undefined;
+  /** A JSON list answer's status and headers, written once the filtered body's length is known. */
+  heldHead: { status: number; headers: Record<string, string | string[]> } | undefined = undefined;
 
   constructor(
     proxy: UpstreamProxy,
@@ -344,6 +387,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     const out = responseHeadersFrom(headers, this.responseHeaders);
     // The rewritten endpoint event changes the body's length.
     if (this.endpointRewriter !== undefined) delete out['content-length'];
+    if (this.listFilter !== undefined) {
+      if (!this.listFilter.begin(headers)) this.listFilter = undefined;
+      else if (this.listFilter.mode === 'json') {
+        this.heldHead = { status: statusCode, headers: out };
+        return;
+      } else delete out['content-length'];
+    }
     this.res.writeHead(statusCode, out);
     const type = headers['content-type'];
     // An SSE stream may carry no event for a long time (the GET stream often carries none), and the
@@ -375,6 +425,19 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (rewriter.done) this.endpointRewriter = undefined;
       if (chunk.byteLength === 0) return;
     }
+    const filter = this.listFilter;
+    if (filter !== undefined) {
+      if (filter.mode === 'json') {
+        try {
+          filter.hold(chunk);
+        } catch (error) {
+          controller.abort(error as Error);
+        }
+        return;
+      }
+      chunk = filter.events(chunk);
+      if (chunk.byteLength === 0) return;
+    }
     this.wroteBody = true;
     if (!this.res.write(chunk)) {
       controller.pause();
@@ -384,7 +447,16 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.res.removeListener('close', this.onClientClose);
-    if (!this.clientClosed) this.res.end();
+    if (this.clientClosed) return;
+    const held = this.heldHead;
+    if (held !== undefined && this.listFilter !== undefined) {
+      const body = this.listFilter.finish();
+      held.headers['content-length'] = String(body.byteLength);
+      this.res.writeHead(held.status, held.headers);
+      this.res.end(body);
+      return;
+    }
+    this.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
@@ -394,7 +466,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.proxy.clientGone(this);
       return;
     }
-    if (this.started || this.res.headersSent) this.proxy.broke(this, error);
+    // A held list answer has sent nothing yet, so it still gets a proper 502.
+    if ((this.started && this.heldHead === undefined) || this.res.headersSent) this.proxy.broke(this, error);
     else this.proxy.fail(this, error);
   }
 }

@@ -215,16 +215,18 @@ function proceed(
     sendDenial(res, result, cors);
     return;
   }
+  // Tool-level authorization (tool-policy.ts): only servers with rules get a screen.
+  const screen = route.toolAccess?.screenFor(result);
   const inProcess = route.target?.serve;
   if (inProcess !== undefined) {
     // The stdio bridge in this process: no loopback hop. It never sees the client's headers as
     // identity (the user comes from the token check), so nothing needs stripping or adding.
     if (cors !== undefined) for (const name in cors) res.setHeader(name, cors[name] as string);
-    inProcess(req, res, result.user, subPath, search);
+    inProcess(req, res, result.user, subPath, search, { screen, clientId: result.token.claims.client_id });
     return;
   }
   const addHeaders = upstreamHeaders(context, route, result, req);
-  (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors });
+  (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors, screen });
 }
 
 /** The identity headers of the grant, then the gateway's own forwarding headers (the client's were dropped, http-proxy.ts). */
