@@ -33,21 +33,21 @@ import type { GuardGrant } from './guard.ts';
 import type { VerifiedToken } from './token-verifier.ts';
 
 /** The list methods whose answers are filtered, and the result member each one lists. */
-const LIST_MEMBERS: Readonly<Record<string, { member: string; kind: ItemKind; key: 'name' | 'uri' | 'uriTemplate' }>> = {
-  'tools/list': { member: 'tools', kind: 'tool', key: 'name' },
-  'prompts/list': { member: 'prompts', kind: 'prompt', key: 'name' },
-  'resources/list': { member: 'resources', kind: 'resource', key: 'uri' },
-  'resources/templates/list': { member: 'resourceTemplates', kind: 'resource', key: 'uriTemplate' },
-};
+const LIST_MEMBERS: ReadonlyMap<string, { member: string; kind: ItemKind; key: 'name' | 'uri' | 'uriTemplate' }> = new Map([
+  ['tools/list', { member: 'tools', kind: 'tool', key: 'name' }],
+  ['prompts/list', { member: 'prompts', kind: 'prompt', key: 'name' }],
+  ['resources/list', { member: 'resources', kind: 'resource', key: 'uri' }],
+  ['resources/templates/list', { member: 'resourceTemplates', kind: 'resource', key: 'uriTemplate' }],
+]);
 
 /** Methods that use one named item, and where its name is. */
-const ITEM_METHODS: Readonly<Record<string, { kind: ItemKind; key: 'name' | 'uri' }>> = {
-  'tools/call': { kind: 'tool', key: 'name' },
-  'prompts/get': { kind: 'prompt', key: 'name' },
-  'resources/read': { kind: 'resource', key: 'uri' },
-  'resources/subscribe': { kind: 'resource', key: 'uri' },
-  'resources/unsubscribe': { kind: 'resource', key: 'uri' },
-};
+const ITEM_METHODS: ReadonlyMap<string, { kind: ItemKind; key: 'name' | 'uri' }> = new Map([
+  ['tools/call', { kind: 'tool', key: 'name' }],
+  ['prompts/get', { kind: 'prompt', key: 'name' }],
+  ['resources/read', { kind: 'resource', key: 'uri' }],
+  ['resources/subscribe', { kind: 'resource', key: 'uri' }],
+  ['resources/unsubscribe', { kind: 'resource', key: 'uri' }],
+]);
 
 /** Scopes that are requests to the authorization server, never named in a challenge (docs/clients.md). */
 const NOT_CHALLENGED = new Set(['offline_access']);
@@ -125,16 +125,25 @@ export class RequestScreen implements MessageScreen {
       const method = (message as { method?: unknown }).method;
       if (typeof method !== 'string') continue;
       const id = requestIdOf(message);
-      if (method in LIST_MEMBERS) {
-        if (id !== undefined) (this.#lists ??= new Map()).set(idKey(id), method);
+      if (LIST_MEMBERS.has(method)) {
+        if (id === undefined) continue;
+        if (this.#lists === undefined) this.#lists = new Map();
+        this.#lists.set(idKey(id), method);
         continue;
       }
       const item = itemOf(method, (message as { params?: unknown }).params);
       if (item === undefined) continue;
       if (item === INVALID)
-        return jsonRpcRefusal(200, id ?? null, JsonRpcCode.INVALID_PARAMS, `Invalid params: ${method} needs a string ${ITEM_METHODS[method]?.key ?? 'ref'}`);
+        return jsonRpcRefusal(
+          200,
+          id ?? null,
+          JsonRpcCode.INVALID_PARAMS,
+          `Invalid params: ${method} needs a string ${ITEM_METHODS.get(method)?.key ?? 'ref'}`,
+        );
       const decision = this.#access.policy.decide(item.kind, item.name, this.#verdicts, this.#scopes);
-      if (!decision.allowed) (refused ??= []).push({ id, kind: item.kind, name: item.name, decision });
+      if (decision.allowed) continue;
+      if (refused === undefined) refused = [];
+      refused.push({ id, kind: item.kind, name: item.name, decision });
     }
     if (refused === undefined) return undefined;
     this.#lists = undefined;
@@ -149,7 +158,8 @@ export class RequestScreen implements MessageScreen {
     if ((typeof id !== 'string' && typeof id !== 'number') || typeof result !== 'object' || result === null) return message;
     const method = lists.get(idKey(id));
     if (method === undefined) return message;
-    const list = LIST_MEMBERS[method] as (typeof LIST_MEMBERS)[string];
+    const list = LIST_MEMBERS.get(method);
+    if (list === undefined) return message;
     const entries = (result as Record<string, unknown>)[list.member];
     if (!Array.isArray(entries)) return message;
     const policy = this.#access.policy;
@@ -220,7 +230,7 @@ function requestIdOf(message: JSONRPCMessage | undefined): RequestId | undefined
 
 /** The item a method uses, undefined for methods that use none, INVALID when its name is missing. */
 function itemOf(method: string, params: unknown): { kind: ItemKind; name: string } | typeof INVALID | undefined {
-  const target = ITEM_METHODS[method];
+  const target = ITEM_METHODS.get(method);
   const record = typeof params === 'object' && params !== null ? (params as Record<string, unknown>) : undefined;
   if (target !== undefined) {
     const name = record?.[target.key];
@@ -247,7 +257,7 @@ function headerMismatch(message: JSONRPCMessage, headers: IncomingHttpHeaders): 
   const method = (message as { method?: unknown }).method;
   if (methodHeader !== undefined && methodHeader !== method) return 'Header mismatch: Mcp-Method does not match the body';
   if (nameHeader === undefined) return undefined;
-  const target = typeof method === 'string' ? ITEM_METHODS[method] : undefined;
+  const target = typeof method === 'string' ? ITEM_METHODS.get(method) : undefined;
   const params = (message as { params?: Record<string, unknown> }).params;
   const name = target === undefined ? undefined : params?.[target.key];
   const decoded = decodeHeaderValue(nameHeader);
