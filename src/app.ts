@@ -166,6 +166,8 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
     stripClientHeaders: config.stripClientHeaders,
+    // Session owners are shared through storage, so every replica refuses a session to a stranger.
+    storage,
   });
   // Checks for reverse proxies in front of `forwardAuth` servers; same guard, so one token cache.
   const forwardAuth = createForwardAuth({ issuer: config.publicUrl, servers, guard: gateway.guard, logger });

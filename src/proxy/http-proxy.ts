@@ -101,6 +101,8 @@ export interface ForwardOptions {
    * judged before it goes upstream, and answers to list requests are filtered. Absent: nothing extra.
    */
   screen?: MessageScreen;
+  /** Told the `Mcp-Session-Id` a successful answer carries (a new session), before the client sees it. */
+  onSession?: (sessionId: string) => void;
 }
 
 /**
@@ -238,6 +240,7 @@ export class UpstreamProxy {
     const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null);
     if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
     if (options.screen?.filtersResponses) exchange.listFilter = new ListAnswerFilter(options.screen);
+    exchange.onSession = options.onSession;
     res.once('close', exchange.onClientClose);
     this.#dispatcher.dispatch(
       {
@@ -346,6 +349,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   endpointRewriter: SseEndpointRewriter | undefined = undefined;
   /** Set when the request carried a list request to a server with `toolAccess`: its answer is filtered. */
   listFilter: ListAnswerFilter | undefined = undefined;
+  /** Session owners (src/resource-server/session-owners.ts): told of a session id the upstream hands out. */
+  onSession: ((sessionId: string) => void) | undefined = undefined;
   /** A JSON list answer's status and headers, written once the filtered body's length is known. */
   heldHead: { status: number; headers: Record<string, string | string[]> } | undefined = undefined;
 
@@ -384,6 +389,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
     if (statusCode < 200 || this.clientClosed) return;
     this.started = true;
+    const sessionId = headers['mcp-session-id'];
+    if (this.onSession !== undefined && typeof sessionId === 'string' && statusCode < 300) this.onSession(sessionId);
     const out = responseHeadersFrom(headers, this.responseHeaders);
     // The rewritten endpoint event changes the body's length.
     if (this.endpointRewriter !== undefined) delete out['content-length'];

@@ -10,8 +10,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JWK } from 'jose';
 import type { ServerConfig } from '../config/schema.ts';
-import type { Clock } from '../core/clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
+import type { MessageScreen } from '../core/message-screen.ts';
 import { gatewayOrigin, issuerFromPublicUrl } from '../core/resource-uri.ts';
 import type { McpDispatch, RouteHandler, RouteHandlers } from '../http/router.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
@@ -19,12 +20,14 @@ import type { Logger } from '../observability/logger.ts';
 import { UpstreamPools, type UpstreamProxy } from '../proxy/http-proxy.ts';
 import type { UpstreamTargets } from '../proxy/upstream-targets.ts';
 import type { UserRecord } from '../storage/records.ts';
+import type { Storage } from '../storage/types.ts';
 import { sendBearerChallenge } from './challenge.ts';
 import { type CorsHeaders, corsHeaders, MCP_METHODS, sendPreflight } from './cors.ts';
 import type { GuardDenial, GuardGrant, GuardResult, ResourceGuard } from './guard.ts';
 import { createResourceGuard } from './guard.ts';
 import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute, type McpRoute, type McpRouteMatcher } from './mcp-routes.ts';
 import { ProtectedResourceMetadataEndpoints } from './protected-resource-metadata.ts';
+import { SessionOwners } from './session-owners.ts';
 import type { TokenVerifier } from './token-verifier.ts';
 import { createTokenVerifier } from './token-verifier.ts';
 
@@ -72,6 +75,8 @@ export interface ResourceServerOptions {
   clientAddress?: (req: IncomingMessage) => string | undefined;
   /** Extra request headers (names, `prefix*`) never passed from clients to upstreams (forgeable-headers.ts). */
   stripClientHeaders?: readonly string[];
+  /** Where session owners are shared between replicas (session-owners.ts); in-process only without it. */
+  storage?: Storage;
 }
 
 export interface ResourceServer {
@@ -97,6 +102,7 @@ export interface ResourceServer {
 /** What a request needs once its route is found; built once per server. */
 interface RequestContext {
   readonly guard: ResourceGuard;
+  readonly sessions: SessionOwners;
   readonly logger: Logger;
   readonly clientAddress: (req: IncomingMessage) => string | undefined;
 }
@@ -119,6 +125,7 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   });
   const context: RequestContext = {
     guard,
+    sessions: new SessionOwners({ storage: options.storage, clock: options.clock ?? systemClock, logger }),
     logger,
     clientAddress: options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress),
   };
@@ -225,8 +232,65 @@ function proceed(
     inProcess(req, res, result.user, subPath, search, { screen, clientId: result.token.claims.client_id });
     return;
   }
-  const addHeaders = upstreamHeaders(context, route, result, req);
-  (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors, screen });
+  const sessionId = req.headers['mcp-session-id'];
+  const owner = ownerOf(result);
+  if (typeof sessionId !== 'string') {
+    forwardProxied(context, route, result, req, res, subPath, search, cors, screen, owner);
+    return;
+  }
+  // A session belongs to the user and client that opened it (session-owners.ts).
+  const verdict = context.sessions.check(route.server.name, sessionId, owner);
+  if (!(verdict instanceof Promise)) {
+    if (verdict === 'stranger') refuseSession(context, route, result, res, cors);
+    else forwardProxied(context, route, result, req, res, subPath, search, cors, screen, undefined);
+    return;
+  }
+  verdict.then(
+    (known) => {
+      if (res.destroyed) return;
+      if (known === 'stranger') refuseSession(context, route, result, res, cors);
+      else forwardProxied(context, route, result, req, res, subPath, search, cors, screen, undefined);
+    },
+    (error: unknown) => failed(context, route, res, error, cors),
+  );
+}
+
+function forwardProxied(
+  context: RequestContext,
+  route: McpRoute,
+  grant: GuardGrant,
+  req: IncomingMessage,
+  res: ServerResponse,
+  subPath: string,
+  search: string,
+  cors: CorsHeaders,
+  screen: MessageScreen | undefined,
+  newSessionOwner: string | undefined,
+): void {
+  const addHeaders = upstreamHeaders(context, route, grant, req);
+  // Only a request without a session can open one; the owner is recorded as the answer goes back.
+  const onSession = newSessionOwner === undefined ? undefined : (sessionId: string) => context.sessions.record(route.server.name, sessionId, newSessionOwner);
+  (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors, screen, onSession });
+}
+
+/** Kept on the token, so a request builds no string for it. */
+const owners = new WeakMap<GuardGrant['token'], string>();
+function ownerOf(grant: GuardGrant): string {
+  let owner = owners.get(grant.token);
+  if (owner === undefined) {
+    owner = SessionOwners.ownerOf(grant.user.id, grant.token.claims.client_id);
+    owners.set(grant.token, owner);
+  }
+  return owner;
+}
+
+/** MCP Transports: a session the caller does not own is answered like one that does not exist. */
+function refuseSession(context: RequestContext, route: McpRoute, grant: GuardGrant, res: ServerResponse, cors: CorsHeaders): void {
+  context.logger.warn(
+    { event: 'session.not_owner', server: route.server.name, userId: grant.user.id, clientId: grant.token.claims.client_id },
+    "request named another user's or client's MCP session; refused as unknown",
+  );
+  sendJsonRpcError(res, 404, JsonRpcCode.SESSION_NOT_FOUND, 'Session not found', cors);
 }
 
 /** The identity headers of the grant, then the gateway's own forwarding headers (the client's were dropped, http-proxy.ts). */
