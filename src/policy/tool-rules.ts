@@ -174,7 +174,8 @@ export function globToRegExp(pattern: string): RegExp {
   for (const char of pattern) {
     if (char === '*') source += '[\\s\\S]*';
     else if (char === '?') source += '[\\s\\S]';
-    else source += char.replace(/[\\^$.|+()[\]{}/-]/g, '\\$&');
+    // Unicode-mode patterns allow escaping only syntax characters (and `/`), so `-` stays as it is.
+    else source += char.replace(/[\\^$.|+()[\]{}/]/g, '\\$&');
   }
   return new RegExp(`^${source}$`, 'u');
 }

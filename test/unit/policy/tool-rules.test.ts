@@ -58,6 +58,8 @@ describe('matching', () => {
     assert.ok(!globToRegExp('a.b').test('axb'), 'a dot is a dot');
     assert.ok(globToRegExp('x(1)+[y]').test('x(1)+[y]'), 'regular-expression characters are literal');
     assert.ok(!globToRegExp('abc').test('xabcx'), 'anchored');
+    assert.ok(globToRegExp('get-*').test('get-env'), 'a dash is a dash');
+    assert.ok(globToRegExp('a/b\\c^$|{x}').test('a/b\\c^$|{x}'));
   });
 });
 
