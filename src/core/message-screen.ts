@@ -20,6 +20,11 @@ export interface MessageScreen {
    * lets the messages through, after which `filtersResponses` says whether answers need filtering.
    */
   admit(messages: readonly JSONRPCMessage[], batch: boolean, headers: IncomingHttpHeaders): ScreenRefusal | undefined;
+  /**
+   * A GET stream: answers on it belong to no request of this HTTP exchange (a resumed stream replays
+   * earlier ones, MCP Transports "Resumability and Redelivery"), so every list answer on it is filtered.
+   */
+  admitStream(): void;
   /** True when an answer to an admitted request must pass through `filterResponse` (a list request). */
   readonly filtersResponses: boolean;
   /** One message from the server, with whatever the caller may not see removed (the same object when nothing is). */

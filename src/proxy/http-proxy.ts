@@ -155,6 +155,7 @@ export class UpstreamProxy {
       this.#forwardScreened(req, res, options, options.screen);
       return;
     }
+    if (options.screen !== undefined && req.method === 'GET') options.screen.admitStream();
     const headers = req.headers;
     const declaredLength = headers['content-length'];
     const chunked = headers['transfer-encoding'] !== undefined;

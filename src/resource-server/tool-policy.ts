@@ -33,7 +33,12 @@ import type { GuardGrant } from './guard.ts';
 import type { VerifiedToken } from './token-verifier.ts';
 
 /** The list methods whose answers are filtered, and the result member each one lists. */
-const LIST_MEMBERS: ReadonlyMap<string, { member: string; kind: ItemKind; key: 'name' | 'uri' | 'uriTemplate' }> = new Map([
+interface ListMember {
+  member: string;
+  kind: ItemKind;
+  key: 'name' | 'uri' | 'uriTemplate';
+}
+const LIST_MEMBERS: ReadonlyMap<string, ListMember> = new Map<string, ListMember>([
   ['tools/list', { member: 'tools', kind: 'tool', key: 'name' }],
   ['prompts/list', { member: 'prompts', kind: 'prompt', key: 'name' }],
   ['resources/list', { member: 'resources', kind: 'resource', key: 'uri' }],
@@ -106,6 +111,8 @@ export class RequestScreen implements MessageScreen {
   readonly #scopes: ReadonlySet<string>;
   /** idKey of a list request → the list method; created when the first one is admitted. */
   #lists: Map<string, string> | undefined;
+  /** A GET stream: every answer that carries a list is filtered, whatever its id. */
+  #anyList = false;
 
   constructor(access: ServerToolAccess, verdicts: Verdicts, scopes: ReadonlySet<string>) {
     this.#access = access;
@@ -114,7 +121,11 @@ export class RequestScreen implements MessageScreen {
   }
 
   get filtersResponses(): boolean {
-    return this.#lists !== undefined;
+    return this.#lists !== undefined || this.#anyList;
+  }
+
+  admitStream(): void {
+    this.#anyList = true;
   }
 
   admit(messages: readonly JSONRPCMessage[], batch: boolean, headers: IncomingHttpHeaders): ScreenRefusal | undefined {
@@ -151,14 +162,12 @@ export class RequestScreen implements MessageScreen {
   }
 
   filterResponse(message: JSONRPCMessage): JSONRPCMessage {
-    const lists = this.#lists;
-    if (lists === undefined) return message;
+    if (!this.filtersResponses) return message;
     const id = (message as { id?: unknown }).id;
     const result = (message as { result?: unknown }).result;
     if ((typeof id !== 'string' && typeof id !== 'number') || typeof result !== 'object' || result === null) return message;
-    const method = lists.get(idKey(id));
-    if (method === undefined) return message;
-    const list = LIST_MEMBERS.get(method);
+    const method = this.#lists?.get(idKey(id));
+    const list = method !== undefined ? LIST_MEMBERS.get(method) : this.#anyList ? listIn(result as Record<string, unknown>) : undefined;
     if (list === undefined) return message;
     const entries = (result as Record<string, unknown>)[list.member];
     if (!Array.isArray(entries)) return message;
@@ -213,6 +222,12 @@ export class RequestScreen implements MessageScreen {
     }
     return { status: 200, headers: JSON_HEADERS, body: JSON.stringify(answers) };
   }
+}
+
+/** The list a result carries, judged by its shape (for answers whose request is not known). */
+function listIn(result: Record<string, unknown>): ListMember | undefined {
+  for (const list of LIST_MEMBERS.values()) if (Array.isArray(result[list.member])) return list;
+  return undefined;
 }
 
 const KIND_WORDS: Record<ItemKind, string> = { tool: 'Tool', prompt: 'Prompt', resource: 'Resource' };

@@ -44,6 +44,16 @@ describe('the request screen', () => {
     assert.equal(screen.filterResponse(other), other, 'an answer to another id is not touched');
   });
 
+  test('on a GET stream (a resumed one replays earlier answers) every list answer is filtered, whatever its id', () => {
+    const screen = access.screenFor(grant(['mcp']));
+    assert.equal(screen.filtersResponses, false);
+    screen.admitStream();
+    const filtered = screen.filterResponse(listAnswer(42) as JSONRPCMessage) as ReturnType<typeof listAnswer>;
+    assert.deepEqual(filtered.result.tools, [{ name: 'echo' }]);
+    const call = { jsonrpc: '2.0', id: 5, result: { content: [] } } as JSONRPCMessage;
+    assert.equal(screen.filterResponse(call), call);
+  });
+
   test('the step-up challenge names the token scopes and the missing one', () => {
     const refusal = access
       .screenFor(grant(['mcp', 'openid', 'offline_access']))
