@@ -19,9 +19,10 @@
  * so no part of it reaches the server.
  *
  * The identity comes from the user record the token check already holds (read once per token, cached
- * on it): groups, emails and organisations are the ones of the person's last sign-in, and a change at
- * the IdP takes effect with the next access token (minutes, `tokens.accessTokenTtl`), like `access`
- * at refresh. The verdicts of all rules are computed once per token and kept beside it.
+ * on it; no storage read on the hot path): groups, emails and organisations as the person's last
+ * sign-in recorded them, as for `access`. Not put into the token, which stays small and shows clients
+ * no IdP data. A changed rule applies with the next access token. The verdicts of all rules are
+ * computed once per token and kept beside it (docs/policy.md).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
