@@ -47,6 +47,8 @@ export const ErrorCode = {
   PROXY_UPSTREAM_UNDEFINED: 'ERR_PROXY_UPSTREAM_UNDEFINED',
   PROXY_SSE_ENDPOINT_INVALID: 'ERR_PROXY_SSE_ENDPOINT_INVALID',
   PROXY_CLIENT_GONE: 'ERR_PROXY_CLIENT_GONE',
+  /** An answer to a list request too large to hold for `toolAccess` filtering (src/proxy/list-answer-filter.ts). */
+  PROXY_LIST_ANSWER_TOO_LARGE: 'ERR_PROXY_LIST_ANSWER_TOO_LARGE',
   FORWARD_AUTH_SETUP: 'ERR_FORWARD_AUTH_SETUP',
 
   // stdio: spawned MCP servers (src/stdio)

@@ -8,14 +8,15 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { MessageScreen } from '../core/message-screen.ts';
 
 /** A list answer larger than this is not held for filtering: the response fails closed (502). */
 export const MAX_HELD_ANSWER_BYTES = 16 * 1024 * 1024;
 
-export class ListAnswerTooLarge extends Error {
+export class ListAnswerTooLarge extends GatewayError {
   constructor() {
-    super(`an answer to a list request exceeded ${MAX_HELD_ANSWER_BYTES} bytes`);
+    super(ErrorCode.PROXY_LIST_ANSWER_TOO_LARGE, `an answer to a list request exceeded ${MAX_HELD_ANSWER_BYTES} bytes`);
     this.name = 'ListAnswerTooLarge';
   }
 }
