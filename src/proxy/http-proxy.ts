@@ -19,7 +19,7 @@
  * `GET <route>/sse` reaches the SSE URL as well).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { Dispatcher } from 'undici';
 import { buildConnector, Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
@@ -141,6 +141,12 @@ export class UpstreamProxy {
   readonly #sse: boolean;
   readonly #routePath: string;
   readonly #upstreamUrl: URL;
+  /**
+   * HTTP+SSE upstreams: each open GET stream by the message endpoint its client was given, after the
+   * route (`/messages?sessionId=…`). A POST there registers its requests with that stream's watch,
+   * because in that transport their answers come on the stream (sse-watch.ts).
+   */
+  readonly #legacyStreams = new Map<string, Exchange>();
 
   constructor(options: UpstreamProxyOptions) {
     const url = new URL(options.url);
@@ -232,6 +238,10 @@ export class UpstreamProxy {
     // Only Streamable HTTP POSTs are answered with JSON-RPC; the older transport's POSTs get `202 Accepted`.
     const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null, messages, !this.#sse && req.method === 'POST');
     if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
+    else if (this.#sse && messages !== undefined) {
+      const stream = this.#legacyStreams.get(options.search ? `${options.subPath}?${options.search}` : options.subPath);
+      if (stream?.watch !== undefined) exchange.answeredOn(stream.watch);
+    }
     res.once('close', exchange.onClientClose);
     this.#dispatcher.dispatch(
       {
@@ -255,6 +265,19 @@ export class UpstreamProxy {
    * Refused (undefined) when it points at another origin or outside the SSE URL's directory: the
    * gateway could not route the client's POSTs there.
    */
+  /** @internal An HTTP+SSE stream told its client where to POST (`endpoint`: the rewritten path). */
+  legacyStreamOpened(exchange: Exchange, endpoint: string): void {
+    exchange.legacyKey = endpoint.slice(this.#routePath.length);
+    this.#legacyStreams.set(exchange.legacyKey, exchange);
+  }
+
+  /** @internal That stream ended. */
+  legacyStreamClosed(exchange: Exchange): void {
+    if (exchange.legacyKey === undefined) return;
+    if (this.#legacyStreams.get(exchange.legacyKey) === exchange) this.#legacyStreams.delete(exchange.legacyKey);
+    exchange.legacyKey = undefined;
+  }
+
   readonly #endpointForClient = (endpoint: string): string | undefined => {
     const target = URL.parse(endpoint, this.#upstreamUrl);
     if (!target || target.origin !== this.#origin) return undefined;
@@ -376,7 +399,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   eventStream = false;
   /** Set for GETs to an HTTP+SSE upstream: the first `endpoint` event is rewritten. */
   endpointRewriter: SseEndpointRewriter | undefined = undefined;
-  /** Set for an SSE answer to a POST with requests: which of them are still unanswered. */
+  /**
+   * Which requests an SSE stream still owes an answer: set for an SSE answer to a POST with requests,
+   * and for an HTTP+SSE GET stream (persistent: its session's POSTs add theirs).
+   */
   watch: SseAnswerWatch | undefined = undefined;
   mode: ResponseModeValue = ResponseMode.STREAM;
   statusCode = 0;
@@ -386,6 +412,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   held: Buffer[] | undefined = undefined;
   heldBytes = 0;
   idleTimer: NodeJS.Timeout | undefined = undefined;
+  /** An HTTP+SSE GET stream: the message endpoint key it is registered under. */
+  legacyKey: string | undefined = undefined;
+  /** An HTTP+SSE POST: the stream its requests are answered on, and their ids. */
+  legacyWatch: SseAnswerWatch | undefined = undefined;
+  legacyIds: RequestId[] | undefined = undefined;
 
   constructor(
     proxy: UpstreamProxy,
@@ -403,6 +434,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.hasBody = hasBody;
     this.messages = messages;
     this.checked = checked;
+  }
+
+  /** An HTTP+SSE POST: its requests are answered on the session's stream, which now expects them. */
+  answeredOn(watch: SseAnswerWatch): void {
+    const ids = requestIdsOf(this.messages);
+    if (ids.length === 0) return;
+    watch.expect(ids);
+    this.legacyWatch = watch;
+    this.legacyIds = ids;
+  }
+
+  /** The POST failed: its client holds an error already, so the stream owes these requests nothing. */
+  #postFailed(): void {
+    if (this.legacyWatch === undefined) return;
+    this.legacyWatch.forget(this.legacyIds!);
+    this.legacyWatch = undefined;
   }
 
   /** The client went away before the response finished: stop the upstream request too. */
@@ -426,6 +473,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
     if (statusCode < 200 || this.clientClosed) return;
     this.statusCode = statusCode;
+    if (statusCode >= 300) this.#postFailed();
     const out = responseHeadersFrom(headers, this.responseHeaders);
     this.mode = responseMode(statusCode, headers, this.checked);
     if (this.mode !== ResponseMode.STREAM) {
@@ -449,6 +497,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (this.checked && statusCode < 300) {
         const ids = requestIdsOf(this.messages);
         if (ids.length > 0) this.watch = new SseAnswerWatch(ids);
+      } else if (this.endpointRewriter !== undefined && statusCode < 300) {
+        this.watch = new SseAnswerWatch([], { persistent: true });
       }
       process.nextTick(this.flushIfIdle);
     } else {
@@ -476,7 +526,10 @@ class Exchange implements Dispatcher.DispatchHandler {
         this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new SseEndpointError(String(error)));
         return;
       }
-      if (rewriter.done) this.endpointRewriter = undefined;
+      if (rewriter.done) {
+        this.endpointRewriter = undefined;
+        this.proxy.legacyStreamOpened(this, rewriter.endpoint!);
+      }
       if (chunk.byteLength === 0) return;
     }
     this.#write(controller, chunk);
@@ -513,6 +566,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.#stopIdleTimer();
+    this.proxy.legacyStreamClosed(this);
     this.res.removeListener('close', this.onClientClose);
     if (this.clientClosed) return;
     const held = this.held;
@@ -539,6 +593,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
     this.#stopIdleTimer();
+    this.proxy.legacyStreamClosed(this);
+    this.#postFailed();
     this.res.removeListener('close', this.onClientClose);
     if (error instanceof SseEndpointError) return;
     if (this.clientClosed || error instanceof ClientClosedError) {

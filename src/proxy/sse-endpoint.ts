@@ -23,6 +23,7 @@ export class SseEndpointRewriter {
    */
   #pending: Buffer = EMPTY;
   #done = false;
+  #endpoint: string | undefined = undefined;
 
   /** `rewrite` maps the upstream's endpoint URL text to the one the client gets; undefined refuses it. */
   constructor(rewrite: (endpoint: string) => string | undefined) {
@@ -32,6 +33,11 @@ export class SseEndpointRewriter {
   /** True once the endpoint event has been rewritten; later chunks need not go through `push`. */
   get done(): boolean {
     return this.#done;
+  }
+
+  /** The endpoint the client was given, once `done`. */
+  get endpoint(): string | undefined {
+    return this.#endpoint;
   }
 
   /**
@@ -58,6 +64,7 @@ export class SseEndpointRewriter {
       out.push(Buffer.from(`event: endpoint\ndata: ${rewritten}\n\n`, 'utf8'), pending.subarray(boundary.end));
       this.#pending = EMPTY;
       this.#done = true;
+      this.#endpoint = rewritten;
       return Buffer.concat(out);
     }
     if (pending.byteLength > MAX_PREAMBLE_BYTES) throw new SseEndpointError('no endpoint event at the start of the SSE stream');

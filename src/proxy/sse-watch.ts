@@ -12,9 +12,13 @@
  * Redelivery"; a server may even close such a stream on purpose and let the client poll). An error from
  * the gateway would then end a request that could still succeed.
  *
+ * The older HTTP+SSE transport (2024-11-05) answers every POST of a session on its one GET stream, so
+ * a watch there is `persistent`: requests are added as their POSTs pass (`expect`), and the stream is
+ * parsed for as long as it lasts (that transport is kept for old servers only; its cost is accepted).
+ *
  * The watch only observes: chunks are passed on by the proxy as they arrive and are never held here.
- * It parses events with eventsource-parser (WHATWG HTML §9.2.6) and stops parsing as soon as every
- * request is answered, so a stream costs nothing more after its answer.
+ * It parses events with eventsource-parser (WHATWG HTML §9.2.6) and, unless persistent, stops parsing
+ * as soon as every request is answered, so a stream costs nothing more after its answer.
  */
 import type { RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
@@ -32,15 +36,27 @@ export class SseAnswerWatch {
   /** The last byte passed on: whether the client's parser is in the middle of a line. */
   #lastByte = LF;
   #sawBytes = false;
+  readonly #persistent: boolean;
 
-  constructor(ids: readonly RequestId[]) {
+  constructor(ids: readonly RequestId[], options: { persistent?: boolean } = {}) {
     for (const id of ids) this.#unanswered.set(idKey(id), id);
+    this.#persistent = options.persistent === true;
     this.#parser = createParser({ onEvent: this.#onEvent });
+  }
+
+  /** Requests just sent (persistent watches): their answers are due on this stream. */
+  expect(ids: readonly RequestId[]): void {
+    for (const id of ids) this.#unanswered.set(idKey(id), id);
+  }
+
+  /** Requests whose POST failed: the client already has its answer (the error). */
+  forget(ids: readonly RequestId[]): void {
+    for (const id of ids) this.#unanswered.delete(idKey(id));
   }
 
   /** Takes a chunk that was just passed on to the client. */
   push(chunk: Buffer): void {
-    if (this.#unanswered.size === 0 || this.#resumable || chunk.byteLength === 0) return;
+    if ((this.#unanswered.size === 0 && !this.#persistent) || this.#resumable || chunk.byteLength === 0) return;
     this.#sawBytes = true;
     this.#lastByte = chunk[chunk.byteLength - 1]!;
     // `stream: true` keeps a UTF-8 character split across chunks whole.

@@ -14,6 +14,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { CryptoKey, JWK } from 'jose';
@@ -48,6 +49,10 @@ async function startRogue(): Promise<Rogue> {
   let releaseLegacy: () => void = () => undefined;
   const http = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://rogue').pathname;
+    if (path.startsWith('/legacy-dies/')) {
+      legacyDies(req, res, path);
+      return;
+    }
     if (path === '/legacy/sse') {
       legacyStream(res, (release) => {
         releaseLegacy = release;
@@ -123,6 +128,31 @@ function sseWithoutAnswer(path: string, req: IncomingMessage, res: ServerRespons
   }
   // Half an event, then the connection is reset: the answer never comes.
   res.write(`event: message\ndata: {"jsonrpc":"2.0","id":${JSON.stringify(id)},"resu`, () => req.socket.destroy());
+}
+
+/**
+ * An HTTP+SSE server that answers `initialize` on its stream like the SDK's, then loses the stream
+ * (connection reset) right after accepting a `tools/call`: its answer can never come.
+ */
+const legacyStreams = new Map<string, ServerResponse>();
+
+function legacyDies(req: IncomingMessage, res: ServerResponse, path: string): void {
+  if (req.method === 'GET' && path === '/legacy-dies/sse') {
+    const session = `d${legacyStreams.size + 1}`;
+    legacyStreams.set(session, res);
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`event: endpoint\ndata: /legacy-dies/messages?sessionId=${session}\n\n`);
+    return;
+  }
+  const stream = legacyStreams.get(new URL(req.url ?? '/', 'http://rogue').searchParams.get('sessionId') ?? '');
+  readJson(req, (message) => {
+    res.writeHead(202).end('Accepted', () => {
+      if (stream === undefined) return;
+      if (message?.method === 'initialize')
+        stream.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result: INIT_RESULT })}\n\n`);
+      if (message?.method === 'tools/call') stream.socket?.destroy();
+    });
+  });
 }
 
 /** An HTTP+SSE stream whose first event after `endpoint` has a UTF-8 character split across two writes. */
@@ -251,6 +281,7 @@ before(async () => {
       // A short idle timeout is what the stall test waits for; nothing else here pauses mid-body.
       ...paths.map((name) => ({ name, path: `/${name}`, upstream: { url: `${rogue.url}/${name}` }, upstreamBodyIdleTimeoutMs: 150 })),
       { name: 'legacy', path: '/legacy', upstream: { url: `${rogue.url}/legacy/sse`, transport: 'sse' } },
+      { name: 'legacy-dies', path: '/legacy-dies', upstream: { url: `${rogue.url}/legacy-dies/sse`, transport: 'sse' } },
     ],
   }).servers!;
 
@@ -466,5 +497,39 @@ describe('an HTTP+SSE upstream that splits a UTF-8 character across two writes',
       'the legacy stream',
     );
     assert.equal(text, 'event: endpoint\ndata: /legacy/messages?sessionId=s1\n\nevent: message\ndata: {"text":"café ✓"}\n\n');
+  });
+});
+
+describe('an HTTP+SSE upstream that loses its stream before answering', () => {
+  it("answers the SDK SSE client's request with a JSON-RPC error on the stream before closing it", async () => {
+    const headers = await authorization('/legacy-dies');
+    const transport = new SSEClientTransport(new URL(`${issuer}/legacy-dies`), {
+      requestInit: { headers },
+      eventSourceInit: {
+        fetch: (url, init) => {
+          const withToken = new Headers(init?.headers);
+          withToken.set('authorization', headers.authorization!);
+          return fetch(url, { ...init, headers: withToken });
+        },
+      },
+    });
+    const client = new Client({ name: 'legacy-client', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const error = await withTimeout(
+        client.callTool({ name: 'anything', arguments: {} }).then(
+          () => undefined,
+          (caught: unknown) => caught,
+        ),
+        5_000,
+        'the SDK call to fail (the SDK itself would wait 60 s)',
+      );
+      assert.ok(error instanceof McpError, String(error));
+      assert.equal(error.code, JsonRpcCode.SERVER_UNAVAILABLE);
+      assert.match(error.message, /upstream MCP server closed the stream before answering/);
+    } finally {
+      await client.close();
+    }
+    assert.equal(logged('upstream.stream_unanswered', 'legacy-dies')?.level, WARN);
   });
 });
