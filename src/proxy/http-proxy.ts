@@ -30,6 +30,7 @@ import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 import { SseAnswerWatch } from './sse-watch.ts';
 import {
   HELD_BODY_MAX_BYTES,
+  isEncoded,
   jsonAnswerProblem,
   ResponseMode,
   type ResponseModeValue,
@@ -494,16 +495,20 @@ class Exchange implements Dispatcher.DispatchHandler {
     // the tick ends and carries the headers with it, which saves a write per response.
     if (headers['content-length'] === undefined) {
       this.eventStream = true;
-      if (this.checked && statusCode < 300) {
-        const ids = requestIdsOf(this.messages);
-        if (ids.length > 0) this.watch = new SseAnswerWatch(ids);
-      } else if (this.endpointRewriter !== undefined && statusCode < 300) {
-        this.watch = new SseAnswerWatch([], { persistent: true });
-      }
+      // A compressed stream cannot be read here; it passes unwatched.
+      if (statusCode < 300 && !isEncoded(headers)) this.watch = this.#watchFor();
       process.nextTick(this.flushIfIdle);
     } else {
       this.endpointRewriter = undefined;
     }
+  }
+
+  /** The watch for a successful SSE answer: to a POST, its requests; on an HTTP+SSE GET, its session's. */
+  #watchFor(): SseAnswerWatch | undefined {
+    if (this.endpointRewriter !== undefined) return new SseAnswerWatch([], { persistent: true });
+    if (!this.checked) return undefined;
+    const ids = requestIdsOf(this.messages);
+    return ids.length > 0 ? new SseAnswerWatch(ids) : undefined;
   }
 
   readonly flushIfIdle = (): void => {

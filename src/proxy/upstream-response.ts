@@ -46,7 +46,16 @@ export function responseMode(statusCode: number, headers: IncomingHttpHeaders, c
   const type = headers['content-type'];
   if (isEventStream(type)) return ResponseMode.STREAM;
   if (!checked || statusCode < 200 || statusCode >= 300 || statusCode === 202 || statusCode === 204) return ResponseMode.HOLD;
-  return isJsonType(type) ? ResponseMode.HOLD_CHECK_JSON : ResponseMode.HOLD_EXPECT_EMPTY;
+  if (!isJsonType(type)) return ResponseMode.HOLD_EXPECT_EMPTY;
+  // A compressed answer (the client's Accept-Encoding reaches the upstream) is passed on as it is:
+  // decompressing it only to check it would cost more than the check is worth.
+  return isEncoded(headers) ? ResponseMode.HOLD : ResponseMode.HOLD_CHECK_JSON;
+}
+
+/** The body has a content coding (gzip, br, …), so its bytes are not the JSON or SSE text itself. */
+export function isEncoded(headers: IncomingHttpHeaders): boolean {
+  const coding = headers['content-encoding'];
+  return coding !== undefined && coding !== '' && coding.toLowerCase() !== 'identity';
 }
 
 /** `text/event-stream`, with or without parameters. */

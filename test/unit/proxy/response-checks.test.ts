@@ -27,6 +27,9 @@ describe('responseMode', () => {
     assert.equal(responseMode(404, { 'content-type': 'text/plain' }, true), ResponseMode.HOLD);
     assert.equal(responseMode(500, json, true), ResponseMode.HOLD);
     assert.equal(responseMode(200, { 'content-type': 'text/html' }, false), ResponseMode.HOLD);
+    // A compressed JSON answer cannot be checked without decompressing it; it passes as it is.
+    assert.equal(responseMode(200, { ...json, 'content-encoding': 'gzip' }, true), ResponseMode.HOLD);
+    assert.equal(responseMode(200, { ...json, 'content-encoding': 'identity' }, true), ResponseMode.HOLD_CHECK_JSON);
   });
 });
 
