@@ -261,11 +261,6 @@ export class UpstreamProxy {
     );
   }
 
-  /**
-   * Maps the upstream's `endpoint` URL (relative to its SSE URL) to a gateway path under the route.
-   * Refused (undefined) when it points at another origin or outside the SSE URL's directory: the
-   * gateway could not route the client's POSTs there.
-   */
   /** @internal An HTTP+SSE stream told its client where to POST (`endpoint`: the rewritten path). */
   legacyStreamOpened(exchange: Exchange, endpoint: string): void {
     exchange.legacyKey = endpoint.slice(this.#routePath.length);
@@ -279,6 +274,11 @@ export class UpstreamProxy {
     exchange.legacyKey = undefined;
   }
 
+  /**
+   * Maps the upstream's `endpoint` URL (relative to its SSE URL) to a gateway path under the route.
+   * Refused (undefined) when it points at another origin or outside the SSE URL's directory: the
+   * gateway could not route the client's POSTs there.
+   */
   readonly #endpointForClient = (endpoint: string): string | undefined => {
     const target = URL.parse(endpoint, this.#upstreamUrl);
     if (!target || target.origin !== this.#origin) return undefined;
