@@ -29,6 +29,7 @@ import type { Logger } from '../observability/logger.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 import { SseAnswerWatch } from './sse-watch.ts';
 import {
+  carriesRequest,
   HELD_BODY_MAX_BYTES,
   isEncoded,
   jsonAnswerProblem,
@@ -236,8 +237,9 @@ export class UpstreamProxy {
     // listener that error would be unhandled and take the process down.
     if (body !== null) req.on('error', ignore);
 
-    // Only Streamable HTTP POSTs are answered with JSON-RPC; the older transport's POSTs get `202 Accepted`.
-    const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null, messages, !this.#sse && req.method === 'POST');
+    // Only Streamable HTTP POSTs with requests are owed JSON-RPC answers (upstream-response.ts).
+    const checked = !this.#sse && req.method === 'POST' && carriesRequest(messages);
+    const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null, messages, checked);
     if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
     else if (this.#sse && messages !== undefined) {
       const stream = this.#legacyStreams.get(options.search ? `${options.subPath}?${options.search}` : options.subPath);
@@ -391,7 +393,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly hasBody: boolean;
   /** The client's messages when the body was read and checked; their request ids go into errors. */
   readonly messages: JSONRPCMessage | JSONRPCMessage[] | undefined;
-  /** A Streamable HTTP POST: its 2xx answer must be what MCP allows. */
+  /** A Streamable HTTP POST with requests: its 2xx answer must be what MCP allows. */
   readonly checked: boolean;
   controller: Dispatcher.DispatchController | undefined = undefined;
   clientClosed = false;
@@ -470,13 +472,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientClosed) controller.abort(new ClientClosedError());
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
     if (statusCode < 200 || this.clientClosed) return;
     this.statusCode = statusCode;
     if (statusCode >= 300) this.#postFailed();
     const out = responseHeadersFrom(headers, this.responseHeaders);
     this.mode = responseMode(statusCode, headers, this.checked);
+    if (this.mode === ResponseMode.REFUSE) {
+      const type = headers['content-type'];
+      // onResponseError answers the client; the upstream's body is never read.
+      controller.abort(
+        new UpstreamInvalidResponseError(`a ${statusCode} answer to requests with content type ${type === undefined ? '(none)' : JSON.stringify(type)}`),
+      );
+      return;
+    }
     if (this.mode !== ResponseMode.STREAM) {
       // Held until complete: a stall or a broken answer can still become a JSON-RPC error. undici's
       // own bodyTimeout cannot be used: it is fixed before the content type is known, and SSE
@@ -550,13 +560,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #hold(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.mode === ResponseMode.HOLD_EXPECT_EMPTY && chunk.byteLength > 0) {
-      const type = this.heldHeaders?.['content-type'];
-      controller.abort(
-        new UpstreamInvalidResponseError(`a ${this.statusCode} answer to a POST with content type ${type === undefined ? '(none)' : JSON.stringify(type)}`),
-      );
-      return;
-    }
     const held = this.held!;
     held.push(chunk);
     this.heldBytes += chunk.byteLength;

@@ -7,7 +7,7 @@
  * MCP Transports (Streamable HTTP, "Sending Messages to the Server"): a POST carrying requests is
  * answered with `Content-Type: application/json` (one JSON-RPC response or a batch of them) or
  * `text/event-stream`; a POST carrying only notifications or responses with 202 and no body. Anything
- * else from a server that answered 2xx is a broken server, answered 502 here.
+ * else from a server that answered a POST with requests 2xx is a broken server, answered 502 here.
  *
  * Held bodies are capped (`HELD_BODY_MAX_BYTES`): past the cap the headers and what was held go out and
  * the rest streams, unchecked, as before; memory per request stays bounded whatever the server sends.
@@ -31,22 +31,24 @@ export const ResponseMode = {
   HOLD: 1,
   /** Held until complete, then checked as JSON-RPC (a 2xx JSON answer to a Streamable HTTP POST). */
   HOLD_CHECK_JSON: 2,
-  /** Held until complete, and must be empty: a 2xx answer to a POST with a content type MCP does not allow. */
-  HOLD_EXPECT_EMPTY: 3,
+  /** Refused at once: a 2xx answer to a POST with requests whose content type is neither JSON nor SSE. */
+  REFUSE: 3,
 } as const;
 
 export type ResponseModeValue = (typeof ResponseMode)[keyof typeof ResponseMode];
 
 /**
- * The mode for one response. `checked` is true for answers to a Streamable HTTP POST, where the
- * content type is MCP's to decide; the older HTTP+SSE transport answers its POSTs `202 Accepted` with
- * any body, and GET/DELETE answers are not JSON-RPC.
+ * The mode for one response. `checked` is true for answers to a Streamable HTTP POST that carried
+ * requests, where the content type is MCP's to decide. Not otherwise: the older HTTP+SSE transport
+ * answers its POSTs `202 Accepted` with any body, GET/DELETE answers are not JSON-RPC, and a POST of
+ * only notifications or responses is owed nothing (MCP says 202 and no body, but clients such as the
+ * MCP SDK ignore whatever a lenient server sends instead, and so does the gateway).
  */
 export function responseMode(statusCode: number, headers: IncomingHttpHeaders, checked: boolean): ResponseModeValue {
   const type = headers['content-type'];
   if (isEventStream(type)) return ResponseMode.STREAM;
   if (!checked || statusCode < 200 || statusCode >= 300 || statusCode === 202 || statusCode === 204) return ResponseMode.HOLD;
-  if (!isJsonType(type)) return ResponseMode.HOLD_EXPECT_EMPTY;
+  if (!isJsonType(type)) return ResponseMode.REFUSE;
   // A compressed answer (the client's Accept-Encoding reaches the upstream) is passed on as it is:
   // decompressing it only to check it would cost more than the check is worth.
   return isEncoded(headers) ? ResponseMode.HOLD : ResponseMode.HOLD_CHECK_JSON;
@@ -109,6 +111,14 @@ function framingProblem(body: Buffer): string | undefined {
 /** RFC 8259 §2: space, tab, LF, CR. */
 function isJsonWhitespace(byte: number): boolean {
   return byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
+}
+
+/** True when the client's messages include a request, which is owed an answer. Allocates nothing. */
+export function carriesRequest(messages: JSONRPCMessage | JSONRPCMessage[] | undefined): boolean {
+  if (messages === undefined) return false;
+  if (!Array.isArray(messages)) return isRequest(messages);
+  for (const message of messages) if (isRequest(message)) return true;
+  return false;
 }
 
 /** The ids of the requests among the messages a client sent (notifications and responses have none to answer). */

@@ -67,6 +67,8 @@ async function startRogue(): Promise<Rogue> {
       const one = Array.isArray(message) ? message[0] : message;
       if (one?.method === 'initialize') return json(res, 200, { jsonrpc: '2.0', id: one.id, result: INIT_RESULT });
       if (one?.method === 'notifications/initialized') return void res.writeHead(202).end();
+      // A lenient server: notifications get a 200 with a word instead of MCP's 202 and no body.
+      if (path === '/lenient' && one?.id === undefined) return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       misbehave(path, req, res, message, events);
     });
   });
@@ -275,7 +277,7 @@ before(async () => {
   await new Promise<void>((resolve) => gatewayHttp.listen(0, '127.0.0.1', resolve));
   issuer = `http://127.0.0.1:${(gatewayHttp.address() as AddressInfo).port}`;
 
-  const paths = ['fine', 'stall', 'html', 'broken-json', 'not-jsonrpc', 'rpc-error', 'no-session', 'sse-dies', 'sse-ends', 'sse-resumable'];
+  const paths = ['fine', 'lenient', 'stall', 'html', 'broken-json', 'not-jsonrpc', 'rpc-error', 'no-session', 'sse-dies', 'sse-ends', 'sse-resumable'];
   const servers: ServerConfig[] = configSchema.parse({
     servers: [
       // A short idle timeout is what the stall test waits for; nothing else here pauses mid-body.
@@ -397,6 +399,12 @@ describe('an upstream whose answer is not what MCP allows', () => {
     const noSession = await post('/no-session', call(43));
     assert.equal(noSession.status, 404);
     assert.equal(noSession.body, 'Session not found');
+  });
+
+  it('leaves the answer to a POST without requests alone, as clients do (nothing is owed to it)', async () => {
+    const res = await post('/lenient', JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } }));
+    assert.equal(res.status, 200);
+    assert.equal(res.body, 'ok');
   });
 
   it('fails the SDK client request with the status, not with a parse error on a 200', async () => {

@@ -7,20 +7,20 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { SseAnswerWatch } from '../../../src/proxy/sse-watch.ts';
-import { ANSWER_CHECK_MAX_BYTES, jsonAnswerProblem, ResponseMode, responseMode } from '../../../src/proxy/upstream-response.ts';
+import { ANSWER_CHECK_MAX_BYTES, carriesRequest, jsonAnswerProblem, ResponseMode, responseMode } from '../../../src/proxy/upstream-response.ts';
 
 const answer = (id: number | string) => ({ jsonrpc: '2.0', id, result: {} });
 const body = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
 describe('responseMode', () => {
-  it('streams SSE, checks 2xx JSON answers to POSTs, holds the rest', () => {
+  it('streams SSE, checks 2xx JSON answers to POSTs with requests, refuses other types there, holds the rest', () => {
     const json = { 'content-type': 'application/json; charset=utf-8' };
     assert.equal(responseMode(200, { 'content-type': 'text/event-stream' }, true), ResponseMode.STREAM);
     assert.equal(responseMode(200, { 'content-type': 'Text/Event-Stream; charset=utf-8' }, false), ResponseMode.STREAM);
     assert.equal(responseMode(200, json, true), ResponseMode.HOLD_CHECK_JSON);
-    assert.equal(responseMode(200, { 'content-type': 'application/jsonp' }, true), ResponseMode.HOLD_EXPECT_EMPTY);
-    assert.equal(responseMode(200, { 'content-type': 'text/html' }, true), ResponseMode.HOLD_EXPECT_EMPTY);
-    assert.equal(responseMode(200, {}, true), ResponseMode.HOLD_EXPECT_EMPTY);
+    assert.equal(responseMode(200, { 'content-type': 'application/jsonp' }, true), ResponseMode.REFUSE);
+    assert.equal(responseMode(200, { 'content-type': 'text/html' }, true), ResponseMode.REFUSE);
+    assert.equal(responseMode(200, {}, true), ResponseMode.REFUSE);
     // 202/204 carry no answer; error statuses and unchecked exchanges (GET, legacy POSTs) pass as they are.
     assert.equal(responseMode(202, { 'content-type': 'text/plain' }, true), ResponseMode.HOLD);
     assert.equal(responseMode(204, {}, true), ResponseMode.HOLD);
@@ -30,6 +30,18 @@ describe('responseMode', () => {
     // A compressed JSON answer cannot be checked without decompressing it; it passes as it is.
     assert.equal(responseMode(200, { ...json, 'content-encoding': 'gzip' }, true), ResponseMode.HOLD);
     assert.equal(responseMode(200, { ...json, 'content-encoding': 'identity' }, true), ResponseMode.HOLD_CHECK_JSON);
+  });
+});
+
+describe('carriesRequest', () => {
+  it('is true only when a request (method and id) is among the messages', () => {
+    const request = { jsonrpc: '2.0', id: 1, method: 'ping' } as const;
+    const notification = { jsonrpc: '2.0', method: 'notifications/initialized' } as const;
+    assert.equal(carriesRequest(request), true);
+    assert.equal(carriesRequest([notification, request]), true);
+    assert.equal(carriesRequest(notification), false);
+    assert.equal(carriesRequest([notification, answer(3) as never]), false);
+    assert.equal(carriesRequest(undefined), false, 'an unread body: nothing known to be owed');
   });
 });
 
