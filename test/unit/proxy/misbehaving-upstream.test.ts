@@ -93,6 +93,13 @@ function misbehave(path: string, req: IncomingMessage, res: ServerResponse, mess
       res.write('{"jsonrpc":"2.0","id":');
       req.socket.once('close', () => events.emit('socket-closed', path));
       return;
+    case '/big':
+      // Larger than the gateway holds back: streamed on, in several writes.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"`);
+      for (let i = 0; i < 6; i++) res.write('x'.repeat(256 * 1024));
+      res.end('"}]}}');
+      return;
     case '/html':
       res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Proxy error: upstream at 10.1.2.3:8080 refused</body></html>');
       return;
@@ -277,7 +284,7 @@ before(async () => {
   await new Promise<void>((resolve) => gatewayHttp.listen(0, '127.0.0.1', resolve));
   issuer = `http://127.0.0.1:${(gatewayHttp.address() as AddressInfo).port}`;
 
-  const paths = ['fine', 'lenient', 'stall', 'html', 'broken-json', 'not-jsonrpc', 'rpc-error', 'no-session', 'sse-dies', 'sse-ends', 'sse-resumable'];
+  const paths = ['fine', 'lenient', 'big', 'stall', 'html', 'broken-json', 'not-jsonrpc', 'rpc-error', 'no-session', 'sse-dies', 'sse-ends', 'sse-resumable'];
   const servers: ServerConfig[] = configSchema.parse({
     servers: [
       // A short idle timeout is what the stall test waits for; nothing else here pauses mid-body.
@@ -399,6 +406,14 @@ describe('an upstream whose answer is not what MCP allows', () => {
     const noSession = await post('/no-session', call(43));
     assert.equal(noSession.status, 404);
     assert.equal(noSession.body, 'Session not found');
+  });
+
+  it('streams an answer larger than it holds back, whole', async () => {
+    const res = await post('/big', call('big-1'));
+    assert.equal(res.status, 200);
+    const answer = JSON.parse(res.body);
+    assert.equal(answer.id, 'big-1');
+    assert.equal(answer.result.content[0].text.length, 6 * 256 * 1024);
   });
 
   it('leaves the answer to a POST without requests alone, as clients do (nothing is owed to it)', async () => {
