@@ -62,13 +62,19 @@ export function isEncoded(headers: IncomingHttpHeaders): boolean {
 
 /** `text/event-stream`, with or without parameters. */
 export function isEventStream(type: string | undefined): boolean {
-  return type !== undefined && type.slice(0, 17).toLowerCase() === 'text/event-stream';
+  return isMediaType(type, 'text/event-stream');
 }
 
 /** `application/json` with or without parameters (`; charset=utf-8`). */
 function isJsonType(type: string | undefined): boolean {
-  if (type === undefined || type.slice(0, 16).toLowerCase() !== 'application/json') return false;
-  return type.length === 16 || type[16] === ';' || type[16] === ' ';
+  return isMediaType(type, 'application/json');
+}
+
+/** `type` names `essence` (case-insensitively), with or without parameters. */
+function isMediaType(type: string | undefined, essence: string): boolean {
+  if (type === undefined || type.length < essence.length) return false;
+  if (type.length > essence.length && type[essence.length] !== ';' && type[essence.length] !== ' ') return false;
+  return type.slice(0, essence.length).toLowerCase() === essence;
 }
 
 /**

@@ -19,6 +19,7 @@ describe('responseMode', () => {
     assert.equal(responseMode(200, { 'content-type': 'Text/Event-Stream; charset=utf-8' }, false), ResponseMode.STREAM);
     assert.equal(responseMode(200, json, true), ResponseMode.HOLD_CHECK_JSON);
     assert.equal(responseMode(200, { 'content-type': 'application/jsonp' }, true), ResponseMode.REFUSE);
+    assert.equal(responseMode(200, { 'content-type': 'text/event-streams' }, true), ResponseMode.REFUSE);
     assert.equal(responseMode(200, { 'content-type': 'text/html' }, true), ResponseMode.REFUSE);
     assert.equal(responseMode(200, {}, true), ResponseMode.REFUSE);
     // 202/204 carry no answer; error statuses and unchecked exchanges (GET, legacy POSTs) pass as they are.
