@@ -193,6 +193,14 @@ export const serverSchema = z.object({
   access: accessRulesSchema.describe('Who may log in to this server, on top of the gateway-wide `access`.'),
   allowedOrigins: z.array(z.string()).default([]).describe("Browser origins allowed to call this server besides the gateway's own (DNS-rebinding protection)."),
   upstreamTimeoutMs: z.number().int().positive().default(30_000).describe('Upstream response-header timeout in milliseconds (SSE bodies are never cut by it).'),
+  upstreamBodyIdleTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(60_000)
+    .describe(
+      'Longest pause, in milliseconds, between two pieces of a JSON (non-SSE) upstream response body; after it the gateway gives up, closes the upstream connection and answers 504 with a JSON-RPC error. A JSON answer is complete before its server starts sending it, so any pause is a stalled server or network, never work in progress. SSE streams are never cut by it.',
+    ),
   maxRequestBytes: z
     .number()
     .int()
