@@ -19,6 +19,12 @@ export interface AdapterPolicy {
   idleClientTtl: number;
 }
 
+/**
+ * Called before a grant's stored tokens are deleted, so its access tokens (JWTs nobody stores) stop
+ * too: src/authorization/grant-revocation.ts records the grant in the revocation list.
+ */
+export type GrantRevokedHook = (grantId: string) => Promise<void>;
+
 const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
 function epochSeconds(): number {
@@ -26,10 +32,10 @@ function epochSeconds(): number {
 }
 
 /** oidc-provider constructs its adapter with the model name only, so storage and policy are bound here. */
-export function createAdapterFactory(storage: Storage, policy: AdapterPolicy): new (name: string) => Adapter {
+export function createAdapterFactory(storage: Storage, policy: AdapterPolicy, grantRevoked?: GrantRevokedHook): new (name: string) => Adapter {
   return class BoundStorageAdapter extends StorageAdapter {
     constructor(name: string) {
-      super(name, storage, policy);
+      super(name, storage, policy, grantRevoked);
     }
   };
 }
@@ -39,12 +45,14 @@ class StorageAdapter implements Adapter {
   readonly namespace: string;
   readonly #storage: Storage;
   readonly #policy: AdapterPolicy;
+  readonly #grantRevoked: GrantRevokedHook | undefined;
 
-  constructor(name: string, storage: Storage, policy: AdapterPolicy) {
+  constructor(name: string, storage: Storage, policy: AdapterPolicy, grantRevoked?: GrantRevokedHook) {
     this.name = name;
     this.namespace = `oidc:${name}`;
     this.#storage = storage;
     this.#policy = policy;
+    this.#grantRevoked = grantRevoked;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
@@ -103,7 +111,12 @@ class StorageAdapter implements Adapter {
     await this.#storage.delete(this.namespace, id);
   }
 
+  /**
+   * oidc-provider calls this for every revocation of a grant: RFC 7009 revocation of its refresh token,
+   * refresh-token or code reuse (RFC 9700 §4.14.2), and src/authorization/grant-revocation.ts.
+   */
   async revokeByGrantId(grantId: string): Promise<void> {
+    await this.#grantRevoked?.(grantId);
     const members = await this.#storage.members('oidc:grant-index', grantId);
     await Promise.all(
       members.map((member) => {

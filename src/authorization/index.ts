@@ -4,16 +4,19 @@ import type { GatewayConfig } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import type { IdentityProvider } from '../idp/types.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { RevocationList } from '../storage/revocation-list.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { html, type PageBranding, pageSecurityHeaders, renderPage } from '../ui/layout.ts';
 import { createCimdFetch } from './cimd.ts';
+import { createGrantRevoker, type GrantRevoker } from './grant-revocation.ts';
 import { type AuthorizationHandlers, createAuthorizationHandlers } from './handlers.ts';
 import { createInteractions } from './interactions/index.ts';
 import { type GatewayKeys, publicJwks } from './keys.ts';
 import { createProvider, type ProtectedResource, registrableScopes } from './provider.ts';
 import { createRegistrationGuards } from './registration.ts';
 
+export type { GrantRevoker } from './grant-revocation.ts';
 export type { AuthorizationHandlers } from './handlers.ts';
 export type { ProtectedResource } from './provider.ts';
 
@@ -29,11 +32,15 @@ export interface AuthorizationServerOptions {
   logger: Logger;
   /** Times the registration rate-limit windows (the system clock by default). */
   clock?: Clock;
+  /** The revoked grants every replica refuses the access tokens of (src/storage/revocation-list.ts). */
+  revocations: RevocationList;
 }
 
 export interface AuthorizationServer {
   /** The route-table handlers (src/http/routes.ts) this room answers. */
   readonly handlers: AuthorizationHandlers;
+  /** Grant revocation by grant, user or client (docs/tokens.md, "Revocation"). */
+  readonly grants: GrantRevoker;
   publicKeys(): JWK[];
   close(): Promise<void>;
 }
@@ -43,7 +50,8 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const issuer = config.publicUrl; // the schema normalises it to the origin form
   const scopes = registrableScopes();
   const cimd = createCimdFetch({ ...config.clientIdMetadataDocuments, extraCaPem: options.extraCaPem, knownScopes: scopes, logger });
-  const provider = providerFor(options, issuer, cimd.fetch);
+  const grants = createGrantRevoker({ storage: options.storage, revocations: options.revocations, adapterPolicy: config.registration, logger });
+  const provider = providerFor(options, issuer, cimd.fetch, grants);
   const callback = provider.callback();
   const interactions = interactionsFor(options, provider, issuer);
   const { normalisedRegistration, registrationWithinLimit } = createRegistrationGuards({
@@ -65,6 +73,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   });
   return {
     handlers,
+    grants,
     publicKeys: () => publicJwks(options.keys),
     close: cimd.close,
   };
@@ -73,7 +82,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
 type CimdFetch = ReturnType<typeof createCimdFetch>['fetch'];
 
 /** The oidc-provider instance, configured from the gateway config; its errors render in the gateway's layout. */
-function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFetch: CimdFetch): ReturnType<typeof createProvider> {
+function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFetch: CimdFetch, grants: GrantRevoker): ReturnType<typeof createProvider> {
   const { config } = options;
   const branding: PageBranding = config.ui;
   return createProvider({
@@ -89,6 +98,12 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
     cimd: { ...config.clientIdMetadataDocuments, fetch: cimdFetch },
     renderError: (ctx, out) => renderProviderError(ctx, out, branding),
     logger: options.logger,
+    accessTokens: {
+      publicKeys: () => publicJwks(options.keys),
+      revocations: options.revocations,
+      grants,
+      introspectionClients: config.introspection.clients,
+    },
   });
 }
 

@@ -10,6 +10,13 @@ import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { NS } from '../storage/records.ts';
 import type { Storage } from '../storage/types.ts';
+import {
+  type AccessTokenServices,
+  answerForAccessTokens,
+  grantIdClaim,
+  introspectionSettings,
+  standaloneAccessTokenOptions,
+} from './access-token-endpoints.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { hostAllowed } from './cimd.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
@@ -32,6 +39,8 @@ export interface ProviderOptions {
   cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
   renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) => void;
   logger: Logger;
+  /** Grant revocation, the revocation list, and who may introspect (access-token-endpoints.ts). */
+  accessTokens?: AccessTokenServices;
 }
 
 /** OIDC scopes the facade understands besides the MCP servers' own scopes. */
@@ -63,11 +72,14 @@ function interactionPolicyAlwaysLogin() {
   return policy;
 }
 
-export function createProvider(options: ProviderOptions): Provider {
+export function createProvider(providerOptions: ProviderOptions): Provider {
+  const options: WithAccessTokens = { ...providerOptions, accessTokens: providerOptions.accessTokens ?? standaloneAccessTokens(providerOptions) };
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
   const configuration: Configuration = {
-    adapter: createAdapterFactory(options.storage, options.registration),
+    adapter: createAdapterFactory(options.storage, options.registration, options.accessTokens.grants.grantRevoked),
+    clients: introspectionSettings(options.accessTokens.introspectionClients).staticClients,
+    extraTokenClaims: grantIdClaim,
     jwks: { keys: options.signingKeys as never },
     cookies: cookieSettings(options.cookieKeys),
     routes: PROVIDER_ROUTES,
@@ -96,7 +108,20 @@ export function createProvider(options: ProviderOptions): Provider {
   };
 
   auditProviderEvents(provider, options.logger);
+  answerForAccessTokens(provider, {
+    ...options.accessTokens,
+    issuer: options.issuer,
+    storage: options.storage,
+    logger: options.logger,
+    clockToleranceSeconds: PROVIDER_CLOCK_TOLERANCE,
+  });
   return provider;
+}
+
+type WithAccessTokens = ProviderOptions & { accessTokens: AccessTokenServices };
+
+function standaloneAccessTokens(options: ProviderOptions): AccessTokenServices {
+  return standaloneAccessTokenOptions(options.storage, options.tokens.accessTokenTtl, options.registration, options.signingKeys, options.logger);
 }
 
 /**
@@ -125,6 +150,9 @@ function cookieSettings(keys: string[]): Configuration['cookies'] {
   };
 }
 
+/** Seconds of clock skew tolerated on the tokens the server checks (the resource server tolerates as much). */
+const PROVIDER_CLOCK_TOLERANCE = 5;
+
 /** What the server speaks: code flow with PKCE S256, ES256, the client authentication methods. */
 function protocolSettings(): Partial<Configuration> {
   return {
@@ -145,7 +173,7 @@ function protocolSettings(): Partial<Configuration> {
     allowOmittingSingleRegisteredRedirectUri: false,
     acceptQueryParamAccessTokens: false,
     conformIdTokenClaims: true,
-    clockTolerance: 5,
+    clockTolerance: PROVIDER_CLOCK_TOLERANCE,
     // CORS for browser-based clients (MCP Inspector): any origin may call the token and revocation
     // endpoints. No cookies are involved there, and the client is authenticated by its own means.
     clientBasedCORS: () => true,
@@ -157,8 +185,8 @@ function protocolSettings(): Partial<Configuration> {
  * The account behind a token. For a refresh token, undefined (oidc-provider answers `invalid_grant`)
  * when the user may no longer have tokens (src/authorization/refresh-policy.ts).
  */
-function accountFinder(options: ProviderOptions): Configuration['findAccount'] {
-  const refreshAllowed = createRefreshPolicy(options);
+function accountFinder(options: WithAccessTokens): Configuration['findAccount'] {
+  const refreshAllowed = createRefreshPolicy({ ...options, grants: options.accessTokens.grants });
   return async (ctx, sub, token) => {
     const user = await options.storage.get<UserRecord>(NS.users, sub);
     if (!user) return undefined;
@@ -172,11 +200,11 @@ function accountFinder(options: ProviderOptions): Configuration['findAccount'] {
   };
 }
 
-function featureSettings(options: ProviderOptions, defaultResource: ProtectedResource): Configuration['features'] {
+function featureSettings(options: WithAccessTokens, defaultResource: ProtectedResource): Configuration['features'] {
   return {
     devInteractions: { enabled: false },
     userinfo: { enabled: false },
-    introspection: { enabled: false },
+    introspection: introspectionSettings(options.accessTokens.introspectionClients).feature,
     revocation: {
       enabled: true,
       // RFC 7009 §2.1: a client may revoke only tokens issued to it; anything else is left alone and
@@ -316,6 +344,8 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
     );
   });
   provider.on('revocation.error', (ctx, error) => {
+    // JWT access tokens are refused by oidc-provider and then revoked by access-token-endpoints.ts.
+    if (error instanceof errors.UnsupportedTokenType) return;
     logger.warn({ event: 'revocation.refused', clientId: clientOf(ctx), error: (error as { error?: string }).error }, 'revocation request refused');
   });
   provider.on('grant.revoked', (_ctx, grantId) => logger.info({ event: 'grant.revoked', grantId }, 'grant revoked'));

@@ -11,6 +11,10 @@ export const NS = {
   localCodes: 'local-code',
   keys: 'key',
   rateLimits: 'rate',
+  /** Grants whose access tokens must be refused (src/storage/revocation-list.ts). */
+  revokedGrants: 'revoked-grant',
+  /** The stamp replicas poll to learn that `revokedGrants` changed. */
+  revocationGeneration: 'revocation-generation',
 } as const;
 
 /**

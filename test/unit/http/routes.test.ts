@@ -122,6 +122,7 @@ describe('route table', () => {
       '/forward-auth',
       '/healthz',
       '/interaction',
+      '/introspect',
       '/jwks',
       '/register',
       '/revoke',
