@@ -13,6 +13,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Storage } from '../storage/types.ts';
+import { markGrantRevoked } from './revoked-grants.ts';
 
 export interface AdapterPolicy {
   unusedClientTtl: number;
@@ -116,7 +117,10 @@ class StorageAdapter implements Adapter {
    * refresh-token or code reuse (RFC 9700 §4.14.2), and src/authorization/grant-revocation.ts.
    */
   async revokeByGrantId(grantId: string): Promise<void> {
-    await this.#grantRevoked?.(grantId);
+    // Before anything is deleted: the revocation list entry (which is also the tombstone a token request
+    // in flight checks, revoked-grants.ts) when the gateway gave one, else the tombstone alone.
+    if (this.#grantRevoked) await this.#grantRevoked(grantId);
+    else await markGrantRevoked(this.#storage, grantId);
     const members = await this.#storage.members('oidc:grant-index', grantId);
     await Promise.all(
       members.map((member) => {

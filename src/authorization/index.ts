@@ -1,7 +1,7 @@
 import type { JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayConfig } from '../config/schema.ts';
-import type { Clock } from '../core/clock.ts';
+import { type Clock, systemClock } from '../core/clock.ts';
 import type { IdentityProvider } from '../idp/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { RevocationList } from '../storage/revocation-list.ts';
@@ -94,6 +94,8 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdFe
     cookieKeys: options.keys.cookieKeys,
     trustProxy: config.trustProxy,
     tokens: config.tokens,
+    secretBox: options.secretBox,
+    clock: options.clock ?? systemClock,
     registration: config.registration,
     cimd: { ...config.clientIdMetadataDocuments, fetch: cimdFetch },
     renderError: (ctx, out) => renderProviderError(ctx, out, branding),

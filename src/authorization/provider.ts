@@ -5,10 +5,12 @@
 
 import type { JWK } from 'jose';
 import Provider, { type Configuration, errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { NS } from '../storage/records.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import {
   type AccessTokenServices,
@@ -21,7 +23,9 @@ import { createAdapterFactory } from './adapter.ts';
 import { hostAllowed } from './cimd.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { createRefreshPolicy } from './refresh-policy.ts';
+import { ConcurrentRefresh, createRefreshReplay, type RefreshReplay } from './refresh-replay.ts';
 import { type ProtectedResource, resolveResource } from './resources.ts';
+import { revokedGrantGuard } from './revoked-grants.ts';
 
 export { type ProtectedResource, resolveResource } from './resources.ts';
 
@@ -34,7 +38,12 @@ export interface ProviderOptions {
   cookieKeys: string[];
   /** `trustProxy` as configured (src/config/schema/trust-proxy.ts). */
   trustProxy: boolean | number | string[];
-  tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number };
+  /** `refreshReuseGraceSeconds` absent or 0: every reuse of a rotated refresh token revokes its grant. */
+  tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number; refreshReuseGraceSeconds?: number };
+  /** Seals refresh responses kept for the reuse grace period (src/authorization/refresh-replay.ts); needed when it is on. */
+  secretBox?: SecretBox;
+  /** Times the grace period (the system clock by default). */
+  clock?: Clock;
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
   cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
   renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) => void;
@@ -76,6 +85,15 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const options: WithAccessTokens = { ...providerOptions, accessTokens: providerOptions.accessTokens ?? standaloneAccessTokens(providerOptions) };
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
+  const graceSeconds = options.tokens.refreshReuseGraceSeconds ?? 0;
+  if (graceSeconds > 0 && !options.secretBox) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'the refresh reuse grace period needs a SecretBox');
+  const refreshReplay = createRefreshReplay({
+    storage: options.storage,
+    secretBox: options.secretBox,
+    clock: options.clock ?? systemClock,
+    logger: options.logger,
+    graceSeconds,
+  });
   const configuration: Configuration = {
     adapter: createAdapterFactory(options.storage, options.registration, options.accessTokens.grants.grantRevoked),
     clients: introspectionSettings(options.accessTokens.introspectionClients).staticClients,
@@ -84,7 +102,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     cookies: cookieSettings(options.cookieKeys),
     routes: PROVIDER_ROUTES,
     ...protocolSettings(),
-    findAccount: accountFinder(options),
+    findAccount: accountFinder(options, refreshReplay),
     features: featureSettings(options, defaultResource),
     fetch: options.cimd.fetch as never,
     fetchResponseBodyLimits: { 'client_id metadata document': options.cimd.maxBytes } as never,
@@ -106,6 +124,11 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(this: { redirectUris?: string[] }, value: string) {
     return redirectUriMatches(value, this.redirectUris ?? []);
   };
+
+  // Around the token endpoint, outermost first: refresh replay within the grace period, then no
+  // token for a grant revoked meanwhile (docs/tokens.md).
+  provider.use(refreshReplay.middleware as Parameters<Provider['use']>[0]);
+  provider.use(revokedGrantGuard(options.storage, options.logger) as Parameters<Provider['use']>[0]);
 
   auditProviderEvents(provider, options.logger);
   answerForAccessTokens(provider, {
@@ -183,14 +206,19 @@ function protocolSettings(): Partial<Configuration> {
 
 /**
  * The account behind a token. For a refresh token, undefined (oidc-provider answers `invalid_grant`)
- * when the user may no longer have tokens (src/authorization/refresh-policy.ts).
+ * when the user may no longer have tokens (src/authorization/refresh-policy.ts); then, before
+ * oidc-provider's reuse detection, the single-flight of concurrent presentations of one refresh token
+ * (src/authorization/refresh-replay.ts).
  */
-function accountFinder(options: WithAccessTokens): Configuration['findAccount'] {
+function accountFinder(options: WithAccessTokens, refreshReplay: RefreshReplay): Configuration['findAccount'] {
   const refreshAllowed = createRefreshPolicy({ ...options, grants: options.accessTokens.grants });
   return async (ctx, sub, token) => {
     const user = await options.storage.get<UserRecord>(NS.users, sub);
     if (!user) return undefined;
-    if (token?.kind === 'RefreshToken' && !(await refreshAllowed(ctx, user, token))) return undefined;
+    if (token?.kind === 'RefreshToken') {
+      if (!(await refreshAllowed(ctx, user, token))) return undefined;
+      await refreshReplay.beforeRotation(ctx, token);
+    }
     return {
       accountId: sub,
       async claims() {
@@ -309,6 +337,7 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
     );
   });
   provider.on('grant.error', (ctx, error) => {
+    if (error instanceof ConcurrentRefresh) return; // answered, and audited, by refresh-replay.ts
     logger.warn(
       {
         event: 'token.refused',

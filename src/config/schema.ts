@@ -243,6 +243,20 @@ export const configSchema = z
         accessTokenTtl: duration.default(300).describe('Lifetime of access tokens, in seconds.'),
         refreshTokenTtl: duration.default(30 * 86400).describe('Lifetime of refresh tokens, in seconds.'),
         authorizationCodeTtl: duration.default(60).describe('Lifetime of authorization codes, in seconds.'),
+        // RFC 9700 §4.14.2: rotation detects a refresh token used by two parties. A presentation by
+        // the same client within seconds of the rotation is the same party (parallel workers, a retry
+        // after a lost response), so it gets the first response back instead of a revoked grant.
+        // 30 s covers bursts and retries with backoff; a thief needs the token within those seconds
+        // and the client's credentials, and reuse after them still revokes (docs/tokens.md).
+        refreshReuseGraceSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(120)
+          .default(30)
+          .describe(
+            'Seconds after a refresh during which the same client presenting the same refresh token again (parallel refreshes, a retry after a lost response) gets the same new token pair instead of having the grant revoked as refresh-token reuse (RFC 9700 §4.14.2). Reuse after this still revokes the whole grant. 30 covers bursts and retries with backoff while keeping the window for a stolen token short; 0 revokes on any reuse. Must be shorter than accessTokenTtl, since the replayed access token is the one first issued.',
+          ),
         revocationPollInterval: z
           .number()
           .min(0.1)
@@ -252,7 +266,16 @@ export const configSchema = z
             'How often, in seconds, each replica reads the shared revocation stamp to learn of grants revoked elsewhere (one storage read per interval, never per request). A revoked access token stops at the replica that revoked it at once, and at the others within this interval (docs/tokens.md, "Revocation").',
           ),
       })
-      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, revocationPollInterval: 1 })
+      .superRefine((tokens, ctx) => {
+        if (tokens.refreshReuseGraceSeconds >= tokens.accessTokenTtl) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['refreshReuseGraceSeconds'],
+            message: `must be shorter than tokens.accessTokenTtl (${tokens.accessTokenTtl}): a replayed refresh response carries the access token first issued`,
+          });
+        }
+      })
+      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30, revocationPollInterval: 1 })
       .describe('Lifetimes of the tokens the gateway issues to MCP clients.'),
     introspection: z
       .object({

@@ -11,7 +11,13 @@ export const NS = {
   localCodes: 'local-code',
   keys: 'key',
   rateLimits: 'rate',
-  /** Grants whose access tokens must be refused (src/storage/revocation-list.ts). */
+  /** Refresh replay (src/authorization/refresh-replay.ts): the single-flight claim and the sealed outcome per refresh token hash. */
+  refreshClaims: 'refresh-claim',
+  refreshOutcomes: 'refresh-outcome',
+  /**
+   * Revoked grants: the list whose access tokens every replica refuses (src/storage/revocation-list.ts),
+   * also the tombstone a token request in flight checks (src/authorization/revoked-grants.ts).
+   */
   revokedGrants: 'revoked-grant',
   /** The stamp replicas poll to learn that `revokedGrants` changed. */
   revocationGeneration: 'revocation-generation',

@@ -11,6 +11,7 @@ import { type RunningGateway, startGateway } from '../../src/app.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Browser } from '../support/browser.ts';
+import { TestClock } from '../support/clock.ts';
 import { TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { freePort } from '../support/ports.ts';
 import { forwardAuthServer } from './forward-auth-checks.ts';
@@ -65,9 +66,11 @@ describe('revocation reaches access tokens', () => {
   let stack: Stack;
   let replica: RunningGateway;
   let replicaUrl: string;
+  const clock = new TestClock();
 
   before(async () => {
     stack = await startStack({
+      clock,
       extraServers: [forwardAuthServer('fa', '/fa/mcp', FORWARD_AUTH_RESOURCE)],
       configure: (config) => {
         // Long enough that no poll happens by itself during a test: the tests drive `sync()`.
@@ -137,6 +140,8 @@ describe('revocation reaches access tokens', () => {
     const newest = String(rotated.body.access_token);
     assert.equal((await mcpStatus(stack.mcpUrl(), newest)).status, 200);
 
+    // Past the reuse grace period (docs/tokens.md), a second presentation is reuse (RFC 9700 §4.14.2).
+    clock.advance((configSchema.parse(stack.config).tokens.refreshReuseGraceSeconds + 1) * 1000);
     const replay = await tokenRequest(stack, { grant_type: 'refresh_token', refresh_token: refresh, client_id: client.client_id });
     assert.equal(replay.body.error, 'invalid_grant');
     assertRevokedChallenge(await mcpStatus(stack.mcpUrl(), newest), stack);

@@ -4,6 +4,7 @@
  * refuses server paths the gateway needs, and the forward-auth metadata URLs the challenges name.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createProvider, type ProtectedResource } from '../../../src/authorization/provider.ts';
@@ -12,6 +13,7 @@ import { forwardAuthMetadataPath } from '../../../src/forward-auth/index.ts';
 import { GATEWAY_ROUTES, matchRoute, RESERVED_PATHS, serverPathConflict } from '../../../src/http/routes.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
+import { SecretBox } from '../../../src/storage/secret-box.ts';
 
 const ISSUER = 'https://gw.example.com';
 
@@ -55,6 +57,7 @@ async function providerRoutes(): Promise<RegisteredRoute[]> {
       cookieKeys: ['a-cookie-key-for-this-test-only'],
       trustProxy: false,
       tokens: config.tokens,
+      secretBox: new SecretBox([randomBytes(32)]),
       registration: config.registration,
       cimd: { ...config.clientIdMetadataDocuments, fetch: () => Promise.reject(new Error('no fetch in this test')) },
       renderError: () => undefined,
