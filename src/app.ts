@@ -10,6 +10,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type AuthorizationServer, createAuthorizationServer, type GrantRevoker, type ProtectedResource } from './authorization/index.ts';
 import { type GatewayKeys, loadOrCreateKeys } from './authorization/keys.ts';
+import { ID_TOKEN_TTL_SECONDS } from './authorization/provider.ts';
+import { SigningKeyRing } from './authorization/signing-key-ring.ts';
+import { PRE_PUBLICATION_MS, retentionFor, type SigningKeyPolicy } from './authorization/signing-keys.ts';
 import type { GatewayConfig, ServerConfig } from './config/schema.ts';
 import { type Clock, systemClock } from './core/clock.ts';
 import { canonicalizeResource, resourceFor } from './core/resource-uri.ts';
@@ -67,6 +70,10 @@ interface Foundations {
   revocations: RevocationList;
   secretBox: SecretBox;
   keys: GatewayKeys;
+  /** The live signing keys, reloaded from storage and rotated on schedule (docs/keys.md). */
+  signingKeys: SigningKeyRing;
+  /** Stops the reload timer and waits for a read or rotation in flight (before storage closes). */
+  stopSigningKeys: () => Promise<void>;
   extraCaPem: string | undefined;
 }
 
@@ -129,9 +136,20 @@ async function openFoundations(config: GatewayConfig, logger: Logger, clock: Clo
   await revocations.sync();
   revocations.start();
   const secretBox = new SecretBox(await loadEncryptionKeys(config, logger));
-  const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret);
+  const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret, clock);
+  const signingKeys = new SigningKeyRing({ storage, secretBox, clock, logger, policy: signingKeyPolicy(config), initial: keys });
+  const stopSigningKeys = signingKeys.startTimer();
   const extraCaPem = config.extraCaCertificatesFile ? await readFile(config.extraCaCertificatesFile, 'utf8') : undefined;
-  return { clock, storage, stopSweeper, revocations, secretBox, keys, extraCaPem };
+  return { clock, storage, stopSweeper, revocations, secretBox, keys, signingKeys, stopSigningKeys, extraCaPem };
+}
+
+/** The signing-key schedule from the configuration; a retired key outlives the longest token it signed. */
+export function signingKeyPolicy(config: GatewayConfig): SigningKeyPolicy {
+  return {
+    rotationPeriodMs: config.signingKeys.rotationPeriod * 1000,
+    prePublicationMs: PRE_PUBLICATION_MS,
+    retentionMs: retentionFor(Math.max(config.tokens.accessTokenTtl, ID_TOKEN_TTL_SECONDS)),
+  };
 }
 
 async function createRooms(config: GatewayConfig, foundations: Foundations, logger: Logger, announce: (line: string) => void): Promise<Rooms> {
@@ -147,6 +165,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     storage,
     secretBox: foundations.secretBox,
     keys: foundations.keys,
+    signingKeys: foundations.signingKeys,
     identityProviders: identity.all,
     extraCaPem: foundations.extraCaPem,
     logger,
@@ -157,6 +176,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     issuer: config.publicUrl,
     servers,
     publicKeys: authorization.publicKeys,
+    refreshKeys: (kid) => foundations.signingKeys.refreshForUnknownKid(kid),
     findUser: (sub) => storage.get<UserRecord>(NS.users, sub),
     logger,
     upstreams,
@@ -165,6 +185,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     isRevoked: (grantId) => foundations.revocations.isRevoked(grantId),
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
+    stripClientHeaders: config.stripClientHeaders,
   });
   // Checks for reverse proxies in front of `forwardAuth` servers; same guard, so one token cache.
   const forwardAuth = createForwardAuth({ issuer: config.publicUrl, servers, guard: gateway.guard, logger });
@@ -266,6 +287,7 @@ async function shutDown(server: Server, foundations: Foundations, rooms: Rooms, 
   await rooms.upstreams.close();
   foundations.stopSweeper();
   foundations.revocations.stop();
+  await foundations.stopSigningKeys();
   await foundations.storage.close();
   logger.flush?.();
 }

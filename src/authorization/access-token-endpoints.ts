@@ -28,6 +28,7 @@ import { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provid
 import type { Logger } from '../observability/logger.ts';
 import { NS } from '../storage/records.ts';
 import { GRANT_ID_CLAIM, RevocationList, revocationRetentionSeconds } from '../storage/revocation-list.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import type { AdapterPolicy } from './adapter.ts';
 import { createGrantRevoker, type GrantRevoker } from './grant-revocation.ts';
@@ -94,6 +95,7 @@ export async function grantIdClaim(_ctx: KoaContextWithOIDC, token: object): Pro
  */
 export function standaloneAccessTokenOptions(
   storage: Storage,
+  secretBox: SecretBox,
   accessTokenTtl: number,
   adapterPolicy: AdapterPolicy,
   signingKeys: readonly JWK[],
@@ -104,7 +106,7 @@ export function standaloneAccessTokenOptions(
   return {
     publicKeys: () => publicKeys,
     revocations,
-    grants: createGrantRevoker({ storage, revocations, adapterPolicy, logger }),
+    grants: createGrantRevoker({ storage, secretBox, revocations, adapterPolicy, logger }),
     introspectionClients: [],
   };
 }

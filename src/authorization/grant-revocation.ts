@@ -14,6 +14,7 @@
 import type { AdapterPayload } from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
 import type { RevocationList } from '../storage/revocation-list.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { type AdapterPolicy, createAdapterFactory, type GrantRevokedHook } from './adapter.ts';
 
@@ -22,6 +23,8 @@ export type GrantRevocationReason = 'access_token_revoked' | 'refresh_denied' | 
 
 export interface GrantRevokerOptions {
   storage: Storage;
+  /** The adapter's (it seals client secrets); unused by revocation itself. */
+  secretBox: SecretBox;
   revocations: RevocationList;
   /** The adapter's client-lifetime policy (`registration` in the configuration). */
   adapterPolicy: AdapterPolicy;
@@ -43,7 +46,7 @@ export function createGrantRevoker(options: GrantRevokerOptions): GrantRevoker {
   const { storage, revocations, logger } = options;
   const grantRevoked: GrantRevokedHook = (grantId) => revocations.revoke(grantId);
   // The same adapter oidc-provider uses, so the tokens are found and deleted exactly as it stores them.
-  const Adapter = createAdapterFactory(storage, options.adapterPolicy, grantRevoked);
+  const Adapter = createAdapterFactory(storage, options.adapterPolicy, options.secretBox, grantRevoked);
 
   async function revokeGrant(grantId: string, reason: GrantRevocationReason): Promise<void> {
     // revokeByGrantId records the revocation first, then deletes every token indexed under the grant.

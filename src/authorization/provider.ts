@@ -21,6 +21,8 @@ import {
 } from './access-token-endpoints.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { hostAllowed } from './cimd.ts';
+import { cachePublicDocuments } from './document-caching.ts';
+import { pinToPublicOrigin } from './public-origin.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { createRefreshPolicy } from './refresh-policy.ts';
 import { ConcurrentRefresh, createRefreshReplay, type RefreshReplay } from './refresh-replay.ts';
@@ -34,18 +36,27 @@ export interface ProviderOptions {
   resources: ProtectedResource[];
   canonicalizeResource: (value: string) => string | undefined;
   storage: Storage;
+  /**
+   * Seals what the adapter must be able to read back but a copy of the store must not (client secrets),
+   * and the refresh responses kept for the reuse grace period (src/authorization/refresh-replay.ts).
+   */
+  secretBox: SecretBox;
   signingKeys: JWK[];
   cookieKeys: string[];
-  /** `trustProxy` as configured (src/config/schema/trust-proxy.ts). */
-  trustProxy: boolean | number | string[];
   /** `refreshReuseGraceSeconds` absent or 0: every reuse of a rotated refresh token revokes its grant. */
   tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number; refreshReuseGraceSeconds?: number };
-  /** Seals refresh responses kept for the reuse grace period (src/authorization/refresh-replay.ts); needed when it is on. */
-  secretBox?: SecretBox;
   /** Times the grace period (the system clock by default). */
   clock?: Clock;
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
-  cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
+  cimd: {
+    enabled: boolean;
+    allowHosts: string[];
+    denyHosts: string[];
+    maxBytes: number;
+    fetch: (url: string | URL, init: object) => Promise<Response>;
+    /** Whether to fetch a document now (cimd-gate.ts); by default, whether its host is allowed. */
+    allowFetch?: (ctx: KoaContextWithOIDC | undefined, clientId: string) => Promise<boolean>;
+  };
   renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) => void;
   logger: Logger;
   /** Grant revocation, the revocation list, and who may introspect (access-token-endpoints.ts). */
@@ -86,7 +97,6 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
   const graceSeconds = options.tokens.refreshReuseGraceSeconds ?? 0;
-  if (graceSeconds > 0 && !options.secretBox) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'the refresh reuse grace period needs a SecretBox');
   const refreshReplay = createRefreshReplay({
     storage: options.storage,
     secretBox: options.secretBox,
@@ -95,7 +105,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     graceSeconds,
   });
   const configuration: Configuration = {
-    adapter: createAdapterFactory(options.storage, options.registration, options.accessTokens.grants.grantRevoked),
+    adapter: createAdapterFactory(options.storage, options.registration, options.secretBox, options.accessTokens.grants.grantRevoked),
     clients: introspectionSettings(options.accessTokens.introspectionClients).staticClients,
     extraTokenClaims: grantIdClaim,
     jwks: { keys: options.signingKeys as never },
@@ -116,9 +126,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   };
 
   const provider = new Provider(options.issuer, configuration);
-  // Koa's flag is all or nothing; it only lets X-Forwarded-Proto/Host shape URLs the provider builds,
-  // and the issuer is fixed, so any trusted proxy turns it on. Client addresses go through the resolver.
-  provider.proxy = options.trustProxy !== false && options.trustProxy !== 0;
+  // Every URL it builds from a request starts with the issuer, never with Host or X-Forwarded-* (public-origin.ts),
+  // so its metadata and keys may be cached by anyone (document-caching.ts).
+  pinToPublicOrigin(provider, options.issuer);
+  cachePublicDocuments(provider, { metadata: '/.well-known/openid-configuration', jwks: PROVIDER_ROUTES?.jwks ?? '/jwks' });
 
   // Loopback redirect URIs match on any port for every client, not only `native` ones (RFC 8252 §7.3).
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(this: { redirectUris?: string[] }, value: string) {
@@ -144,7 +155,14 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
 type WithAccessTokens = ProviderOptions & { accessTokens: AccessTokenServices };
 
 function standaloneAccessTokens(options: ProviderOptions): AccessTokenServices {
-  return standaloneAccessTokenOptions(options.storage, options.tokens.accessTokenTtl, options.registration, options.signingKeys, options.logger);
+  return standaloneAccessTokenOptions(
+    options.storage,
+    options.secretBox,
+    options.tokens.accessTokenTtl,
+    options.registration,
+    options.signingKeys,
+    options.logger,
+  );
 }
 
 /**
@@ -248,7 +266,8 @@ function featureSettings(options: WithAccessTokens, defaultResource: ProtectedRe
     clientIdMetadataDocument: {
       enabled: options.cimd.enabled,
       ack: 'draft-02',
-      async allowFetch(_ctx, clientId) {
+      async allowFetch(ctx, clientId) {
+        if (options.cimd.allowFetch) return options.cimd.allowFetch(ctx, clientId);
         const host = URL.parse(clientId)?.hostname;
         return host !== undefined && hostAllowed(host, options.cimd);
       },
@@ -311,6 +330,9 @@ function grantSettings(): Partial<Configuration> {
   };
 }
 
+/** Lifetime of ID tokens, in seconds; a retired signing key stays published at least this long (docs/keys.md). */
+export const ID_TOKEN_TTL_SECONDS = 3600;
+
 function tokenLifetimes(tokens: ProviderOptions['tokens']): Configuration['ttl'] {
   return {
     AccessToken: tokens.accessTokenTtl,
@@ -319,7 +341,7 @@ function tokenLifetimes(tokens: ProviderOptions['tokens']): Configuration['ttl']
     Grant: tokens.refreshTokenTtl,
     Interaction: 600,
     Session: 600,
-    IdToken: 3600,
+    IdToken: ID_TOKEN_TTL_SECONDS,
   };
 }
 

@@ -25,6 +25,7 @@ import {
 } from './schema/providers-oidc.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
+import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
@@ -238,6 +239,20 @@ export const configSchema = z
       })
       .default({ encryptionKeys: [] })
       .describe('Keys for data at rest.'),
+    signingKeys: z
+      .object({
+        rotationPeriod: z
+          .number()
+          .int()
+          .min(0)
+          .refine((seconds) => seconds === 0 || seconds >= 86400, 'must be 0 (no scheduled rotation) or at least 86400 seconds (one day)')
+          .default(90 * 86400)
+          .describe(
+            'Seconds each token-signing key signs before the next one takes over (docs/keys.md); the next key is published an hour ahead, the old one kept until its tokens expired. 0: rotate only with `mcp-oauth-gateway keys rotate`.',
+          ),
+      })
+      .default({ rotationPeriod: 90 * 86400 })
+      .describe('The ES256 keys that sign access tokens and ID tokens (not the encryption keys of `secrets`).'),
     tokens: z
       .object({
         accessTokenTtl: duration.default(300).describe('Lifetime of access tokens, in seconds.'),
@@ -338,8 +353,31 @@ export const configSchema = z
         allowPrivateAddresses: z.boolean().default(false).describe('Allow documents on loopback/private addresses. Off in production: it opens SSRF.'),
         fetchTimeoutMs: z.number().int().positive().default(2500).describe('Time limit for fetching a document, in milliseconds.'),
         maxBytes: z.number().int().positive().default(5120).describe('Largest document accepted, in bytes.'),
+        rateLimit: z
+          .object({
+            perAddress: z
+              .number()
+              .int()
+              .min(0)
+              .default(20)
+              .describe('Document fetches one client address (IPv6: per /64) may cause per window; 0 turns this limit off.'),
+            perHost: z.number().int().min(0).default(60).describe('Fetches from one document host per window, whoever asks; 0 turns this limit off.'),
+            windowSeconds: duration.default(60).describe('Length of the rate-limit window, in seconds.'),
+          })
+          .default({ perAddress: 20, perHost: 60, windowSeconds: 60 })
+          .describe(
+            'Limits on document fetches (a cached document costs none; a refused one is not fetched again for 30 seconds). Over a limit, `/authorize` answers 429 `temporarily_unavailable`.',
+          ),
       })
-      .default({ enabled: true, allowHosts: [], denyHosts: [], allowPrivateAddresses: false, fetchTimeoutMs: 2500, maxBytes: 5120 })
+      .default({
+        enabled: true,
+        allowHosts: [],
+        denyHosts: [],
+        allowPrivateAddresses: false,
+        fetchTimeoutMs: 2500,
+        maxBytes: 5120,
+        rateLimit: { perAddress: 20, perHost: 60, windowSeconds: 60 },
+      })
       .describe('Client ID metadata documents (URL client IDs).'),
     extraCaCertificatesFile: z
       .string()
@@ -358,6 +396,7 @@ export const configSchema = z
         'Where people sign in. Each entry has a `type`: `entra`, `google`, `github`, `okta`, `keycloak`, `auth0`, `authentik`, `cognito`, `oidc`, `oauth2` or `local`.',
       ),
     servers: z.array(serverSchema).min(1).optional().describe('The MCP servers behind the gateway.'),
+    stripClientHeaders: stripClientHeadersSchema,
     access: accessRulesSchema.describe('Who may log in at all. Empty: everyone the identity providers accept.'),
     consent: z
       .object({

@@ -31,6 +31,10 @@ export const ErrorCode = {
   // authorization: the authorization-server facade (src/authorization)
   AUTHORIZATION_KEYS_NOT_CREATED: 'ERR_AUTHORIZATION_KEYS_NOT_CREATED',
   AUTHORIZATION_SETUP: 'ERR_AUTHORIZATION_SETUP',
+  /** The signing-key record could not be changed: another writer held its lock throughout. */
+  AUTHORIZATION_KEYS_BUSY: 'ERR_AUTHORIZATION_KEYS_BUSY',
+  /** No signing keys are stored yet (the gateway never started on this storage). */
+  AUTHORIZATION_KEYS_MISSING: 'ERR_AUTHORIZATION_KEYS_MISSING',
   CIMD_FETCH_REFUSED: 'ERR_CIMD_FETCH_REFUSED',
 
   // idp: identity providers (src/idp)

@@ -88,8 +88,8 @@ export interface ForwardOptions {
   subPath: string;
   /** Query string without `?` (may be empty). */
   search: string;
-  /** Lowercased request header names to drop in addition to the fixed ones (configured identity headers). */
-  dropHeaders: ReadonlySet<string>;
+  /** Lowercased request header names to drop in addition to the fixed ones (identity headers a client could forge). */
+  dropHeaders: { has(name: string): boolean };
   /** Header name/value pairs appended to the upstream request (identity hand-over). */
   addHeaders: readonly string[];
   /** Headers added to whatever response goes back (CORS for an allowed browser origin). */
@@ -400,7 +400,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 /** Copies end-to-end request headers into undici's flat `[name, value, …]` form. */
-function forwardedRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>, dropLength: boolean): string[] {
+function forwardedRequestHeaders(headers: IncomingHttpHeaders, drop: { has(name: string): boolean }, dropLength: boolean): string[] {
   const out: string[] = [];
   const named = connectionTokens(headers.connection);
   for (const name in headers) {

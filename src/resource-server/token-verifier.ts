@@ -2,13 +2,14 @@
  * Verification of the access tokens the gateway's own authorization server issues.
  *
  * Tokens are JWTs per RFC 9068 ("JWT Profile for OAuth 2.0 Access Tokens"), signed ES256 with keys the
- * process already holds, so no HTTP fetch of a JWKS is involved. This is the hot path of every MCP
+ * process already holds, so no HTTP fetch of a JWKS is involved (a token naming an unknown `kid` asks
+ * for the stored key set to be read again: docs/keys.md). This is the hot path of every MCP
  * request: a token is verified once, then answered from a bounded cache until it expires. Normal
  * failures come back as values, not exceptions.
  */
 
 import type { JWK, JWTPayload } from 'jose';
-import { createLocalJWKSet, errors, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { GRANT_ID_CLAIM } from '../storage/revocation-list.ts';
@@ -50,6 +51,12 @@ export interface TokenVerifierOptions {
   issuer: string;
   /** The authorization server's current public signing keys. Called only when a signature must be checked. */
   publicKeys: () => JWK[];
+  /**
+   * Called when a token names a `kid` that `publicKeys` lacks: another replica may have published a
+   * new key since this one last read the key set (docs/keys.md). Resolves true when the kid is known
+   * afterwards. The callee rate-limits its storage reads, so made-up kids cannot hammer storage.
+   */
+  refreshKeys?: (kid: string) => Promise<boolean>;
   /** Seconds of clock skew tolerated on `exp` and `nbf`. */
   clockToleranceSeconds?: number;
   /** Maximum number of verified tokens kept. */
@@ -145,6 +152,7 @@ class Verifier implements TokenVerifier {
   /** Signature, issuer, `typ`, algorithm and lifetime (RFC 9068 §4); failures come back as values. */
   async #checkSignature(token: string): Promise<SignatureResult> {
     try {
+      await this.#learnKid(token);
       const result = await jwtVerify(token, this.#currentKeySet(), {
         issuer: this.#options.issuer,
         algorithms: ['ES256'],
@@ -157,6 +165,15 @@ class Verifier implements TokenVerifier {
     } catch (error) {
       return { ok: false, failure: failureFrom(error) };
     }
+  }
+
+  /** A token signed by a key this instance has not seen yet: ask for the key set to be read again first. */
+  async #learnKid(token: string): Promise<void> {
+    const refresh = this.#options.refreshKeys;
+    if (refresh === undefined) return;
+    const { kid } = decodeProtectedHeader(token);
+    if (typeof kid !== 'string' || this.#options.publicKeys().some((key) => key.kid === kid)) return;
+    await refresh(kid);
   }
 
   /** Rebuilds the local JWKS only when the key set differs from the one it was built from. */
