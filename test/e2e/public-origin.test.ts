@@ -5,6 +5,7 @@
  * attacker's token endpoint, and the metadata is publicly cacheable, so one poisoned answer would be
  * kept for everyone (src/authorization/public-origin.ts).
  */
+
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
@@ -12,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from '../../src/app.ts';
+import { JWKS_MAX_AGE_SECONDS } from '../../src/authorization/signing-keys.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { freePort } from '../support/ports.ts';
@@ -94,7 +96,8 @@ for (const trustProxy of [false, true]) {
     test('the JWKS is cacheable for a few minutes only (key rotation)', async () => {
       const response = await raw(port, '/jwks', {});
       assert.equal(response.status, 200);
-      assert.equal(response.headers['cache-control'], 'public, max-age=300');
+      assert.equal(response.headers['cache-control'], `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
+      assert.ok(JWKS_MAX_AGE_SECONDS <= 600, 'a rotated key must reach cached copies within minutes');
     });
 
     test('protected resource metadata and the 401 challenge name the issuer', async () => {
