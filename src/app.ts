@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type AuthorizationServer, createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
+import { type AuthorizationServer, createAuthorizationServer, type GrantRevoker, type ProtectedResource } from './authorization/index.ts';
 import { type GatewayKeys, loadOrCreateKeys } from './authorization/keys.ts';
 import { ID_TOKEN_TTL_SECONDS } from './authorization/provider.ts';
 import { SigningKeyRing } from './authorization/signing-key-ring.ts';
@@ -33,6 +33,7 @@ import { startUpstreamTargets, type UpstreamTargets } from './proxy/upstream-tar
 import { createResourceServer, type ResourceServer } from './resource-server/index.ts';
 import { openStorage, startSweeper } from './storage/index.ts';
 import { NS, type UserRecord } from './storage/records.ts';
+import { RevocationList, revocationRetentionSeconds } from './storage/revocation-list.ts';
 import { loadEncryptionKeys, SecretBox } from './storage/secret-box.ts';
 import type { Storage } from './storage/types.ts';
 
@@ -42,6 +43,10 @@ export interface RunningGateway {
   server: Server;
   storage: Storage;
   logger: Logger;
+  /** The grants whose access tokens this replica refuses; tests call `sync()` instead of waiting for a poll. */
+  revocations: RevocationList;
+  /** Revokes grants by grant, user or client (docs/tokens.md, "Revocation"). */
+  grants: GrantRevoker;
   close(): Promise<void>;
 }
 
@@ -62,6 +67,7 @@ interface Foundations {
   clock: Clock;
   storage: Storage;
   stopSweeper: () => void;
+  revocations: RevocationList;
   secretBox: SecretBox;
   keys: GatewayKeys;
   /** The live signing keys, reloaded from storage and rotated on schedule (docs/keys.md). */
@@ -110,6 +116,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     server,
     storage: foundations.storage,
     logger,
+    revocations: foundations.revocations,
+    grants: rooms.authorization.grants,
     close: () => (closing ??= shutDown(server, foundations, rooms, logger)),
   };
 }
@@ -117,12 +125,22 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 async function openFoundations(config: GatewayConfig, logger: Logger, clock: Clock): Promise<Foundations> {
   const storage = await openStorage(config, { clock });
   const stopSweeper = startSweeper(storage, 60_000, logger);
+  const revocations = new RevocationList({
+    storage,
+    retentionSeconds: revocationRetentionSeconds(config.tokens.accessTokenTtl),
+    pollIntervalMs: config.tokens.revocationPollInterval * 1000,
+    logger,
+    clock,
+  });
+  // Revocations made before this replica started apply from its first request on.
+  await revocations.sync();
+  revocations.start();
   const secretBox = new SecretBox(await loadEncryptionKeys(config, logger));
   const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret, clock);
   const signingKeys = new SigningKeyRing({ storage, secretBox, clock, logger, policy: signingKeyPolicy(config), initial: keys });
   const stopSigningKeys = signingKeys.startTimer();
   const extraCaPem = config.extraCaCertificatesFile ? await readFile(config.extraCaCertificatesFile, 'utf8') : undefined;
-  return { clock, storage, stopSweeper, secretBox, keys, signingKeys, stopSigningKeys, extraCaPem };
+  return { clock, storage, stopSweeper, revocations, secretBox, keys, signingKeys, stopSigningKeys, extraCaPem };
 }
 
 /** The signing-key schedule from the configuration; a retired key outlives the longest token it signed. */
@@ -152,6 +170,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     extraCaPem: foundations.extraCaPem,
     logger,
     clock,
+    revocations: foundations.revocations,
   });
   const gateway = createResourceServer({
     issuer: config.publicUrl,
@@ -163,6 +182,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     upstreams,
     idpTokens: identity.idpTokens,
     clock,
+    isRevoked: (grantId) => foundations.revocations.isRevoked(grantId),
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
     stripClientHeaders: config.stripClientHeaders,
@@ -266,6 +286,7 @@ async function shutDown(server: Server, foundations: Foundations, rooms: Rooms, 
   await rooms.identity.outboundFetch.close();
   await rooms.upstreams.close();
   foundations.stopSweeper();
+  foundations.revocations.stop();
   await foundations.stopSigningKeys();
   await foundations.storage.close();
   logger.flush?.();

@@ -280,6 +280,14 @@ export const configSchema = z
           .describe(
             'Seconds after a refresh during which the same client presenting the same refresh token again (parallel refreshes, a retry after a lost response) gets the same new token pair instead of having the grant revoked as refresh-token reuse (RFC 9700 §4.14.2). Reuse after this still revokes the whole grant. 30 covers bursts and retries with backoff while keeping the window for a stolen token short; 0 revokes on any reuse. Must be shorter than accessTokenTtl, since the replayed access token is the one first issued.',
           ),
+        revocationPollInterval: z
+          .number()
+          .min(0.1)
+          .max(60)
+          .default(1)
+          .describe(
+            'How often, in seconds, each replica reads the shared revocation stamp to learn of grants revoked elsewhere (one storage read per interval, never per request). A revoked access token stops at the replica that revoked it at once, and at the others within this interval (docs/tokens.md, "Revocation").',
+          ),
       })
       .superRefine((tokens, ctx) => {
         if (tokens.refreshReuseGraceSeconds >= tokens.accessTokenTtl) {
@@ -290,8 +298,36 @@ export const configSchema = z
           });
         }
       })
-      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30 })
+      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30, revocationPollInterval: 1 })
       .describe('Lifetimes of the tokens the gateway issues to MCP clients.'),
+    introspection: z
+      .object({
+        clients: z
+          .array(
+            z.object({
+              clientId: z
+                .string()
+                .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, `.`, `_` and `-`, at most 64')
+                .describe('Client ID the resource server authenticates with (HTTP Basic, RFC 7662 §2.1).'),
+              clientSecret: z.string().min(32).describe('Its secret, at least 32 characters; use `${env:…}` or `${file:…}`.'),
+            }),
+          )
+          .superRefine((clients, ctx) => {
+            const seen = new Set<string>();
+            clients.forEach((client, index) => {
+              if (seen.has(client.clientId)) ctx.addIssue({ code: 'custom', path: [index, 'clientId'], message: `duplicate client ID ${client.clientId}` });
+              seen.add(client.clientId);
+            });
+          })
+          .default([])
+          .describe(
+            'Resource servers allowed to call `/introspect`. Only they get answers; any other client gets `active: false`. Empty: introspection is off and not advertised.',
+          ),
+      })
+      .default({ clients: [] })
+      .describe(
+        'Token introspection (RFC 7662) for resource servers that ask the gateway instead of checking its JWTs themselves (docs/tokens.md, "Introspection").',
+      ),
     registration: z
       .object({
         enabled: z.boolean().default(true).describe('Allow dynamic client registration (RFC 7591).'),
