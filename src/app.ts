@@ -108,7 +108,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 }
 
 async function openFoundations(config: GatewayConfig, logger: Logger, clock: Clock): Promise<Foundations> {
-  const storage = await openStorage(config, { clock });
+  const storage = await openStorage(config, { clock, log: logger });
   const stopSweeper = startSweeper(storage, 60_000, logger);
   const secretBox = new SecretBox(await loadEncryptionKeys(config, logger));
   const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret);

@@ -15,6 +15,7 @@ import { hostAllowed } from './cimd.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { createRefreshPolicy } from './refresh-policy.ts';
 import { type ProtectedResource, resolveResource } from './resources.ts';
+import { retryAfterOnUnavailable, storageForProvider } from './storage-outage.ts';
 
 export { type ProtectedResource, resolveResource } from './resources.ts';
 
@@ -63,7 +64,9 @@ function interactionPolicyAlwaysLogin() {
   return policy;
 }
 
-export function createProvider(options: ProviderOptions): Provider {
+export function createProvider(providerOptions: ProviderOptions): Provider {
+  // Storage outages reach clients as temporarily_unavailable (503), not server_error (storage-outage.ts).
+  const options = { ...providerOptions, storage: storageForProvider(providerOptions.storage) };
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
   const configuration: Configuration = {
@@ -96,6 +99,7 @@ export function createProvider(options: ProviderOptions): Provider {
   };
 
   auditProviderEvents(provider, options.logger);
+  retryAfterOnUnavailable(provider);
   return provider;
 }
 
