@@ -72,12 +72,14 @@ export class RedisStorage implements Storage {
   readonly #client: RedisClient;
   readonly #prefix: string;
   readonly #clock: Clock;
+  readonly #commandTimeoutMs: number;
   #closed = false;
 
-  private constructor(client: RedisClient, prefix: string, clock: Clock) {
+  private constructor(client: RedisClient, options: RedisStorageOptions) {
     this.#client = client;
-    this.#prefix = prefix;
-    this.#clock = clock;
+    this.#prefix = options.keyPrefix;
+    this.#clock = options.clock ?? systemClock;
+    this.#commandTimeoutMs = options.commandTimeoutMs;
   }
 
   /**
@@ -107,7 +109,7 @@ export class RedisStorage implements Storage {
       const reason = error instanceof Error ? error.message : String(error);
       throw new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, `cannot connect to Redis at ${where}: ${reason}`, { cause: error });
     }
-    return new RedisStorage(client, options.keyPrefix, options.clock ?? systemClock);
+    return new RedisStorage(client, options);
   }
 
   async get<T = unknown>(namespace: string, key: string): Promise<T | undefined> {
@@ -211,9 +213,13 @@ export class RedisStorage implements Storage {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // close() lets in-flight replies arrive; with Redis gone there is nothing to wait for.
-    if (this.#client.isReady) await this.#client.close().catch(() => this.#client.destroy());
-    else this.#client.destroy();
+    // close() lets in-flight replies arrive, for as long as a command may take; with Redis gone or
+    // hung there is nothing worth waiting for.
+    if (this.#client.isReady) {
+      await withDeadline(this.#client.close(), this.#commandTimeoutMs).catch(() => this.#client.destroy());
+    } else {
+      this.#client.destroy();
+    }
   }
 
   #key(namespace: string, key: string): string {
@@ -261,8 +267,13 @@ export class RedisStorage implements Storage {
     }
   }
 
+  /**
+   * node-redis's own command timeout stops counting once a command is written to the socket, so a Redis
+   * that accepted the command and then stopped answering (paused, partitioned) would hold the request
+   * forever. The deadline here covers the whole round trip; a late reply is dropped.
+   */
   #send(args: string[]): Promise<Reply> {
-    return this.#client.sendCommand(args) as Promise<Reply>;
+    return withDeadline(this.#client.sendCommand(args) as Promise<Reply>, this.#commandTimeoutMs);
   }
 
   /** The error a caller sees: the script's own refusals as the other backends raise them, outages as 503s. */
@@ -273,6 +284,23 @@ export class RedisStorage implements Storage {
     }
     return classifyRedisError(error);
   }
+}
+
+/** `work`'s result, or a rejection once `ms` have passed without one. */
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** The remaining lifetime in milliseconds that Redis's own TTL is set to ('' = no TTL). */

@@ -76,12 +76,19 @@ const redisStorageSchema = z
       .default(2000)
       .describe('Time allowed for one command; past it the request is answered 503 rather than left waiting.'),
   })
-  .superRefine((storage, ctx) => {
-    for (const message of redisUrlProblems(storage.url, storage.allowPlaintext)) ctx.addIssue({ code: 'custom', path: ['url'], message });
-    if (storage.tls?.caFile !== undefined && !storage.url.startsWith('rediss:')) {
-      ctx.addIssue({ code: 'custom', path: ['tls', 'caFile'], message: 'applies to rediss:// URLs only' });
-    }
-  });
+  // `when: () => true`: the URL is checked even while another key of the block is invalid, so every
+  // problem is reported in one pass (as schema.ts does for its cross-key rules); the data is unvalidated.
+  .superRefine(
+    (storage, ctx) => {
+      const { url, allowPlaintext, tls } = storage as { url?: unknown; allowPlaintext?: unknown; tls?: { caFile?: unknown } };
+      if (typeof url !== 'string') return;
+      for (const message of redisUrlProblems(url, allowPlaintext === true)) ctx.addIssue({ code: 'custom', path: ['url'], message });
+      if (typeof tls?.caFile === 'string' && !url.startsWith('rediss:')) {
+        ctx.addIssue({ code: 'custom', path: ['tls', 'caFile'], message: 'applies to rediss:// URLs only' });
+      }
+    },
+    { when: () => true },
+  );
 
 export const storageSchema = z
   .discriminatedUnion('type', [sqliteStorageSchema, memoryStorageSchema, redisStorageSchema])
