@@ -25,7 +25,7 @@ import {
 } from './schema/providers-oidc.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
-import { storageSchema } from './schema/storage.ts';
+import { sharedStorageKeyProblem, storageSchema } from './schema/storage.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
@@ -332,6 +332,8 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
   const root = config as Record<string, unknown>;
   checkServers(root, ctx);
   checkIdentityProviders(root, ctx);
+  const keyProblem = sharedStorageKeyProblem(root);
+  if (keyProblem) issue(ctx, keyProblem.path, keyProblem.message);
 }
 
 type IssuePath = (string | number)[];

@@ -96,3 +96,20 @@ export const storageSchema = z
   .describe('Where clients, grants, tokens and users are kept.');
 
 export type RedisStorageConfig = z.infer<typeof redisStorageSchema>;
+
+/**
+ * Storage shared by replicas needs the same encryption keys in every replica: a key generated into each
+ * replica's `dataDir` would differ, and one replica could not open what another sealed (the signing
+ * keys first of all). Sees unvalidated data, as schema.ts's cross-key checks do.
+ */
+export function sharedStorageKeyProblem(root: Record<string, unknown>): { path: string[]; message: string } | undefined {
+  const storage = root.storage as { type?: unknown } | undefined;
+  if (storage?.type !== 'redis') return undefined;
+  const keys = (root.secrets as { encryptionKeys?: unknown } | undefined)?.encryptionKeys;
+  if (Array.isArray(keys) && keys.length > 0) return undefined;
+  return {
+    path: ['secrets', 'encryptionKeys'],
+    message:
+      'required with Redis storage: every replica must seal and open secrets with the same keys (a key generated into each dataDir would differ); generate one with `openssl rand -base64 32`',
+  };
+}

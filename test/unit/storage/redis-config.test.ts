@@ -22,21 +22,25 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Replicas share one encryption key (the schema requires it with Redis). */
+const SECRETS = { encryptionKeys: [Buffer.alloc(32, 7).toString('base64')] };
+const SECRETS_YAML = `secrets:\n  encryptionKeys: ['${SECRETS.encryptionKeys[0]}']\n`;
+
 function storageIssues(storage: Record<string, unknown>): Array<{ path: string; message: string }> {
-  const result = configSchema.safeParse({ storage });
+  const result = configSchema.safeParse({ storage, secrets: SECRETS });
   if (result.success) return [];
   return result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
 }
 
 async function loadYaml(yaml: string, env: Record<string, string> = {}) {
   const path = join(dir, `config-${Math.random().toString(36).slice(2)}.yaml`);
-  await writeFile(path, yaml);
+  await writeFile(path, SECRETS_YAML + yaml);
   return loadConfig({ path, env });
 }
 
 describe('storage: redis configuration', () => {
   test('defaults: key prefix, timeouts, no plaintext off loopback', () => {
-    const config = configSchema.parse({ storage: { type: 'redis', url: 'redis://127.0.0.1:6379' } });
+    const config = configSchema.parse({ storage: { type: 'redis', url: 'redis://127.0.0.1:6379' }, secrets: SECRETS });
     assert.deepEqual(config.storage, {
       type: 'redis',
       url: 'redis://127.0.0.1:6379',
@@ -51,6 +55,16 @@ describe('storage: redis configuration', () => {
     for (const url of ['rediss://redis.internal:6380', 'rediss://redis.internal:6380/3', 'redis://localhost', 'redis://[::1]:6379/0']) {
       assert.deepEqual(storageIssues({ type: 'redis', url }), [], url);
     }
+  });
+
+  test('requires configured encryption keys, which every replica must share', () => {
+    const result = configSchema.safeParse({ storage: { type: 'redis', url: 'redis://127.0.0.1' } });
+    assert.equal(result.success, false);
+    assert.deepEqual(
+      result.error?.issues.map((issue) => issue.path.join('.')),
+      ['secrets.encryptionKeys'],
+    );
+    assert.equal(configSchema.safeParse({ storage: { type: 'sqlite' } }).success, true, 'SQLite may keep a generated key in dataDir');
   });
 
   test('refuses plaintext to another host unless allowPlaintext, and says how to fix it', () => {
@@ -121,7 +135,10 @@ describe('storage: redis configuration', () => {
   });
 
   test('openStorage reports an unreachable Redis as ERR_STORAGE_UNAVAILABLE', async () => {
-    const config = configSchema.parse({ storage: { type: 'redis', url: 'redis://127.0.0.1:1', password: 'never-shown-0123', connectTimeoutMs: 500 } });
+    const config = configSchema.parse({
+      storage: { type: 'redis', url: 'redis://127.0.0.1:1', password: 'never-shown-0123', connectTimeoutMs: 500 },
+      secrets: SECRETS,
+    });
     await assert.rejects(openStorage(config), (error: Error & { code?: string }) => {
       assert.equal(error.code, ErrorCode.STORAGE_UNAVAILABLE);
       assert.doesNotMatch(error.message, /never-shown/);
