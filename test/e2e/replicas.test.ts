@@ -10,6 +10,12 @@
  * (d) Redis killed (SIGKILL) and restarted on the same data directory (AOF, appendfsync always) under
  *     the same load: every refresh token a client was given still refreshes afterwards.
  *
+ * One loss is inherent to refresh-token rotation without a grace period, and is told apart, not
+ * hidden: a refresh cut in half by the crash (its token consumed, the new one never returned) leaves
+ * that client with a consumed token, so it must log in again. Only a client whose refresh was running
+ * while the process died may be logged out; bystander clients, logged in before and idle during the
+ * crash, and every other client must keep working, so a store that lost data fails the test.
+ *
  * The load phases wait for events (cycles completed, an outage seen), each with a deadline; nothing
  * sleeps to let time pass.
  */
@@ -28,6 +34,8 @@ import { approveAndSignIn, type Stack, USERS } from './stack.ts';
 
 const REPLICAS = 3;
 const WORKERS = 4;
+/** Clients logged in before a crash that send nothing during it: no crash can excuse losing theirs. */
+const BYSTANDERS = 2;
 
 /** The parts of a Stack the OAuth helpers (oauth.ts, stack.ts) use, pointed at nginx or at one replica. */
 type StackView = Pick<Stack, 'issuer' | 'idp' | 'ca' | 'mcpUrl'>;
@@ -88,15 +96,21 @@ class Worker {
         return { status: response.status };
       });
       await this.#record('refresh', async () => {
-        const response = await tokenRequest(this.stack, { grant_type: 'refresh_token', refresh_token: this.refreshToken, client_id: this.clientId });
+        // Not tokenRequest(): a 502 from nginx is an HTML page, and its status is what matters here.
+        const response = await fetch(`${this.stack.issuer}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: this.refreshToken, client_id: this.clientId }),
+        });
+        const body = response.headers.get('content-type')?.includes('json') ? ((await response.json()) as Record<string, unknown>) : {};
         if (response.status === 200) {
-          this.accessToken = String(response.body.access_token);
-          this.refreshToken = String(response.body.refresh_token);
-        } else if (response.body.error === 'invalid_grant') {
+          this.accessToken = String(body.access_token);
+          this.refreshToken = String(body.refresh_token);
+        } else if (body.error === 'invalid_grant') {
           this.loggedOut = true;
           this.#stop = true;
         }
-        return { status: response.status, error: typeof response.body.error === 'string' ? response.body.error : undefined };
+        return { status: response.status, error: typeof body.error === 'string' ? body.error : undefined };
       });
       this.cycles++;
     }
@@ -240,29 +254,34 @@ describe('three replicas sharing Redis behind nginx', { skip }, () => {
     }
   });
 
-  /** WORKERS clients, each logged in through nginx, ready to loop. */
-  async function loggedInWorkers(): Promise<Worker[]> {
+  /** `count` clients, each logged in through nginx, ready to loop. */
+  async function loggedInClients(name: string, count: number): Promise<Worker[]> {
     const workers: Worker[] = [];
-    for (let i = 0; i < WORKERS; i++) {
+    for (let i = 0; i < count; i++) {
       const client = await registerPublicClient(publicStack, `http://127.0.0.1:${5600 + i}/callback`);
       const tokens = await authorizeAndExchange(publicStack, new Browser({ ca: ca.caPem }), client, { username: i % 2 ? 'bob' : 'alice' });
       assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
-      workers.push(new Worker(`worker-${i}`, publicStack, client.client_id, tokens));
+      workers.push(new Worker(`${name}-${i}`, publicStack, client.client_id, tokens));
     }
     return workers;
   }
 
-  /** After the load: each worker's current refresh token still refreshes (one at a time), unless excused. */
-  async function assertEveryGrantRefreshes(workers: Worker[], excused: Set<Worker>): Promise<void> {
-    for (const worker of workers) {
+  /**
+   * After the load: each client's current refresh token still refreshes (one at a time). `bystanders`
+   * were logged in before the crash and sent nothing during it, so nothing can excuse them.
+   */
+  async function assertEveryGrantRefreshes(workers: Worker[], bystanders: Worker[], excused: Set<Worker>): Promise<void> {
+    for (const worker of [...workers, ...bystanders]) {
       if (excused.has(worker)) continue;
+      assert.equal(worker.loggedOut, false, `${worker.name} was logged out`);
       const response = await tokenRequest(publicStack, { grant_type: 'refresh_token', refresh_token: worker.refreshToken, client_id: worker.clientId });
       assert.equal(response.status, 200, `${worker.name}: its last refresh token still refreshes: ${JSON.stringify(response.body)}`);
     }
   }
 
   test('(c) kill -9 of one replica under load loses nothing issued; only requests in flight to it fail', async (t) => {
-    const workers = await loggedInWorkers();
+    const workers = await loggedInClients('worker', WORKERS);
+    const bystanders = await loggedInClients('bystander', BYSTANDERS);
     const logStart = (await set.servedBy()).length;
     for (const worker of workers) worker.start();
     try {
@@ -294,21 +313,21 @@ describe('three replicas sharing Redis behind nginx', { skip }, () => {
           const explained = failure.status === 502 || (cut !== undefined && failure.kind === 'refresh' && failure.error === 'invalid_grant');
           assert.ok(explained, `${worker.name}: ${JSON.stringify(failure)} is not a request in flight to the dead replica`);
         }
-        if (cut) excused.add(worker);
+        if (cut && worker.loggedOut) excused.add(worker);
       }
       const total = workers.reduce((sum, worker) => sum + worker.outcomes.length, 0);
       t.diagnostic(
-        `${total} requests, ${failed.length} failed (${failed.filter((r) => r.status === 502).length} in flight to the killed replica), ${excused.size} clients had a refresh cut by the crash`,
+        `${total} requests, ${failed.length} failed (${failed.filter((r) => r.status === 502).length} in flight to the killed replica), ${excused.size} clients logged out by a refresh the crash cut`,
       );
-      assert.ok(excused.size < WORKERS, 'most clients never noticed the crash');
-      await assertEveryGrantRefreshes(workers, excused);
+      await assertEveryGrantRefreshes(workers, bystanders, excused);
     } finally {
       for (const worker of workers) await worker.stop();
     }
   });
 
   test('(d) Redis killed and restarted under load: every refresh token a client holds still refreshes', async (t) => {
-    const workers = await loggedInWorkers();
+    const workers = await loggedInClients('worker', WORKERS);
+    const bystanders = await loggedInClients('bystander', BYSTANDERS);
     for (const worker of workers) worker.start();
     try {
       await waitUntil('every worker to run 3 cycles', () => workers.every((worker) => worker.cycles >= 3));
@@ -332,7 +351,7 @@ describe('three replicas sharing Redis behind nginx', { skip }, () => {
       let unavailable = 0;
       for (const worker of workers) {
         const cut = cutInHalf(worker, killedAt, deadAt);
-        if (cut) excused.add(worker);
+        if (cut && worker.loggedOut) excused.add(worker);
         for (const failure of worker.failures()) {
           if (failure.status === 503) {
             unavailable++;
@@ -342,9 +361,8 @@ describe('three replicas sharing Redis behind nginx', { skip }, () => {
           assert.ok(explained, `${worker.name}: ${JSON.stringify(failure)} is neither a 503 during the outage nor a refresh cut by the crash`);
         }
       }
-      t.diagnostic(`${unavailable} requests answered 503 during the outage; ${excused.size} clients had a refresh cut by the crash`);
-      assert.ok(excused.size < WORKERS, 'most clients never noticed the crash');
-      await assertEveryGrantRefreshes(workers, excused);
+      t.diagnostic(`${unavailable} requests answered 503 during the outage; ${excused.size} clients logged out by a refresh the crash cut`);
+      await assertEveryGrantRefreshes(workers, bystanders, excused);
     } finally {
       for (const worker of workers) await worker.stop();
     }
