@@ -59,7 +59,7 @@ interface Outcome {
 class Worker {
   readonly outcomes: Outcome[] = [];
   cycles = 0;
-  /** Its grant was refused (invalid_grant): a real client would log in again; this one stops. */
+  /** Its refresh was refused (invalid_grant, invalid_client): a real client would log in again; this one stops. */
   loggedOut = false;
   clientId: string;
   accessToken: string;
@@ -106,7 +106,8 @@ class Worker {
         if (response.status === 200) {
           this.accessToken = String(body.access_token);
           this.refreshToken = String(body.refresh_token);
-        } else if (body.error === 'invalid_grant') {
+        } else if (response.status === 400 || response.status === 401) {
+          // invalid_grant, invalid_client: the tokens or the registration are gone; only a new login helps.
           this.loggedOut = true;
           this.#stop = true;
         }
