@@ -7,10 +7,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../../src/config/load.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { ErrorCode } from '../../../src/core/errors.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 import { openStorage } from '../../../src/storage/index.ts';
 import { createTestCa, opensslAvailable } from '../../support/tls.ts';
 
@@ -132,6 +134,23 @@ describe('storage: redis configuration', () => {
         return true;
       },
     );
+  });
+
+  test('the storage block logged as it is shows the URL but not the password', () => {
+    let text = '';
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        text += String(chunk);
+        done();
+      },
+    });
+    const config = configSchema.parse({
+      storage: { type: 'redis', url: 'rediss://redis.internal:6380', username: 'gateway', password: 'logged-nowhere-0123' },
+      secrets: SECRETS,
+    });
+    createLogger('info', sink).info({ storage: config.storage }, 'storage');
+    assert.match(text, /rediss:\/\/redis\.internal:6380/);
+    assert.doesNotMatch(text, /logged-nowhere-0123/);
   });
 
   test('openStorage reports an unreachable Redis as ERR_STORAGE_UNAVAILABLE', async () => {
