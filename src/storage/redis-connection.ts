@@ -97,3 +97,28 @@ export function classifyRedisError(error: unknown): unknown {
   const reason = error instanceof Error ? error.message : String(error);
   return new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, `Redis is unavailable: ${reason}`, { cause: error });
 }
+
+/**
+ * What is wrong with the server's settings for the gateway's data (docs/storage.md): no append-only
+ * file (a restart loses every grant since the last snapshot) or an eviction policy other than
+ * `noeviction` (a full Redis would silently drop grants and keys). Best effort: a server that refuses
+ * INFO (an ACL without it, a managed service) yields nothing.
+ */
+export async function settingsWarnings(send: (args: string[]) => Promise<unknown>): Promise<string[]> {
+  const field = (info: unknown, name: string): string | undefined =>
+    typeof info === 'string' ? new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() : undefined;
+  const warnings: string[] = [];
+  try {
+    const aof = field(await send(['INFO', 'persistence']), 'aof_enabled');
+    if (aof === '0') {
+      warnings.push('Redis runs without appendonly: a Redis restart loses every grant, refresh token and client since the last snapshot');
+    }
+    const policy = field(await send(['INFO', 'memory']), 'maxmemory_policy');
+    if (policy !== undefined && policy !== 'noeviction') {
+      warnings.push(`Redis maxmemory-policy is ${policy}: a full Redis would silently evict grants and keys; use noeviction`);
+    }
+  } catch {
+    // INFO refused: nothing to say.
+  }
+  return warnings;
+}

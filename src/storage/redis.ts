@@ -19,7 +19,14 @@ import { createHash } from 'node:crypto';
 import { ErrorReply } from '@redis/client';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
-import { classifyRedisError, createRedisClient, type RedisClient, type RedisConnectionOptions, redactedRedisUrl } from './redis-connection.ts';
+import {
+  classifyRedisError,
+  createRedisClient,
+  type RedisClient,
+  type RedisConnectionOptions,
+  redactedRedisUrl,
+  settingsWarnings,
+} from './redis-connection.ts';
 import {
   ADD_TO_SET_SCRIPT,
   CORRUPT,
@@ -109,7 +116,9 @@ export class RedisStorage implements Storage {
       const reason = error instanceof Error ? error.message : String(error);
       throw new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, `cannot connect to Redis at ${where}: ${reason}`, { cause: error });
     }
-    return new RedisStorage(client, options);
+    const storage = new RedisStorage(client, options);
+    for (const warning of await settingsWarnings((args) => storage.#send(args))) options.log?.warn({ redis: where }, warning);
+    return storage;
   }
 
   async get<T = unknown>(namespace: string, key: string): Promise<T | undefined> {

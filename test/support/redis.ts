@@ -41,6 +41,8 @@ export interface RedisOptions {
   tls?: { certFile: string; keyFile: string; caFile: string };
   /** `always` (every write on disk before the reply) by default; `everysec` is the production default. */
   appendfsync?: 'always' | 'everysec';
+  /** More `--name value` arguments, after the defaults (so they override them). */
+  extraArgs?: string[];
 }
 
 export interface RunningRedis {
@@ -100,6 +102,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RunningRed
           'no',
         ]
       : ['--port', String(port)]),
+    ...(options.extraArgs ?? []),
   ];
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {

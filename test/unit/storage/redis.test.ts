@@ -216,6 +216,30 @@ describe('RedisStorage when Redis goes away', { skip }, () => {
   });
 });
 
+describe('RedisStorage checks the server settings the gateway relies on', { skip }, () => {
+  test('warns once at start-up about a Redis without AOF or with an eviction policy, and is quiet otherwise', async () => {
+    const capture = () => {
+      const warnings: string[] = [];
+      return { warnings, log: { warn: (_object: object, message: string) => warnings.push(message), info: () => {} } };
+    };
+    const risky = await startRedis({ extraArgs: ['--appendonly', 'no', '--maxmemory-policy', 'allkeys-lru'] });
+    const safe = await startRedis();
+    try {
+      const seen = capture();
+      await (await open(risky, 'settings:', { log: seen.log })).close();
+      assert.equal(seen.warnings.length, 2, seen.warnings.join('\n'));
+      assert.match(seen.warnings[0]!, /appendonly/);
+      assert.match(seen.warnings[1]!, /allkeys-lru.*noeviction/);
+      const quiet = capture();
+      await (await open(safe, 'settings:', { log: quiet.log })).close();
+      assert.deepEqual(quiet.warnings, []);
+    } finally {
+      await risky.close();
+      await safe.close();
+    }
+  });
+});
+
 describe('RedisStorage over TLS with a password', { skip: skip || (opensslAvailable() ? false : 'openssl not installed') }, () => {
   test('connects with the CA and password, and refuses a wrong password without printing it', async () => {
     const ca = await createTestCa();
