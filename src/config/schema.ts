@@ -25,8 +25,8 @@ import {
 } from './schema/providers-oidc.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
-import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
 import { sharedStorageKeyProblem, storageSchema } from './schema/storage.ts';
+import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
