@@ -155,6 +155,13 @@ export async function runAdmin(args: string[], io: AdminIo): Promise<number> {
     io.stderr.write(`${formatConfigError(error)}\n`);
     return 1;
   }
+  if (config.storage.type === 'memory') {
+    const code = ErrorCode.CLI_ADMIN_STORAGE_NOT_SHARED;
+    io.stderr.write(
+      `mcp-oauth-gateway admin ${command.name}: storage.type is memory, which lives inside the gateway's process; admin commands need the gateway's sqlite file or redis (${code})\n`,
+    );
+    return 1;
+  }
   const storage = await openStorage(config);
   const context = new AdminContext(config, storage, io, values.json === true);
   try {
@@ -384,13 +391,17 @@ async function revoke(context: AdminContext, values: Record<string, string | boo
   let subject: Record<string, unknown>;
   if (by === 'user') {
     const userIds = await userIdsFor(context, target);
-    const revoker = await context.revoker();
     revoked = [];
-    for (const userId of userIds) revoked.push(...(await revoker.revokeUserGrants(userId)));
+    // A user with no grant left needs no revoker (nor the encryption key it reads).
+    if ((await listGrants(context.storage, { userIds })).length > 0) {
+      const revoker = await context.revoker();
+      for (const userId of userIds) revoked.push(...(await revoker.revokeUserGrants(userId)));
+    }
     subject = { userId: userIds[0] };
   } else if (by === 'client') {
-    if ((await findClient(context.storage, target)) === undefined) throw notFound(`no client "${target}"`);
-    revoked = await (await context.revoker()).revokeClientGrants(target);
+    const client = await findClient(context.storage, target);
+    if (client === undefined) throw notFound(`no client "${target}"`);
+    revoked = client.summary.grants > 0 ? await (await context.revoker()).revokeClientGrants(target) : [];
     subject = { clientId: target };
   } else {
     if ((await findGrant(context.storage, target)) === undefined) throw notFound(`no grant "${target}"`);

@@ -360,20 +360,24 @@ describe('admin commands against a running gateway', () => {
       redirect_uris: ['https://app.example.com/callback'],
       token_endpoint_auth_method: 'client_secret_post',
     });
-    if (registered.status === 201 && typeof registered.body.client_secret === 'string') {
-      secrets.push(registered.body.client_secret);
-      const clientId = String(registered.body.client_id);
-      const listed = await cli('admin', 'clients', 'list', '--json', '-c', configFile);
-      assert.ok(listed.stdout.includes(clientId));
-      assert.equal((await cli('admin', 'clients', 'delete', clientId, '-c', configFile)).status, 0);
-    }
+    assert.equal(registered.status, 201, JSON.stringify(registered.body));
+    assert.equal(typeof registered.body.client_secret, 'string');
+    secrets.push(String(registered.body.client_secret));
+    const clientId = String(registered.body.client_id);
+    const listed = await cli('admin', 'clients', 'list', '--json', '-c', configFile);
+    assert.ok(listed.stdout.includes(clientId));
+    // The sealed secret, as stored, is not printed either.
+    const stored = await stack.gateway.storage.get<Record<string, unknown>>('oidc:Client', clientId);
+    assert.equal(typeof stored?.client_secret_sealed, 'string');
+    secrets.push(String(stored?.client_secret_sealed));
+    assert.equal((await cli('admin', 'clients', 'delete', clientId, '-c', configFile)).status, 0);
     // Everything at rest that is a credential or derived from one: refresh-token and code hashes, the
     // sealed client secrets, the encryption key.
     for (const model of ['RefreshToken', 'AuthorizationCode']) {
       for (const { key } of await stack.gateway.storage.list(`oidc:${model}`)) secrets.push(key);
     }
     for (const { value } of await stack.gateway.storage.list<Record<string, unknown>>('oidc:Client')) {
-      if (typeof value.client_secret === 'string') secrets.push(value.client_secret);
+      if (typeof value.client_secret_sealed === 'string') secrets.push(value.client_secret_sealed);
     }
     secrets.push((await readFile(join(stack.dataDir, 'encryption.key'), 'utf8')).trim());
     const everything = printed.join('\n');
