@@ -153,8 +153,18 @@ export async function findGrant(storage: Storage, grantId: string): Promise<Gran
   return (await listGrants(storage, { userIds: [String(grant.accountId ?? '')], clientId: String(grant.clientId ?? '') })).find((g) => g.grantId === grantId);
 }
 
-function clientSummary(clientId: string, stored: AdapterPayload | undefined, grants: readonly GrantSummary[]): ClientSummary {
-  const own = grants.filter((grant) => grant.clientId === clientId);
+/** Grants grouped by a key, so a summary per client or user costs one pass over the grants, not one per row. */
+function groupBy(grants: readonly GrantSummary[], key: (grant: GrantSummary) => string): Map<string, GrantSummary[]> {
+  const groups = new Map<string, GrantSummary[]>();
+  for (const grant of grants) {
+    const group = groups.get(key(grant));
+    if (group) group.push(grant);
+    else groups.set(key(grant), [grant]);
+  }
+  return groups;
+}
+
+function clientSummary(clientId: string, stored: AdapterPayload | undefined, own: readonly GrantSummary[]): ClientSummary {
   const redirectUris = Array.isArray(stored?.redirect_uris) ? stored.redirect_uris.filter((uri): uri is string => typeof uri === 'string') : [];
   return {
     clientId,
@@ -175,9 +185,10 @@ export async function listClients(storage: Storage): Promise<ClientSummary[]> {
   const grants = await listGrants(storage);
   const stored = new Map<string, AdapterPayload>();
   for (const { key, value } of await storage.list<AdapterPayload>(ADAPTER_NS.model('Client'))) stored.set(text(value?.client_id) ?? key, value);
-  const ids = new Set([...stored.keys(), ...grants.map((grant) => grant.clientId)]);
+  const byClient = groupBy(grants, (grant) => grant.clientId);
+  const ids = new Set([...stored.keys(), ...byClient.keys()]);
   return [...ids]
-    .map((clientId) => clientSummary(clientId, stored.get(clientId), grants))
+    .map((clientId) => clientSummary(clientId, stored.get(clientId), byClient.get(clientId) ?? []))
     .sort((a, b) => (b.createdAt ?? 0) - (a.createdAt ?? 0) || a.clientId.localeCompare(b.clientId));
 }
 
@@ -189,7 +200,7 @@ export async function findClient(storage: Storage, clientId: string): Promise<{ 
   return { summary: clientSummary(clientId, stored, grants), stored: stored !== undefined };
 }
 
-function userSummary(user: UserRecord, grants: readonly GrantSummary[]): UserSummary {
+function userSummary(user: UserRecord, own: readonly GrantSummary[]): UserSummary {
   return {
     userId: user.id,
     provider: user.provider,
@@ -198,17 +209,17 @@ function userSummary(user: UserRecord, grants: readonly GrantSummary[]): UserSum
     groups: Array.isArray(user.groups) ? user.groups.filter((group): group is string => typeof group === 'string') : [],
     createdAt: seconds(user.createdAt),
     lastLoginAt: seconds(user.lastLoginAt),
-    grants: grants.filter((grant) => grant.userId === user.id).length,
+    grants: own.length,
   };
 }
 
 /** Every user who signed in, most recent login first. */
 export async function listUsers(storage: Storage): Promise<UserSummary[]> {
-  const grants = await listGrants(storage);
+  const byUser = groupBy(await listGrants(storage), (grant) => grant.userId);
   const users = await storage.list<UserRecord>(NS.users);
   return users
     .filter(({ value }) => value !== null && typeof value === 'object' && typeof value.id === 'string')
-    .map(({ value }) => userSummary(value, grants))
+    .map(({ value }) => userSummary(value, byUser.get(value.id) ?? []))
     .sort((a, b) => (b.lastLoginAt ?? 0) - (a.lastLoginAt ?? 0) || a.userId.localeCompare(b.userId));
 }
 
