@@ -13,6 +13,6 @@ try {
     process.exit(1);
   }
 } catch (error) {
-  process.stderr.write(`unhealthy: ${url}: ${error.cause?.code ?? error.name}\n`);
+  process.stderr.write(`unhealthy: ${url}: ${error.cause?.code ?? error.cause?.message ?? error.message}\n`);
   process.exit(1);
 }
