@@ -119,6 +119,7 @@ describe('Dockerfile and .dockerignore', () => {
     const arg = only(instructions, 'ARG').find((i) => i.args.startsWith('BASE='));
     assert.equal(arg?.args, 'BASE=node:24-bookworm-slim');
     const froms = only(instructions, 'FROM').map((i) => i.args);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the Dockerfile's own ${BASE}, not a template
     assert.deepEqual(froms, ['${BASE} AS build', '${BASE} AS runtime']);
   });
 
@@ -137,7 +138,11 @@ describe('Dockerfile and .dockerignore', () => {
     assert.ok(install, 'npm install in the runtime stage');
     assert.match(install, /--omit=dev/);
     assert.match(install, /from=build/, 'the tarball comes from the build stage');
-    assert.equal(only(instructions, 'COPY', 'runtime').filter((i) => !i.args.startsWith('deploy/image/')).length, 0, 'nothing of the repository but deploy/image/');
+    assert.equal(
+      only(instructions, 'COPY', 'runtime').filter((i) => !i.args.startsWith('deploy/image/')).length,
+      0,
+      'nothing of the repository but deploy/image/',
+    );
   });
 
   test('every file npm pack needs is copied into the build stage', () => {
@@ -157,7 +162,15 @@ describe('Dockerfile and .dockerignore', () => {
       .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
     assert.ok(sources.length >= 7, `COPY sources found: ${sources.join(', ')}`);
     for (const source of sources) assert.ok(inBuildContext(source), `${source} is in the build context`);
-    for (const excluded of ['node_modules', 'data/gateway.db', 'dist', '.git', 'deploy/compose/secrets/encryption-key', 'test', 'mcp-oauth-gateway-0.1.0.tgz']) {
+    for (const excluded of [
+      'node_modules',
+      'data/gateway.db',
+      'dist',
+      '.git',
+      'deploy/compose/secrets/encryption-key',
+      'test',
+      'mcp-oauth-gateway-0.1.0.tgz',
+    ]) {
       assert.ok(!inBuildContext(excluded), `${excluded} stays out of the build context`);
     }
   });
@@ -186,7 +199,12 @@ describe('Dockerfile and .dockerignore', () => {
       only(instructions, 'CMD').map((i) => i.args),
       ['["serve"]'],
     );
-    assert.match(only(instructions, 'RUN', 'runtime').map((i) => i.args).join('\n'), /useradd --uid 10001 /);
+    assert.match(
+      only(instructions, 'RUN', 'runtime')
+        .map((i) => i.args)
+        .join('\n'),
+      /useradd --uid 10001 /,
+    );
   });
 });
 
