@@ -36,9 +36,12 @@ ENV NODE_ENV=production \
 WORKDIR /opt/mcp-oauth-gateway
 # An empty project with the tarball as its one dependency: `npm install` resolves the package's own
 # pinned dependencies from the registry, dev dependencies omitted; npm's cache is not kept.
-RUN --mount=type=bind,from=build,source=/pack,target=/pack \
-    printf '{"name":"mcp-oauth-gateway-image","private":true}\n' > package.json \
- && npm install --omit=dev --no-audit --no-fund /pack/mcp-oauth-gateway.tgz \
+# COPY rather than a `RUN --mount` of the build stage: a COPY's cache key is the tarball's content, so
+# a new tarball always reinstalls (Buildah reuses a RUN whose text is unchanged, whatever it mounts).
+COPY --from=build /pack/mcp-oauth-gateway.tgz /tmp/mcp-oauth-gateway.tgz
+RUN printf '{"name":"mcp-oauth-gateway-image","private":true}\n' > package.json \
+ && npm install --omit=dev --no-audit --no-fund /tmp/mcp-oauth-gateway.tgz \
+ && rm /tmp/mcp-oauth-gateway.tgz \
  && npm cache clean --force \
  && mcp-oauth-gateway --help > /dev/null
 # A user of its own (no login shell, no home to write to) owns only the data volume.

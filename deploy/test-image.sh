@@ -48,7 +48,7 @@ json() { "$NODE" -e 'const j = JSON.parse(require("node:fs").readFileSync(proces
 mkdir -p "$WORK"
 SCRATCH="$(mktemp -d "$WORK/run.XXXXXX")"
 cleanup() {
-  podman rm --force --ignore --volumes --time 0 "$RUN_ID-a" "$RUN_ID-b" "$RUN_ID-demo" >/dev/null 2>&1 || true
+  podman rm --force --ignore --volumes --time 0 "$RUN_ID-a" "$RUN_ID-b" "$RUN_ID-demo" "$RUN_ID-copy" >/dev/null 2>&1 || true
   podman volume rm -f "$RUN_ID-data" >/dev/null 2>&1 || true
   rm -rf "$SCRATCH"
 }
@@ -129,6 +129,16 @@ started=$SECONDS
 podman build --format docker --build-arg "BASE=$BASE" -t "$IMAGE" "$REPO_ROOT" >"$WORK/build.log" 2>&1 ||
   fail "podman build failed: $(tail -n 20 "$WORK/build.log")"
 ok "built $IMAGE in $((SECONDS - started)) s, $(($(podman image inspect --format '{{.Size}}' "$IMAGE") / 1000000)) MB"
+
+# The image must hold this checkout's code, not a cached older build: its dist/ must equal what the
+# same compiler makes of src/ here (tsc from node_modules, the version package-lock.json pins).
+"$NODE" "$REPO_ROOT/node_modules/typescript/bin/tsc" -p "$REPO_ROOT/tsconfig.build.json" --outDir "$SCRATCH/dist" ||
+  fail "tsc could not build src/ for the comparison"
+pm create --name "$RUN_ID-copy" "$IMAGE" >/dev/null
+podman cp "$RUN_ID-copy:/opt/mcp-oauth-gateway/node_modules/mcp-oauth-gateway/dist" "$SCRATCH/image-dist"
+pm rm --volumes "$RUN_ID-copy" >/dev/null
+diff -r "$SCRATCH/dist" "$SCRATCH/image-dist" >"$SCRATCH/dist.diff" || fail "the image's dist/ differs from src/ compiled here: $(head -n 20 "$SCRATCH/dist.diff")"
+ok "the image's package holds src/ of this checkout, compiled ($(find "$SCRATCH/dist" -name '*.js' | wc -l) files)"
 
 config() { podman image inspect --format "$1" "$IMAGE"; }
 [ "$(config '{{.Config.User}}')" = "10001:10001" ] || fail "image user is '$(config '{{.Config.User}}')', not 10001:10001"
