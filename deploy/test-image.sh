@@ -237,8 +237,9 @@ step "the demo MCP server, as compose.yaml runs it"
 pm run -d --name "$RUN_ID-demo" --no-healthcheck --entrypoint node "$IMAGE" \
   /opt/mcp-oauth-gateway/node_modules/mcp-oauth-gateway/dist/demo/server.js --host 0.0.0.0 --port 3001 >/dev/null
 deadline=$((SECONDS + 30))
-# compose.yaml's health check for the demo service: any HTTP answer on /mcp.
-until podman exec "$RUN_ID-demo" node -e "fetch('http://127.0.0.1:3001/mcp').then(() => process.exit(0), () => process.exit(1))" 2>/dev/null; do
+# compose.yaml's own health check for the demo service (a CMD-SHELL string), run in the container.
+DEMO_CHECK="$(cd "$REPO_ROOT" && "$NODE" -e 'const c = require("yaml").parse(require("node:fs").readFileSync("compose.yaml", "utf8")); process.stdout.write(c.services.demo.healthcheck.test[1])')"
+until podman exec "$RUN_ID-demo" sh -c "$DEMO_CHECK" 2>/dev/null; do
   [ "$SECONDS" -lt "$deadline" ] || fail "the demo server did not answer within 30 s: $(podman logs "$RUN_ID-demo" 2>&1 | tail -n 10)"
   sleep 0.5
 done
@@ -247,6 +248,10 @@ podman exec "$RUN_ID-demo" node -e "
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'test-image', version: '1' } } }) })
     .then(async (r) => { const text = await r.text(); if (r.status !== 200 || !text.includes('mcp-oauth-gateway-demo')) { console.error(r.status, text); process.exit(1); } })" ||
   fail "the demo server did not answer initialize"
-ok "the demo MCP server answers initialize on :3001/mcp as compose.yaml's demo service"
+ok "the demo MCP server, started as compose.yaml's demo service, passes its health check and answers initialize"
 
 echo "PASS: $IMAGE built from $BASE and checked"
+# For test/e2e/container-image.test.ts, which runs compose.yaml on the same image.
+echo "RESULT_IMAGE=$IMAGE"
+echo "RESULT_BASE=$BASE"
+echo "RESULT_CONTAINERS_CONF=${CONTAINERS_CONF:-}"
