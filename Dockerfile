@@ -44,7 +44,7 @@ RUN printf '{"name":"mcp-oauth-gateway-image","private":true}\n' > package.json 
  && rm /tmp/mcp-oauth-gateway.tgz \
  && npm cache clean --force \
  && mcp-oauth-gateway --help > /dev/null
-# A user of its own (no login shell, no home to write to) owns only the data volume.
+# A user of its own, no login shell, owning only the data volume (also its home: npx caches there).
 RUN groupadd --gid 10001 mcp-gateway \
  && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home --no-log-init --shell /usr/sbin/nologin mcp-gateway \
  && mkdir -p /data /etc/mcp-oauth-gateway \

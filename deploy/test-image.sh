@@ -13,15 +13,20 @@
 # stop on SIGTERM, and the /data volume carrying the database and keys into a second container started
 # with a read-only root file system. The demo MCP server command of compose.yaml is run too.
 #
-# Idempotent: the root file system and the base image are kept under $MCP_GATEWAY_IMAGE_WORK
+# The image's dist/ is compared with src/ compiled here, so a stale build cache cannot pass unseen.
+# (The variables below are IMAGE_TEST_*, not MCP_GATEWAY_*: the gateway reads every MCP_GATEWAY_*
+# variable as configuration and refuses the ones it does not know.)
+#
+# Idempotent: the root file system and the base image are kept under $IMAGE_TEST_WORK
 # (default /var/tmp/mcp-oauth-gateway-image) and reused; containers and the volume are removed on exit.
-# MCP_GATEWAY_IMAGE_BASE=<image> skips the local base and builds on that image instead (for example
+# IMAGE_TEST_TAG names the image built (default localhost/mcp-oauth-gateway:test).
+# IMAGE_TEST_BASE=<image> skips the local base and builds on that image instead (for example
 # node:24-bookworm-slim where a registry is reachable). Needs root (debootstrap, rootful podman).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WORK="${MCP_GATEWAY_IMAGE_WORK:-/var/tmp/mcp-oauth-gateway-image}"
-IMAGE="${MCP_GATEWAY_IMAGE:-localhost/mcp-oauth-gateway:test}"
+WORK="${IMAGE_TEST_WORK:-/var/tmp/mcp-oauth-gateway-image}"
+IMAGE="${IMAGE_TEST_TAG:-localhost/mcp-oauth-gateway:test}"
 SKIP_STATUS=77
 RUN_ID="mcpgw-image-$$"
 
@@ -57,10 +62,10 @@ trap cleanup EXIT
 # ---------------------------------------------------------------------------------------------------
 # The base image: Debian bookworm from Debian packages, plus Node and npm.
 
-BASE="${MCP_GATEWAY_IMAGE_BASE:-localhost/mcp-oauth-gateway-base:node-${NODE_VERSION#v}-bookworm}"
+BASE="${IMAGE_TEST_BASE:-localhost/mcp-oauth-gateway-base:node-${NODE_VERSION#v}-bookworm}"
 if podman image exists "$BASE"; then
   step "base image $BASE (kept from an earlier run)"
-elif [ -n "${MCP_GATEWAY_IMAGE_BASE:-}" ]; then
+elif [ -n "${IMAGE_TEST_BASE:-}" ]; then
   podman pull "$BASE" || skip "base image $BASE is neither local nor pullable"
 else
   command -v debootstrap >/dev/null || skip "debootstrap is not installed (apt-get install debootstrap)"
