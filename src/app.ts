@@ -8,13 +8,14 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type AuthorizationServer, createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
+import { type AuthorizationServer, createAuthorizationServer, type GrantRevoker, type ProtectedResource } from './authorization/index.ts';
 import { type GatewayKeys, loadOrCreateKeys } from './authorization/keys.ts';
 import { ID_TOKEN_TTL_SECONDS } from './authorization/provider.ts';
 import { SigningKeyRing } from './authorization/signing-key-ring.ts';
 import { PRE_PUBLICATION_MS, retentionFor, type SigningKeyPolicy } from './authorization/signing-keys.ts';
 import type { GatewayConfig, ServerConfig } from './config/schema.ts';
 import { type Clock, systemClock } from './core/clock.ts';
+import { ErrorCode, hasErrorCode } from './core/errors.ts';
 import { canonicalizeResource, resourceFor } from './core/resource-uri.ts';
 import { demoIdentityProvider, demoServer } from './demo/embedded-default.ts';
 import { createForwardAuth, type ForwardAuth } from './forward-auth/index.ts';
@@ -33,6 +34,7 @@ import { startUpstreamTargets, type UpstreamTargets } from './proxy/upstream-tar
 import { createResourceServer, type ResourceServer } from './resource-server/index.ts';
 import { openStorage, startSweeper } from './storage/index.ts';
 import { NS, type UserRecord } from './storage/records.ts';
+import { RevocationList, revocationRetentionSeconds } from './storage/revocation-list.ts';
 import { loadEncryptionKeys, SecretBox } from './storage/secret-box.ts';
 import type { Storage } from './storage/types.ts';
 
@@ -42,6 +44,10 @@ export interface RunningGateway {
   server: Server;
   storage: Storage;
   logger: Logger;
+  /** The grants whose access tokens this replica refuses; tests call `sync()` instead of waiting for a poll. */
+  revocations: RevocationList;
+  /** Revokes grants by grant, user or client (docs/tokens.md, "Revocation"). */
+  grants: GrantRevoker;
   close(): Promise<void>;
 }
 
@@ -62,6 +68,7 @@ interface Foundations {
   clock: Clock;
   storage: Storage;
   stopSweeper: () => void;
+  revocations: RevocationList;
   secretBox: SecretBox;
   keys: GatewayKeys;
   /** The live signing keys, reloaded from storage and rotated on schedule (docs/keys.md). */
@@ -110,19 +117,31 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     server,
     storage: foundations.storage,
     logger,
+    revocations: foundations.revocations,
+    grants: rooms.authorization.grants,
     close: () => (closing ??= shutDown(server, foundations, rooms, logger)),
   };
 }
 
 async function openFoundations(config: GatewayConfig, logger: Logger, clock: Clock): Promise<Foundations> {
-  const storage = await openStorage(config, { clock });
+  const storage = await openStorage(config, { clock, log: logger });
   const stopSweeper = startSweeper(storage, 60_000, logger);
+  const revocations = new RevocationList({
+    storage,
+    retentionSeconds: revocationRetentionSeconds(config.tokens.accessTokenTtl),
+    pollIntervalMs: config.tokens.revocationPollInterval * 1000,
+    logger,
+    clock,
+  });
+  // Revocations made before this replica started apply from its first request on.
+  await revocations.sync();
+  revocations.start();
   const secretBox = new SecretBox(await loadEncryptionKeys(config, logger));
   const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret, clock);
   const signingKeys = new SigningKeyRing({ storage, secretBox, clock, logger, policy: signingKeyPolicy(config), initial: keys });
   const stopSigningKeys = signingKeys.startTimer();
   const extraCaPem = config.extraCaCertificatesFile ? await readFile(config.extraCaCertificatesFile, 'utf8') : undefined;
-  return { clock, storage, stopSweeper, secretBox, keys, signingKeys, stopSigningKeys, extraCaPem };
+  return { clock, storage, stopSweeper, revocations, secretBox, keys, signingKeys, stopSigningKeys, extraCaPem };
 }
 
 /** The signing-key schedule from the configuration; a retired key outlives the longest token it signed. */
@@ -152,6 +171,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     extraCaPem: foundations.extraCaPem,
     logger,
     clock,
+    revocations: foundations.revocations,
   });
   const gateway = createResourceServer({
     issuer: config.publicUrl,
@@ -163,6 +183,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     upstreams,
     idpTokens: identity.idpTokens,
     clock,
+    isRevoked: (grantId) => foundations.revocations.isRevoked(grantId),
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
     stripClientHeaders: config.stripClientHeaders,
@@ -236,14 +257,18 @@ function localSignIn(issuer: string, providers: ReadonlyMap<string, LocalIdentit
 }
 
 /**
- * A refused request (an OAuthError: body too large, wrong content type) keeps its own status; anything
- * else is our failure and says nothing internal on the wire.
+ * A refused request (an OAuthError: body too large, wrong content type) keeps its own status; storage
+ * that cannot be reached is a 503 (src/http/errors.ts); anything else is our failure and says nothing
+ * internal on the wire.
  */
 function requestFailed(logger: Logger): (error: unknown, req: IncomingMessage, res: ServerResponse) => void {
   return (error, req, res) => {
     const path = req.url?.split('?')[0];
     if (error instanceof OAuthError)
       logger.warn({ method: req.method, path, error: error.error, detail: error.detail ?? error.description }, 'request refused');
+    // An outage, not a bug: one line per request, no stack (the storage logs the outage itself once).
+    else if (hasErrorCode(error, ErrorCode.STORAGE_UNAVAILABLE))
+      logger.warn({ method: req.method, path, reason: (error as Error).message }, 'storage unavailable');
     else logger.error({ err: error, method: req.method, path }, 'request failed');
     if (!res.headersSent) sendOAuthError(res, error);
     else res.destroy();
@@ -271,6 +296,7 @@ async function shutDown(server: Server, foundations: Foundations, rooms: Rooms, 
   await rooms.identity.outboundFetch.close();
   await rooms.upstreams.close();
   foundations.stopSweeper();
+  foundations.revocations.stop();
   await foundations.stopSigningKeys();
   await foundations.storage.close();
   logger.flush?.();

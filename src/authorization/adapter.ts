@@ -27,6 +27,12 @@ export interface AdapterPolicy {
   idleClientTtl: number;
 }
 
+/**
+ * Called before a grant's stored tokens are deleted, so its access tokens (JWTs nobody stores) stop
+ * too: src/authorization/grant-revocation.ts records the grant in the revocation list.
+ */
+export type GrantRevokedHook = (grantId: string) => Promise<void>;
+
 /** Models that belong to a grant and are revoked with it. */
 export const GRANTABLE: ReadonlySet<string> = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
@@ -38,10 +44,17 @@ function epochSeconds(): number {
  * oidc-provider constructs its adapter with the model name only, so storage, policy and the SecretBox
  * (which seals client secrets and the user-code index) are bound here.
  */
-export function createAdapterFactory(storage: Storage, policy: AdapterPolicy, secretBox: SecretBox): new (name: string) => Adapter {
+export function createAdapterFactory(
+  storage: Storage,
+  policy: AdapterPolicy,
+  secretBox: SecretBox,
+  grantRevoked?: GrantRevokedHook,
+): new (
+  name: string,
+) => Adapter {
   return class BoundStorageAdapter extends StorageAdapter {
     constructor(name: string) {
-      super(name, storage, policy, secretBox);
+      super(name, storage, policy, secretBox, grantRevoked);
     }
   };
 }
@@ -52,13 +65,15 @@ class StorageAdapter implements Adapter {
   readonly #storage: Storage;
   readonly #policy: AdapterPolicy;
   readonly #secretBox: SecretBox;
+  readonly #grantRevoked: GrantRevokedHook | undefined;
 
-  constructor(name: string, storage: Storage, policy: AdapterPolicy, secretBox: SecretBox) {
+  constructor(name: string, storage: Storage, policy: AdapterPolicy, secretBox: SecretBox, grantRevoked?: GrantRevokedHook) {
     this.name = name;
     this.namespace = ADAPTER_NS.model(name);
     this.#storage = storage;
     this.#policy = policy;
     this.#secretBox = secretBox;
+    this.#grantRevoked = grantRevoked;
   }
 
   /** The row's key: the hash of the id when the id is a credential (src/authorization/stored-ids.ts). */
@@ -141,9 +156,15 @@ class StorageAdapter implements Adapter {
     await this.#storage.delete(this.namespace, this.#key(id));
   }
 
+  /**
+   * oidc-provider calls this for every revocation of a grant: RFC 7009 revocation of its refresh token,
+   * refresh-token or code reuse (RFC 9700 §4.14.2), and src/authorization/grant-revocation.ts.
+   */
   async revokeByGrantId(grantId: string): Promise<void> {
-    // Before anything is deleted, so a token request in flight for this grant refuses to answer.
-    await markGrantRevoked(this.#storage, grantId);
+    // Before anything is deleted: the revocation list entry (which is also the tombstone a token request
+    // in flight checks, revoked-grants.ts) when the gateway gave one, else the tombstone alone.
+    if (this.#grantRevoked) await this.#grantRevoked(grantId);
+    else await markGrantRevoked(this.#storage, grantId);
     // Members are `<model>:<stored key>`, so each one names its row directly.
     const members = await this.#storage.members(ADAPTER_NS.grantTokens, grantId);
     await Promise.all(

@@ -5,12 +5,14 @@ import type { GatewayConfig } from '../config/schema.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { IdentityProvider } from '../idp/types.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { RevocationList } from '../storage/revocation-list.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
 import { html, type PageBranding, pageSecurityHeaders, renderPage } from '../ui/layout.ts';
 import { migrateCredentialsAtRest } from './at-rest-migration.ts';
 import { createCimdFetch } from './cimd.ts';
 import { type CimdGate, createCimdGate } from './cimd-gate.ts';
+import { createGrantRevoker, type GrantRevoker } from './grant-revocation.ts';
 import { type AuthorizationHandlers, createAuthorizationHandlers } from './handlers.ts';
 import { createInteractions } from './interactions/index.ts';
 import type { GatewayKeys } from './keys.ts';
@@ -19,6 +21,7 @@ import { attachSigningKeys } from './provider-keystore.ts';
 import { createRegistrationGuards } from './registration.ts';
 import type { SigningKeyRing } from './signing-key-ring.ts';
 
+export type { GrantRevoker } from './grant-revocation.ts';
 export type { AuthorizationHandlers } from './handlers.ts';
 export type { ProtectedResource } from './provider.ts';
 
@@ -37,11 +40,15 @@ export interface AuthorizationServerOptions {
   logger: Logger;
   /** Times the registration rate-limit windows (the system clock by default). */
   clock?: Clock;
+  /** The revoked grants every replica refuses the access tokens of (src/storage/revocation-list.ts). */
+  revocations: RevocationList;
 }
 
 export interface AuthorizationServer {
   /** The route-table handlers (src/http/routes.ts) this room answers. */
   readonly handlers: AuthorizationHandlers;
+  /** Grant revocation by grant, user or client (docs/tokens.md, "Revocation"). */
+  readonly grants: GrantRevoker;
   publicKeys(): JWK[];
   close(): Promise<void>;
 }
@@ -66,7 +73,14 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     logger,
     onRefused: gate.recordFailure,
   });
-  const provider = providerFor(options, issuer, { fetch: cimd.fetch, allowFetch: gate.allowFetch });
+  const grants = createGrantRevoker({
+    storage: options.storage,
+    secretBox: options.secretBox,
+    revocations: options.revocations,
+    adapterPolicy: config.registration,
+    logger,
+  });
+  const provider = providerFor(options, issuer, { fetch: cimd.fetch, allowFetch: gate.allowFetch }, grants);
   const installSigningKeys = await attachSigningKeys(provider, options.signingKeys.state());
   // The key set may have changed while oidc-provider's internals were looked up: install it again,
   // then follow it (both synchronously, so no change falls between them).
@@ -93,6 +107,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   });
   return {
     handlers,
+    grants,
     publicKeys: () => options.signingKeys.publicKeys(),
     close: cimd.close,
   };
@@ -101,7 +116,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
 type CimdHooks = { fetch: ReturnType<typeof createCimdFetch>['fetch']; allowFetch: CimdGate['allowFetch'] };
 
 /** The oidc-provider instance, configured from the gateway config; its errors render in the gateway's layout. */
-function providerFor(options: AuthorizationServerOptions, issuer: string, cimdHooks: CimdHooks): ReturnType<typeof createProvider> {
+function providerFor(options: AuthorizationServerOptions, issuer: string, cimdHooks: CimdHooks, grants: GrantRevoker): ReturnType<typeof createProvider> {
   const { config } = options;
   const branding: PageBranding = config.ui;
   return createProvider({
@@ -118,6 +133,12 @@ function providerFor(options: AuthorizationServerOptions, issuer: string, cimdHo
     cimd: { ...config.clientIdMetadataDocuments, ...cimdHooks },
     renderError: (ctx, out, error) => renderProviderError(ctx, out, error, branding),
     logger: options.logger,
+    accessTokens: {
+      publicKeys: () => options.signingKeys.publicKeys(),
+      revocations: options.revocations,
+      grants,
+      introspectionClients: config.introspection.clients,
+    },
   });
 }
 

@@ -12,6 +12,13 @@ import type { UserRecord } from '../storage/records.ts';
 import { NS } from '../storage/records.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
+import {
+  type AccessTokenServices,
+  answerForAccessTokens,
+  grantIdClaim,
+  introspectionSettings,
+  standaloneAccessTokenOptions,
+} from './access-token-endpoints.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { hostAllowed } from './cimd.ts';
 import { cachePublicDocuments } from './document-caching.ts';
@@ -21,6 +28,7 @@ import { createRefreshPolicy } from './refresh-policy.ts';
 import { ConcurrentRefresh, createRefreshReplay, type RefreshReplay } from './refresh-replay.ts';
 import { type ProtectedResource, resolveResource } from './resources.ts';
 import { revokedGrantGuard } from './revoked-grants.ts';
+import { retryAfterOnUnavailable, storageForProvider } from './storage-outage.ts';
 
 export { type ProtectedResource, resolveResource } from './resources.ts';
 
@@ -52,6 +60,8 @@ export interface ProviderOptions {
   };
   renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) => void;
   logger: Logger;
+  /** Grant revocation, the revocation list, and who may introspect (access-token-endpoints.ts). */
+  accessTokens?: AccessTokenServices;
 }
 
 /** OIDC scopes the facade understands besides the MCP servers' own scopes. */
@@ -83,7 +93,10 @@ function interactionPolicyAlwaysLogin() {
   return policy;
 }
 
-export function createProvider(options: ProviderOptions): Provider {
+export function createProvider(providerOptions: ProviderOptions): Provider {
+  // Storage outages reach clients as temporarily_unavailable (503), not server_error (storage-outage.ts).
+  const withOutageMapping = { ...providerOptions, storage: storageForProvider(providerOptions.storage) };
+  const options: WithAccessTokens = { ...withOutageMapping, accessTokens: providerOptions.accessTokens ?? standaloneAccessTokens(withOutageMapping) };
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
   const graceSeconds = options.tokens.refreshReuseGraceSeconds ?? 0;
@@ -95,7 +108,9 @@ export function createProvider(options: ProviderOptions): Provider {
     graceSeconds,
   });
   const configuration: Configuration = {
-    adapter: createAdapterFactory(options.storage, options.registration, options.secretBox),
+    adapter: createAdapterFactory(options.storage, options.registration, options.secretBox, options.accessTokens.grants.grantRevoked),
+    clients: introspectionSettings(options.accessTokens.introspectionClients).staticClients,
+    extraTokenClaims: grantIdClaim,
     jwks: { keys: options.signingKeys as never },
     cookies: cookieSettings(options.cookieKeys),
     routes: PROVIDER_ROUTES,
@@ -130,7 +145,28 @@ export function createProvider(options: ProviderOptions): Provider {
   provider.use(revokedGrantGuard(options.storage, options.logger) as Parameters<Provider['use']>[0]);
 
   auditProviderEvents(provider, options.logger);
+  answerForAccessTokens(provider, {
+    ...options.accessTokens,
+    issuer: options.issuer,
+    storage: options.storage,
+    logger: options.logger,
+    clockToleranceSeconds: PROVIDER_CLOCK_TOLERANCE,
+  });
+  retryAfterOnUnavailable(provider);
   return provider;
+}
+
+type WithAccessTokens = ProviderOptions & { accessTokens: AccessTokenServices };
+
+function standaloneAccessTokens(options: ProviderOptions): AccessTokenServices {
+  return standaloneAccessTokenOptions(
+    options.storage,
+    options.secretBox,
+    options.tokens.accessTokenTtl,
+    options.registration,
+    options.signingKeys,
+    options.logger,
+  );
 }
 
 /**
@@ -159,6 +195,9 @@ function cookieSettings(keys: string[]): Configuration['cookies'] {
   };
 }
 
+/** Seconds of clock skew tolerated on the tokens the server checks (the resource server tolerates as much). */
+const PROVIDER_CLOCK_TOLERANCE = 5;
+
 /** What the server speaks: code flow with PKCE S256, ES256, the client authentication methods. */
 function protocolSettings(): Partial<Configuration> {
   return {
@@ -179,7 +218,7 @@ function protocolSettings(): Partial<Configuration> {
     allowOmittingSingleRegisteredRedirectUri: false,
     acceptQueryParamAccessTokens: false,
     conformIdTokenClaims: true,
-    clockTolerance: 5,
+    clockTolerance: PROVIDER_CLOCK_TOLERANCE,
     // CORS for browser-based clients (MCP Inspector): any origin may call the token and revocation
     // endpoints. No cookies are involved there, and the client is authenticated by its own means.
     clientBasedCORS: () => true,
@@ -193,8 +232,8 @@ function protocolSettings(): Partial<Configuration> {
  * oidc-provider's reuse detection, the single-flight of concurrent presentations of one refresh token
  * (src/authorization/refresh-replay.ts).
  */
-function accountFinder(options: ProviderOptions, refreshReplay: RefreshReplay): Configuration['findAccount'] {
-  const refreshAllowed = createRefreshPolicy(options);
+function accountFinder(options: WithAccessTokens, refreshReplay: RefreshReplay): Configuration['findAccount'] {
+  const refreshAllowed = createRefreshPolicy({ ...options, grants: options.accessTokens.grants });
   return async (ctx, sub, token) => {
     const user = await options.storage.get<UserRecord>(NS.users, sub);
     if (!user) return undefined;
@@ -211,11 +250,11 @@ function accountFinder(options: ProviderOptions, refreshReplay: RefreshReplay): 
   };
 }
 
-function featureSettings(options: ProviderOptions, defaultResource: ProtectedResource): Configuration['features'] {
+function featureSettings(options: WithAccessTokens, defaultResource: ProtectedResource): Configuration['features'] {
   return {
     devInteractions: { enabled: false },
     userinfo: { enabled: false },
-    introspection: { enabled: false },
+    introspection: introspectionSettings(options.accessTokens.introspectionClients).feature,
     revocation: {
       enabled: true,
       // RFC 7009 §2.1: a client may revoke only tokens issued to it; anything else is left alone and
@@ -360,6 +399,8 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
     );
   });
   provider.on('revocation.error', (ctx, error) => {
+    // JWT access tokens are refused by oidc-provider and then revoked by access-token-endpoints.ts.
+    if (error instanceof errors.UnsupportedTokenType) return;
     logger.warn({ event: 'revocation.refused', clientId: clientOf(ctx), error: (error as { error?: string }).error }, 'revocation request refused');
   });
   provider.on('grant.revoked', (_ctx, grantId) => logger.info({ event: 'grant.revoked', grantId }, 'grant revoked'));

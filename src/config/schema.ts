@@ -25,6 +25,7 @@ import {
 } from './schema/providers-oidc.ts';
 import { idpTokenTargetProblems, serverResource, toolAccessProblems } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
+import { sharedStorageKeyProblem, storageSchema } from './schema/storage.ts';
 import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
 import { scopeDescriptionsSchema, toolAccessSchema } from './schema/tool-access.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
@@ -32,6 +33,7 @@ import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
 
 export type { GithubProviderConfig, OAuth2ProviderConfig } from './schema/providers-oauth2.ts';
+export type { RedisStorageConfig } from './schema/storage.ts';
 
 const duration = z.number().int().positive();
 
@@ -196,6 +198,14 @@ export const serverSchema = z.object({
   access: accessRulesSchema.describe('Who may log in to this server, on top of the gateway-wide `access`.'),
   allowedOrigins: z.array(z.string()).default([]).describe("Browser origins allowed to call this server besides the gateway's own (DNS-rebinding protection)."),
   upstreamTimeoutMs: z.number().int().positive().default(30_000).describe('Upstream response-header timeout in milliseconds (SSE bodies are never cut by it).'),
+  upstreamBodyIdleTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(60_000)
+    .describe(
+      'Longest pause, in milliseconds, between two pieces of a JSON (non-SSE) upstream response body; after it the gateway gives up, closes the upstream connection and answers 504 with a JSON-RPC error. A JSON answer is complete before its server starts sending it, so any pause is a stalled server or network, never work in progress. SSE streams are never cut by it.',
+    ),
   maxRequestBytes: z
     .number()
     .int()
@@ -216,16 +226,7 @@ export const configSchema = z
       .describe("Where the gateway's HTTP server listens."),
     trustProxy: trustProxySchema,
     dataDir: z.string().default('./data').describe('Directory for the database and generated keys.'),
-    storage: z
-      .discriminatedUnion('type', [
-        z.object({
-          type: z.literal('sqlite').describe('SQLite database file (single instance).'),
-          path: z.string().optional().describe('Database file; default `<dataDir>/gateway.db`.'),
-        }),
-        z.object({ type: z.literal('memory').describe('In-process memory; everything is lost on restart (tests and development).') }),
-      ])
-      .default({ type: 'sqlite' })
-      .describe('Where clients, grants, tokens and users are kept.'),
+    storage: storageSchema,
     secrets: z
       .object({
         encryptionKeys: z
@@ -275,6 +276,14 @@ export const configSchema = z
           .describe(
             'Seconds after a refresh during which the same client presenting the same refresh token again (parallel refreshes, a retry after a lost response) gets the same new token pair instead of having the grant revoked as refresh-token reuse (RFC 9700 §4.14.2). Reuse after this still revokes the whole grant. 30 covers bursts and retries with backoff while keeping the window for a stolen token short; 0 revokes on any reuse. Must be shorter than accessTokenTtl, since the replayed access token is the one first issued.',
           ),
+        revocationPollInterval: z
+          .number()
+          .min(0.1)
+          .max(60)
+          .default(1)
+          .describe(
+            'How often, in seconds, each replica reads the shared revocation stamp to learn of grants revoked elsewhere (one storage read per interval, never per request). A revoked access token stops at the replica that revoked it at once, and at the others within this interval (docs/tokens.md, "Revocation").',
+          ),
       })
       .superRefine((tokens, ctx) => {
         if (tokens.refreshReuseGraceSeconds >= tokens.accessTokenTtl) {
@@ -285,8 +294,36 @@ export const configSchema = z
           });
         }
       })
-      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30 })
+      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30, revocationPollInterval: 1 })
       .describe('Lifetimes of the tokens the gateway issues to MCP clients.'),
+    introspection: z
+      .object({
+        clients: z
+          .array(
+            z.object({
+              clientId: z
+                .string()
+                .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, `.`, `_` and `-`, at most 64')
+                .describe('Client ID the resource server authenticates with (HTTP Basic, RFC 7662 §2.1).'),
+              clientSecret: z.string().min(32).describe('Its secret, at least 32 characters; use `${env:…}` or `${file:…}`.'),
+            }),
+          )
+          .superRefine((clients, ctx) => {
+            const seen = new Set<string>();
+            clients.forEach((client, index) => {
+              if (seen.has(client.clientId)) ctx.addIssue({ code: 'custom', path: [index, 'clientId'], message: `duplicate client ID ${client.clientId}` });
+              seen.add(client.clientId);
+            });
+          })
+          .default([])
+          .describe(
+            'Resource servers allowed to call `/introspect`. Only they get answers; any other client gets `active: false`. Empty: introspection is off and not advertised.',
+          ),
+      })
+      .default({ clients: [] })
+      .describe(
+        'Token introspection (RFC 7662) for resource servers that ask the gateway instead of checking its JWTs themselves (docs/tokens.md, "Introspection").',
+      ),
     registration: z
       .object({
         enabled: z.boolean().default(true).describe('Allow dynamic client registration (RFC 7591).'),
@@ -404,6 +441,8 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
   const root = config as Record<string, unknown>;
   checkServers(root, ctx);
   checkIdentityProviders(root, ctx);
+  const keyProblem = sharedStorageKeyProblem(root);
+  if (keyProblem) issue(ctx, keyProblem.path, keyProblem.message);
 }
 
 type IssuePath = (string | number)[];

@@ -52,10 +52,15 @@ export const JsonRpcCode = {
   /** The gateway refuses the request before any server sees it (an `Origin` not allowed, a missing bridge secret). */
   FORBIDDEN: -32008,
   /**
+   * The MCP server answered with something the MCP transport does not allow (a content type other than
+   * JSON or SSE, a body that is not JSON-RPC); sent with HTTP 502. The server is up but broken.
+   */
+  UPSTREAM_INVALID_RESPONSE: -32009,
+  /**
    * `servers[].toolAccess` does not let this person use the tool, prompt or resource, and no wider
    * scope would (a scope that would gets the 403 step-up challenge instead; docs/policy.md).
    */
-  NOT_PERMITTED: -32009,
+  NOT_PERMITTED: -32010,
   /**
    * MCP's own `HeaderMismatch` (Streamable HTTP 2026-07-28, "Server Validation"): an `Mcp-Method` or
    * `Mcp-Name` header disagrees with the body, sent with HTTP 400.

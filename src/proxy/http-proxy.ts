@@ -7,6 +7,16 @@
  * slow client pauses the upstream read, a slow upstream pauses the client read.
  *
  * Upstream failures become a JSON-RPC error with 502/504 and are logged; they never throw out of here.
+ * So that they can, a finite (non-SSE) response is held until its body is complete, with a limit on
+ * the pause between its bytes, and a 2xx answer to a POST is checked against what MCP allows
+ * (upstream-response.ts); an SSE answer to a POST is watched for the answers it still owes
+ * (sse-watch.ts).
+ *
+ * For servers with `toolAccess` (src/resource-server/tool-policy.ts) every POST body is read whole and
+ * screened before it goes upstream, and an answer to a list request is filtered on the same path: a
+ * JSON one is held like any finite answer (with a higher cap, past which it fails closed rather than
+ * stream unfiltered), checked, then filtered before its headers go out; an SSE one is filtered event
+ * by event, while the watch reads what the upstream sent (list-answer-filter.ts).
  *
  * Older HTTP+SSE upstreams (2024-11-05, `transport: 'sse'`): clients open the stream with `GET <route>`
  * (the route itself stands for the upstream's SSE URL); the stream's `endpoint` event is rewritten to a
@@ -15,15 +25,30 @@
  * `GET <route>/sse` reaches the SSE URL as well).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { Dispatcher } from 'undici';
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import type { MessageScreen } from '../core/message-screen.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import type { Logger } from '../observability/logger.ts';
-import { ListAnswerFilter } from './list-answer-filter.ts';
+import { ListAnswerFilter, ListAnswerTooLarge, MAX_HELD_ANSWER_BYTES } from './list-answer-filter.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
+import { SseAnswerWatch } from './sse-watch.ts';
+import {
+  carriesRequest,
+  HELD_BODY_MAX_BYTES,
+  isEncoded,
+  jsonAnswerProblem,
+  ResponseMode,
+  type ResponseModeValue,
+  requestIdsOf,
+  responseMode,
+  sendUpstreamError,
+  UpstreamIdleError,
+  UpstreamInvalidResponseError,
+} from './upstream-response.ts';
 
 /**
  * RFC 9110 §7.6.1: connection-specific fields, never forwarded (plus the ones `Connection` names).
@@ -75,6 +100,8 @@ export interface UpstreamProxyOptions {
   url: string;
   /** Time allowed for the upstream's response headers; bodies (SSE) are never cut by it. */
   timeoutMs: number;
+  /** Longest pause between bytes of a held (non-SSE) response body; 60 s when not given. */
+  bodyIdleTimeoutMs?: number;
   maxRequestBytes: number;
   /** Keep-alive connection pool for the upstream's origin (shared by servers on the same origin). */
   dispatcher: Dispatcher;
@@ -122,12 +149,21 @@ export class UpstreamProxy {
   readonly #baseSearch: string;
   readonly #dispatcher: Dispatcher;
   readonly #timeoutMs: number;
+  /** @internal Read by exchanges for their idle timer. */
+  readonly bodyIdleTimeoutMs: number;
   readonly #maxRequestBytes: number;
   readonly #logger: Logger;
   readonly #unavailable: string;
+  readonly #invalid: string;
   readonly #sse: boolean;
   readonly #routePath: string;
   readonly #upstreamUrl: URL;
+  /**
+   * HTTP+SSE upstreams: each open GET stream by the message endpoint its client was given, after the
+   * route (`/messages?sessionId=…`). A POST there registers its requests with that stream's watch,
+   * because in that transport their answers come on the stream (sse-watch.ts).
+   */
+  readonly #legacyStreams = new Map<string, Exchange>();
 
   constructor(options: UpstreamProxyOptions) {
     const url = new URL(options.url);
@@ -144,9 +180,11 @@ export class UpstreamProxy {
     this.#baseSearch = url.search.slice(1);
     this.#dispatcher = options.dispatcher;
     this.#timeoutMs = options.timeoutMs;
+    this.bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 60_000;
     this.#maxRequestBytes = options.maxRequestBytes;
     this.#logger = options.logger;
     this.#unavailable = `Upstream MCP server "${options.name}" is unavailable`;
+    this.#invalid = `Upstream MCP server "${options.name}" sent a response that is not valid MCP`;
   }
 
   /** Forwards one request; the response (upstream's, or an error) is always written to `res`. */
@@ -177,7 +215,7 @@ export class UpstreamProxy {
     } else if (chunked) {
       body = cappedBodyStream(req, this.#maxRequestBytes);
     }
-    this.#dispatch(req, res, options, body, chunked);
+    this.#dispatch(req, res, options, body, chunked, undefined);
   }
 
   /** Reads a small JSON body whole, refuses it when it is no JSON-RPC message, else sends it on. */
@@ -191,13 +229,14 @@ export class UpstreamProxy {
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
         return;
       }
-      this.#dispatch(req, res, options, body, false);
+      this.#dispatch(req, res, options, body, false, parsed);
     });
   }
 
   /**
    * Tool-level authorization: every POST body, whatever its length, type or encoding, is read whole
    * (up to `maxRequestBytes`) and parsed once, so no message reaches a server with rules unjudged.
+   * The parse is the same check `#forwardChecked` makes, so the answer is held and checked as well.
    */
   #forwardScreened(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, screen: MessageScreen): void {
     collectBody(req, this.#maxRequestBytes, (error, body) => {
@@ -208,6 +247,7 @@ export class UpstreamProxy {
       if (error !== undefined || res.destroyed) return;
       const parsed = parseJsonRpcBody(body.toString('utf8'));
       if (isJsonRpcProblem(parsed)) {
+        this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: parsed.code }, 'malformed JSON-RPC request refused');
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
         return;
       }
@@ -218,12 +258,23 @@ export class UpstreamProxy {
         res.end(refusal.body);
         return;
       }
-      this.#dispatch(req, res, options, body, false);
+      this.#dispatch(req, res, options, body, false, parsed);
     });
   }
 
-  #dispatch(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, body: Dispatcher.DispatchOptions['body'], chunked: boolean): void {
-    const upstreamHeaders = forwardedRequestHeaders(req.headers, options.dropHeaders, chunked);
+  /** `messages`: the request body when it was read and checked (its request ids are then known). */
+  #dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    options: ForwardOptions,
+    body: Dispatcher.DispatchOptions['body'],
+    chunked: boolean,
+    messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
+  ): void {
+    // A list answer to filter must arrive readable: the filter cannot see into a compressed body.
+    const filtered = options.screen?.filtersResponses === true;
+    const upstreamHeaders = forwardedRequestHeaders(req.headers, filtered ? dropWithEncoding(options.dropHeaders) : options.dropHeaders, chunked);
+    if (filtered) upstreamHeaders.push('accept-encoding', 'identity');
     for (const value of options.addHeaders) upstreamHeaders.push(value);
 
     // `/mcp` and `/mcp/` name the same resource (see resource.ts), so both reach the configured URL.
@@ -238,9 +289,15 @@ export class UpstreamProxy {
     // listener that error would be unhandled and take the process down.
     if (body !== null) req.on('error', ignore);
 
-    const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null);
+    // Only Streamable HTTP POSTs with requests are owed JSON-RPC answers (upstream-response.ts).
+    const checked = !this.#sse && req.method === 'POST' && carriesRequest(messages);
+    const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null, messages, checked);
     if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
-    if (options.screen?.filtersResponses) exchange.listFilter = new ListAnswerFilter(options.screen);
+    else if (this.#sse && messages !== undefined) {
+      const stream = this.#legacyStreams.get(options.search ? `${options.subPath}?${options.search}` : options.subPath);
+      if (stream?.watch !== undefined) exchange.answeredOn(stream.watch);
+    }
+    if (filtered) exchange.listFilter = new ListAnswerFilter(options.screen as MessageScreen);
     exchange.onSession = options.onSession;
     res.once('close', exchange.onClientClose);
     this.#dispatcher.dispatch(
@@ -258,6 +315,19 @@ export class UpstreamProxy {
       },
       exchange,
     );
+  }
+
+  /** @internal An HTTP+SSE stream told its client where to POST (`endpoint`: the rewritten path). */
+  legacyStreamOpened(exchange: Exchange, endpoint: string): void {
+    exchange.legacyKey = endpoint.slice(this.#routePath.length);
+    this.#legacyStreams.set(exchange.legacyKey, exchange);
+  }
+
+  /** @internal That stream ended. */
+  legacyStreamClosed(exchange: Exchange): void {
+    if (exchange.legacyKey === undefined) return;
+    if (this.#legacyStreams.get(exchange.legacyKey) === exchange) this.#legacyStreams.delete(exchange.legacyKey);
+    exchange.legacyKey = undefined;
   }
 
   /**
@@ -283,12 +353,28 @@ export class UpstreamProxy {
       sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
       return;
     }
-    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+    if (error instanceof UpstreamInvalidResponseError) {
+      this.#logger.warn(
+        { event: 'upstream.invalid_response', upstream: this.name, reason: error.message, status: exchange.statusCode },
+        'upstream MCP server sent a response MCP does not allow; answered 502',
+      );
+      sendUpstreamError(res, 502, JsonRpcCode.UPSTREAM_INVALID_RESPONSE, this.#invalid, extra, exchange.messages);
+      return;
+    }
+    const idle = error instanceof UpstreamIdleError;
+    const timeout = idle || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
     this.#logger.warn(
-      { upstream: this.name, code, reason: error.message, method: exchange.req.method },
-      timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable',
+      { event: idle ? 'upstream.body_stalled' : undefined, upstream: this.name, code, reason: error.message, method: exchange.req.method },
+      idle ? 'upstream MCP server stopped sending its response' : timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable',
     );
-    sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JsonRpcCode.SERVER_TIMEOUT : JsonRpcCode.SERVER_UNAVAILABLE, this.#unavailable, extra);
+    sendUpstreamError(
+      res,
+      timeout ? 504 : 502,
+      timeout ? JsonRpcCode.SERVER_TIMEOUT : JsonRpcCode.SERVER_UNAVAILABLE,
+      this.#unavailable,
+      extra,
+      exchange.messages,
+    );
   }
 
   /** @internal Called when the upstream stream broke after the response had started. */
@@ -298,10 +384,25 @@ export class UpstreamProxy {
       'upstream MCP server closed the stream mid-response',
     );
     // An SSE stream ends cleanly: an unfinished event is discarded by the client's parser (WHATWG
-    // HTML §9.2.6), and the client reconnects or gives up as it would for any ended stream. Anything
-    // else is cut: the status line is gone, and an aborted chunked body is the only honest signal left.
-    if (exchange.eventStream && !exchange.res.destroyed) exchange.res.end();
+    // HTML §9.2.6), requests it still owed an answer get an error event (sse-watch.ts), and the client
+    // reconnects or gives up as it would for any ended stream. Anything else is cut: the status line
+    // is gone, and an aborted chunked body is the only honest signal left.
+    if (exchange.eventStream && !exchange.res.destroyed) this.endStream(exchange);
     else exchange.res.destroy();
+  }
+
+  /** @internal Ends a client's SSE stream, first answering the requests the upstream left unanswered. */
+  endStream(exchange: Exchange): void {
+    const watch = exchange.watch;
+    const owed = watch === undefined ? 0 : watch.unanswered.length;
+    if (watch !== undefined && owed > 0) {
+      this.#logger.warn(
+        { event: 'upstream.stream_unanswered', upstream: this.name, requests: owed },
+        'upstream MCP server closed the stream before answering; the gateway answered with errors',
+      );
+      exchange.res.write(watch.closingEvents(JsonRpcCode.SERVER_UNAVAILABLE, STREAM_CLOSED_MESSAGE));
+    }
+    exchange.res.end();
   }
 
   /** @internal The upstream's SSE stream did not start with a usable `endpoint` event. */
@@ -326,13 +427,17 @@ export class UpstreamProxy {
   }
 }
 
+/** The error each request still unanswered gets when its SSE stream ends early. */
+const STREAM_CLOSED_MESSAGE = 'upstream MCP server closed the stream before answering';
+
 function tooLargeMessage(limit: number): string {
   return `Request body exceeds the gateway limit of ${limit} bytes`;
 }
 
 /**
  * One proxied request. undici calls the `on*` methods (its v7 handler interface), which live on the
- * prototype; only the three callbacks handed to Node events are per-instance arrow functions.
+ * prototype; only the three callbacks handed to Node events are per-instance arrow functions (the idle
+ * timer gets the exchange as its argument instead of a closure).
  */
 class Exchange implements Dispatcher.DispatchHandler {
   readonly proxy: UpstreamProxy;
@@ -340,20 +445,42 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly res: ServerResponse;
   readonly responseHeaders: Readonly<Record<string, string>> | undefined;
   readonly hasBody: boolean;
+  /** The client's messages when the body was read and checked; their request ids go into errors. */
+  readonly messages: JSONRPCMessage | JSONRPCMessage[] | undefined;
+  /** A Streamable HTTP POST with requests: its 2xx answer must be what MCP allows. */
+  readonly checked: boolean;
   controller: Dispatcher.DispatchController | undefined = undefined;
-  started = false;
   clientClosed = false;
   wroteBody = false;
   /** The response is an SSE stream. */
   eventStream = false;
   /** Set for GETs to an HTTP+SSE upstream: the first `endpoint` event is rewritten. */
   endpointRewriter: SseEndpointRewriter | undefined = undefined;
-  /** Set when the request carried a list request to a server with `toolAccess`: its answer is filtered. */
+  /**
+   * Which requests an SSE stream still owes an answer: set for an SSE answer to a POST with requests,
+   * and for an HTTP+SSE GET stream (persistent: its session's POSTs add theirs).
+   */
+  watch: SseAnswerWatch | undefined = undefined;
+  mode: ResponseModeValue = ResponseMode.STREAM;
+  statusCode = 0;
+  /** A held response's headers, sent once its body is complete. */
+  heldHeaders: Record<string, string | string[]> | undefined = undefined;
+  /** A held response's body so far; undefined once the response streams. */
+  held: Buffer[] | undefined = undefined;
+  heldBytes = 0;
+  idleTimer: NodeJS.Timeout | undefined = undefined;
+  /** An HTTP+SSE GET stream: the message endpoint key it is registered under. */
+  legacyKey: string | undefined = undefined;
+  /**
+   * Set when the request carried a list request (or is a GET stream) to a server with `toolAccess`:
+   * its answer is filtered, a JSON one once held whole, an SSE one event by event.
+   */
   listFilter: ListAnswerFilter | undefined = undefined;
   /** Session owners (src/resource-server/session-owners.ts): told of a session id the upstream hands out. */
   onSession: ((sessionId: string) => void) | undefined = undefined;
-  /** A JSON list answer's status and headers, written once the filtered body's length is known. */
-  heldHead: { status: number; headers: Record<string, string | string[]> } | undefined = undefined;
+  /** An HTTP+SSE POST: the stream its requests are answered on, and their ids. */
+  legacyWatch: SseAnswerWatch | undefined = undefined;
+  legacyIds: RequestId[] | undefined = undefined;
 
   constructor(
     proxy: UpstreamProxy,
@@ -361,12 +488,32 @@ class Exchange implements Dispatcher.DispatchHandler {
     res: ServerResponse,
     responseHeaders: Readonly<Record<string, string>> | undefined,
     hasBody: boolean,
+    messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
+    checked: boolean,
   ) {
     this.proxy = proxy;
     this.req = req;
     this.res = res;
     this.responseHeaders = responseHeaders;
     this.hasBody = hasBody;
+    this.messages = messages;
+    this.checked = checked;
+  }
+
+  /** An HTTP+SSE POST: its requests are answered on the session's stream, which now expects them. */
+  answeredOn(watch: SseAnswerWatch): void {
+    const ids = requestIdsOf(this.messages);
+    if (ids.length === 0) return;
+    watch.expect(ids);
+    this.legacyWatch = watch;
+    this.legacyIds = ids;
+  }
+
+  /** The POST failed: its client holds an error already, so the stream owes these requests nothing. */
+  #postFailed(): void {
+    if (this.legacyWatch === undefined) return;
+    this.legacyWatch.forget(this.legacyIds!);
+    this.legacyWatch = undefined;
   }
 
   /** The client went away before the response finished: stop the upstream request too. */
@@ -386,33 +533,75 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientClosed) controller.abort(new ClientClosedError());
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
     if (statusCode < 200 || this.clientClosed) return;
-    this.started = true;
+    this.statusCode = statusCode;
+    if (statusCode >= 300) this.#postFailed();
+    const out = responseHeadersFrom(headers, this.responseHeaders);
+    this.mode = responseMode(statusCode, headers, this.checked);
+    if (this.mode === ResponseMode.REFUSE) {
+      const type = headers['content-type'];
+      // onResponseError answers the client; the upstream's body is never read.
+      controller.abort(
+        new UpstreamInvalidResponseError(`a ${statusCode} answer to requests with content type ${type === undefined ? '(none)' : JSON.stringify(type)}`),
+      );
+      return;
+    }
+    // Recorded before the client can learn the session id and use it (session-owners.ts).
     const sessionId = headers['mcp-session-id'];
     if (this.onSession !== undefined && typeof sessionId === 'string' && statusCode < 300) this.onSession(sessionId);
-    const out = responseHeadersFrom(headers, this.responseHeaders);
-    // The rewritten endpoint event changes the body's length.
-    if (this.endpointRewriter !== undefined) delete out['content-length'];
-    if (this.listFilter !== undefined) {
-      if (!this.listFilter.begin(headers)) this.listFilter = undefined;
-      else if (this.listFilter.mode === 'json') {
-        this.heldHead = { status: statusCode, headers: out };
-        return;
-      } else delete out['content-length'];
+    if (this.listFilter !== undefined && !this.#beginFilter(controller, headers)) return;
+    if (this.mode !== ResponseMode.STREAM) {
+      // Held until complete: a stall or a broken answer can still become a JSON-RPC error. undici's
+      // own bodyTimeout cannot be used: it is fixed before the content type is known, and SSE
+      // streams must stay open however quiet they are.
+      this.endpointRewriter = undefined;
+      this.heldHeaders = out;
+      this.held = [];
+      this.idleTimer = setTimeout(idleExpired, this.proxy.bodyIdleTimeoutMs, this);
+      return;
     }
+    // The rewritten endpoint event and filtered list events change the body's length.
+    if (this.endpointRewriter !== undefined || this.listFilter !== undefined) delete out['content-length'];
     this.res.writeHead(statusCode, out);
-    const type = headers['content-type'];
     // An SSE stream may carry no event for a long time (the GET stream often carries none), and the
     // client must see its headers now. A body already in the same read reaches onResponseData before
     // the tick ends and carries the headers with it, which saves a write per response.
-    if (headers['content-length'] === undefined && typeof type === 'string' && type.startsWith('text/event-stream')) {
+    if (headers['content-length'] === undefined) {
       this.eventStream = true;
+      // A compressed stream cannot be read here; it passes unwatched.
+      if (statusCode < 300 && !isEncoded(headers)) this.watch = this.#watchFor();
       process.nextTick(this.flushIfIdle);
     } else {
       this.endpointRewriter = undefined;
     }
+  }
+
+  /**
+   * Readies the list filter for this response; false when the exchange was aborted instead. A JSON
+   * answer is held by the usual HOLD modes (so it is filtered once complete); an answer that is
+   * neither JSON nor SSE has no list to filter; a compressed one cannot be filtered and is refused
+   * (it was asked for with `Accept-Encoding: identity`), never passed on unfiltered.
+   */
+  #beginFilter(controller: Dispatcher.DispatchController, headers: IncomingHttpHeaders): boolean {
+    const filter = this.listFilter as ListAnswerFilter;
+    if (!filter.begin(headers) || (filter.mode === 'json' && this.mode === ResponseMode.STREAM)) {
+      this.listFilter = undefined;
+      return true;
+    }
+    if (!isEncoded(headers)) return true;
+    this.listFilter = undefined;
+    controller.abort(new UpstreamInvalidResponseError('a compressed answer to a list request the gateway must filter'));
+    return false;
+  }
+
+  /** The watch for a successful SSE answer: to a POST, its requests; on an HTTP+SSE GET, its session's. */
+  #watchFor(): SseAnswerWatch | undefined {
+    if (this.endpointRewriter !== undefined) return new SseAnswerWatch([], { persistent: true });
+    if (!this.checked) return undefined;
+    const ids = requestIdsOf(this.messages);
+    return ids.length > 0 ? new SseAnswerWatch(ids) : undefined;
   }
 
   readonly flushIfIdle = (): void => {
@@ -421,6 +610,11 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientClosed) return;
+    if (this.idleTimer !== undefined) this.idleTimer.refresh();
+    if (this.held !== undefined) {
+      this.#hold(controller, chunk);
+      return;
+    }
     const rewriter = this.endpointRewriter;
     if (rewriter !== undefined) {
       try {
@@ -430,22 +624,24 @@ class Exchange implements Dispatcher.DispatchHandler {
         this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new SseEndpointError(String(error)));
         return;
       }
-      if (rewriter.done) this.endpointRewriter = undefined;
-      if (chunk.byteLength === 0) return;
-    }
-    const filter = this.listFilter;
-    if (filter !== undefined) {
-      if (filter.mode === 'json') {
-        try {
-          filter.hold(chunk);
-        } catch (error) {
-          controller.abort(error as Error);
-        }
-        return;
+      if (rewriter.done) {
+        this.endpointRewriter = undefined;
+        this.proxy.legacyStreamOpened(this, rewriter.endpoint!);
       }
-      chunk = filter.events(chunk);
       if (chunk.byteLength === 0) return;
     }
+    if (this.listFilter === undefined) this.#write(controller, chunk);
+    else {
+      // The client gets the filtered events; an unfinished event waits in the filter for its end.
+      const passed = this.listFilter.events(chunk);
+      if (passed.byteLength > 0) this.#write(controller, passed);
+    }
+    // The watch reads what the upstream sent: a filtered list answer still answers its request, and
+    // its id is recorded from the upstream's own bytes whatever the filter made of the event.
+    this.watch?.push(chunk);
+  }
+
+  #write(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.wroteBody = true;
     if (!this.res.write(chunk)) {
       controller.pause();
@@ -453,31 +649,82 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
-    this.res.removeListener('close', this.onClientClose);
-    if (this.clientClosed) return;
-    const held = this.heldHead;
-    if (held !== undefined && this.listFilter !== undefined) {
-      const body = this.listFilter.finish();
-      held.headers['content-length'] = String(body.byteLength);
-      this.res.writeHead(held.status, held.headers);
-      this.res.end(body);
+  #hold(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const held = this.held!;
+    held.push(chunk);
+    this.heldBytes += chunk.byteLength;
+    if (this.listFilter !== undefined) {
+      // A list answer is filtered whole or not sent at all: past its cap the exchange fails closed (502).
+      if (this.heldBytes > MAX_HELD_ANSWER_BYTES) controller.abort(new ListAnswerTooLarge());
       return;
     }
-    this.res.end();
+    if (this.heldBytes <= HELD_BODY_MAX_BYTES) return;
+    // Too big to hold: send what there is and stream the rest unchecked; the idle timer stays, so a
+    // stall still ends the exchange (by cutting the response: its status line is gone).
+    this.held = undefined;
+    this.res.writeHead(this.statusCode, this.heldHeaders);
+    for (let i = 0; i < held.length - 1; i++) this.res.write(held[i]);
+    this.#write(controller, held[held.length - 1]!);
+  }
+
+  onResponseEnd(): void {
+    this.#stopIdleTimer();
+    this.proxy.legacyStreamClosed(this);
+    this.res.removeListener('close', this.onClientClose);
+    if (this.clientClosed) return;
+    const held = this.held;
+    if (held === undefined) {
+      if (this.watch !== undefined) this.proxy.endStream(this);
+      else this.res.end();
+      return;
+    }
+    this.held = undefined;
+    let body = held.length === 1 ? held[0]! : Buffer.concat(held, this.heldBytes);
+    if (this.mode === ResponseMode.HOLD_CHECK_JSON) {
+      const problem = jsonAnswerProblem(body);
+      if (problem !== undefined) {
+        this.proxy.fail(this, new UpstreamInvalidResponseError(problem));
+        return;
+      }
+    }
+    const out = this.heldHeaders!;
+    if (this.listFilter !== undefined) {
+      // Checked first, so the filter only ever sees what MCP allows; filtered before anything is sent.
+      body = this.listFilter.filterBody(body);
+      out['content-length'] = String(body.byteLength);
+    }
+    // The upstream may have sent it chunked; the whole body is known now. 204 and 304 carry no length.
+    else if (out['content-length'] === undefined && this.statusCode !== 204 && this.statusCode !== 304) out['content-length'] = String(body.byteLength);
+    this.res.writeHead(this.statusCode, out);
+    this.res.end(body);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.#stopIdleTimer();
+    this.proxy.legacyStreamClosed(this);
+    this.#postFailed();
     this.res.removeListener('close', this.onClientClose);
     if (error instanceof SseEndpointError) return;
     if (this.clientClosed || error instanceof ClientClosedError) {
       this.proxy.clientGone(this);
       return;
     }
-    // A held list answer has sent nothing yet, so it still gets a proper 502.
-    if ((this.started && this.heldHead === undefined) || this.res.headersSent) this.proxy.broke(this, error);
+    this.held = undefined;
+    if (this.res.headersSent) this.proxy.broke(this, error);
     else this.proxy.fail(this, error);
   }
+
+  #stopIdleTimer(): void {
+    if (this.idleTimer === undefined) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+}
+
+/** The held body paused for longer than the server allows: give up on the upstream (onResponseError answers). */
+function idleExpired(exchange: Exchange): void {
+  exchange.idleTimer = undefined;
+  exchange.controller?.abort(new UpstreamIdleError(exchange.proxy.bodyIdleTimeoutMs));
 }
 
 /** Copies end-to-end request headers into undici's flat `[name, value, …]` form. */
@@ -547,9 +794,32 @@ function errorCode(error: Error): string | undefined {
 
 function ignore(): void {}
 
+/** The drop set plus the client's `Accept-Encoding`, for a request whose answer is filtered. */
+function dropWithEncoding(drop: { has(name: string): boolean }): { has(name: string): boolean } {
+  return { has: (name) => name === 'accept-encoding' || drop.has(name) };
+}
+
 /** `application/json` with or without parameters (`; charset=utf-8`). */
 function isJson(type: string | undefined): boolean {
   return type !== undefined && type.slice(0, 16).toLowerCase() === 'application/json' && (type.length === 16 || type[16] === ';' || type[16] === ' ');
+}
+
+/**
+ * TCP keep-alive on every upstream socket, probing after 30 s of silence every 10 s, 3 times: an SSE
+ * stream may rightly stay quiet for hours, so no idle timeout may cut it, but an upstream host that
+ * vanished without closing the connection (power loss, a dropped NAT mapping) must not hold the
+ * client's stream forever. The kernel's probes find it within about a minute; the stream then breaks
+ * like any other (`broke`: unanswered requests get their error events). undici's own connector only
+ * sets the first delay (60 s), leaving the interval and count to the system (75 s × 9 on Linux).
+ */
+const DEAD_PEER_PROBE = { enable: true, initialDelay: 30_000, interval: 10_000, count: 3 } as const;
+
+function withDeadPeerDetection(connector: buildConnector.connector): buildConnector.connector {
+  return (options, callback) =>
+    connector(options, (...args) => {
+      args[1]?.setKeepAlive(DEAD_PEER_PROBE);
+      callback(...args);
+    });
 }
 
 /**
@@ -574,7 +844,7 @@ export class UpstreamPools {
     let pool = this.#pools.get(origin);
     if (!pool) {
       pool = new Pool(origin, {
-        connect: { timeout: this.#connectTimeouts.get(origin) ?? 10_000 },
+        connect: withDeadPeerDetection(buildConnector({ timeout: this.#connectTimeouts.get(origin) ?? 10_000 })),
         // Node's default server keep-alive is 5 s; staying below it avoids reusing a socket the
         // upstream is about to close.
         keepAliveTimeout: 4_000,

@@ -1,17 +1,25 @@
 /**
  * Filters the upstream's answers to list requests on their way back (`servers[].toolAccess`,
- * src/resource-server/tool-policy.ts decides what goes): a JSON answer is held until it is complete,
- * filtered and sent with its new length; an SSE answer is passed on event by event, and only the
- * events that carry a JSON-RPC message are parsed. Used only for a POST that carried a list request
- * to a server with rules, so every other response streams through untouched.
+ * src/resource-server/tool-policy.ts decides what goes). The proxy's exchange (http-proxy.ts) does the
+ * holding: a JSON answer is held whole like every finite answer (upstream-response.ts), but up to
+ * `MAX_HELD_ANSWER_BYTES` instead of streaming past the usual cap, then checked and handed to
+ * `filterBody`, and sent with its new length; an SSE answer is passed on event by event through
+ * `events`, and only the events that carry a JSON-RPC message are parsed. Used only for a request that
+ * carried a list request (or a GET stream) to a server with rules, so every other response streams
+ * through untouched.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { MessageScreen } from '../core/message-screen.ts';
+import { isEventStream, isJsonType } from './upstream-response.ts';
 
-/** A list answer larger than this is not held for filtering: the response fails closed (502). */
+/**
+ * A list answer larger than this is not held for filtering: the response fails closed (502). An
+ * unfiltered list must never reach the client, so unlike other answers it cannot stream on unchecked
+ * past `HELD_BODY_MAX_BYTES` (upstream-response.ts).
+ */
 export const MAX_HELD_ANSWER_BYTES = 16 * 1024 * 1024;
 
 export class ListAnswerTooLarge extends GatewayError {
@@ -23,10 +31,8 @@ export class ListAnswerTooLarge extends GatewayError {
 
 export class ListAnswerFilter {
   readonly #screen: MessageScreen;
-  /** `json`: held whole; `sse`: filtered per event. */
+  /** `json`: filtered whole once the exchange has held it; `sse`: filtered per event. */
   mode: 'json' | 'sse' | undefined;
-  #chunks: Buffer[] = [];
-  #held = 0;
   #decoder: StringDecoder | undefined;
   #pending = '';
 
@@ -36,26 +42,17 @@ export class ListAnswerFilter {
 
   /** Chooses how to filter from the response headers; false when the body is neither JSON nor SSE. */
   begin(headers: IncomingHttpHeaders): boolean {
-    const type = String(headers['content-type'] ?? '').toLowerCase();
-    if (type.startsWith('application/json')) this.mode = 'json';
-    else if (type.startsWith('text/event-stream')) {
+    const type = headers['content-type'];
+    if (isJsonType(type)) this.mode = 'json';
+    else if (isEventStream(type)) {
       this.mode = 'sse';
       this.#decoder = new StringDecoder('utf8');
     }
     return this.mode !== undefined;
   }
 
-  /** JSON mode: keeps a chunk of the answer. */
-  hold(chunk: Buffer): void {
-    this.#held += chunk.byteLength;
-    if (this.#held > MAX_HELD_ANSWER_BYTES) throw new ListAnswerTooLarge();
-    this.#chunks.push(chunk);
-  }
-
-  /** JSON mode: the complete answer, filtered (unchanged bytes when nothing was removed or it is not JSON). */
-  finish(): Buffer {
-    const body = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks, this.#held);
-    this.#chunks = [];
+  /** JSON mode: the complete answer, filtered (the same bytes when nothing was removed or it is not JSON). */
+  filterBody(body: Buffer): Buffer {
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString('utf8'));

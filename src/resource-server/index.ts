@@ -68,6 +68,8 @@ export interface ResourceServerOptions {
   clock?: Clock;
   /** A token verifier to share (its cache) with forward-auth; by default one of its own. */
   verifier?: TokenVerifier;
+  /** Whether a grant was revoked (src/storage/revocation-list.ts `isRevoked`); asked on every request. */
+  isRevoked?: (grantId: string) => boolean;
   /**
    * The client's address for `X-Forwarded-For` (src/http/client-address.ts honours `trustProxy`);
    * by default the socket's peer address.
@@ -112,7 +114,8 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   const scheme = new URL(issuer).protocol;
   const logger = options.logger;
   const verifier: TokenVerifier =
-    options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys, refreshKeys: options.refreshKeys, clock: options.clock });
+    options.verifier ??
+    createTokenVerifier({ issuer, publicKeys: options.publicKeys, refreshKeys: options.refreshKeys, clock: options.clock, isRevoked: options.isRevoked });
   const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger, clock: options.clock });
   const pools = new UpstreamPools();
   const routes = buildMcpRoutes(options.servers, {

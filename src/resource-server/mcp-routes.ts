@@ -104,6 +104,7 @@ function proxyFor(server: ServerConfig, target: UpstreamTarget, settings: McpRou
     transport: target.transport,
     routePath: server.path,
     timeoutMs: server.upstreamTimeoutMs,
+    bodyIdleTimeoutMs: server.upstreamBodyIdleTimeoutMs,
     maxRequestBytes: server.maxRequestBytes,
     dispatcher: settings.pools.get(target.url),
     logger: settings.logger,

@@ -15,7 +15,7 @@
  * A forbidden item is refused before the server sees the request: with the MCP step-up challenge (HTTP
  * 403, `WWW-Authenticate: Bearer error="insufficient_scope", scope="…", resource_metadata="…"`, MCP
  * Authorization 2026-07-28, "Scope Challenge Handling", RFC 6750 §3.1) when a token with more scopes would
- * be allowed, else with a JSON-RPC error (-32009). A batch with any forbidden member is refused whole,
+ * be allowed, else with a JSON-RPC error (-32010). A batch with any forbidden member is refused whole,
  * so no part of it reaches the server.
  *
  * The identity comes from the user record the token check already holds (read once per token, cached

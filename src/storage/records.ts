@@ -16,8 +16,13 @@ export const NS = {
   /** Refresh replay (src/authorization/refresh-replay.ts): the single-flight claim and the sealed outcome per refresh token hash. */
   refreshClaims: 'refresh-claim',
   refreshOutcomes: 'refresh-outcome',
-  /** Tombstones of grants being revoked (src/authorization/revoked-grants.ts). */
+  /**
+   * Revoked grants: the list whose access tokens every replica refuses (src/storage/revocation-list.ts),
+   * also the tombstone a token request in flight checks (src/authorization/revoked-grants.ts).
+   */
   revokedGrants: 'revoked-grant',
+  /** The stamp replicas poll to learn that `revokedGrants` changed. */
+  revocationGeneration: 'revocation-generation',
   /** Client metadata documents refused a moment ago, not fetched again yet (src/authorization/cimd-gate.ts). */
   cimdFailures: 'cimd-failure',
   /** Who opened each upstream MCP session, under the SHA-256 of server and session id (src/resource-server/session-owners.ts). */

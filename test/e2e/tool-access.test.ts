@@ -26,7 +26,7 @@ import { closeServer, listen } from '../support/ports.ts';
 import { approveAndSignIn, loggedInClient, type Stack, startStack, type USERS } from './stack.ts';
 
 const EVERYTHING = new URL('../../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url).pathname;
-const NOT_PERMITTED = -32009;
+const NOT_PERMITTED = -32010;
 const SESSION_NOT_FOUND = -32006;
 
 function names(items: readonly { name?: string; uri?: string; uriTemplate?: string }[]): string[] {

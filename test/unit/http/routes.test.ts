@@ -124,6 +124,7 @@ describe('route table', () => {
       '/forward-auth',
       '/healthz',
       '/interaction',
+      '/introspect',
       '/jwks',
       '/register',
       '/revoke',

@@ -620,7 +620,7 @@ describe('streaming proxy behaviour', () => {
     assert.equal(res.status, 502);
     assert.deepEqual(JSON.parse(res.body), {
       jsonrpc: '2.0',
-      id: null,
+      id: 1,
       error: { code: JsonRpcCode.SERVER_UNAVAILABLE, message: 'Upstream MCP server "down" is unavailable' },
     });
     assert.ok(
@@ -641,7 +641,7 @@ describe('streaming proxy behaviour', () => {
     const body = JSON.parse(res.body);
     assert.equal(body.error.code, JsonRpcCode.SERVER_TIMEOUT);
     assert.equal(body.error.message, 'Upstream MCP server "lab-json" is unavailable');
-    assert.equal(body.id, null);
+    assert.equal(body.id, 'req-9', 'the request the client sent is named');
   });
 
   it('does not apply the response timeout to a quick answer', async () => {

@@ -84,13 +84,15 @@ async function startHeaderEcho(): Promise<HeaderEcho> {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      let id: unknown = null;
+      let parsed: unknown;
       try {
-        id = (JSON.parse(Buffer.concat(chunks).toString()) as { id?: unknown }).id ?? null;
+        parsed = JSON.parse(Buffer.concat(chunks).toString());
       } catch {
-        id = 'upstream-saw-garbage';
+        parsed = { id: 'upstream-saw-garbage' };
       }
-      const body = JSON.stringify({ jsonrpc: '2.0', id, result: { headers: req.headers, url: req.url } });
+      // A batch is answered with an array, as JSON-RPC 2.0 §6 (and the gateway's answer check) asks.
+      const answer = (message: unknown) => ({ jsonrpc: '2.0', id: (message as { id?: unknown }).id ?? null, result: { headers: req.headers, url: req.url } });
+      const body = JSON.stringify(Array.isArray(parsed) ? parsed.map(answer) : answer(parsed));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });

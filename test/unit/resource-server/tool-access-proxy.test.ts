@@ -136,11 +136,11 @@ describe('toolAccess through the proxy, JSON answers', () => {
     ran.length = 0;
     const chunked = await send([call('secret').slice(0, 20), call('secret').slice(20)], { ...headers, 'content-type': 'application/json' });
     assert.equal(chunked.status, 200);
-    assert.equal(JSON.parse(chunked.text).error.code, -32009);
+    assert.equal(JSON.parse(chunked.text).error.code, -32010);
     const padded = await send(call('secret', 'x'.repeat(70 * 1024)), { ...headers, 'content-type': 'application/json' });
-    assert.equal(JSON.parse(padded.text).error.code, -32009);
+    assert.equal(JSON.parse(padded.text).error.code, -32010);
     const plain = await send(call('secret'), { ...headers, 'content-type': 'text/plain' });
-    assert.equal(JSON.parse(plain.text).error.code, -32009);
+    assert.equal(JSON.parse(plain.text).error.code, -32010);
     const stepUp = await send(call('write'), { ...headers, 'content-type': 'application/json' });
     assert.equal(stepUp.status, 403);
     assert.deepEqual(ran, [], 'the upstream ran none of them');
