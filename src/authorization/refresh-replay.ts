@@ -245,11 +245,10 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     } catch (error) {
       logger.error({ err: error, event: 'refresh.outcome_not_stored', clientId: role.clientId }, 'refresh outcome could not be stored');
       // A pair whose outcome is not stored must not be handed out: its retry could not be answered
-      // with it, and would rotate again. The client retries; the retry resumes the rotation.
-      if (succeeded) {
-        await discardNewRefreshToken(ctx).catch(() => {});
-        answerUnavailable(ctx);
-      }
+      // with it, and would rotate again. The client retries; the retry resumes the rotation. The new
+      // refresh token is left alone: a write that timed out may still have landed, and then the
+      // retry is answered with this very pair, which must keep working.
+      if (succeeded) answerUnavailable(ctx);
     } finally {
       await releaseClaim(role);
     }
