@@ -263,14 +263,35 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
   async function releaseClaim(role: Role & { kind: 'first' }): Promise<void> {
     clearInterval(role.renewal);
     try {
-      // Not a claim another request took after this one's lease ran out.
-      const claim = await storage.get<Claim>(NS.refreshClaims, role.key);
-      if (claim?.owner === role.owner) await storage.delete(NS.refreshClaims, role.key);
+      await releaseOwnClaim(role.key, role.owner);
     } catch (error) {
-      // The lease is short, so the claim frees itself within CLAIM_LEASE_SECONDS anyway.
-      logger.error({ err: error, event: 'refresh.claim_not_released' }, 'refresh claim could not be released; it expires within seconds');
+      logger.error({ err: error, event: 'refresh.claim_not_released' }, 'refresh claim could not be released; trying again in the background');
+      releaseInBackground(role.key, role.owner, 1);
     }
     wake(role.key);
+  }
+
+  /** Deletes the claim if this request holds it: not one another request took after this one's lease ran out. */
+  async function releaseOwnClaim(key: string, owner: string): Promise<void> {
+    const claim = await storage.get<Claim>(NS.refreshClaims, key);
+    if (claim?.owner === owner) await storage.delete(NS.refreshClaims, key);
+  }
+
+  /**
+   * A claim a storage outage left behind (its release failed, or its write timed out here and landed
+   * in storage all the same) would make the next presenter wait for its lease to run out: try again
+   * every second, so the token is free as soon as storage is back. The timer never keeps the process
+   * alive, and once the lease has run out there is nothing left to release.
+   */
+  function releaseInBackground(key: string, owner: string, attempt: number): void {
+    if (attempt > CLAIM_LEASE_SECONDS) return;
+    const timer = setTimeout(() => {
+      releaseOwnClaim(key, owner).then(
+        () => wake(key),
+        () => releaseInBackground(key, owner, attempt + 1),
+      );
+    }, 1000);
+    timer.unref();
   }
 
   function answerUnavailable(ctx: KoaContextWithOIDC): void {
@@ -366,7 +387,13 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
         const outcome = await storage.get<Outcome>(NS.refreshOutcomes, presentation.key);
         if (outcome) waitFor(ctx, presentation, outcome);
         const owner = randomUUID();
-        if (await storage.setIfAbsent(NS.refreshClaims, presentation.key, { owner, since: epochSeconds(clock) } satisfies Claim, CLAIM_LEASE_SECONDS)) {
+        const claimed = await storage
+          .setIfAbsent(NS.refreshClaims, presentation.key, { owner, since: epochSeconds(clock) } satisfies Claim, CLAIM_LEASE_SECONDS)
+          .catch((error: unknown) => {
+            releaseInBackground(presentation.key, owner, 1);
+            throw error;
+          });
+        if (claimed) {
           const role = { ...presentation, kind: 'first' as const, owner, renewal: renewLease(presentation.key) };
           roles.set(ctx, role);
           // The outcome is stored before the claim is released: read it again now that the claim is
