@@ -88,8 +88,8 @@ export class GatewayMetrics {
   readonly #logins: Counter<'provider' | 'result'>;
   readonly #tokensIssued: Counter<'grant_type'>;
   readonly #tokensRefused: Counter<'grant_type' | 'error'>;
-  readonly #refreshReplays: Counter;
-  readonly #grantsRevoked: Counter;
+  readonly #refreshReplays: Counter<string>;
+  readonly #grantsRevoked: Counter<string>;
   readonly #revocations: Counter<'result'>;
   readonly #upstreamErrors: Counter<'upstream' | 'kind'>;
   readonly #idpDuration: Histogram<'provider' | 'outcome'>;
@@ -157,41 +157,46 @@ export class GatewayMetrics {
    * place that turns decisions into counters; unknown events are ignored.
    */
   countEvent(fields: Readonly<Record<string, unknown>>): void {
+    const counted = this.#counterFor(fields);
+    if (counted !== undefined) counted[0].inc(counted[1]);
+  }
+
+  #counterFor(fields: Readonly<Record<string, unknown>>): [Counter<string>, Record<string, string>] | undefined {
     switch (fields.event) {
       case 'client.registered':
-        return this.#registrations.inc({ result: 'registered' });
+        return [this.#registrations, { result: 'registered' }];
       case 'client.registration_refused':
-        return this.#registrations.inc({ result: 'refused' });
+        return [this.#registrations, { result: 'refused' }];
       case 'client.registration_rate_limited':
-        return this.#registrations.inc({ result: 'rate_limited' });
+        return [this.#registrations, { result: 'rate_limited' }];
       case 'consent.approved':
-        return this.#consents.inc({ result: 'approved' });
+        return [this.#consents, { result: 'approved' }];
       case 'consent.denied':
-        return this.#consents.inc({ result: 'denied' });
+        return [this.#consents, { result: 'denied' }];
       case 'login.succeeded':
         // The user id is `<provider id>:<subject>` (src/core/identity.ts).
-        return this.#logins.inc({ provider: bounded(String(fields.user ?? '').split(':')[0], this.#providers), result: 'succeeded' });
+        return [this.#logins, { provider: bounded(String(fields.user ?? '').split(':')[0], this.#providers), result: 'succeeded' }];
       case 'login.failed':
-        return this.#logins.inc({ provider: bounded(fields.provider, this.#providers), result: 'failed' });
+        return [this.#logins, { provider: bounded(fields.provider, this.#providers), result: 'failed' }];
       case 'login.denied':
-        return this.#logins.inc({ provider: bounded(fields.provider, this.#providers), result: 'denied' });
+        return [this.#logins, { provider: bounded(fields.provider, this.#providers), result: 'denied' }];
       case 'token.issued':
-        return this.#tokensIssued.inc({ grant_type: bounded(fields.grantType, GRANT_TYPES) });
+        return [this.#tokensIssued, { grant_type: bounded(fields.grantType, GRANT_TYPES) }];
       case 'token.refused':
-        return this.#tokensRefused.inc({ grant_type: bounded(fields.grantType, GRANT_TYPES), error: bounded(fields.error, OAUTH_ERRORS) });
+        return [this.#tokensRefused, { grant_type: bounded(fields.grantType, GRANT_TYPES), error: bounded(fields.error, OAUTH_ERRORS) }];
       case 'token.replayed':
-        return this.#refreshReplays.inc();
+        return [this.#refreshReplays, {}];
       case 'grant.revoked':
-        return this.#grantsRevoked.inc();
+        return [this.#grantsRevoked, {}];
       case 'token.revoked':
-        return this.#revocations.inc({ result: 'revoked' });
+        return [this.#revocations, { result: 'revoked' }];
       case 'revocation.refused':
-        return this.#revocations.inc({ result: 'refused' });
+        return [this.#revocations, { result: 'refused' }];
       case 'upstream.unavailable':
       case 'upstream.timeout':
       case 'upstream.stream_broken':
       case 'upstream.bad_sse_endpoint':
-        return this.#upstreamErrors.inc({ upstream: bounded(fields.upstream, this.#servers), kind: (fields.event as string).slice('upstream.'.length) });
+        return [this.#upstreamErrors, { upstream: bounded(fields.upstream, this.#servers), kind: (fields.event as string).slice('upstream.'.length) }];
     }
   }
 
