@@ -8,8 +8,10 @@
  * answered 200 with a signed JWT access token, which the resource server accepts on its signature
  * alone: an access token was seen issued 19 ms after its grant was revoked, and it worked.
  *
- * The close: revocation first writes a tombstone for the grant (`markGrantRevoked`, called by the
- * adapter's revokeByGrantId before it deletes anything), and every successful token response is
+ * The close: revocation first writes a tombstone for the grant (in the gateway, the grant's entry in
+ * the revocation list, src/storage/revocation-list.ts, in the same namespace; `markGrantRevoked` for an
+ * adapter built without one; either way the adapter's revokeByGrantId writes it before it deletes
+ * anything), and every successful token response is
  * checked against it after the tokens were saved and before it is sent. Either the check sees the
  * tombstone (the answer becomes invalid_grant and the new refresh token is destroyed), or the
  * tombstone was written after the check, so the revocation reads the grant's token index after the new

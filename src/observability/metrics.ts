@@ -42,6 +42,8 @@ export interface MetricSources {
   stdioProcesses?: () => ReadonlyArray<{ server: string; processes: number }>;
 }
 
+/** src/authorization/grant-revocation.ts */
+const REVOCATION_REASONS = new Set(['access_token_revoked', 'refresh_denied', 'user_revoked', 'client_revoked', 'admin']);
 const GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code']);
 /** RFC 6749 §5.2, RFC 8707 §2, RFC 9449 and oidc-provider's own codes; anything else is `other`. */
 const OAUTH_ERRORS = new Set([
@@ -89,8 +91,8 @@ export class GatewayMetrics {
   readonly #tokensIssued: Counter<'grant_type'>;
   readonly #tokensRefused: Counter<'grant_type' | 'error'>;
   readonly #refreshReplays: Counter<string>;
-  readonly #grantsRevoked: Counter<string>;
-  readonly #revocations: Counter<'result'>;
+  readonly #grantsRevoked: Counter<'reason'>;
+  readonly #revocationsRefused: Counter<string>;
   readonly #upstreamErrors: Counter<'upstream' | 'kind'>;
   readonly #idpDuration: Histogram<'provider' | 'outcome'>;
   readonly #idpFailures: Counter<'provider' | 'reason'>;
@@ -118,12 +120,14 @@ export class GatewayMetrics {
     );
     this.#grantsRevoked = counter(
       'mcp_gateway_grants_revoked_total',
-      'Grants revoked (refresh-token reuse outside the grace period, revocation of a refresh token).',
+      'Grants revoked, by reason (authorization_server: refresh-token or code reuse, refresh token revoked at /revoke; access_token_revoked, refresh_denied, user_revoked, client_revoked, admin).',
+      ['reason'],
     );
-    this.#revocations = counter('mcp_gateway_revocations_total', 'Requests to the revocation endpoint (RFC 7009), by result (revoked, refused).', ['result']);
+    // Successful revocations show as mcp_gateway_grants_revoked_total (oidc-provider emits no success event).
+    this.#revocationsRefused = counter('mcp_gateway_revocations_refused_total', 'Requests to the revocation endpoint (RFC 7009) refused.');
     this.#upstreamErrors = counter(
       'mcp_gateway_upstream_errors_total',
-      'Upstream MCP server failures, by server and kind (unavailable, timeout, stream_broken, bad_sse_endpoint).',
+      'Upstream MCP server failures, by server and kind (unavailable, timeout, body_stalled, invalid_response, stream_broken, stream_unanswered, bad_sse_endpoint).',
       ['upstream', 'kind'],
     );
     this.#idpDuration = new Histogram({
@@ -187,15 +191,17 @@ export class GatewayMetrics {
       case 'token.replayed':
         return [this.#refreshReplays, {}];
       case 'grant.revoked':
-        return [this.#grantsRevoked, {}];
-      case 'token.revoked':
-        return [this.#revocations, { result: 'revoked' }];
+        // Without a reason: oidc-provider revoked it (refresh-token or code reuse, a refresh token revoked at /revoke).
+        return [this.#grantsRevoked, { reason: fields.reason === undefined ? 'authorization_server' : bounded(fields.reason, REVOCATION_REASONS) }];
       case 'revocation.refused':
-        return [this.#revocations, { result: 'refused' }];
+        return [this.#revocationsRefused, {}];
       case 'upstream.unavailable':
       case 'upstream.timeout':
       case 'upstream.stream_broken':
       case 'upstream.bad_sse_endpoint':
+      case 'upstream.body_stalled':
+      case 'upstream.invalid_response':
+      case 'upstream.stream_unanswered':
         return [this.#upstreamErrors, { upstream: bounded(fields.upstream, this.#servers), kind: (fields.event as string).slice('upstream.'.length) }];
     }
   }

@@ -17,7 +17,7 @@ import type { McpDispatch, RouteHandler, RouteHandlers } from '../http/router.ts
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-requests.ts';
-import type { UpstreamPoolStats } from '../observability/metrics.ts';
+import type { TokenCacheStats, UpstreamPoolStats } from '../observability/metrics.ts';
 import { UpstreamPools, type UpstreamProxy } from '../proxy/http-proxy.ts';
 import type { UpstreamTargets } from '../proxy/upstream-targets.ts';
 import type { UserRecord } from '../storage/records.ts';
@@ -54,6 +54,8 @@ export interface ResourceServerOptions {
   servers: readonly ServerConfig[];
   /** Current public signing keys of the authorization server (in-process, no HTTP). */
   publicKeys: () => JWK[];
+  /** Reads the key set again for a token with an unknown `kid` (token-verifier.ts, docs/keys.md). */
+  refreshKeys?: (kid: string) => Promise<boolean>;
   /** Looks a user up by the token's `sub`; called once per token, not per request. */
   findUser: (sub: string) => Promise<UserRecord | undefined>;
   logger: Logger;
@@ -65,6 +67,8 @@ export interface ResourceServerOptions {
   clock?: Clock;
   /** A token verifier to share (its cache) with forward-auth; by default one of its own. */
   verifier?: TokenVerifier;
+  /** Whether a grant was revoked (src/storage/revocation-list.ts `isRevoked`); asked on every request. */
+  isRevoked?: (grantId: string) => boolean;
   /**
    * The client's address for `X-Forwarded-For` (src/http/client-address.ts honours `trustProxy`);
    * by default the socket's peer address.
@@ -72,6 +76,8 @@ export interface ResourceServerOptions {
   clientAddress?: (req: IncomingMessage) => string | undefined;
   /** Request counts and latencies per server (src/observability/mcp-requests.ts); none when metrics are off. */
   requests?: McpRequestRecorder;
+  /** Extra request headers (names, `prefix*`) never passed from clients to upstreams (forgeable-headers.ts). */
+  stripClientHeaders?: readonly string[];
 }
 
 export interface ResourceServer {
@@ -94,13 +100,14 @@ export interface ResourceServer {
   close(): Promise<void>;
   /** The upstream keep-alive pools' connections, for the metrics scrape. */
   upstreamPoolStats(): UpstreamPoolStats[];
+  /** The verified-token cache (shared with forward-auth), for the metrics scrape. */
+  tokenCacheStats(): TokenCacheStats;
 }
 
 /** What a request needs once its route is found; built once per server. */
 interface RequestContext {
   readonly guard: ResourceGuard;
   readonly logger: Logger;
-  readonly forwardedProto: string;
   readonly clientAddress: (req: IncomingMessage) => string | undefined;
 }
 
@@ -108,14 +115,22 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   const issuer = issuerFromPublicUrl(options.issuer);
   const scheme = new URL(issuer).protocol;
   const logger = options.logger;
-  const verifier: TokenVerifier = options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys, clock: options.clock });
+  const verifier: TokenVerifier =
+    options.verifier ??
+    createTokenVerifier({ issuer, publicKeys: options.publicKeys, refreshKeys: options.refreshKeys, clock: options.clock, isRevoked: options.isRevoked });
   const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger, clock: options.clock });
   const pools = new UpstreamPools();
-  const routes = buildMcpRoutes(options.servers, { issuer, ownOrigin: gatewayOrigin(issuer), upstreams: options.upstreams, pools, logger });
+  const routes = buildMcpRoutes(options.servers, {
+    issuer,
+    ownOrigin: gatewayOrigin(issuer),
+    upstreams: options.upstreams,
+    pools,
+    logger,
+    stripClientHeaders: options.stripClientHeaders,
+  });
   const context: RequestContext = {
     guard,
     logger,
-    forwardedProto: scheme.slice(0, -1),
     clientAddress: options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress),
   };
 
@@ -136,6 +151,7 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
       await pools.close();
     },
     upstreamPoolStats: () => pools.stats(),
+    tokenCacheStats: () => ({ entries: verifier.cacheSize, hits: verifier.cacheHits, misses: verifier.cacheMisses }),
   };
 }
 
@@ -225,15 +241,13 @@ function proceed(
   (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors });
 }
 
-/** The identity headers of the grant, then the gateway's own forwarding headers (the client's were dropped, proxy.ts). */
+/** The identity headers of the grant, then the gateway's own forwarding headers (the client's were dropped, http-proxy.ts). */
 function upstreamHeaders(context: RequestContext, route: McpRoute, grant: GuardGrant, req: IncomingMessage): string[] {
   const headers: string[] = [];
   context.guard.appendUpstreamHeaders(headers, route.protected, grant);
   const address = context.clientAddress(req);
   if (address !== undefined) headers.push('x-forwarded-for', address);
-  headers.push('x-forwarded-proto', context.forwardedProto);
-  const host = req.headers.host;
-  if (host !== undefined) headers.push('x-forwarded-host', host);
+  headers.push('x-forwarded-proto', route.forwardedProto, 'x-forwarded-host', route.forwardedHost);
   return headers;
 }
 
