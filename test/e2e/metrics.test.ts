@@ -9,34 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { TestOAuthClientProvider } from '../support/mcp-client.ts';
+import { parseExposition, type Sample, sampleValue } from '../support/prometheus.ts';
 import { loggedInClient, type Stack, startStack } from './stack.ts';
-
-/** One sample of the text exposition format: `name{label="value",…} number`. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parseExposition(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(match, `unparseable exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1] as string] = pair[2] as string;
-    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-/** The value of the one sample with this name and (at least) these labels; 0 when absent. */
-function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  assert.ok(found.length <= 1, `${name} ${JSON.stringify(labels)} matches ${found.length} samples`);
-  return found[0]?.value ?? 0;
-}
 
 describe('metrics', () => {
   let stack: Stack;
@@ -70,8 +44,8 @@ describe('metrics', () => {
   it('counts a login, MCP calls by method and tool, and their latencies', async () => {
     const echo = { server: 'tools', method: 'tools/call', tool: 'echo', status: '200' };
     const before = await scrape();
-    assert.equal(valueOf(before, 'mcp_gateway_mcp_requests_total', echo), 0);
-    assert.equal(valueOf(before, 'mcp_gateway_logins_total', { provider: 'corp', result: 'succeeded' }), 0);
+    assert.equal(sampleValue(before, 'mcp_gateway_mcp_requests_total', echo), 0);
+    assert.equal(sampleValue(before, 'mcp_gateway_logins_total', { provider: 'corp', result: 'succeeded' }), 0);
 
     client = await loggedInClient(stack, new TestOAuthClientProvider({ mode: 'dcr', clientName: 'Metrics test' }));
     for (const text of ['one', 'two', 'three']) {
@@ -81,10 +55,10 @@ describe('metrics', () => {
     await client.listTools();
 
     const after = await scrape();
-    assert.equal(valueOf(after, 'mcp_gateway_mcp_requests_total', echo), 3);
-    assert.equal(valueOf(after, 'mcp_gateway_mcp_request_duration_seconds_count', echo), 3);
-    assert.equal(valueOf(after, 'mcp_gateway_mcp_request_duration_seconds_bucket', { ...echo, le: '+Inf' }), 3);
-    const sum = valueOf(after, 'mcp_gateway_mcp_request_duration_seconds_sum', echo);
+    assert.equal(sampleValue(after, 'mcp_gateway_mcp_requests_total', echo), 3);
+    assert.equal(sampleValue(after, 'mcp_gateway_mcp_request_duration_seconds_count', echo), 3);
+    assert.equal(sampleValue(after, 'mcp_gateway_mcp_request_duration_seconds_bucket', { ...echo, le: '+Inf' }), 3);
+    const sum = sampleValue(after, 'mcp_gateway_mcp_request_duration_seconds_sum', echo);
     assert.ok(sum > 0 && sum < 30, `three loopback echoes took ${sum} s in total`);
     // Buckets are cumulative: never decreasing, ending at the count.
     const buckets = after.filter((s) => s.name === 'mcp_gateway_mcp_request_duration_seconds_bucket' && s.labels.tool === 'echo').map((s) => s.value);
@@ -92,28 +66,28 @@ describe('metrics', () => {
       buckets,
       [...buckets].sort((a, b) => a - b),
     );
-    assert.equal(valueOf(after, 'mcp_gateway_mcp_requests_total', { server: 'tools', method: 'tools/list', tool: '', status: '200' }), 1);
-    assert.equal(valueOf(after, 'mcp_gateway_mcp_requests_total', { server: 'tools', method: 'initialize', tool: '', status: '200' }), 1);
+    assert.equal(sampleValue(after, 'mcp_gateway_mcp_requests_total', { server: 'tools', method: 'tools/list', tool: '', status: '200' }), 1);
+    assert.equal(sampleValue(after, 'mcp_gateway_mcp_requests_total', { server: 'tools', method: 'initialize', tool: '', status: '200' }), 1);
     // The SDK's first attempt, before it had a token: refused with the Bearer challenge.
-    assert.equal(valueOf(after, 'mcp_gateway_mcp_requests_total', { server: 'tools', method: 'POST', tool: '', status: '401' }), 1);
+    assert.equal(sampleValue(after, 'mcp_gateway_mcp_requests_total', { server: 'tools', method: 'POST', tool: '', status: '401' }), 1);
 
     // The login's audit events, once each.
-    assert.equal(valueOf(after, 'mcp_gateway_client_registrations_total', { result: 'registered' }), 1);
-    assert.equal(valueOf(after, 'mcp_gateway_consents_total', { result: 'approved' }), 1);
-    assert.equal(valueOf(after, 'mcp_gateway_logins_total', { provider: 'corp', result: 'succeeded' }), 1);
-    assert.equal(valueOf(after, 'mcp_gateway_tokens_issued_total', { grant_type: 'authorization_code' }), 1);
+    assert.equal(sampleValue(after, 'mcp_gateway_client_registrations_total', { result: 'registered' }), 1);
+    assert.equal(sampleValue(after, 'mcp_gateway_consents_total', { result: 'approved' }), 1);
+    assert.equal(sampleValue(after, 'mcp_gateway_logins_total', { provider: 'corp', result: 'succeeded' }), 1);
+    assert.equal(sampleValue(after, 'mcp_gateway_tokens_issued_total', { grant_type: 'authorization_code' }), 1);
 
     // One signature check for the token, the other MCP requests answered from the cache.
-    assert.equal(valueOf(after, 'mcp_gateway_token_cache_lookups_total', { result: 'miss' }), 1);
-    assert.ok(valueOf(after, 'mcp_gateway_token_cache_lookups_total', { result: 'hit' }) >= 4);
-    assert.equal(valueOf(after, 'mcp_gateway_token_cache_entries'), 1);
+    assert.equal(sampleValue(after, 'mcp_gateway_token_cache_lookups_total', { result: 'miss' }), 1);
+    assert.ok(sampleValue(after, 'mcp_gateway_token_cache_lookups_total', { result: 'hit' }) >= 4);
+    assert.equal(sampleValue(after, 'mcp_gateway_token_cache_entries'), 1);
     // The IdP was called (discovery, token, JWKS) and answered.
     const idpCalls = after.filter((s) => s.name === 'mcp_gateway_idp_request_duration_seconds_count' && s.labels.outcome === 'ok');
     assert.ok(idpCalls.reduce((total, s) => total + s.value, 0) >= 3, 'discovery, JWKS and the token exchange were timed');
     // The upstream pool holds the keep-alive connection the calls used.
     assert.ok(after.some((s) => s.name === 'mcp_gateway_upstream_connections' && s.labels.state === 'connected' && s.value >= 1));
     // Node process metrics come along.
-    assert.ok(valueOf(after, 'process_resident_memory_bytes') > 0);
+    assert.ok(sampleValue(after, 'process_resident_memory_bytes') > 0);
   });
 
   it('caps tool names: a flood of invented names ends in `other`', async () => {
