@@ -132,7 +132,8 @@ export class ServerRequestRecorder {
   /** SSE responses of this server open right now. */
   openStreams = 0;
   readonly #now: () => number;
-  readonly #series = new Map<string, McpSeries>();
+  readonly #byMethod = new Map<string, Map<string, Map<string, McpSeries>>>();
+  readonly #series: McpSeries[] = [];
   readonly #tools = new Set<string>();
 
   constructor(name: string, now: () => number) {
@@ -155,11 +156,16 @@ export class ServerRequestRecorder {
     const { method, tool } = this.#labelsOf(req);
     // A response cut before its end (client gone, stream broken) is not the status it started with.
     const status = res.writableFinished ? statusLabel(res.statusCode) : 'aborted';
-    const key = `${method}\u0000${tool}\u0000${status}`;
-    let series = this.#series.get(key);
+    // Nested maps rather than one map on a joined key: no string is built per request.
+    let byTool = this.#byMethod.get(method);
+    if (byTool === undefined) this.#byMethod.set(method, (byTool = new Map()));
+    let byStatus = byTool.get(tool);
+    if (byStatus === undefined) byTool.set(tool, (byStatus = new Map()));
+    let series = byStatus.get(status);
     if (series === undefined) {
       series = { server: this.name, method, tool, status, count: 0, sum: 0, buckets: new Array(MCP_DURATION_BUCKETS.length + 1).fill(0) };
-      this.#series.set(key, series);
+      byStatus.set(status, series);
+      this.#series.push(series);
     }
     series.count++;
     series.sum += seconds;
@@ -169,7 +175,7 @@ export class ServerRequestRecorder {
   }
 
   series(): Iterable<McpSeries> {
-    return this.#series.values();
+    return this.#series;
   }
 
   #labelsOf(req: IncomingMessage): { method: string; tool: string } {
