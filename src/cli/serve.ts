@@ -33,7 +33,15 @@ export async function runServe(args: string[], io: { stdin: Readable; stdout: Wr
   const gateway = await startGateway(config, { announce: (line) => io.stdout.write(`${line}\n`) });
   const drainMs = config.shutdown.drainSeconds * 1000;
   return new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) {
+        // A second signal: the operator does not want to wait for the drain.
+        gateway.logger.warn({ event: 'shutdown.forced', signal }, 'second signal during the drain; exiting now');
+        flushLogs(gateway.logger).then(() => process.exit(1));
+        return;
+      }
+      stopping = true;
       gateway.logger.info({ event: 'shutdown.started', signal, drainSeconds: config.shutdown.drainSeconds }, 'shutting down');
       const overdue = setTimeout(() => {
         gateway.logger.error({ event: 'shutdown.overdue' }, 'shutdown did not finish within the drain period; exiting');
@@ -46,8 +54,8 @@ export async function runServe(args: string[], io: { stdin: Readable; stdout: Wr
         .then(() => flushLogs(gateway.logger))
         .then(() => resolve(0));
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 }
 
