@@ -158,9 +158,15 @@ export class ServerRequestRecorder {
     const status = res.writableFinished ? statusLabel(res.statusCode) : 'aborted';
     // Nested maps rather than one map on a joined key: no string is built per request.
     let byTool = this.#byMethod.get(method);
-    if (byTool === undefined) this.#byMethod.set(method, (byTool = new Map()));
+    if (byTool === undefined) {
+      byTool = new Map();
+      this.#byMethod.set(method, byTool);
+    }
     let byStatus = byTool.get(tool);
-    if (byStatus === undefined) byTool.set(tool, (byStatus = new Map()));
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      byTool.set(tool, byStatus);
+    }
     let series = byStatus.get(status);
     if (series === undefined) {
       series = { server: this.name, method, tool, status, count: 0, sum: 0, buckets: new Array(MCP_DURATION_BUCKETS.length + 1).fill(0) };
