@@ -133,7 +133,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   const listenUrl = await listen(server, config.listen);
-  const ops = await startOps(config, operations, readiness, logger);
+  let ops: OpsListener | undefined;
+  try {
+    ops = await startOps(config, operations, readiness, logger);
+  } catch (error) {
+    // The metrics port taken, say: nothing may keep running half-started.
+    await shutDown(server, foundations, rooms, logger);
+    throw error;
+  }
 
   const resources = rooms.resources.map((r) => r.resource);
   logger.info({ listen: listenUrl, issuer: config.publicUrl, servers: resources, storage: config.storage.type }, 'gateway listening');

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { IncomingMessage, ServerResponse } from 'node:http';
-import { Socket } from 'node:net';
+import { type AddressInfo, createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,6 +16,7 @@ import { countingEvents } from '../../../src/observability/counted-events.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { McpRequestRecorder, noteMcpMessage } from '../../../src/observability/mcp-requests.ts';
 import { GatewayMetrics } from '../../../src/observability/metrics.ts';
+import { freePort } from '../../support/ports.ts';
 import { parseExposition, sampleValue } from '../../support/prometheus.ts';
 
 function metricsFor(mcp = new McpRequestRecorder()): GatewayMetrics {
@@ -119,6 +120,32 @@ describe('metrics', () => {
         await separate.close();
       }
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails start-up when the metrics port is taken, and leaves nothing listening', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mcpgw-metrics-'));
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const taken = (blocker.address() as AddressInfo).port;
+    const port = await freePort();
+    try {
+      await assert.rejects(
+        startGateway(
+          configSchema.parse({
+            listen: { host: '127.0.0.1', port },
+            dataDir: dir,
+            storage: { type: 'memory' },
+            metrics: { enabled: true, listen: { host: '127.0.0.1', port: taken } },
+          }),
+          { announce: () => {}, logger: createLogger('silent') },
+        ),
+        { code: 'EADDRINUSE' },
+      );
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/healthz`), 'the main listener was closed again');
+    } finally {
+      blocker.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
