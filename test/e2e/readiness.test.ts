@@ -1,14 +1,17 @@
 /**
  * `/readyz` and `/healthz` (docs/operations.md) on the whole stack, with real failures: the real IdP
  * stopped before its discovery was ever loaded, then started again; the SQLite database file moved
- * away under the running gateway (what a detached volume or a clean-up job does), then put back. The
+ * away under the running gateway (what a detached volume or a clean-up job does), then put back; a
+ * real redis-server killed and restarted under a gateway on Redis storage. The
  * gateway's clock is a TestClock, so the short result cache is passed by moving time, not by waiting.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TestClock } from '../support/clock.ts';
+import { type RunningRedis, redisUnavailable, startRedis } from '../support/redis.ts';
 import { type Stack, startStack } from './stack.ts';
 
 async function readyz(stack: Stack, method = 'GET'): Promise<{ status: number; body: unknown }> {
@@ -85,5 +88,39 @@ describe('readiness', () => {
     } finally {
       storage.ping = ping;
     }
+  });
+});
+
+describe('readiness on Redis storage', { skip: redisUnavailable() ?? false }, () => {
+  const clock = new TestClock();
+  let redis: RunningRedis;
+  let stack: Stack;
+
+  before(async () => {
+    redis = await startRedis();
+    stack = await startStack({
+      clock,
+      configure: (config) => {
+        config.storage = { type: 'redis', url: redis.url, keyPrefix: 'readyz:', commandTimeoutMs: 500, connectTimeoutMs: 1000 };
+        config.secrets = { encryptionKeys: [randomBytes(32).toString('base64')] };
+      },
+    });
+  });
+  after(async () => {
+    await stack?.close();
+    await redis?.close();
+  });
+
+  it('is not ready while Redis is down, and ready again once it is back', async () => {
+    clock.advance(1_001);
+    assert.equal((await readyz(stack)).status, 200);
+    await redis.kill();
+    clock.advance(1_001);
+    assert.deepEqual(await readyz(stack), { status: 503, body: { status: 'not_ready', checks: { storage: 'fail', keys: 'ok', 'idp:corp': 'ok' } } });
+    await redis.restart();
+    // The client reconnects on its own schedule; the probe is answered from a fresh ping each period.
+    let answer = await readyz(stack);
+    for (const deadline = Date.now() + 10_000; answer.status !== 200 && Date.now() < deadline; answer = await readyz(stack)) clock.advance(1_001);
+    assert.deepEqual(answer, { status: 200, body: { status: 'ready', checks: { storage: 'ok', keys: 'ok', 'idp:corp': 'ok' } } });
   });
 });
