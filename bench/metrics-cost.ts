@@ -145,6 +145,11 @@ async function main(): Promise<void> {
     console.log(`\n${summary('metrics off', results.off)}\n${summary('metrics on', results.on)}`);
     const difference = median(results.on.map((r) => r.cpuPerRequestUs)) - median(results.off.map((r) => r.cpuPerRequestUs));
     console.log(`difference of medians (on - off): ${difference.toFixed(1)} µs/req`);
+    // Each round's two runs follow each other, so their difference cancels the machine's slower drifts.
+    const paired = results.on.map((r, i) => r.cpuPerRequestUs - (results.off[i] as Round).cpuPerRequestUs);
+    console.log(
+      `paired per round (on - off): median ${median(paired).toFixed(1)} µs/req, min ${Math.min(...paired).toFixed(1)}, max ${Math.max(...paired).toFixed(1)}`,
+    );
   } finally {
     await stopChildren(children);
     await rm(dir, { recursive: true, force: true });
