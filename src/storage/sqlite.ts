@@ -7,7 +7,7 @@
  * the injected clock rather than read from SQLite's, so both backends share one notion of "now" (and
  * tests can move it).
  */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -110,6 +110,8 @@ export class SqliteStorage implements Storage {
   readonly #db: DatabaseSync;
   readonly #sql: Statements;
   readonly #clock: Clock;
+  /** The database file and the inode opened, so `ping` notices the file deleted or replaced under us. */
+  readonly #file: { path: string; ino: number } | undefined;
   #closed = false;
 
   /** `path` is a file (created with its directory if missing) or `:memory:`. */
@@ -117,6 +119,7 @@ export class SqliteStorage implements Storage {
     this.#clock = options.clock ?? systemClock;
     if (path !== ':memory:') createPrivateFile(path);
     this.#db = new DatabaseSync(path);
+    this.#file = path === ':memory:' ? undefined : { path, ino: statSync(path).ino };
     try {
       this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // WAL: readers never block the writer and a crash cannot corrupt the file. With WAL, NORMAL sync
@@ -193,8 +196,16 @@ export class SqliteStorage implements Storage {
     return rows.map((row) => ({ key: textColumn(row, 'key'), value: decodeValue<T>(textColumn(row, 'value')) }));
   }
 
+  /**
+   * The connection answers, and the file is still the one opened: a deleted file (a volume unmounted,
+   * a clean-up job) would keep answering from the open inode while every write is lost at restart.
+   */
   async ping(): Promise<void> {
+    if (this.#closed) throw new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, 'the storage is closed');
     this.#sql.ping.get();
+    if (this.#file !== undefined && statSync(this.#file.path, { throwIfNoEntry: false })?.ino !== this.#file.ino) {
+      throw new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, `the database file ${this.#file.path} was removed or replaced`);
+    }
   }
 
   async addToSet(namespace: string, key: string, member: string, ttlSeconds?: number): Promise<void> {
