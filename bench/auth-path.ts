@@ -15,7 +15,8 @@
  * external IdP does in production, so logins are measured twice: with a password hash at the default
  * cost, and with a deliberately cheap hash that leaves the gateway's own work.
  *
- * Usage: `npm run bench:auth [-- --storage redis --reps 3 --registrations 500 --logins 100 --concurrency 16]`.
+ * Usage: `npm run bench:auth [-- --storage redis --reps 3 --registrations 500 --logins 100 --concurrency 16]`;
+ * `--only refresh` (or registration, login, authorize, comma-separated) runs only those phases.
  * BENCH_CPU_PROF=<dir> writes the gateway's V8 CPU profile there (bench/harness.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -39,6 +40,8 @@ const LOGINS = Number(args.get('logins') ?? 100);
 const CONCURRENCY = Number(args.get('concurrency') ?? 16);
 const AUTHORIZES = Number(args.get('authorizes') ?? 300);
 const SLOW_LOGINS = Number(args.get('slow-logins') ?? 10);
+/** Which phases run (for a profile of one of them): any of registration, login, refresh, authorize. */
+const ONLY = new Set((args.get('only') ?? 'registration,login,refresh,authorize').split(','));
 
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 
@@ -250,7 +253,7 @@ async function cheapHash(password: string): Promise<string> {
   return `scrypt$16$8$1$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
-type Phase = { label: string; target?: string; run: () => Promise<Sample> };
+type Phase = { group: string; label: string; target?: string; run: () => Promise<Sample> };
 
 function summarise(values: number[]): string {
   const sorted = [...values].sort((a, b) => a - b);
@@ -299,15 +302,18 @@ async function main(): Promise<void> {
     let grants: Grant[] = [];
     const phases: Phase[] = [
       {
+        group: 'registration',
         label: 'registration, sequential',
         target: '≤ 2 ms CPU',
         run: () => measure(gateway, redisPid, REGISTRATIONS, (l) => pool(REGISTRATIONS, 1, l, () => register(gateway.issuer).then(() => {}))),
       },
       {
+        group: 'registration',
         label: `registration, ${CONCURRENCY} concurrent`,
         run: () => measure(gateway, redisPid, REGISTRATIONS, (l) => pool(REGISTRATIONS, CONCURRENCY, l, () => register(gateway.issuer).then(() => {}))),
       },
       {
+        group: 'login',
         label: 'full login (cheap hash), sequential',
         target: '≤ 15 ms CPU',
         run: async () => {
@@ -322,32 +328,41 @@ async function main(): Promise<void> {
         },
       },
       {
+        group: 'login',
         label: 'full login (scrypt 2^15 hash)',
         run: () => measure(gateway, redisPid, SLOW_LOGINS, (l) => pool(SLOW_LOGINS, 1, l, () => login(gateway, 'bench', gateway.password).then(() => {}))),
       },
       {
+        group: 'refresh',
         label: 'refresh grant, sequential',
         target: '≥ 1000/s',
         run: () => measure(gateway, redisPid, grants.length, (l) => pool(grants.length, 1, l, (i) => refresh(gateway, grants[i]!))),
       },
       {
+        group: 'refresh',
         label: `refresh grant, ${CONCURRENCY} concurrent`,
         target: '≥ 1000/s',
         run: () => measure(gateway, redisPid, grants.length, (l) => pool(grants.length, CONCURRENCY, l, (i) => refresh(gateway, grants[i]!))),
       },
       {
+        group: 'authorize',
         label: '/authorize, CIMD client (cached)',
         run: () => measure(gateway, redisPid, AUTHORIZES, (l) => pool(AUTHORIZES, 1, l, () => authorizeOnce(gateway, cimdClientId))),
       },
       {
+        group: 'authorize',
         label: '/authorize, DCR client',
         run: () => measure(gateway, redisPid, AUTHORIZES, (l) => pool(AUTHORIZES, 1, l, () => authorizeOnce(gateway, dcrClientId))),
       },
     ];
 
+    if (!ONLY.has('login')) {
+      for (let i = 0; i < LOGINS; i++) grants.push(await login(gateway, 'cheap', gateway.cheapPassword));
+    }
+    const selected = phases.filter((phase) => ONLY.has(phase.group));
     const results = new Map<string, Sample[]>();
     for (let rep = 0; rep < REPS; rep++) {
-      for (const phase of phases) {
+      for (const phase of selected) {
         const sample = await phase.run();
         results.set(phase.label, [...(results.get(phase.label) ?? []), sample]);
         if (process.env.BENCH_VERBOSE === '1') console.error(rep, phase.label, sample);
@@ -365,7 +380,7 @@ async function main(): Promise<void> {
     );
     console.log(`CIMD document fetched again during the runs: ${cimdRefetches} time(s)\n`);
     const header = ['phase', 'ops/s', 'gateway CPU ms/op', ...(redisPid ? ['redis CPU ms/op'] : []), 'p50 ms', 'p99 ms', 'target'];
-    const rows = phases.map((phase) => {
+    const rows = selected.map((phase) => {
       const samples = results.get(phase.label)!;
       return [
         phase.label,
