@@ -22,7 +22,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { hashPassword } from '../src/idp/passwords.ts';
@@ -173,6 +173,21 @@ async function refresh(gateway: Gateway, grant: Grant): Promise<void> {
   const tokens = (await response.json()) as { refresh_token?: string; access_token?: string };
   if (response.status !== 200 || !tokens.refresh_token || !tokens.access_token) throw new Error(`refresh failed: ${response.status} ${JSON.stringify(tokens)}`);
   grant.refreshToken = tokens.refresh_token;
+}
+
+/**
+ * A refresh grant with a refresh token that does not exist: the token endpoint's whole middleware
+ * stack, the client lookup and one storage read, but no write and no signature. The floor a refresh
+ * grant cannot go below without changing oidc-provider.
+ */
+async function refreshUnknown(gateway: Gateway, clientId: string): Promise<void> {
+  const response = await fetch(`${gateway.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: randomBytes(32).toString('base64url'), client_id: clientId }),
+  });
+  const body = (await response.json()) as { error?: string };
+  if (response.status !== 400 || body.error !== 'invalid_grant') throw new Error(`expected invalid_grant: ${response.status} ${JSON.stringify(body)}`);
 }
 
 /** `/authorize` up to the redirect to the consent page (the client is validated, the interaction stored). */
@@ -345,6 +360,11 @@ async function main(): Promise<void> {
         run: () => measure(gateway, redisPid, grants.length, (l) => pool(grants.length, CONCURRENCY, l, (i) => refresh(gateway, grants[i]!))),
       },
       {
+        group: 'refresh',
+        label: 'token endpoint floor (invalid_grant)',
+        run: () => measure(gateway, redisPid, AUTHORIZES, (l) => pool(AUTHORIZES, 1, l, () => refreshUnknown(gateway, dcrClientId))),
+      },
+      {
         group: 'authorize',
         label: '/authorize, CIMD client (cached)',
         run: () => measure(gateway, redisPid, AUTHORIZES, (l) => pool(AUTHORIZES, 1, l, () => authorizeOnce(gateway, cimdClientId))),
@@ -372,6 +392,12 @@ async function main(): Promise<void> {
 
     const cpu = cpus();
     console.log(`machine: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, node ${process.version}, ${process.platform} ${process.arch}`);
+    // Other processes on the machine inflate wall-clock figures (ops/s, latency) far more than CPU per operation.
+    console.log(
+      `load average at the end: ${loadavg()
+        .map((load) => load.toFixed(1))
+        .join(' ')}`,
+    );
     console.log(
       `storage: ${STORAGE}; ${REPS} repetitions, median (min–max); ${TASKSET ? 'load generator on core 0, gateway on core 1' : 'taskset missing: processes not pinned'}`,
     );
