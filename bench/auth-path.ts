@@ -256,7 +256,12 @@ async function startGateway(dir: string, caFile: string, storage: unknown): Prom
   const configPath = join(dir, 'gateway.json');
   await writeFile(configPath, JSON.stringify(config));
   const child = spawnNode(1, 'src/cli/main.ts', ['serve', '--config', configPath]);
-  await waitForUrl(`${issuer}/healthz`, { timeoutMs: 30_000 });
+  // A configuration this gateway refuses (say, `--storage redis` on a build without Redis) ends the
+  // process at once; say so instead of waiting for the health check to time out.
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`the gateway exited with code ${code} before it was ready (its output is above)`))),
+  );
+  await Promise.race([waitForUrl(`${issuer}/healthz`, { timeoutMs: 30_000 }), exited]);
   return { gateway: { issuer, pid: child.pid!, resource: `${issuer}/mcp`, password, cheapPassword }, child };
 }
 
