@@ -8,8 +8,11 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type AuthorizationServer, createAuthorizationServer, type ProtectedResource } from './authorization/index.ts';
+import { type AuthorizationServer, createAuthorizationServer, type GrantRevoker, type ProtectedResource } from './authorization/index.ts';
 import { type GatewayKeys, loadOrCreateKeys } from './authorization/keys.ts';
+import { ID_TOKEN_TTL_SECONDS } from './authorization/provider.ts';
+import { SigningKeyRing } from './authorization/signing-key-ring.ts';
+import { PRE_PUBLICATION_MS, retentionFor, type SigningKeyPolicy } from './authorization/signing-keys.ts';
 import type { GatewayConfig, ServerConfig } from './config/schema.ts';
 import { type Clock, systemClock } from './core/clock.ts';
 import { canonicalizeResource, resourceFor } from './core/resource-uri.ts';
@@ -30,6 +33,7 @@ import { startUpstreamTargets, type UpstreamTargets } from './proxy/upstream-tar
 import { createResourceServer, type ResourceServer } from './resource-server/index.ts';
 import { openStorage, startSweeper } from './storage/index.ts';
 import { NS, type UserRecord } from './storage/records.ts';
+import { RevocationList, revocationRetentionSeconds } from './storage/revocation-list.ts';
 import { loadEncryptionKeys, SecretBox } from './storage/secret-box.ts';
 import type { Storage } from './storage/types.ts';
 
@@ -39,6 +43,10 @@ export interface RunningGateway {
   server: Server;
   storage: Storage;
   logger: Logger;
+  /** The grants whose access tokens this replica refuses; tests call `sync()` instead of waiting for a poll. */
+  revocations: RevocationList;
+  /** Revokes grants by grant, user or client (docs/tokens.md, "Revocation"). */
+  grants: GrantRevoker;
   close(): Promise<void>;
 }
 
@@ -59,8 +67,13 @@ interface Foundations {
   clock: Clock;
   storage: Storage;
   stopSweeper: () => void;
+  revocations: RevocationList;
   secretBox: SecretBox;
   keys: GatewayKeys;
+  /** The live signing keys, reloaded from storage and rotated on schedule (docs/keys.md). */
+  signingKeys: SigningKeyRing;
+  /** Stops the reload timer and waits for a read or rotation in flight (before storage closes). */
+  stopSigningKeys: () => Promise<void>;
   extraCaPem: string | undefined;
 }
 
@@ -103,6 +116,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     server,
     storage: foundations.storage,
     logger,
+    revocations: foundations.revocations,
+    grants: rooms.authorization.grants,
     close: () => (closing ??= shutDown(server, foundations, rooms, logger)),
   };
 }
@@ -110,10 +125,31 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 async function openFoundations(config: GatewayConfig, logger: Logger, clock: Clock): Promise<Foundations> {
   const storage = await openStorage(config, { clock });
   const stopSweeper = startSweeper(storage, 60_000, logger);
+  const revocations = new RevocationList({
+    storage,
+    retentionSeconds: revocationRetentionSeconds(config.tokens.accessTokenTtl),
+    pollIntervalMs: config.tokens.revocationPollInterval * 1000,
+    logger,
+    clock,
+  });
+  // Revocations made before this replica started apply from its first request on.
+  await revocations.sync();
+  revocations.start();
   const secretBox = new SecretBox(await loadEncryptionKeys(config, logger));
-  const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret);
+  const keys = await loadOrCreateKeys(storage, secretBox, config.consent.cookieSecret, clock);
+  const signingKeys = new SigningKeyRing({ storage, secretBox, clock, logger, policy: signingKeyPolicy(config), initial: keys });
+  const stopSigningKeys = signingKeys.startTimer();
   const extraCaPem = config.extraCaCertificatesFile ? await readFile(config.extraCaCertificatesFile, 'utf8') : undefined;
-  return { clock, storage, stopSweeper, secretBox, keys, extraCaPem };
+  return { clock, storage, stopSweeper, revocations, secretBox, keys, signingKeys, stopSigningKeys, extraCaPem };
+}
+
+/** The signing-key schedule from the configuration; a retired key outlives the longest token it signed. */
+export function signingKeyPolicy(config: GatewayConfig): SigningKeyPolicy {
+  return {
+    rotationPeriodMs: config.signingKeys.rotationPeriod * 1000,
+    prePublicationMs: PRE_PUBLICATION_MS,
+    retentionMs: retentionFor(Math.max(config.tokens.accessTokenTtl, ID_TOKEN_TTL_SECONDS)),
+  };
 }
 
 async function createRooms(config: GatewayConfig, foundations: Foundations, logger: Logger, announce: (line: string) => void): Promise<Rooms> {
@@ -129,22 +165,27 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     storage,
     secretBox: foundations.secretBox,
     keys: foundations.keys,
+    signingKeys: foundations.signingKeys,
     identityProviders: identity.all,
     extraCaPem: foundations.extraCaPem,
     logger,
     clock,
+    revocations: foundations.revocations,
   });
   const gateway = createResourceServer({
     issuer: config.publicUrl,
     servers,
     publicKeys: authorization.publicKeys,
+    refreshKeys: (kid) => foundations.signingKeys.refreshForUnknownKid(kid),
     findUser: (sub) => storage.get<UserRecord>(NS.users, sub),
     logger,
     upstreams,
     idpTokens: identity.idpTokens,
     clock,
+    isRevoked: (grantId) => foundations.revocations.isRevoked(grantId),
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
+    stripClientHeaders: config.stripClientHeaders,
   });
   // Checks for reverse proxies in front of `forwardAuth` servers; same guard, so one token cache.
   const forwardAuth = createForwardAuth({ issuer: config.publicUrl, servers, guard: gateway.guard, logger });
@@ -245,6 +286,8 @@ async function shutDown(server: Server, foundations: Foundations, rooms: Rooms, 
   await rooms.identity.outboundFetch.close();
   await rooms.upstreams.close();
   foundations.stopSweeper();
+  foundations.revocations.stop();
+  await foundations.stopSigningKeys();
   await foundations.storage.close();
   logger.flush?.();
 }

@@ -9,27 +9,52 @@
  *   checks `consumed` before calling consume, which alone would race.
  * - Dynamically registered clients expire when unused and are kept alive by use (registration hygiene:
  *   Claude registers on every connection).
+ *
+ * Credentials are never stored as they are (docs/tokens.md, "Tokens at rest"): models keyed by a bearer
+ * credential (refresh tokens, codes, …) are stored under its hash without it (src/authorization/stored-ids.ts),
+ * and client secrets are sealed (src/authorization/sealed-client-secret.ts).
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
+import { markGrantRevoked } from './revoked-grants.ts';
+import { openClientSecret, sealClientSecret } from './sealed-client-secret.ts';
+import { ADAPTER_NS, storedKey, withCredential, withoutCredential } from './stored-ids.ts';
 
 export interface AdapterPolicy {
   unusedClientTtl: number;
   idleClientTtl: number;
 }
 
-const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+/**
+ * Called before a grant's stored tokens are deleted, so its access tokens (JWTs nobody stores) stop
+ * too: src/authorization/grant-revocation.ts records the grant in the revocation list.
+ */
+export type GrantRevokedHook = (grantId: string) => Promise<void>;
+
+/** Models that belong to a grant and are revoked with it. */
+export const GRANTABLE: ReadonlySet<string> = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
 function epochSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-/** oidc-provider constructs its adapter with the model name only, so storage and policy are bound here. */
-export function createAdapterFactory(storage: Storage, policy: AdapterPolicy): new (name: string) => Adapter {
+/**
+ * oidc-provider constructs its adapter with the model name only, so storage, policy and the SecretBox
+ * (which seals client secrets and the user-code index) are bound here.
+ */
+export function createAdapterFactory(
+  storage: Storage,
+  policy: AdapterPolicy,
+  secretBox: SecretBox,
+  grantRevoked?: GrantRevokedHook,
+): new (
+  name: string,
+) => Adapter {
   return class BoundStorageAdapter extends StorageAdapter {
     constructor(name: string) {
-      super(name, storage, policy);
+      super(name, storage, policy, secretBox, grantRevoked);
     }
   };
 }
@@ -39,78 +64,124 @@ class StorageAdapter implements Adapter {
   readonly namespace: string;
   readonly #storage: Storage;
   readonly #policy: AdapterPolicy;
+  readonly #secretBox: SecretBox;
+  readonly #grantRevoked: GrantRevokedHook | undefined;
 
-  constructor(name: string, storage: Storage, policy: AdapterPolicy) {
+  constructor(name: string, storage: Storage, policy: AdapterPolicy, secretBox: SecretBox, grantRevoked?: GrantRevokedHook) {
     this.name = name;
-    this.namespace = `oidc:${name}`;
+    this.namespace = ADAPTER_NS.model(name);
     this.#storage = storage;
     this.#policy = policy;
+    this.#secretBox = secretBox;
+    this.#grantRevoked = grantRevoked;
+  }
+
+  /** The row's key: the hash of the id when the id is a credential (src/authorization/stored-ids.ts). */
+  #key(id: string): string {
+    return storedKey(this.name, id);
+  }
+
+  /** What is written: no credential in the payload, the client secret sealed. */
+  #toStored(payload: AdapterPayload): AdapterPayload {
+    const stored = withoutCredential(this.name, payload);
+    return this.name === 'Client' ? sealClientSecret(this.#secretBox, stored) : stored;
+  }
+
+  /** What oidc-provider gets back: `jti` restored from the id it asked for, the client secret opened. */
+  #fromStored(id: string, stored: AdapterPayload): AdapterPayload {
+    const payload = withCredential(this.name, id, stored);
+    return this.name === 'Client' ? openClientSecret(this.#secretBox, payload) : payload;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
     let ttl = expiresIn;
     if (this.name === 'Client' && ttl === undefined) ttl = this.#policy.unusedClientTtl;
-    await this.#storage.set(this.namespace, id, payload, ttl);
-    await this.#index(id, payload, expiresIn);
+    const key = this.#key(id);
+    await this.#storage.set(this.namespace, key, this.#toStored(payload), ttl);
+    await this.#index(id, key, payload, expiresIn);
     // A client that completed a login or refreshed is in use: keep it for the idle period.
     if ((this.name === 'Grant' || this.name === 'RefreshToken') && payload.clientId) {
-      await this.#storage.expire('oidc:Client', payload.clientId, this.#policy.idleClientTtl);
+      await this.#storage.expire(ADAPTER_NS.model('Client'), payload.clientId, this.#policy.idleClientTtl);
     }
   }
 
-  /** The secondary keys oidc-provider looks models up by: grant id (for revocation), session uid, user code. */
-  async #index(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
+  /**
+   * The secondary keys oidc-provider looks models up by: grant id (for revocation), session uid, user
+   * code. None of them holds a credential: the grant index names stored keys, and the user-code index
+   * (which must lead back to the device code itself) holds it sealed.
+   */
+  async #index(id: string, key: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
     if (GRANTABLE.has(this.name) && payload.grantId) {
-      await this.#storage.addToSet('oidc:grant-index', payload.grantId, `${this.name}:${id}`, expiresIn);
+      await this.#storage.addToSet(ADAPTER_NS.grantTokens, payload.grantId, `${this.name}:${key}`, expiresIn);
     }
     if (this.name === 'Session' && payload.uid) {
-      await this.#storage.set('oidc:session-uid', payload.uid, id, expiresIn);
+      await this.#storage.set(ADAPTER_NS.sessionUid, payload.uid, id, expiresIn);
     }
     if (this.name === 'DeviceCode' && payload.userCode) {
-      await this.#storage.set('oidc:user-code', payload.userCode, id, expiresIn);
+      await this.#storage.set(ADAPTER_NS.userCode, payload.userCode, sealUserCodeTarget(this.#secretBox, payload.userCode, id), expiresIn);
     }
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return this.#storage.get<AdapterPayload>(this.namespace, id);
+    const stored = await this.#storage.get<AdapterPayload>(this.namespace, this.#key(id));
+    return stored === undefined ? undefined : this.#fromStored(id, stored);
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    const id = await this.#storage.get<string>('oidc:session-uid', uid);
+    const id = await this.#storage.get<string>(ADAPTER_NS.sessionUid, uid);
     return id === undefined ? undefined : this.find(id);
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    const id = await this.#storage.get<string>('oidc:user-code', userCode);
-    return id === undefined ? undefined : this.find(id);
+    const sealed = await this.#storage.get<string>(ADAPTER_NS.userCode, userCode);
+    return sealed === undefined ? undefined : this.find(openUserCodeTarget(this.#secretBox, userCode, sealed));
   }
 
   async consume(id: string): Promise<void> {
-    const payload = await this.find(id);
-    if (!payload) throw new errors.InvalidGrant('grant request is invalid');
-    const remaining = payload.exp ? Math.max(1, payload.exp - epochSeconds()) : 3600;
-    const claims = await this.#storage.increment('oidc:consumed', `${this.name}:${id}`, remaining);
+    const key = this.#key(id);
+    const stored = await this.#storage.get<AdapterPayload>(this.namespace, key);
+    if (!stored) throw new errors.InvalidGrant('grant request is invalid');
+    const remaining = stored.exp ? Math.max(1, stored.exp - epochSeconds()) : 3600;
+    const claims = await this.#storage.increment(ADAPTER_NS.consumed, `${this.name}:${key}`, remaining);
     if (claims > 1) {
       // Lost the race: another request redeemed it first. Report it as reuse, which oidc-provider
       // answers with invalid_grant (and, for refresh tokens, the grant's revocation happens on the
       // request that sees `consumed` set).
       throw new errors.InvalidGrant('grant request is invalid');
     }
-    await this.#storage.set(this.namespace, id, { ...payload, consumed: epochSeconds() }, remaining);
+    await this.#storage.set(this.namespace, key, { ...stored, consumed: epochSeconds() }, remaining);
   }
 
   async destroy(id: string): Promise<void> {
-    await this.#storage.delete(this.namespace, id);
+    await this.#storage.delete(this.namespace, this.#key(id));
   }
 
+  /**
+   * oidc-provider calls this for every revocation of a grant: RFC 7009 revocation of its refresh token,
+   * refresh-token or code reuse (RFC 9700 §4.14.2), and src/authorization/grant-revocation.ts.
+   */
   async revokeByGrantId(grantId: string): Promise<void> {
-    const members = await this.#storage.members('oidc:grant-index', grantId);
+    // Before anything is deleted: the revocation list entry (which is also the tombstone a token request
+    // in flight checks, revoked-grants.ts) when the gateway gave one, else the tombstone alone.
+    if (this.#grantRevoked) await this.#grantRevoked(grantId);
+    else await markGrantRevoked(this.#storage, grantId);
+    // Members are `<model>:<stored key>`, so each one names its row directly.
+    const members = await this.#storage.members(ADAPTER_NS.grantTokens, grantId);
     await Promise.all(
       members.map((member) => {
         const separator = member.indexOf(':');
-        return this.#storage.delete(`oidc:${member.slice(0, separator)}`, member.slice(separator + 1));
+        return this.#storage.delete(ADAPTER_NS.model(member.slice(0, separator)), member.slice(separator + 1));
       }),
     );
-    await this.#storage.delete('oidc:grant-index', grantId);
+    await this.#storage.delete(ADAPTER_NS.grantTokens, grantId);
   }
+}
+
+/** The user-code index must lead back to the device code (a credential), so it holds it sealed, bound to the user code. */
+export function sealUserCodeTarget(box: SecretBox, userCode: string, deviceCode: string): string {
+  return box.seal(deviceCode, `${ADAPTER_NS.userCode}:${userCode}`);
+}
+
+export function openUserCodeTarget(box: SecretBox, userCode: string, sealed: string): string {
+  return box.open(sealed, `${ADAPTER_NS.userCode}:${userCode}`);
 }

@@ -11,6 +11,9 @@
  *   registration (RFC 7591 §2: the server may reject or replace them).
  * - CIMD documents that omit `token_endpoint_auth_method` are public clients (`none`), since a CIMD
  *   client cannot hold a shared secret (draft-ietf-oauth-client-id-metadata-document §4).
+ * - `sector_identifier_uri` is dropped: it only serves pairwise subject identifiers, which the gateway
+ *   does not issue, and oidc-provider fetches it while validating the client, so an unauthenticated
+ *   registration (or a CIMD document) could otherwise make the gateway send a GET to any URL.
  *
  * Redirect URI schemes are checked here too, with an RFC 7591 error naming the offending URI.
  */
@@ -29,6 +32,7 @@ export function normaliseClientMetadata(input: unknown, options: NormaliseOption
     throw new OAuthError('invalid_client_metadata', 'client metadata must be a JSON object');
   }
   const metadata: Metadata = { ...(input as Metadata) };
+  delete metadata.sector_identifier_uri;
 
   const redirectUris = metadata.redirect_uris;
   if (!Array.isArray(redirectUris) || redirectUris.length === 0 || !redirectUris.every((uri) => typeof uri === 'string')) {

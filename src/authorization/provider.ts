@@ -5,16 +5,29 @@
 
 import type { JWK } from 'jose';
 import Provider, { type Configuration, errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UserRecord } from '../storage/records.ts';
 import { NS } from '../storage/records.ts';
+import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
+import {
+  type AccessTokenServices,
+  answerForAccessTokens,
+  grantIdClaim,
+  introspectionSettings,
+  standaloneAccessTokenOptions,
+} from './access-token-endpoints.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { hostAllowed } from './cimd.ts';
+import { cachePublicDocuments } from './document-caching.ts';
+import { pinToPublicOrigin } from './public-origin.ts';
 import { redirectUriMatches } from './redirect-uris.ts';
 import { createRefreshPolicy } from './refresh-policy.ts';
+import { ConcurrentRefresh, createRefreshReplay, type RefreshReplay } from './refresh-replay.ts';
 import { type ProtectedResource, resolveResource } from './resources.ts';
+import { revokedGrantGuard } from './revoked-grants.ts';
 
 export { type ProtectedResource, resolveResource } from './resources.ts';
 
@@ -23,15 +36,31 @@ export interface ProviderOptions {
   resources: ProtectedResource[];
   canonicalizeResource: (value: string) => string | undefined;
   storage: Storage;
+  /**
+   * Seals what the adapter must be able to read back but a copy of the store must not (client secrets),
+   * and the refresh responses kept for the reuse grace period (src/authorization/refresh-replay.ts).
+   */
+  secretBox: SecretBox;
   signingKeys: JWK[];
   cookieKeys: string[];
-  /** `trustProxy` as configured (src/config/schema/trust-proxy.ts). */
-  trustProxy: boolean | number | string[];
-  tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number };
+  /** `refreshReuseGraceSeconds` absent or 0: every reuse of a rotated refresh token revokes its grant. */
+  tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number; refreshReuseGraceSeconds?: number };
+  /** Times the grace period (the system clock by default). */
+  clock?: Clock;
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
-  cimd: { enabled: boolean; allowHosts: string[]; denyHosts: string[]; maxBytes: number; fetch: (url: string | URL, init: object) => Promise<Response> };
+  cimd: {
+    enabled: boolean;
+    allowHosts: string[];
+    denyHosts: string[];
+    maxBytes: number;
+    fetch: (url: string | URL, init: object) => Promise<Response>;
+    /** Whether to fetch a document now (cimd-gate.ts); by default, whether its host is allowed. */
+    allowFetch?: (ctx: KoaContextWithOIDC | undefined, clientId: string) => Promise<boolean>;
+  };
   renderError: (ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) => void;
   logger: Logger;
+  /** Grant revocation, the revocation list, and who may introspect (access-token-endpoints.ts). */
+  accessTokens?: AccessTokenServices;
 }
 
 /** OIDC scopes the facade understands besides the MCP servers' own scopes. */
@@ -63,16 +92,27 @@ function interactionPolicyAlwaysLogin() {
   return policy;
 }
 
-export function createProvider(options: ProviderOptions): Provider {
+export function createProvider(providerOptions: ProviderOptions): Provider {
+  const options: WithAccessTokens = { ...providerOptions, accessTokens: providerOptions.accessTokens ?? standaloneAccessTokens(providerOptions) };
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
+  const graceSeconds = options.tokens.refreshReuseGraceSeconds ?? 0;
+  const refreshReplay = createRefreshReplay({
+    storage: options.storage,
+    secretBox: options.secretBox,
+    clock: options.clock ?? systemClock,
+    logger: options.logger,
+    graceSeconds,
+  });
   const configuration: Configuration = {
-    adapter: createAdapterFactory(options.storage, options.registration),
+    adapter: createAdapterFactory(options.storage, options.registration, options.secretBox, options.accessTokens.grants.grantRevoked),
+    clients: introspectionSettings(options.accessTokens.introspectionClients).staticClients,
+    extraTokenClaims: grantIdClaim,
     jwks: { keys: options.signingKeys as never },
     cookies: cookieSettings(options.cookieKeys),
     routes: PROVIDER_ROUTES,
     ...protocolSettings(),
-    findAccount: accountFinder(options),
+    findAccount: accountFinder(options, refreshReplay),
     features: featureSettings(options, defaultResource),
     fetch: options.cimd.fetch as never,
     fetchResponseBodyLimits: { 'client_id metadata document': options.cimd.maxBytes } as never,
@@ -86,17 +126,43 @@ export function createProvider(options: ProviderOptions): Provider {
   };
 
   const provider = new Provider(options.issuer, configuration);
-  // Koa's flag is all or nothing; it only lets X-Forwarded-Proto/Host shape URLs the provider builds,
-  // and the issuer is fixed, so any trusted proxy turns it on. Client addresses go through the resolver.
-  provider.proxy = options.trustProxy !== false && options.trustProxy !== 0;
+  // Every URL it builds from a request starts with the issuer, never with Host or X-Forwarded-* (public-origin.ts),
+  // so its metadata and keys may be cached by anyone (document-caching.ts).
+  pinToPublicOrigin(provider, options.issuer);
+  cachePublicDocuments(provider, { metadata: '/.well-known/openid-configuration', jwks: PROVIDER_ROUTES?.jwks ?? '/jwks' });
 
   // Loopback redirect URIs match on any port for every client, not only `native` ones (RFC 8252 §7.3).
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(this: { redirectUris?: string[] }, value: string) {
     return redirectUriMatches(value, this.redirectUris ?? []);
   };
 
+  // Around the token endpoint, outermost first: refresh replay within the grace period, then no
+  // token for a grant revoked meanwhile (docs/tokens.md).
+  provider.use(refreshReplay.middleware as Parameters<Provider['use']>[0]);
+  provider.use(revokedGrantGuard(options.storage, options.logger) as Parameters<Provider['use']>[0]);
+
   auditProviderEvents(provider, options.logger);
+  answerForAccessTokens(provider, {
+    ...options.accessTokens,
+    issuer: options.issuer,
+    storage: options.storage,
+    logger: options.logger,
+    clockToleranceSeconds: PROVIDER_CLOCK_TOLERANCE,
+  });
   return provider;
+}
+
+type WithAccessTokens = ProviderOptions & { accessTokens: AccessTokenServices };
+
+function standaloneAccessTokens(options: ProviderOptions): AccessTokenServices {
+  return standaloneAccessTokenOptions(
+    options.storage,
+    options.secretBox,
+    options.tokens.accessTokenTtl,
+    options.registration,
+    options.signingKeys,
+    options.logger,
+  );
 }
 
 /**
@@ -125,6 +191,9 @@ function cookieSettings(keys: string[]): Configuration['cookies'] {
   };
 }
 
+/** Seconds of clock skew tolerated on the tokens the server checks (the resource server tolerates as much). */
+const PROVIDER_CLOCK_TOLERANCE = 5;
+
 /** What the server speaks: code flow with PKCE S256, ES256, the client authentication methods. */
 function protocolSettings(): Partial<Configuration> {
   return {
@@ -145,7 +214,7 @@ function protocolSettings(): Partial<Configuration> {
     allowOmittingSingleRegisteredRedirectUri: false,
     acceptQueryParamAccessTokens: false,
     conformIdTokenClaims: true,
-    clockTolerance: 5,
+    clockTolerance: PROVIDER_CLOCK_TOLERANCE,
     // CORS for browser-based clients (MCP Inspector): any origin may call the token and revocation
     // endpoints. No cookies are involved there, and the client is authenticated by its own means.
     clientBasedCORS: () => true,
@@ -155,14 +224,19 @@ function protocolSettings(): Partial<Configuration> {
 
 /**
  * The account behind a token. For a refresh token, undefined (oidc-provider answers `invalid_grant`)
- * when the user may no longer have tokens (src/authorization/refresh-policy.ts).
+ * when the user may no longer have tokens (src/authorization/refresh-policy.ts); then, before
+ * oidc-provider's reuse detection, the single-flight of concurrent presentations of one refresh token
+ * (src/authorization/refresh-replay.ts).
  */
-function accountFinder(options: ProviderOptions): Configuration['findAccount'] {
-  const refreshAllowed = createRefreshPolicy(options);
+function accountFinder(options: WithAccessTokens, refreshReplay: RefreshReplay): Configuration['findAccount'] {
+  const refreshAllowed = createRefreshPolicy({ ...options, grants: options.accessTokens.grants });
   return async (ctx, sub, token) => {
     const user = await options.storage.get<UserRecord>(NS.users, sub);
     if (!user) return undefined;
-    if (token?.kind === 'RefreshToken' && !(await refreshAllowed(ctx, user, token))) return undefined;
+    if (token?.kind === 'RefreshToken') {
+      if (!(await refreshAllowed(ctx, user, token))) return undefined;
+      await refreshReplay.beforeRotation(ctx, token);
+    }
     return {
       accountId: sub,
       async claims() {
@@ -172,11 +246,11 @@ function accountFinder(options: ProviderOptions): Configuration['findAccount'] {
   };
 }
 
-function featureSettings(options: ProviderOptions, defaultResource: ProtectedResource): Configuration['features'] {
+function featureSettings(options: WithAccessTokens, defaultResource: ProtectedResource): Configuration['features'] {
   return {
     devInteractions: { enabled: false },
     userinfo: { enabled: false },
-    introspection: { enabled: false },
+    introspection: introspectionSettings(options.accessTokens.introspectionClients).feature,
     revocation: {
       enabled: true,
       // RFC 7009 §2.1: a client may revoke only tokens issued to it; anything else is left alone and
@@ -192,7 +266,8 @@ function featureSettings(options: ProviderOptions, defaultResource: ProtectedRes
     clientIdMetadataDocument: {
       enabled: options.cimd.enabled,
       ack: 'draft-02',
-      async allowFetch(_ctx, clientId) {
+      async allowFetch(ctx, clientId) {
+        if (options.cimd.allowFetch) return options.cimd.allowFetch(ctx, clientId);
         const host = URL.parse(clientId)?.hostname;
         return host !== undefined && hostAllowed(host, options.cimd);
       },
@@ -255,6 +330,9 @@ function grantSettings(): Partial<Configuration> {
   };
 }
 
+/** Lifetime of ID tokens, in seconds; a retired signing key stays published at least this long (docs/keys.md). */
+export const ID_TOKEN_TTL_SECONDS = 3600;
+
 function tokenLifetimes(tokens: ProviderOptions['tokens']): Configuration['ttl'] {
   return {
     AccessToken: tokens.accessTokenTtl,
@@ -263,7 +341,7 @@ function tokenLifetimes(tokens: ProviderOptions['tokens']): Configuration['ttl']
     Grant: tokens.refreshTokenTtl,
     Interaction: 600,
     Session: 600,
-    IdToken: 3600,
+    IdToken: ID_TOKEN_TTL_SECONDS,
   };
 }
 
@@ -281,6 +359,7 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
     );
   });
   provider.on('grant.error', (ctx, error) => {
+    if (error instanceof ConcurrentRefresh) return; // answered, and audited, by refresh-replay.ts
     logger.warn(
       {
         event: 'token.refused',
@@ -316,6 +395,8 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
     );
   });
   provider.on('revocation.error', (ctx, error) => {
+    // JWT access tokens are refused by oidc-provider and then revoked by access-token-endpoints.ts.
+    if (error instanceof errors.UnsupportedTokenType) return;
     logger.warn({ event: 'revocation.refused', clientId: clientOf(ctx), error: (error as { error?: string }).error }, 'revocation request refused');
   });
   provider.on('grant.revoked', (_ctx, grantId) => logger.info({ event: 'grant.revoked', grantId }, 'grant revoked'));

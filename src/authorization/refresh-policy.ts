@@ -6,12 +6,15 @@
  * - a server that receives the user's IdP token needs a live IdP session: once the IdP refused its
  *   refresh token (src/idp/idp-tokens.ts dropped the tokens), a new access token would only meet a
  *   401 at the gateway, and clients such as the SDK then give up instead of logging in again.
+ * A refused refresh also revokes the grant (grant-revocation.ts), so the access tokens already issued
+ * under it stop at once rather than at their expiry: the rules that refuse a new token refuse the old.
  */
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
 import { evaluateAccess } from '../policy/access.ts';
 import { NS, type UserRecord } from '../storage/records.ts';
 import type { Storage } from '../storage/types.ts';
+import type { GrantRevoker } from './grant-revocation.ts';
 import { type ProtectedResource, resolveResource } from './resources.ts';
 
 export interface RefreshPolicyOptions {
@@ -19,6 +22,8 @@ export interface RefreshPolicyOptions {
   canonicalizeResource: (value: string) => string | undefined;
   storage: Storage;
   logger: Logger;
+  /** Revokes the grant of a refused refresh. */
+  grants: Pick<GrantRevoker, 'revokeGrant'>;
 }
 
 /** The refresh token oidc-provider is about to honour: its grant and the resource it was bound to. */
@@ -30,6 +35,15 @@ interface RefreshingToken {
 export type RefreshPolicy = (ctx: KoaContextWithOIDC, user: UserRecord, token: RefreshingToken) => Promise<boolean>;
 
 export function createRefreshPolicy(options: RefreshPolicyOptions): RefreshPolicy {
+  const allowed = refreshDecision(options);
+  return async (ctx, user, token) => {
+    if (await allowed(ctx, user, token)) return true;
+    if (token.grantId) await options.grants.revokeGrant(token.grantId, 'refresh_denied');
+    return false;
+  };
+}
+
+function refreshDecision(options: RefreshPolicyOptions): RefreshPolicy {
   return async (ctx, user, token) => {
     const servers = await refreshTargets(ctx, token, options);
     const clientId = ctx.oidc.client?.clientId;

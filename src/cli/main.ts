@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { USAGE_EXIT } from './args.ts';
 /**
- * Command line: `serve` (default), `config check`, `config docs`, `config schema`, `hash-password`.
+ * Command line: `serve` (default), `config check`, `config docs`, `config schema`, `hash-password`,
+ * `keys list`, `keys rotate`.
  * Each command parses its own options strictly (./args.ts); a usage error exits with status 2.
  */
 import { runConfigCheck } from './config-check.ts';
 import { runConfigDocs, runConfigSchema } from './config-print.ts';
 import { runHashPassword } from './hash-password.ts';
+import { runKeys } from './keys.ts';
 import { runServe } from './serve.ts';
 
 const USAGE = `usage: mcp-oauth-gateway <command> [options]
@@ -17,6 +19,8 @@ commands:
   config docs                    print the configuration reference (Markdown)
   config schema                  print the configuration's JSON Schema (for editors)
   hash-password                  read a password on stdin, print a hash for a local user
+  keys list [--config FILE]      list the token-signing keys and their state (docs/keys.md)
+  keys rotate [--config FILE]    publish the next signing key now (gateways may keep running)
 
 --config FILE may also be written --config=FILE or -c FILE; every command takes --help.
 `;
@@ -39,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'hash-password':
       return runHashPassword(rest, io);
+    case 'keys':
+      return runKeys(rest, io);
     case '--help':
     case '-h':
     case 'help':

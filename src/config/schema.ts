@@ -25,6 +25,7 @@ import {
 } from './schema/providers-oidc.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
+import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
@@ -192,6 +193,14 @@ export const serverSchema = z.object({
   access: accessRulesSchema.describe('Who may log in to this server, on top of the gateway-wide `access`.'),
   allowedOrigins: z.array(z.string()).default([]).describe("Browser origins allowed to call this server besides the gateway's own (DNS-rebinding protection)."),
   upstreamTimeoutMs: z.number().int().positive().default(30_000).describe('Upstream response-header timeout in milliseconds (SSE bodies are never cut by it).'),
+  upstreamBodyIdleTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(60_000)
+    .describe(
+      'Longest pause, in milliseconds, between two pieces of a JSON (non-SSE) upstream response body; after it the gateway gives up, closes the upstream connection and answers 504 with a JSON-RPC error. A JSON answer is complete before its server starts sending it, so any pause is a stalled server or network, never work in progress. SSE streams are never cut by it.',
+    ),
   maxRequestBytes: z
     .number()
     .int()
@@ -238,14 +247,87 @@ export const configSchema = z
       })
       .default({ encryptionKeys: [] })
       .describe('Keys for data at rest.'),
+    signingKeys: z
+      .object({
+        rotationPeriod: z
+          .number()
+          .int()
+          .min(0)
+          .refine((seconds) => seconds === 0 || seconds >= 86400, 'must be 0 (no scheduled rotation) or at least 86400 seconds (one day)')
+          .default(90 * 86400)
+          .describe(
+            'Seconds each token-signing key signs before the next one takes over (docs/keys.md); the next key is published an hour ahead, the old one kept until its tokens expired. 0: rotate only with `mcp-oauth-gateway keys rotate`.',
+          ),
+      })
+      .default({ rotationPeriod: 90 * 86400 })
+      .describe('The ES256 keys that sign access tokens and ID tokens (not the encryption keys of `secrets`).'),
     tokens: z
       .object({
         accessTokenTtl: duration.default(300).describe('Lifetime of access tokens, in seconds.'),
         refreshTokenTtl: duration.default(30 * 86400).describe('Lifetime of refresh tokens, in seconds.'),
         authorizationCodeTtl: duration.default(60).describe('Lifetime of authorization codes, in seconds.'),
+        // RFC 9700 §4.14.2: rotation detects a refresh token used by two parties. A presentation by
+        // the same client within seconds of the rotation is the same party (parallel workers, a retry
+        // after a lost response), so it gets the first response back instead of a revoked grant.
+        // 30 s covers bursts and retries with backoff; a thief needs the token within those seconds
+        // and the client's credentials, and reuse after them still revokes (docs/tokens.md).
+        refreshReuseGraceSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(120)
+          .default(30)
+          .describe(
+            'Seconds after a refresh during which the same client presenting the same refresh token again (parallel refreshes, a retry after a lost response) gets the same new token pair instead of having the grant revoked as refresh-token reuse (RFC 9700 §4.14.2). Reuse after this still revokes the whole grant. 30 covers bursts and retries with backoff while keeping the window for a stolen token short; 0 revokes on any reuse. Must be shorter than accessTokenTtl, since the replayed access token is the one first issued.',
+          ),
+        revocationPollInterval: z
+          .number()
+          .min(0.1)
+          .max(60)
+          .default(1)
+          .describe(
+            'How often, in seconds, each replica reads the shared revocation stamp to learn of grants revoked elsewhere (one storage read per interval, never per request). A revoked access token stops at the replica that revoked it at once, and at the others within this interval (docs/tokens.md, "Revocation").',
+          ),
       })
-      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60 })
+      .superRefine((tokens, ctx) => {
+        if (tokens.refreshReuseGraceSeconds >= tokens.accessTokenTtl) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['refreshReuseGraceSeconds'],
+            message: `must be shorter than tokens.accessTokenTtl (${tokens.accessTokenTtl}): a replayed refresh response carries the access token first issued`,
+          });
+        }
+      })
+      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30, revocationPollInterval: 1 })
       .describe('Lifetimes of the tokens the gateway issues to MCP clients.'),
+    introspection: z
+      .object({
+        clients: z
+          .array(
+            z.object({
+              clientId: z
+                .string()
+                .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, `.`, `_` and `-`, at most 64')
+                .describe('Client ID the resource server authenticates with (HTTP Basic, RFC 7662 §2.1).'),
+              clientSecret: z.string().min(32).describe('Its secret, at least 32 characters; use `${env:…}` or `${file:…}`.'),
+            }),
+          )
+          .superRefine((clients, ctx) => {
+            const seen = new Set<string>();
+            clients.forEach((client, index) => {
+              if (seen.has(client.clientId)) ctx.addIssue({ code: 'custom', path: [index, 'clientId'], message: `duplicate client ID ${client.clientId}` });
+              seen.add(client.clientId);
+            });
+          })
+          .default([])
+          .describe(
+            'Resource servers allowed to call `/introspect`. Only they get answers; any other client gets `active: false`. Empty: introspection is off and not advertised.',
+          ),
+      })
+      .default({ clients: [] })
+      .describe(
+        'Token introspection (RFC 7662) for resource servers that ask the gateway instead of checking its JWTs themselves (docs/tokens.md, "Introspection").',
+      ),
     registration: z
       .object({
         enabled: z.boolean().default(true).describe('Allow dynamic client registration (RFC 7591).'),
@@ -279,8 +361,31 @@ export const configSchema = z
         allowPrivateAddresses: z.boolean().default(false).describe('Allow documents on loopback/private addresses. Off in production: it opens SSRF.'),
         fetchTimeoutMs: z.number().int().positive().default(2500).describe('Time limit for fetching a document, in milliseconds.'),
         maxBytes: z.number().int().positive().default(5120).describe('Largest document accepted, in bytes.'),
+        rateLimit: z
+          .object({
+            perAddress: z
+              .number()
+              .int()
+              .min(0)
+              .default(20)
+              .describe('Document fetches one client address (IPv6: per /64) may cause per window; 0 turns this limit off.'),
+            perHost: z.number().int().min(0).default(60).describe('Fetches from one document host per window, whoever asks; 0 turns this limit off.'),
+            windowSeconds: duration.default(60).describe('Length of the rate-limit window, in seconds.'),
+          })
+          .default({ perAddress: 20, perHost: 60, windowSeconds: 60 })
+          .describe(
+            'Limits on document fetches (a cached document costs none; a refused one is not fetched again for 30 seconds). Over a limit, `/authorize` answers 429 `temporarily_unavailable`.',
+          ),
       })
-      .default({ enabled: true, allowHosts: [], denyHosts: [], allowPrivateAddresses: false, fetchTimeoutMs: 2500, maxBytes: 5120 })
+      .default({
+        enabled: true,
+        allowHosts: [],
+        denyHosts: [],
+        allowPrivateAddresses: false,
+        fetchTimeoutMs: 2500,
+        maxBytes: 5120,
+        rateLimit: { perAddress: 20, perHost: 60, windowSeconds: 60 },
+      })
       .describe('Client ID metadata documents (URL client IDs).'),
     extraCaCertificatesFile: z
       .string()
@@ -299,6 +404,7 @@ export const configSchema = z
         'Where people sign in. Each entry has a `type`: `entra`, `google`, `github`, `okta`, `keycloak`, `auth0`, `authentik`, `cognito`, `oidc`, `oauth2` or `local`.',
       ),
     servers: z.array(serverSchema).min(1).optional().describe('The MCP servers behind the gateway.'),
+    stripClientHeaders: stripClientHeadersSchema,
     access: accessRulesSchema.describe('Who may log in at all. Empty: everyone the identity providers accept.'),
     consent: z
       .object({

@@ -31,6 +31,10 @@ export const ErrorCode = {
   // authorization: the authorization-server facade (src/authorization)
   AUTHORIZATION_KEYS_NOT_CREATED: 'ERR_AUTHORIZATION_KEYS_NOT_CREATED',
   AUTHORIZATION_SETUP: 'ERR_AUTHORIZATION_SETUP',
+  /** The signing-key record could not be changed: another writer held its lock throughout. */
+  AUTHORIZATION_KEYS_BUSY: 'ERR_AUTHORIZATION_KEYS_BUSY',
+  /** No signing keys are stored yet (the gateway never started on this storage). */
+  AUTHORIZATION_KEYS_MISSING: 'ERR_AUTHORIZATION_KEYS_MISSING',
   CIMD_FETCH_REFUSED: 'ERR_CIMD_FETCH_REFUSED',
 
   // idp: identity providers (src/idp)
@@ -43,6 +47,8 @@ export const ErrorCode = {
   PROXY_UPSTREAM_UNDEFINED: 'ERR_PROXY_UPSTREAM_UNDEFINED',
   PROXY_SSE_ENDPOINT_INVALID: 'ERR_PROXY_SSE_ENDPOINT_INVALID',
   PROXY_CLIENT_GONE: 'ERR_PROXY_CLIENT_GONE',
+  PROXY_UPSTREAM_IDLE: 'ERR_PROXY_UPSTREAM_IDLE',
+  PROXY_UPSTREAM_INVALID_RESPONSE: 'ERR_PROXY_UPSTREAM_INVALID_RESPONSE',
   FORWARD_AUTH_SETUP: 'ERR_FORWARD_AUTH_SETUP',
 
   // stdio: spawned MCP servers (src/stdio)

@@ -51,6 +51,11 @@ export const JsonRpcCode = {
   TRANSPORT_REFUSED: -32007,
   /** The gateway refuses the request before any server sees it (an `Origin` not allowed, a missing bridge secret). */
   FORBIDDEN: -32008,
+  /**
+   * The MCP server answered with something the MCP transport does not allow (a content type other than
+   * JSON or SSE, a body that is not JSON-RPC); sent with HTTP 502. The server is up but broken.
+   */
+  UPSTREAM_INVALID_RESPONSE: -32009,
 } as const;
 
 export type JsonRpcCodeValue = (typeof JsonRpcCode)[keyof typeof JsonRpcCode];

@@ -55,6 +55,8 @@ export interface ForwardAuthOptions {
   findUser?: (sub: string) => Promise<UserRecord | undefined>;
   /** The user's IdP access token, for servers with `idpToken.header` (when no guard is given). */
   idpTokens?: IdpTokenSource;
+  /** Whether a grant was revoked (src/storage/revocation-list.ts), when no guard is given. */
+  isRevoked?: (grantId: string) => boolean;
 }
 
 export interface ForwardAuth {
@@ -203,7 +205,7 @@ function ownGuard(options: ForwardAuthOptions, issuer: string): ResourceGuard {
     throw new GatewayError(ErrorCode.FORWARD_AUTH_SETUP, 'createForwardAuth needs either a guard or publicKeys and findUser');
   }
   return createResourceGuard({
-    verifier: createTokenVerifier({ issuer, publicKeys: options.publicKeys }),
+    verifier: createTokenVerifier({ issuer, publicKeys: options.publicKeys, isRevoked: options.isRevoked }),
     findUser: options.findUser,
     idpTokens: options.idpTokens,
     logger: options.logger,

@@ -136,6 +136,13 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     about: 'RFC 7591 dynamic registration, normalised, rate-limited and open to cross-origin callers',
   },
   { path: '/revoke', methods: ['POST', 'OPTIONS'], room: 'authorization', handler: 'oidcProvider', about: 'RFC 7009 revocation' },
+  {
+    path: '/introspect',
+    methods: ['POST', 'OPTIONS'],
+    room: 'authorization',
+    handler: 'oidcProvider',
+    about: 'RFC 7662 introspection for the configured introspection clients; 404 while none is configured',
+  },
   { path: '/jwks', methods: DOCUMENT, room: 'authorization', handler: 'oidcProvider', about: 'the public signing keys' },
   {
     path: '/register/:clientId',

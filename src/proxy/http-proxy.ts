@@ -7,6 +7,10 @@
  * slow client pauses the upstream read, a slow upstream pauses the client read.
  *
  * Upstream failures become a JSON-RPC error with 502/504 and are logged; they never throw out of here.
+ * So that they can, a finite (non-SSE) response is held until its body is complete, with a limit on
+ * the pause between its bytes, and a 2xx answer to a POST is checked against what MCP allows
+ * (upstream-response.ts); an SSE answer to a POST is watched for the answers it still owes
+ * (sse-watch.ts).
  *
  * Older HTTP+SSE upstreams (2024-11-05, `transport: 'sse'`): clients open the stream with `GET <route>`
  * (the route itself stands for the upstream's SSE URL); the stream's `endpoint` event is rewritten to a
@@ -15,13 +19,28 @@
  * `GET <route>/sse` reaches the SSE URL as well).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { Dispatcher } from 'undici';
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
+import { SseAnswerWatch } from './sse-watch.ts';
+import {
+  carriesRequest,
+  HELD_BODY_MAX_BYTES,
+  isEncoded,
+  jsonAnswerProblem,
+  ResponseMode,
+  type ResponseModeValue,
+  requestIdsOf,
+  responseMode,
+  sendUpstreamError,
+  UpstreamIdleError,
+  UpstreamInvalidResponseError,
+} from './upstream-response.ts';
 
 /**
  * RFC 9110 §7.6.1: connection-specific fields, never forwarded (plus the ones `Connection` names).
@@ -73,6 +92,8 @@ export interface UpstreamProxyOptions {
   url: string;
   /** Time allowed for the upstream's response headers; bodies (SSE) are never cut by it. */
   timeoutMs: number;
+  /** Longest pause between bytes of a held (non-SSE) response body; 60 s when not given. */
+  bodyIdleTimeoutMs?: number;
   maxRequestBytes: number;
   /** Keep-alive connection pool for the upstream's origin (shared by servers on the same origin). */
   dispatcher: Dispatcher;
@@ -88,8 +109,8 @@ export interface ForwardOptions {
   subPath: string;
   /** Query string without `?` (may be empty). */
   search: string;
-  /** Lowercased request header names to drop in addition to the fixed ones (configured identity headers). */
-  dropHeaders: ReadonlySet<string>;
+  /** Lowercased request header names to drop in addition to the fixed ones (identity headers a client could forge). */
+  dropHeaders: { has(name: string): boolean };
   /** Header name/value pairs appended to the upstream request (identity hand-over). */
   addHeaders: readonly string[];
   /** Headers added to whatever response goes back (CORS for an allowed browser origin). */
@@ -113,12 +134,21 @@ export class UpstreamProxy {
   readonly #baseSearch: string;
   readonly #dispatcher: Dispatcher;
   readonly #timeoutMs: number;
+  /** @internal Read by exchanges for their idle timer. */
+  readonly bodyIdleTimeoutMs: number;
   readonly #maxRequestBytes: number;
   readonly #logger: Logger;
   readonly #unavailable: string;
+  readonly #invalid: string;
   readonly #sse: boolean;
   readonly #routePath: string;
   readonly #upstreamUrl: URL;
+  /**
+   * HTTP+SSE upstreams: each open GET stream by the message endpoint its client was given, after the
+   * route (`/messages?sessionId=…`). A POST there registers its requests with that stream's watch,
+   * because in that transport their answers come on the stream (sse-watch.ts).
+   */
+  readonly #legacyStreams = new Map<string, Exchange>();
 
   constructor(options: UpstreamProxyOptions) {
     const url = new URL(options.url);
@@ -135,9 +165,11 @@ export class UpstreamProxy {
     this.#baseSearch = url.search.slice(1);
     this.#dispatcher = options.dispatcher;
     this.#timeoutMs = options.timeoutMs;
+    this.bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 60_000;
     this.#maxRequestBytes = options.maxRequestBytes;
     this.#logger = options.logger;
     this.#unavailable = `Upstream MCP server "${options.name}" is unavailable`;
+    this.#invalid = `Upstream MCP server "${options.name}" sent a response that is not valid MCP`;
   }
 
   /** Forwards one request; the response (upstream's, or an error) is always written to `res`. */
@@ -163,7 +195,7 @@ export class UpstreamProxy {
     } else if (chunked) {
       body = cappedBodyStream(req, this.#maxRequestBytes);
     }
-    this.#dispatch(req, res, options, body, chunked);
+    this.#dispatch(req, res, options, body, chunked, undefined);
   }
 
   /** Reads a small JSON body whole, refuses it when it is no JSON-RPC message, else sends it on. */
@@ -177,11 +209,19 @@ export class UpstreamProxy {
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
         return;
       }
-      this.#dispatch(req, res, options, body, false);
+      this.#dispatch(req, res, options, body, false, parsed);
     });
   }
 
-  #dispatch(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, body: Dispatcher.DispatchOptions['body'], chunked: boolean): void {
+  /** `messages`: the request body when it was read and checked (its request ids are then known). */
+  #dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    options: ForwardOptions,
+    body: Dispatcher.DispatchOptions['body'],
+    chunked: boolean,
+    messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
+  ): void {
     const upstreamHeaders = forwardedRequestHeaders(req.headers, options.dropHeaders, chunked);
     for (const value of options.addHeaders) upstreamHeaders.push(value);
 
@@ -197,8 +237,14 @@ export class UpstreamProxy {
     // listener that error would be unhandled and take the process down.
     if (body !== null) req.on('error', ignore);
 
-    const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null);
+    // Only Streamable HTTP POSTs with requests are owed JSON-RPC answers (upstream-response.ts).
+    const checked = !this.#sse && req.method === 'POST' && carriesRequest(messages);
+    const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null, messages, checked);
     if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
+    else if (this.#sse && messages !== undefined) {
+      const stream = this.#legacyStreams.get(options.search ? `${options.subPath}?${options.search}` : options.subPath);
+      if (stream?.watch !== undefined) exchange.answeredOn(stream.watch);
+    }
     res.once('close', exchange.onClientClose);
     this.#dispatcher.dispatch(
       {
@@ -215,6 +261,19 @@ export class UpstreamProxy {
       },
       exchange,
     );
+  }
+
+  /** @internal An HTTP+SSE stream told its client where to POST (`endpoint`: the rewritten path). */
+  legacyStreamOpened(exchange: Exchange, endpoint: string): void {
+    exchange.legacyKey = endpoint.slice(this.#routePath.length);
+    this.#legacyStreams.set(exchange.legacyKey, exchange);
+  }
+
+  /** @internal That stream ended. */
+  legacyStreamClosed(exchange: Exchange): void {
+    if (exchange.legacyKey === undefined) return;
+    if (this.#legacyStreams.get(exchange.legacyKey) === exchange) this.#legacyStreams.delete(exchange.legacyKey);
+    exchange.legacyKey = undefined;
   }
 
   /**
@@ -240,12 +299,28 @@ export class UpstreamProxy {
       sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), extra);
       return;
     }
-    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+    if (error instanceof UpstreamInvalidResponseError) {
+      this.#logger.warn(
+        { event: 'upstream.invalid_response', upstream: this.name, reason: error.message, status: exchange.statusCode },
+        'upstream MCP server sent a response MCP does not allow; answered 502',
+      );
+      sendUpstreamError(res, 502, JsonRpcCode.UPSTREAM_INVALID_RESPONSE, this.#invalid, extra, exchange.messages);
+      return;
+    }
+    const idle = error instanceof UpstreamIdleError;
+    const timeout = idle || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
     this.#logger.warn(
-      { upstream: this.name, code, reason: error.message, method: exchange.req.method },
-      timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable',
+      { event: idle ? 'upstream.body_stalled' : undefined, upstream: this.name, code, reason: error.message, method: exchange.req.method },
+      idle ? 'upstream MCP server stopped sending its response' : timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable',
     );
-    sendJsonRpcError(res, timeout ? 504 : 502, timeout ? JsonRpcCode.SERVER_TIMEOUT : JsonRpcCode.SERVER_UNAVAILABLE, this.#unavailable, extra);
+    sendUpstreamError(
+      res,
+      timeout ? 504 : 502,
+      timeout ? JsonRpcCode.SERVER_TIMEOUT : JsonRpcCode.SERVER_UNAVAILABLE,
+      this.#unavailable,
+      extra,
+      exchange.messages,
+    );
   }
 
   /** @internal Called when the upstream stream broke after the response had started. */
@@ -255,10 +330,25 @@ export class UpstreamProxy {
       'upstream MCP server closed the stream mid-response',
     );
     // An SSE stream ends cleanly: an unfinished event is discarded by the client's parser (WHATWG
-    // HTML §9.2.6), and the client reconnects or gives up as it would for any ended stream. Anything
-    // else is cut: the status line is gone, and an aborted chunked body is the only honest signal left.
-    if (exchange.eventStream && !exchange.res.destroyed) exchange.res.end();
+    // HTML §9.2.6), requests it still owed an answer get an error event (sse-watch.ts), and the client
+    // reconnects or gives up as it would for any ended stream. Anything else is cut: the status line
+    // is gone, and an aborted chunked body is the only honest signal left.
+    if (exchange.eventStream && !exchange.res.destroyed) this.endStream(exchange);
     else exchange.res.destroy();
+  }
+
+  /** @internal Ends a client's SSE stream, first answering the requests the upstream left unanswered. */
+  endStream(exchange: Exchange): void {
+    const watch = exchange.watch;
+    const owed = watch === undefined ? 0 : watch.unanswered.length;
+    if (watch !== undefined && owed > 0) {
+      this.#logger.warn(
+        { event: 'upstream.stream_unanswered', upstream: this.name, requests: owed },
+        'upstream MCP server closed the stream before answering; the gateway answered with errors',
+      );
+      exchange.res.write(watch.closingEvents(JsonRpcCode.SERVER_UNAVAILABLE, STREAM_CLOSED_MESSAGE));
+    }
+    exchange.res.end();
   }
 
   /** @internal The upstream's SSE stream did not start with a usable `endpoint` event. */
@@ -283,13 +373,17 @@ export class UpstreamProxy {
   }
 }
 
+/** The error each request still unanswered gets when its SSE stream ends early. */
+const STREAM_CLOSED_MESSAGE = 'upstream MCP server closed the stream before answering';
+
 function tooLargeMessage(limit: number): string {
   return `Request body exceeds the gateway limit of ${limit} bytes`;
 }
 
 /**
  * One proxied request. undici calls the `on*` methods (its v7 handler interface), which live on the
- * prototype; only the three callbacks handed to Node events are per-instance arrow functions.
+ * prototype; only the three callbacks handed to Node events are per-instance arrow functions (the idle
+ * timer gets the exchange as its argument instead of a closure).
  */
 class Exchange implements Dispatcher.DispatchHandler {
   readonly proxy: UpstreamProxy;
@@ -297,14 +391,35 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly res: ServerResponse;
   readonly responseHeaders: Readonly<Record<string, string>> | undefined;
   readonly hasBody: boolean;
+  /** The client's messages when the body was read and checked; their request ids go into errors. */
+  readonly messages: JSONRPCMessage | JSONRPCMessage[] | undefined;
+  /** A Streamable HTTP POST with requests: its 2xx answer must be what MCP allows. */
+  readonly checked: boolean;
   controller: Dispatcher.DispatchController | undefined = undefined;
-  started = false;
   clientClosed = false;
   wroteBody = false;
   /** The response is an SSE stream. */
   eventStream = false;
   /** Set for GETs to an HTTP+SSE upstream: the first `endpoint` event is rewritten. */
   endpointRewriter: SseEndpointRewriter | undefined = undefined;
+  /**
+   * Which requests an SSE stream still owes an answer: set for an SSE answer to a POST with requests,
+   * and for an HTTP+SSE GET stream (persistent: its session's POSTs add theirs).
+   */
+  watch: SseAnswerWatch | undefined = undefined;
+  mode: ResponseModeValue = ResponseMode.STREAM;
+  statusCode = 0;
+  /** A held response's headers, sent once its body is complete. */
+  heldHeaders: Record<string, string | string[]> | undefined = undefined;
+  /** A held response's body so far; undefined once the response streams. */
+  held: Buffer[] | undefined = undefined;
+  heldBytes = 0;
+  idleTimer: NodeJS.Timeout | undefined = undefined;
+  /** An HTTP+SSE GET stream: the message endpoint key it is registered under. */
+  legacyKey: string | undefined = undefined;
+  /** An HTTP+SSE POST: the stream its requests are answered on, and their ids. */
+  legacyWatch: SseAnswerWatch | undefined = undefined;
+  legacyIds: RequestId[] | undefined = undefined;
 
   constructor(
     proxy: UpstreamProxy,
@@ -312,12 +427,32 @@ class Exchange implements Dispatcher.DispatchHandler {
     res: ServerResponse,
     responseHeaders: Readonly<Record<string, string>> | undefined,
     hasBody: boolean,
+    messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
+    checked: boolean,
   ) {
     this.proxy = proxy;
     this.req = req;
     this.res = res;
     this.responseHeaders = responseHeaders;
     this.hasBody = hasBody;
+    this.messages = messages;
+    this.checked = checked;
+  }
+
+  /** An HTTP+SSE POST: its requests are answered on the session's stream, which now expects them. */
+  answeredOn(watch: SseAnswerWatch): void {
+    const ids = requestIdsOf(this.messages);
+    if (ids.length === 0) return;
+    watch.expect(ids);
+    this.legacyWatch = watch;
+    this.legacyIds = ids;
+  }
+
+  /** The POST failed: its client holds an error already, so the stream owes these requests nothing. */
+  #postFailed(): void {
+    if (this.legacyWatch === undefined) return;
+    this.legacyWatch.forget(this.legacyIds!);
+    this.legacyWatch = undefined;
   }
 
   /** The client went away before the response finished: stop the upstream request too. */
@@ -337,24 +472,53 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientClosed) controller.abort(new ClientClosedError());
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
     if (statusCode < 200 || this.clientClosed) return;
-    this.started = true;
+    this.statusCode = statusCode;
+    if (statusCode >= 300) this.#postFailed();
     const out = responseHeadersFrom(headers, this.responseHeaders);
+    this.mode = responseMode(statusCode, headers, this.checked);
+    if (this.mode === ResponseMode.REFUSE) {
+      const type = headers['content-type'];
+      // onResponseError answers the client; the upstream's body is never read.
+      controller.abort(
+        new UpstreamInvalidResponseError(`a ${statusCode} answer to requests with content type ${type === undefined ? '(none)' : JSON.stringify(type)}`),
+      );
+      return;
+    }
+    if (this.mode !== ResponseMode.STREAM) {
+      // Held until complete: a stall or a broken answer can still become a JSON-RPC error. undici's
+      // own bodyTimeout cannot be used: it is fixed before the content type is known, and SSE
+      // streams must stay open however quiet they are.
+      this.endpointRewriter = undefined;
+      this.heldHeaders = out;
+      this.held = [];
+      this.idleTimer = setTimeout(idleExpired, this.proxy.bodyIdleTimeoutMs, this);
+      return;
+    }
     // The rewritten endpoint event changes the body's length.
     if (this.endpointRewriter !== undefined) delete out['content-length'];
     this.res.writeHead(statusCode, out);
-    const type = headers['content-type'];
     // An SSE stream may carry no event for a long time (the GET stream often carries none), and the
     // client must see its headers now. A body already in the same read reaches onResponseData before
     // the tick ends and carries the headers with it, which saves a write per response.
-    if (headers['content-length'] === undefined && typeof type === 'string' && type.startsWith('text/event-stream')) {
+    if (headers['content-length'] === undefined) {
       this.eventStream = true;
+      // A compressed stream cannot be read here; it passes unwatched.
+      if (statusCode < 300 && !isEncoded(headers)) this.watch = this.#watchFor();
       process.nextTick(this.flushIfIdle);
     } else {
       this.endpointRewriter = undefined;
     }
+  }
+
+  /** The watch for a successful SSE answer: to a POST, its requests; on an HTTP+SSE GET, its session's. */
+  #watchFor(): SseAnswerWatch | undefined {
+    if (this.endpointRewriter !== undefined) return new SseAnswerWatch([], { persistent: true });
+    if (!this.checked) return undefined;
+    const ids = requestIdsOf(this.messages);
+    return ids.length > 0 ? new SseAnswerWatch(ids) : undefined;
   }
 
   readonly flushIfIdle = (): void => {
@@ -363,6 +527,11 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientClosed) return;
+    if (this.idleTimer !== undefined) this.idleTimer.refresh();
+    if (this.held !== undefined) {
+      this.#hold(controller, chunk);
+      return;
+    }
     const rewriter = this.endpointRewriter;
     if (rewriter !== undefined) {
       try {
@@ -372,9 +541,17 @@ class Exchange implements Dispatcher.DispatchHandler {
         this.proxy.badEndpoint(this, error instanceof SseEndpointError ? error : new SseEndpointError(String(error)));
         return;
       }
-      if (rewriter.done) this.endpointRewriter = undefined;
+      if (rewriter.done) {
+        this.endpointRewriter = undefined;
+        this.proxy.legacyStreamOpened(this, rewriter.endpoint!);
+      }
       if (chunk.byteLength === 0) return;
     }
+    this.#write(controller, chunk);
+    this.watch?.push(chunk);
+  }
+
+  #write(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.wroteBody = true;
     if (!this.res.write(chunk)) {
       controller.pause();
@@ -382,25 +559,76 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
+  #hold(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const held = this.held!;
+    held.push(chunk);
+    this.heldBytes += chunk.byteLength;
+    if (this.heldBytes <= HELD_BODY_MAX_BYTES) return;
+    // Too big to hold: send what there is and stream the rest unchecked; the idle timer stays, so a
+    // stall still ends the exchange (by cutting the response: its status line is gone).
+    this.held = undefined;
+    this.res.writeHead(this.statusCode, this.heldHeaders);
+    for (let i = 0; i < held.length - 1; i++) this.res.write(held[i]);
+    this.#write(controller, held[held.length - 1]!);
+  }
+
   onResponseEnd(): void {
+    this.#stopIdleTimer();
+    this.proxy.legacyStreamClosed(this);
     this.res.removeListener('close', this.onClientClose);
-    if (!this.clientClosed) this.res.end();
+    if (this.clientClosed) return;
+    const held = this.held;
+    if (held === undefined) {
+      if (this.watch !== undefined) this.proxy.endStream(this);
+      else this.res.end();
+      return;
+    }
+    this.held = undefined;
+    const body = held.length === 1 ? held[0]! : Buffer.concat(held, this.heldBytes);
+    if (this.mode === ResponseMode.HOLD_CHECK_JSON) {
+      const problem = jsonAnswerProblem(body);
+      if (problem !== undefined) {
+        this.proxy.fail(this, new UpstreamInvalidResponseError(problem));
+        return;
+      }
+    }
+    const out = this.heldHeaders!;
+    // The upstream may have sent it chunked; the whole body is known now. 204 and 304 carry no length.
+    if (out['content-length'] === undefined && this.statusCode !== 204 && this.statusCode !== 304) out['content-length'] = String(body.byteLength);
+    this.res.writeHead(this.statusCode, out);
+    this.res.end(body);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.#stopIdleTimer();
+    this.proxy.legacyStreamClosed(this);
+    this.#postFailed();
     this.res.removeListener('close', this.onClientClose);
     if (error instanceof SseEndpointError) return;
     if (this.clientClosed || error instanceof ClientClosedError) {
       this.proxy.clientGone(this);
       return;
     }
-    if (this.started || this.res.headersSent) this.proxy.broke(this, error);
+    this.held = undefined;
+    if (this.res.headersSent) this.proxy.broke(this, error);
     else this.proxy.fail(this, error);
+  }
+
+  #stopIdleTimer(): void {
+    if (this.idleTimer === undefined) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
   }
 }
 
+/** The held body paused for longer than the server allows: give up on the upstream (onResponseError answers). */
+function idleExpired(exchange: Exchange): void {
+  exchange.idleTimer = undefined;
+  exchange.controller?.abort(new UpstreamIdleError(exchange.proxy.bodyIdleTimeoutMs));
+}
+
 /** Copies end-to-end request headers into undici's flat `[name, value, …]` form. */
-function forwardedRequestHeaders(headers: IncomingHttpHeaders, drop: ReadonlySet<string>, dropLength: boolean): string[] {
+function forwardedRequestHeaders(headers: IncomingHttpHeaders, drop: { has(name: string): boolean }, dropLength: boolean): string[] {
   const out: string[] = [];
   const named = connectionTokens(headers.connection);
   for (const name in headers) {
@@ -472,6 +700,24 @@ function isJson(type: string | undefined): boolean {
 }
 
 /**
+ * TCP keep-alive on every upstream socket, probing after 30 s of silence every 10 s, 3 times: an SSE
+ * stream may rightly stay quiet for hours, so no idle timeout may cut it, but an upstream host that
+ * vanished without closing the connection (power loss, a dropped NAT mapping) must not hold the
+ * client's stream forever. The kernel's probes find it within about a minute; the stream then breaks
+ * like any other (`broke`: unanswered requests get their error events). undici's own connector only
+ * sets the first delay (60 s), leaving the interval and count to the system (75 s × 9 on Linux).
+ */
+const DEAD_PEER_PROBE = { enable: true, initialDelay: 30_000, interval: 10_000, count: 3 } as const;
+
+function withDeadPeerDetection(connector: buildConnector.connector): buildConnector.connector {
+  return (options, callback) =>
+    connector(options, (...args) => {
+      args[1]?.setKeepAlive(DEAD_PEER_PROBE);
+      callback(...args);
+    });
+}
+
+/**
  * One keep-alive pool per upstream origin: a new connection per request would add a TCP (and TLS)
  * handshake to every MCP call.
  * The connect timeout is the shortest response timeout of the servers sharing the origin, so an
@@ -493,7 +739,7 @@ export class UpstreamPools {
     let pool = this.#pools.get(origin);
     if (!pool) {
       pool = new Pool(origin, {
-        connect: { timeout: this.#connectTimeouts.get(origin) ?? 10_000 },
+        connect: withDeadPeerDetection(buildConnector({ timeout: this.#connectTimeouts.get(origin) ?? 10_000 })),
         // Node's default server keep-alive is 5 s; staying below it avoids reusing a socket the
         // upstream is about to close.
         keepAliveTimeout: 4_000,

@@ -15,8 +15,15 @@ const MAX_PREAMBLE_BYTES = 64 * 1024;
 
 export class SseEndpointRewriter {
   readonly #rewrite: (endpoint: string) => string | undefined;
-  #pending = '';
+  /**
+   * Bytes received and not yet passed on: the unfinished event block. Kept as bytes, never decoded
+   * piecemeal: a UTF-8 character split across two reads would otherwise turn into two U+FFFD. Event
+   * boundaries are ASCII line breaks, which never occur inside a multibyte UTF-8 sequence, so a block
+   * cut at a boundary is always whole text.
+   */
+  #pending: Buffer = EMPTY;
   #done = false;
+  #endpoint: string | undefined = undefined;
 
   /** `rewrite` maps the upstream's endpoint URL text to the one the client gets; undefined refuses it. */
   constructor(rewrite: (endpoint: string) => string | undefined) {
@@ -28,36 +35,46 @@ export class SseEndpointRewriter {
     return this.#done;
   }
 
+  /** The endpoint the client was given, once `done`. */
+  get endpoint(): string | undefined {
+    return this.#endpoint;
+  }
+
   /**
    * Takes the next chunk and returns what may be sent to the client now (possibly empty). Throws when
-   * the endpoint cannot be rewritten or the preamble grows too long.
+   * the endpoint cannot be rewritten or the preamble grows too long. Everything but the endpoint event
+   * is passed on byte for byte.
    */
   push(chunk: Buffer): Buffer {
     if (this.#done) return chunk;
-    this.#pending += chunk.toString('utf8');
-    let out = '';
+    let pending = this.#pending.byteLength === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    const out: Buffer[] = [];
     for (;;) {
-      const boundary = eventBoundary(this.#pending);
+      // latin1 maps each byte to one character, so indexes found in the text are byte offsets.
+      const boundary = eventBoundary(pending.toString('latin1'));
       if (boundary === undefined) break;
-      const block = this.#pending.slice(0, boundary.start);
-      const rest = this.#pending.slice(boundary.end);
-      const data = endpointData(block);
+      const data = endpointData(pending.subarray(0, boundary.start).toString('utf8'));
       if (data === undefined) {
-        out += this.#pending.slice(0, boundary.end);
-        this.#pending = rest;
+        out.push(pending.subarray(0, boundary.end));
+        pending = pending.subarray(boundary.end);
         continue;
       }
       const rewritten = this.#rewrite(data);
       if (rewritten === undefined) throw new SseEndpointError(`the upstream's endpoint URL is outside its route`);
-      out += `event: endpoint\ndata: ${rewritten}\n\n${rest}`;
-      this.#pending = '';
+      out.push(Buffer.from(`event: endpoint\ndata: ${rewritten}\n\n`, 'utf8'), pending.subarray(boundary.end));
+      this.#pending = EMPTY;
       this.#done = true;
-      return Buffer.from(out, 'utf8');
+      this.#endpoint = rewritten;
+      return Buffer.concat(out);
     }
-    if (Buffer.byteLength(this.#pending) > MAX_PREAMBLE_BYTES) throw new SseEndpointError('no endpoint event at the start of the SSE stream');
-    return Buffer.from(out, 'utf8');
+    if (pending.byteLength > MAX_PREAMBLE_BYTES) throw new SseEndpointError('no endpoint event at the start of the SSE stream');
+    // Copied: `pending` may be a view into undici's read buffer, which is reused.
+    this.#pending = Buffer.from(pending);
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** The upstream's stream cannot be passed on: its endpoint is unroutable, or it never names one. */
 export class SseEndpointError extends GatewayError {

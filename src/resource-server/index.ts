@@ -52,6 +52,8 @@ export interface ResourceServerOptions {
   servers: readonly ServerConfig[];
   /** Current public signing keys of the authorization server (in-process, no HTTP). */
   publicKeys: () => JWK[];
+  /** Reads the key set again for a token with an unknown `kid` (token-verifier.ts, docs/keys.md). */
+  refreshKeys?: (kid: string) => Promise<boolean>;
   /** Looks a user up by the token's `sub`; called once per token, not per request. */
   findUser: (sub: string) => Promise<UserRecord | undefined>;
   logger: Logger;
@@ -63,11 +65,15 @@ export interface ResourceServerOptions {
   clock?: Clock;
   /** A token verifier to share (its cache) with forward-auth; by default one of its own. */
   verifier?: TokenVerifier;
+  /** Whether a grant was revoked (src/storage/revocation-list.ts `isRevoked`); asked on every request. */
+  isRevoked?: (grantId: string) => boolean;
   /**
    * The client's address for `X-Forwarded-For` (src/http/client-address.ts honours `trustProxy`);
    * by default the socket's peer address.
    */
   clientAddress?: (req: IncomingMessage) => string | undefined;
+  /** Extra request headers (names, `prefix*`) never passed from clients to upstreams (forgeable-headers.ts). */
+  stripClientHeaders?: readonly string[];
 }
 
 export interface ResourceServer {
@@ -94,7 +100,6 @@ export interface ResourceServer {
 interface RequestContext {
   readonly guard: ResourceGuard;
   readonly logger: Logger;
-  readonly forwardedProto: string;
   readonly clientAddress: (req: IncomingMessage) => string | undefined;
 }
 
@@ -102,14 +107,22 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   const issuer = issuerFromPublicUrl(options.issuer);
   const scheme = new URL(issuer).protocol;
   const logger = options.logger;
-  const verifier: TokenVerifier = options.verifier ?? createTokenVerifier({ issuer, publicKeys: options.publicKeys, clock: options.clock });
+  const verifier: TokenVerifier =
+    options.verifier ??
+    createTokenVerifier({ issuer, publicKeys: options.publicKeys, refreshKeys: options.refreshKeys, clock: options.clock, isRevoked: options.isRevoked });
   const guard = createResourceGuard({ verifier, findUser: options.findUser, idpTokens: options.idpTokens, logger, clock: options.clock });
   const pools = new UpstreamPools();
-  const routes = buildMcpRoutes(options.servers, { issuer, ownOrigin: gatewayOrigin(issuer), upstreams: options.upstreams, pools, logger });
+  const routes = buildMcpRoutes(options.servers, {
+    issuer,
+    ownOrigin: gatewayOrigin(issuer),
+    upstreams: options.upstreams,
+    pools,
+    logger,
+    stripClientHeaders: options.stripClientHeaders,
+  });
   const context: RequestContext = {
     guard,
     logger,
-    forwardedProto: scheme.slice(0, -1),
     clientAddress: options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress),
   };
 
@@ -217,15 +230,13 @@ function proceed(
   (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors });
 }
 
-/** The identity headers of the grant, then the gateway's own forwarding headers (the client's were dropped, proxy.ts). */
+/** The identity headers of the grant, then the gateway's own forwarding headers (the client's were dropped, http-proxy.ts). */
 function upstreamHeaders(context: RequestContext, route: McpRoute, grant: GuardGrant, req: IncomingMessage): string[] {
   const headers: string[] = [];
   context.guard.appendUpstreamHeaders(headers, route.protected, grant);
   const address = context.clientAddress(req);
   if (address !== undefined) headers.push('x-forwarded-for', address);
-  headers.push('x-forwarded-proto', context.forwardedProto);
-  const host = req.headers.host;
-  if (host !== undefined) headers.push('x-forwarded-host', host);
+  headers.push('x-forwarded-proto', route.forwardedProto, 'x-forwarded-host', route.forwardedHost);
   return headers;
 }
 

@@ -13,6 +13,7 @@ import { hostKey } from '../core/resource-uri.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type UpstreamPools, UpstreamProxy } from '../proxy/http-proxy.ts';
 import type { UpstreamTarget, UpstreamTargets } from '../proxy/upstream-targets.ts';
+import { forgeableHeaderFilter, type HeaderFilter } from './forgeable-headers.ts';
 import { type ProtectedServer, protectedServerFor } from './guard.ts';
 import { createOriginPolicy, type OriginPolicy } from './origin.ts';
 
@@ -24,8 +25,15 @@ export interface McpRoute {
   readonly path: string;
   readonly prefix: string;
   readonly origins: OriginPolicy;
-  /** Client-sent request headers never passed upstream for this route. */
-  readonly dropHeaders: ReadonlySet<string>;
+  /**
+   * `X-Forwarded-Host` and `-Proto` for the upstream: the host and scheme of the server's resource URI,
+   * the URL clients are told to call, never the request's `Host` (an upstream that builds links from
+   * them must not build them on a host a client chose).
+   */
+  readonly forwardedHost: string;
+  readonly forwardedProto: string;
+  /** Client-sent request headers never passed upstream (one filter shared by every route, forgeable-headers.ts). */
+  readonly dropHeaders: HeaderFilter;
   readonly target: UpstreamTarget | undefined;
   /** Undefined for forward-auth servers and in-process targets: nothing to proxy to. */
   readonly proxy: UpstreamProxy | undefined;
@@ -38,6 +46,8 @@ export interface McpRouteSettings {
   upstreams: UpstreamTargets | undefined;
   pools: UpstreamPools;
   logger: Logger;
+  /** The operator's extra names and `prefix*` entries to strip from client requests (`stripClientHeaders`). */
+  stripClientHeaders?: readonly string[];
 }
 
 /** One route per server, in configuration order. */
@@ -47,20 +57,34 @@ export function buildMcpRoutes(servers: readonly ServerConfig[], settings: McpRo
     const target = targets[index];
     if (target && !target.serve) settings.pools.register(target.url, server.upstreamTimeoutMs);
   });
-  return servers.map((server, index) => buildMcpRoute(server, targets[index], settings));
+  const guarded = servers.map((server) => protectedServerFor(settings.issuer, server));
+  // A header any server receives as identity is a forged claim when a client sends it to any server.
+  const dropHeaders = forgeableHeaderFilter(
+    guarded.flatMap((server) => [...server.reservedHeaders]),
+    settings.stripClientHeaders,
+  );
+  return servers.map((server, index) => buildMcpRoute(server, guarded[index] as ProtectedServer, targets[index], dropHeaders, settings));
 }
 
-function buildMcpRoute(server: ServerConfig, target: UpstreamTarget | undefined, settings: McpRouteSettings): McpRoute {
-  const guarded = protectedServerFor(settings.issuer, server);
+function buildMcpRoute(
+  server: ServerConfig,
+  guarded: ProtectedServer,
+  target: UpstreamTarget | undefined,
+  dropHeaders: HeaderFilter,
+  settings: McpRouteSettings,
+): McpRoute {
+  const resource = new URL(guarded.resource);
   return {
     server,
     protected: guarded,
     host: server.host === undefined ? undefined : hostKey(server.host, new URL(settings.issuer).protocol),
     path: server.path,
     prefix: `${server.path}/`,
+    forwardedHost: resource.host,
+    forwardedProto: resource.protocol.slice(0, -1),
     // The server's own origin (another host for host-routed servers) is as trusted as the gateway's.
-    origins: createOriginPolicy(settings.ownOrigin, [new URL(guarded.resource).origin, ...server.allowedOrigins]),
-    dropHeaders: new Set(guarded.reservedHeaders),
+    origins: createOriginPolicy(settings.ownOrigin, [resource.origin, ...server.allowedOrigins]),
+    dropHeaders,
     target,
     // In-process targets (the stdio bridge) are called directly; only network upstreams get a proxy.
     proxy: target && !target.serve ? proxyFor(server, target, settings) : undefined,
@@ -74,6 +98,7 @@ function proxyFor(server: ServerConfig, target: UpstreamTarget, settings: McpRou
     transport: target.transport,
     routePath: server.path,
     timeoutMs: server.upstreamTimeoutMs,
+    bodyIdleTimeoutMs: server.upstreamBodyIdleTimeoutMs,
     maxRequestBytes: server.maxRequestBytes,
     dispatcher: settings.pools.get(target.url),
     logger: settings.logger,

@@ -2,15 +2,17 @@
  * Verification of the access tokens the gateway's own authorization server issues.
  *
  * Tokens are JWTs per RFC 9068 ("JWT Profile for OAuth 2.0 Access Tokens"), signed ES256 with keys the
- * process already holds, so no HTTP fetch of a JWKS is involved. This is the hot path of every MCP
+ * process already holds, so no HTTP fetch of a JWKS is involved (a token naming an unknown `kid` asks
+ * for the stored key set to be read again: docs/keys.md). This is the hot path of every MCP
  * request: a token is verified once, then answered from a bounded cache until it expires. Normal
  * failures come back as values, not exceptions.
  */
 
 import type { JWK, JWTPayload } from 'jose';
-import { createLocalJWKSet, errors, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { UserRecord } from '../storage/records.ts';
+import { GRANT_ID_CLAIM } from '../storage/revocation-list.ts';
 import type { EncodedIdentity } from './identity-headers.ts';
 
 /** RFC 9068 §2.2 claims the gateway relies on. */
@@ -33,12 +35,14 @@ export interface VerifiedToken {
   readonly expiresAt: number;
   readonly scopes: ReadonlySet<string>;
   readonly kid: string | undefined;
+  /** The grant the token was issued under (`grant_id`), matched against the revoked grants on every use. */
+  readonly grantId: string | undefined;
   user?: UserRecord;
   /** Identity header values encoded from `user`, computed once with it. */
   identity?: EncodedIdentity;
 }
 
-export type TokenFailureReason = 'missing' | 'invalid' | 'expired' | 'wrong_audience';
+export type TokenFailureReason = 'missing' | 'invalid' | 'expired' | 'wrong_audience' | 'revoked';
 
 export type VerifyResult = { ok: true; token: VerifiedToken } | { ok: false; reason: TokenFailureReason; description: string };
 
@@ -47,12 +51,23 @@ export interface TokenVerifierOptions {
   issuer: string;
   /** The authorization server's current public signing keys. Called only when a signature must be checked. */
   publicKeys: () => JWK[];
+  /**
+   * Called when a token names a `kid` that `publicKeys` lacks: another replica may have published a
+   * new key since this one last read the key set (docs/keys.md). Resolves true when the kid is known
+   * afterwards. The callee rate-limits its storage reads, so made-up kids cannot hammer storage.
+   */
+  refreshKeys?: (kid: string) => Promise<boolean>;
   /** Seconds of clock skew tolerated on `exp` and `nbf`. */
   clockToleranceSeconds?: number;
   /** Maximum number of verified tokens kept. */
   cacheSize?: number;
   /** Decides `exp`/`nbf` and when a cached token stops being answered; tests pass one they can move. */
   clock?: Clock;
+  /**
+   * Whether a grant was revoked (src/storage/revocation-list.ts): asked on every use of a token, cached
+   * or not, so the cache never keeps a revoked token alive. Must be a cheap synchronous lookup.
+   */
+  isRevoked?: (grantId: string) => boolean;
 }
 
 export interface TokenVerifier {
@@ -89,6 +104,7 @@ class Verifier implements TokenVerifier {
   readonly #clock: Clock;
   readonly #tolerance: number;
   readonly #cache: TokenCache;
+  readonly #isRevoked: (grantId: string) => boolean;
   #keySet: LocalKeySet | undefined;
   #keyFingerprint = '';
 
@@ -97,16 +113,22 @@ class Verifier implements TokenVerifier {
     this.#clock = options.clock ?? systemClock;
     this.#tolerance = options.clockToleranceSeconds ?? 5;
     this.#cache = new TokenCache(options.cacheSize ?? 10_000);
+    this.#isRevoked = options.isRevoked ?? notRevoked;
   }
 
   get cacheSize(): number {
     return this.#cache.size;
   }
 
-  /** The hot path: one map lookup and an audience comparison, no promise. */
+  /** The hot path: one map lookup, one revocation lookup and an audience comparison, no promise. */
   peek(token: string, resource: string): VerifyResult | undefined {
     const entry = this.#cache.get(token, this.#clock.now());
-    return entry && audienceResult(entry, resource);
+    if (entry === undefined) return undefined;
+    if (entry.grantId !== undefined && this.#isRevoked(entry.grantId)) {
+      this.#cache.delete(token);
+      return REVOKED;
+    }
+    return audienceResult(entry, resource);
   }
 
   async verify(token: string, resource: string): Promise<VerifyResult> {
@@ -117,6 +139,7 @@ class Verifier implements TokenVerifier {
     if (!signed.ok) return signed.failure;
     const entry = verifiedTokenFrom(signed.payload, signed.kid);
     if (entry === undefined) return { ok: false, reason: 'invalid', description: 'The access token lacks required claims.' };
+    if (entry.grantId !== undefined && this.#isRevoked(entry.grantId)) return REVOKED;
     // A token inside the clock tolerance past `exp` is accepted once but not cached.
     if (entry.expiresAt > this.#clock.now()) this.#cache.set(token, entry);
     return audienceResult(entry, resource);
@@ -129,6 +152,7 @@ class Verifier implements TokenVerifier {
   /** Signature, issuer, `typ`, algorithm and lifetime (RFC 9068 §4); failures come back as values. */
   async #checkSignature(token: string): Promise<SignatureResult> {
     try {
+      await this.#learnKid(token);
       const result = await jwtVerify(token, this.#currentKeySet(), {
         issuer: this.#options.issuer,
         algorithms: ['ES256'],
@@ -141,6 +165,15 @@ class Verifier implements TokenVerifier {
     } catch (error) {
       return { ok: false, failure: failureFrom(error) };
     }
+  }
+
+  /** A token signed by a key this instance has not seen yet: ask for the key set to be read again first. */
+  async #learnKid(token: string): Promise<void> {
+    const refresh = this.#options.refreshKeys;
+    if (refresh === undefined) return;
+    const { kid } = decodeProtectedHeader(token);
+    if (typeof kid !== 'string' || this.#options.publicKeys().some((key) => key.kid === kid)) return;
+    await refresh(kid);
   }
 
   /** Rebuilds the local JWKS only when the key set differs from the one it was built from. */
@@ -156,9 +189,20 @@ class Verifier implements TokenVerifier {
   }
 }
 
+const notRevoked = (): boolean => false;
+
+/** RFC 6750 §3.1 invalid_token: the grant behind the token was revoked (docs/tokens.md, "Revocation"). */
+const REVOKED: VerifyResult = { ok: false, reason: 'revoked', description: 'The access token has been revoked.' };
+
 /** The cache entry for a signed payload, or `undefined` when a claim the gateway relies on has the wrong type. */
 function verifiedTokenFrom(payload: JWTPayload, kid: string | undefined): VerifiedToken | undefined {
-  if (typeof payload.sub !== 'string' || typeof payload.client_id !== 'string' || (payload.scope !== undefined && typeof payload.scope !== 'string')) {
+  const grantId = payload[GRANT_ID_CLAIM];
+  if (
+    typeof payload.sub !== 'string' ||
+    typeof payload.client_id !== 'string' ||
+    (payload.scope !== undefined && typeof payload.scope !== 'string') ||
+    (grantId !== undefined && typeof grantId !== 'string')
+  ) {
     return undefined;
   }
   const claims = payload as AccessTokenClaims;
@@ -167,6 +211,8 @@ function verifiedTokenFrom(payload: JWTPayload, kid: string | undefined): Verifi
     expiresAt: claims.exp * 1000,
     scopes: new Set(claims.scope ? claims.scope.split(' ').filter(Boolean) : []),
     kid,
+    // Tokens issued before access tokens named their grant have none; they expire within one lifetime.
+    grantId: typeof grantId === 'string' ? grantId : undefined,
   };
 }
 
@@ -220,6 +266,10 @@ class TokenCache {
     if (entry.expiresAt <= nowMs) return undefined;
     this.#entries.set(token, entry);
     return entry;
+  }
+
+  delete(token: string): void {
+    this.#entries.delete(token);
   }
 
   set(token: string, entry: VerifiedToken): void {

@@ -32,6 +32,8 @@ export interface StdioProcessOptions {
   onMessage: (message: JSONRPCMessage) => void;
   /** Called once, when the direct child has exited (or could not be spawned). */
   onExit: (info: ExitInfo) => void;
+  /** Longest stdout line (one message) kept while waiting for its newline; `MAX_MESSAGE_BYTES` by default. */
+  maxMessageBytes?: number;
 }
 
 export interface ExitInfo {
@@ -46,6 +48,13 @@ export interface ExitInfo {
 /** Longest stderr line logged; the rest is cut so a binary dump cannot flood the logs. */
 const MAX_STDERR_LINE = 4096;
 const NEWLINE = 0x0a;
+/**
+ * Longest message read from a process's stdout. Generous (a tool result may carry a large image as
+ * base64), but bounded: a process that writes without ever ending its line would otherwise grow the
+ * gateway's memory until it dies. Past it the process is killed and handled as a crash (its requests
+ * in flight get JSON-RPC errors, and it is restarted with backoff).
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 export class StdioProcess {
   readonly pid: number | undefined;
@@ -54,6 +63,9 @@ export class StdioProcess {
   readonly #child: ChildProcessWithoutNullStreams;
   readonly #options: StdioProcessOptions;
   #stdoutParts: Buffer[] = [];
+  #stdoutPartBytes = 0;
+  /** The process wrote a line over the limit and is being killed: its stdout is no longer read. */
+  #overflowed = false;
   #stderrPart = '';
   #exited = false;
   #stopRequested = false;
@@ -164,6 +176,7 @@ export class StdioProcess {
   }
 
   #onStdout(chunk: Buffer): void {
+    if (this.#overflowed) return;
     let start = 0;
     let index = chunk.indexOf(NEWLINE);
     while (index !== -1) {
@@ -173,6 +186,7 @@ export class StdioProcess {
         this.#stdoutParts.push(piece);
         line = Buffer.concat(this.#stdoutParts);
         this.#stdoutParts = [];
+        this.#stdoutPartBytes = 0;
       } else {
         line = piece;
       }
@@ -181,7 +195,22 @@ export class StdioProcess {
       index = chunk.indexOf(NEWLINE, start);
     }
     // A message longer than one pipe read (64 KiB) arrives in parts; keep them until its newline.
-    if (start < chunk.length) this.#stdoutParts.push(chunk.subarray(start));
+    if (start < chunk.length) {
+      this.#stdoutParts.push(chunk.subarray(start));
+      this.#stdoutPartBytes += chunk.length - start;
+      if (this.#stdoutPartBytes > (this.#options.maxMessageBytes ?? MAX_MESSAGE_BYTES)) this.#overflow();
+    }
+  }
+
+  #overflow(): void {
+    this.#overflowed = true;
+    this.#options.logger.error(
+      { event: 'stdio.message_too_large', server: this.#options.name, pid: this.pid, bytes: this.#stdoutPartBytes },
+      'stdio server wrote a message over the size limit; killing it',
+    );
+    this.#stdoutParts = [];
+    this.#stdoutPartBytes = 0;
+    if (this.pid !== undefined) signalGroup(this.pid, 'SIGKILL');
   }
 
   #onLine(line: Buffer): void {

@@ -265,6 +265,19 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  /**
+   * VACUUM rebuilds the file from the live rows only, so deleted rows' bytes are gone from it (without
+   * it they stay in free pages and cells: https://sqlite.org/lang_vacuum.html). In WAL mode the rebuilt
+   * pages go to the -wal file first; the TRUNCATE checkpoint copies them into the database and empties
+   * the -wal, which otherwise keeps old page images (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
+   * `busy` means a reader in another process kept the checkpoint from completing.
+   */
+  async scrub(): Promise<boolean> {
+    this.#db.exec('VACUUM');
+    const result = this.#db.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get();
+    return Number(result?.busy) === 0;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -1,6 +1,6 @@
 /**
  * One storage interface for everything the gateway keeps: oidc-provider's models (clients, grants,
- * codes, refresh tokens, interactions), users, consents, IdP tokens, keys and counters.
+ * codes, refresh tokens, interactions), users, IdP tokens, keys and counters.
  *
  * The shape is chosen so that Redis can implement it one-to-one (GET/SET EX/GETDEL/INCR/SADD), which is
  * what lets several replicas share state: nothing a caller needs may live only in one process's memory.
@@ -38,5 +38,13 @@ export interface Storage {
   members(namespace: string, key: string): Promise<string[]>;
   /** Removes expired entries; backends that expire natively may do nothing. */
   sweep(): Promise<void>;
+  /**
+   * Rewrites the backend's files so that entries already deleted cannot be read back from them (a
+   * deleted SQLite row stays in the file's free space until then). For one-time use after deleting
+   * secrets, such as the start-up migration of plaintext credentials; never on a request path. Resolves
+   * to false when part of it could not finish now (another process was reading). Backends that keep
+   * nothing on disk omit it.
+   */
+  scrub?(): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -24,8 +24,8 @@ export interface InteractionContext {
   consentSecret: Buffer;
   branding: PageBranding;
   logger: Logger;
-  /** Seconds the user's IdP tokens and consent records are kept. */
-  tokenRetention: { idpTokens: number; consents: number };
+  /** Seconds the user's IdP tokens are kept. */
+  tokenRetention: { idpTokens: number };
   /** Decides pending-login expiry; tests pass their own clock to reach expiries without waiting. */
   clock: Clock;
 }

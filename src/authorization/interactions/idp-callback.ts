@@ -84,6 +84,19 @@ async function grantAndFinish(
   if (pending.oidcScopes.length > 0) grant.addOIDCScope(pending.oidcScopes.join(' '));
   grant.addResourceScope(pending.resourceIndicator, pending.resourceScopes.join(' '));
   const grantId = await grant.save();
-  ctx.logger.info({ event: 'login.succeeded', user: user.id, clientId: pending.clientId, server: pending.resource, grantId, rule }, 'user signed in');
+  // The audit record of what the person approved: who, which client and where it returns, which server and scopes.
+  ctx.logger.info(
+    {
+      event: 'login.succeeded',
+      user: user.id,
+      clientId: pending.clientId,
+      redirectUri: pending.redirectUri,
+      server: pending.resource,
+      scopes: pending.resourceScopes,
+      grantId,
+      rule,
+    },
+    'user signed in',
+  );
   await finishByUid(ctx, res, pending.interactionUid, { login: { accountId: user.id }, consent: { grantId } });
 }

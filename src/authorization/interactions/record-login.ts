@@ -1,11 +1,15 @@
 /**
  * What a successful login leaves behind: the user record (the identity as last seen, which refresh
- * re-checks the access rules against), the IdP's tokens sealed, and the consent given.
+ * re-checks the access rules against) and the IdP's tokens, sealed. What the person approved lives in
+ * the oidc-provider grant (client, resource, scopes) as long as the client's tokens do, and in the
+ * `login.succeeded` audit log line; no separate consent record is kept, because consent is asked at
+ * every authorization (src/authorization/provider.ts, interactionPolicyAlwaysLogin) and nothing would
+ * read one.
  */
 
 import { userIdFor } from '../../core/identity.ts';
 import type { IdpLoginResult } from '../../idp/types.ts';
-import { type ConsentRecord, NS, type UserRecord } from '../../storage/records.ts';
+import { NS, type UserRecord } from '../../storage/records.ts';
 import { type InteractionContext, nowSeconds } from './context.ts';
 import type { PendingLogin } from './pending-login.ts';
 
@@ -37,18 +41,5 @@ export async function recordLogin(
     // Associated data = the user id: a sealed token copied onto another user's record will not open.
     await ctx.storage.set(NS.idpTokens, userId, ctx.secretBox.sealJson(login.tokens, userId), ctx.tokenRetention.idpTokens);
   }
-  await ctx.storage.set(NS.consents, `${userId}|${pending.clientId}|${pending.resource}`, consentRecord(pending, userId, now), ctx.tokenRetention.consents);
   return user;
-}
-
-function consentRecord(pending: PendingLogin, userId: string, approvedAt: number): ConsentRecord {
-  return {
-    userId,
-    clientId: pending.clientId,
-    clientName: pending.clientName,
-    redirectUri: pending.redirectUri,
-    resource: pending.resource,
-    scopes: pending.resourceScopes,
-    approvedAt,
-  };
 }

@@ -1,6 +1,6 @@
 /**
- * `trustProxy`: which peers may tell the gateway the client's address and scheme (`X-Forwarded-For`,
- * `X-Forwarded-Proto`). The three forms are those of proxy-addr, which the gateway uses to resolve the
+ * `trustProxy`: which peers may tell the gateway the client's address (`X-Forwarded-For`). Scheme and
+ * host are never taken from a request: every URL the gateway publishes comes from `publicUrl`. The three forms are those of proxy-addr, which the gateway uses to resolve the
  * address, and each entry of a list is compiled by it here, so a typo is a configuration problem at its
  * index instead of a start-up crash (or, worse, a proxy that is silently not trusted).
  */
@@ -33,7 +33,7 @@ export const trustProxySchema = z
   ])
   .default(false)
   .describe(
-    'Which proxies in front of the gateway are trusted for `X-Forwarded-For` and `X-Forwarded-Proto`: `false` (none: the socket address is the client), `true` (one proxy, such as a TLS terminator: the entry it appended is the client; entries to its left are whatever the client sent), a number of hops (`1`: the nearest proxy), or a list of addresses, CIDR ranges and the names `loopback`, `linklocal`, `uniquelocal` (for example `[loopback, 10.0.0.0/8]`).',
+    'Which proxies in front of the gateway are trusted for `X-Forwarded-For` (the client address behind rate limits, logs and the `X-Forwarded-For` sent upstream; scheme and host always come from `publicUrl`): `false` (none: the socket address is the client), `true` (one proxy, such as a TLS terminator: the entry it appended is the client; entries to its left are whatever the client sent), a number of hops (`1`: the nearest proxy), or a list of addresses, CIDR ranges and the names `loopback`, `linklocal`, `uniquelocal` (for example `[loopback, 10.0.0.0/8]`).',
   );
 
 /** `false`, `true`, a hop count, or trusted addresses/ranges, as proxy-addr takes them. */

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { BINDING_COOKIE } from '../../../src/authorization/browser-binding.ts';
 import { PENDING_LOGIN_TTL_SECONDS } from '../../../src/authorization/interactions/pending-login.ts';
 import type { AccessRules } from '../../../src/config/schema/access.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 import { NS, type UserRecord } from '../../../src/storage/records.ts';
 import type { Browser } from '../../support/browser.ts';
 import { TestClock } from '../../support/clock.ts';
@@ -38,6 +39,24 @@ test('the callback in the consenting browser records the user and finishes with 
   const user = await users(fixture);
   assert.equal(user?.email, 'alice@example.com');
   assert.equal(user?.provider, 'local');
+});
+
+test('what the person approved goes to the audit log and the grant; no consent record nobody reads is kept', async (t) => {
+  const fixture = await startInteractionFixture(t);
+  const lines: Array<Record<string, unknown>> = [];
+  fixture.ctx.logger = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const browser = fixture.browser();
+  const done = await browser.goto(await callbackFor(fixture, browser), { stopAt: CLIENT_REDIRECT });
+  assert.ok(done.url.searchParams.get('code'));
+  // 'consent': the namespace earlier versions wrote a record per login to, never read back.
+  assert.deepEqual(await fixture.storage.list('consent'), []);
+  const login = lines.find((line) => line.event === 'login.succeeded');
+  assert.ok(login, 'the login is audited');
+  assert.equal(login.user, 'local:alice');
+  assert.equal(login.redirectUri, CLIENT_REDIRECT);
+  assert.equal(login.server, fixture.resources[0]!.resource);
+  assert.deepEqual(login.scopes, ['mcp:tools']);
+  assert.ok(login.clientId && login.grantId);
 });
 
 test('a callback in a browser without the binding cookie is refused (login CSRF)', async (t) => {
@@ -142,7 +161,6 @@ test('access rules that refuse the account show the denied page, record nothing,
   assert.equal(denied.status, 403);
   assert.ok(!denied.stopped, 'the client hears nothing until the person leaves the page');
   assert.equal(await fixture.storage.get(NS.users, 'local:bob'), undefined, 'no user');
-  assert.equal(await fixture.storage.get(NS.consents, `local:bob|${authorization.searchParams.get('client_id')}|${fixture.resources[0]!.resource}`), undefined);
 
   const back = await browser.submitForm(denied, { stopAt: CLIENT_REDIRECT });
   assert.ok(back.stopped, String(back));

@@ -101,9 +101,9 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     resources,
     canonicalizeResource,
     storage,
-    signingKeys: keys.signing,
+    secretBox,
+    signingKeys: keys.signing.map((entry) => entry.jwk),
     cookieKeys: keys.cookieKeys,
-    trustProxy: false,
     tokens: { accessTokenTtl: 300, refreshTokenTtl: 3600, authorizationCodeTtl: 60 },
     registration: { enabled: true, unusedClientTtl: 3600, idleClientTtl: 3600 },
     cimd: { enabled: false, allowHosts: [], denyHosts: [], maxBytes: 4096, fetch: fetch as never },
@@ -129,7 +129,7 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     consentSecret: keys.consentSecret,
     branding,
     logger,
-    tokenRetention: { idpTokens: 3600, consents: 3600 },
+    tokenRetention: { idpTokens: 3600 },
     clock: systemClock,
   };
   const providerCallback = provider.callback();

@@ -4,6 +4,7 @@
  */
 
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
@@ -12,6 +13,7 @@ import { createProvider } from '../../../src/authorization/provider.ts';
 import { ErrorCode, hasErrorCode } from '../../../src/core/errors.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
+import { SecretBox } from '../../../src/storage/secret-box.ts';
 
 const logger = createLogger('silent');
 
@@ -23,9 +25,9 @@ test('an authorization server without any MCP server refuses to start', () => {
         resources: [],
         canonicalizeResource: (value) => value,
         storage: new MemoryStorage(),
+        secretBox: new SecretBox([randomBytes(32)]),
         signingKeys: [],
         cookieKeys: ['k'.repeat(32)],
-        trustProxy: false,
         tokens: { accessTokenTtl: 300, refreshTokenTtl: 3600, authorizationCodeTtl: 60 },
         registration: { enabled: true, unusedClientTtl: 60, idleClientTtl: 60 },
         cimd: { enabled: false, allowHosts: [], denyHosts: [], maxBytes: 1024, fetch: fetch as never },

@@ -172,6 +172,22 @@ servers:
     assert.match(find(error, 'servers[1].name').message, /duplicate server name/);
   });
 
+  test('introspection clients: a short secret, a bad id and a duplicate id are each reported at their key', async () => {
+    const path = await file(`introspection:
+  clients:
+    - { clientId: docs, clientSecret: short }
+    - { clientId: "has space", clientSecret: "${'s'.repeat(32)}" }
+    - { clientId: docs, clientSecret: "${'s'.repeat(32)}" }
+tokens:
+  revocationPollInterval: 0
+`);
+    const error = await problemsOf({ path, env: {} });
+    assert.ok(find(error, 'introspection.clients[0].clientSecret'));
+    assert.ok(find(error, 'introspection.clients[1].clientId'));
+    assert.match(find(error, 'introspection.clients[2].clientId').message, /duplicate client ID docs/);
+    assert.ok(find(error, 'tokens.revocationPollInterval'));
+  });
+
   test('two resources the gateway canonicalises to one audience are refused (RFC 8707: tokens would be shared)', async () => {
     // canonicalizeResource drops trailing slashes of the path, so these two name one audience.
     const path = await file(`publicUrl: https://mcp.example.com

@@ -4,6 +4,7 @@
  * refuses server paths the gateway needs, and the forward-auth metadata URLs the challenges name.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createProvider, type ProtectedResource } from '../../../src/authorization/provider.ts';
@@ -12,6 +13,7 @@ import { forwardAuthMetadataPath } from '../../../src/forward-auth/index.ts';
 import { GATEWAY_ROUTES, matchRoute, RESERVED_PATHS, serverPathConflict } from '../../../src/http/routes.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
+import { SecretBox } from '../../../src/storage/secret-box.ts';
 
 const ISSUER = 'https://gw.example.com';
 
@@ -51,9 +53,9 @@ async function providerRoutes(): Promise<RegisteredRoute[]> {
       resources,
       canonicalizeResource: (value) => value,
       storage: new MemoryStorage(),
+      secretBox: new SecretBox([randomBytes(32)]),
       signingKeys: [signingKey],
       cookieKeys: ['a-cookie-key-for-this-test-only'],
-      trustProxy: false,
       tokens: config.tokens,
       registration: config.registration,
       cimd: { ...config.clientIdMetadataDocuments, fetch: () => Promise.reject(new Error('no fetch in this test')) },
@@ -122,6 +124,7 @@ describe('route table', () => {
       '/forward-auth',
       '/healthz',
       '/interaction',
+      '/introspect',
       '/jwks',
       '/register',
       '/revoke',

@@ -564,7 +564,9 @@ describe('streaming proxy behaviour', () => {
     assert.equal(res.status, 200);
     const report = JSON.parse(messageFrom(res.body).result!.content![0]!.text);
     assert.equal(report.identity['x-user-hop'], undefined);
-    assert.equal(report.identity['x-user-kept'], 'end-to-end');
+    // x-user-* is an identity claim a client could forge: never passed on (src/resource-server/forgeable-headers.ts).
+    // Connection-named headers against end-to-end ones: test/unit/resource-server/routing.test.ts.
+    assert.equal(report.identity['x-user-kept'], undefined);
     assert.equal(report.identity['x-forwarded-proto'], 'http', "a client-sent X-Forwarded-* is replaced by the gateway's");
     assert.equal(report.identity['x-user-email'], 'alice@example.com');
   });
@@ -618,7 +620,7 @@ describe('streaming proxy behaviour', () => {
     assert.equal(res.status, 502);
     assert.deepEqual(JSON.parse(res.body), {
       jsonrpc: '2.0',
-      id: null,
+      id: 1,
       error: { code: JsonRpcCode.SERVER_UNAVAILABLE, message: 'Upstream MCP server "down" is unavailable' },
     });
     assert.ok(
@@ -639,7 +641,7 @@ describe('streaming proxy behaviour', () => {
     const body = JSON.parse(res.body);
     assert.equal(body.error.code, JsonRpcCode.SERVER_TIMEOUT);
     assert.equal(body.error.message, 'Upstream MCP server "lab-json" is unavailable');
-    assert.equal(body.id, null);
+    assert.equal(body.id, 'req-9', 'the request the client sent is named');
   });
 
   it('does not apply the response timeout to a quick answer', async () => {

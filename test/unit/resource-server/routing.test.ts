@@ -84,13 +84,15 @@ async function startHeaderEcho(): Promise<HeaderEcho> {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      let id: unknown = null;
+      let parsed: unknown;
       try {
-        id = (JSON.parse(Buffer.concat(chunks).toString()) as { id?: unknown }).id ?? null;
+        parsed = JSON.parse(Buffer.concat(chunks).toString());
       } catch {
-        id = 'upstream-saw-garbage';
+        parsed = { id: 'upstream-saw-garbage' };
       }
-      const body = JSON.stringify({ jsonrpc: '2.0', id, result: { headers: req.headers, url: req.url } });
+      // A batch is answered with an array, as JSON-RPC 2.0 §6 (and the gateway's answer check) asks.
+      const answer = (message: unknown) => ({ jsonrpc: '2.0', id: (message as { id?: unknown }).id ?? null, result: { headers: req.headers, url: req.url } });
+      const body = JSON.stringify(Array.isArray(parsed) ? parsed.map(answer) : answer(parsed));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });
@@ -206,7 +208,7 @@ before(async () => {
   servers = configSchema.parse({
     publicUrl: issuer,
     servers: [
-      { name: 'alpha', path: '/alpha', upstream: { url: demo.url }, identityHeaders: { subject: 'x-user-id' } },
+      { name: 'alpha', path: '/alpha', upstream: { url: demo.url }, identityHeaders: { subject: 'x-user-id', email: 'x-alpha-email' } },
       { name: 'beta', path: '/beta', upstream: { url: demo.url }, identityHeaders: { subject: 'x-user-id' } },
       // Same path as a path-only server would have, on another Host.
       { name: 'hosted', host: otherHost, path: '/alpha', upstream: { url: demo.url }, identityHeaders: { subject: 'x-user-id' } },
@@ -228,6 +230,7 @@ before(async () => {
     findUser: async (sub) => (sub === ALICE.id ? ALICE : undefined),
     logger: createLogger('info', { write: (line: string) => void logLines.push(line) }),
     upstreams: { get: (name) => targets.get(name), close: async () => undefined },
+    stripClientHeaders: ['X-Acme-*', 'x-tenant'],
   });
   gatewayHttp.on('request', (req, res) => {
     if (gateway.handle(req, res)) return;
@@ -362,6 +365,85 @@ describe('headers on the way up', () => {
     // 2026-07-28 routing headers pass through untouched.
     assert.equal(seen['mcp-method'], 'tools/call');
     assert.equal(seen['mcp-name'], 'search');
+  });
+
+  it('drops the headers Connection names and passes other end-to-end headers', async () => {
+    const res = await raw(`${issuer}/echo`, {
+      headers: {
+        ...MCP_HEADERS,
+        authorization: `Bearer ${await token(`${issuer}/echo`)}`,
+        connection: 'keep-alive, x-hop-only',
+        'x-hop-only': 'must not pass',
+        'x-end-to-end': 'kept',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' }),
+    });
+    assert.equal(res.status, 200, res.body);
+    const seen = JSON.parse(res.body).result.headers as Record<string, string>;
+    assert.equal(seen['x-hop-only'], undefined);
+    assert.equal(seen['x-end-to-end'], 'kept');
+  });
+
+  it('names the public host in X-Forwarded-Host, not the Host the client sent', async () => {
+    const res = await raw(`${issuer}/echo`, {
+      headers: { ...MCP_HEADERS, host: 'evil.example', authorization: `Bearer ${await token(`${issuer}/echo`)}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
+    });
+    assert.equal(res.status, 200, res.body);
+    const seen = JSON.parse(res.body).result.headers as Record<string, string>;
+    assert.equal(seen['x-forwarded-host'], `127.0.0.1:${port}`);
+    assert.equal(seen['x-forwarded-proto'], 'http');
+  });
+});
+
+describe('identity claims a client could forge', () => {
+  it('strips the whole identity-header family, every configured name and the operator list, whatever this server sets', async () => {
+    const forged = {
+      'x-user-groups': 'admins', // the embedded default sets no groups header
+      'x-user-email': 'root@example.com',
+      'x-userinfo': 'e30',
+      'x-alpha-email': 'root@example.com', // configured on another server only
+      'remote-user': 'root',
+      'remote-email': 'root@example.com',
+      'remote-groups': 'admins',
+      'remote-name': 'Root',
+      'x-remote-user': 'root',
+      'x-email': 'root@example.com',
+      'x-auth-request-email': 'root@example.com',
+      'x-auth-request-groups': 'admins',
+      'x-forwarded-user': 'root',
+      'x-forwarded-email': 'root@example.com',
+      'x-forwarded-groups': 'admins',
+      'x-forwarded-preferred-username': 'root',
+      'x-webauth-user': 'root',
+      'x-ms-client-principal-name': 'root',
+      'x-ms-client-principal': 'e30',
+      'x-goog-authenticated-user-email': 'accounts.google.com:root@example.com',
+      'cf-access-authenticated-user-email': 'root@example.com',
+      'x-amzn-oidc-identity': 'root',
+      'x-pomerium-claim-email': 'root@example.com',
+      'x-mcp-gateway-user': 'root',
+      'x-acme-tenant': 'other', // stripClientHeaders: X-Acme-*
+      'x-tenant': 'other', // stripClientHeaders: x-tenant
+    };
+    const res = await raw(`${issuer}/echo`, {
+      headers: { ...MCP_HEADERS, ...forged, 'x-request-id': 'kept', authorization: `Bearer ${await token(`${issuer}/echo`)}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'tools/list' }),
+    });
+    assert.equal(res.status, 200, res.body);
+    const seen = JSON.parse(res.body).result.headers as Record<string, string>;
+    for (const name of Object.keys(forged)) assert.equal(seen[name], undefined, `${name} reached the upstream`);
+    assert.equal(seen['x-user-id'], 'local:alice', "the gateway's own identity header still arrives");
+    assert.equal(seen['x-request-id'], 'kept', 'other headers pass');
+  });
+
+  it('refuses stripClientHeaders entries that are no header names or would strip what MCP needs', () => {
+    for (const entry of ['*', 'mcp-*', 'Accept', 'content-*', 'x user', '']) {
+      const result = configSchema.safeParse({ stripClientHeaders: [entry] });
+      assert.equal(result.success, false, entry);
+      assert.deepEqual(result.error?.issues[0]?.path, ['stripClientHeaders', 0], entry);
+    }
+    assert.deepEqual(configSchema.parse({ stripClientHeaders: ['x-acme-*', 'X-Tenant'] }).stripClientHeaders, ['x-acme-*', 'X-Tenant']);
   });
 });
 

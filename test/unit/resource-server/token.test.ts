@@ -229,6 +229,29 @@ describe('token verifier', () => {
   });
 });
 
+describe('token verifier and revoked grants', () => {
+  it('refuses a token whose grant is revoked, on a cache hit too, and drops it from the cache', async () => {
+    const revoked = new Set<string>();
+    const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => [publicJwk], isRevoked: (grantId) => revoked.has(grantId) });
+    const token = await sign({ claims: { grant_id: 'grant-1' } });
+    const other = await sign({ claims: { grant_id: 'grant-2' } });
+    assert.equal((await verifier.verify(token, RESOURCE)).ok, true);
+    assert.equal((await verifier.verify(other, RESOURCE)).ok, true);
+    assert.equal(verifier.peek(token, RESOURCE)?.ok, true, 'cached');
+    revoked.add('grant-1');
+    assert.deepEqual(verifier.peek(token, RESOURCE), { ok: false, reason: 'revoked', description: 'The access token has been revoked.' });
+    assert.equal(verifier.cacheSize, 1, 'the revoked token left the cache');
+    assert.equal((await verifier.verify(token, RESOURCE)).ok, false, 'and a full check refuses it as well');
+    assert.equal(verifier.cacheSize, 1, 'without caching it again');
+    assert.equal(verifier.peek(other, RESOURCE)?.ok, true, 'other grants are untouched');
+  });
+
+  it('refuses a grant_id that is not a string', async () => {
+    const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => [publicJwk], isRevoked: () => false });
+    assert.equal((await verifier.verify(await sign({ claims: { grant_id: 42 } }), RESOURCE)).ok, false);
+  });
+});
+
 describe('bearer extraction', () => {
   it('takes the token from the Authorization header only', () => {
     assert.deepEqual(extractBearerToken('Bearer abc.def.ghi', ''), { ok: true, token: 'abc.def.ghi' });

@@ -98,3 +98,34 @@ test('stop: SIGTERM, then SIGKILL to the whole group after the grace period, whe
   assert.equal(processAlive(grandchild), false, 'the grandchild was killed with the group');
   assert.ok(lines.some((line) => /SIGKILL/.test(String(line.msg))));
 });
+
+test('a process that writes a line past the message limit is killed and reported as a crash, its earlier messages kept', async () => {
+  const { logger, lines } = capture();
+  const messages: JSONRPCMessage[] = [];
+  const { onExit, exited } = exitWatch();
+  // One good message, then output that never ends its line: without a cap the gateway would buffer
+  // it until it ran out of memory.
+  const script = `
+    process.stdout.write('{"jsonrpc":"2.0","method":"before"}\\n');
+    const piece = 'x'.repeat(64 * 1024);
+    const flood = () => process.stdout.write(piece, flood);
+    flood();
+  `;
+  const child = new StdioProcess(node(script), { name: 'flood', logger, onMessage: (m) => messages.push(m), onExit, maxMessageBytes: 256 * 1024 });
+  let giveUp: NodeJS.Timeout | undefined;
+  const exit = await Promise.race([
+    exited,
+    new Promise<never>((_, reject) => {
+      giveUp = setTimeout(() => {
+        void child.stop(100);
+        reject(new Error('the flooding process was not stopped'));
+      }, 10_000);
+    }),
+  ]).finally(() => clearTimeout(giveUp));
+  assert.equal(exit.signal, 'SIGKILL');
+  assert.equal(exit.requested, false, 'a crash to the connection: requests in flight fail, the process restarts with backoff');
+  assert.deepEqual(messages, [{ jsonrpc: '2.0', method: 'before' }]);
+  const logged = lines.find((line) => line.event === 'stdio.message_too_large');
+  assert.equal(logged?.level, 50, 'logged as an error');
+  assert.equal(logged?.server, 'flood');
+});

@@ -4,7 +4,7 @@
  * by moving the clock past it (to the millisecond) rather than by sleeping.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -357,6 +357,33 @@ describe('SqliteStorage', () => {
     try {
       await assert.rejects(storage.get('ns', 'k'), { code: ErrorCode.STORAGE_CORRUPT });
     } finally {
+      await storage.close();
+    }
+  });
+
+  test('scrub leaves no trace of deleted rows in the file or its -wal, and keeps the live ones', async () => {
+    const path = join(tempDir, 'scrub', 'gateway.db');
+    const files = async () => Buffer.concat([await readFile(path), await readFile(`${path}-wal`).catch(() => Buffer.alloc(0))]);
+    const deleted = Array.from({ length: 500 }, (_, i) => `deleted-secret-${String(i).padStart(4, '0')}-${'x'.repeat(40)}`);
+    const writer = new SqliteStorage(path);
+    for (const secret of deleted) await writer.set('secrets', secret, { secret });
+    await writer.close();
+
+    const storage = new SqliteStorage(path);
+    const reader = new SqliteStorage(path); // another process's connection, idle
+    try {
+      for (const secret of deleted) await storage.delete('secrets', secret);
+      await storage.set('secrets', 'kept', { secret: 'kept-value' });
+      assert.ok((await files()).includes(deleted[0]!), 'a deleted row is still readable from the files before a scrub');
+      assert.equal(await storage.scrub(), true);
+      const bytes = await files();
+      assert.deepEqual(
+        deleted.filter((secret) => bytes.includes(secret)),
+        [],
+      );
+      assert.deepEqual(await reader.get('secrets', 'kept'), { secret: 'kept-value' });
+    } finally {
+      await reader.close();
       await storage.close();
     }
   });
