@@ -1,12 +1,16 @@
 /**
  * CPU time per SQLite storage operation, in this process (no HTTP): the operations one refresh grant
- * makes (src/authorization/adapter.ts), and `addToSet` on a grant index that already holds many
- * members, which is what a long-lived grant's refresh does. Run pinned for stable figures:
+ * makes (src/authorization/adapter.ts), `addToSet` on a grant index that already holds many members,
+ * which is what a long-lived grant's refresh does, and sealing and opening a token response with the
+ * SecretBox (a refresh seals its outcome for the reuse grace period). Run pinned for stable figures:
  * `taskset -c 1 node bench/storage-ops.ts [--members 1000]`.
  */
+
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SecretBox } from '../src/storage/secret-box.ts';
 import { SqliteStorage } from '../src/storage/sqlite.ts';
 import { benchArgs } from './harness.ts';
 
@@ -42,6 +46,11 @@ try {
   await time('addToSet (a new set each time)', N, (i) => storage.addToSet('oidc:grant-index', `new${i}`, `RefreshToken:k${i}`, 3600));
   for (let i = 0; i < MEMBERS; i++) await storage.addToSet('oidc:grant-index', 'old', `RefreshToken:${'t'.repeat(43)}${i}`, 3600 + i);
   await time(`addToSet (a set of ${MEMBERS}+ members)`, 200, (i) => storage.addToSet('oidc:grant-index', 'old', `RefreshToken:more${i}`, 7200 + i));
+  const box = new SecretBox([randomBytes(32)]);
+  const response = JSON.stringify({ access_token: 'a'.repeat(700), refresh_token: 'r'.repeat(43), token_type: 'Bearer', expires_in: 300 });
+  const sealed = box.seal(response, 'context');
+  await time('SecretBox seal (a token response)', N, async () => box.seal(response, 'context'));
+  await time('SecretBox open', N, async () => box.open(sealed, 'context'));
 } finally {
   await storage.close();
   rmSync(dir, { recursive: true, force: true });
