@@ -252,6 +252,8 @@ async function startGateway(dir: string, caFile: string, storage: unknown): Prom
     listen: { host: '127.0.0.1', port },
     dataDir: join(dir, 'data'),
     storage,
+    // Configured keys, as replicas on Redis need (one generated per dataDir would differ between them).
+    secrets: { encryptionKeys: [randomBytes(32).toString('base64')] },
     log: { level: process.env.BENCH_VERBOSE === '1' ? 'debug' : 'warn' },
     // Every registration of this bench comes from one address; the limit is measured as part of the
     // path (it counts) but set high enough not to refuse.
