@@ -16,7 +16,8 @@
  * cost, and with a deliberately cheap hash that leaves the gateway's own work.
  *
  * Usage: `npm run bench:auth [-- --storage redis --reps 3 --registrations 500 --logins 100 --concurrency 16]`;
- * `--only refresh` (or registration, login, authorize, comma-separated) runs only those phases.
+ * `--only refresh` (or registration, login, authorize, comma-separated) runs only those phases;
+ * `--grace 0` turns the refresh reuse grace period off.
  * BENCH_CPU_PROF=<dir> writes the gateway's V8 CPU profile there (bench/harness.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -40,6 +41,8 @@ const LOGINS = Number(args.get('logins') ?? 100);
 const CONCURRENCY = Number(args.get('concurrency') ?? 16);
 const AUTHORIZES = Number(args.get('authorizes') ?? 300);
 const SLOW_LOGINS = Number(args.get('slow-logins') ?? 10);
+/** `tokens.refreshReuseGraceSeconds` (0 turns the refresh replay off), to measure what it costs; default: the gateway's. */
+const GRACE = args.get('grace');
 /** Which phases run (for a profile of one of them): any of registration, login, refresh, authorize. */
 const ONLY = new Set((args.get('only') ?? 'registration,login,refresh,authorize').split(','));
 
@@ -254,6 +257,7 @@ async function startGateway(dir: string, caFile: string, storage: unknown): Prom
     storage,
     // Configured keys, as replicas on Redis need (one generated per dataDir would differ between them).
     secrets: { encryptionKeys: [randomBytes(32).toString('base64')] },
+    ...(GRACE === undefined ? {} : { tokens: { refreshReuseGraceSeconds: Number(GRACE) } }),
     log: { level: process.env.BENCH_VERBOSE === '1' ? 'debug' : 'warn' },
     // Every registration of this bench comes from one address; the limit is measured as part of the
     // path (it counts) but set high enough not to refuse.
