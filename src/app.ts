@@ -15,6 +15,7 @@ import { SigningKeyRing } from './authorization/signing-key-ring.ts';
 import { PRE_PUBLICATION_MS, retentionFor, type SigningKeyPolicy } from './authorization/signing-keys.ts';
 import type { GatewayConfig, ServerConfig } from './config/schema.ts';
 import { type Clock, systemClock } from './core/clock.ts';
+import { ErrorCode, hasErrorCode } from './core/errors.ts';
 import { canonicalizeResource, resourceFor } from './core/resource-uri.ts';
 import { demoIdentityProvider, demoServer } from './demo/embedded-default.ts';
 import { createForwardAuth, type ForwardAuth } from './forward-auth/index.ts';
@@ -123,7 +124,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 }
 
 async function openFoundations(config: GatewayConfig, logger: Logger, clock: Clock): Promise<Foundations> {
-  const storage = await openStorage(config, { clock });
+  const storage = await openStorage(config, { clock, log: logger });
   const stopSweeper = startSweeper(storage, 60_000, logger);
   const revocations = new RevocationList({
     storage,
@@ -251,14 +252,18 @@ function localSignIn(issuer: string, providers: ReadonlyMap<string, LocalIdentit
 }
 
 /**
- * A refused request (an OAuthError: body too large, wrong content type) keeps its own status; anything
- * else is our failure and says nothing internal on the wire.
+ * A refused request (an OAuthError: body too large, wrong content type) keeps its own status; storage
+ * that cannot be reached is a 503 (src/http/errors.ts); anything else is our failure and says nothing
+ * internal on the wire.
  */
 function requestFailed(logger: Logger): (error: unknown, req: IncomingMessage, res: ServerResponse) => void {
   return (error, req, res) => {
     const path = req.url?.split('?')[0];
     if (error instanceof OAuthError)
       logger.warn({ method: req.method, path, error: error.error, detail: error.detail ?? error.description }, 'request refused');
+    // An outage, not a bug: one line per request, no stack (the storage logs the outage itself once).
+    else if (hasErrorCode(error, ErrorCode.STORAGE_UNAVAILABLE))
+      logger.warn({ method: req.method, path, reason: (error as Error).message }, 'storage unavailable');
     else logger.error({ err: error, method: req.method, path }, 'request failed');
     if (!res.headersSent) sendOAuthError(res, error);
     else res.destroy();

@@ -28,6 +28,7 @@ import { createRefreshPolicy } from './refresh-policy.ts';
 import { ConcurrentRefresh, createRefreshReplay, type RefreshReplay } from './refresh-replay.ts';
 import { type ProtectedResource, resolveResource } from './resources.ts';
 import { revokedGrantGuard } from './revoked-grants.ts';
+import { retryAfterOnUnavailable, storageForProvider } from './storage-outage.ts';
 
 export { type ProtectedResource, resolveResource } from './resources.ts';
 
@@ -93,7 +94,9 @@ function interactionPolicyAlwaysLogin() {
 }
 
 export function createProvider(providerOptions: ProviderOptions): Provider {
-  const options: WithAccessTokens = { ...providerOptions, accessTokens: providerOptions.accessTokens ?? standaloneAccessTokens(providerOptions) };
+  // Storage outages reach clients as temporarily_unavailable (503), not server_error (storage-outage.ts).
+  const withOutageMapping = { ...providerOptions, storage: storageForProvider(providerOptions.storage) };
+  const options: WithAccessTokens = { ...withOutageMapping, accessTokens: providerOptions.accessTokens ?? standaloneAccessTokens(withOutageMapping) };
   const defaultResource = options.resources[0];
   if (!defaultResource) throw new GatewayError(ErrorCode.AUTHORIZATION_SETUP, 'at least one MCP server is required');
   const graceSeconds = options.tokens.refreshReuseGraceSeconds ?? 0;
@@ -149,6 +152,7 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     logger: options.logger,
     clockToleranceSeconds: PROVIDER_CLOCK_TOLERANCE,
   });
+  retryAfterOnUnavailable(provider);
   return provider;
 }
 

@@ -170,10 +170,26 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
     try {
       await storage.delete(NS.refreshClaims, key);
     } catch (error) {
-      // The claim then expires on its own (CLAIM_TTL_SECONDS).
       logger.error({ err: error, event: 'refresh.claim_not_released' }, 'refresh claim could not be released');
+      retryRelease(key, 1);
     }
     wake(key);
+  }
+
+  /**
+   * A claim left behind by a storage outage would turn every retry of that refresh token into a 503
+   * until the claim expires (CLAIM_TTL_SECONDS): try again in the background, so the token is free as
+   * soon as storage is back. The timer never keeps the process alive.
+   */
+  function retryRelease(key: string, attempt: number): void {
+    if (attempt > CLAIM_TTL_SECONDS) return; // one try per second; the claim has expired by now anyway
+    const timer = setTimeout(() => {
+      storage.delete(NS.refreshClaims, key).then(
+        () => wake(key),
+        () => retryRelease(key, attempt + 1),
+      );
+    }, 1000);
+    timer.unref();
   }
 
   async function answerWaiter(ctx: KoaContextWithOIDC, role: Role): Promise<void> {

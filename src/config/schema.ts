@@ -25,12 +25,14 @@ import {
 } from './schema/providers-oidc.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
+import { sharedStorageKeyProblem, storageSchema } from './schema/storage.ts';
 import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
 
 export type { GithubProviderConfig, OAuth2ProviderConfig } from './schema/providers-oauth2.ts';
+export type { RedisStorageConfig } from './schema/storage.ts';
 
 const duration = z.number().int().positive();
 
@@ -221,16 +223,7 @@ export const configSchema = z
       .describe("Where the gateway's HTTP server listens."),
     trustProxy: trustProxySchema,
     dataDir: z.string().default('./data').describe('Directory for the database and generated keys.'),
-    storage: z
-      .discriminatedUnion('type', [
-        z.object({
-          type: z.literal('sqlite').describe('SQLite database file (single instance).'),
-          path: z.string().optional().describe('Database file; default `<dataDir>/gateway.db`.'),
-        }),
-        z.object({ type: z.literal('memory').describe('In-process memory; everything is lost on restart (tests and development).') }),
-      ])
-      .default({ type: 'sqlite' })
-      .describe('Where clients, grants, tokens and users are kept.'),
+    storage: storageSchema,
     secrets: z
       .object({
         encryptionKeys: z
@@ -445,6 +438,8 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
   const root = config as Record<string, unknown>;
   checkServers(root, ctx);
   checkIdentityProviders(root, ctx);
+  const keyProblem = sharedStorageKeyProblem(root);
+  if (keyProblem) issue(ctx, keyProblem.path, keyProblem.message);
 }
 
 type IssuePath = (string | number)[];

@@ -25,6 +25,8 @@ export const ErrorCode = {
   STORAGE_UNKNOWN_TYPE: 'ERR_STORAGE_UNKNOWN_TYPE',
   STORAGE_CORRUPT: 'ERR_STORAGE_CORRUPT',
   STORAGE_SCHEMA_TOO_NEW: 'ERR_STORAGE_SCHEMA_TOO_NEW',
+  /** The backend cannot be reached or refuses work for now (Redis down, loading, read-only): answer 503, retry later. */
+  STORAGE_UNAVAILABLE: 'ERR_STORAGE_UNAVAILABLE',
   SECRET_BOX_KEY_INVALID: 'ERR_SECRET_BOX_KEY_INVALID',
   SECRET_BOX_OPEN_FAILED: 'ERR_SECRET_BOX_OPEN_FAILED',
 
@@ -62,6 +64,12 @@ export const ErrorCode = {
   // cli (src/cli)
   CLI_USAGE: 'ERR_CLI_USAGE',
   CLI_INPUT: 'ERR_CLI_INPUT',
+  /** An admin command named a client, user or grant the store does not know (exit status 3). */
+  CLI_ADMIN_NOT_FOUND: 'ERR_CLI_ADMIN_NOT_FOUND',
+  /** An admin command named a user by an email address several users share; it needs the user id. */
+  CLI_ADMIN_AMBIGUOUS_USER: 'ERR_CLI_ADMIN_AMBIGUOUS_USER',
+  /** An admin command was pointed at `storage.type: memory`, which no other process can see. */
+  CLI_ADMIN_STORAGE_NOT_SHARED: 'ERR_CLI_ADMIN_STORAGE_NOT_SHARED',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,9 +1,20 @@
 /**
  * The OAuth error family (RFC 6749 §5.2, RFC 6750 §3.1). `description` is public and goes on the wire;
- * `detail` is private and goes to logs only. Anything that is not an OAuthError becomes `server_error`
- * with nothing internal on the wire.
+ * `detail` is private and goes to logs only. Storage that cannot be reached is `temporarily_unavailable`
+ * (503 with Retry-After); anything else that is not an OAuthError becomes `server_error` with nothing
+ * internal on the wire.
  */
 import type { ServerResponse } from 'node:http';
+import { ErrorCode, hasErrorCode } from '../core/errors.ts';
+
+/** Seconds a client is asked to wait when storage is unavailable (a Redis restart takes about that long). */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
+/** The answer while storage cannot be reached: RFC 6749 §4.1.2.1 `temporarily_unavailable`, never a 500. */
+export const STORAGE_UNAVAILABLE_BODY = {
+  error: 'temporarily_unavailable',
+  error_description: 'The gateway cannot reach its storage right now; try again shortly.',
+} as const;
 
 export type OAuthErrorCode =
   | 'invalid_request'
@@ -53,6 +64,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function sendOAuthError(res: ServerResponse, error: unknown): void {
   if (error instanceof OAuthError) {
     sendJson(res, error.status, { error: error.error, error_description: error.description });
+    return;
+  }
+  if (hasErrorCode(error, ErrorCode.STORAGE_UNAVAILABLE)) {
+    sendJson(res, 503, STORAGE_UNAVAILABLE_BODY, { 'retry-after': String(STORAGE_RETRY_AFTER_SECONDS) });
     return;
   }
   sendJson(res, 500, { error: 'server_error', error_description: 'The gateway could not complete the request.' });

@@ -9,28 +9,43 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { createClient, type RedisClientType } from '@redis/client';
 import { configSchema } from '../../../src/config/schema.ts';
 import { ErrorCode } from '../../../src/core/errors.ts';
 import { openStorage, startSweeper } from '../../../src/storage/index.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
+import { RedisStorage } from '../../../src/storage/redis.ts';
 import { SqliteStorage } from '../../../src/storage/sqlite.ts';
 import type { Storage } from '../../../src/storage/types.ts';
 import { TestClock } from '../../support/clock.ts';
+import { type RunningRedis, redisUnavailable, startRedis } from '../../support/redis.ts';
 
 interface Backend {
   name: string;
+  /** Why this backend cannot run here (its server is not installed), shown as the skip reason. */
+  skip?: string | undefined;
   open(clock: TestClock): Promise<Storage>;
-  /** Rows physically held, expired or not, to see what sweep() reclaimed. */
-  rowCount(storage: Storage): number;
+  /** Rows (Redis: keys) physically held, expired or not, to see what sweep() reclaimed. */
+  rowCount(storage: Storage): Promise<number>;
 }
 
 let tempDir = '';
 let fileCounter = 0;
+const redisMissing = redisUnavailable();
+let redis: RunningRedis | undefined;
+/** A second connection, the test's own, to see what the backend under test left in Redis. */
+let redisProbe: RedisClientType | undefined;
 before(async () => {
   tempDir = await mkdtemp(join(tmpdir(), 'storage-test-'));
+  if (redisMissing === undefined) {
+    redis = await startRedis();
+    redisProbe = await createClient({ url: redis.url }).connect();
+  }
 });
 after(async () => {
   await rm(tempDir, { recursive: true, force: true });
+  redisProbe?.destroy();
+  await redis?.close();
 });
 
 function sqliteRowCount(path: string): number {
@@ -45,12 +60,20 @@ function sqliteRowCount(path: string): number {
 }
 
 const sqlitePaths = new WeakMap<Storage, string>();
+const redisPrefixes = new WeakMap<Storage, string>();
+
+/** Keys under `prefix` in the test's Redis, live or expired by the test clock. */
+async function redisKeyCount(prefix: string): Promise<number> {
+  let count = 0;
+  for await (const keys of redisProbe!.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) count += keys.length;
+  return count;
+}
 
 const backends: Backend[] = [
   {
     name: 'memory',
     open: async (clock) => new MemoryStorage({ clock }),
-    rowCount: (storage) => (storage as MemoryStorage).size,
+    rowCount: async (storage) => (storage as MemoryStorage).size,
   },
   {
     name: 'sqlite',
@@ -60,12 +83,24 @@ const backends: Backend[] = [
       sqlitePaths.set(storage, path);
       return storage;
     },
-    rowCount: (storage) => sqliteRowCount(sqlitePaths.get(storage)!),
+    rowCount: async (storage) => sqliteRowCount(sqlitePaths.get(storage)!),
+  },
+  {
+    // Each test gets its own key prefix in one redis-server, which is itself isolation under test.
+    name: 'redis',
+    skip: redisMissing,
+    open: async (clock) => {
+      const keyPrefix = `contract-${++fileCounter}:`;
+      const storage = await RedisStorage.connect({ url: redis!.url, keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000, clock });
+      redisPrefixes.set(storage, keyPrefix);
+      return storage;
+    },
+    rowCount: (storage) => redisKeyCount(redisPrefixes.get(storage)!),
   },
 ];
 
 for (const backend of backends) {
-  describe(`Storage contract: ${backend.name}`, () => {
+  describe(`Storage contract: ${backend.name}`, { skip: backend.skip ?? false }, () => {
     let storage: Storage;
     let clock: TestClock;
     beforeEach(async () => {
@@ -255,34 +290,47 @@ for (const backend of backends) {
       await storage.set('ns', 'live', 'v', 60);
       await storage.set('ns', 'forever', 'v');
       await storage.addToSet('idx', 'live', 'm', 60);
-      const held = backend.rowCount(storage);
+      const held = await backend.rowCount(storage);
       await storage.sweep();
-      assert.equal(backend.rowCount(storage), held, 'nothing has expired yet');
+      assert.equal(await backend.rowCount(storage), held, 'nothing has expired yet');
       clock.advance(5_000);
       await storage.sweep();
-      assert.equal(backend.rowCount(storage), 3);
+      assert.equal(await backend.rowCount(storage), 3);
       assert.equal(await storage.get('ns', 'live'), 'v');
       assert.equal(await storage.get('ns', 'forever'), 'v');
       assert.deepEqual(await storage.members('idx', 'live'), ['m']);
     });
 
     test('startSweeper sweeps on its interval until stopped', async (t) => {
-      // The interval is a timer, not a clock read: node:test's mock timers fire it on demand.
-      // Both backends sweep synchronously inside sweep(), so the rows are gone when tick() returns.
+      // The interval is a timer, not a clock read: node:test's mock timers fire it on demand. A sweep
+      // may finish after tick() returns (Redis answers over a socket), so the sweeps the sweeper starts
+      // are recorded and awaited: the test waits for the sweep, never for time.
       t.mock.timers.enable({ apis: ['setInterval'] });
+      const sweeps: Promise<void>[] = [];
+      const watched: Storage = Object.assign(Object.create(storage) as Storage, {
+        sweep: () => {
+          const sweep = storage.sweep();
+          sweeps.push(sweep);
+          return sweep;
+        },
+      });
       await storage.set('ns', 'expired', 'v', 5);
-      const stop = startSweeper(storage, 60_000);
+      const stop = startSweeper(watched, 60_000);
       clock.advance(5_000);
       t.mock.timers.tick(59_999);
-      assert.equal(backend.rowCount(storage), 1, 'no sweep before the interval');
+      assert.equal(sweeps.length, 0, 'no sweep before the interval');
+      assert.equal(await backend.rowCount(storage), 1);
       t.mock.timers.tick(1);
-      assert.equal(backend.rowCount(storage), 0);
+      assert.equal(sweeps.length, 1);
+      await Promise.all(sweeps);
+      assert.equal(await backend.rowCount(storage), 0);
 
       stop();
       await storage.set('ns', 'expired-later', 'v', 5);
       clock.advance(5_000);
       t.mock.timers.tick(120_000);
-      assert.equal(backend.rowCount(storage), 1, 'no sweep after stop()');
+      assert.equal(sweeps.length, 1, 'no sweep after stop()');
+      assert.equal(await backend.rowCount(storage), 1);
     });
   });
 }
