@@ -77,19 +77,29 @@ export interface BenchGateway {
 }
 
 /** Starts the gateway (`serve`) on `core` in front of `servers`, with one local user, and waits for it. */
-export async function startBenchGateway(options: { dir: string; core: number | undefined; servers: unknown[]; logLevel?: string }): Promise<BenchGateway> {
+export async function startBenchGateway(options: {
+  dir: string;
+  core: number | undefined;
+  servers: unknown[];
+  logLevel?: string;
+  /** Further top-level configuration keys (`metrics`, say). */
+  extraConfig?: Record<string, unknown>;
+  /** Name of the config file in `dir`, for several gateways in one run. */
+  name?: string;
+}): Promise<BenchGateway> {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
   const password = randomBytes(12).toString('base64url');
   const config = {
     publicUrl: issuer,
     listen: { host: '127.0.0.1', port },
-    dataDir: join(options.dir, 'data'),
+    dataDir: join(options.dir, options.name ? `${options.name}-data` : 'data'),
     log: { level: options.logLevel ?? (process.env.BENCH_VERBOSE === '1' ? 'debug' : 'warn') },
     identityProviders: [{ type: 'local', users: [{ username: 'bench', passwordHash: await hashPassword(password), email: 'bench@example.com' }] }],
     servers: options.servers,
+    ...options.extraConfig,
   };
-  const configPath = join(options.dir, 'gateway.json');
+  const configPath = join(options.dir, `${options.name ?? 'gateway'}.json`);
   await writeFile(configPath, JSON.stringify(config));
   const child = spawnNode(options.core, 'src/cli/main.ts', ['serve', '--config', configPath]);
   await waitForUrl(`${issuer}/healthz`, { timeoutMs: 20_000 });

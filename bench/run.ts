@@ -23,6 +23,8 @@ import { benchArgs, cpuMicros, pinSelf, rssKiB, spawnNode, startBenchGateway, st
 const args = benchArgs();
 const DURATION = Number(args.get('duration') ?? 10);
 const CONNECTIONS = Number(args.get('connections') ?? 32);
+/** `--metrics on`: the gateway records and serves Prometheus metrics (docs/operations.md); `npm run bench:metrics` compares both in one run. */
+const METRICS = args.get('metrics') === 'on';
 
 async function rssMiB(pid: number): Promise<number> {
   return Math.round((await rssKiB(pid)) / 1024);
@@ -117,6 +119,7 @@ async function main(): Promise<void> {
         { name: 'trivial', path: '/trivial', upstream: { url: trivial.url } },
         { name: 'sdk', path: '/mcp', upstream: { url: sdkUrl }, identityHeaders: { email: 'x-user-email' } },
       ],
+      extraConfig: { metrics: { enabled: METRICS, listen: { host: '127.0.0.1', port: 0 } } },
     });
     children.push(gateway.child);
     const { issuer } = gateway;
@@ -127,7 +130,9 @@ async function main(): Promise<void> {
     const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
 
     const rssBefore = await rssMiB(gatewayPid);
-    console.log(`autocannon: ${CONNECTIONS} connections, ${DURATION} s per run${TASKSET ? ', load on core 0, gateway and upstreams on core 1' : ''}\n`);
+    console.log(
+      `autocannon: ${CONNECTIONS} connections, ${DURATION} s per run${TASKSET ? ', load on core 0, gateway and upstreams on core 1' : ''}; metrics ${METRICS ? 'on' : 'off'}\n`,
+    );
     const trivialDirect = await load('trivial upstream, direct', trivial.url, base, call);
     const trivialBare = await load('trivial, bare node proxy', bareUrl, base, call, bareChild.pid!);
     const trivialGateway = await load('trivial upstream, gateway', `${issuer}/trivial`, { ...base, authorization: `Bearer ${trivialToken}` }, call, gatewayPid);

@@ -11,6 +11,7 @@ import { serverPathConflict } from '../http/routes.ts';
 import { accessRulesSchema } from './schema/access.ts';
 import { encryptionKeyProblem } from './schema/encryption-key.ts';
 import { identityProviderProblems } from './schema/identity-provider-rules.ts';
+import { metricsSchema, shutdownSchema } from './schema/operations.ts';
 import { pemFileProblem } from './schema/pem-file.ts';
 import { githubProviderSchema, oauth2ProviderSchema } from './schema/providers-oauth2.ts';
 import {
@@ -419,6 +420,8 @@ export const configSchema = z
       })
       .default({ level: 'info' })
       .describe('Logging (JSON lines on stdout).'),
+    metrics: metricsSchema,
+    shutdown: shutdownSchema,
   })
   // `when: () => true`: zod skips refinements once any key is invalid, which would hide duplicate or
   // reserved paths until every other error is fixed; the loader promises every problem in one pass.

@@ -33,6 +33,7 @@ import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } fro
 import type { MessageScreen } from '../core/message-screen.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import type { Logger } from '../observability/logger.ts';
+import { markEventStream, noteMcpMessage } from '../observability/mcp-requests.ts';
 import { ListAnswerFilter, ListAnswerTooLarge, MAX_HELD_ANSWER_BYTES } from './list-answer-filter.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 import { SseAnswerWatch } from './sse-watch.ts';
@@ -229,6 +230,7 @@ export class UpstreamProxy {
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
         return;
       }
+      noteMcpMessage(req, parsed); // the method and tool labels of the request metrics
       this.#dispatch(req, res, options, body, false, parsed);
     });
   }
@@ -251,6 +253,7 @@ export class UpstreamProxy {
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
         return;
       }
+      noteMcpMessage(req, parsed); // the method and tool labels of the request metrics, refused or not
       const batch = Array.isArray(parsed);
       const refusal = screen.admit(batch ? parsed : [parsed], batch, req.headers);
       if (refusal !== undefined) {
@@ -364,7 +367,13 @@ export class UpstreamProxy {
     const idle = error instanceof UpstreamIdleError;
     const timeout = idle || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
     this.#logger.warn(
-      { event: idle ? 'upstream.body_stalled' : undefined, upstream: this.name, code, reason: error.message, method: exchange.req.method },
+      {
+        event: idle ? 'upstream.body_stalled' : timeout ? 'upstream.timeout' : 'upstream.unavailable',
+        upstream: this.name,
+        code,
+        reason: error.message,
+        method: exchange.req.method,
+      },
       idle ? 'upstream MCP server stopped sending its response' : timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable',
     );
     sendUpstreamError(
@@ -516,9 +525,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.legacyWatch = undefined;
   }
 
-  /** The client went away before the response finished: stop the upstream request too. */
+  /**
+   * The client went away, or the gateway ended the response itself (an SSE stream closed by the
+   * shutdown drain, src/http/in-flight.ts), before the upstream finished: stop the upstream request too.
+   */
   readonly onClientClose = (): void => {
-    if (this.res.writableFinished) return;
     this.clientClosed = true;
     this.controller?.abort(new ClientClosedError());
   };
@@ -570,6 +581,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // the tick ends and carries the headers with it, which saves a write per response.
     if (headers['content-length'] === undefined) {
       this.eventStream = true;
+      markEventStream(this.res);
       // A compressed stream cannot be read here; it passes unwatched.
       if (statusCode < 300 && !isEncoded(headers)) this.watch = this.#watchFor();
       process.nextTick(this.flushIfIdle);
@@ -610,6 +622,11 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientClosed) return;
+    if (this.res.writableEnded) {
+      // Ended by the shutdown drain while the upstream still sends: nothing more may be written.
+      this.onClientClose();
+      return;
+    }
     if (this.idleTimer !== undefined) this.idleTimer.refresh();
     if (this.held !== undefined) {
       this.#hold(controller, chunk);
@@ -852,6 +869,14 @@ export class UpstreamPools {
       this.#pools.set(origin, pool);
     }
     return pool;
+  }
+
+  /** Each pool's connections and requests (undici's pool stats), for the metrics scrape. */
+  stats(): Array<{ upstream: string; connected: number; free: number; pending: number; running: number }> {
+    return [...this.#pools].map(([upstream, pool]) => {
+      const { connected, free, pending, running } = pool.stats;
+      return { upstream, connected, free, pending, running };
+    });
   }
 
   /** Lets in-flight responses finish for up to `graceMs`, then cuts what is left (open SSE streams). */

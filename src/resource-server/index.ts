@@ -17,6 +17,8 @@ import { gatewayOrigin, issuerFromPublicUrl } from '../core/resource-uri.ts';
 import type { McpDispatch, RouteHandler, RouteHandlers } from '../http/router.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { McpRequestRecorder } from '../observability/mcp-requests.ts';
+import type { TokenCacheStats, UpstreamPoolStats } from '../observability/metrics.ts';
 import { UpstreamPools, type UpstreamProxy } from '../proxy/http-proxy.ts';
 import type { UpstreamTargets } from '../proxy/upstream-targets.ts';
 import type { UserRecord } from '../storage/records.ts';
@@ -75,6 +77,8 @@ export interface ResourceServerOptions {
    * by default the socket's peer address.
    */
   clientAddress?: (req: IncomingMessage) => string | undefined;
+  /** Request counts and latencies per server (src/observability/mcp-requests.ts); none when metrics are off. */
+  requests?: McpRequestRecorder;
   /** Extra request headers (names, `prefix*`) never passed from clients to upstreams (forgeable-headers.ts). */
   stripClientHeaders?: readonly string[];
   /** Where session owners are shared between replicas (session-owners.ts); in-process only without it. */
@@ -99,6 +103,10 @@ export interface ResourceServer {
   readonly guard: ResourceGuard;
   /** Stops the upstream connection pools (open SSE streams are cut after a short grace period). */
   close(): Promise<void>;
+  /** The upstream keep-alive pools' connections, for the metrics scrape. */
+  upstreamPoolStats(): UpstreamPoolStats[];
+  /** The verified-token cache (shared with forward-auth), for the metrics scrape. */
+  tokenCacheStats(): TokenCacheStats;
 }
 
 /** What a request needs once its route is found; built once per server. */
@@ -133,7 +141,7 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
     clientAddress: options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress),
   };
 
-  const serveMcp = mcpDispatch(context, createMcpRouteMatcher(routes, scheme));
+  const serveMcp = mcpDispatch(context, createMcpRouteMatcher(routes, scheme), options.requests);
   const protectedResourceMetadata = metadataHandler(new ProtectedResourceMetadataEndpoints(issuer, options.servers));
   return {
     guard,
@@ -149,14 +157,17 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
       guard.clear();
       await pools.close();
     },
+    upstreamPoolStats: () => pools.stats(),
+    tokenCacheStats: () => ({ entries: verifier.cacheSize, hits: verifier.cacheHits, misses: verifier.cacheMisses }),
   };
 }
 
 /** The hot path's entry: the route for the Host and path, then the request handed to it. */
-function mcpDispatch(context: RequestContext, routeFor: McpRouteMatcher): McpDispatch {
+function mcpDispatch(context: RequestContext, routeFor: McpRouteMatcher, requests: McpRequestRecorder | undefined): McpDispatch {
   return (req, res, path, query) => {
     const route = routeFor(req.headers.host, path);
     if (route === undefined) return false;
+    if (requests !== undefined) requests.forServer(route.server.name).begin(req, res);
     try {
       handleRoute(context, route, req, res, path, query);
     } catch (error) {

@@ -16,6 +16,7 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { idKey, isRequest, isResponse, JsonRpcCode, type JsonRpcCodeValue, sendJsonRpcError } from '../core/jsonrpc.ts';
 import type { MessageScreen } from '../core/message-screen.ts';
+import { markEventStream } from '../observability/mcp-requests.ts';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
 import { readClientMessages } from './http.ts';
 
@@ -54,6 +55,7 @@ class PostExchange {
   #startStream(): void {
     this.#streaming = true;
     this.res.writeHead(200, { ...this.#headers, ...SSE_HEADERS });
+    markEventStream(this.res);
     for (const response of this.#responses) writeEvent(this.res, response);
     this.#responses = [];
   }
@@ -200,6 +202,7 @@ export class StreamableSession implements ClientSession {
     this.lastActive = this.#now();
     this.#standalone = res;
     res.writeHead(200, SSE_HEADERS);
+    markEventStream(res);
     res.flushHeaders();
     res.once('close', () => {
       if (this.#standalone === res) this.#standalone = undefined;
