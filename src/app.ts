@@ -28,6 +28,7 @@ import { createIdpTokenSource, type IdpTokenSource } from './idp/idp-tokens.ts';
 import { createIdentityProviders } from './idp/index.ts';
 import type { LocalIdentityProvider } from './idp/local.ts';
 import type { IdentityProvider } from './idp/types.ts';
+import { createAuditLogger } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { startUpstreamTargets, type UpstreamTargets } from './proxy/upstream-targets.ts';
 import { createResourceServer, type ResourceServer } from './resource-server/index.ts';
@@ -51,7 +52,13 @@ export interface RunningGateway {
 }
 
 export interface StartOptions {
+  /**
+   * Operational logs. A logger passed here copies audit events to the audit stream only when it was
+   * made with it (`createLogger(level, destination, audit)`); the one made by default is.
+   */
   logger?: Logger;
+  /** The audit stream (docs/audit.md); by default the one `audit.destination` names. */
+  audit?: Logger;
   /** Where first-start messages go (the demo password); stdout by default. */
   announce?: (line: string) => void;
   /**
@@ -95,10 +102,11 @@ interface Rooms {
 }
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
-  const logger = options.logger ?? createLogger(config.log.level);
+  const audit = options.audit ?? createAuditLogger(config.audit.destination);
+  const logger = options.logger ?? createLogger(config.log.level, undefined, audit);
   const announce = options.announce ?? ((line: string) => process.stdout.write(`${line}\n`));
   const foundations = await openFoundations(config, logger, options.clock ?? systemClock);
-  const rooms = await createRooms(config, foundations, logger, announce);
+  const rooms = await createRooms(config, foundations, { logger, audit }, announce);
 
   const server = createServer(createRouter({ mcp: rooms.gateway.serveMcp, handlers: routeHandlers(config, rooms), onError: requestFailed(logger) }));
   // Longer than common load balancer idle timeouts, so the proxy side closes first.
@@ -118,7 +126,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     logger,
     revocations: foundations.revocations,
     grants: rooms.authorization.grants,
-    close: () => (closing ??= shutDown(server, foundations, rooms, logger)),
+    close: () => (closing ??= shutDown(server, foundations, rooms, logger).finally(() => audit.flush?.())),
   };
 }
 
@@ -152,8 +160,14 @@ export function signingKeyPolicy(config: GatewayConfig): SigningKeyPolicy {
   };
 }
 
-async function createRooms(config: GatewayConfig, foundations: Foundations, logger: Logger, announce: (line: string) => void): Promise<Rooms> {
+async function createRooms(
+  config: GatewayConfig,
+  foundations: Foundations,
+  logs: { logger: Logger; audit: Logger },
+  announce: (line: string) => void,
+): Promise<Rooms> {
   const { storage, clock } = foundations;
+  const { logger, audit } = logs;
   const servers: ServerConfig[] = config.servers ?? [demoServer()];
   const resources = protectedResources(config, servers);
   const identity = await createIdentityRoom(config, foundations, logger, announce);
@@ -186,6 +200,8 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
     stripClientHeaders: config.stripClientHeaders,
+    audit,
+    rateLimitStorage: storage,
   });
   // Checks for reverse proxies in front of `forwardAuth` servers; same guard, so one token cache.
   const forwardAuth = createForwardAuth({ issuer: config.publicUrl, servers, guard: gateway.guard, logger });

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { issuerFromPublicUrl, hostKey as routeHostKey } from '../core/resource-uri.ts';
 import { serverPathConflict } from '../http/routes.ts';
 import { accessRulesSchema } from './schema/access.ts';
+import { auditSchema, serverAuditSchema } from './schema/audit.ts';
 import { encryptionKeyProblem } from './schema/encryption-key.ts';
 import { identityProviderProblems } from './schema/identity-provider-rules.ts';
 import { pemFileProblem } from './schema/pem-file.ts';
@@ -23,6 +24,7 @@ import {
   oidcProviderSchema,
   oktaProviderSchema,
 } from './schema/providers-oidc.ts';
+import { rateLimitsSchema } from './schema/rate-limits.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
 import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
@@ -207,6 +209,8 @@ export const serverSchema = z.object({
     .positive()
     .default(4 * 1024 * 1024)
     .describe('Largest request body forwarded to the server, in bytes.'),
+  rateLimits: rateLimitsSchema,
+  audit: serverAuditSchema,
 });
 
 export const configSchema = z
@@ -417,6 +421,7 @@ export const configSchema = z
       .default({})
       .describe('The consent step.'),
     ui: uiSchema,
+    audit: auditSchema,
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Least severe level written.'),
