@@ -25,7 +25,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: 'mcp-oauth-gateway' },
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      hooks: audit === undefined ? undefined : auditHooks(audit, level === 'silent' ? Number.POSITIVE_INFINITY : threshold),
+      ...(audit === undefined ? {} : { hooks: auditHooks(audit, level === 'silent' ? Number.POSITIVE_INFINITY : threshold) }),
     },
     destination ?? pino.destination({ sync: false }),
   );
