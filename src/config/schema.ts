@@ -24,7 +24,7 @@ import {
   oidcProviderSchema,
   oktaProviderSchema,
 } from './schema/providers-oidc.ts';
-import { rateLimitsSchema } from './schema/rate-limits.ts';
+import { perCallTargetProblems, rateLimitsSchema } from './schema/rate-limits.ts';
 import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
 import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
@@ -490,6 +490,7 @@ function checkServers(root: Record<string, unknown>, ctx: IssueSink): void {
     checkHostMatchesScheme(hostKey, at, state, ctx);
     checkResourceUnique(server, at, state, ctx);
     for (const problem of idpTokenTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
+    for (const problem of perCallTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
   });
 }
 

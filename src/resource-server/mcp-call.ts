@@ -118,7 +118,9 @@ export class McpCall implements ForwardCall {
       user: this.#who?.user,
       client: this.#who?.client,
       httpMethod: this.#req.method,
-      decision: this.#denied === undefined ? 'allowed' : 'denied',
+      // `none`: the request ended before the gateway decided (a CORS preflight, a client that left
+      // while its token was being checked).
+      decision: this.#denied !== undefined ? 'denied' : this.#who !== undefined ? 'allowed' : 'none',
       reason: this.#denied,
       limit: this.#limit === undefined ? undefined : describeRule(this.#limit),
       status: res.statusCode,

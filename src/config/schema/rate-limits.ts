@@ -39,3 +39,45 @@ export const rateLimitsSchema = z
   .describe(
     'Rate limits on MCP calls to this server (docs/rate-limits.md). Every rule applies; a call over any of them is refused with 429. `user` and `client` rules count each JSON-RPC request; `user+tool` rules count `tools/call`.',
   );
+
+interface TargetProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Limits and argument audit need the request bodies: a forward-auth server's traffic never passes
+ * through the gateway, and the stdio bridge reads its bodies itself (so it can count requests, but
+ * not see tool names or arguments). Refused rather than silently ignored.
+ */
+export function perCallTargetProblems(server: unknown): TargetProblem[] {
+  if (!isRecord(server) || !isRecord(server.upstream)) return [];
+  const forwardAuth = server.upstream.forwardAuth === true;
+  const stdio = server.upstream.stdio !== undefined;
+  const problems: TargetProblem[] = [];
+  const rules = Array.isArray(server.rateLimits) ? server.rateLimits : [];
+  if (forwardAuth && rules.length > 0) {
+    problems.push({ path: ['rateLimits'], message: "a forwardAuth server's traffic does not pass through the gateway; limit it at your reverse proxy" });
+  }
+  if (stdio) {
+    rules.forEach((rule, index) => {
+      if (isRecord(rule) && rule.per === 'user+tool') {
+        problems.push({
+          path: ['rateLimits', index, 'per'],
+          message: 'stdio servers support `user` and `client` rules only (the bridge reads tool names itself)',
+        });
+      }
+    });
+  }
+  if ((forwardAuth || stdio) && isRecord(server.audit) && server.audit.includeArguments === true) {
+    problems.push({
+      path: ['audit', 'includeArguments'],
+      message: 'only servers the gateway proxies over HTTP (upstream.url, builtin) can have their arguments audited',
+    });
+  }
+  return problems;
+}
