@@ -81,6 +81,17 @@ function auditDestination(destination: string): pino.DestinationStream {
   return pino.destination({ dest: destination, sync: false, mkdir: true, append: true });
 }
 
+/**
+ * The logger of one server's MCP-call lines: `event` and `server` bound once (serialised once, not
+ * per line), and pino's path redaction switched off. That redaction walks wildcard paths on every
+ * line and costs some twenty times the line itself (bench/audit-line.ts); a call line carries only
+ * fields the gateway sets (ids, names, numbers) and arguments already passed through
+ * `redactArguments`, which covers every credential key at any depth, not just two levels.
+ */
+export function callAuditLogger(audit: Logger, server: string): Logger {
+  return audit.child({ event: 'mcp.call', server }, { redact: { paths: [] } });
+}
+
 /** pino numeric levels back to method names, for the audit copy. */
 const LEVEL_METHOD: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
   10: 'trace',

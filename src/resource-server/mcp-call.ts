@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/schema.ts';
 import { JsonRpcCode } from '../core/jsonrpc.ts';
-import { type ArgumentAudit, argumentAudit, redactArguments } from '../observability/audit.ts';
+import { type ArgumentAudit, argumentAudit, callAuditLogger, redactArguments } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type CallSubject, type CallTarget, callTarget, type McpRateLimitRule } from '../policy/mcp-rate-limit.ts';
 import type { ForwardCall, ForwardRefusal } from '../proxy/http-proxy.ts';
@@ -33,7 +33,7 @@ export interface McpCallSettings {
 export function mcpCallSettings(server: ServerConfig, audit: Logger | undefined, limiter: McpRateLimiter | undefined): McpCallSettings {
   return {
     server: server.name,
-    audit: audit?.child({ event: 'mcp.call', server: server.name }),
+    audit: audit === undefined ? undefined : callAuditLogger(audit, server.name),
     args: argumentAudit(server.audit.includeArguments, server.audit.redactKeys),
     rules: server.rateLimits,
     limiter: server.rateLimits.length > 0 ? limiter : undefined,
