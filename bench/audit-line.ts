@@ -10,7 +10,11 @@ import { benchArgs } from './harness.ts';
 
 const LINES = Number(benchArgs().get('lines') ?? 200_000);
 let bytes = 0;
-const stream = createAuditLogger('off', { write: (chunk: string) => void (bytes += chunk.length) });
+const stream = createAuditLogger('off', {
+  write: (chunk: string) => {
+    bytes += chunk.length;
+  },
+});
 // `--redacted`: the same line through pino's path redaction, which the call lines skip (audit.ts).
 const audit = benchArgs().has('redacted') ? stream.child({ event: 'mcp.call', server: 'tools' }) : callAuditLogger(stream, 'tools');
 
