@@ -28,7 +28,7 @@ import { createIdpTokenSource, type IdpTokenSource } from './idp/idp-tokens.ts';
 import { createIdentityProviders } from './idp/index.ts';
 import type { LocalIdentityProvider } from './idp/local.ts';
 import type { IdentityProvider } from './idp/types.ts';
-import { createAuditLogger } from './observability/audit.ts';
+import { createAuditLogger, startAuditFlush } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { startUpstreamTargets, type UpstreamTargets } from './proxy/upstream-targets.ts';
 import { createResourceServer, type ResourceServer } from './resource-server/index.ts';
@@ -103,6 +103,7 @@ interface Rooms {
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
   const audit = options.audit ?? createAuditLogger(config.audit.destination);
+  const stopAuditFlush = startAuditFlush(audit);
   const logger = options.logger ?? createLogger(config.log.level, undefined, audit);
   const announce = options.announce ?? ((line: string) => process.stdout.write(`${line}\n`));
   const foundations = await openFoundations(config, logger, options.clock ?? systemClock);
@@ -126,7 +127,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     logger,
     revocations: foundations.revocations,
     grants: rooms.authorization.grants,
-    close: () => (closing ??= shutDown(server, foundations, rooms, logger).finally(() => audit.flush?.())),
+    close: () =>
+      (closing ??= shutDown(server, foundations, rooms, logger).finally(() => {
+        stopAuditFlush();
+        audit.flush();
+      })),
   };
 }
 

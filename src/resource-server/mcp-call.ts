@@ -72,7 +72,8 @@ export class McpCall implements ForwardCall {
     this.#res = res;
     this.#startedAt = performance.now();
     this.#bytesBefore = req.socket.bytesWritten;
-    if (settings.audit !== undefined) res.once('close', this.#write);
+    // `close` is emitted once per response; `on` spares the wrapper `once` would add.
+    if (settings.audit !== undefined) res.on('close', this.#write);
   }
 
   /** The token check let the request in, as this user and client. */
@@ -94,10 +95,11 @@ export class McpCall implements ForwardCall {
     const body = messages ?? (this.#req.method === 'POST' ? 'unread' : undefined);
     const verdict = limiter.admit(server, rules, who, body);
     if (verdict === undefined) return undefined;
-    return verdict instanceof Promise ? verdict.then(this.#refusal) : this.#refusal(verdict);
+    return verdict instanceof Promise ? verdict.then((later) => this.#refusal(later)) : this.#refusal(verdict);
   }
 
-  readonly #refusal = (verdict: RateLimitVerdict): ForwardRefusal | undefined => {
+  /** A method, not an arrow field: no closure per request for the rare refused call. */
+  #refusal(verdict: RateLimitVerdict): ForwardRefusal | undefined {
     if (verdict === undefined) return undefined;
     this.#denied = 'rate_limited';
     this.#limit = verdict.rule;
@@ -109,7 +111,7 @@ export class McpCall implements ForwardCall {
       // RFC 9110 §10.2.3 / RFC 6585 §4: whole seconds until the window that refused the call ends.
       headers: { 'retry-after': String(seconds) },
     };
-  };
+  }
 
   /** The audit line, once the response is over (finished, refused, or cut by either side). */
   readonly #write = (): void => {
