@@ -3,7 +3,8 @@
  * streaming proxy to each configured MCP server.
  *
  * Per request: route (Host and longest path prefix, mcp-routes.ts) -> Origin check -> CORS preflight
- * -> token -> scopes -> IdP token (when configured) -> proxy. The common case (a token seen before)
+ * -> token -> scopes -> IdP token (when configured) -> the per-call step (mcp-call.ts: rate limits once
+ * the proxy has parsed the body, and the audit line when the response closes) -> proxy. The common case (a token seen before)
  * runs synchronously from the token cache: no signature check, no storage read, no promise, no
  * per-request info log, because this is the hot path whose cost the benchmarks compare with a bare proxy.
  */
