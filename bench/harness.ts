@@ -97,6 +97,9 @@ export async function startBenchGateway(options: {
     log: { level: options.logLevel ?? (process.env.BENCH_VERBOSE === '1' ? 'debug' : 'warn') },
     identityProviders: [{ type: 'local', users: [{ username: 'bench', passwordHash: await hashPassword(password), email: 'bench@example.com' }] }],
     servers: options.servers,
+    // One audit line per MCP call is part of the hot path's cost (docs/audit.md): written to a file
+    // here (stderr is the terminal), or switched off with BENCH_AUDIT=off to compare.
+    audit: { destination: process.env.BENCH_AUDIT === 'off' ? 'off' : join(options.dir, 'audit.log') },
     ...options.extraConfig,
   };
   const configPath = join(options.dir, `${options.name ?? 'gateway'}.json`);

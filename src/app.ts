@@ -32,6 +32,7 @@ import { createIdpTokenSource, type IdpTokenSource } from './idp/idp-tokens.ts';
 import { createIdentityProviders } from './idp/index.ts';
 import type { LocalIdentityProvider } from './idp/local.ts';
 import type { IdentityProvider } from './idp/types.ts';
+import { createAuditLogger, startAuditFlush } from './observability/audit.ts';
 import { countingEvents } from './observability/counted-events.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { McpRequestRecorder } from './observability/mcp-requests.ts';
@@ -67,7 +68,13 @@ export interface RunningGateway {
 }
 
 export interface StartOptions {
+  /**
+   * Operational logs. A logger passed here copies audit events to the audit stream only when it was
+   * made with it (`createLogger(level, destination, audit)`); the one made by default is.
+   */
   logger?: Logger;
+  /** The audit stream (docs/audit.md); by default the one `audit.destination` names. */
+  audit?: Logger;
   /** Where first-start messages go (the demo password); stdout by default. */
   announce?: (line: string) => void;
   /**
@@ -119,12 +126,14 @@ interface Operations {
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
   const operations = createOperations(config);
-  const baseLogger = options.logger ?? createLogger(config.log.level);
+  const audit = options.audit ?? createAuditLogger(config.audit.destination);
+  const stopAuditFlush = startAuditFlush(audit);
+  const baseLogger = options.logger ?? createLogger(config.log.level, undefined, audit);
   // Authorization decisions are counted from the audit events they log (src/observability/counted-events.ts).
   const logger = operations.metrics ? countingEvents(baseLogger, (fields) => operations.metrics?.countEvent(fields)) : baseLogger;
   const announce = options.announce ?? ((line: string) => process.stdout.write(`${line}\n`));
   const foundations = await openFoundations(config, logger, options.clock ?? systemClock);
-  const rooms = await createRooms(config, foundations, logger, announce, operations);
+  const rooms = await createRooms(config, foundations, { logger, audit }, announce, operations);
   const readiness = readinessOf(foundations, rooms, operations);
   operations.metrics?.setSources(metricSources(rooms));
 
@@ -148,7 +157,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   announce(`mcp-oauth-gateway listening on ${listenUrl}; issuer ${config.publicUrl}; MCP servers: ${resources.join(', ')}`);
 
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= shutDown(server, foundations, rooms, logger).finally(() => ops?.close()));
+  const close = () =>
+    (closing ??= shutDown(server, foundations, rooms, logger).finally(() => {
+      stopAuditFlush();
+      audit.flush();
+      return ops?.close();
+    }));
   let draining: Promise<DrainOutcome> | undefined;
   return {
     listenUrl,
@@ -197,11 +211,12 @@ export function signingKeyPolicy(config: GatewayConfig): SigningKeyPolicy {
 async function createRooms(
   config: GatewayConfig,
   foundations: Foundations,
-  logger: Logger,
+  logs: { logger: Logger; audit: Logger },
   announce: (line: string) => void,
   operations: Operations,
 ): Promise<Rooms> {
   const { storage, clock } = foundations;
+  const { logger, audit } = logs;
   const servers: ServerConfig[] = config.servers ?? [demoServer()];
   const resources = protectedResources(config, servers);
   const identity = await createIdentityRoom(config, foundations, logger, announce, operations);
@@ -237,6 +252,8 @@ async function createRooms(
     stripClientHeaders: config.stripClientHeaders,
     // Session owners are shared through storage, so every replica refuses a session to a stranger.
     storage,
+    audit,
+    rateLimitStorage: storage,
   });
   // Checks for reverse proxies in front of `forwardAuth` servers; same guard, so one token cache.
   const forwardAuth = createForwardAuth({ issuer: config.publicUrl, servers, guard: gateway.guard, logger });

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { issuerFromPublicUrl, hostKey as routeHostKey } from '../core/resource-uri.ts';
 import { serverPathConflict } from '../http/routes.ts';
 import { accessRulesSchema } from './schema/access.ts';
+import { auditSchema, serverAuditSchema } from './schema/audit.ts';
 import { encryptionKeyProblem } from './schema/encryption-key.ts';
 import { identityProviderProblems } from './schema/identity-provider-rules.ts';
 import { metricsSchema, shutdownSchema } from './schema/operations.ts';
@@ -24,6 +25,7 @@ import {
   oidcProviderSchema,
   oktaProviderSchema,
 } from './schema/providers-oidc.ts';
+import { perCallTargetProblems, rateLimitsSchema } from './schema/rate-limits.ts';
 import { idpTokenTargetProblems, serverResource, toolAccessProblems } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
 import { sharedStorageKeyProblem, storageSchema } from './schema/storage.ts';
@@ -213,6 +215,8 @@ export const serverSchema = z.object({
     .positive()
     .default(4 * 1024 * 1024)
     .describe('Largest request body forwarded to the server, in bytes.'),
+  rateLimits: rateLimitsSchema,
+  audit: serverAuditSchema,
 });
 
 export const configSchema = z
@@ -414,6 +418,7 @@ export const configSchema = z
       .default({})
       .describe('The consent step.'),
     ui: uiSchema,
+    audit: auditSchema,
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Least severe level written.'),
@@ -487,6 +492,7 @@ function checkServers(root: Record<string, unknown>, ctx: IssueSink): void {
     checkResourceUnique(server, at, state, ctx);
     for (const problem of idpTokenTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
     for (const problem of toolAccessProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
+    for (const problem of perCallTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
   });
 }
 

@@ -53,6 +53,10 @@ export const ErrorCode = {
   PROXY_LIST_ANSWER_TOO_LARGE: 'ERR_PROXY_LIST_ANSWER_TOO_LARGE',
   PROXY_UPSTREAM_IDLE: 'ERR_PROXY_UPSTREAM_IDLE',
   PROXY_UPSTREAM_INVALID_RESPONSE: 'ERR_PROXY_UPSTREAM_INVALID_RESPONSE',
+
+  // resource-server: the MCP routes' per-call step (src/resource-server/mcp-call.ts)
+  /** A server has `rateLimits` but the resource server was given no storage to count in. */
+  RESOURCE_RATE_LIMIT_STORAGE_MISSING: 'ERR_RESOURCE_RATE_LIMIT_STORAGE_MISSING',
   FORWARD_AUTH_SETUP: 'ERR_FORWARD_AUTH_SETUP',
 
   // stdio: spawned MCP servers (src/stdio)

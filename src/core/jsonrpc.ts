@@ -66,6 +66,12 @@ export const JsonRpcCode = {
    * `Mcp-Name` header disagrees with the body, sent with HTTP 400.
    */
   HEADER_MISMATCH: -32020,
+  /**
+   * A rate limit of the route refuses the call (sent with HTTP 429 and `Retry-After`: docs/rate-limits.md).
+   * -32029 rather than the next number, so it reads as the 429 it comes with; no MCP server or the SDK
+   * gives it another meaning.
+   */
+  RATE_LIMITED: -32029,
 } as const;
 
 export type JsonRpcCodeValue = (typeof JsonRpcCode)[keyof typeof JsonRpcCode];

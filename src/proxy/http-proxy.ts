@@ -29,7 +29,7 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import type { Dispatcher } from 'undici';
 import { buildConnector, Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
-import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { isJsonRpcProblem, isRequestId, JsonRpcCode, type JsonRpcCodeValue, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import type { MessageScreen } from '../core/message-screen.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -131,6 +131,33 @@ export interface ForwardOptions {
   screen?: MessageScreen;
   /** Told the `Mcp-Session-Id` a successful answer carries (a new session), before the client sees it. */
   onSession?: (sessionId: string) => void;
+  /** The resource server's per-call step (rate limits, audit), told what the proxy learns. */
+  call?: ForwardCall;
+}
+
+/**
+ * What the resource server hears from the proxy about one request, so that it needs no parse of its
+ * own: the body's messages before anything goes upstream (and may refuse them there), and the
+ * upstream's status.
+ */
+export interface ForwardCall {
+  /**
+   * The body's JSON-RPC messages, once read and checked (undefined for a body streamed unread: large,
+   * chunked, not JSON, or none). A refusal is answered instead of forwarding.
+   */
+  admit(messages: JSONRPCMessage | JSONRPCMessage[] | undefined): ForwardRefusal | undefined | Promise<ForwardRefusal | undefined>;
+  /** `servers[].toolAccess` refused these messages (src/resource-server/tool-policy.ts); nothing went upstream. */
+  deniedByScreen(messages: JSONRPCMessage | JSONRPCMessage[]): void;
+  /** The upstream's final status, set when it answers. */
+  upstreamStatus: number | undefined;
+}
+
+/** An answer the resource server gives instead of the upstream's (a 429, say). */
+export interface ForwardRefusal {
+  status: number;
+  code: JsonRpcCodeValue;
+  message: string;
+  headers: Readonly<Record<string, string>>;
 }
 
 /**
@@ -239,6 +266,8 @@ export class UpstreamProxy {
    * Tool-level authorization: every POST body, whatever its length, type or encoding, is read whole
    * (up to `maxRequestBytes`) and parsed once, so no message reaches a server with rules unjudged.
    * The parse is the same check `#forwardChecked` makes, so the answer is held and checked as well.
+   * The screen judges before the per-call step (`options.call`, in `#dispatch`): a refused call
+   * spends none of a rate limit's budget.
    */
   #forwardScreened(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, screen: MessageScreen): void {
     collectBody(req, this.#maxRequestBytes, (error, body) => {
@@ -257,6 +286,7 @@ export class UpstreamProxy {
       const batch = Array.isArray(parsed);
       const refusal = screen.admit(batch ? parsed : [parsed], batch, req.headers);
       if (refusal !== undefined) {
+        options.call?.deniedByScreen(parsed);
         res.writeHead(refusal.status, { ...options.responseHeaders, ...refusal.headers, 'content-length': Buffer.byteLength(refusal.body) });
         res.end(refusal.body);
         return;
@@ -265,8 +295,41 @@ export class UpstreamProxy {
     });
   }
 
-  /** `messages`: the request body when it was read and checked (its request ids are then known). */
+  /**
+   * The resource server's step first (`options.call`), then the request upstream. `messages`: the
+   * request body when it was read and checked (its request ids are then known).
+   */
   #dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    options: ForwardOptions,
+    body: Dispatcher.DispatchOptions['body'],
+    chunked: boolean,
+    messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
+  ): void {
+    const verdict = options.call?.admit(messages);
+    if (verdict === undefined) {
+      this.#send(req, res, options, body, chunked, messages);
+      return;
+    }
+    if (!(verdict instanceof Promise)) {
+      refuse(req, res, verdict, options, body, messages);
+      return;
+    }
+    verdict.then(
+      (later) => {
+        if (res.destroyed) return;
+        if (later === undefined) this.#send(req, res, options, body, chunked, messages);
+        else refuse(req, res, later, options, body, messages);
+      },
+      (error: unknown) => {
+        this.#logger.error({ err: error, upstream: this.name }, 'request admission failed');
+        sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal gateway error', options.responseHeaders);
+      },
+    );
+  }
+
+  #send(
     req: IncomingMessage,
     res: ServerResponse,
     options: ForwardOptions,
@@ -295,6 +358,7 @@ export class UpstreamProxy {
     // Only Streamable HTTP POSTs with requests are owed JSON-RPC answers (upstream-response.ts).
     const checked = !this.#sse && req.method === 'POST' && carriesRequest(messages);
     const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null, messages, checked);
+    exchange.call = options.call;
     if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
     else if (this.#sse && messages !== undefined) {
       const stream = this.#legacyStreams.get(options.search ? `${options.subPath}?${options.search}` : options.subPath);
@@ -436,6 +500,25 @@ export class UpstreamProxy {
   }
 }
 
+/**
+ * Answers a refused request with the resource server's error, carrying the request's id when the body
+ * held exactly one request (JSON-RPC 2.0 §5). A body left unread is drained and the connection closed.
+ */
+function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  refusal: ForwardRefusal,
+  options: ForwardOptions,
+  body: Dispatcher.DispatchOptions['body'],
+  messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
+): void {
+  const unread = body !== null && !Buffer.isBuffer(body);
+  const headers = unread ? { ...options.responseHeaders, ...refusal.headers, connection: 'close' } : { ...options.responseHeaders, ...refusal.headers };
+  const id = messages !== undefined && !Array.isArray(messages) ? (messages as { id?: unknown }).id : undefined;
+  sendJsonRpcError(res, refusal.status, refusal.code, refusal.message, headers, isRequestId(id) ? id : null);
+  if (unread) req.resume();
+}
+
 /** The error each request still unanswered gets when its SSE stream ends early. */
 const STREAM_CLOSED_MESSAGE = 'upstream MCP server closed the stream before answering';
 
@@ -490,6 +573,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** An HTTP+SSE POST: the stream its requests are answered on, and their ids. */
   legacyWatch: SseAnswerWatch | undefined = undefined;
   legacyIds: RequestId[] | undefined = undefined;
+  /** The resource server's per-call step, told the upstream's status. */
+  call: ForwardCall | undefined = undefined;
 
   constructor(
     proxy: UpstreamProxy,
@@ -548,6 +633,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
     if (statusCode < 200 || this.clientClosed) return;
     this.statusCode = statusCode;
+    if (this.call !== undefined) this.call.upstreamStatus = statusCode;
     if (statusCode >= 300) this.#postFailed();
     const out = responseHeadersFrom(headers, this.responseHeaders);
     this.mode = responseMode(statusCode, headers, this.checked);

@@ -22,6 +22,18 @@ export async function decide(ctx: InteractionContext, req: IncomingMessage, res:
   if (!interaction) return;
   const step = form.step ?? CONSENT_STEP;
   if (interaction.uid !== uid || !stepCsrfTokenValid(ctx.consentSecret, step, uid, form.csrf)) {
+    // A form this browser's interaction did not render (cross-site request forgery, or another tab's
+    // interaction): audited (docs/audit.md), since nobody sees the refusal but the browser.
+    ctx.logger.warn(
+      {
+        event: 'consent.forged',
+        reason: interaction.uid !== uid ? 'interaction_mismatch' : 'csrf_invalid',
+        uid,
+        step,
+        clientId: String(interaction.params.client_id),
+      },
+      'consent form refused: it could not be verified',
+    );
     sendErrorPage(res, 403, ctx.branding, 'Request refused', 'The form could not be verified. Start the sign-in again from your application.');
     return;
   }
