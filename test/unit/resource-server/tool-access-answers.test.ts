@@ -3,9 +3,11 @@
  * the list filter and the proxy's answer handling (src/proxy/upstream-response.ts, sse-watch.ts) are one
  * path, so a list answer is held, checked and filtered together, never streamed on unfiltered. Each
  * upstream is a plain `node:http` server (for exact bytes) and the client is raw HTTP. Nothing sleeps:
- * the stall is ended by the server's short configured idle timeout.
+ * the stall is ended by the server's short configured idle timeout. Last, the screen and the per-call
+ * step (rate limits, audit: src/resource-server/mcp-call.ts) on the same parse.
  */
 import assert from 'node:assert/strict';
+import { EventEmitter, once } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,9 +18,11 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import type { ServerConfig } from '../../../src/config/schema.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { JsonRpcCode } from '../../../src/core/jsonrpc.ts';
+import { createAuditLogger } from '../../../src/observability/audit.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import type { ResourceServer } from '../../../src/resource-server/index.ts';
 import { createResourceServer } from '../../../src/resource-server/index.ts';
+import { MemoryStorage } from '../../../src/storage/memory.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
 import { closeServer } from '../../support/ports.ts';
 
@@ -94,6 +98,11 @@ function answer(path: string, req: IncomingMessage, res: ServerResponse, message
       res.write(event.slice(40), () => req.socket.destroy());
       return;
     }
+    case '/limited': {
+      const text = JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: 'ran' }] } });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+      return;
+    }
     default:
       res.writeHead(404).end();
   }
@@ -139,6 +148,9 @@ let issuer: string;
 let gateway: ResourceServer;
 let gatewayHttp: Server;
 let upstream: Server;
+/** The audit stream's lines, as the gateway writes them. */
+const auditLines: Array<Record<string, unknown>> = [];
+const audited = new EventEmitter();
 
 async function post(path: string, body: unknown, extra: Record<string, string> = {}): Promise<RawResponse> {
   const now = Math.floor(Date.now() / 1000);
@@ -169,7 +181,7 @@ before(async () => {
   gatewayHttp = createServer();
   await new Promise<void>((resolve) => gatewayHttp.listen(0, '127.0.0.1', resolve));
   issuer = `http://127.0.0.1:${(gatewayHttp.address() as AddressInfo).port}`;
-  const paths = ['big-list', 'huge-list', 'odd-list', 'stall-list', 'gzip-list', 'sse-list'];
+  const paths = ['big-list', 'huge-list', 'odd-list', 'stall-list', 'gzip-list', 'sse-list', 'limited'];
   const servers: ServerConfig[] = configSchema.parse({
     servers: paths.map((name) => ({
       name,
@@ -179,9 +191,24 @@ before(async () => {
       // Only the stall waits for it; every other answer arrives without a pause.
       upstreamBodyIdleTimeoutMs: 150,
       toolAccess: { rules: [{ tools: ['echo'] }] },
+      rateLimits: name === 'limited' ? [{ per: 'user', limit: 1, windowSeconds: 86_400 }] : [],
     })),
   }).servers as ServerConfig[];
-  gateway = createResourceServer({ issuer, servers, publicKeys: () => [publicJwk], findUser: async () => ALICE, logger: createLogger('silent') });
+  const audit = createAuditLogger('off', {
+    write(line: string) {
+      auditLines.push(JSON.parse(line) as Record<string, unknown>);
+      audited.emit('line');
+    },
+  });
+  gateway = createResourceServer({
+    issuer,
+    servers,
+    publicKeys: () => [publicJwk],
+    findUser: async () => ALICE,
+    logger: createLogger('silent'),
+    audit,
+    rateLimitStorage: new MemoryStorage(),
+  });
   gatewayHttp.on('request', (req, res) => {
     if (!gateway.handle(req, res)) res.writeHead(404).end();
   });
@@ -258,5 +285,32 @@ describe('toolAccess list answers on the proxy answer path', () => {
     );
     assert.equal(messages[1].id, 2);
     assert.equal(messages[1].error.code, JsonRpcCode.SERVER_UNAVAILABLE);
+  });
+
+  it('a call the screen refuses spends no rate-limit budget, and its audit line says why', async () => {
+    const call = (id: number, name: string) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
+    const lineFor = async (id: number): Promise<Record<string, unknown>> => {
+      const deadline = AbortSignal.timeout(5_000);
+      for (;;) {
+        const line = auditLines.find((entry) => entry.server === 'limited' && entry.rpcId === id);
+        if (line !== undefined) return line;
+        await once(audited, 'line', { signal: deadline });
+      }
+    };
+    const refused = await post('/limited', call(1, 'secret'));
+    assert.equal(JSON.parse(refused.body).error.code, JsonRpcCode.NOT_PERMITTED);
+    const refusedLine = await lineFor(1);
+    assert.equal(refusedLine.decision, 'denied');
+    assert.equal(refusedLine.reason, 'tool_access');
+    assert.equal(refusedLine.tool, 'secret');
+
+    const allowed = await post('/limited', call(2, 'echo'));
+    assert.equal(allowed.status, 200, 'the refused call left the one call of the budget');
+    assert.equal((await lineFor(2)).decision, 'allowed');
+
+    const limited = await post('/limited', call(3, 'echo'));
+    assert.equal(limited.status, 429);
+    assert.equal(JSON.parse(limited.body).error.code, JsonRpcCode.RATE_LIMITED);
+    assert.equal((await lineFor(3)).reason, 'rate_limited');
   });
 });
