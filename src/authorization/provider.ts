@@ -21,6 +21,7 @@ import { createRefreshPolicy } from './refresh-policy.ts';
 import { ConcurrentRefresh, createRefreshReplay, type RefreshReplay } from './refresh-replay.ts';
 import { type ProtectedResource, resolveResource } from './resources.ts';
 import { revokedGrantGuard } from './revoked-grants.ts';
+import { omitEmptyScope } from './token-response.ts';
 
 export { type ProtectedResource, resolveResource } from './resources.ts';
 
@@ -125,9 +126,10 @@ export function createProvider(options: ProviderOptions): Provider {
   };
 
   // Around the token endpoint, outermost first: refresh replay within the grace period, then no
-  // token for a grant revoked meanwhile (docs/tokens.md).
+  // token for a grant revoked meanwhile (docs/tokens.md), then no empty `scope` (token-response.ts).
   provider.use(refreshReplay.middleware as Parameters<Provider['use']>[0]);
   provider.use(revokedGrantGuard(options.storage, options.logger) as Parameters<Provider['use']>[0]);
+  provider.use(omitEmptyScope as Parameters<Provider['use']>[0]);
 
   auditProviderEvents(provider, options.logger);
   return provider;

@@ -35,9 +35,28 @@ describe('tokens issued by the gateway', () => {
     assert.equal(claims.sub, 'corp:alice');
     assert.equal(claims.client_id, client.client_id);
     assert.equal(claims.scope, 'mcp:tools');
-    assert.equal((claims.exp as number) - (claims.iat as number), 300, 'five-minute default lifetime');
+    assert.equal(tokens.body.scope, 'mcp:tools');
+    assert.equal((claims.exp as number) - (claims.iat as number), 900, 'fifteen minutes: clients refresh 5 minutes before expiry (docs/clients.md)');
+    assert.equal(tokens.body.expires_in, 900);
     // The IdP's tokens stay with the gateway.
     assert.ok(!JSON.stringify(tokens.body).includes('idp'), 'nothing of the IdP in the token response');
+  });
+
+  test('a server without scopes: no empty `scope` in the token response, first or refreshed (RFC 6749 §3.3)', async () => {
+    const client = await registerPublicClient(stack);
+    const resource = stack.mcpUrl('/other/mcp');
+    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client, { resource, scope: '' });
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    assert.ok(!('scope' in tokens.body), `no scope member: ${JSON.stringify(tokens.body)}`);
+    assert.equal(inspectAccessToken(String(tokens.body.access_token)).claims.aud, resource);
+    const refreshed = await tokenRequest(stack, {
+      grant_type: 'refresh_token',
+      refresh_token: String(tokens.body.refresh_token),
+      client_id: client.client_id,
+      resource,
+    });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    assert.ok(!('scope' in refreshed.body), `no scope member after a refresh: ${JSON.stringify(refreshed.body)}`);
   });
 
   test('resource: omitted means the default server (never an opaque token); non-canonical forms bind to the canonical URL', async () => {
