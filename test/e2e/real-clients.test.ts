@@ -35,7 +35,7 @@ import { configSchema } from '../../src/config/schema.ts';
 import { startCimdHost } from '../support/cimd-host.ts';
 import { type LogLine, LogWatch } from '../support/log-watch.ts';
 import { freePort } from '../support/ports.ts';
-import { clientEnv, installRealClient, type RealClientName, run, Terminal, tmuxAvailable } from '../support/real-clients.ts';
+import { clientEnv, installRealClient, REAL_CLIENTS, type RealClientName, run, Terminal, tmuxAvailable } from '../support/real-clients.ts';
 import { type LoginVisit, ScriptedBrowser } from '../support/real-clients-browser.ts';
 import { createTestCa, opensslAvailable } from '../support/tls.ts';
 
@@ -111,6 +111,17 @@ function assertAuthorizationRequest(visit: LoginVisit, gateway: EmbeddedDefault,
   assert.equal(visit.callbackUrl.searchParams.get('iss'), gateway.issuer, 'RFC 9207 iss');
 }
 
+/** One install per program and run, started for all of them at once (the first run downloads them). */
+const installs = new Map<RealClientName, ReturnType<typeof installRealClient>>();
+function installing(name: RealClientName): ReturnType<typeof installRealClient> {
+  let install = installs.get(name);
+  if (!install) {
+    install = installRealClient(name);
+    installs.set(name, install);
+  }
+  return install;
+}
+
 interface Setup {
   dir: string;
   home: string;
@@ -129,7 +140,7 @@ async function setUp(
   if (name === 'mcp-remote') {
     if (!existsSync(MCP_REMOTE)) return void t.skip('mcp-remote is not installed (npm ci installs it)');
   } else {
-    const installed = await installRealClient(name);
+    const installed = await installing(name);
     if ('skip' in installed) return void t.skip(installed.skip);
     bin = installed.bin;
   }
@@ -187,6 +198,7 @@ describe('real MCP client programs log in to the embedded default and list its t
   let root: string;
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'real-clients-'));
+    for (const name of Object.keys(REAL_CLIENTS) as RealClientName[]) installing(name).catch(() => {}); // awaited by each test
   });
   after(async () => {
     await rm(root, { recursive: true, force: true });
@@ -289,7 +301,7 @@ describe('real MCP client programs log in to the embedded default and list its t
     // milliseconds: the pause is that keyboard protocol's, not a wait for anything to happen.
     await sleep(500);
     await terminal.press('Enter');
-    const screen = await terminal.waitFor(/gw - Ready \(3 tools\)/, 'gemini /mcp list');
+    const screen = await terminal.waitFor(/gw - Ready \(3 tools\)/, 'gemini /mcp list', { failOn: /gw - Disconnected/ });
     for (const tool of DEMO_TOOLS) assert.match(screen, new RegExp(`mcp_gw_${tool}`));
     const listed = await run(bin, ['mcp', 'list'], { env, cwd: workdir });
     assert.match(listed.output, new RegExp(`✓ gw: ${gateway.mcpUrl} \\(http\\) - Connected`), listed.output);

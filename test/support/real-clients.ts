@@ -163,13 +163,14 @@ export class Terminal {
     return captured.stdout;
   }
 
-  /** Waits until the screen matches (a deadline only so that a failure names what was on screen). */
-  async waitFor(pattern: RegExp, what: string, timeoutMs = 60_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
+  /** Waits until the screen matches, or fails at once on `failOn` (a deadline only so that a failure names what was on screen). */
+  async waitFor(pattern: RegExp, what: string, options: { failOn?: RegExp; timeoutMs?: number } = {}): Promise<string> {
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
     let screen = '';
     while (Date.now() < deadline) {
       screen = await this.screen();
       if (pattern.test(screen)) return screen;
+      if (options.failOn?.test(screen)) throw new Error(`${what}: the terminal showed ${options.failOn} instead of ${pattern}:\n${screen}`);
       await sleep(200);
     }
     throw new Error(`${what}: the terminal never showed ${pattern}. It shows:\n${screen}`);
