@@ -321,7 +321,15 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
   const clientOf = (ctx: KoaContextWithOIDC) => ctx.oidc?.client?.clientId;
   provider.on('grant.success', (ctx) => {
     logger.info(
-      { event: 'token.issued', clientId: clientOf(ctx), grantType: ctx.oidc.params?.grant_type, user: ctx.oidc.entities.Grant?.accountId },
+      {
+        event: 'token.issued',
+        clientId: clientOf(ctx),
+        grantType: ctx.oidc.params?.grant_type,
+        user: ctx.oidc.entities.Grant?.accountId,
+        // The MCP server the access token is for, and whether the client named it (RFC 8707) or got the default.
+        audience: ctx.oidc.entities.AccessToken?.aud,
+        requestedResource: ctx.oidc.params?.resource,
+      },
       'tokens issued',
     );
   });

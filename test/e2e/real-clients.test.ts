@@ -75,7 +75,11 @@ const byEvent = (logs: LogWatch, event: string): LogLine[] => logs.lines.filter(
  * the demo sign-in, one code exchange; then no refresh (a 900 s token is fresh for ten minutes even
  * to clients that refresh 5 minutes early), nothing refused and nothing revoked.
  */
-function assertOneLogin(logs: LogWatch, expected: { clientId?: string; clientName?: RegExp }): string {
+function assertOneLogin(
+  gateway: EmbeddedDefault,
+  expected: { clientId?: string; clientName?: RegExp; tokenResource: 'sent' | 'absent' },
+): string {
+  const { logs } = gateway;
   const registered = byEvent(logs, 'client.registered');
   let clientId = expected.clientId;
   if (expected.clientName) {
@@ -95,6 +99,8 @@ function assertOneLogin(logs: LogWatch, expected: { clientId?: string; clientNam
     ['authorization_code'],
     'one code exchange and no refresh: the access token was not treated as expired on arrival',
   );
+  assert.equal(issued[0]!.audience, gateway.mcpUrl, 'the access token is for the demo MCP server');
+  assert.equal(issued[0]!.requestedResource, expected.tokenResource === 'sent' ? gateway.mcpUrl : undefined, 'resource on the code exchange');
   assert.deepEqual(byEvent(logs, 'token.refused'), [], 'no token request refused');
   assert.deepEqual(byEvent(logs, 'grant.revoked'), [], 'no grant revoked');
   return clientId!;
@@ -226,7 +232,7 @@ describe('real MCP client programs log in to the embedded default and list its t
     const codexTools = (status?.tools ?? {}) as Record<string, unknown>;
     for (const tool of DEMO_TOOLS) assert.ok(tool in codexTools, `Codex lists ${tool}: ${JSON.stringify(status)}`);
 
-    assertOneLogin(gateway.logs, { clientName: /^Codex$/ });
+    assertOneLogin(gateway, { clientName: /^Codex$/, tokenResource: 'sent' });
   });
 
   test('Claude Code: `claude mcp login` in a terminal (DCR); `claude -p` reports the server connected with its tools', { timeout: 600_000 }, async (t) => {
@@ -259,7 +265,7 @@ describe('real MCP client programs log in to the embedded default and list its t
     assert.deepEqual(init.mcp_servers, [{ name: 'gw', status: 'connected', source: 'user' }]);
     for (const tool of DEMO_TOOLS) assert.ok(init.tools?.includes(`mcp__gw__${tool}`), `Claude Code lists ${tool}: ${init.tools}`);
 
-    assertOneLogin(gateway.logs, { clientName: /^Claude Code \(gw\)$/ });
+    assertOneLogin(gateway, { clientName: /^Claude Code \(gw\)$/, tokenResource: 'sent' });
   });
 
   test('Gemini CLI: `/mcp auth` in its terminal UI (DCR), then `/mcp list` shows the server ready with its tools', { timeout: 600_000 }, async (t) => {
@@ -306,7 +312,7 @@ describe('real MCP client programs log in to the embedded default and list its t
     const listed = await run(bin, ['mcp', 'list'], { env, cwd: workdir });
     assert.match(listed.output, new RegExp(`✓ gw: ${gateway.mcpUrl} \\(http\\) - Connected`), listed.output);
 
-    assertOneLogin(gateway.logs, { clientName: /^Gemini CLI MCP Client$/ });
+    assertOneLogin(gateway, { clientName: /^Gemini CLI MCP Client$/, tokenResource: 'sent' });
   });
 
   test('MCP Inspector CLI, DCR: `--cli <url> --method tools/list` logs in and prints the tools', { timeout: 600_000 }, async (t) => {
@@ -323,7 +329,7 @@ describe('real MCP client programs log in to the embedded default and list its t
     assertAuthorizationRequest(visit, gateway, new RegExp(`^${callback}$`));
     const tools = (JSON.parse(listed.stdout) as { tools: { name: string }[] }).tools.map((tool) => tool.name);
     for (const tool of DEMO_TOOLS) assert.ok(tools.includes(tool), `the Inspector lists ${tool}: ${tools}`);
-    assertOneLogin(gateway.logs, { clientName: /^MCP Inspector$/ });
+    assertOneLogin(gateway, { clientName: /^MCP Inspector$/, tokenResource: 'sent' });
   });
 
   test('MCP Inspector CLI, CIMD: `--client-metadata-url` on a loopback https host; the gateway fetches it', { timeout: 600_000 }, async (t) => {
@@ -362,7 +368,7 @@ describe('real MCP client programs log in to the embedded default and list its t
     assert.ok(cimdHost.requestsFor('/inspector/client.json').length >= 1, 'the gateway fetched the document');
     const tools = (JSON.parse(listed.stdout) as { tools: { name: string }[] }).tools.map((tool) => tool.name);
     for (const tool of DEMO_TOOLS) assert.ok(tools.includes(tool), `the Inspector lists ${tool}: ${tools}`);
-    assertOneLogin(gateway.logs, { clientId });
+    assertOneLogin(gateway, { clientId, tokenResource: 'sent' });
   });
 
   test('mcp-remote: registers (DCR), Chromium logs in through xdg-open, and its stdio lists the tools', { timeout: 600_000 }, async (t) => {
@@ -386,6 +392,6 @@ describe('real MCP client programs log in to the embedded default and list its t
     await connected.catch((error: Error) => assert.fail(`connecting through mcp-remote failed: ${error.message}\n${stderr}`));
     const tools = (await client.listTools()).tools.map((tool) => tool.name);
     for (const tool of DEMO_TOOLS) assert.ok(tools.includes(tool), `mcp-remote lists ${tool}: ${tools}`);
-    assertOneLogin(gateway.logs, { clientName: /^MCP CLI Proxy$/ });
+    assertOneLogin(gateway, { clientName: /^MCP CLI Proxy$/, tokenResource: 'sent' });
   });
 });
