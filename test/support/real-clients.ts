@@ -149,11 +149,12 @@ export class Terminal {
   static async open(socketDir: string, command: string[], env: Record<string, string>, cwd: string): Promise<Terminal> {
     const socket = join(socketDir, 'tmux.sock');
     const assignments = Object.entries(env).map(([key, value]) => `${key}=${value}`);
-    const args = ['-S', socket, 'new-session', '-d', '-x', '200', '-y', '50', '-c', cwd, 'env', '-i', ...assignments, ...command];
-    const started = await run('tmux', args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? '/' } });
+    // No tmux.conf of anyone's; the window stays after the program ends, so its last words can still be read.
+    const args = ['-f', '/dev/null', '-S', socket, 'new-session', '-d', '-x', '200', '-y', '50', '-c', cwd, 'env', '-i', ...assignments, ...command];
+    const started = await run('tmux', [...args, ';', 'set-option', '-g', 'remain-on-exit', 'on'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? '/' },
+    });
     if (started.code !== 0) throw new Error(`tmux could not start ${command.join(' ')}: ${started.output}`);
-    // The window stays after the program ends, so its last words can still be read.
-    await run('tmux', ['-S', socket, 'set-option', '-g', 'remain-on-exit', 'on']);
     return new Terminal(socket);
   }
 
