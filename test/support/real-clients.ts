@@ -57,7 +57,9 @@ export async function installRealClient(name: RealClientName): Promise<{ bin: st
   );
   if (outcome.code !== 0 || !existsSync(join(staging, 'node_modules', '.bin', bin))) {
     await rm(staging, { recursive: true, force: true });
-    return { skip: `${pkg}@${version} could not be installed (npm exit ${outcome.code}): ${outcome.output.trim().slice(-600)}` };
+    const errors = outcome.output.split('\n').filter((line) => /^npm (error|ERR!)/.test(line));
+    const said = errors.length > 0 ? errors.slice(0, 4).join(' / ') : outcome.output.trim().slice(-600);
+    return { skip: `${pkg}@${version} could not be installed (npm exit ${outcome.code}): ${said}` };
   }
   // Another run may have finished first; either copy is complete.
   if (existsSync(executable)) await rm(staging, { recursive: true, force: true });
