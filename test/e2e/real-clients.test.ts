@@ -35,7 +35,17 @@ import { configSchema } from '../../src/config/schema.ts';
 import { startCimdHost } from '../support/cimd-host.ts';
 import { type LogLine, LogWatch } from '../support/log-watch.ts';
 import { freePort } from '../support/ports.ts';
-import { clientEnv, installRealClient, REAL_CLIENTS, type RealClientName, run, Terminal, tmuxAvailable } from '../support/real-clients.ts';
+import {
+  clientEnv,
+  installRealClient,
+  REAL_CLIENTS,
+  type RealClientName,
+  type RecordedRequest,
+  run,
+  startRecorder,
+  Terminal,
+  tmuxAvailable,
+} from '../support/real-clients.ts';
 import { type LoginVisit, ScriptedBrowser } from '../support/real-clients-browser.ts';
 import { createTestCa, opensslAvailable } from '../support/tls.ts';
 
@@ -47,13 +57,16 @@ interface EmbeddedDefault {
   mcpUrl: string;
   password: string;
   logs: LogWatch;
+  /** Every request the program (and the browser) made, in order, through the recorder. */
+  requests: RecordedRequest[];
   close(): Promise<void>;
 }
 
 /** `npm start` with no configuration, plus `overrides` (and REAL_CLIENTS_GATEWAY_CONFIG, to break things on purpose). */
 async function startEmbeddedDefault(dir: string, overrides: Record<string, unknown> = {}): Promise<EmbeddedDefault> {
   const port = await freePort();
-  const issuer = `http://localhost:${port}`;
+  const recorder = await startRecorder(port);
+  const issuer = `http://localhost:${recorder.port}`;
   const logs = new LogWatch('info');
   const announced: string[] = [];
   const forced = process.env.REAL_CLIENTS_GATEWAY_CONFIG ? (JSON.parse(process.env.REAL_CLIENTS_GATEWAY_CONFIG) as Record<string, unknown>) : {};
@@ -65,7 +78,26 @@ async function startEmbeddedDefault(dir: string, overrides: Record<string, unkno
   });
   const password = /password: (\S+)/.exec(announced.join('\n'))?.[1];
   assert.ok(password, 'the embedded default announces the demo password');
-  return { issuer, mcpUrl: `${issuer}/mcp`, password, logs, close: () => gateway.close() };
+  return {
+    issuer,
+    mcpUrl: `${issuer}/mcp`,
+    password,
+    logs,
+    requests: recorder.requests,
+    close: async () => {
+      await recorder.close();
+      await gateway.close();
+    },
+  };
+}
+
+/**
+ * How the program found the authorization server: its requests before it registered (or, with
+ * CIMD, before /authorize), as "METHOD path status", without the query.
+ */
+function discovery(gateway: EmbeddedDefault): string[] {
+  const end = gateway.requests.findIndex((request) => request.path.startsWith('/register') || request.path.startsWith('/authorize'));
+  return gateway.requests.slice(0, end < 0 ? undefined : end).map((request) => `${request.method} ${request.path.split('?')[0]} ${request.status}`);
 }
 
 const byEvent = (logs: LogWatch, event: string): LogLine[] => logs.lines.filter((line) => line.event === event);
@@ -75,10 +107,7 @@ const byEvent = (logs: LogWatch, event: string): LogLine[] => logs.lines.filter(
  * the demo sign-in, one code exchange; then no refresh (a 900 s token is fresh for ten minutes even
  * to clients that refresh 5 minutes early), nothing refused and nothing revoked.
  */
-function assertOneLogin(
-  gateway: EmbeddedDefault,
-  expected: { clientId?: string; clientName?: RegExp; tokenResource: 'sent' | 'absent' },
-): string {
+function assertOneLogin(gateway: EmbeddedDefault, expected: { clientId?: string; clientName?: RegExp; tokenResource: 'sent' | 'absent' }): string {
   const { logs } = gateway;
   const registered = byEvent(logs, 'client.registered');
   let clientId = expected.clientId;
@@ -105,6 +134,17 @@ function assertOneLogin(
   assert.deepEqual(byEvent(logs, 'grant.revoked'), [], 'no grant revoked');
   return clientId!;
 }
+
+/** The discovery steps, in this order (others may come between): what docs/clients.md says each program does. */
+function assertDiscovers(gateway: EmbeddedDefault, steps: string[]): void {
+  const seen = discovery(gateway);
+  let at = 0;
+  for (const step of seen) if (step === steps[at]) at++;
+  assert.equal(at, steps.length, `discovery ${JSON.stringify(seen)} should contain, in order, ${JSON.stringify(steps)}`);
+}
+
+const PRM = 'GET /.well-known/oauth-protected-resource/mcp 200';
+const AS_METADATA = 'GET /.well-known/oauth-authorization-server 200';
 
 /** The common shape of what each program sent to /authorize (PKCE S256, `resource` = the MCP URL). */
 function assertAuthorizationRequest(visit: LoginVisit, gateway: EmbeddedDefault, redirectUri: RegExp): void {
@@ -233,6 +273,8 @@ describe('real MCP client programs log in to the embedded default and list its t
     for (const tool of DEMO_TOOLS) assert.ok(tool in codexTools, `Codex lists ${tool}: ${JSON.stringify(status)}`);
 
     assertOneLogin(gateway, { clientName: /^Codex$/, tokenResource: 'sent' });
+    assertDiscovers(gateway, ['GET /mcp 401', PRM, AS_METADATA]);
+    t.diagnostic(`discovery: ${discovery(gateway).join(', ')}`);
   });
 
   test('Claude Code: `claude mcp login` in a terminal (DCR); `claude -p` reports the server connected with its tools', { timeout: 600_000 }, async (t) => {
@@ -266,6 +308,8 @@ describe('real MCP client programs log in to the embedded default and list its t
     for (const tool of DEMO_TOOLS) assert.ok(init.tools?.includes(`mcp__gw__${tool}`), `Claude Code lists ${tool}: ${init.tools}`);
 
     assertOneLogin(gateway, { clientName: /^Claude Code \(gw\)$/, tokenResource: 'sent' });
+    assertDiscovers(gateway, [PRM, AS_METADATA]);
+    t.diagnostic(`discovery: ${discovery(gateway).join(', ')}`);
   });
 
   test('Gemini CLI: `/mcp auth` in its terminal UI (DCR), then `/mcp list` shows the server ready with its tools', { timeout: 600_000 }, async (t) => {
@@ -313,6 +357,9 @@ describe('real MCP client programs log in to the embedded default and list its t
     assert.match(listed.output, new RegExp(`✓ gw: ${gateway.mcpUrl} \\(http\\) - Connected`), listed.output);
 
     assertOneLogin(gateway, { clientName: /^Gemini CLI MCP Client$/, tokenResource: 'sent' });
+    // Gemini probes with HEAD and takes the challenge from its answer.
+    assertDiscovers(gateway, ['POST /mcp 401', 'HEAD /mcp 401', PRM, AS_METADATA]);
+    t.diagnostic(`discovery: ${discovery(gateway).join(', ')}`);
   });
 
   test('MCP Inspector CLI, DCR: `--cli <url> --method tools/list` logs in and prints the tools', { timeout: 600_000 }, async (t) => {
@@ -330,6 +377,8 @@ describe('real MCP client programs log in to the embedded default and list its t
     const tools = (JSON.parse(listed.stdout) as { tools: { name: string }[] }).tools.map((tool) => tool.name);
     for (const tool of DEMO_TOOLS) assert.ok(tools.includes(tool), `the Inspector lists ${tool}: ${tools}`);
     assertOneLogin(gateway, { clientName: /^MCP Inspector$/, tokenResource: 'sent' });
+    assertDiscovers(gateway, ['POST /mcp 401', PRM, AS_METADATA]);
+    t.diagnostic(`discovery: ${discovery(gateway).join(', ')}`);
   });
 
   test('MCP Inspector CLI, CIMD: `--client-metadata-url` on a loopback https host; the gateway fetches it', { timeout: 600_000 }, async (t) => {
@@ -369,6 +418,8 @@ describe('real MCP client programs log in to the embedded default and list its t
     const tools = (JSON.parse(listed.stdout) as { tools: { name: string }[] }).tools.map((tool) => tool.name);
     for (const tool of DEMO_TOOLS) assert.ok(tools.includes(tool), `the Inspector lists ${tool}: ${tools}`);
     assertOneLogin(gateway, { clientId, tokenResource: 'sent' });
+    assertDiscovers(gateway, ['POST /mcp 401', PRM, AS_METADATA]);
+    t.diagnostic(`discovery: ${discovery(gateway).join(', ')}`);
   });
 
   test('mcp-remote: registers (DCR), Chromium logs in through xdg-open, and its stdio lists the tools', { timeout: 600_000 }, async (t) => {
@@ -393,5 +444,7 @@ describe('real MCP client programs log in to the embedded default and list its t
     const tools = (await client.listTools()).tools.map((tool) => tool.name);
     for (const tool of DEMO_TOOLS) assert.ok(tools.includes(tool), `mcp-remote lists ${tool}: ${tools}`);
     assertOneLogin(gateway, { clientName: /^MCP CLI Proxy$/, tokenResource: 'sent' });
+    assertDiscovers(gateway, ['GET /mcp 401', PRM, AS_METADATA]);
+    t.diagnostic(`discovery: ${discovery(gateway).join(', ')}`);
   });
 });

@@ -17,9 +17,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { closeServer, listen } from './ports.ts';
 
 /** Versions tested (docs/clients.md). Raise them together with that page. */
 export const REAL_CLIENTS = {
@@ -191,4 +193,35 @@ export class Terminal {
   async close(): Promise<void> {
     await run('tmux', ['-S', this.#socket, 'kill-server']);
   }
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** Path and query as the program sent them. */
+  path: string;
+  status: number;
+}
+
+/**
+ * A pass-through HTTP recorder in front of the gateway, so a test can state how a real program
+ * discovers (which URLs, in which order, with which method) without the gateway logging every
+ * request. Bytes pass unchanged both ways, streamed (SSE included); the gateway's `publicUrl` is
+ * the recorder's URL, as it would be a reverse proxy's.
+ */
+export async function startRecorder(targetPort: number): Promise<{ port: number; requests: RecordedRequest[]; close(): Promise<void> }> {
+  const requests: RecordedRequest[] = [];
+  const server = createServer((req, res) => {
+    const entry: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', status: 0 };
+    requests.push(entry);
+    const upstream = request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      entry.status = answer.statusCode ?? 0;
+      res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  const port = await listen(server);
+  return { port, requests, close: () => closeServer(server) };
 }
