@@ -312,9 +312,10 @@ describe('real MCP client programs log in to the embedded default and list its t
     t.diagnostic(`discovery: ${discovery(gateway).join(', ')}`);
   });
 
-  test('Gemini CLI: `/mcp auth` in its terminal UI (DCR), then `/mcp list` shows the server ready with its tools', { timeout: 600_000 }, async (t) => {
+  /** Gemini CLI's login and listing, against the embedded default with `overrides`. */
+  async function geminiLogsIn(t: TestContext, overrides: Record<string, unknown>): Promise<void> {
     if (!(await tmuxAvailable())) return void t.skip('tmux is not installed (apt-get install tmux)');
-    const setup = await setUp(t, root, 'gemini');
+    const setup = await setUp(t, root, 'gemini', overrides);
     if (!setup) return;
     const { dir, home, gateway, browser, bin } = setup;
     const workdir = join(dir, 'project');
@@ -360,7 +361,17 @@ describe('real MCP client programs log in to the embedded default and list its t
     // Gemini probes with HEAD and takes the challenge from its answer.
     assertDiscovers(gateway, ['POST /mcp 401', 'HEAD /mcp 401', PRM, AS_METADATA]);
     t.diagnostic(`discovery: ${discovery(gateway).join(', ')}`);
-  });
+  }
+
+  test('Gemini CLI: `/mcp auth` in its terminal UI (DCR), then `/mcp list` shows the server ready with its tools', { timeout: 600_000 }, (t) =>
+    geminiLogsIn(t, {}),
+  );
+
+  // Gemini asks for the AS's scopes_supported whatever the server advertises; the server's scopes are
+  // added to such a request (src/authorization/request-scope.ts), else its token earned 403s.
+  test('Gemini CLI with an MCP server that has scopes: still ready with its tools', { timeout: 600_000 }, (t) =>
+    geminiLogsIn(t, { servers: [{ name: 'demo', path: '/mcp', upstream: { builtin: 'demo' }, scopes: ['mcp:tools'] }] }),
+  );
 
   test('MCP Inspector CLI, DCR: `--cli <url> --method tools/list` logs in and prints the tools', { timeout: 600_000 }, async (t) => {
     const setup = await setUp(t, root, 'inspector');
