@@ -206,6 +206,17 @@ async function setUp(
   return { dir, home, gateway, browser, bin };
 }
 
+/** Types a slash command into Gemini CLI's input line and submits it. */
+async function typeCommand(terminal: Terminal, command: string): Promise<void> {
+  await terminal.type(command);
+  await terminal.waitFor(new RegExp(`> ${command.replace(/[/\\^$*+?.()|[\]{}]/g, '\\$&')}`), `gemini shows "${command}" typed`);
+  await terminal.press('Escape'); // closes the completion menu, which would otherwise take the Enter
+  // A terminal cannot tell Escape from the start of Alt+Enter when the next key follows within
+  // milliseconds: the pause is that keyboard protocol's, not a wait for anything to happen.
+  await sleep(500);
+  await terminal.press('Enter');
+}
+
 /** Codex's app server (JSON-RPC over stdio): what Codex itself knows of each MCP server, tools included. */
 async function codexServerStatus(bin: string, env: Record<string, string>, cwd: string): Promise<Record<string, unknown>[]> {
   const child = spawn(bin, ['app-server'], { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -331,8 +342,12 @@ describe('real MCP client programs log in to the embedded default and list its t
     // Gemini loads no MCP server in a folder the user has not trusted.
     await writeFile(join(home, '.gemini', 'trustedFolders.json'), JSON.stringify({ [workdir]: 'TRUST_FOLDER' }));
 
-    const terminal = await Terminal.open(dir, [bin, '-i', '/mcp auth gw'], env, workdir);
+    // Typed once the UI is up, not passed with `-i`: a prompt given on the command line can be read
+    // before the slash commands are loaded, and then goes to the model as a question.
+    const terminal = await Terminal.open(dir, [bin], env, workdir);
     t.after(() => terminal.close());
+    await terminal.waitFor(/Type your message[\s\S]*1 MCP server|1 MCP server[\s\S]*Type your message/, 'gemini ready, with its MCP server configured');
+    await typeCommand(terminal, '/mcp auth gw');
     await terminal.waitFor(/Do you want to continue\?/, 'gemini asks before opening the browser');
     await terminal.press('Enter');
     const visit = await browser.nextLogin(() => 'gemini never opened the browser');
@@ -345,13 +360,7 @@ describe('real MCP client programs log in to the embedded default and list its t
     );
 
     await terminal.waitFor(/Type your message/, 'gemini ready for input again');
-    await terminal.type('/mcp list');
-    await terminal.waitFor(/> \/mcp list/, 'gemini shows what was typed');
-    await terminal.press('Escape'); // closes the completion menu, which would otherwise take the Enter
-    // A terminal cannot tell Escape from the start of Alt+Enter when the next key follows within
-    // milliseconds: the pause is that keyboard protocol's, not a wait for anything to happen.
-    await sleep(500);
-    await terminal.press('Enter');
+    await typeCommand(terminal, '/mcp list');
     const screen = await terminal.waitFor(/gw - Ready \(3 tools\)/, 'gemini /mcp list', { failOn: /gw - Disconnected/ });
     for (const tool of DEMO_TOOLS) assert.match(screen, new RegExp(`mcp_gw_${tool}`));
     const listed = await run(bin, ['mcp', 'list'], { env, cwd: workdir });

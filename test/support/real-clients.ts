@@ -144,9 +144,12 @@ export function tmuxAvailable(): Promise<boolean> {
  */
 export class Terminal {
   readonly #socket: string;
+  /** The program's process group: tmux starts each pane in a session of its own. */
+  readonly #group: number;
 
-  private constructor(socket: string) {
+  private constructor(socket: string, group: number) {
     this.#socket = socket;
+    this.#group = group;
   }
 
   /** `command` runs through `env -i` with exactly `env`, in `cwd`. */
@@ -159,7 +162,8 @@ export class Terminal {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? '/' },
     });
     if (started.code !== 0) throw new Error(`tmux could not start ${command.join(' ')}: ${started.output}`);
-    return new Terminal(socket);
+    const pane = await run('tmux', ['-S', socket, 'display-message', '-p', '#{pane_pid}']);
+    return new Terminal(socket, Number(pane.stdout.trim()));
   }
 
   /** The whole window, with the scrollback. */
@@ -189,9 +193,17 @@ export class Terminal {
     await run('tmux', ['-S', this.#socket, 'send-keys', ...keys]);
   }
 
-  /** Ends this terminal's tmux server (and the program in it); nothing else. */
+  /**
+   * Ends this terminal's tmux server and the program's whole process group (Gemini CLI relaunches
+   * itself as a child that outlives the hangup tmux sends); nothing else.
+   */
   async close(): Promise<void> {
     await run('tmux', ['-S', this.#socket, 'kill-server']);
+    if (this.#group > 1) {
+      try {
+        process.kill(-this.#group, 'SIGKILL');
+      } catch {} // gone already
+    }
   }
 }
 
