@@ -143,7 +143,12 @@ test('authorization scope: unknown scopes dropped, defaults applied when nothing
   assert.equal(grantableScope('', withScopes), 'mcp:tools mcp:admin', 'ChatGPT sends an empty scope=');
   assert.equal(grantableScope('other:server repo', withScopes), 'mcp:tools mcp:admin');
   assert.equal(grantableScope('offline_access', withScopes), 'mcp:tools mcp:admin offline_access');
-  assert.equal(grantableScope('openid email', withScopes), 'openid email');
+  assert.equal(
+    grantableScope('openid offline_access profile email', withScopes),
+    'mcp:tools mcp:admin openid offline_access profile email',
+    "Gemini CLI asks for the AS's scopes_supported: a token without the server's scopes would be refused by it",
+  );
+  assert.equal(grantableScope('openid mcp:tools', withScopes), 'openid mcp:tools', 'a request naming some of the server scopes gets just those');
   assert.equal(grantableScope(null, without), 'openid');
   assert.equal(grantableScope('mcp:tools', without), 'openid', "another server's scope is not grantable here");
 });
