@@ -264,7 +264,14 @@ export const configSchema = z
       .describe('The ES256 keys that sign access tokens and ID tokens (not the encryption keys of `secrets`).'),
     tokens: z
       .object({
-        accessTokenTtl: duration.default(300).describe('Lifetime of access tokens, in seconds.'),
+        // Real clients refresh an access token that expires within 5 minutes of now (Gemini CLI,
+        // Claude Code; docs/clients.md): a 300 s token is "expired" on arrival, so each request
+        // refreshed first and two refreshes raced. 900 s leaves ten minutes between refreshes.
+        accessTokenTtl: duration
+          .default(900)
+          .describe(
+            'Lifetime of access tokens, in seconds. Keep it well above 300: Gemini CLI and Claude Code treat a token that expires within 5 minutes as expired and refresh before every request (docs/clients.md). A revoked grant, user or client stops being accepted at once, not when its tokens expire: revocations reach every replica within seconds (docs/tokens.md).',
+          ),
         refreshTokenTtl: duration.default(30 * 86400).describe('Lifetime of refresh tokens, in seconds.'),
         authorizationCodeTtl: duration.default(60).describe('Lifetime of authorization codes, in seconds.'),
         // RFC 9700 §4.14.2: rotation detects a refresh token used by two parties. A presentation by
@@ -299,7 +306,7 @@ export const configSchema = z
           });
         }
       })
-      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30, revocationPollInterval: 1 })
+      .default({ accessTokenTtl: 900, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30, revocationPollInterval: 1 })
       .describe('Lifetimes of the tokens the gateway issues to MCP clients.'),
     introspection: z
       .object({

@@ -232,6 +232,13 @@ function handleRoute(context: RequestContext, route: McpRoute, req: IncomingMess
     sendPreflight(req, res, cors);
     return;
   }
+  if (method === 'HEAD') {
+    // Gemini CLI probes the MCP URL with HEAD before anything else and looks for the challenge there:
+    // without a valid token, HEAD gets the same 401 and WWW-Authenticate as GET (RFC 9110 §9.3.2),
+    // with one, 405, since MCP defines no HEAD. Never forwarded upstream.
+    headRequest(context, route, req, res, search, cors);
+    return;
+  }
   if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
     call?.denied('transport');
     sendJsonRpcError(res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed', { ...cors, allow: MCP_METHODS });
@@ -251,6 +258,25 @@ function handleRoute(context: RequestContext, route: McpRoute, req: IncomingMess
   result.then(
     (outcome) => {
       if (!res.destroyed) proceed(context, route, outcome, req, res, subPath, search, cors, call);
+    },
+    (error: unknown) => failed(context, route, res, error, cors),
+  );
+}
+
+/** HEAD: the token check's challenge when it fails (node sends no body for HEAD), else 405. */
+function headRequest(context: RequestContext, route: McpRoute, req: IncomingMessage, res: ServerResponse, search: string, cors: CorsHeaders): void {
+  const answer = (result: GuardResult): void => {
+    if (!result.ok) sendDenial(res, result, cors);
+    else sendJsonRpcError(res, 405, JsonRpcCode.TRANSPORT_REFUSED, 'Method not allowed', { ...cors, allow: MCP_METHODS });
+  };
+  const result = context.guard.check(route.protected, req.headers.authorization, search);
+  if (!(result instanceof Promise)) {
+    answer(result);
+    return;
+  }
+  result.then(
+    (outcome) => {
+      if (!res.destroyed) answer(outcome);
     },
     (error: unknown) => failed(context, route, res, error, cors),
   );

@@ -189,7 +189,15 @@ describe('graceful shutdown (SIGTERM) under load', () => {
         }),
       );
     }
-    await Promise.all(started);
+    // One longer call keeps the drain (and so the metrics listener) open while the four are checked
+    // through /metrics; without it the process may already be gone when the scrape connects.
+    let anchorStarted!: () => void;
+    const anchorRunning = new Promise<void>((resolve) => (anchorStarted = resolve));
+    const anchor = client.callTool({ name: 'slow_count', arguments: { count: 16, intervalMs: 250 } }, undefined, {
+      onprogress: () => anchorStarted(),
+      timeout: 60_000,
+    });
+    await Promise.all([...started, anchorRunning]);
     const readyBefore = await fetch(`${opsUrl}/readyz`);
     assert.equal(readyBefore.status, 200);
     await readyBefore.text();
@@ -220,6 +228,9 @@ describe('graceful shutdown (SIGTERM) under load', () => {
     const samples = parseExposition(await scrapeDuringDrain.text());
     assert.equal(sampleValue(samples, 'mcp_gateway_mcp_requests_total', { server: 'demo', method: 'tools/call', tool: 'slow_count', status: '200' }), 4);
     assert.equal(sampleValue(samples, 'mcp_gateway_mcp_requests_total', { server: 'demo', method: 'tools/call', tool: 'slow_count', status: 'aborted' }), 0);
+
+    const anchored = (await anchor) as { content: Array<{ text: string }> };
+    assert.match(anchored.content.map((part) => part.text).join(' '), /16/, 'the longest call in flight finished too');
 
     const { code, signal, at } = await exit;
     assert.equal(signal, null);

@@ -313,6 +313,16 @@ describe('token checks and challenges', () => {
     assert.equal(JSON.parse(res.body).error, 'invalid_token');
   });
 
+  it('answers HEAD without a token with the challenge (Gemini CLI probes HEAD first), with a token 405', async () => {
+    const bare = await raw(`${issuer}/mcp`, { method: 'HEAD' });
+    assert.equal(bare.status, 401);
+    assert.equal(bare.headers['www-authenticate'], `Bearer resource_metadata="${issuer}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`);
+    assert.equal(bare.body, '', 'HEAD has no body');
+    const authorized = await raw(`${issuer}/mcp`, { method: 'HEAD', headers: { authorization: `Bearer ${await token('/mcp')}` } });
+    assert.equal(authorized.status, 405, 'MCP defines no HEAD: never forwarded upstream');
+    assert.match(String(authorized.headers.allow), /POST/);
+  });
+
   it('omits scope from the challenge of a server without scopes', async () => {
     const res = await raw(`${issuer}/lab`, { headers: MCP_HEADERS, body: INITIALIZE });
     assert.equal(res.status, 401);
