@@ -250,6 +250,8 @@ async function createRooms(
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
     stripClientHeaders: config.stripClientHeaders,
+    // Session owners are shared through storage, so every replica refuses a session to a stranger.
+    storage,
     audit,
     rateLimitStorage: storage,
   });
@@ -263,7 +265,10 @@ function protectedResources(config: GatewayConfig, servers: readonly ServerConfi
   return servers.map((server) => ({
     name: server.name,
     resource: resourceFor(config.publicUrl, server),
-    scopes: server.scopes,
+    // `toolAccess` scopes are grantable for the server but never needed to connect (docs/policy.md).
+    scopes: [...new Set([...server.scopes, ...(server.toolAccess?.rules.flatMap((rule) => rule.scopes) ?? [])])],
+    requiredScopes: server.scopes,
+    scopeDescriptions: server.scopeDescriptions,
     access: { gateway: config.access, server: server.access },
     requiresIdpToken: Boolean(server.idpToken?.header ?? server.idpToken?.env),
   }));

@@ -26,10 +26,11 @@ import {
   oktaProviderSchema,
 } from './schema/providers-oidc.ts';
 import { perCallTargetProblems, rateLimitsSchema } from './schema/rate-limits.ts';
-import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
+import { idpTokenTargetProblems, serverResource, toolAccessProblems } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
 import { sharedStorageKeyProblem, storageSchema } from './schema/storage.ts';
 import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
+import { scopeDescriptionsSchema, toolAccessSchema } from './schema/tool-access.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
@@ -187,6 +188,8 @@ export const serverSchema = z.object({
     .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/))
     .default([])
     .describe('Scopes a token needs for this server; advertised in the protected resource metadata and in the 401 challenge.'),
+  scopeDescriptions: scopeDescriptionsSchema,
+  toolAccess: toolAccessSchema,
   identityHeaders,
   idpToken: z
     .object({
@@ -495,6 +498,7 @@ function checkServers(root: Record<string, unknown>, ctx: IssueSink): void {
     checkHostMatchesScheme(hostKey, at, state, ctx);
     checkResourceUnique(server, at, state, ctx);
     for (const problem of idpTokenTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
+    for (const problem of toolAccessProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
     for (const problem of perCallTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
   });
 }

@@ -14,6 +14,7 @@ import type { ServerConfig } from '../config/schema.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
+import type { InProcessRequest, MessageScreen } from '../core/message-screen.ts';
 import { gatewayOrigin, issuerFromPublicUrl } from '../core/resource-uri.ts';
 import type { McpDispatch, RouteHandler, RouteHandlers } from '../http/router.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
@@ -32,6 +33,7 @@ import { McpCall, type McpCallSettings, mcpCallSettings } from './mcp-call.ts';
 import { McpRateLimiter } from './mcp-rate-limit.ts';
 import { buildMcpRoutes, createMcpRouteMatcher, escapesRoute, type McpRoute, type McpRouteMatcher } from './mcp-routes.ts';
 import { ProtectedResourceMetadataEndpoints } from './protected-resource-metadata.ts';
+import { SessionOwners } from './session-owners.ts';
 import type { TokenVerifier } from './token-verifier.ts';
 import { createTokenVerifier } from './token-verifier.ts';
 
@@ -83,6 +85,8 @@ export interface ResourceServerOptions {
   requests?: McpRequestRecorder;
   /** Extra request headers (names, `prefix*`) never passed from clients to upstreams (forgeable-headers.ts). */
   stripClientHeaders?: readonly string[];
+  /** Where session owners are shared between replicas (session-owners.ts); in-process only without it. */
+  storage?: Storage;
   /** The audit stream (src/observability/audit.ts): one line per MCP call. None: no call lines. */
   audit?: Logger;
   /** Where `servers[].rateLimits` are counted, shared by every replica (mcp-rate-limit.ts). */
@@ -116,6 +120,7 @@ export interface ResourceServer {
 /** What a request needs once its route is found; built once per server. */
 interface RequestContext {
   readonly guard: ResourceGuard;
+  readonly sessions: SessionOwners;
   /** Each route's per-call step (rate limits, audit); absent for routes with neither. */
   readonly calls: ReadonlyMap<McpRoute, McpCallSettings>;
   readonly logger: Logger;
@@ -141,6 +146,7 @@ export function createResourceServer(options: ResourceServerOptions): ResourceSe
   });
   const context: RequestContext = {
     guard,
+    sessions: new SessionOwners({ storage: options.storage, clock: options.clock ?? systemClock, logger }),
     calls: callSettings(routes, options),
     logger,
     clientAddress: options.clientAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress),
@@ -293,20 +299,91 @@ function proceed(
     return;
   }
   call?.granted(result);
+  // Tool-level authorization (tool-policy.ts): only servers with rules get a screen.
+  const screen = route.toolAccess?.screenFor(result);
   const inProcess = route.target?.serve;
   if (inProcess !== undefined) {
+    const extras: InProcessRequest = { screen, clientId: result.token.claims.client_id };
     if (call !== undefined) {
-      serveInProcessAdmitted(call, inProcess, result, req, res, subPath, search, cors);
+      serveInProcessAdmitted(call, inProcess, extras, result, req, res, subPath, search, cors);
       return;
     }
     // The stdio bridge in this process: no loopback hop. It never sees the client's headers as
     // identity (the user comes from the token check), so nothing needs stripping or adding.
     if (cors !== undefined) for (const name in cors) res.setHeader(name, cors[name] as string);
-    inProcess(req, res, result.user, subPath, search);
+    inProcess(req, res, result.user, subPath, search, extras);
     return;
   }
-  const addHeaders = upstreamHeaders(context, route, result, req);
-  (route.proxy as UpstreamProxy).forward(req, res, { subPath, search, dropHeaders: route.dropHeaders, addHeaders, responseHeaders: cors, call });
+  const sessionId = req.headers['mcp-session-id'];
+  const owner = ownerOf(result);
+  if (typeof sessionId !== 'string') {
+    forwardProxied(context, route, result, req, res, subPath, search, cors, screen, owner, call);
+    return;
+  }
+  // A session belongs to the user and client that opened it (session-owners.ts).
+  const verdict = context.sessions.check(route.server.name, sessionId, owner);
+  if (!(verdict instanceof Promise)) {
+    if (verdict === 'stranger') refuseSession(context, route, result, res, cors, call);
+    else forwardProxied(context, route, result, req, res, subPath, search, cors, screen, undefined, call);
+    return;
+  }
+  verdict.then(
+    (known) => {
+      if (res.destroyed) return;
+      if (known === 'stranger') refuseSession(context, route, result, res, cors, call);
+      else forwardProxied(context, route, result, req, res, subPath, search, cors, screen, undefined, call);
+    },
+    (error: unknown) => failed(context, route, res, error, cors),
+  );
+}
+
+function forwardProxied(
+  context: RequestContext,
+  route: McpRoute,
+  grant: GuardGrant,
+  req: IncomingMessage,
+  res: ServerResponse,
+  subPath: string,
+  search: string,
+  cors: CorsHeaders,
+  screen: MessageScreen | undefined,
+  newSessionOwner: string | undefined,
+  call: McpCall | undefined,
+): void {
+  const addHeaders = upstreamHeaders(context, route, grant, req);
+  // Only a request without a session can open one; the owner is recorded as the answer goes back.
+  const onSession = newSessionOwner === undefined ? undefined : (sessionId: string) => context.sessions.record(route.server.name, sessionId, newSessionOwner);
+  (route.proxy as UpstreamProxy).forward(req, res, {
+    subPath,
+    search,
+    dropHeaders: route.dropHeaders,
+    addHeaders,
+    responseHeaders: cors,
+    screen,
+    onSession,
+    call,
+  });
+}
+
+/** Kept on the token, so a request builds no string for it. */
+const owners = new WeakMap<GuardGrant['token'], string>();
+function ownerOf(grant: GuardGrant): string {
+  let owner = owners.get(grant.token);
+  if (owner === undefined) {
+    owner = SessionOwners.ownerOf(grant.user.id, grant.token.claims.client_id);
+    owners.set(grant.token, owner);
+  }
+  return owner;
+}
+
+/** MCP Transports: a session the caller does not own is answered like one that does not exist. */
+function refuseSession(context: RequestContext, route: McpRoute, grant: GuardGrant, res: ServerResponse, cors: CorsHeaders, call: McpCall | undefined): void {
+  call?.denied('session');
+  context.logger.warn(
+    { event: 'session.not_owner', server: route.server.name, userId: grant.user.id, clientId: grant.token.claims.client_id },
+    "request named another user's or client's MCP session; refused as unknown",
+  );
+  sendJsonRpcError(res, 404, JsonRpcCode.SESSION_NOT_FOUND, 'Session not found', cors);
 }
 
 /**
@@ -316,6 +393,7 @@ function proceed(
 function serveInProcessAdmitted(
   call: McpCall,
   inProcess: NonNullable<NonNullable<McpRoute['target']>['serve']>,
+  extras: InProcessRequest,
   grant: GuardGrant,
   req: IncomingMessage,
   res: ServerResponse,
@@ -325,7 +403,7 @@ function serveInProcessAdmitted(
 ): void {
   const serve = (): void => {
     if (cors !== undefined) for (const name in cors) res.setHeader(name, cors[name] as string);
-    inProcess(req, res, grant.user, subPath, search);
+    inProcess(req, res, grant.user, subPath, search, extras);
   };
   const refuse = (refusal: ForwardRefusal): void => {
     sendJsonRpcError(res, refusal.status, refusal.code, refusal.message, { ...cors, ...refusal.headers, connection: 'close' });

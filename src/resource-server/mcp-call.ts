@@ -42,7 +42,9 @@ export function mcpCallSettings(server: ServerConfig, audit: Logger | undefined,
 
 /**
  * Why the gateway refused a call: no token (`missing_token`), the Bearer error (RFC 6750 §3.1), a
- * browser Origin not allowed, a rate limit, a request the transport forbids, or the IdP unreachable.
+ * browser Origin not allowed, a rate limit, a request the transport forbids, the IdP unreachable, a
+ * `toolAccess` screen (tool-policy.ts: -32010, the step-up 403, a header mismatch), or an
+ * `Mcp-Session-Id` of another user or client (session-owners.ts).
  */
 export type DenialReason =
   | 'missing_token'
@@ -52,7 +54,9 @@ export type DenialReason =
   | 'origin'
   | 'rate_limited'
   | 'transport'
-  | 'unavailable';
+  | 'unavailable'
+  | 'tool_access'
+  | 'session';
 
 export class McpCall implements ForwardCall {
   upstreamStatus: number | undefined = undefined;
@@ -84,6 +88,12 @@ export class McpCall implements ForwardCall {
   /** The gateway refused the request before any upstream saw it. */
   denied(reason: DenialReason): void {
     this.#denied = reason;
+  }
+
+  /** ForwardCall: the `toolAccess` screen refused these messages, before any rate limit counted them. */
+  deniedByScreen(messages: JSONRPCMessage | JSONRPCMessage[]): void {
+    this.#messages = messages;
+    this.#denied = 'tool_access';
   }
 
   /** ForwardCall: the body's messages are known; the route's rate limits decide. */

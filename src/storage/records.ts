@@ -29,6 +29,8 @@ export const NS = {
   revocationGeneration: 'revocation-generation',
   /** Client metadata documents refused a moment ago, not fetched again yet (src/authorization/cimd-gate.ts). */
   cimdFailures: 'cimd-failure',
+  /** Who opened each upstream MCP session, under the SHA-256 of server and session id (src/resource-server/session-owners.ts). */
+  sessionOwners: 'session-owner',
 } as const;
 
 /**
