@@ -53,6 +53,7 @@ Clients, grants, users and signing keys in the storage FILE configures; safe whi
   keys                                the token-signing keys and their state (as \`keys list\`)
 
 U is a user id (<identity provider id>:<subject>) or an email address.
+Client and grant ids may start with "-": write --client=ID, --grant=ID, and clients delete -- ID.
 --json prints JSON on stdout instead of a table.
 Deletions and revocations are written to the audit log on stderr (event admin.*).
 Exit status: 0 done, 1 failed (configuration, storage), 2 usage error, 3 unknown client, user or grant.

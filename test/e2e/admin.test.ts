@@ -252,7 +252,7 @@ describe('admin commands against a running gateway', () => {
     const otherClient = await registerPublicClient(stack);
     const gone = await login(revokedClient);
     const kept = await login(otherClient);
-    const byClient = await cli('admin', 'revoke', '--client', revokedClient.client_id, '-c', configFile);
+    const byClient = await cli('admin', 'revoke', `--client=${revokedClient.client_id}`, '-c', configFile);
     assert.equal(byClient.status, 0, byClient.stderr);
     assert.match(byClient.stdout, new RegExp(`^revoked 1 grant\\(s\\) of client ${revokedClient.client_id}\\.$`, 'm'));
     assert.equal(auditLines(byClient)[0]?.clientId, revokedClient.client_id);
@@ -266,7 +266,7 @@ describe('admin commands against a running gateway', () => {
     assert.equal(await mcpStatus(stack, again.access), 200);
 
     const [grant] = await grantsOf('--client', otherClient.client_id);
-    const byGrant = await cli('admin', 'revoke', '--grant', String(grant?.grantId), '--json', '-c', configFile);
+    const byGrant = await cli('admin', 'revoke', `--grant=${String(grant?.grantId)}`, '--json', '-c', configFile);
     assert.equal(byGrant.status, 0, byGrant.stderr);
     assert.deepEqual(JSON.parse(byGrant.stdout), { by: 'grant', grantId: grant?.grantId, revokedGrants: [grant?.grantId] });
     assert.deepEqual(
@@ -285,7 +285,7 @@ describe('admin commands against a running gateway', () => {
     assert.equal(await mcpStatus(stack, access), 200);
     const [grant] = await grantsOf('--client', client.client_id);
 
-    const run = await cli('admin', 'clients', 'delete', client.client_id, '--json', '-c', configFile);
+    const run = await cli('admin', 'clients', 'delete', '--json', '-c', configFile, '--', client.client_id);
     assert.equal(run.status, 0, run.stderr);
     assert.deepEqual(JSON.parse(run.stdout), { clientId: client.client_id, registrationDeleted: true, revokedGrants: [grant?.grantId] });
     const audit = auditLines(run);
@@ -315,7 +315,7 @@ describe('admin commands against a running gateway', () => {
 
     const listed = JSON.parse((await cli('admin', 'clients', 'list', '--json', '-c', configFile)).stdout) as { clients: Array<{ clientId: string }> };
     assert.ok(!listed.clients.some((c) => c.clientId === client.client_id));
-    const twice = await cli('admin', 'clients', 'delete', client.client_id, '-c', configFile);
+    const twice = await cli('admin', 'clients', 'delete', '-c', configFile, '--', client.client_id);
     assert.equal(twice.status, 3);
     assert.match(twice.stderr, /ERR_CLI_ADMIN_NOT_FOUND/);
   });
@@ -370,7 +370,7 @@ describe('admin commands against a running gateway', () => {
     const stored = await stack.gateway.storage.get<Record<string, unknown>>('oidc:Client', clientId);
     assert.equal(typeof stored?.client_secret_sealed, 'string');
     secrets.push(String(stored?.client_secret_sealed));
-    assert.equal((await cli('admin', 'clients', 'delete', clientId, '-c', configFile)).status, 0);
+    assert.equal((await cli('admin', 'clients', 'delete', '-c', configFile, '--', clientId)).status, 0);
     // Everything at rest that is a credential or derived from one: refresh-token and code hashes, the
     // sealed client secrets, the encryption key.
     for (const model of ['RefreshToken', 'AuthorizationCode']) {
