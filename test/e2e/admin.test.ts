@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { runAdmin } from '../../src/cli/admin.ts';
 import { Browser } from '../support/browser.ts';
 import { TestClock } from '../support/clock.ts';
-import { authorizeAndExchange, authorizeUrl, mcpInitialize, pkcePair, type Registered, register, registerPublicClient, tokenRequest } from './oauth.ts';
+import { authorizeAndExchange, mcpInitialize, pkceAuthorizeUrl, type Registered, register, registerPublicClient, tokenRequest } from './oauth.ts';
 import { type Stack, startStack } from './stack.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -298,18 +298,7 @@ describe('admin commands against a running gateway', () => {
     await stack.gateway.revocations.sync();
     assert.equal(await mcpStatus(stack, access), 401);
     assert.equal((await refreshWith(client, refresh)).body.error, 'invalid_client');
-    const { challenge } = pkcePair();
-    const authorize = await fetch(
-      authorizeUrl(stack, {
-        response_type: 'code',
-        client_id: client.client_id,
-        redirect_uri: client.redirect_uris[0],
-        code_challenge: challenge,
-        code_challenge_method: 'S256',
-        scope: 'mcp:tools',
-      }),
-      { redirect: 'manual' },
-    );
+    const authorize = await fetch(pkceAuthorizeUrl(stack, client, { scope: 'mcp:tools' }).url, { redirect: 'manual' });
     assert.equal(authorize.status, 400, 'an error page, never a redirect to the deleted client');
     assert.match(await authorize.text(), /invalid_client/);
 

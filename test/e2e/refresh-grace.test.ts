@@ -20,17 +20,16 @@ import { TestClock } from '../support/clock.ts';
 import { LogWatch } from '../support/log-watch.ts';
 import { freePort } from '../support/ports.ts';
 import {
+  authorizationCode,
   authorizeAndExchange,
-  authorizeUrl,
   inspectAccessToken,
   mcpInitialize,
-  pkcePair,
   type Registered,
   registerPublicClient,
   type TokenResponse,
   tokenRequest,
 } from './oauth.ts';
-import { approveAndSignIn, type Stack, startStack } from './stack.ts';
+import { type Stack, startStack } from './stack.ts';
 
 /**
  * Holds the next token request right after oidc-provider marked its refresh token or authorization
@@ -293,21 +292,7 @@ describe('refresh that tolerates real clients', () => {
 
   test('no token is issued for an authorization code whose grant a replay of the code revoked meanwhile', async () => {
     const client = await registerPublicClient(stack);
-    const redirectUri = client.redirect_uris[0]!;
-    const { verifier, challenge } = pkcePair();
-    const url = authorizeUrl(stack, {
-      response_type: 'code',
-      client_id: client.client_id,
-      redirect_uri: redirectUri,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      state: 'code-race',
-      scope: 'mcp:tools',
-      resource: stack.mcpUrl(),
-    });
-    const page = await approveAndSignIn(stack, new Browser({ ca: stack.ca.caPem }), url, redirectUri);
-    const code = page.url.searchParams.get('code');
-    assert.ok(code, page.url.href);
+    const { code, verifier, redirectUri } = await authorizationCode(stack, new Browser({ ca: stack.ca.caPem }), client);
     const exchange = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier, client_id: client.client_id };
     const hold = holdAfterConsume(stack.gateway.storage);
     try {
