@@ -7,48 +7,27 @@
  * client secret or an encryption key.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { runAdmin } from '../../src/cli/admin.ts';
 import { Browser } from '../support/browser.ts';
+import { type CliRun, capturedIo, runCli } from '../support/cli.ts';
 import { TestClock } from '../support/clock.ts';
 import { authorizeAndExchange, mcpInitialize, pkceAuthorizeUrl, type Registered, register, registerPublicClient, tokenRequest } from './oauth.ts';
 import { type Stack, startStack } from './stack.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-
-/** The environment without MCP_GATEWAY_* overrides, so only the file configures the command. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('MCP_GATEWAY_')));
-}
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Every byte any command printed, for the no-secret check at the end. */
 const printed: string[] = [];
 
-async function cli(...args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [status] = (await once(child, 'close')) as [number | null];
-  printed.push(stdout, stderr);
-  return { status, stdout, stderr };
+async function cli(...args: string[]): Promise<CliRun> {
+  const run = await runCli(...args);
+  printed.push(run.stdout, run.stderr);
+  return run;
 }
 
 /** The audit lines (JSON, one per line) a command wrote to stderr. */
-function auditLines(run: Run): Array<Record<string, unknown>> {
+function auditLines(run: CliRun): Array<Record<string, unknown>> {
   return run.stderr
     .split('\n')
     .filter((line) => line.startsWith('{'))
@@ -120,7 +99,7 @@ describe('admin commands against a running gateway', () => {
       [['grants', 'list', '--user'], /--user needs a value/],
       [['revoke', '--config', '/nonexistent', '--grant'], /--grant needs a value/],
     ] as const) {
-      const io = fakeIo();
+      const io = capturedIo();
       assert.equal(await runAdmin([...args], io), 2, args.join(' '));
       assert.match(io.err(), message);
       assert.match(io.err(), /usage: mcp-oauth-gateway admin/);
@@ -130,7 +109,7 @@ describe('admin commands against a running gateway', () => {
       assert.equal(run.status, 2, run.stderr);
       assert.match(run.stderr, /revoke needs exactly one of --user, --client, --grant/);
     }
-    const help = fakeIo();
+    const help = capturedIo();
     assert.equal(await runAdmin(['clients', 'delete', '--help'], help), 0);
     assert.match(help.out(), /delete a client's registration and revoke every grant it holds/);
     const top = await cli('--help');
@@ -375,13 +354,3 @@ describe('admin commands against a running gateway', () => {
     assert.doesNotMatch(everything, /sha256\./);
   });
 });
-
-function fakeIo() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  return { stdout, stderr, out: () => out, err: () => err };
-}

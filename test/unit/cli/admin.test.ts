@@ -9,7 +9,6 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runAdmin } from '../../../src/cli/admin.ts';
 import { adminAuditLogger, currentActor } from '../../../src/cli/admin-audit.ts';
@@ -17,16 +16,12 @@ import { isoTime, table } from '../../../src/cli/admin-output.ts';
 import { loadConfig } from '../../../src/config/load.ts';
 import { openStorage } from '../../../src/storage/index.ts';
 import { NS, type UserRecord } from '../../../src/storage/records.ts';
+import { capturedIo } from '../../support/cli.ts';
 import { freePort } from '../../support/ports.ts';
 
+/** An empty environment: no MCP_GATEWAY_* override of this process reaches the config loader. */
 function fakeIo() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  return { stdout, stderr, env: {}, out: () => out, err: () => err };
+  return { ...capturedIo(), env: {} };
 }
 
 async function writeConfig(dir: string, storage: string): Promise<string> {
