@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -25,6 +25,7 @@ import { createResourceServer } from '../../../src/resource-server/index.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
 import { closeServer } from '../../support/ports.ts';
+import { postRaw, type RawResponse, readJsonBody } from '../../support/raw-http.ts';
 
 const ALICE: UserRecord = { id: 'local:alice', provider: 'local', subject: 'alice', groups: [], createdAt: 0, lastLoginAt: 0 };
 
@@ -108,40 +109,6 @@ function answer(path: string, req: IncomingMessage, res: ServerResponse, message
   }
 }
 
-function readJson(req: IncomingMessage, then: (message: Message) => void): void {
-  const chunks: Buffer[] = [];
-  req.on('data', (chunk: Buffer) => chunks.push(chunk));
-  req.on('end', () => {
-    try {
-      then(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-    } catch {
-      then(undefined);
-    }
-  });
-}
-
-interface RawResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function raw(url: string, headers: Record<string, string>, body: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST', headers, agent: false }, (res) => {
-      res.setEncoding('utf8');
-      let text = '';
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 let privateKey: CryptoKey;
 let publicJwk: JWK;
 let issuer: string;
@@ -163,7 +130,7 @@ async function post(path: string, body: unknown, extra: Record<string, string> =
     .setExpirationTime(now + 300)
     .sign(privateKey);
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${jwt}`, ...extra };
-  return raw(`${issuer}${path}`, headers, JSON.stringify(body));
+  return postRaw(`${issuer}${path}`, headers, JSON.stringify(body));
 }
 
 const LIST = { jsonrpc: '2.0', id: 7, method: 'tools/list', params: {} };
@@ -174,7 +141,7 @@ before(async () => {
   publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k', alg: 'ES256', use: 'sig' };
   upstream = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://upstream').pathname;
-    readJson(req, (message) => answer(path, req, res, message));
+    readJsonBody(req, (message) => answer(path, req, res, message));
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
