@@ -10,12 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { configSchema, type ServerConfig } from '../../../src/config/schema.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { createResourceServer, type ResourceServer } from '../../../src/resource-server/index.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
+import { answerStatelessly } from '../../support/stateless-mcp.ts';
 
 const ALICE: UserRecord = { id: 'local:alice', provider: 'local', subject: 'alice', groups: [], createdAt: 0, lastLoginAt: 0 };
 
@@ -70,15 +70,7 @@ before(async () => {
         return { content: [{ type: 'text', text: name }] };
       });
     }
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    server
-      .connect(transport)
-      .then(() => transport.handleRequest(req, res))
-      .catch(() => res.destroy());
+    answerStatelessly(server, req, res, { enableJsonResponse: true });
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   gatewayHttp = createServer();
