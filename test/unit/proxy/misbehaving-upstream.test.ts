@@ -18,7 +18,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { CryptoKey, JWK } from 'jose';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import type { ServerConfig } from '../../../src/config/schema.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { JsonRpcCode } from '../../../src/core/jsonrpc.ts';
@@ -26,6 +26,7 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import type { ResourceServer } from '../../../src/resource-server/index.ts';
 import { createResourceServer } from '../../../src/resource-server/index.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
+import { signAccessToken } from '../../support/access-tokens.ts';
 import { closeServer } from '../../support/ports.ts';
 import { postRaw, type RawResponse, readJsonBody } from '../../support/raw-http.ts';
 
@@ -211,15 +212,14 @@ const logLines: Array<Record<string, unknown>> = [];
 const ALICE: UserRecord = { id: 'local:alice', provider: 'local', subject: 'alice', email: 'alice@example.com', groups: [], createdAt: 0, lastLoginAt: 0 };
 
 async function authorization(path: string): Promise<Record<string, string>> {
-  const now = Math.floor(Date.now() / 1000);
-  const jwt = await new SignJWT({ client_id: 'test-client', scope: '' })
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'test-key' })
-    .setIssuer(issuer)
-    .setAudience(`${issuer}${path}`)
-    .setSubject(ALICE.id)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 300)
-    .sign(privateKey);
+  const jwt = await signAccessToken(privateKey, {
+    issuer,
+    audience: `${issuer}${path}`,
+    subject: ALICE.id,
+    clientId: 'test-client',
+    scope: '',
+    kid: 'test-key',
+  });
   return { authorization: `Bearer ${jwt}` };
 }
 

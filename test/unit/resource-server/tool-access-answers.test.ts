@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import type { CryptoKey, JWK } from 'jose';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import type { ServerConfig } from '../../../src/config/schema.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { JsonRpcCode } from '../../../src/core/jsonrpc.ts';
@@ -24,6 +24,7 @@ import type { ResourceServer } from '../../../src/resource-server/index.ts';
 import { createResourceServer } from '../../../src/resource-server/index.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
+import { signAccessToken } from '../../support/access-tokens.ts';
 import { closeServer } from '../../support/ports.ts';
 import { postRaw, type RawResponse, readJsonBody } from '../../support/raw-http.ts';
 
@@ -120,15 +121,7 @@ const auditLines: Array<Record<string, unknown>> = [];
 const audited = new EventEmitter();
 
 async function post(path: string, body: unknown, extra: Record<string, string> = {}): Promise<RawResponse> {
-  const now = Math.floor(Date.now() / 1000);
-  const jwt = await new SignJWT({ client_id: 'c1', scope: 'mcp' })
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k' })
-    .setIssuer(issuer)
-    .setAudience(`${issuer}${path}`)
-    .setSubject(ALICE.id)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 300)
-    .sign(privateKey);
+  const jwt = await signAccessToken(privateKey, { issuer, audience: `${issuer}${path}`, subject: ALICE.id, clientId: 'c1', scope: 'mcp', kid: 'k' });
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${jwt}`, ...extra };
   return postRaw(`${issuer}${path}`, headers, JSON.stringify(body));
 }
