@@ -7,47 +7,21 @@
  * client secret or an encryption key.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { runAdmin } from '../../src/cli/admin.ts';
 import { Browser } from '../support/browser.ts';
+import { type CliRun, capturedIo, runCli } from '../support/cli.ts';
 import { TestClock } from '../support/clock.ts';
 import { type RunningRedis, redisUnavailable, startRedis } from '../support/redis.ts';
-import { authorizeAndExchange, authorizeUrl, mcpInitialize, pkcePair, type Registered, register, registerPublicClient, tokenRequest } from './oauth.ts';
+import { authorizeAndExchange, mcpInitialize, pkceAuthorizeUrl, type Registered, register, registerPublicClient, tokenRequest } from './oauth.ts';
 import { type Stack, startStack } from './stack.ts';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-
-/** The environment without MCP_GATEWAY_* overrides, so only the file configures the command. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('MCP_GATEWAY_')));
-}
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function spawnCli(...args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [status] = (await once(child, 'close')) as [number | null];
-  return { status, stdout, stderr };
-}
-
 /** The audit lines (JSON, one per line) a command wrote to stderr. */
-function auditLines(run: Run): Array<Record<string, unknown>> {
+function auditLines(run: CliRun): Array<Record<string, unknown>> {
   return run.stderr
     .split('\n')
     .filter((line) => line.startsWith('{'))
@@ -79,8 +53,8 @@ for (const backend of ['sqlite', 'redis'] as const) {
     /** Every byte any command printed, for the no-secret check at the end. */
     const printed: string[] = [];
 
-    async function cli(...args: string[]): Promise<Run> {
-      const run = await spawnCli(...args);
+    async function cli(...args: string[]): Promise<CliRun> {
+      const run = await runCli(...args);
       printed.push(run.stdout, run.stderr);
       return run;
     }
@@ -142,7 +116,7 @@ for (const backend of ['sqlite', 'redis'] as const) {
         [['grants', 'list', '--user'], /--user needs a value/],
         [['revoke', '--config', '/nonexistent', '--grant'], /--grant needs a value/],
       ] as const) {
-        const io = fakeIo();
+        const io = capturedIo();
         assert.equal(await runAdmin([...args], io), 2, args.join(' '));
         assert.match(io.err(), message);
         assert.match(io.err(), /usage: mcp-oauth-gateway admin/);
@@ -152,7 +126,7 @@ for (const backend of ['sqlite', 'redis'] as const) {
         assert.equal(run.status, 2, run.stderr);
         assert.match(run.stderr, /revoke needs exactly one of --user, --client, --grant/);
       }
-      const help = fakeIo();
+      const help = capturedIo();
       assert.equal(await runAdmin(['clients', 'delete', '--help'], help), 0);
       assert.match(help.out(), /delete a client's registration and revoke every grant it holds/);
       const top = await cli('--help');
@@ -320,18 +294,7 @@ for (const backend of ['sqlite', 'redis'] as const) {
       await stack.gateway.revocations.sync();
       assert.equal(await mcpStatus(stack, access), 401);
       assert.equal((await refreshWith(client, refresh)).body.error, 'invalid_client');
-      const { challenge } = pkcePair();
-      const authorize = await fetch(
-        authorizeUrl(stack, {
-          response_type: 'code',
-          client_id: client.client_id,
-          redirect_uri: client.redirect_uris[0],
-          code_challenge: challenge,
-          code_challenge_method: 'S256',
-          scope: 'mcp:tools',
-        }),
-        { redirect: 'manual' },
-      );
+      const authorize = await fetch(pkceAuthorizeUrl(stack, client, { scope: 'mcp:tools' }).url, { redirect: 'manual' });
       assert.equal(authorize.status, 400, 'an error page, never a redirect to the deleted client');
       assert.match(await authorize.text(), /invalid_client/);
 
@@ -412,14 +375,4 @@ for (const backend of ['sqlite', 'redis'] as const) {
       if (backend === 'redis') assert.ok(!existsSync(join(stack.dataDir, 'gateway.db')), 'a SQLite file was created');
     });
   });
-}
-
-function fakeIo() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  return { stdout, stderr, out: () => out, err: () => err };
 }

@@ -20,7 +20,7 @@ import { TestClock } from '../support/clock.ts';
 import { event, type LogLine, LogWatch } from '../support/log-watch.ts';
 import { TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { freePort } from '../support/ports.ts';
-import { authorizeUrl, pkcePair, registerPublicClient } from './oauth.ts';
+import { pkceAuthorizeUrl, registerPublicClient } from './oauth.ts';
 import { loggedInClient, type Stack, startStack } from './stack.ts';
 
 /** `echo` may be called 3 times a minute per user; everything else 1000 times a day per user. */
@@ -224,19 +224,7 @@ describe('rate limits across replicas, and the audit stream', () => {
 
     const client = await registerPublicClient(stack);
     const browser = new Browser({ ca: stack.ca.caPem });
-    const { challenge } = pkcePair();
-    const consent = await browser.goto(
-      authorizeUrl(stack, {
-        response_type: 'code',
-        client_id: client.client_id,
-        redirect_uri: client.redirect_uris[0],
-        code_challenge: challenge,
-        code_challenge_method: 'S256',
-        state: 'forged-state',
-        scope: 'mcp:tools',
-        resource: stack.mcpUrl(),
-      }),
-    );
+    const consent = await browser.goto(pkceAuthorizeUrl(stack, client, { state: 'forged-state', scope: 'mcp:tools', resource: stack.mcpUrl() }).url);
     assert.match(consent.url.pathname, /^\/interaction\//);
     const refused = await browser.submitForm(consent, { button: 'approve', fields: { csrf: 'A'.repeat(43) } });
     assert.equal(refused.status, 403);

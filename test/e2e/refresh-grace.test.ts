@@ -20,17 +20,16 @@ import { TestClock } from '../support/clock.ts';
 import { LogWatch } from '../support/log-watch.ts';
 import { freePort } from '../support/ports.ts';
 import {
+  authorizationCode,
   authorizeAndExchange,
-  authorizeUrl,
   inspectAccessToken,
   mcpInitialize,
-  pkcePair,
   type Registered,
   registerPublicClient,
   type TokenResponse,
   tokenRequest,
 } from './oauth.ts';
-import { approveAndSignIn, type Stack, startStack } from './stack.ts';
+import { type Stack, startStack } from './stack.ts';
 
 /**
  * Holds the next token request right after oidc-provider marked its refresh token or authorization
@@ -64,6 +63,13 @@ function holdAfterConsume(storage: Storage): { reached: Promise<void>; release()
       storage.set = realSet;
     },
   };
+}
+
+/** A refused grant: 400 invalid_grant, and no access token in the answer. */
+function assertNothingIssued(response: TokenResponse, why = 'a token was issued'): void {
+  assert.equal(response.status, 400, `${why}: ${JSON.stringify(response.body)}`);
+  assert.equal(response.body.error, 'invalid_grant');
+  assert.equal(response.body.access_token, undefined);
 }
 
 /**
@@ -196,6 +202,14 @@ describe('refresh that tolerates real clients', () => {
     return { client, refreshToken: String(tokens.body.refresh_token) };
   }
 
+  /** Logged in and refreshed once: `refreshToken` is now the rotated-out one, `rotated` the answer that replaced it. */
+  async function refreshedOnce(): Promise<{ client: Registered; refreshToken: string; rotated: TokenResponse }> {
+    const { client, refreshToken } = await loggedIn();
+    const rotated = await refreshAt(stack.issuer, client, refreshToken);
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    return { client, refreshToken, rotated };
+  }
+
   for (const count of [2, 5, 10]) {
     for (const spacingMs of [0, 25]) {
       test(`${count} parallel refreshes of one refresh token (${spacingMs ? `${spacingMs} ms apart` : 'one burst'}) log nobody out`, async () => {
@@ -235,9 +249,7 @@ describe('refresh that tolerates real clients', () => {
   });
 
   test('after the grace period, reuse of a rotated refresh token still revokes the whole grant (RFC 9700 §4.14.2)', async () => {
-    const { client, refreshToken } = await loggedIn();
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const { client, refreshToken, rotated } = await refreshedOnce();
     const withinGrace = await refreshAt(stack.issuer, client, refreshToken);
     assert.equal(withinGrace.status, 200, `within the grace period the pair is replayed: ${JSON.stringify(withinGrace.body)}`);
 
@@ -251,15 +263,11 @@ describe('refresh that tolerates real clients', () => {
   });
 
   test('another client presenting the rotated refresh token within the grace period gets invalid_grant, and the owner keeps its grant', async () => {
-    const { client, refreshToken } = await loggedIn();
+    const { client, refreshToken, rotated } = await refreshedOnce();
     const stranger = await registerPublicClient(stack);
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
     for (const base of [stack.issuer, secondBase]) {
       const stolen = await refreshAt(base, stranger, refreshToken);
-      assert.equal(stolen.status, 400);
-      assert.equal(stolen.body.error, 'invalid_grant');
-      assert.equal(stolen.body.access_token, undefined);
+      assertNothingIssued(stolen);
     }
     const owner = await refreshAt(stack.issuer, client, refreshToken);
     assert.equal(owner.status, 200, `the owner's retry is still replayed: ${JSON.stringify(owner.body)}`);
@@ -267,9 +275,7 @@ describe('refresh that tolerates real clients', () => {
   });
 
   test('no token is issued for a grant revoked while its refresh was in flight', async () => {
-    const { client, refreshToken } = await loggedIn();
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const { client, refreshToken, rotated } = await refreshedOnce();
     clock.advance(graceMs + 1000);
 
     // Hold the next refresh right after it consumed its refresh token, revoke the grant meanwhile by
@@ -283,9 +289,7 @@ describe('refresh that tolerates real clients', () => {
       assert.equal(reuse.body.error, 'invalid_grant', 'reuse after the grace period revoked the grant');
       hold.release();
       const late = await inFlight;
-      assert.equal(late.status, 400, `a token issued after its grant was revoked: ${JSON.stringify(late.body)}`);
-      assert.equal(late.body.error, 'invalid_grant');
-      assert.equal(late.body.access_token, undefined);
+      assertNothingIssued(late, 'a token issued after its grant was revoked');
     } finally {
       hold.restore();
     }
@@ -293,21 +297,7 @@ describe('refresh that tolerates real clients', () => {
 
   test('no token is issued for an authorization code whose grant a replay of the code revoked meanwhile', async () => {
     const client = await registerPublicClient(stack);
-    const redirectUri = client.redirect_uris[0]!;
-    const { verifier, challenge } = pkcePair();
-    const url = authorizeUrl(stack, {
-      response_type: 'code',
-      client_id: client.client_id,
-      redirect_uri: redirectUri,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      state: 'code-race',
-      scope: 'mcp:tools',
-      resource: stack.mcpUrl(),
-    });
-    const page = await approveAndSignIn(stack, new Browser({ ca: stack.ca.caPem }), url, redirectUri);
-    const code = page.url.searchParams.get('code');
-    assert.ok(code, page.url.href);
+    const { code, verifier, redirectUri } = await authorizationCode(stack, new Browser({ ca: stack.ca.caPem }), client);
     const exchange = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier, client_id: client.client_id };
     const hold = holdAfterConsume(stack.gateway.storage);
     try {
@@ -318,18 +308,14 @@ describe('refresh that tolerates real clients', () => {
       assert.equal(replay.body.error, 'invalid_grant');
       hold.release();
       const late = await inFlight;
-      assert.equal(late.status, 400, `tokens issued after their grant was revoked: ${JSON.stringify(late.body)}`);
-      assert.equal(late.body.error, 'invalid_grant');
-      assert.equal(late.body.access_token, undefined);
+      assertNothingIssued(late, 'tokens issued after their grant was revoked');
     } finally {
       hold.restore();
     }
   });
 
   test('when the first refresh fails, the presenters waiting for it get the same error instead of hanging', async () => {
-    const { client, refreshToken } = await loggedIn();
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const { client, refreshToken, rotated } = await refreshedOnce();
     clock.advance(graceMs + 1000);
     const hold = holdAfterConsume(stack.gateway.storage);
     try {
@@ -462,9 +448,7 @@ describe('refresh that tolerates real clients', () => {
   });
 
   test('the response kept for the grace period is sealed: no token in clear at rest, nor in the logs', async () => {
-    const { client, refreshToken } = await loggedIn();
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const { client, refreshToken, rotated } = await refreshedOnce();
     const kept = JSON.stringify(await stack.gateway.storage.list(NS.refreshOutcomes));
     assert.ok(kept.length > 0 && kept.includes('v1.'), 'an outcome is kept, sealed');
     const again = await refreshAt(stack.issuer, client, refreshToken);

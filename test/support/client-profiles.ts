@@ -95,6 +95,22 @@ export interface ClientProfile {
 
 const STANDARD_DISCOVERY: DiscoveryStep[] = ['challenge', 'prm-path', 'prm-root', 'rfc8414', 'oidc'];
 
+/** How every Codex version here registers (DCR on a random loopback port); they differ in discovery and `resource`. */
+const CODEX_DCR: Pick<ClientProfile, 'registration' | 'redirectUri' | 'portBehaviour'> = {
+  registration: {
+    kind: 'dcr',
+    body: {
+      client_name: 'Codex',
+      redirect_uris: ['http://127.0.0.1:{port}/callback'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    },
+  },
+  redirectUri: 'http://127.0.0.1:{port}/callback',
+  portBehaviour: 'random port, registered with that port',
+};
+
 /** VS Code's registration metadata: the same in its DCR body and its CIMD document. */
 export const VSCODE_METADATA = {
   client_name: 'Visual Studio Code',
@@ -264,18 +280,7 @@ export const CLIENT_PROFILES: ClientProfile[] = [
     // /authorize and the code exchange, the PRM scopes plus offline_access. Its refresh was not
     // observed (no refresh happened); taken to send `resource` as on the code exchange.
     name: 'Codex 0.171 (DCR, resource, PRM scopes plus offline_access)',
-    registration: {
-      kind: 'dcr',
-      body: {
-        client_name: 'Codex',
-        redirect_uris: ['http://127.0.0.1:{port}/callback'],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-      },
-    },
-    redirectUri: 'http://127.0.0.1:{port}/callback',
-    portBehaviour: 'random port, registered with that port',
+    ...CODEX_DCR,
     discovery: STANDARD_DISCOVERY,
     resource: { authorize: 'exact', token: 'exact', refresh: 'exact' },
     scope: 'prm+offline_access',
@@ -284,18 +289,7 @@ export const CLIENT_PROFILES: ClientProfile[] = [
   },
   {
     name: 'Codex (older: DCR, MCP URL probed as an issuer, no resource)',
-    registration: {
-      kind: 'dcr',
-      body: {
-        client_name: 'Codex',
-        redirect_uris: ['http://127.0.0.1:{port}/callback'],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-      },
-    },
-    redirectUri: 'http://127.0.0.1:{port}/callback',
-    portBehaviour: 'random port, registered with that port',
+    ...CODEX_DCR,
     discovery: ['challenge', 'prm-path', 'rfc8414-path-inserted', 'oidc-path-inserted', 'oidc-path-appended', 'rfc8414'],
     resource: { authorize: 'absent', token: 'absent', refresh: 'absent' },
     scope: 'absent',

@@ -10,7 +10,6 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runAdmin } from '../../../src/cli/admin.ts';
 import { adminAuditLogger, currentActor } from '../../../src/cli/admin-audit.ts';
@@ -18,17 +17,13 @@ import { isoTime, table } from '../../../src/cli/admin-output.ts';
 import { loadConfig } from '../../../src/config/load.ts';
 import { openStorage } from '../../../src/storage/index.ts';
 import { NS, type UserRecord } from '../../../src/storage/records.ts';
+import { capturedIo } from '../../support/cli.ts';
 import { freePort } from '../../support/ports.ts';
 import { type RunningRedis, redisUnavailable, startRedis } from '../../support/redis.ts';
 
+/** An empty environment: no MCP_GATEWAY_* override of this process reaches the config loader. */
 function fakeIo() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  return { stdout, stderr, env: {}, out: () => out, err: () => err };
+  return { ...capturedIo(), env: {} };
 }
 
 /** `storage` is the YAML flow mapping's content, e.g. `type: sqlite`; `extra` are more top-level lines. */

@@ -12,7 +12,6 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CryptoKey, JWK } from 'jose';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { z } from 'zod';
@@ -25,6 +24,7 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import type { ResourceServer } from '../../../src/resource-server/index.ts';
 import { createResourceServer } from '../../../src/resource-server/index.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
+import { answerStatelessly } from '../../support/stateless-mcp.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A lab MCP server (real SDK server, stateless Streamable HTTP) whose tools let tests observe streaming.
@@ -81,16 +81,7 @@ async function startLab(options: { jsonResponse: boolean }): Promise<Lab> {
     res.on('close', () => {
       if (!res.writableFinished) events.emit('upstream-request-aborted', req.method);
     });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: options.jsonResponse });
-    const server = mcpServer();
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    server
-      .connect(transport)
-      .then(() => transport.handleRequest(req, res))
-      .catch(() => res.destroy());
+    answerStatelessly(mcpServer(), req, res, { enableJsonResponse: options.jsonResponse });
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   lab.http = http;

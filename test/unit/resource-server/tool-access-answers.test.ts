@@ -9,12 +9,12 @@
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import type { CryptoKey, JWK } from 'jose';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import type { ServerConfig } from '../../../src/config/schema.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { JsonRpcCode } from '../../../src/core/jsonrpc.ts';
@@ -24,7 +24,9 @@ import type { ResourceServer } from '../../../src/resource-server/index.ts';
 import { createResourceServer } from '../../../src/resource-server/index.ts';
 import { MemoryStorage } from '../../../src/storage/memory.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
+import { signAccessToken } from '../../support/access-tokens.ts';
 import { closeServer } from '../../support/ports.ts';
+import { postRaw, type RawResponse, readJsonBody } from '../../support/raw-http.ts';
 
 const ALICE: UserRecord = { id: 'local:alice', provider: 'local', subject: 'alice', groups: [], createdAt: 0, lastLoginAt: 0 };
 
@@ -108,40 +110,6 @@ function answer(path: string, req: IncomingMessage, res: ServerResponse, message
   }
 }
 
-function readJson(req: IncomingMessage, then: (message: Message) => void): void {
-  const chunks: Buffer[] = [];
-  req.on('data', (chunk: Buffer) => chunks.push(chunk));
-  req.on('end', () => {
-    try {
-      then(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-    } catch {
-      then(undefined);
-    }
-  });
-}
-
-interface RawResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function raw(url: string, headers: Record<string, string>, body: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST', headers, agent: false }, (res) => {
-      res.setEncoding('utf8');
-      let text = '';
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 let privateKey: CryptoKey;
 let publicJwk: JWK;
 let issuer: string;
@@ -153,17 +121,9 @@ const auditLines: Array<Record<string, unknown>> = [];
 const audited = new EventEmitter();
 
 async function post(path: string, body: unknown, extra: Record<string, string> = {}): Promise<RawResponse> {
-  const now = Math.floor(Date.now() / 1000);
-  const jwt = await new SignJWT({ client_id: 'c1', scope: 'mcp' })
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k' })
-    .setIssuer(issuer)
-    .setAudience(`${issuer}${path}`)
-    .setSubject(ALICE.id)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 300)
-    .sign(privateKey);
+  const jwt = await signAccessToken(privateKey, { issuer, audience: `${issuer}${path}`, subject: ALICE.id, clientId: 'c1', scope: 'mcp', kid: 'k' });
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${jwt}`, ...extra };
-  return raw(`${issuer}${path}`, headers, JSON.stringify(body));
+  return postRaw(`${issuer}${path}`, headers, JSON.stringify(body));
 }
 
 const LIST = { jsonrpc: '2.0', id: 7, method: 'tools/list', params: {} };
@@ -174,7 +134,7 @@ before(async () => {
   publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k', alg: 'ES256', use: 'sig' };
   upstream = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://upstream').pathname;
-    readJson(req, (message) => answer(path, req, res, message));
+    readJsonBody(req, (message) => answer(path, req, res, message));
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;

@@ -10,12 +10,13 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { type CryptoKey, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { configSchema, type ServerConfig } from '../../../src/config/schema.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { createResourceServer, type ResourceServer } from '../../../src/resource-server/index.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
+import { signAccessToken } from '../../support/access-tokens.ts';
+import { answerStatelessly } from '../../support/stateless-mcp.ts';
 
 const ALICE: UserRecord = { id: 'local:alice', provider: 'local', subject: 'alice', groups: [], createdAt: 0, lastLoginAt: 0 };
 
@@ -29,15 +30,7 @@ let publicJwk: JWK;
 const ran: string[] = [];
 
 async function token(): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ client_id: 'c1', scope: 'mcp' })
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k' })
-    .setIssuer(issuer)
-    .setAudience(`${issuer}/mcp`)
-    .setSubject(ALICE.id)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 300)
-    .sign(privateKey);
+  return signAccessToken(privateKey, { issuer, audience: `${issuer}/mcp`, subject: ALICE.id, clientId: 'c1', scope: 'mcp', kid: 'k' });
 }
 
 /** A POST to the gateway with full control of framing: chunks are written one by one (chunked encoding). */
@@ -70,15 +63,7 @@ before(async () => {
         return { content: [{ type: 'text', text: name }] };
       });
     }
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    server
-      .connect(transport)
-      .then(() => transport.handleRequest(req, res))
-      .catch(() => res.destroy());
+    answerStatelessly(server, req, res, { enableJsonResponse: true });
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   gatewayHttp = createServer();
