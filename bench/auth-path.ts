@@ -16,9 +16,10 @@
  * cost, and with a deliberately cheap hash that leaves the gateway's own work.
  *
  * Usage: `npm run bench:auth [-- --storage redis --reps 3 --registrations 500 --logins 100 --concurrency 16]`;
- * `--only refresh` (or registration, login, authorize, comma-separated) runs only those phases;
+ * `--only refresh` (or registration, login, authorize, floor, comma-separated) runs only those phases;
  * `--grace 0` turns the refresh reuse grace period off.
- * BENCH_CPU_PROF=<dir> writes the gateway's V8 CPU profile there (bench/harness.ts).
+ * BENCH_CPU_PROF=<dir> writes the gateway's V8 CPU profile there; BENCH_NODE_FLAGS adds flags to the
+ * gateway's node (`--perf-basic-prof` for `perf record`, bench/harness.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -45,6 +46,8 @@ const SLOW_LOGINS = Number(args.get('slow-logins') ?? 10);
 const GRACE = args.get('grace');
 /** Which phases run (for a profile of one of them): any of registration, login, refresh, authorize. */
 const ONLY = new Set((args.get('only') ?? 'registration,login,refresh,authorize').split(','));
+// The token endpoint floor is part of the refresh group; `--only floor` runs it alone (for a profile).
+if (ONLY.has('refresh')) ONLY.add('floor');
 
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 
@@ -389,7 +392,7 @@ async function main(): Promise<void> {
         run: () => measure(gateway, redisPid, grants.length, (l) => pool(grants.length, CONCURRENCY, l, (i) => refresh(gateway, grants[i]!))),
       },
       {
-        group: 'refresh',
+        group: 'floor',
         label: 'token endpoint floor (invalid_grant)',
         run: () => measure(gateway, redisPid, AUTHORIZES, (l) => pool(AUTHORIZES, 1, l, () => refreshUnknown(gateway, dcrClientId))),
       },
@@ -405,7 +408,7 @@ async function main(): Promise<void> {
       },
     ];
 
-    if (!ONLY.has('login')) {
+    if (!ONLY.has('login') && ONLY.has('refresh')) {
       for (let i = 0; i < LOGINS; i++) grants.push(await login(gateway, 'cheap', gateway.cheapPassword));
     }
     const selected = phases.filter((phase) => ONLY.has(phase.group));

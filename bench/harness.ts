@@ -36,7 +36,10 @@ export function pinSelf(core: number): void {
  */
 export function spawnNode(core: number | undefined, script: string, scriptArgs: string[]): ChildProcess {
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const nodeArgs = [...profile, script, ...scriptArgs];
+  // `--perf-basic-prof` and the like: on a shared core `perf record` of the gateway's pid sees what
+  // V8's sampling profiler misattributes (bench/auth-path.ts).
+  const extra = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const nodeArgs = [...profile, ...extra, script, ...scriptArgs];
   const [command, commandArgs] =
     TASKSET && core !== undefined ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   const verbose = process.env.BENCH_VERBOSE === '1';

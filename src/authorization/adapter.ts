@@ -16,8 +16,10 @@
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { type Clock, systemClock } from '../core/clock.ts';
 import type { SecretBox } from '../storage/secret-box.ts';
 import type { Storage } from '../storage/types.ts';
+import { ClientKeepAlive } from './client-keep-alive.ts';
 import { markGrantRevoked } from './revoked-grants.ts';
 import { openClientSecret, sealClientSecret } from './sealed-client-secret.ts';
 import { ADAPTER_NS, storedKey, withCredential, withoutCredential } from './stored-ids.ts';
@@ -42,19 +44,23 @@ function epochSeconds(): number {
 
 /**
  * oidc-provider constructs its adapter with the model name only, so storage, policy and the SecretBox
- * (which seals client secrets and the user-code index) are bound here.
+ * (which seals client secrets and the user-code index) are bound here. `clock` times how often a
+ * client in use has its expiry extended (src/authorization/client-keep-alive.ts), which every model's
+ * adapter of one provider shares.
  */
 export function createAdapterFactory(
   storage: Storage,
   policy: AdapterPolicy,
   secretBox: SecretBox,
   grantRevoked?: GrantRevokedHook,
+  clock: Clock = systemClock,
 ): new (
   name: string,
 ) => Adapter {
+  const keepAlive = new ClientKeepAlive(storage, clock, policy.idleClientTtl);
   return class BoundStorageAdapter extends StorageAdapter {
     constructor(name: string) {
-      super(name, storage, policy, secretBox, grantRevoked);
+      super(name, storage, policy, secretBox, keepAlive, grantRevoked);
     }
   };
 }
@@ -65,14 +71,16 @@ class StorageAdapter implements Adapter {
   readonly #storage: Storage;
   readonly #policy: AdapterPolicy;
   readonly #secretBox: SecretBox;
+  readonly #keepAlive: ClientKeepAlive;
   readonly #grantRevoked: GrantRevokedHook | undefined;
 
-  constructor(name: string, storage: Storage, policy: AdapterPolicy, secretBox: SecretBox, grantRevoked?: GrantRevokedHook) {
+  constructor(name: string, storage: Storage, policy: AdapterPolicy, secretBox: SecretBox, keepAlive: ClientKeepAlive, grantRevoked?: GrantRevokedHook) {
     this.name = name;
     this.namespace = ADAPTER_NS.model(name);
     this.#storage = storage;
     this.#policy = policy;
     this.#secretBox = secretBox;
+    this.#keepAlive = keepAlive;
     this.#grantRevoked = grantRevoked;
   }
 
@@ -98,10 +106,11 @@ class StorageAdapter implements Adapter {
     if (this.name === 'Client' && ttl === undefined) ttl = this.#policy.unusedClientTtl;
     const key = this.#key(id);
     await this.#storage.set(this.namespace, key, this.#toStored(payload), ttl);
+    if (this.name === 'Client') this.#keepAlive.written(id);
     await this.#index(id, key, payload, expiresIn);
     // A client that completed a login or refreshed is in use: keep it for the idle period.
-    if ((this.name === 'Grant' || this.name === 'RefreshToken') && payload.clientId) {
-      await this.#storage.expire(ADAPTER_NS.model('Client'), payload.clientId, this.#policy.idleClientTtl);
+    if ((this.name === 'Grant' || this.name === 'RefreshToken') && typeof payload.clientId === 'string') {
+      await this.#keepAlive.used(payload.clientId);
     }
   }
 

@@ -47,7 +47,7 @@ export interface ProviderOptions {
   cookieKeys: string[];
   /** `refreshReuseGraceSeconds` absent or 0: every reuse of a rotated refresh token revokes its grant. */
   tokens: { accessTokenTtl: number; refreshTokenTtl: number; authorizationCodeTtl: number; refreshReuseGraceSeconds?: number };
-  /** Times the grace period (the system clock by default). */
+  /** Times the grace period and how often a client in use is kept alive (the system clock by default). */
   clock?: Clock;
   registration: { enabled: boolean; unusedClientTtl: number; idleClientTtl: number };
   cimd: {
@@ -109,7 +109,13 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
     graceSeconds,
   });
   const configuration: Configuration = {
-    adapter: createAdapterFactory(options.storage, options.registration, options.secretBox, options.accessTokens.grants.grantRevoked),
+    adapter: createAdapterFactory(
+      options.storage,
+      options.registration,
+      options.secretBox,
+      options.accessTokens.grants.grantRevoked,
+      options.clock ?? systemClock,
+    ),
     clients: introspectionSettings(options.accessTokens.introspectionClients).staticClients,
     extraTokenClaims: grantIdClaim,
     jwks: { keys: options.signingKeys as never },

@@ -88,6 +88,11 @@ const LEASE_RENEW_MS = 1000;
 const ERROR_OUTCOME_TTL_SECONDS = 2;
 /** How long a presenter waits for a live first presenter; longer than the lease, so a dead one is always outlived. */
 const DEFAULT_WAIT_MS = 10_000;
+/**
+ * A claim renewed less than this long ago is certainly still this request's (its lease is
+ * CLAIM_LEASE_SECONDS), so it is released without reading it back first: a second of margin.
+ */
+const LEASE_CERTAIN_MS = (CLAIM_LEASE_SECONDS - 1) * 1000;
 /** Cross-replica waiters poll; waiters in this process are woken at once. */
 const POLL_MS = 20;
 
@@ -103,9 +108,19 @@ interface Presentation {
 }
 
 type Role =
-  | (Presentation & { kind: 'first'; owner: string; renewal: NodeJS.Timeout })
+  | (Presentation & { kind: 'first'; owner: string; renewal: NodeJS.Timeout; lease: Lease })
   /** `outcome` undefined: the first presenter was still at work when the wait ended. */
   | (Presentation & { kind: 'waiter'; outcome: Outcome | undefined });
+
+/**
+ * When the first presenter's claim was last written or renewed, as sent (storage starts the lease no
+ * earlier): on the injected clock, which times the storage's expiries in tests, and on the monotonic
+ * clock, which a wall-clock step cannot move. Both undefined once a renewal found the claim gone.
+ */
+interface Lease {
+  wallMs: number | undefined;
+  monoMs: number | undefined;
+}
 
 /** The claim's value: which request holds it (a random id per request), for the logs and the release. */
 interface Claim {
@@ -184,14 +199,27 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
   }
 
   /** While the first presenter's request runs, its lease is renewed; the timer never keeps the process alive. */
-  function renewLease(key: string): NodeJS.Timeout {
+  function renewLease(key: string, lease: Lease): NodeJS.Timeout {
     const timer = setInterval(() => {
-      storage.expire(NS.refreshClaims, key, CLAIM_LEASE_SECONDS).catch(() => {
-        // Storage is down: the request itself fails too, and the lease runs out on its own.
-      });
+      const sent = { wallMs: clock.now(), monoMs: performance.now() };
+      storage.expire(NS.refreshClaims, key, CLAIM_LEASE_SECONDS).then(
+        (renewed) => {
+          // Gone: the lease ran out (a stalled process); the release must then check who holds the claim.
+          Object.assign(lease, renewed ? sent : { wallMs: undefined, monoMs: undefined });
+        },
+        () => {
+          // Storage is down: the request itself fails too, and the lease runs out on its own.
+        },
+      );
     }, LEASE_RENEW_MS);
     timer.unref();
     return timer;
+  }
+
+  /** Whether the claim is certainly still this request's: claimed or renewed well within the lease, by both clocks. */
+  function leaseCertain(lease: Lease): boolean {
+    if (lease.wallMs === undefined || lease.monoMs === undefined) return false;
+    return clock.now() - lease.wallMs < LEASE_CERTAIN_MS && performance.now() - lease.monoMs < LEASE_CERTAIN_MS;
   }
 
   /**
@@ -203,12 +231,16 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
    * a consumed token is reuse after the grace period and oidc-provider revokes, as it should.
    */
   async function prepareRotation(role: Role & { kind: 'first' }, token: { consumed?: unknown }): Promise<void> {
+    const mark: RotationStarted = { at: clock.now() };
+    // The common case in one write: a token not consumed, and no earlier rotation of it. The mark is
+    // set before oidc-provider consumes the token, so a crash after this point is recognised by a retry.
+    if (token.consumed === undefined && (await storage.setIfAbsent(NS.refreshRotations, role.key, mark, graceSeconds))) return;
     const started = await storage.get<RotationStarted>(NS.refreshRotations, role.key);
     if (!started) {
       // Consumed longer ago than the grace period: reuse, which oidc-provider answers by revoking.
       if (token.consumed !== undefined) return;
-      // Before oidc-provider consumes the token: a crash after this point is recognised by a retry.
-      await storage.set(NS.refreshRotations, role.key, { at: clock.now() } satisfies RotationStarted, graceSeconds);
+      // The mark found just above has expired since: set it again.
+      await storage.set(NS.refreshRotations, role.key, mark, graceSeconds);
       return;
     }
     const consumed = token.consumed !== undefined || (await storage.get(ADAPTER_NS.consumed, role.consumedKey)) !== undefined;
@@ -263,7 +295,10 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
   async function releaseClaim(role: Role & { kind: 'first' }): Promise<void> {
     clearInterval(role.renewal);
     try {
-      await releaseOwnClaim(role.key, role.owner);
+      // Within the lease nobody else can hold the claim (setIfAbsent fails while it exists): delete it
+      // without reading it back. Past it (a stalled process), delete it only if it is still this one's.
+      if (leaseCertain(role.lease)) await storage.delete(NS.refreshClaims, role.key);
+      else await releaseOwnClaim(role.key, role.owner);
     } catch (error) {
       logger.error({ err: error, event: 'refresh.claim_not_released' }, 'refresh claim could not be released; trying again in the background');
       releaseInBackground(role.key, role.owner, 1);
@@ -384,9 +419,10 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
       };
       const deadline = performance.now() + waitMs;
       for (;;) {
-        const outcome = await storage.get<Outcome>(NS.refreshOutcomes, presentation.key);
-        if (outcome) waitFor(ctx, presentation, outcome);
+        // The claim first, the outcome after: a presentation whose outcome is stored finds it either
+        // way, and the common case (the first presentation) makes one read fewer.
         const owner = randomUUID();
+        const lease: Lease = { wallMs: clock.now(), monoMs: performance.now() };
         const claimed = await storage
           .setIfAbsent(NS.refreshClaims, presentation.key, { owner, since: epochSeconds(clock) } satisfies Claim, CLAIM_LEASE_SECONDS)
           .catch((error: unknown) => {
@@ -394,11 +430,11 @@ export function createRefreshReplay(options: RefreshReplayOptions): RefreshRepla
             throw error;
           });
         if (claimed) {
-          const role = { ...presentation, kind: 'first' as const, owner, renewal: renewLease(presentation.key) };
+          const role = { ...presentation, kind: 'first' as const, owner, renewal: renewLease(presentation.key, lease), lease };
           roles.set(ctx, role);
-          // The outcome is stored before the claim is released: read it again now that the claim is
-          // ours, or a presentation that found none just before the first one finished would rotate
-          // a consumed token (and oidc-provider would revoke the grant).
+          // The outcome is stored before the claim is released: read it now that the claim is ours. A
+          // presentation after the first one finished (or one that raced it) is answered with it
+          // rather than rotating a consumed token (and oidc-provider revoking the grant).
           const finished = await storage.get<Outcome>(NS.refreshOutcomes, presentation.key);
           if (finished) {
             await releaseClaim(role);

@@ -340,7 +340,11 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(true).describe('Allow dynamic client registration (RFC 7591).'),
         unusedClientTtl: duration.default(86400).describe('A registered client that never completes a login is forgotten after this many seconds.'),
-        idleClientTtl: duration.default(90 * 86400).describe('A client that has logged in is forgotten after this many seconds without issuing a token.'),
+        idleClientTtl: duration
+          .default(90 * 86400)
+          .describe(
+            'A client that has logged in is forgotten after this many seconds without issuing a token (its expiry is extended at most once a day, or once a tenth of this, so up to that much sooner).',
+          ),
         rateLimit: z
           .object({
             perAddress: z

@@ -18,7 +18,7 @@
  * (`redactArguments`).
  */
 import { type Logger, pino } from 'pino';
-import { REDACT_PATHS, REDACTED_KEYS } from './redaction.ts';
+import { censorSecrets, REDACTED_KEYS } from './redaction.ts';
 
 /**
  * Event names (prefixes) that belong to the audit stream: sign-in and consent, tokens, clients,
@@ -66,7 +66,7 @@ export function createAuditLogger(destination: AuditDestination, sink?: pino.Des
     {
       level: 'info',
       base: { service: 'mcp-oauth-gateway', stream: 'audit' },
-      redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+      formatters: { log: censorSecrets },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     sink ?? auditDestination(destination),

@@ -1,5 +1,5 @@
 /**
- * JSON logs with pino. Secrets are redacted by key wherever they appear (redaction.ts), so a careless
+ * JSON logs with pino. Secrets are censored by key wherever they appear (redaction.ts), so a careless
  * `log.info({ req })` cannot leak a bearer token, cookie, password or IdP token.
  *
  * Given the audit logger, the operational logger also copies every audit event it is handed to it
@@ -7,9 +7,9 @@
  */
 import { type Logger, pino } from 'pino';
 import { auditHooks } from './audit.ts';
-import { REDACT_PATHS } from './redaction.ts';
+import { censorSecrets, censorSerializedError } from './redaction.ts';
 
-export { REDACT_PATHS, REDACTED_KEYS } from './redaction.ts';
+export { censorSecrets, REDACTED_KEYS } from './redaction.ts';
 export type { Logger };
 
 const INFO = 30;
@@ -19,14 +19,21 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   // for `warn`: the logger runs at info at least, and the hook drops what is below `level`.
   const threshold = pino.levels.values[level] ?? INFO;
   const effective = audit !== undefined && level !== 'silent' && threshold > INFO ? 'info' : level;
-  return pino(
+  const logger = pino(
     {
       level: audit !== undefined && level === 'silent' ? 'info' : effective,
       base: { service: 'mcp-oauth-gateway' },
-      redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+      formatters: { log: censorSecrets, bindings: censorSecrets },
+      serializers: { err: (error: unknown) => censorSerializedError(pino.stdSerializers.err(error as Error)) },
       timestamp: pino.stdTimeFunctions.isoTime,
       ...(audit === undefined ? {} : { hooks: auditHooks(audit, level === 'silent' ? Number.POSITIVE_INFINITY : threshold) }),
     },
     destination ?? pino.destination({ sync: false }),
   );
+  // pino formats only the root's bindings; a child's (and its children's, which inherit this) are censored here.
+  const child = logger.child;
+  logger.child = function censoredChild(this: Logger, bindings, options) {
+    return child.call(this, censorSecrets(bindings), options);
+  } as typeof logger.child;
+  return logger;
 }

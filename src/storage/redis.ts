@@ -282,7 +282,10 @@ export class RedisStorage implements Storage {
    * forever. The deadline here covers the whole round trip; a late reply is dropped.
    */
   #send(args: string[]): Promise<Reply> {
-    return withDeadline(this.#client.sendCommand(args) as Promise<Reply>, this.#commandTimeoutMs);
+    // At the deadline the command is also withdrawn from node-redis's queue if it was not written yet
+    // (socket backpressure), so a caller that was told "unavailable" does not see it land later.
+    const abort = new AbortController();
+    return withDeadline(this.#client.sendCommand(args, { abortSignal: abort.signal }) as Promise<Reply>, this.#commandTimeoutMs, () => abort.abort());
   }
 
   /** The error a caller sees: the script's own refusals as the other backends raise them, outages as 503s. */
@@ -295,10 +298,16 @@ export class RedisStorage implements Storage {
   }
 }
 
-/** `work`'s result, or a rejection once `ms` have passed without one. */
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+/**
+ * `work`'s result, or a rejection once `ms` have passed without one (`onExpiry` runs then). One timer,
+ * cleared with the answer: a timer left to fire after every command is what this replaces (redis-connection.ts).
+ */
+function withDeadline<T>(work: Promise<T>, ms: number, onExpiry?: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => {
+      reject(new Error(`no answer within ${ms} ms`));
+      onExpiry?.();
+    }, ms);
     work.then(
       (value) => {
         clearTimeout(timer);

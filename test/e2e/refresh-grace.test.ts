@@ -394,6 +394,37 @@ describe('refresh that tolerates real clients', () => {
     assert.equal(late.body.refresh_token, retry.body.refresh_token);
   });
 
+  test('a first presenter stalled past its lease leaves alone the claim of the presenter that took over', async () => {
+    const { client, refreshToken } = await loggedIn();
+    const key = createHash('sha256').update(refreshToken).digest('base64url');
+    const stalled = dieBeforeOutcome(stack.gateway.storage);
+    const takingOver = dieBeforeOutcome(second.storage);
+    try {
+      const first = refreshAt(stack.issuer, client, refreshToken);
+      await stalled.reached;
+      // Its lease runs out; a retry at the other instance takes the claim and is held before its outcome too.
+      clock.advance(LEASE_MS);
+      const retry = refreshAt(secondBase, client, refreshToken);
+      await takingOver.reached;
+      // The stalled one goes on: its outcome is stored first, and its claim release must not touch
+      // the claim the retry holds now (a released claim would let a third presenter rotate again).
+      stalled.release();
+      const late = await first;
+      assert.equal(late.status, 200, JSON.stringify(late.body));
+      assert.ok(await stack.gateway.storage.get(NS.refreshClaims, key), "the retry's claim is still there");
+      takingOver.release();
+      const answered = await retry;
+      assert.equal(answered.status, 200, JSON.stringify(answered.body));
+      assert.equal(answered.body.refresh_token, late.body.refresh_token, 'one pair handed out');
+      assert.equal(await stack.gateway.storage.get(NS.refreshClaims, key), undefined, 'released by its holder');
+      const next = await refreshAt(stack.issuer, client, String(late.body.refresh_token));
+      assert.equal(next.status, 200, JSON.stringify(next.body));
+    } finally {
+      stalled.restore();
+      takingOver.restore();
+    }
+  });
+
   test('a refresh whose outcome cannot be stored hands out no pair, and its retry refreshes', async () => {
     const { client, refreshToken } = await loggedIn();
     const storage = stack.gateway.storage;
