@@ -44,7 +44,9 @@ for (let i = 0; i < profile.samples.length; i++) {
  * a request costs: samples whose stack passes through the module loader are left out and reported.
  */
 const startupFrame = (node: ProfileNode): boolean =>
-  node.callFrame.url.startsWith('node:internal/modules/') || node.callFrame.url.startsWith('node:internal/deps/amaro') || node.callFrame.functionName === 'compileSourceTextModule';
+  node.callFrame.url.startsWith('node:internal/modules/') ||
+  node.callFrame.url.startsWith('node:internal/deps/amaro') ||
+  node.callFrame.functionName === 'compileSourceTextModule';
 let startupUs = 0;
 for (const [id, us] of [...selfUs]) {
   for (let cursor: number | undefined = id; cursor !== undefined; cursor = parent.get(cursor)) {
@@ -60,8 +62,7 @@ const idle = [...selfUs].filter(([id]) => byId.get(id)!.callFrame.functionName =
 const busy = total - idle;
 
 const shortUrl = (url: string): string => url.replace(/^file:\/\/.*?\/(src|bench|node_modules)\//, '$1/').replace(/^node:/, 'node:');
-const label = (node: ProfileNode): string =>
-  `${node.callFrame.functionName || '(anonymous)'} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
+const label = (node: ProfileNode): string => `${node.callFrame.functionName || '(anonymous)'} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
 
 function add(map: Map<string, number>, key: string, us: number): void {
   map.set(key, (map.get(key) ?? 0) + us);

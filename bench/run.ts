@@ -315,7 +315,10 @@ async function main(): Promise<void> {
         await make('s-bare', 'bare node proxy, buffered', bareSdk.url, await withSession(bareSdk.url, base), bareSdk.child.pid!, upstreamPid),
         await make('s-gateway', 'gateway', `${gateway.issuer}/mcp`, await withSession(`${gateway.issuer}/mcp`, gatewayHeaders), gatewayPid, upstreamPid),
       ];
-      if (nginx) targets.push(await make('s-nginx', 'nginx proxy_pass (no auth)', nginx.urls.sdk!, await withSession(nginx.urls.sdk!, base), nginx.child.pid!, upstreamPid));
+      if (nginx)
+        targets.push(
+          await make('s-nginx', 'nginx proxy_pass (no auth)', nginx.urls.sdk!, await withSession(nginx.urls.sdk!, base), nginx.child.pid!, upstreamPid),
+        );
       await compare('MCP SDK server (demo server, stateful session, SSE answers)', targets);
     }
     const mib = (kib: number): string => (kib / 1024).toFixed(0);
