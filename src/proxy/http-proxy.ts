@@ -24,6 +24,7 @@ import type { Dispatcher } from 'undici';
 import { buildConnector, Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { scanJsonRpcBody } from '../core/jsonrpc-scan.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import type { Logger } from '../observability/logger.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
@@ -203,7 +204,9 @@ export class UpstreamProxy {
     collectBody(req, this.#maxRequestBytes, (error, body) => {
       // A client that left mid-upload ends here with its stream's error: nothing was sent upstream.
       if (error !== undefined || res.destroyed) return;
-      const parsed = parseJsonRpcBody(body.toString('utf8'));
+      // The byte-level check accepts the common good body without building its objects; anything it
+      // declines gets the full parse, which words the error (core/jsonrpc-scan.ts).
+      const parsed = scanJsonRpcBody(body) ?? parseJsonRpcBody(body.toString('utf8'));
       if (isJsonRpcProblem(parsed)) {
         this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: parsed.code }, 'malformed JSON-RPC request refused');
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
