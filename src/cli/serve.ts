@@ -4,6 +4,7 @@ import { startGateway } from '../app.ts';
 import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { configPathArgument } from './args.ts';
+import { isClusterWorker, leaveCluster, runPrimary } from './workers.ts';
 
 const USAGE = `usage: mcp-oauth-gateway serve [--config FILE | --config=FILE | -c FILE]
 
@@ -24,6 +25,8 @@ export async function runServe(args: string[], io: { stdin: Readable; stdout: Wr
     }
     throw error;
   }
+  // `workers: N`: this process only supervises N copies of itself (workers.ts).
+  if (config.workers > 1 && !isClusterWorker()) return runPrimary(config.workers, io);
   const gateway = await startGateway(config, { announce: (line) => io.stdout.write(`${line}\n`) });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -33,5 +36,6 @@ export async function runServe(args: string[], io: { stdin: Readable; stdout: Wr
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  leaveCluster();
   return 0;
 }

@@ -180,7 +180,9 @@ async function openSession(req: IncomingMessage, res: ServerResponse, sessions: 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    // `exclusive`: under `workers: N` each worker's embedded demo server has a port of its own; a
+    // shared one would hand one session's requests to another worker's server.
+    server.listen({ port, host, exclusive: true }, () => {
       server.off('error', reject);
       resolve(server.address() as AddressInfo);
     });

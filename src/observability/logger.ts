@@ -2,6 +2,7 @@
  * JSON logs with pino. Secrets are redacted by key wherever they appear, so a careless `log.info({ req })`
  * cannot leak a bearer token, cookie, password or IdP token.
  */
+import cluster from 'node:cluster';
 import { type Logger, pino } from 'pino';
 
 export type { Logger };
@@ -40,7 +41,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   return pino(
     {
       level,
-      base: { service: 'mcp-oauth-gateway' },
+      // Under `workers: N` (src/cli/workers.ts) every line names its worker, by number.
+      base: cluster.worker === undefined ? { service: 'mcp-oauth-gateway' } : { service: 'mcp-oauth-gateway', worker: cluster.worker.id },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
