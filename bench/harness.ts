@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashPassword } from '../src/idp/passwords.ts';
 import { Browser } from '../test/support/browser.ts';
@@ -55,6 +55,17 @@ export async function rssKiB(pid: number): Promise<number> {
   return Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1]);
 }
 
+/** CPU of a process and its children (cluster workers), from /proc. */
+export async function treeCpuMicros(pid: number): Promise<number> {
+  let total = await cpuMicros(pid);
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) total += await cpuMicros(Number(entry)).catch(() => 0);
+  }
+  return total;
+}
+
 /** Sends SIGTERM to every child still running and waits for them to exit. */
 export async function stopChildren(children: readonly ChildProcess[]): Promise<void> {
   await Promise.all(
@@ -77,19 +88,26 @@ export interface BenchGateway {
 }
 
 /** Starts the gateway (`serve`) on `core` in front of `servers`, with one local user, and waits for it. */
-export async function startBenchGateway(options: { dir: string; core: number | undefined; servers: unknown[]; logLevel?: string }): Promise<BenchGateway> {
+export async function startBenchGateway(options: {
+  dir: string;
+  core: number | undefined;
+  servers: unknown[];
+  logLevel?: string;
+  workers?: number;
+}): Promise<BenchGateway> {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
   const password = randomBytes(12).toString('base64url');
   const config = {
     publicUrl: issuer,
     listen: { host: '127.0.0.1', port },
-    dataDir: join(options.dir, 'data'),
+    dataDir: join(options.dir, `data-${port}`),
+    workers: options.workers ?? 1,
     log: { level: options.logLevel ?? (process.env.BENCH_VERBOSE === '1' ? 'debug' : 'warn') },
     identityProviders: [{ type: 'local', users: [{ username: 'bench', passwordHash: await hashPassword(password), email: 'bench@example.com' }] }],
     servers: options.servers,
   };
-  const configPath = join(options.dir, 'gateway.json');
+  const configPath = join(options.dir, `gateway-${port}.json`);
   await writeFile(configPath, JSON.stringify(config));
   const child = spawnNode(options.core, 'src/cli/main.ts', ['serve', '--config', configPath]);
   await waitForUrl(`${issuer}/healthz`, { timeoutMs: 20_000 });

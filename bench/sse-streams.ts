@@ -4,7 +4,10 @@
  * of each, and holds them open. Reports the gateway's RSS before and after, and per stream.
  *
  * Layout as bench/run.ts: this process (the clients) on core 0, gateway and upstream on core 1, when
- * `taskset` exists. Usage: `npx node bench/sse-streams.ts [--streams 1000] [--settle 3]`.
+ * `taskset` exists. With `--cycles N` the streams are closed and opened again N times, and the RSS is
+ * read `--after` seconds after each close (does memory come back?).
+ * Usage: `npx node bench/sse-streams.ts [--streams 1000] [--settle 3] [--cycles 3 --after 60]`.
+ * The gateway's environment is this process's: try MALLOC_ARENA_MAX=2 there.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,6 +20,9 @@ import { benchArgs, pinSelf, rssKiB, spawnNode, startBenchGateway, stopChildren,
 const args = benchArgs();
 const STREAMS = Number(args.get('streams') ?? 1000);
 const SETTLE_SECONDS = Number(args.get('settle') ?? 3);
+/** Open-and-close cycles; after each close the RSS is read again after `--after` seconds. */
+const CYCLES = Number(args.get('cycles') ?? 1);
+const AFTER_SECONDS = Number(args.get('after') ?? 60);
 const PROTOCOL = '2025-06-18';
 
 /** initialize + notifications/initialized; returns the session id. */
@@ -102,46 +108,62 @@ async function main(): Promise<void> {
 
     const url = `${issuer}/mcp`;
     const authorization = `Bearer ${await gatewayProcess.accessToken('/mcp')}`;
-    const sessions = await inBatches(STREAMS, 50, () => openSession(url, authorization));
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
-    const gatewayBefore = await rssKiB(gateway.pid!);
-    const upstreamBefore = await rssKiB(upstream.pid!);
-
-    const started = Date.now();
-    const opened = await inBatches(STREAMS, 100, (index) => openStream(url, authorization, sessions[index]!));
-    streams.push(...opened);
-    const openMs = Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
-    const gatewayAfter = await rssKiB(gateway.pid!);
-    const upstreamAfter = await rssKiB(upstream.pid!);
-
-    // Still serving while the streams are open: one tools/call on a fresh session.
-    const probeSession = sessions[0]!;
-    const probe = await fetch(url, {
-      method: 'POST',
-      headers: {
-        authorization,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-session-id': probeSession,
-        'mcp-protocol-version': PROTOCOL,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'alive' } } }),
-    });
-    const probeOk = probe.status === 200 && (await probe.text()).includes('alive');
-
     const mib = (kib: number): string => (kib / 1024).toFixed(1);
+    const baseline = await rssKiB(gateway.pid!);
     console.log(
       `${STREAMS} idle GET SSE streams through the gateway (demo MCP server upstream)${TASKSET ? '; clients on core 0, gateway and upstream on core 1' : ''}`,
     );
-    console.log(`opened in ${openMs} ms; a tools/call while they are open: ${probeOk ? 'ok' : 'FAILED'}`);
-    console.log(
-      `gateway RSS: ${mib(gatewayBefore)} MiB before, ${mib(gatewayAfter)} MiB with the streams open: ${((gatewayAfter - gatewayBefore) / STREAMS).toFixed(1)} KiB per stream`,
-    );
-    console.log(
-      `upstream RSS: ${mib(upstreamBefore)} MiB before, ${mib(upstreamAfter)} MiB after (${((upstreamAfter - upstreamBefore) / STREAMS).toFixed(1)} KiB per stream, for comparison)`,
-    );
-    if (!probeOk) process.exitCode = 1;
+    console.log(`gateway RSS after start-up and login: ${mib(baseline)} MiB`);
+    for (let cycle = 1; cycle <= CYCLES; cycle++) {
+      const sessions = await inBatches(STREAMS, 50, () => openSession(url, authorization));
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
+      const gatewayBefore = await rssKiB(gateway.pid!);
+      const upstreamBefore = await rssKiB(upstream.pid!);
+
+      const started = Date.now();
+      const opened = await inBatches(STREAMS, 100, (index) => openStream(url, authorization, sessions[index]!));
+      streams.push(...opened);
+      const openMs = Date.now() - started;
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
+      const gatewayAfter = await rssKiB(gateway.pid!);
+      const upstreamAfter = await rssKiB(upstream.pid!);
+
+      // Still serving while the streams are open: one tools/call.
+      const probe = await fetch(url, {
+        method: 'POST',
+        headers: {
+          authorization,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-session-id': sessions[0]!,
+          'mcp-protocol-version': PROTOCOL,
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'alive' } } }),
+      });
+      const probeOk = probe.status === 200 && (await probe.text()).includes('alive');
+      if (!probeOk) process.exitCode = 1;
+      console.log(`cycle ${cycle}: opened in ${openMs} ms; a tools/call while they are open: ${probeOk ? 'ok' : 'FAILED'}`);
+      console.log(
+        `  gateway RSS: ${mib(gatewayBefore)} MiB with the sessions, ${mib(gatewayAfter)} MiB with the streams open: ${((gatewayAfter - gatewayBefore) / STREAMS).toFixed(1)} KiB per stream, ${mib(gatewayAfter - baseline)} MiB above the baseline`,
+      );
+      console.log(
+        `  upstream RSS: ${mib(upstreamBefore)} MiB before, ${mib(upstreamAfter)} MiB after (${((upstreamAfter - upstreamBefore) / STREAMS).toFixed(1)} KiB per stream, for comparison)`,
+      );
+      if (CYCLES > 1 || args.has('after')) {
+        for (const stream of streams.splice(0)) stream.req.destroy();
+        // Sessions ended too, as a client does when it leaves (MCP Transports, DELETE).
+        await inBatches(STREAMS, 100, (index) =>
+          fetch(url, { method: 'DELETE', headers: { authorization, 'mcp-session-id': sessions[index]!, 'mcp-protocol-version': PROTOCOL } }).then((r) =>
+            r.arrayBuffer(),
+          ),
+        );
+        await new Promise((resolve) => setTimeout(resolve, AFTER_SECONDS * 1000));
+        const rest = await rssKiB(gateway.pid!);
+        console.log(
+          `  ${AFTER_SECONDS} s after they closed: gateway RSS ${mib(rest)} MiB (${((100 * (rest - baseline)) / baseline).toFixed(0)} % above the baseline), upstream ${mib(await rssKiB(upstream.pid!))} MiB`,
+        );
+      }
+    }
   } finally {
     for (const stream of streams) stream.req.destroy();
     await stopChildren(children);
