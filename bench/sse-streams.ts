@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   try {
     pinSelf(0);
     const upstreamPort = await freePort();
-    const upstream = spawnNode(1, 'src/demo/server.ts', ['--port', String(upstreamPort)]);
+    const upstream = spawnNode(1, 'src/demo/server.ts', ['--port', String(upstreamPort), '--max-sessions', String(STREAMS + 100)]);
     children.push(upstream);
     const upstreamUrl = `http://127.0.0.1:${upstreamPort}/mcp`;
     await waitForUrl(upstreamUrl, { timeoutMs: 15_000, ok: () => true });
