@@ -34,9 +34,9 @@ export function pinSelf(core: number): void {
  * profiles there (open them in Chrome DevTools). Under taskset, exec replaces taskset, so the child's
  * pid is node's.
  */
-export function spawnNode(core: number | undefined, script: string, scriptArgs: string[]): ChildProcess {
+export function spawnNode(core: number | undefined, script: string, scriptArgs: string[], extraNodeArgs: string[] = []): ChildProcess {
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const nodeArgs = [...profile, script, ...scriptArgs];
+  const nodeArgs = [...profile, ...extraNodeArgs, script, ...scriptArgs];
   const [command, commandArgs] =
     TASKSET && core !== undefined ? ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   const verbose = process.env.BENCH_VERBOSE === '1';
@@ -64,6 +64,90 @@ export async function treeCpuMicros(pid: number): Promise<number> {
     if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) total += await cpuMicros(Number(entry)).catch(() => 0);
   }
   return total;
+}
+
+/**
+ * A session with the inspector of a process started with `--inspect` on `port` (Chrome DevTools
+ * protocol over the global WebSocket): its `process.memoryUsage()`, a forced full collection, and a
+ * heap snapshot summed by constructor, so memory per stream can be told apart into JS objects (and
+ * which), Buffers, garbage awaiting collection, and what the allocator keeps.
+ */
+export class Inspector {
+  readonly #socket: WebSocket;
+  #next = 1;
+  readonly #pending = new Map<number, (result: unknown) => void>();
+  #chunks: string[] = [];
+
+  private constructor(socket: WebSocket) {
+    this.#socket = socket;
+    socket.onmessage = (event) => {
+      const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown; method?: string; params?: { chunk: string } };
+      if (message.method === 'HeapProfiler.addHeapSnapshotChunk') this.#chunks.push(message.params!.chunk);
+      else if (message.id !== undefined) this.#pending.get(message.id)?.(message.result);
+    };
+  }
+
+  static async connect(port: number): Promise<Inspector> {
+    const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
+    const socket = new WebSocket(target!.webSocketDebuggerUrl);
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve;
+      socket.onerror = reject;
+    });
+    return new Inspector(socket);
+  }
+
+  #call(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+    const id = this.#next++;
+    return new Promise((resolve) => {
+      this.#pending.set(id, resolve);
+      this.#socket.send(JSON.stringify({ id, method, params }));
+    });
+  }
+
+  async memoryUsage(): Promise<NodeJS.MemoryUsage> {
+    const reply = (await this.#call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as {
+      result: { value: string };
+    };
+    return JSON.parse(reply.result.value) as NodeJS.MemoryUsage;
+  }
+
+  async collectGarbage(): Promise<void> {
+    await this.#call('HeapProfiler.collectGarbage');
+  }
+
+  /** Self size and count of live objects by constructor name (a heap snapshot, summed). */
+  async heapByConstructor(): Promise<Map<string, { size: number; count: number }>> {
+    this.#chunks = [];
+    await this.#call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+    const snapshot = JSON.parse(this.#chunks.join('')) as {
+      snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+      nodes: number[];
+      strings: string[];
+    };
+    this.#chunks = [];
+    const fields = snapshot.snapshot.meta.node_fields;
+    const width = fields.length;
+    const typeAt = fields.indexOf('type');
+    const nameAt = fields.indexOf('name');
+    const sizeAt = fields.indexOf('self_size');
+    const types = snapshot.snapshot.meta.node_types[0];
+    const out = new Map<string, { size: number; count: number }>();
+    for (let i = 0; i < snapshot.nodes.length; i += width) {
+      const type = types[snapshot.nodes[i + typeAt]!]!;
+      const name = type === 'object' || type === 'closure' ? snapshot.strings[snapshot.nodes[i + nameAt]!]! : `(${type})`;
+      const key = type === 'closure' ? `${name}()` : name;
+      const entry = out.get(key) ?? { size: 0, count: 0 };
+      entry.size += snapshot.nodes[i + sizeAt]!;
+      entry.count++;
+      out.set(key, entry);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.#socket.close();
+  }
 }
 
 /** Sends SIGTERM to every child still running and waits for them to exit. */
@@ -94,6 +178,8 @@ export async function startBenchGateway(options: {
   servers: unknown[];
   logLevel?: string;
   workers?: number;
+  /** An inspector port: `memoryUsage()` can then read the gateway's V8 heap and external memory. */
+  inspectPort?: number;
 }): Promise<BenchGateway> {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
@@ -109,7 +195,8 @@ export async function startBenchGateway(options: {
   };
   const configPath = join(options.dir, `gateway-${port}.json`);
   await writeFile(configPath, JSON.stringify(config));
-  const child = spawnNode(options.core, 'src/cli/main.ts', ['serve', '--config', configPath]);
+  const inspect = options.inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${options.inspectPort}`];
+  const child = spawnNode(options.core, 'src/cli/main.ts', ['serve', '--config', configPath], inspect);
   await waitForUrl(`${issuer}/healthz`, { timeoutMs: 20_000 });
   return { issuer, child, accessToken: (path) => login(issuer, password, `${issuer}${path}`) };
 }

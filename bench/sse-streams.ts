@@ -15,7 +15,7 @@ import { type ClientRequest, type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForUrl } from '../test/support/ports.ts';
-import { benchArgs, pinSelf, rssKiB, spawnNode, startBenchGateway, stopChildren, TASKSET } from './harness.ts';
+import { benchArgs, Inspector, pinSelf, rssKiB, spawnNode, startBenchGateway, stopChildren, TASKSET } from './harness.ts';
 
 const args = benchArgs();
 const STREAMS = Number(args.get('streams') ?? 1000);
@@ -96,7 +96,9 @@ async function main(): Promise<void> {
     const upstreamUrl = `http://127.0.0.1:${upstreamPort}/mcp`;
     await waitForUrl(upstreamUrl, { timeoutMs: 15_000, ok: () => true });
 
+    const inspectPort = await freePort();
     const gatewayProcess = await startBenchGateway({
+      inspectPort,
       dir,
       core: 1,
       logLevel: 'warn',
@@ -109,16 +111,31 @@ async function main(): Promise<void> {
     const url = `${issuer}/mcp`;
     const authorization = `Bearer ${await gatewayProcess.accessToken('/mcp')}`;
     const mib = (kib: number): string => (kib / 1024).toFixed(1);
+    const inspector = await Inspector.connect(inspectPort);
+    const m = (bytes: number): string => (bytes / 1048576).toFixed(1);
+    const usage = (u: NodeJS.MemoryUsage): string =>
+      `V8 heap ${m(u.heapUsed)} used of ${m(u.heapTotal)}, external ${m(u.external)} (array buffers ${m(u.arrayBuffers)}) MiB`;
+    /** As found, then after a forced full collection: garbage awaiting collection is the difference. */
+    const heap = async (): Promise<string> => {
+      const found = await inspector.memoryUsage();
+      await inspector.collectGarbage();
+      return `${usage(found)}; after a forced GC: ${usage(await inspector.memoryUsage())}, RSS ${mib(await rssKiB(gateway.pid!))} MiB`;
+    };
+    let snapshotBefore: Map<string, { size: number; count: number }> | undefined;
     const baseline = await rssKiB(gateway.pid!);
     console.log(
       `${STREAMS} idle GET SSE streams through the gateway (demo MCP server upstream)${TASKSET ? '; clients on core 0, gateway and upstream on core 1' : ''}`,
     );
-    console.log(`gateway RSS after start-up and login: ${mib(baseline)} MiB`);
+    console.log(`gateway RSS after start-up and login: ${mib(baseline)} MiB; ${await heap()}`);
     for (let cycle = 1; cycle <= CYCLES; cycle++) {
       const sessions = await inBatches(STREAMS, 50, () => openSession(url, authorization));
       await new Promise((resolve) => setTimeout(resolve, SETTLE_SECONDS * 1000));
       const gatewayBefore = await rssKiB(gateway.pid!);
       const upstreamBefore = await rssKiB(upstream.pid!);
+      if (args.has('snapshot') && cycle === 1) {
+        await inspector.collectGarbage();
+        snapshotBefore = await inspector.heapByConstructor();
+      }
 
       const started = Date.now();
       const opened = await inBatches(STREAMS, 100, (index) => openStream(url, authorization, sessions[index]!));
@@ -146,6 +163,22 @@ async function main(): Promise<void> {
       console.log(
         `  gateway RSS: ${mib(gatewayBefore)} MiB with the sessions, ${mib(gatewayAfter)} MiB with the streams open: ${((gatewayAfter - gatewayBefore) / STREAMS).toFixed(1)} KiB per stream, ${mib(gatewayAfter - baseline)} MiB above the baseline`,
       );
+      console.log(`  streams open: ${await heap()}`);
+      if (snapshotBefore !== undefined && cycle === 1) {
+        // What one open stream holds in the V8 heap, by constructor (heap snapshots with the
+        // sessions open and with the streams open too, after a full collection each).
+        const after = await inspector.heapByConstructor();
+        const rows = [...after]
+          .map(([name, entry]) => {
+            const before = snapshotBefore!.get(name) ?? { size: 0, count: 0 };
+            return { name, bytes: (entry.size - before.size) / STREAMS, count: (entry.count - before.count) / STREAMS };
+          })
+          .sort((a, b) => b.bytes - a.bytes);
+        const total = rows.reduce((sum, row) => sum + row.bytes, 0);
+        console.log(`  V8 heap per open stream: ${(total / 1024).toFixed(1)} KiB; largest by constructor (bytes and objects per stream):`);
+        for (const row of rows.slice(0, Number(args.get('snapshot') || 25)))
+          console.log(`    ${row.bytes.toFixed(0).padStart(6)} B ${row.count.toFixed(2).padStart(6)}  ${row.name}`);
+      }
       console.log(
         `  upstream RSS: ${mib(upstreamBefore)} MiB before, ${mib(upstreamAfter)} MiB after (${((upstreamAfter - upstreamBefore) / STREAMS).toFixed(1)} KiB per stream, for comparison)`,
       );
@@ -160,10 +193,11 @@ async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, AFTER_SECONDS * 1000));
         const rest = await rssKiB(gateway.pid!);
         console.log(
-          `  ${AFTER_SECONDS} s after they closed: gateway RSS ${mib(rest)} MiB (${((100 * (rest - baseline)) / baseline).toFixed(0)} % above the baseline), upstream ${mib(await rssKiB(upstream.pid!))} MiB`,
+          `  ${AFTER_SECONDS} s after they closed: gateway RSS ${mib(rest)} MiB (${((100 * (rest - baseline)) / baseline).toFixed(0)} % above the baseline), upstream ${mib(await rssKiB(upstream.pid!))} MiB; ${await heap()}`,
         );
       }
     }
+    inspector.close();
   } finally {
     for (const stream of streams) stream.req.destroy();
     await stopChildren(children);
