@@ -190,11 +190,17 @@ async function compare(title: string, all: Target[]): Promise<void> {
   const warmup = new Map<Target, number>();
   for (const target of targets) warmup.set(target, (await runWrk(target, 2)).requests);
   const samples = new Map<Target, Sample[]>(targets.map((target) => [target, []]));
-  for (let rep = 0; rep < REPS; rep++) for (const target of targets) samples.get(target)!.push(await runWrk(target, DURATION));
+  // The upstream's RSS after each repetition: a server that grows under load shows it here.
+  const upstreamRss: string[] = [`${((await rssKiB(targets[0]!.upstreamPid)) / 1024).toFixed(0)}`];
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const target of targets) samples.get(target)!.push(await runWrk(target, DURATION));
+    upstreamRss.push(((await rssKiB(targets[0]!.upstreamPid)) / 1024).toFixed(0));
+  }
   // Ratios are to the first target (direct, unless --targets leaves it out).
   const direct = samples.get(targets[0]!)!;
   const floor = targets.find((target) => target.label.startsWith('bare node proxy, buffered'));
   console.log(`\n${title}`);
+  console.log(`upstream RSS after the warm-up, then after each repetition: ${upstreamRss.join(' → ')} MiB`);
   console.log(
     `${'target'.padEnd(30)} ${'req/s'.padEnd(22)} ${'ratio to direct'.padEnd(19)} ${'proxy CPU µs/req'.padEnd(20)} ${'÷ bare buffered'.padEnd(19)} ${'upstream µs/req'.padEnd(18)} p50 ms  p99 ms  bad  served`,
   );
