@@ -180,6 +180,8 @@ export async function startBenchGateway(options: {
   workers?: number;
   /** An inspector port: `memoryUsage()` can then read the gateway's V8 heap and external memory. */
   inspectPort?: number;
+  /** Another checkout's CLI (`<dir>/src/cli/main.ts`), to compare a change with the code before it in one run. */
+  script?: string;
 }): Promise<BenchGateway> {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
@@ -196,7 +198,7 @@ export async function startBenchGateway(options: {
   const configPath = join(options.dir, `gateway-${port}.json`);
   await writeFile(configPath, JSON.stringify(config));
   const inspect = options.inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${options.inspectPort}`];
-  const child = spawnNode(options.core, 'src/cli/main.ts', ['serve', '--config', configPath], inspect);
+  const child = spawnNode(options.core, options.script ?? 'src/cli/main.ts', ['serve', '--config', configPath], inspect);
   await waitForUrl(`${issuer}/healthz`, { timeoutMs: 20_000 });
   return { issuer, child, accessToken: (path) => login(issuer, password, `${issuer}${path}`) };
 }

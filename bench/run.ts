@@ -32,8 +32,13 @@ const DURATION = Number(args.get('duration') ?? 5);
 const REPS = Number(args.get('reps') ?? 5);
 const CONNECTIONS = Number(args.get('connections') ?? 32);
 const UPSTREAMS = (args.get('upstreams') ?? 'trivial,sdk').split(',');
-/** Which targets run: direct, bare (buffered), streamed (bare, streamed), gateway, nginx. */
-const TARGETS = new Set((args.get('targets') ?? 'direct,bare,streamed,gateway,nginx').split(','));
+/**
+ * Which targets run: direct, bare (buffered), streamed (bare, streamed), gateway, nginx, and `before`:
+ * the gateway of another checkout given with `--before <dir>` (for example `git worktree add` of the
+ * commit before a change), so a change and the code before it are measured in one run.
+ */
+const BEFORE = args.get('before');
+const TARGETS = new Set((args.get('targets') ?? `direct,bare,streamed,gateway,nginx${BEFORE ? ',before' : ''}`).split(','));
 const WRK = '/usr/bin/wrk';
 const NGINX = '/usr/sbin/nginx';
 const PROTOCOL = '2025-06-18';
@@ -282,6 +287,18 @@ async function main(): Promise<void> {
     });
     children.push(gateway.child);
     const gatewayPid = gateway.child.pid!;
+    const before = BEFORE
+      ? await startBenchGateway({
+          dir,
+          core: 1,
+          script: join(BEFORE, 'src/cli/main.ts'),
+          servers: [
+            { name: 'trivial', path: '/trivial', upstream: { url: trivialUrl }, identityHeaders },
+            { name: 'sdk', path: '/mcp', upstream: { url: sdkUrl }, identityHeaders },
+          ],
+        })
+      : undefined;
+    if (before) children.push(before.child);
     const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': PROTOCOL };
     const rssBefore = await rssKiB(gatewayPid);
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}`;
@@ -306,6 +323,19 @@ async function main(): Promise<void> {
         await make('t-gateway', 'gateway', `${gateway.issuer}/trivial`, { ...base, authorization: `Bearer ${token}` }, gatewayPid, upstreamPid),
       ];
       if (nginx) targets.push(await make('t-nginx', 'nginx proxy_pass (no auth)', nginx.urls.trivial!, base, nginx.child.pid!, upstreamPid));
+      if (before) {
+        const beforeToken = await before.accessToken('/trivial');
+        targets.push(
+          await make(
+            't-before',
+            'gateway, --before tree',
+            `${before.issuer}/trivial`,
+            { ...base, authorization: `Bearer ${beforeToken}` },
+            before.child.pid!,
+            upstreamPid,
+          ),
+        );
+      }
       await compare('trivial upstream (fixed JSON-RPC answer)', targets);
     }
     if (UPSTREAMS.includes('sdk')) {
