@@ -190,7 +190,7 @@ export async function startBenchGateway(options: {
     publicUrl: issuer,
     listen: { host: '127.0.0.1', port },
     dataDir: join(options.dir, `data-${port}`),
-    workers: options.workers ?? 1,
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
     log: { level: options.logLevel ?? (process.env.BENCH_VERBOSE === '1' ? 'debug' : 'warn') },
     identityProviders: [{ type: 'local', users: [{ username: 'bench', passwordHash: await hashPassword(password), email: 'bench@example.com' }] }],
     servers: options.servers,
