@@ -355,6 +355,19 @@ async function main(): Promise<void> {
         targets.push(
           await make('s-nginx', 'nginx proxy_pass (no auth)', nginx.urls.sdk!, await withSession(nginx.urls.sdk!, base), nginx.child.pid!, upstreamPid),
         );
+      if (before) {
+        const beforeHeaders = { ...base, authorization: `Bearer ${await before.accessToken('/mcp')}` };
+        targets.push(
+          await make(
+            's-before',
+            'gateway, --before tree',
+            `${before.issuer}/mcp`,
+            await withSession(`${before.issuer}/mcp`, beforeHeaders),
+            before.child.pid!,
+            upstreamPid,
+          ),
+        );
+      }
       await compare('MCP SDK server (demo server, stateful session, SSE answers)', targets);
     }
     const mib = (kib: number): string => (kib / 1024).toFixed(0);
