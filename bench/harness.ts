@@ -182,6 +182,10 @@ export async function startBenchGateway(options: {
   inspectPort?: number;
   /** Another checkout's CLI (`<dir>/src/cli/main.ts`), to compare a change with the code before it in one run. */
   script?: string;
+  /** Further top-level configuration keys (`metrics`, say). */
+  extraConfig?: Record<string, unknown>;
+  /** Name of the config file in `dir`, for several gateways in one run. */
+  name?: string;
 }): Promise<BenchGateway> {
   const port = await freePort();
   const issuer = `http://localhost:${port}`;
@@ -189,13 +193,17 @@ export async function startBenchGateway(options: {
   const config = {
     publicUrl: issuer,
     listen: { host: '127.0.0.1', port },
-    dataDir: join(options.dir, `data-${port}`),
+    dataDir: join(options.dir, options.name ? `${options.name}-data` : `data-${port}`),
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     log: { level: options.logLevel ?? (process.env.BENCH_VERBOSE === '1' ? 'debug' : 'warn') },
     identityProviders: [{ type: 'local', users: [{ username: 'bench', passwordHash: await hashPassword(password), email: 'bench@example.com' }] }],
     servers: options.servers,
+    // One audit line per MCP call is part of the hot path's cost (docs/audit.md): written to a file
+    // here (stderr is the terminal), or switched off with BENCH_AUDIT=off to compare.
+    audit: { destination: process.env.BENCH_AUDIT === 'off' ? 'off' : join(options.dir, 'audit.log') },
+    ...options.extraConfig,
   };
-  const configPath = join(options.dir, `gateway-${port}.json`);
+  const configPath = join(options.dir, `${options.name ?? 'gateway'}-${port}.json`);
   await writeFile(configPath, JSON.stringify(config));
   const inspect = options.inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${options.inspectPort}`];
   const child = spawnNode(options.core, options.script ?? 'src/cli/main.ts', ['serve', '--config', configPath], inspect);

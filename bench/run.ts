@@ -17,7 +17,9 @@
  *
  * Usage: `npm run bench [-- --duration 5 --reps 5 --connections 32 --upstreams trivial,sdk
  * --targets direct,bare,streamed,gateway,nginx]` (the first target listed is what ratios are taken to).
- * BENCH_CPU_PROF=<dir> writes V8 CPU profiles of the Node processes (harness.ts).
+ * `--metrics on`: the gateway records and serves Prometheus metrics (docs/operations.md; `npm run
+ * bench:metrics` compares both in one run). BENCH_AUDIT=off switches the audit line per call off
+ * (harness.ts). BENCH_CPU_PROF=<dir> writes V8 CPU profiles of the Node processes (harness.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -43,6 +45,8 @@ const WRK = '/usr/bin/wrk';
 const NGINX = '/usr/sbin/nginx';
 const PROTOCOL = '2025-06-18';
 const CALL = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bench' } } });
+/** `--metrics on`: the gateway records and serves Prometheus metrics (docs/operations.md); `npm run bench:metrics` compares both in one run. */
+const METRICS = args.get('metrics') === 'on';
 
 interface Target {
   key: string;
@@ -284,6 +288,7 @@ async function main(): Promise<void> {
         { name: 'trivial', path: '/trivial', upstream: { url: trivialUrl }, identityHeaders },
         { name: 'sdk', path: '/mcp', upstream: { url: sdkUrl }, identityHeaders },
       ],
+      extraConfig: { metrics: { enabled: METRICS, listen: { host: '127.0.0.1', port: 0 } } },
     });
     children.push(gateway.child);
     const gatewayPid = gateway.child.pid!;
@@ -292,6 +297,8 @@ async function main(): Promise<void> {
           dir,
           core: 1,
           script: join(BEFORE, 'src/cli/main.ts'),
+          // Only with `--metrics on`: a tree from before the metrics block would refuse the key.
+          ...(METRICS ? { extraConfig: { metrics: { enabled: true, listen: { host: '127.0.0.1', port: 0 } } } } : {}),
           servers: [
             { name: 'trivial', path: '/trivial', upstream: { url: trivialUrl }, identityHeaders },
             { name: 'sdk', path: '/mcp', upstream: { url: sdkUrl }, identityHeaders },
@@ -303,7 +310,7 @@ async function main(): Promise<void> {
     const rssBefore = await rssKiB(gatewayPid);
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}`;
     console.log(
-      `wrk: 1 thread, ${CONNECTIONS} connections, ${DURATION} s per run, ${REPS} interleaved repetitions; ${TASKSET ? 'wrk on core 0, every proxy and upstream on core 1' : 'taskset missing: NOT pinned'}; ${machine}; node ${process.version}`,
+      `wrk: 1 thread, ${CONNECTIONS} connections, ${DURATION} s per run, ${REPS} interleaved repetitions; ${TASKSET ? 'wrk on core 0, every proxy and upstream on core 1' : 'taskset missing: NOT pinned'}; ${machine}; node ${process.version}; metrics ${METRICS ? 'on' : 'off'}; audit ${process.env.BENCH_AUDIT === 'off' ? 'off' : 'on'}`,
     );
     console.log('figures: median (min–max) over the repetitions; proxy CPU from /proc utime+stime ÷ requests completed');
 

@@ -20,7 +20,10 @@ import { canonicalizeResource, resourceFor } from './core/resource-uri.ts';
 import { demoIdentityProvider, demoServer } from './demo/embedded-default.ts';
 import { createForwardAuth, type ForwardAuth } from './forward-auth/index.ts';
 import { clientAddressResolver } from './http/client-address.ts';
-import { OAuthError, sendJson, sendOAuthError } from './http/errors.ts';
+import { OAuthError, sendOAuthError } from './http/errors.ts';
+import { handleLiveness, Readiness, type ReadinessCheck } from './http/health.ts';
+import { type DrainOutcome, InFlightRequests } from './http/in-flight.ts';
+import { type OpsListener, startOpsListener } from './http/ops-listener.ts';
 import { createOutboundFetch, type OutboundFetch } from './http/outbound.ts';
 import { createRouter, type RouteHandler } from './http/router.ts';
 import type { HandlerName } from './http/routes.ts';
@@ -29,7 +32,11 @@ import { createIdpTokenSource, type IdpTokenSource } from './idp/idp-tokens.ts';
 import { createIdentityProviders } from './idp/index.ts';
 import type { LocalIdentityProvider } from './idp/local.ts';
 import type { IdentityProvider } from './idp/types.ts';
+import { createAuditLogger, startAuditFlush } from './observability/audit.ts';
+import { countingEvents } from './observability/counted-events.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
+import { McpRequestRecorder } from './observability/mcp-requests.ts';
+import { GatewayMetrics, METRICS_CONTENT_TYPE } from './observability/metrics.ts';
 import { startUpstreamTargets, type UpstreamTargets } from './proxy/upstream-targets.ts';
 import { createResourceServer, type ResourceServer } from './resource-server/index.ts';
 import { openStorage, startSweeper } from './storage/index.ts';
@@ -48,11 +55,26 @@ export interface RunningGateway {
   revocations: RevocationList;
   /** Revokes grants by grant, user or client (docs/tokens.md, "Revocation"). */
   grants: GrantRevoker;
+  /** The metrics listener's address (`metrics.listen`), when metrics are enabled and not on the main listener. */
+  opsUrl: string | undefined;
+  readiness: Readiness;
+  /** Stops at once: connections cut, rooms closed (tests, and the end of `drain`). */
   close(): Promise<void>;
+  /**
+   * The graceful shutdown (SIGTERM): readiness fails, the listener stops accepting, requests in flight
+   * finish within `shutdown.drainSeconds` (SSE streams ended cleanly), then everything is closed.
+   */
+  drain(): Promise<DrainOutcome>;
 }
 
 export interface StartOptions {
+  /**
+   * Operational logs. A logger passed here copies audit events to the audit stream only when it was
+   * made with it (`createLogger(level, destination, audit)`); the one made by default is.
+   */
   logger?: Logger;
+  /** The audit stream (docs/audit.md); by default the one `audit.destination` names. */
+  audit?: Logger;
   /** Where first-start messages go (the demo password); stdout by default. */
   announce?: (line: string) => void;
   /**
@@ -95,23 +117,53 @@ interface Rooms {
   forwardAuth: ForwardAuth;
 }
 
+/** Metrics, readiness and the drain (docs/operations.md). */
+interface Operations {
+  metrics: GatewayMetrics | undefined;
+  mcpRequests: McpRequestRecorder | undefined;
+  inFlight: InFlightRequests;
+}
+
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
-  const logger = options.logger ?? createLogger(config.log.level);
+  const operations = createOperations(config);
+  const audit = options.audit ?? createAuditLogger(config.audit.destination);
+  const stopAuditFlush = startAuditFlush(audit);
+  const baseLogger = options.logger ?? createLogger(config.log.level, undefined, audit);
+  // Authorization decisions are counted from the audit events they log (src/observability/counted-events.ts).
+  const logger = operations.metrics ? countingEvents(baseLogger, (fields) => operations.metrics?.countEvent(fields)) : baseLogger;
   const announce = options.announce ?? ((line: string) => process.stdout.write(`${line}\n`));
   const foundations = await openFoundations(config, logger, options.clock ?? systemClock);
-  const rooms = await createRooms(config, foundations, logger, announce);
+  const rooms = await createRooms(config, foundations, { logger, audit }, announce, operations);
+  const readiness = readinessOf(foundations, rooms, operations);
+  operations.metrics?.setSources(metricSources(rooms));
 
-  const server = createServer(createRouter({ mcp: rooms.gateway.serveMcp, handlers: routeHandlers(config, rooms), onError: requestFailed(logger) }));
+  const router = createRouter({ mcp: rooms.gateway.serveMcp, handlers: routeHandlers(config, rooms, readiness, operations), onError: requestFailed(logger) });
+  const server = createServer(operations.inFlight.track(router));
   // Longer than common load balancer idle timeouts, so the proxy side closes first.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   const listenUrl = await listen(server, config.listen);
+  let ops: OpsListener | undefined;
+  try {
+    ops = await startOps(config, operations, readiness, logger);
+  } catch (error) {
+    // The metrics port taken, say: nothing may keep running half-started.
+    await shutDown(server, foundations, rooms, logger);
+    throw error;
+  }
 
   const resources = rooms.resources.map((r) => r.resource);
   logger.info({ listen: listenUrl, issuer: config.publicUrl, servers: resources, storage: config.storage.type }, 'gateway listening');
   announce(`mcp-oauth-gateway listening on ${listenUrl}; issuer ${config.publicUrl}; MCP servers: ${resources.join(', ')}`);
 
   let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= shutDown(server, foundations, rooms, logger).finally(() => {
+      stopAuditFlush();
+      audit.flush();
+      return ops?.close();
+    }));
+  let draining: Promise<DrainOutcome> | undefined;
   return {
     listenUrl,
     server,
@@ -119,7 +171,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     logger,
     revocations: foundations.revocations,
     grants: rooms.authorization.grants,
-    close: () => (closing ??= shutDown(server, foundations, rooms, logger)),
+    opsUrl: ops?.url,
+    readiness,
+    close,
+    drain: () => (draining ??= drain(server, operations.inFlight, config.shutdown.drainSeconds * 1000, logger, close)),
   };
 }
 
@@ -153,11 +208,18 @@ export function signingKeyPolicy(config: GatewayConfig): SigningKeyPolicy {
   };
 }
 
-async function createRooms(config: GatewayConfig, foundations: Foundations, logger: Logger, announce: (line: string) => void): Promise<Rooms> {
+async function createRooms(
+  config: GatewayConfig,
+  foundations: Foundations,
+  logs: { logger: Logger; audit: Logger },
+  announce: (line: string) => void,
+  operations: Operations,
+): Promise<Rooms> {
   const { storage, clock } = foundations;
+  const { logger, audit } = logs;
   const servers: ServerConfig[] = config.servers ?? [demoServer()];
   const resources = protectedResources(config, servers);
-  const identity = await createIdentityRoom(config, foundations, logger, announce);
+  const identity = await createIdentityRoom(config, foundations, logger, announce, operations);
   const upstreams = await startUpstreamTargets(servers, { logger, idpTokens: identity.idpTokens, clock });
   const authorization = await createAuthorizationServer({
     config,
@@ -175,6 +237,7 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
   });
   const gateway = createResourceServer({
     issuer: config.publicUrl,
+    requests: operations.mcpRequests,
     servers,
     publicKeys: authorization.publicKeys,
     refreshKeys: (kid) => foundations.signingKeys.refreshForUnknownKid(kid),
@@ -187,6 +250,10 @@ async function createRooms(config: GatewayConfig, foundations: Foundations, logg
     // X-Forwarded-For to upstreams starts from the address the gateway trusts (trustProxy), not just the socket peer.
     clientAddress: clientAddressResolver(config.trustProxy),
     stripClientHeaders: config.stripClientHeaders,
+    // Session owners are shared through storage, so every replica refuses a session to a stranger.
+    storage,
+    audit,
+    rateLimitStorage: storage,
   });
   // Checks for reverse proxies in front of `forwardAuth` servers; same guard, so one token cache.
   const forwardAuth = createForwardAuth({ issuer: config.publicUrl, servers, guard: gateway.guard, logger });
@@ -198,18 +265,32 @@ function protectedResources(config: GatewayConfig, servers: readonly ServerConfi
   return servers.map((server) => ({
     name: server.name,
     resource: resourceFor(config.publicUrl, server),
-    scopes: server.scopes,
+    // `toolAccess` scopes are grantable for the server but never needed to connect (docs/policy.md).
+    scopes: [...new Set([...server.scopes, ...(server.toolAccess?.rules.flatMap((rule) => rule.scopes) ?? [])])],
+    requiredScopes: server.scopes,
+    scopeDescriptions: server.scopeDescriptions,
     access: { gateway: config.access, server: server.access },
     requiresIdpToken: Boolean(server.idpToken?.header ?? server.idpToken?.env),
   }));
 }
 
 /** The identity providers (the demo account when none is configured) and the IdP tokens they hand out. */
-async function createIdentityRoom(config: GatewayConfig, foundations: Foundations, logger: Logger, announce: (line: string) => void): Promise<IdentityRoom> {
+async function createIdentityRoom(
+  config: GatewayConfig,
+  foundations: Foundations,
+  logger: Logger,
+  announce: (line: string) => void,
+  operations: Operations,
+): Promise<IdentityRoom> {
   const { storage } = foundations;
   // Access rules naming GitHub orgs or teams need the membership read at login.
   const providerConfigs = withGithubOrganizationDefaults(config.identityProviders ?? [await demoIdentityProvider(storage, announce)], config);
-  const outboundFetch = createOutboundFetch({ extraCaPem: foundations.extraCaPem, timeoutMs: 10_000 });
+  const metrics = operations.metrics;
+  const outboundFetch = createOutboundFetch({
+    extraCaPem: foundations.extraCaPem,
+    timeoutMs: 10_000,
+    observe: metrics && ((url, seconds, outcome) => metrics.observeIdpCall(url, seconds, outcome)),
+  });
   const { all, local } = createIdentityProviders(providerConfigs, {
     storage,
     issuer: config.publicUrl, // the schema normalises it to the origin form, the issuer's
@@ -232,13 +313,17 @@ async function createIdentityRoom(config: GatewayConfig, foundations: Foundation
 }
 
 /** Every handler the route table names; the compiler checks that none is missing. */
-function routeHandlers(config: GatewayConfig, rooms: Rooms): Record<HandlerName, RouteHandler> {
+function routeHandlers(config: GatewayConfig, rooms: Rooms, readiness: Readiness, operations: Operations): Record<HandlerName, RouteHandler> {
+  const metrics = config.metrics.onMainListener ? operations.metrics : undefined;
   return {
     ...rooms.authorization.handlers,
     ...rooms.gateway.handlers,
     ...rooms.forwardAuth.handlers,
     localSignIn: localSignIn(config.publicUrl, rooms.identity.local),
-    health: (_req, res) => sendJson(res, 200, { status: 'ok' }),
+    health: handleLiveness,
+    readiness: readiness.handle,
+    // Not on this listener unless the operator asked (src/config/schema/operations.ts says why): a 404.
+    metrics: metrics ? metricsHandler(metrics) : () => false,
   };
 }
 
@@ -295,4 +380,84 @@ async function shutDown(server: Server, foundations: Foundations, rooms: Rooms, 
   await foundations.stopSigningKeys();
   await foundations.storage.close();
   logger.flush?.();
+}
+
+// ---- Operations: metrics, readiness and the drain (docs/operations.md) ----
+
+function createOperations(config: GatewayConfig): Operations {
+  const inFlight = new InFlightRequests();
+  if (!config.metrics.enabled) return { metrics: undefined, mcpRequests: undefined, inFlight };
+  const mcpRequests = new McpRequestRecorder();
+  const servers = (config.servers ?? [demoServer()]).map((server) => server.name);
+  const providers = (config.identityProviders ?? []).map((provider) => provider.id);
+  // The demo account's local provider when none is configured (src/demo/embedded-default.ts).
+  if (config.identityProviders === undefined) providers.push('local');
+  return { metrics: new GatewayMetrics({ mcp: mcpRequests, providers, servers }), mcpRequests, inFlight };
+}
+
+/** Ready: storage answers, signing keys are loaded, each IdP's discovery loaded once; never while draining. */
+function readinessOf(foundations: Foundations, rooms: Rooms, operations: Operations): Readiness {
+  const checks: ReadinessCheck[] = [
+    { name: 'storage', run: () => foundations.storage.ping() },
+    {
+      name: 'keys',
+      run: () => {
+        if (rooms.authorization.publicKeys().length === 0) throw new Error('no signing key');
+      },
+    },
+    ...rooms.identity.all.map((idp) => ({ name: `idp:${idp.id}`, run: () => idp.ready?.() })),
+  ];
+  return new Readiness({ checks, draining: () => operations.inFlight.draining, clock: foundations.clock });
+}
+
+function metricSources(rooms: Rooms): Parameters<GatewayMetrics['setSources']>[0] {
+  return {
+    tokenCache: () => rooms.gateway.tokenCacheStats(),
+    upstreamPools: () => rooms.gateway.upstreamPoolStats(),
+    stdioProcesses: () =>
+      rooms.resources.flatMap(({ name }) => {
+        const stdio = rooms.upstreams.get(name)?.stdio;
+        return stdio ? [{ server: name, processes: stdio.supervisor.pids().size }] : [];
+      }),
+  };
+}
+
+function metricsHandler(metrics: GatewayMetrics): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async (_req, res) => {
+    const body = await metrics.render();
+    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+}
+
+/** The separate metrics listener, unless metrics are off or served on the main listener. */
+async function startOps(config: GatewayConfig, operations: Operations, readiness: Readiness, logger: Logger): Promise<OpsListener | undefined> {
+  const metrics = operations.metrics;
+  if (metrics === undefined || config.metrics.onMainListener) return undefined;
+  const ops = await startOpsListener({
+    ...config.metrics.listen,
+    metrics: metricsHandler(metrics),
+    readiness: readiness.handle,
+    onError: (error) => logger.error({ err: error }, 'metrics listener request failed'),
+  });
+  logger.info({ listen: ops.url }, 'metrics listening');
+  return ops;
+}
+
+/**
+ * SIGTERM: readiness fails at once (it reads the drain flag), the listener stops accepting, requests
+ * in flight finish, then the rooms close (stdio children stopped, pools closed) and the logs are
+ * flushed, all within `drainMs`; the rooms get the last part of it.
+ */
+async function drain(server: Server, inFlight: InFlightRequests, drainMs: number, logger: Logger, close: () => Promise<void>): Promise<DrainOutcome> {
+  const started = Date.now();
+  const closeReserveMs = Math.min(3_000, drainMs / 4);
+  const draining = inFlight.drain(started + drainMs - closeReserveMs);
+  // Node closes the idle keep-alive connections with the listener; busy ones close after their response.
+  server.close();
+  logger.info({ event: 'shutdown.draining', inFlight: inFlight.size, drainSeconds: drainMs / 1000 }, 'draining requests in flight');
+  const outcome = await draining;
+  logger.info({ event: 'shutdown.drained', ...outcome, ms: Date.now() - started }, 'requests drained; closing');
+  await close();
+  return outcome;
 }

@@ -29,6 +29,7 @@ import { ConcurrentRefresh, createRefreshReplay, type RefreshReplay } from './re
 import { type ProtectedResource, resolveResource } from './resources.ts';
 import { revokedGrantGuard } from './revoked-grants.ts';
 import { retryAfterOnUnavailable, storageForProvider } from './storage-outage.ts';
+import { omitEmptyScope } from './token-response.ts';
 
 export { type ProtectedResource, resolveResource } from './resources.ts';
 
@@ -140,9 +141,10 @@ export function createProvider(providerOptions: ProviderOptions): Provider {
   };
 
   // Around the token endpoint, outermost first: refresh replay within the grace period, then no
-  // token for a grant revoked meanwhile (docs/tokens.md).
+  // token for a grant revoked meanwhile (docs/tokens.md), then no empty `scope` (token-response.ts).
   provider.use(refreshReplay.middleware as Parameters<Provider['use']>[0]);
   provider.use(revokedGrantGuard(options.storage, options.logger) as Parameters<Provider['use']>[0]);
+  provider.use(omitEmptyScope as Parameters<Provider['use']>[0]);
 
   auditProviderEvents(provider, options.logger);
   answerForAccessTokens(provider, {
@@ -358,7 +360,15 @@ function auditProviderEvents(provider: Provider, logger: Logger): void {
   const clientOf = (ctx: KoaContextWithOIDC) => ctx.oidc?.client?.clientId;
   provider.on('grant.success', (ctx) => {
     logger.info(
-      { event: 'token.issued', clientId: clientOf(ctx), grantType: ctx.oidc.params?.grant_type, user: ctx.oidc.entities.Grant?.accountId },
+      {
+        event: 'token.issued',
+        clientId: clientOf(ctx),
+        grantType: ctx.oidc.params?.grant_type,
+        user: ctx.oidc.entities.Grant?.accountId,
+        // The MCP server the access token is for, and whether the client named it (RFC 8707) or got the default.
+        audience: ctx.oidc.entities.AccessToken?.aud,
+        requestedResource: ctx.oidc.params?.resource,
+      },
       'tokens issued',
     );
   });

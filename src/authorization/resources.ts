@@ -7,6 +7,14 @@ export interface ProtectedResource {
   /** Canonical resource URI, also the token `aud`. */
   resource: string;
   scopes: string[];
+  /**
+   * The scopes every token for this server carries (`servers[].scopes`), asked for when a client names
+   * none; the rest of `scopes` are `toolAccess` scopes, granted only when asked for and approved
+   * (docs/policy.md). Absent: all of `scopes`.
+   */
+  requiredScopes?: string[];
+  /** What each scope allows, in the operator's words, for the consent page (`servers[].scopeDescriptions`). */
+  scopeDescriptions?: Record<string, string>;
   /** Who may log in to it: the gateway-wide and the server's rule blocks (src/policy/access.ts). Absent: everyone. */
   access?: AccessPolicy;
   /** The server receives the user's IdP token (`servers[].idpToken`): without a live one, refreshing is pointless. */

@@ -38,6 +38,26 @@ export function parseCommandArgs<T extends ParseArgsOptionsConfig>(args: string[
   }
 }
 
+/**
+ * Options plus named positional arguments (`admin clients delete <client_id>`): each name in
+ * `positionals` is required, and anything beyond them is a usage error like an unknown option.
+ */
+export function parseCommandLine<T extends ParseArgsOptionsConfig>(args: string[], options: T, positionals: readonly string[]) {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
+  } catch (error) {
+    if (!isParseArgsError(error)) throw error;
+    throw new UsageError(describeRefusal(args, options, undefined, positionals.length) ?? error.message);
+  }
+  const extra = parsed.positionals[positionals.length];
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  const missing = positionals[parsed.positionals.length];
+  // --help needs no operands: the caller answers it before looking at them.
+  if (missing !== undefined && !(parsed.values as { help?: boolean }).help) throw new UsageError(`${missing} is missing`);
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
 function isParseArgsError(error: unknown): error is Error {
   const code = (error as { code?: unknown } | null)?.code;
   return error instanceof Error && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
@@ -48,9 +68,11 @@ function isParseArgsError(error: unknown): error is Error {
  * tokens of a lenient parse name the argument exactly. Option values are never repeated (one may be a
  * secret typed in the wrong place), only the flag's name.
  */
-function describeRefusal(args: string[], options: ParseArgsOptionsConfig, positional?: (value: string) => string): string | undefined {
+function describeRefusal(args: string[], options: ParseArgsOptionsConfig, positional?: (value: string) => string, allowedPositionals = 0): string | undefined {
   const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
+  let positionals = 0;
   for (const token of tokens) {
+    if (token.kind === 'positional' && ++positionals <= allowedPositionals) continue;
     if (token.kind === 'positional') return positional ? positional(token.value) : `unexpected argument "${token.value}"`;
     if (token.kind !== 'option') continue;
     const option = options[token.name];

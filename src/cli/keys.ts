@@ -85,19 +85,34 @@ interface KeysContext {
  * configured the gateway generated `<dataDir>/encryption.key` at its first start, and this command
  * must read that one rather than create another.
  */
-async function secretBoxFor(context: KeysContext): Promise<SecretBox> {
+async function secretBoxFor(context: Pick<KeysContext, 'config'>): Promise<SecretBox> {
   return new SecretBox(await loadEncryptionKeys(context.config));
 }
 
 async function listKeys(context: KeysContext): Promise<number> {
+  const statuses = await signingKeyStatuses(context);
+  context.io.stdout.write(`${statuses.map(describe).join('\n')}\n`);
+  return 0;
+}
+
+/** One signing key as `keys list` and `admin keys` report it; times in epoch milliseconds, nothing secret. */
+export interface SigningKeyStatus {
+  kid: string;
+  /** `active` signs; `next` is published and signs from `activatesAt`; `retired` only verifies. */
+  state: 'active' | 'next' | 'retired';
+  createdAt: number;
+  activatesAt: number;
+  /** When a retired key leaves the published set (null when that is not known, and for active and next keys). */
+  publishedUntil: number | null;
+}
+
+/** The published signing keys and their state, from the storage `context` opened; throws when there are none yet. */
+export async function signingKeyStatuses(context: Pick<KeysContext, 'storage' | 'config' | 'policy' | 'clock'>): Promise<SigningKeyStatus[]> {
   await requireRecord(context);
   const stored = await readSigningKeys(context.storage, await secretBoxFor(context));
   if (stored === undefined) throw missing();
-  const now = context.clock.now();
-  const state = signingKeyState(stored.signing, now, context.policy.retentionMs);
-  const lines = state.published.map((entry) => describe(entry, state.active, stored.signing, context.policy));
-  context.io.stdout.write(`${lines.join('\n')}\n`);
-  return 0;
+  const state = signingKeyState(stored.signing, context.clock.now(), context.policy.retentionMs);
+  return state.published.map((entry) => statusOf(entry, state.active, stored.signing, context.policy));
 }
 
 async function rotateKeys(context: KeysContext): Promise<number> {
@@ -131,7 +146,7 @@ async function rotateKeys(context: KeysContext): Promise<number> {
 }
 
 /** Checked before any encryption key is read, so a store the gateway never used gets a clear answer. */
-async function requireRecord(context: KeysContext): Promise<void> {
+async function requireRecord(context: Pick<KeysContext, 'storage'>): Promise<void> {
   if ((await readSealedKeys(context.storage)) === undefined) throw missing();
 }
 
@@ -139,14 +154,19 @@ function missing(): GatewayError {
   return new GatewayError(ErrorCode.AUTHORIZATION_KEYS_MISSING, 'no signing keys are stored yet: start the gateway once on this storage first');
 }
 
-/** One line per key: `<kid>  <state>  <times>`. */
-function describe(entry: SigningKeyEntry, active: SigningKeyEntry, all: readonly SigningKeyEntry[], policy: SigningKeyPolicy): string {
-  const kid = entry.jwk.kid ?? '(no kid)';
-  if (entry === active) return `${kid}  active    signs since ${iso(entry.activatesAt)}`;
-  if (entry.activatesAt > active.activatesAt) return `${kid}  next      published ${iso(entry.createdAt)}, signs from ${iso(entry.activatesAt)}`;
+function statusOf(entry: SigningKeyEntry, active: SigningKeyEntry, all: readonly SigningKeyEntry[], policy: SigningKeyPolicy): SigningKeyStatus {
+  const base = { kid: entry.jwk.kid ?? '(no kid)', createdAt: entry.createdAt, activatesAt: entry.activatesAt, publishedUntil: null };
+  if (entry === active) return { ...base, state: 'active' };
+  if (entry.activatesAt > active.activatesAt) return { ...base, state: 'next' };
   const successor = all.filter((other) => other.activatesAt > entry.activatesAt).sort((a, b) => a.activatesAt - b.activatesAt)[0];
-  const until = successor ? iso(successor.activatesAt + policy.retentionMs) : 'unknown';
-  return `${kid}  retired   verifies only, published until ${until}`;
+  return { ...base, state: 'retired', publishedUntil: successor ? successor.activatesAt + policy.retentionMs : null };
+}
+
+/** One line per key: `<kid>  <state>  <times>`. */
+function describe(status: SigningKeyStatus): string {
+  if (status.state === 'active') return `${status.kid}  active    signs since ${iso(status.activatesAt)}`;
+  if (status.state === 'next') return `${status.kid}  next      published ${iso(status.createdAt)}, signs from ${iso(status.activatesAt)}`;
+  return `${status.kid}  retired   verifies only, published until ${status.publishedUntil === null ? 'unknown' : iso(status.publishedUntil)}`;
 }
 
 function iso(ms: number): string {

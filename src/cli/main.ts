@@ -1,8 +1,9 @@
 #!/usr/bin/env node
+import { runAdmin } from './admin.ts';
 import { USAGE_EXIT } from './args.ts';
 /**
  * Command line: `serve` (default), `config check`, `config docs`, `config schema`, `hash-password`,
- * `keys list`, `keys rotate`.
+ * `keys list`, `keys rotate`, `admin …` (docs/admin.md).
  * Each command parses its own options strictly (./args.ts); a usage error exits with status 2.
  */
 import { runConfigCheck } from './config-check.ts';
@@ -21,6 +22,8 @@ commands:
   hash-password                  read a password on stdin, print a hash for a local user
   keys list [--config FILE]      list the token-signing keys and their state (docs/keys.md)
   keys rotate [--config FILE]    publish the next signing key now (gateways may keep running)
+  admin <command> [--json]       list clients, grants, users and keys; delete clients, revoke
+                                 grants (gateways may keep running; admin --help, docs/admin.md)
 
 --config FILE may also be written --config=FILE or -c FILE; every command takes --help.
 `;
@@ -45,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
       return runHashPassword(rest, io);
     case 'keys':
       return runKeys(rest, io);
+    case 'admin':
+      return runAdmin(rest, io);
     case '--help':
     case '-h':
     case 'help':

@@ -9,8 +9,8 @@
  *
  * The first worker starts alone, so first-start work (keys and secrets created, stored rows
  * migrated) happens once; the others follow when it listens. A worker that dies is replaced (not
- * faster than once a second). SIGTERM or SIGINT to the primary is passed to every worker, which shuts
- * down as a single process does; the primary exits when they all have.
+ * faster than once a second). SIGTERM or SIGINT to the primary is passed to every worker (as a message), which
+ * shuts down and drains as a single process does; the primary exits when they all have.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Writable } from 'node:stream';
@@ -19,6 +19,17 @@ const RESTART_DELAY_MS = 1_000;
 
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
+}
+
+/** The message the primary sends each worker to shut down (drain, as on SIGTERM). */
+const SHUTDOWN_MESSAGE = 'mcp-oauth-gateway:shutdown';
+
+/** In a worker, calls `stop` when the primary asks it to shut down; elsewhere does nothing. */
+export function onPrimaryShutdown(stop: () => void): void {
+  if (!cluster.isWorker) return;
+  process.on('message', (message) => {
+    if (message === SHUTDOWN_MESSAGE) stop();
+  });
 }
 
 /** A worker whose gateway has closed lets go of the primary (the IPC channel would keep it alive). */
@@ -54,7 +65,11 @@ export async function runPrimary(count: number, io: { stderr: Writable; stdout: 
     if (stopping) return;
     stopping = true;
     if (live.size === 0) allGone();
-    for (const worker of live) worker.process.kill('SIGTERM');
+    // A message, not a signal: the worker tells it apart from a Ctrl-C that reached it as well.
+    for (const worker of live) {
+      if (worker.isConnected()) worker.send(SHUTDOWN_MESSAGE);
+      else worker.process.kill('SIGTERM');
+    }
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -9,8 +9,10 @@ import { z } from 'zod';
 import { issuerFromPublicUrl, hostKey as routeHostKey } from '../core/resource-uri.ts';
 import { serverPathConflict } from '../http/routes.ts';
 import { accessRulesSchema } from './schema/access.ts';
+import { auditSchema, serverAuditSchema } from './schema/audit.ts';
 import { encryptionKeyProblem } from './schema/encryption-key.ts';
 import { identityProviderProblems } from './schema/identity-provider-rules.ts';
+import { metricsSchema, shutdownSchema } from './schema/operations.ts';
 import { pemFileProblem } from './schema/pem-file.ts';
 import { githubProviderSchema, oauth2ProviderSchema } from './schema/providers-oauth2.ts';
 import {
@@ -23,10 +25,12 @@ import {
   oidcProviderSchema,
   oktaProviderSchema,
 } from './schema/providers-oidc.ts';
-import { idpTokenTargetProblems, serverResource } from './schema/server-rules.ts';
+import { perCallTargetProblems, rateLimitsSchema } from './schema/rate-limits.ts';
+import { idpTokenTargetProblems, serverResource, toolAccessProblems } from './schema/server-rules.ts';
 import { stdioUpstreamSchema } from './schema/stdio.ts';
 import { sharedStorageKeyProblem, storageSchema } from './schema/storage.ts';
 import { stripClientHeadersSchema } from './schema/strip-client-headers.ts';
+import { scopeDescriptionsSchema, toolAccessSchema } from './schema/tool-access.ts';
 import { trustProxySchema } from './schema/trust-proxy.ts';
 import { uiSchema } from './schema/ui.ts';
 import { isLoopbackHost, requireSecureScheme } from './schema/urls.ts';
@@ -184,6 +188,8 @@ export const serverSchema = z.object({
     .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/))
     .default([])
     .describe('Scopes a token needs for this server; advertised in the protected resource metadata and in the 401 challenge.'),
+  scopeDescriptions: scopeDescriptionsSchema,
+  toolAccess: toolAccessSchema,
   identityHeaders,
   idpToken: z
     .object({
@@ -209,6 +215,8 @@ export const serverSchema = z.object({
     .positive()
     .default(4 * 1024 * 1024)
     .describe('Largest request body forwarded to the server, in bytes.'),
+  rateLimits: rateLimitsSchema,
+  audit: serverAuditSchema,
 });
 
 export const configSchema = z
@@ -265,7 +273,14 @@ export const configSchema = z
       .describe('The ES256 keys that sign access tokens and ID tokens (not the encryption keys of `secrets`).'),
     tokens: z
       .object({
-        accessTokenTtl: duration.default(300).describe('Lifetime of access tokens, in seconds.'),
+        // Real clients refresh an access token that expires within 5 minutes of now (Gemini CLI,
+        // Claude Code; docs/clients.md): a 300 s token is "expired" on arrival, so each request
+        // refreshed first and two refreshes raced. 900 s leaves ten minutes between refreshes.
+        accessTokenTtl: duration
+          .default(900)
+          .describe(
+            'Lifetime of access tokens, in seconds. Keep it well above 300: Gemini CLI and Claude Code treat a token that expires within 5 minutes as expired and refresh before every request (docs/clients.md). A revoked grant, user or client stops being accepted at once, not when its tokens expire: revocations reach every replica within seconds (docs/tokens.md).',
+          ),
         refreshTokenTtl: duration.default(30 * 86400).describe('Lifetime of refresh tokens, in seconds.'),
         authorizationCodeTtl: duration.default(60).describe('Lifetime of authorization codes, in seconds.'),
         // RFC 9700 §4.14.2: rotation detects a refresh token used by two parties. A presentation by
@@ -300,7 +315,7 @@ export const configSchema = z
           });
         }
       })
-      .default({ accessTokenTtl: 300, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30, revocationPollInterval: 1 })
+      .default({ accessTokenTtl: 900, refreshTokenTtl: 30 * 86400, authorizationCodeTtl: 60, refreshReuseGraceSeconds: 30, revocationPollInterval: 1 })
       .describe('Lifetimes of the tokens the gateway issues to MCP clients.'),
     introspection: z
       .object({
@@ -419,12 +434,15 @@ export const configSchema = z
       .default({})
       .describe('The consent step.'),
     ui: uiSchema,
+    audit: auditSchema,
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Least severe level written.'),
       })
       .default({ level: 'info' })
       .describe('Logging (JSON lines on stdout).'),
+    metrics: metricsSchema,
+    shutdown: shutdownSchema,
   })
   // `when: () => true`: zod skips refinements once any key is invalid, which would hide duplicate or
   // reserved paths until every other error is fixed; the loader promises every problem in one pass.
@@ -498,6 +516,8 @@ function checkServers(root: Record<string, unknown>, ctx: IssueSink): void {
     checkHostMatchesScheme(hostKey, at, state, ctx);
     checkResourceUnique(server, at, state, ctx);
     for (const problem of idpTokenTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
+    for (const problem of toolAccessProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
+    for (const problem of perCallTargetProblems(server)) issue(ctx, [...at, ...problem.path], problem.message);
   });
 }
 

@@ -49,8 +49,14 @@ export const ErrorCode = {
   PROXY_UPSTREAM_UNDEFINED: 'ERR_PROXY_UPSTREAM_UNDEFINED',
   PROXY_SSE_ENDPOINT_INVALID: 'ERR_PROXY_SSE_ENDPOINT_INVALID',
   PROXY_CLIENT_GONE: 'ERR_PROXY_CLIENT_GONE',
+  /** An answer to a list request too large to hold for `toolAccess` filtering (src/proxy/list-answer-filter.ts). */
+  PROXY_LIST_ANSWER_TOO_LARGE: 'ERR_PROXY_LIST_ANSWER_TOO_LARGE',
   PROXY_UPSTREAM_IDLE: 'ERR_PROXY_UPSTREAM_IDLE',
   PROXY_UPSTREAM_INVALID_RESPONSE: 'ERR_PROXY_UPSTREAM_INVALID_RESPONSE',
+
+  // resource-server: the MCP routes' per-call step (src/resource-server/mcp-call.ts)
+  /** A server has `rateLimits` but the resource server was given no storage to count in. */
+  RESOURCE_RATE_LIMIT_STORAGE_MISSING: 'ERR_RESOURCE_RATE_LIMIT_STORAGE_MISSING',
   FORWARD_AUTH_SETUP: 'ERR_FORWARD_AUTH_SETUP',
 
   // stdio: spawned MCP servers (src/stdio)
@@ -64,6 +70,12 @@ export const ErrorCode = {
   // cli (src/cli)
   CLI_USAGE: 'ERR_CLI_USAGE',
   CLI_INPUT: 'ERR_CLI_INPUT',
+  /** An admin command named a client, user or grant the store does not know (exit status 3). */
+  CLI_ADMIN_NOT_FOUND: 'ERR_CLI_ADMIN_NOT_FOUND',
+  /** An admin command named a user by an email address several users share; it needs the user id. */
+  CLI_ADMIN_AMBIGUOUS_USER: 'ERR_CLI_ADMIN_AMBIGUOUS_USER',
+  /** An admin command was pointed at `storage.type: memory`, which no other process can see. */
+  CLI_ADMIN_STORAGE_NOT_SHARED: 'ERR_CLI_ADMIN_STORAGE_NOT_SHARED',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

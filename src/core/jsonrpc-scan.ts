@@ -27,18 +27,39 @@ const BACKSLASH = 0x5c;
 /**
  * One message the scanner accepted. `params` is parsed from its bytes only when read (a policy that
  * needs `tools/call`'s `params.name` pays for it; forwarding does not), and then kept.
+ *
+ * It is not a plain object: `params` is a getter on the prototype and a response's `result`/`error`
+ * are placeholders, so a property read (`message.params?.arguments`, destructuring) behaves as on the
+ * parsed message, while a spread or `Object.keys` would not. `JSON.stringify` is exact (`toJSON`), and
+ * a consumer that copies or walks a message takes `toPlain()` (the parsed object, as
+ * `parseJsonRpcBody` gives it). The consumers today (the `toolAccess` screen, the per-call step's rate
+ * limits and audit arguments, the request metrics, the SSE watch's request ids) only read members.
  */
 export class ScannedMessage {
   readonly jsonrpc = '2.0' as const;
   readonly #body: Buffer;
   readonly #paramsStart: number;
   readonly #paramsEnd: number;
+  readonly #start: number;
+  readonly #end: number;
   #params: unknown;
   #parsed = false;
-  constructor(body: Buffer, paramsStart: number, paramsEnd: number) {
+  constructor(body: Buffer, paramsStart: number, paramsEnd: number, start: number, end: number) {
     this.#body = body;
     this.#paramsStart = paramsStart;
     this.#paramsEnd = paramsEnd;
+    this.#start = start;
+    this.#end = end;
+  }
+
+  /** The message parsed from its own bytes: a plain object, exactly what `JSON.parse` makes of it. */
+  toPlain(): JSONRPCMessage {
+    return JSON.parse(this.#body.toString('utf8', this.#start, this.#end)) as JSONRPCMessage;
+  }
+
+  /** `JSON.stringify(message)` writes the message itself, params and result included. */
+  toJSON(): JSONRPCMessage {
+    return this.toPlain();
   }
   get params(): Record<string, unknown> | undefined {
     if (!this.#parsed) {
@@ -101,7 +122,8 @@ class Scanner {
   /** One top-level object, checked as a JSON-RPC message. */
   #message(): JSONRPCMessage {
     const b = this.#b;
-    if (b[this.#i] !== 0x7b) throw DECLINE;
+    const messageStart = this.#i;
+    if (b[messageStart] !== 0x7b) throw DECLINE;
     this.#i++;
     let jsonrpcOk = false;
     let seen = 0; // bit per member of interest, so a repeated one declines (JSON.parse keeps the last)
@@ -175,7 +197,7 @@ class Scanner {
       if (next !== 0x2c) throw DECLINE;
     }
     if (!jsonrpcOk) throw DECLINE;
-    const message = new ScannedMessage(b, paramsStart, paramsEnd) as ScannedMessage & Record<string, unknown>;
+    const message = new ScannedMessage(b, paramsStart, paramsEnd, messageStart, this.#i) as ScannedMessage & Record<string, unknown>;
     if (method !== undefined) {
       // A request (string or integer id; MCP refuses null) or a notification (no id member at all).
       if (id === null) throw DECLINE;

@@ -56,6 +56,22 @@ export const JsonRpcCode = {
    * JSON or SSE, a body that is not JSON-RPC); sent with HTTP 502. The server is up but broken.
    */
   UPSTREAM_INVALID_RESPONSE: -32009,
+  /**
+   * `servers[].toolAccess` does not let this person use the tool, prompt or resource, and no wider
+   * scope would (a scope that would gets the 403 step-up challenge instead; docs/policy.md).
+   */
+  NOT_PERMITTED: -32010,
+  /**
+   * MCP's own `HeaderMismatch` (Streamable HTTP 2026-07-28, "Server Validation"): an `Mcp-Method` or
+   * `Mcp-Name` header disagrees with the body, sent with HTTP 400.
+   */
+  HEADER_MISMATCH: -32020,
+  /**
+   * A rate limit of the route refuses the call (sent with HTTP 429 and `Retry-After`: docs/rate-limits.md).
+   * -32029 rather than the next number, so it reads as the 429 it comes with; no MCP server or the SDK
+   * gives it another meaning.
+   */
+  RATE_LIMITED: -32029,
 } as const;
 
 export type JsonRpcCodeValue = (typeof JsonRpcCode)[keyof typeof JsonRpcCode];

@@ -14,7 +14,12 @@ export interface OutboundFetchOptions {
   extraCaPem?: string;
   /** Deadline for the whole exchange: connect, headers and body. */
   timeoutMs: number;
+  /** Told about every call once its response headers (or its failure) arrived: the metrics. */
+  observe?: (url: string, seconds: number, outcome: OutboundOutcome) => void;
 }
+
+/** How an outbound call ended, for the metrics: its status class, or why no response came. */
+export type OutboundOutcome = 'ok' | 'http_4xx' | 'http_5xx' | 'network' | 'timeout';
 
 /** A `fetch` bound to its own connection pool; `close()` ends the pool's sockets. */
 export type OutboundFetch = typeof fetch & { close(): Promise<void> };
@@ -25,7 +30,7 @@ export type OutboundFetch = typeof fetch & { close(): Promise<void> };
  * (openid-client always asks for `manual`).
  */
 export function createOutboundFetch(options: OutboundFetchOptions): OutboundFetch {
-  const { timeoutMs } = options;
+  const { timeoutMs, observe } = options;
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
     throw new GatewayError(ErrorCode.HTTP_INVALID_ARGUMENT, 'timeoutMs must be a positive integer');
   }
@@ -43,7 +48,17 @@ export function createOutboundFetch(options: OutboundFetchOptions): OutboundFetc
     const merged = { ...fromRequest, ...init, signal, dispatcher: agent } as UndiciRequestInit;
     // undici's Response is a different class from the global one but the same shape; openid-client and
     // the MCP SDK only rely on the shape.
-    return (await undiciFetch(url, merged)) as unknown as Response;
+    if (observe === undefined) return (await undiciFetch(url, merged)) as unknown as Response;
+    const started = performance.now();
+    try {
+      const response = await undiciFetch(url, merged);
+      const status = response.status;
+      observe(url, (performance.now() - started) / 1000, status >= 500 ? 'http_5xx' : status >= 400 ? 'http_4xx' : 'ok');
+      return response as unknown as Response;
+    } catch (error) {
+      observe(url, (performance.now() - started) / 1000, deadline.aborted ? 'timeout' : 'network');
+      throw error;
+    }
   };
   return Object.assign(outbound, { close: () => agent.close() }) as OutboundFetch;
 }

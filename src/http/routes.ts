@@ -34,7 +34,9 @@ export type HandlerName =
   | 'protectedResourceMetadata'
   | 'forwardAuthMetadata'
   | 'forwardAuthCheck'
-  | 'health';
+  | 'health'
+  | 'readiness'
+  | 'metrics';
 
 export interface GatewayRoute {
   readonly path: string;
@@ -201,6 +203,20 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     about: 'the check for one named server (Envoy appends the original path)',
   },
   { path: '/healthz', methods: ['GET', 'HEAD'], room: 'gateway', handler: 'health', about: 'liveness for load balancers and orchestrators' },
+  {
+    path: '/readyz',
+    methods: ['GET', 'HEAD'],
+    room: 'gateway',
+    handler: 'readiness',
+    about: 'readiness: storage reachable, keys loaded, IdP discovery loaded; 503 while draining (src/http/health.ts)',
+  },
+  {
+    path: '/metrics',
+    methods: ['GET'],
+    room: 'gateway',
+    handler: 'metrics',
+    about: 'Prometheus metrics, here only with `metrics.onMainListener` (else on `metrics.listen`, or 404)',
+  },
 ];
 
 export interface RouteMatch {

@@ -177,6 +177,11 @@ export class OidcIdentityProvider implements IdentityProvider {
     return refreshed;
   }
 
+  /** Readiness (src/http/health.ts): discovery has been loaded once; triggers it when it has not. */
+  async ready(): Promise<void> {
+    await this.#configuration();
+  }
+
   /** Discovery, cached; an IdP that is down at start-up only fails logins until it answers again. */
   #configuration(): Promise<client.Configuration> {
     this.#discovery ??= this.#discover().catch((error: unknown) => {

@@ -44,6 +44,12 @@ export interface IdentityProvider {
    * (the user must log in again), `temporarily_unavailable` when the IdP could not be reached.
    */
   refresh?(tokens: IdpTokens): Promise<IdpTokens>;
+  /**
+   * Resolves once what logins need from the IdP has been loaded (OIDC discovery), loading it when it
+   * has not; rejects while the IdP cannot be reached. Absent for providers with nothing to load.
+   * Used by the readiness check (src/http/health.ts).
+   */
+  ready?(): Promise<void>;
 }
 
 /**

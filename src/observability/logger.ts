@@ -1,50 +1,33 @@
 /**
- * JSON logs with pino. Secrets are redacted by key wherever they appear, so a careless `log.info({ req })`
- * cannot leak a bearer token, cookie, password or IdP token.
+ * JSON logs with pino. Secrets are redacted by key wherever they appear (redaction.ts), so a careless
+ * `log.info({ req })` cannot leak a bearer token, cookie, password or IdP token.
+ *
+ * Given the audit logger, the operational logger also copies every audit event it is handed to it
+ * (audit.ts, `AUDIT_EVENT_PREFIXES`): the rooms log security decisions once, where they always have.
  */
 import cluster from 'node:cluster';
 import { type Logger, pino } from 'pino';
+import { auditHooks } from './audit.ts';
+import { REDACT_PATHS } from './redaction.ts';
 
+export { REDACT_PATHS, REDACTED_KEYS } from './redaction.ts';
 export type { Logger };
 
-const REDACTED_KEYS = [
-  'authorization',
-  'cookie',
-  'set-cookie',
-  'password',
-  'passwordHash',
-  'client_secret',
-  'clientSecret',
-  'access_token',
-  'accessToken',
-  'refresh_token',
-  'refreshToken',
-  'id_token',
-  'idToken',
-  'code_verifier',
-  'codeVerifier',
-  'encryptionKeys',
-  'cookieSecret',
-  'token',
-];
-// Not `code`: that key carries error codes (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT) operators need, and
-// authorization codes are never logged under any key.
+const INFO = 30;
 
-/** Redaction paths: the key at the top level, one level down, and inside request headers. */
-export const REDACT_PATHS = [
-  ...REDACTED_KEYS.map((key) => `["${key}"]`),
-  ...REDACTED_KEYS.map((key) => `*["${key}"]`),
-  ...REDACTED_KEYS.map((key) => `*.headers["${key}"]`),
-];
-
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+export function createLogger(level: string, destination?: pino.DestinationStream, audit?: Logger): Logger {
+  // With an audit logger, info-level audit events must reach the copy hook even when operators asked
+  // for `warn`: the logger runs at info at least, and the hook drops what is below `level`.
+  const threshold = pino.levels.values[level] ?? INFO;
+  const effective = audit !== undefined && level !== 'silent' && threshold > INFO ? 'info' : level;
   return pino(
     {
-      level,
+      level: audit !== undefined && level === 'silent' ? 'info' : effective,
       // Under `workers: N` (src/cli/workers.ts) every line names its worker, by number.
       base: cluster.worker === undefined ? { service: 'mcp-oauth-gateway' } : { service: 'mcp-oauth-gateway', worker: cluster.worker.id },
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      ...(audit === undefined ? {} : { hooks: auditHooks(audit, level === 'silent' ? Number.POSITIVE_INFINITY : threshold) }),
     },
     destination ?? pino.destination({ sync: false }),
   );

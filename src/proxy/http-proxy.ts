@@ -12,6 +12,12 @@
  * (upstream-response.ts); an SSE answer to a POST is watched for the answers it still owes
  * (sse-watch.ts).
  *
+ * For servers with `toolAccess` (src/resource-server/tool-policy.ts) every POST body is read whole and
+ * screened before it goes upstream, and an answer to a list request is filtered on the same path: a
+ * JSON one is held like any finite answer (with a higher cap, past which it fails closed rather than
+ * stream unfiltered), checked, then filtered before its headers go out; an SSE one is filtered event
+ * by event, while the watch reads what the upstream sent (list-answer-filter.ts).
+ *
  * Older HTTP+SSE upstreams (2024-11-05, `transport: 'sse'`): clients open the stream with `GET <route>`
  * (the route itself stands for the upstream's SSE URL); the stream's `endpoint` event is rewritten to a
  * path under the route, and the client's POSTs there go to the same path under the SSE URL's directory
@@ -23,10 +29,13 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import type { Dispatcher } from 'undici';
 import { buildConnector, Client, Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
-import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { isJsonRpcProblem, isRequestId, JsonRpcCode, type JsonRpcCodeValue, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { scanJsonRpcBody } from '../core/jsonrpc-scan.ts';
+import type { MessageScreen } from '../core/message-screen.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import type { Logger } from '../observability/logger.ts';
+import { markEventStream, noteMcpMessage } from '../observability/mcp-requests.ts';
+import { ListAnswerFilter, ListAnswerTooLarge, MAX_HELD_ANSWER_BYTES } from './list-answer-filter.ts';
 import { SseEndpointError, SseEndpointRewriter } from './sse-endpoint.ts';
 import { SseAnswerWatch } from './sse-watch.ts';
 import {
@@ -116,6 +125,40 @@ export interface ForwardOptions {
   addHeaders: readonly string[];
   /** Headers added to whatever response goes back (CORS for an allowed browser origin). */
   responseHeaders: Readonly<Record<string, string>> | undefined;
+  /**
+   * `servers[].toolAccess` (src/resource-server/tool-policy.ts): every POST body is then read whole and
+   * judged before it goes upstream, and answers to list requests are filtered. Absent: nothing extra.
+   */
+  screen?: MessageScreen;
+  /** Told the `Mcp-Session-Id` a successful answer carries (a new session), before the client sees it. */
+  onSession?: (sessionId: string) => void;
+  /** The resource server's per-call step (rate limits, audit), told what the proxy learns. */
+  call?: ForwardCall;
+}
+
+/**
+ * What the resource server hears from the proxy about one request, so that it needs no parse of its
+ * own: the body's messages before anything goes upstream (and may refuse them there), and the
+ * upstream's status.
+ */
+export interface ForwardCall {
+  /**
+   * The body's JSON-RPC messages, once read and checked (undefined for a body streamed unread: large,
+   * chunked, not JSON, or none). A refusal is answered instead of forwarding.
+   */
+  admit(messages: JSONRPCMessage | JSONRPCMessage[] | undefined): ForwardRefusal | undefined | Promise<ForwardRefusal | undefined>;
+  /** `servers[].toolAccess` refused these messages (src/resource-server/tool-policy.ts); nothing went upstream. */
+  deniedByScreen(messages: JSONRPCMessage | JSONRPCMessage[]): void;
+  /** The upstream's final status, set when it answers. */
+  upstreamStatus: number | undefined;
+}
+
+/** An answer the resource server gives instead of the upstream's (a 429, say). */
+export interface ForwardRefusal {
+  status: number;
+  code: JsonRpcCodeValue;
+  message: string;
+  headers: Readonly<Record<string, string>>;
 }
 
 /**
@@ -175,6 +218,11 @@ export class UpstreamProxy {
 
   /** Forwards one request; the response (upstream's, or an error) is always written to `res`. */
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
+    if (options.screen !== undefined && req.method === 'POST') {
+      this.#forwardScreened(req, res, options, options.screen);
+      return;
+    }
+    if (options.screen !== undefined && req.method === 'GET') options.screen.admitStream();
     const headers = req.headers;
     const declaredLength = headers['content-length'];
     const chunked = headers['transfer-encoding'] !== undefined;
@@ -212,11 +260,50 @@ export class UpstreamProxy {
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
         return;
       }
+      noteMcpMessage(req, parsed); // the method and tool labels of the request metrics
       this.#dispatch(req, res, options, body, false, parsed);
     });
   }
 
-  /** `messages`: the request body when it was read and checked (its request ids are then known). */
+  /**
+   * Tool-level authorization: every POST body, whatever its length, type or encoding, is read whole
+   * (up to `maxRequestBytes`) and parsed once, so no message reaches a server with rules unjudged.
+   * The parse is the same check `#forwardChecked` makes, so the answer is held and checked as well.
+   * The screen judges before the per-call step (`options.call`, in `#dispatch`): a refused call
+   * spends none of a rate limit's budget.
+   */
+  #forwardScreened(req: IncomingMessage, res: ServerResponse, options: ForwardOptions, screen: MessageScreen): void {
+    collectBody(req, this.#maxRequestBytes, (error, body) => {
+      if (error instanceof BodyTooLargeError) {
+        sendJsonRpcError(res, 413, JsonRpcCode.REQUEST_TOO_LARGE, tooLargeMessage(this.#maxRequestBytes), { ...options.responseHeaders, connection: 'close' });
+        return;
+      }
+      if (error !== undefined || res.destroyed) return;
+      // The same byte-level check as `#forwardChecked`: the screen and the per-call step read the
+      // messages' members (`params` parsed when first read), never copy them (core/jsonrpc-scan.ts).
+      const parsed = scanJsonRpcBody(body) ?? parseJsonRpcBody(body.toString('utf8'));
+      if (isJsonRpcProblem(parsed)) {
+        this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: parsed.code }, 'malformed JSON-RPC request refused');
+        sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
+        return;
+      }
+      noteMcpMessage(req, parsed); // the method and tool labels of the request metrics, refused or not
+      const batch = Array.isArray(parsed);
+      const refusal = screen.admit(batch ? parsed : [parsed], batch, req.headers);
+      if (refusal !== undefined) {
+        options.call?.deniedByScreen(parsed);
+        res.writeHead(refusal.status, { ...options.responseHeaders, ...refusal.headers, 'content-length': Buffer.byteLength(refusal.body) });
+        res.end(refusal.body);
+        return;
+      }
+      this.#dispatch(req, res, options, body, false, parsed);
+    });
+  }
+
+  /**
+   * The resource server's step first (`options.call`), then the request upstream. `messages`: the
+   * request body when it was read and checked (its request ids are then known).
+   */
   #dispatch(
     req: IncomingMessage,
     res: ServerResponse,
@@ -225,7 +312,40 @@ export class UpstreamProxy {
     chunked: boolean,
     messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
   ): void {
-    const upstreamHeaders = forwardedRequestHeaders(req.headers, options.dropHeaders, chunked);
+    const verdict = options.call?.admit(messages);
+    if (verdict === undefined) {
+      this.#send(req, res, options, body, chunked, messages);
+      return;
+    }
+    if (!(verdict instanceof Promise)) {
+      refuse(req, res, verdict, options, body, messages);
+      return;
+    }
+    verdict.then(
+      (later) => {
+        if (res.destroyed) return;
+        if (later === undefined) this.#send(req, res, options, body, chunked, messages);
+        else refuse(req, res, later, options, body, messages);
+      },
+      (error: unknown) => {
+        this.#logger.error({ err: error, upstream: this.name }, 'request admission failed');
+        sendJsonRpcError(res, 500, JsonRpcCode.INTERNAL_ERROR, 'Internal gateway error', options.responseHeaders);
+      },
+    );
+  }
+
+  #send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    options: ForwardOptions,
+    body: Dispatcher.DispatchOptions['body'],
+    chunked: boolean,
+    messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
+  ): void {
+    // A list answer to filter must arrive readable: the filter cannot see into a compressed body.
+    const filtered = options.screen?.filtersResponses === true;
+    const upstreamHeaders = forwardedRequestHeaders(req.headers, filtered ? dropWithEncoding(options.dropHeaders) : options.dropHeaders, chunked);
+    if (filtered) upstreamHeaders.push('accept-encoding', 'identity');
     for (const value of options.addHeaders) upstreamHeaders.push(value);
 
     // `/mcp` and `/mcp/` name the same resource (see resource.ts), so both reach the configured URL.
@@ -243,11 +363,14 @@ export class UpstreamProxy {
     // Only Streamable HTTP POSTs with requests are owed JSON-RPC answers (upstream-response.ts).
     const checked = !this.#sse && req.method === 'POST' && carriesRequest(messages);
     const exchange = new Exchange(this, req, res, options.responseHeaders, body !== null, messages, checked);
+    exchange.call = options.call;
     if (this.#sse && req.method === 'GET') exchange.endpointRewriter = new SseEndpointRewriter(this.#endpointForClient);
     else if (this.#sse && messages !== undefined) {
       const stream = this.#legacyStreams.get(options.search ? `${options.subPath}?${options.search}` : options.subPath);
       if (stream?.watch !== undefined) exchange.answeredOn(stream.watch);
     }
+    if (filtered) exchange.listFilter = new ListAnswerFilter(options.screen as MessageScreen);
+    exchange.onSession = options.onSession;
     res.once('close', exchange.onClientClose);
     this.#dispatcher.dispatch(
       {
@@ -313,7 +436,13 @@ export class UpstreamProxy {
     const idle = error instanceof UpstreamIdleError;
     const timeout = idle || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
     this.#logger.warn(
-      { event: idle ? 'upstream.body_stalled' : undefined, upstream: this.name, code, reason: error.message, method: exchange.req.method },
+      {
+        event: idle ? 'upstream.body_stalled' : timeout ? 'upstream.timeout' : 'upstream.unavailable',
+        upstream: this.name,
+        code,
+        reason: error.message,
+        method: exchange.req.method,
+      },
       idle ? 'upstream MCP server stopped sending its response' : timeout ? 'upstream MCP server timed out' : 'upstream MCP server unavailable',
     );
     sendUpstreamError(
@@ -376,6 +505,25 @@ export class UpstreamProxy {
   }
 }
 
+/**
+ * Answers a refused request with the resource server's error, carrying the request's id when the body
+ * held exactly one request (JSON-RPC 2.0 §5). A body left unread is drained and the connection closed.
+ */
+function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  refusal: ForwardRefusal,
+  options: ForwardOptions,
+  body: Dispatcher.DispatchOptions['body'],
+  messages: JSONRPCMessage | JSONRPCMessage[] | undefined,
+): void {
+  const unread = body !== null && !Buffer.isBuffer(body);
+  const headers = unread ? { ...options.responseHeaders, ...refusal.headers, connection: 'close' } : { ...options.responseHeaders, ...refusal.headers };
+  const id = messages !== undefined && !Array.isArray(messages) ? (messages as { id?: unknown }).id : undefined;
+  sendJsonRpcError(res, refusal.status, refusal.code, refusal.message, headers, isRequestId(id) ? id : null);
+  if (unread) req.resume();
+}
+
 /** The error each request still unanswered gets when its SSE stream ends early. */
 const STREAM_CLOSED_MESSAGE = 'upstream MCP server closed the stream before answering';
 
@@ -420,9 +568,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   idleTimer: NodeJS.Timeout | undefined = undefined;
   /** An HTTP+SSE GET stream: the message endpoint key it is registered under. */
   legacyKey: string | undefined = undefined;
+  /**
+   * Set when the request carried a list request (or is a GET stream) to a server with `toolAccess`:
+   * its answer is filtered, a JSON one once held whole, an SSE one event by event.
+   */
+  listFilter: ListAnswerFilter | undefined = undefined;
+  /** Session owners (src/resource-server/session-owners.ts): told of a session id the upstream hands out. */
+  onSession: ((sessionId: string) => void) | undefined = undefined;
   /** An HTTP+SSE POST: the stream its requests are answered on, and their ids. */
   legacyWatch: SseAnswerWatch | undefined = undefined;
   legacyIds: RequestId[] | undefined = undefined;
+  /** The resource server's per-call step, told the upstream's status. */
+  call: ForwardCall | undefined = undefined;
 
   constructor(
     proxy: UpstreamProxy,
@@ -458,9 +615,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.legacyWatch = undefined;
   }
 
-  /** The client went away before the response finished: stop the upstream request too. */
+  /**
+   * The client went away, or the gateway ended the response itself (an SSE stream closed by the
+   * shutdown drain, src/http/in-flight.ts), before the upstream finished: stop the upstream request too.
+   */
   readonly onClientClose = (): void => {
-    if (this.res.writableFinished) return;
     this.clientClosed = true;
     this.controller?.abort(new ClientClosedError());
   };
@@ -479,6 +638,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // 1xx interim responses are hop-by-hop (RFC 9110 §15.2); only the final response goes back.
     if (statusCode < 200 || this.clientClosed) return;
     this.statusCode = statusCode;
+    if (this.call !== undefined) this.call.upstreamStatus = statusCode;
     if (statusCode >= 300) this.#postFailed();
     const out = responseHeadersFrom(headers, this.responseHeaders);
     this.mode = responseMode(statusCode, headers, this.checked);
@@ -490,6 +650,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       );
       return;
     }
+    // Recorded before the client can learn the session id and use it (session-owners.ts).
+    const sessionId = headers['mcp-session-id'];
+    if (this.onSession !== undefined && typeof sessionId === 'string' && statusCode < 300) this.onSession(sessionId);
+    if (this.listFilter !== undefined && !this.#beginFilter(controller, headers)) return;
     if (this.mode !== ResponseMode.STREAM) {
       // Held until complete: a stall or a broken answer can still become a JSON-RPC error. undici's
       // own bodyTimeout cannot be used: it is fixed before the content type is known, and SSE
@@ -500,20 +664,39 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.idleTimer = setTimeout(idleExpired, this.proxy.bodyIdleTimeoutMs, this);
       return;
     }
-    // The rewritten endpoint event changes the body's length.
-    if (this.endpointRewriter !== undefined) delete out['content-length'];
+    // The rewritten endpoint event and filtered list events change the body's length.
+    if (this.endpointRewriter !== undefined || this.listFilter !== undefined) delete out['content-length'];
     this.res.writeHead(statusCode, out);
     // An SSE stream may carry no event for a long time (the GET stream often carries none), and the
     // client must see its headers now. A body already in the same read reaches onResponseData before
     // the tick ends and carries the headers with it, which saves a write per response.
     if (headers['content-length'] === undefined) {
       this.eventStream = true;
+      markEventStream(this.res);
       // A compressed stream cannot be read here; it passes unwatched.
       if (statusCode < 300 && !isEncoded(headers)) this.watch = this.#watchFor();
       process.nextTick(this.flushIfIdle);
     } else {
       this.endpointRewriter = undefined;
     }
+  }
+
+  /**
+   * Readies the list filter for this response; false when the exchange was aborted instead. A JSON
+   * answer is held by the usual HOLD modes (so it is filtered once complete); an answer that is
+   * neither JSON nor SSE has no list to filter; a compressed one cannot be filtered and is refused
+   * (it was asked for with `Accept-Encoding: identity`), never passed on unfiltered.
+   */
+  #beginFilter(controller: Dispatcher.DispatchController, headers: IncomingHttpHeaders): boolean {
+    const filter = this.listFilter as ListAnswerFilter;
+    if (!filter.begin(headers) || (filter.mode === 'json' && this.mode === ResponseMode.STREAM)) {
+      this.listFilter = undefined;
+      return true;
+    }
+    if (!isEncoded(headers)) return true;
+    this.listFilter = undefined;
+    controller.abort(new UpstreamInvalidResponseError('a compressed answer to a list request the gateway must filter'));
+    return false;
   }
 
   /** The watch for a successful SSE answer: to a POST, its requests; on an HTTP+SSE GET, its session's. */
@@ -530,6 +713,11 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientClosed) return;
+    if (this.res.writableEnded) {
+      // Ended by the shutdown drain while the upstream still sends: nothing more may be written.
+      this.onClientClose();
+      return;
+    }
     if (this.idleTimer !== undefined) this.idleTimer.refresh();
     if (this.held !== undefined) {
       this.#hold(controller, chunk);
@@ -550,7 +738,14 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
       if (chunk.byteLength === 0) return;
     }
-    this.#write(controller, chunk);
+    if (this.listFilter === undefined) this.#write(controller, chunk);
+    else {
+      // The client gets the filtered events; an unfinished event waits in the filter for its end.
+      const passed = this.listFilter.events(chunk);
+      if (passed.byteLength > 0) this.#write(controller, passed);
+    }
+    // The watch reads what the upstream sent: a filtered list answer still answers its request, and
+    // its id is recorded from the upstream's own bytes whatever the filter made of the event.
     this.watch?.push(chunk);
   }
 
@@ -566,6 +761,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     const held = this.held!;
     held.push(chunk);
     this.heldBytes += chunk.byteLength;
+    if (this.listFilter !== undefined) {
+      // A list answer is filtered whole or not sent at all: past its cap the exchange fails closed (502).
+      if (this.heldBytes > MAX_HELD_ANSWER_BYTES) controller.abort(new ListAnswerTooLarge());
+      return;
+    }
     if (this.heldBytes <= HELD_BODY_MAX_BYTES) return;
     // Too big to hold: send what there is and stream the rest unchecked; the idle timer stays, so a
     // stall still ends the exchange (by cutting the response: its status line is gone).
@@ -587,7 +787,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.held = undefined;
-    const body = held.length === 1 ? held[0]! : Buffer.concat(held, this.heldBytes);
+    let body = held.length === 1 ? held[0]! : Buffer.concat(held, this.heldBytes);
     if (this.mode === ResponseMode.HOLD_CHECK_JSON) {
       const problem = jsonAnswerProblem(body);
       if (problem !== undefined) {
@@ -596,8 +796,13 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
     }
     const out = this.heldHeaders!;
+    if (this.listFilter !== undefined) {
+      // Checked first, so the filter only ever sees what MCP allows; filtered before anything is sent.
+      body = this.listFilter.filterBody(body);
+      out['content-length'] = String(body.byteLength);
+    }
     // The upstream may have sent it chunked; the whole body is known now. 204 and 304 carry no length.
-    if (out['content-length'] === undefined && this.statusCode !== 204 && this.statusCode !== 304) out['content-length'] = String(body.byteLength);
+    else if (out['content-length'] === undefined && this.statusCode !== 204 && this.statusCode !== 304) out['content-length'] = String(body.byteLength);
     this.res.writeHead(this.statusCode, out);
     this.res.end(body);
   }
@@ -697,6 +902,11 @@ function errorCode(error: Error): string | undefined {
 
 function ignore(): void {}
 
+/** The drop set plus the client's `Accept-Encoding`, for a request whose answer is filtered. */
+function dropWithEncoding(drop: { has(name: string): boolean }): { has(name: string): boolean } {
+  return { has: (name) => name === 'accept-encoding' || drop.has(name) };
+}
+
 /** `application/json` with or without parameters (`; charset=utf-8`). */
 function isJson(type: string | undefined): boolean {
   return type !== undefined && type.slice(0, 16).toLowerCase() === 'application/json' && (type.length === 16 || type[16] === ';' || type[16] === ' ');
@@ -758,6 +968,14 @@ export class UpstreamPools {
     for (const pool of this.#pools.values()) pool.renewIfOversized();
   }
 
+  /** Each pool's connections and requests (undici's pool stats), for the metrics scrape. */
+  stats(): Array<{ upstream: string; connected: number; free: number; pending: number; running: number }> {
+    return [...this.#pools].map(([upstream, pool]) => {
+      const { connected, free, pending, running } = pool.stats;
+      return { upstream, connected, free, pending, running };
+    });
+  }
+
   /** Lets in-flight responses finish for up to `graceMs`, then cuts what is left (open SSE streams). */
   async close(graceMs = 1_000): Promise<void> {
     clearInterval(this.#renewTimer);
@@ -795,6 +1013,22 @@ export class UpstreamPool {
 
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     return this.#current.dispatch(options, handler);
+  }
+
+  /**
+   * undici's pool stats summed over the pool taking new requests and the retired ones still finishing
+   * theirs (long SSE streams): the metrics scrape counts every live connection to the origin.
+   */
+  get stats(): { connected: number; free: number; pending: number; running: number } {
+    const total = { connected: 0, free: 0, pending: 0, running: 0 };
+    for (const pool of [this.#current, ...this.#retired]) {
+      const { connected, free, pending, running } = pool.stats;
+      total.connected += connected;
+      total.free += free;
+      total.pending += pending;
+      total.running += running;
+    }
+    return total;
   }
 
   /**

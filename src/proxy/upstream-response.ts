@@ -67,7 +67,7 @@ export function isEventStream(type: string | undefined): boolean {
 }
 
 /** `application/json` with or without parameters (`; charset=utf-8`). */
-function isJsonType(type: string | undefined): boolean {
+export function isJsonType(type: string | undefined): boolean {
   return isMediaType(type, 'application/json');
 }
 

@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerConfig } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
+import type { InProcessRequest } from '../core/message-screen.ts';
 import type { IdpTokenSource } from '../idp/idp-tokens.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { StdioServer } from '../stdio/index.ts';
@@ -24,7 +25,7 @@ export interface UpstreamTarget {
    * An in-process target (the stdio bridge): the gateway hands the authenticated request over directly
    * instead of proxying to `url`. Session, body-size and JSON-RPC handling are the target's own.
    */
-  serve?: (req: IncomingMessage, res: ServerResponse, user: UserRecord, subPath: string, search: string) => void;
+  serve?: (req: IncomingMessage, res: ServerResponse, user: UserRecord, subPath: string, search: string, extras?: InProcessRequest) => void;
   /** The stdio server behind this target, when it is one (diagnostics and tests). */
   stdio?: StdioServer;
 }
@@ -63,7 +64,7 @@ export async function startUpstreamTargets(servers: readonly ServerConfig[], dep
       targets.set(server.name, {
         url: '',
         transport: 'streamable-http',
-        serve: (req, res, user, subPath, search) => stdio.serve(req, res, user.id, subPath, search),
+        serve: (req, res, user, subPath, search, extras) => stdio.serve(req, res, user.id, subPath, search, extras),
         stdio,
       });
     }

@@ -16,6 +16,7 @@ import type { UpstreamTarget, UpstreamTargets } from '../proxy/upstream-targets.
 import { forgeableHeaderFilter, type HeaderFilter } from './forgeable-headers.ts';
 import { type ProtectedServer, protectedServerFor } from './guard.ts';
 import { createOriginPolicy, type OriginPolicy } from './origin.ts';
+import { ServerToolAccess } from './tool-policy.ts';
 
 export interface McpRoute {
   readonly server: ServerConfig;
@@ -37,6 +38,8 @@ export interface McpRoute {
   readonly target: UpstreamTarget | undefined;
   /** Undefined for forward-auth servers and in-process targets: nothing to proxy to. */
   readonly proxy: UpstreamProxy | undefined;
+  /** `servers[].toolAccess`, compiled; undefined when the server has no rules (and then costs nothing). */
+  readonly toolAccess: ServerToolAccess | undefined;
 }
 
 export interface McpRouteSettings {
@@ -88,6 +91,9 @@ function buildMcpRoute(
     target,
     // In-process targets (the stdio bridge) are called directly; only network upstreams get a proxy.
     proxy: target && !target.serve ? proxyFor(server, target, settings) : undefined,
+    toolAccess: server.toolAccess
+      ? new ServerToolAccess(server.toolAccess, { resourceMetadataUrl: guarded.resourceMetadataUrl, scopes: guarded.scopes })
+      : undefined,
   };
 }
 

@@ -81,6 +81,9 @@ export interface TokenVerifier {
   /** Forgets every cached token (for example after a signing key was withdrawn). */
   clear(): void;
   readonly cacheSize: number;
+  /** Checks answered from the cache, and checks that verified a signature (for the metrics scrape). */
+  readonly cacheHits: number;
+  readonly cacheMisses: number;
 }
 
 /** RFC 9068 §2.1: the `typ` header is `at+jwt` (jose also accepts `application/at+jwt`). */
@@ -107,6 +110,8 @@ class Verifier implements TokenVerifier {
   readonly #isRevoked: (grantId: string) => boolean;
   #keySet: LocalKeySet | undefined;
   #keyFingerprint = '';
+  cacheHits = 0;
+  cacheMisses = 0;
 
   constructor(options: TokenVerifierOptions) {
     this.#options = options;
@@ -128,12 +133,14 @@ class Verifier implements TokenVerifier {
       this.#cache.delete(token);
       return REVOKED;
     }
+    this.cacheHits++;
     return audienceResult(entry, resource);
   }
 
   async verify(token: string, resource: string): Promise<VerifyResult> {
     const cached = this.peek(token, resource);
     if (cached) return cached;
+    this.cacheMisses++;
     if (!looksLikeJws(token)) return { ok: false, reason: 'invalid', description: 'The access token is malformed.' };
     const signed = await this.#checkSignature(token);
     if (!signed.ok) return signed.failure;

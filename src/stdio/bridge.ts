@@ -13,6 +13,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { JsonRpcCode, JsonRpcFailure, sendJsonRpcError } from '../core/jsonrpc.ts';
+import type { InProcessRequest } from '../core/message-screen.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type LegacyContext, type LegacySseSession, openLegacyStream, postLegacyMessage } from './legacy-sse.ts';
 import { handleStreamable, type StreamableContext, type StreamableSession } from './streamable.ts';
@@ -49,7 +50,7 @@ export interface StdioBridge {
    * The same as an HTTP request to `url` + `subPath`, for a user the gateway has already authenticated,
    * handed over in-process: no loopback hop, no second HTTP parse (the gateway's hot path for stdio).
    */
-  serve(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string): void;
+  serve(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string, extras?: InProcessRequest): void;
   /** Number of open client sessions (tests, diagnostics). */
   sessionCount(): number;
   /**
@@ -73,7 +74,7 @@ export async function startStdioBridge(options: StdioBridgeOptions): Promise<Std
     url: loopback?.url ?? '',
     headerNames: [BRIDGE_SECRET_HEADER, BRIDGE_USER_HEADER],
     headersFor: (userId) => ({ [BRIDGE_SECRET_HEADER]: secret, [BRIDGE_USER_HEADER]: encodeURIComponent(userId) }),
-    serve: (req, res, userId, subPath, search) => sessions.serve(req, res, userId, subPath, search),
+    serve: (req, res, userId, subPath, search, extras) => sessions.serve(req, res, userId, subPath, search, extras),
     sessionCount: () => sessions.count(),
     sweepIdle() {
       sessions.forgetIdle();
@@ -104,16 +105,25 @@ class BridgeSessions {
   }
 
   /** One request of an authenticated user; failures are answered here, never thrown to the caller. */
-  serve(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string): void {
-    this.serveUser(req, res, userId, subPath, search).catch((error: unknown) => this.failed(res, error));
+  serve(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string, extras?: InProcessRequest): void {
+    this.serveUser(req, res, userId, subPath, search, extras).catch((error: unknown) => this.failed(res, error));
   }
 
   /**
    * One request of `userId`, already authenticated, by its path below the server's route: `` or `/`
    * (Streamable HTTP), `/sse` and `/messages` (the 2024-11-05 HTTP+SSE transport).
    */
-  async serveUser(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string): Promise<void> {
-    if (subPath === '' || subPath === '/') await handleStreamable(req, res, { ...this.#context(userId, 'streamable-http'), sessions: this.#streamable });
+  async serveUser(req: IncomingMessage, res: ServerResponse, userId: string, subPath: string, search: string, extras?: InProcessRequest): Promise<void> {
+    if (subPath === '' || subPath === '/')
+      await handleStreamable(req, res, {
+        ...this.#context(userId, 'streamable-http'),
+        sessions: this.#streamable,
+        clientId: extras?.clientId,
+        screen: extras?.screen,
+      });
+    // The HTTP+SSE transport answers on a separate stream, unbound to the request that asked, so its
+    // answers could not be screened: a server with `toolAccess` speaks Streamable HTTP only (docs/policy.md).
+    else if (extras?.screen !== undefined) sendJsonRpcError(res, 404, JsonRpcCode.TRANSPORT_REFUSED, 'Not found');
     else if (subPath === '/sse' && req.method === 'GET') openLegacyStream(res, { ...this.#context(userId, 'sse'), sessions: this.#legacy });
     else if (subPath === '/messages' && req.method === 'POST')
       await postLegacyMessage(req, res, new URLSearchParams(search).get('sessionId'), { ...this.#context(userId, 'sse'), sessions: this.#legacy });

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { isJsonRpcProblem, JsonRpcCode, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
 import { BodyTooLargeError, readCappedBody } from '../http/body.ts';
+import { noteMcpMessage } from '../observability/mcp-requests.ts';
 
 /** What reading a client's POST needs from the transport: its body cap and its refusal log. */
 export interface MessageReader {
@@ -42,5 +43,6 @@ export async function readClientMessages(
     sendJsonRpcError(res, 400, parsed.code, parsed.message, undefined, parsed.id);
     return undefined;
   }
+  noteMcpMessage(req, parsed); // the method and tool labels of the request metrics
   return Array.isArray(parsed) ? { messages: parsed, batch: true } : { messages: [parsed], batch: false };
 }

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { markEventStream } from '../observability/mcp-requests.ts';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
 import { readClientMessages } from './http.ts';
 
@@ -57,6 +58,7 @@ export function openLegacyStream(res: ServerResponse, ctx: LegacyContext): void 
   ctx.sessions.set(session.id, session);
   session.connection.attach(session);
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
+  markEventStream(res);
   // The endpoint is a relative reference: it resolves against the SSE URL the client used
   // (RFC 3986 §5.2; the SDK's SSEClientTransport does `new URL(data, sseUrl)`), so `<route>/sse`
   // leads to `<route>/messages?sessionId=…` under whatever route the gateway serves this server on.

@@ -15,6 +15,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { idKey, isRequest, isResponse, JsonRpcCode, type JsonRpcCodeValue, sendJsonRpcError } from '../core/jsonrpc.ts';
+import type { MessageScreen } from '../core/message-screen.ts';
+import { markEventStream } from '../observability/mcp-requests.ts';
 import type { ClientSession, StdioServerConnection } from './connection.ts';
 import { readClientMessages } from './http.ts';
 
@@ -28,6 +30,8 @@ class PostExchange {
   readonly #canStream: boolean;
   readonly #jsonOk: boolean;
   readonly #headers: Record<string, string>;
+  /** `servers[].toolAccess`: answers to list requests lose what the caller may not use. */
+  readonly #screen: MessageScreen | undefined;
   #responses: JSONRPCMessage[] = [];
   #streaming = false;
 
@@ -37,8 +41,10 @@ class PostExchange {
     batch: boolean,
     accepts: { json: boolean; sse: boolean },
     headers: Record<string, string>,
+    screen: MessageScreen | undefined,
   ) {
     this.res = res;
+    this.#screen = screen;
     this.#waiting = new Set(requestIds.map(idKey));
     this.#batch = batch;
     this.#canStream = accepts.sse;
@@ -49,6 +55,7 @@ class PostExchange {
   #startStream(): void {
     this.#streaming = true;
     this.res.writeHead(200, { ...this.#headers, ...SSE_HEADERS });
+    markEventStream(this.res);
     for (const response of this.#responses) writeEvent(this.res, response);
     this.#responses = [];
   }
@@ -66,9 +73,10 @@ class PostExchange {
   }
 
   /** The answer to one of this POST's requests; the response ends with the last one. */
-  respond(message: JSONRPCMessage & { id: RequestId }): void {
-    this.#waiting.delete(idKey(message.id));
+  respond(answer: JSONRPCMessage & { id: RequestId }): void {
+    this.#waiting.delete(idKey(answer.id));
     if (!this.open) return;
+    const message = this.#screen === undefined ? answer : this.#screen.filterResponse(answer);
     // A client that accepts only SSE gets its answers as events, never as a JSON body.
     if (!this.#streaming && !this.#jsonOk) this.#startStream();
     if (this.#streaming) {
@@ -88,6 +96,8 @@ class PostExchange {
 export class StreamableSession implements ClientSession {
   readonly id = randomUUID();
   readonly userId: string;
+  /** The OAuth client whose token opened the session (undefined on the loopback listener): it must stay the same. */
+  readonly clientId: string | undefined;
   readonly connection: StdioServerConnection;
   capabilities: Record<string, unknown> | undefined;
   lastActive: number;
@@ -100,8 +110,14 @@ export class StreamableSession implements ClientSession {
   readonly #answerDropped: (session: StreamableSession) => void;
 
   /** `answerDropped`: an answer arrived for a request whose client had already disconnected. */
-  constructor(userId: string, connection: StdioServerConnection, answerDropped: (session: StreamableSession) => void = () => undefined) {
+  constructor(
+    userId: string,
+    connection: StdioServerConnection,
+    answerDropped: (session: StreamableSession) => void = () => undefined,
+    clientId: string | undefined = undefined,
+  ) {
     this.userId = userId;
+    this.clientId = clientId;
     this.connection = connection;
     this.#answerDropped = answerDropped;
     this.lastActive = this.#now();
@@ -149,7 +165,14 @@ export class StreamableSession implements ClientSession {
   }
 
   /** POST: client messages (already parsed and validated) with the response they need. */
-  post(res: ServerResponse, messages: readonly JSONRPCMessage[], batch: boolean, accepts: AcceptedTypes, headers: Record<string, string>): void {
+  post(
+    res: ServerResponse,
+    messages: readonly JSONRPCMessage[],
+    batch: boolean,
+    accepts: AcceptedTypes,
+    headers: Record<string, string>,
+    screen?: MessageScreen,
+  ): void {
     this.lastActive = this.#now();
     const requestIds: RequestId[] = [];
     for (const message of messages) {
@@ -162,7 +185,7 @@ export class StreamableSession implements ClientSession {
       res.writeHead(202, headers);
       res.end();
     } else {
-      const exchange = new PostExchange(res, requestIds, batch, accepts, headers);
+      const exchange = new PostExchange(res, requestIds, batch, accepts, headers, screen?.filtersResponses ? screen : undefined);
       for (const id of requestIds) this.#exchanges.set(idKey(id), exchange);
       // A client that disconnects does not cancel its requests (MCP Transports); their answers are dropped.
       res.once('close', () => {
@@ -179,6 +202,7 @@ export class StreamableSession implements ClientSession {
     this.lastActive = this.#now();
     this.#standalone = res;
     res.writeHead(200, SSE_HEADERS);
+    markEventStream(res);
     res.flushHeaders();
     res.once('close', () => {
       if (this.#standalone === res) this.#standalone = undefined;
@@ -199,6 +223,10 @@ export class StreamableSession implements ClientSession {
 
 export interface StreamableContext {
   userId: string;
+  /** The OAuth client of the request's token; a session is refused to another client of the same user. */
+  clientId?: string;
+  /** `servers[].toolAccess` (src/resource-server/tool-policy.ts): judges each POST, filters list answers. */
+  screen?: MessageScreen;
   sessions: Map<string, StreamableSession>;
   connectionFor: (userId: string) => StdioServerConnection;
   /** Largest POST body read from the client. */
@@ -241,7 +269,9 @@ function sessionOf(req: IncomingMessage, ctx: StreamableContext): StreamableSess
   const header = req.headers['mcp-session-id'];
   if (typeof header !== 'string') return undefined;
   const session = ctx.sessions.get(header);
-  if (session === undefined || session.closed || session.userId !== ctx.userId) return UNKNOWN_SESSION;
+  // Bound to its owner: the user and the OAuth client whose token opened it (a leaked session id is
+  // useless with anyone else's token).
+  if (session === undefined || session.closed || session.userId !== ctx.userId || session.clientId !== ctx.clientId) return UNKNOWN_SESSION;
   return session;
 }
 
@@ -299,10 +329,16 @@ async function postMessages(req: IncomingMessage, res: ServerResponse, session: 
   if (!postHeadersAcceptable(req, res, accept)) return;
   const parsed = await readClientMessages(req, res, ctx);
   if (!parsed) return;
+  const refusal = ctx.screen?.admit(parsed.messages, parsed.batch, req.headers);
+  if (refusal !== undefined) {
+    res.writeHead(refusal.status, { ...refusal.headers, 'content-length': String(Buffer.byteLength(refusal.body)) });
+    res.end(refusal.body);
+    return;
+  }
   const target = sessionForPost(res, session, parsed.messages, ctx);
   if (target === undefined) return;
   const headers: Record<string, string> = target === session ? {} : { 'mcp-session-id': target.id };
-  target.post(res, parsed.messages, parsed.batch, accept, headers);
+  target.post(res, parsed.messages, parsed.batch, accept, headers, ctx.screen);
 }
 
 /**
@@ -344,7 +380,7 @@ function sessionForPost(
     sendJsonRpcError(res, 400, JsonRpcCode.INVALID_REQUEST, 'Invalid Request: initialize must be sent alone, without Mcp-Session-Id');
     return undefined;
   }
-  const created = new StreamableSession(ctx.userId, ctx.connectionFor(ctx.userId), ctx.answerDropped);
+  const created = new StreamableSession(ctx.userId, ctx.connectionFor(ctx.userId), ctx.answerDropped, ctx.clientId);
   ctx.sessions.set(created.id, created);
   created.connection.attach(created);
   ctx.opened(created);

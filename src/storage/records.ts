@@ -13,9 +13,13 @@ export const NS = {
   localCodes: 'local-code',
   keys: 'key',
   rateLimits: 'rate',
-  /** Refresh replay (src/authorization/refresh-replay.ts): the single-flight claim and the sealed outcome per refresh token hash. */
+  /**
+   * Refresh replay (src/authorization/refresh-replay.ts), per refresh token hash: the single-flight claim
+   * (a short lease), the sealed outcome, and the mark that a rotation started (kept for the grace period).
+   */
   refreshClaims: 'refresh-claim',
   refreshOutcomes: 'refresh-outcome',
+  refreshRotations: 'refresh-rotation',
   /**
    * Revoked grants: the list whose access tokens every replica refuses (src/storage/revocation-list.ts),
    * also the tombstone a token request in flight checks (src/authorization/revoked-grants.ts).
@@ -25,6 +29,8 @@ export const NS = {
   revocationGeneration: 'revocation-generation',
   /** Client metadata documents refused a moment ago, not fetched again yet (src/authorization/cimd-gate.ts). */
   cimdFailures: 'cimd-failure',
+  /** Who opened each upstream MCP session, under the SHA-256 of server and session id (src/resource-server/session-owners.ts). */
+  sessionOwners: 'session-owner',
 } as const;
 
 /**

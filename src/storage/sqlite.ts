@@ -7,7 +7,7 @@
  * the injected clock rather than read from SQLite's, so both backends share one notion of "now" (and
  * tests can move it).
  */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { type Clock, systemClock } from '../core/clock.ts';
@@ -16,13 +16,29 @@ import type { Storage } from './types.ts';
 import { decodeValue, encodeValue, expiryFrom, extendedSetExpiry } from './values.ts';
 
 /** Bumped when the schema changes; a database from a newer gateway is refused rather than misread. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** How long a statement waits for another process's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
 
 /** SQLITE_CONSTRAINT_NOTNULL (https://sqlite.org/rescode.html#constraint_notnull). */
 const SQLITE_CONSTRAINT_NOTNULL = 1299;
+
+/**
+ * A set's expiry, one row per set. Version 1 kept it on every member row and rewrote all of them
+ * whenever a member extended it: a grant's token index gains a member at every refresh, so each
+ * refresh cost grew with the grant's age (docs/performance.md). Here adding a member writes two rows,
+ * whatever the set's size.
+ */
+const SET_EXPIRY_TABLE = `
+  CREATE TABLE IF NOT EXISTS set_expiry (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    expires_at INTEGER,                  -- epoch ms; NULL = never
+    PRIMARY KEY (namespace, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS set_expiry_expires_at ON set_expiry (expires_at) WHERE expires_at IS NOT NULL;
+`;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS kv (
@@ -34,15 +50,23 @@ const SCHEMA = `
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL;
 
-  -- One row per member. expires_at belongs to the whole set and is kept equal on all of its rows.
   CREATE TABLE IF NOT EXISTS set_member (
     namespace  TEXT NOT NULL,
     key        TEXT NOT NULL,
     member     TEXT NOT NULL,
-    expires_at INTEGER,
     PRIMARY KEY (namespace, key, member)
   ) WITHOUT ROWID;
-  CREATE INDEX IF NOT EXISTS set_member_expires_at ON set_member (expires_at) WHERE expires_at IS NOT NULL;
+  ${SET_EXPIRY_TABLE}
+`;
+
+/** Version 1 to 2: each set's expiry (equal on all its member rows in version 1) moves to set_expiry. */
+const MIGRATE_1_TO_2 = `
+  ${SET_EXPIRY_TABLE}
+  INSERT INTO set_expiry (namespace, key, expires_at)
+    SELECT namespace, key, CASE WHEN count(expires_at) < count(*) THEN NULL ELSE max(expires_at) END
+    FROM set_member GROUP BY namespace, key;
+  DROP INDEX IF EXISTS set_member_expires_at;
+  ALTER TABLE set_member DROP COLUMN expires_at;
 `;
 
 const LIVE = '(expires_at IS NULL OR expires_at > $now)';
@@ -85,16 +109,28 @@ function prepareStatements(db: DatabaseSync) {
     ping: prepare('SELECT 1 AS ok'),
     sweepKv: prepare(`DELETE FROM kv WHERE ${EXPIRED}`),
 
-    dropExpiredSet: prepare(`DELETE FROM set_member WHERE namespace = $namespace AND key = $key AND ${EXPIRED}`),
-    setExpiry: prepare('SELECT expires_at FROM set_member WHERE namespace = $namespace AND key = $key LIMIT 1'),
+    setExpiry: prepare('SELECT expires_at FROM set_expiry WHERE namespace = $namespace AND key = $key'),
+    putSetExpiry: prepare(`
+      INSERT INTO set_expiry (namespace, key, expires_at) VALUES ($namespace, $key, $expiresAt)
+      ON CONFLICT (namespace, key) DO UPDATE SET expires_at = excluded.expires_at`),
     addMember: prepare(`
-      INSERT INTO set_member (namespace, key, member, expires_at) VALUES ($namespace, $key, $member, $expiresAt)
+      INSERT INTO set_member (namespace, key, member) VALUES ($namespace, $key, $member)
       ON CONFLICT (namespace, key, member) DO NOTHING`),
-    retimeSet: prepare('UPDATE set_member SET expires_at = $expiresAt WHERE namespace = $namespace AND key = $key'),
-    expireSet: prepare(`UPDATE set_member SET expires_at = $expiresAt WHERE namespace = $namespace AND key = $key AND ${LIVE}`),
-    members: prepare(`SELECT member FROM set_member WHERE namespace = $namespace AND key = $key AND ${LIVE} ORDER BY member`),
-    deleteSet: prepare('DELETE FROM set_member WHERE namespace = $namespace AND key = $key'),
-    sweepSets: prepare(`DELETE FROM set_member WHERE ${EXPIRED}`),
+    expireSet: prepare(`UPDATE set_expiry SET expires_at = $expiresAt WHERE namespace = $namespace AND key = $key AND ${LIVE}`),
+    members: prepare(`
+      SELECT member FROM set_member
+      WHERE namespace = $namespace AND key = $key
+        AND EXISTS (SELECT 1 FROM set_expiry WHERE namespace = $namespace AND key = $key AND ${LIVE})
+      ORDER BY member`),
+    deleteMembers: prepare('DELETE FROM set_member WHERE namespace = $namespace AND key = $key'),
+    deleteSetExpiry: prepare('DELETE FROM set_expiry WHERE namespace = $namespace AND key = $key'),
+    sweepMembers: prepare(`DELETE FROM set_member WHERE (namespace, key) IN (SELECT namespace, key FROM set_expiry WHERE ${EXPIRED})`),
+    sweepSetExpiry: prepare(`DELETE FROM set_expiry WHERE ${EXPIRED}`),
+
+    // Prepared once: exec() would parse the SQL again on every transaction.
+    begin: prepare('BEGIN IMMEDIATE'),
+    commit: prepare('COMMIT'),
+    rollback: prepare('ROLLBACK'),
   };
 }
 
@@ -110,6 +146,8 @@ export class SqliteStorage implements Storage {
   readonly #db: DatabaseSync;
   readonly #sql: Statements;
   readonly #clock: Clock;
+  /** The database file and the inode opened, so `ping` notices the file deleted or replaced under us. */
+  readonly #file: { path: string; ino: number } | undefined;
   #closed = false;
 
   /** `path` is a file (created with its directory if missing) or `:memory:`. */
@@ -117,6 +155,7 @@ export class SqliteStorage implements Storage {
     this.#clock = options.clock ?? systemClock;
     if (path !== ':memory:') createPrivateFile(path);
     this.#db = new DatabaseSync(path);
+    this.#file = path === ':memory:' ? undefined : { path, ino: statSync(path).ino };
     try {
       this.#db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // WAL: readers never block the writer and a crash cannot corrupt the file. With WAL, NORMAL sync
@@ -156,7 +195,8 @@ export class SqliteStorage implements Storage {
   async delete(namespace: string, key: string): Promise<void> {
     this.#transaction(() => {
       this.#sql.delete.run({ namespace, key });
-      this.#sql.deleteSet.run({ namespace, key });
+      this.#sql.deleteMembers.run({ namespace, key });
+      this.#sql.deleteSetExpiry.run({ namespace, key });
     });
   }
 
@@ -193,21 +233,32 @@ export class SqliteStorage implements Storage {
     return rows.map((row) => ({ key: textColumn(row, 'key'), value: decodeValue<T>(textColumn(row, 'value')) }));
   }
 
+  /**
+   * The connection answers, and the file is still the one opened: a deleted file (a volume unmounted,
+   * a clean-up job) would keep answering from the open inode while every write is lost at restart.
+   */
   async ping(): Promise<void> {
+    if (this.#closed) throw new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, 'the storage is closed');
     this.#sql.ping.get();
+    if (this.#file !== undefined && statSync(this.#file.path, { throwIfNoEntry: false })?.ino !== this.#file.ino) {
+      throw new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, `the database file ${this.#file.path} was removed or replaced`);
+    }
   }
 
   async addToSet(namespace: string, key: string, member: string, ttlSeconds?: number): Promise<void> {
     const now = this.#clock.now();
     const added = expiryFrom(now, ttlSeconds);
     this.#transaction(() => {
-      // An expired set is replaced, not revived: its old members must not reappear.
-      this.#sql.dropExpiredSet.run({ namespace, key, now });
       const row = this.#sql.setExpiry.get({ namespace, key });
-      const current = row ? nullableInteger(row.expires_at) : undefined;
+      let current = row ? nullableInteger(row.expires_at) : undefined;
+      // An expired set is replaced, not revived: its old members must not reappear.
+      if (current !== undefined && current !== null && current <= now) {
+        this.#sql.deleteMembers.run({ namespace, key });
+        current = undefined;
+      }
       const expiresAt = extendedSetExpiry(current, added);
-      this.#sql.addMember.run({ namespace, key, member, expiresAt });
-      if (row) this.#sql.retimeSet.run({ namespace, key, expiresAt });
+      this.#sql.addMember.run({ namespace, key, member });
+      if (expiresAt !== current) this.#sql.putSetExpiry.run({ namespace, key, expiresAt });
     });
   }
 
@@ -220,7 +271,8 @@ export class SqliteStorage implements Storage {
     const now = this.#clock.now();
     this.#transaction(() => {
       this.#sql.sweepKv.run({ now });
-      this.#sql.sweepSets.run({ now });
+      this.#sql.sweepMembers.run({ now });
+      this.#sql.sweepSetExpiry.run({ now });
     });
   }
 
@@ -245,20 +297,33 @@ export class SqliteStorage implements Storage {
     this.#db.close();
   }
 
-  /** Creates the tables in a fresh file, and refuses a file whose schema this code does not know. */
+  /**
+   * Creates the tables in a fresh file, upgrades a file of an older version, and refuses a file whose
+   * schema this code does not know. The version is read inside the write transaction, so of several
+   * processes opening one old file together exactly one migrates it.
+   */
   #migrate(): void {
-    const version = Number(this.#db.prepare('PRAGMA user_version').get()?.user_version ?? 0);
-    if (version > SCHEMA_VERSION) {
-      throw new GatewayError(
+    const readVersion = () => Number(this.#db.prepare('PRAGMA user_version').get()?.user_version ?? 0);
+    const tooNew = (version: number) =>
+      new GatewayError(
         ErrorCode.STORAGE_SCHEMA_TOO_NEW,
         `storage schema version ${version} is newer than this gateway supports (${SCHEMA_VERSION}); upgrade the gateway`,
       );
-    }
-    if (version === SCHEMA_VERSION) return;
-    this.#transaction(() => {
-      this.#db.exec(SCHEMA);
+    const seen = readVersion();
+    if (seen > SCHEMA_VERSION) throw tooNew(seen);
+    if (seen === SCHEMA_VERSION) return;
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const version = readVersion();
+      if (version > SCHEMA_VERSION) throw tooNew(version);
+      if (version === 0) this.#db.exec(SCHEMA);
+      else if (version === 1) this.#db.exec(MIGRATE_1_TO_2);
       this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-    });
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
   }
 
   /**
@@ -266,13 +331,13 @@ export class SqliteStorage implements Storage {
    * transaction cannot be invalidated by another process writing before this one does.
    */
   #transaction<T>(work: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE');
+    this.#sql.begin.run();
     try {
       const result = work();
-      this.#db.exec('COMMIT');
+      this.#sql.commit.run();
       return result;
     } catch (error) {
-      this.#db.exec('ROLLBACK');
+      this.#sql.rollback.run();
       throw error;
     }
   }

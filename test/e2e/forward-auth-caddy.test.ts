@@ -144,13 +144,13 @@ describe('forward-auth behind a real Caddy', { skip: unavailable ?? false }, () 
   it('relays 403 insufficient_scope with its challenge', async () => {
     const browser = new Browser({ ca: stack.ca.caPem });
     const client = await registerPublicClient(stack, 'http://127.0.0.1:5558/callback');
-    const tokens = await authorizeAndExchange(stack, browser, client, { resource, scope: 'openid' });
+    const tokens = await authorizeAndExchange(stack, browser, client, { resource, scope: 'mcp:tools' });
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     const response = await mcpInitialize(resource, String(tokens.body.access_token));
     assert.equal(response.status, 403);
     assert.equal(
       response.headers.get('www-authenticate'),
-      `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/forward-auth/${SERVER}"`,
+      `Bearer error="insufficient_scope", scope="mcp:tools mcp:admin", resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/forward-auth/${SERVER}"`,
     );
 
     // What an MCP client does with it: the SDK transport surfaces the 403 and its challenge.

@@ -21,7 +21,8 @@ export function forwardAuthServer(name: string, path: string, resource: string) 
     path,
     resource,
     upstream: { forwardAuth: true as const },
-    scopes: ['mcp:tools'],
+    // Two scopes: a token holding one of them is how the tests reach 403 insufficient_scope.
+    scopes: ['mcp:tools', 'mcp:admin'],
     identityHeaders: { subject: 'x-user-id', email: 'x-user-email', name: 'x-user-name', groups: 'x-user-groups' },
   };
 }
@@ -32,7 +33,7 @@ export async function checkChallengeThroughProxy(stack: Stack, proxyUrl: string,
   assert.equal(response.status, 401);
   const expectedMetadata = `${stack.issuer}/.well-known/oauth-protected-resource/forward-auth/${serverName}`;
   // Exact value: a duplicated challenge (nginx copies a 401's by itself) would be joined in with ", ".
-  assert.equal(response.headers.get('www-authenticate'), `Bearer resource_metadata="${expectedMetadata}", scope="mcp:tools"`);
+  assert.equal(response.headers.get('www-authenticate'), `Bearer resource_metadata="${expectedMetadata}", scope="mcp:tools mcp:admin"`);
   assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
   assert.equal(((await response.json()) as { error: string }).error, 'invalid_token');
 

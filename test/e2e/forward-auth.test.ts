@@ -156,13 +156,13 @@ describe('forward-auth behind a real nginx', { skip: unavailable ?? false }, () 
   it('relays 403 insufficient_scope with its challenge (copied by the error_page location)', async () => {
     const browser = new Browser({ ca: stack.ca.caPem });
     const client = await registerPublicClient(stack, 'http://127.0.0.1:5557/callback');
-    const tokens = await authorizeAndExchange(stack, browser, client, { resource, scope: 'openid' });
+    const tokens = await authorizeAndExchange(stack, browser, client, { resource, scope: 'mcp:tools' });
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     const response = await mcpInitialize(resource, String(tokens.body.access_token));
     assert.equal(response.status, 403);
     assert.equal(
       response.headers.get('www-authenticate'),
-      `Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/forward-auth/${SERVER}"`,
+      `Bearer error="insufficient_scope", scope="mcp:tools mcp:admin", resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/forward-auth/${SERVER}"`,
     );
   });
 

@@ -12,13 +12,13 @@ import { after, before, describe, it } from 'node:test';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { DemoServer } from '../../src/demo/server.ts';
 import { startDemoServer } from '../../src/demo/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Browser } from '../support/browser.ts';
 import { connectWithLogin, TestOAuthClientProvider } from '../support/mcp-client.ts';
 import { revokeAtIdp } from '../support/oidc-idp.ts';
+import { answerStatelessly } from '../support/stateless-mcp.ts';
 import { tokenRequest } from './oauth.ts';
 import type { Stack } from './stack.ts';
 import { approveAndSignIn, loggedInClient, startStack, storedIdpTokens } from './stack.ts';
@@ -35,15 +35,7 @@ async function startIdpEcho(): Promise<{ url: string; http: Server; close(): Pro
         },
       ],
     }));
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    server
-      .connect(transport)
-      .then(() => transport.handleRequest(req, res))
-      .catch(() => res.destroy());
+    answerStatelessly(server, req, res, { enableJsonResponse: true });
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   return {

@@ -69,25 +69,48 @@ export async function revokeToken(stack: Stack, token: string, clientId: string)
   });
 }
 
-/** Full authorization code flow for a registered public client; returns the token response. */
-export async function authorizeAndExchange(
+/**
+ * /authorize for a registered client with a fresh S256 PKCE pair, sent to its first redirect URI unless
+ * `params` names another; `params` adds or overrides query parameters (undefined leaves one out).
+ */
+export function pkceAuthorizeUrl(
   stack: Stack,
-  browser: Browser,
-  client: Registered,
-  options: { redirectUri?: string; resource?: string | null; scope?: string; username?: 'alice' | 'bob' } = {},
-): Promise<TokenResponse & { code: string }> {
-  const redirectUri = options.redirectUri ?? client.redirect_uris[0]!;
+  client: Pick<Registered, 'client_id' | 'redirect_uris'>,
+  params: Record<string, string | undefined> = {},
+): { url: URL; verifier: string } {
   const { verifier, challenge } = pkcePair();
-  const state = randomBytes(8).toString('hex');
   const url = authorizeUrl(stack, {
     response_type: 'code',
     client_id: client.client_id,
-    redirect_uri: redirectUri,
+    redirect_uri: client.redirect_uris[0],
     code_challenge: challenge,
     code_challenge_method: 'S256',
+    ...params,
+  });
+  return { url, verifier };
+}
+
+export interface AuthorizationCodeOptions {
+  redirectUri?: string;
+  /** null: the client omits `resource` (older clients), undefined: the default server's URL. */
+  resource?: string | null;
+  scope?: string;
+  username?: 'alice' | 'bob';
+}
+
+/** A code from a real login (consent, then the IdP) for a registered client, not yet redeemed. */
+export async function authorizationCode(
+  stack: Stack,
+  browser: Browser,
+  client: Registered,
+  options: AuthorizationCodeOptions = {},
+): Promise<{ code: string; verifier: string; redirectUri: string }> {
+  const redirectUri = options.redirectUri ?? client.redirect_uris[0]!;
+  const state = randomBytes(8).toString('hex');
+  const { url, verifier } = pkceAuthorizeUrl(stack, client, {
+    redirect_uri: redirectUri,
     state,
     scope: options.scope ?? 'mcp:tools',
-    // null: the client omits `resource` (older clients), undefined: the default server's URL.
     resource: options.resource === null ? undefined : (options.resource ?? stack.mcpUrl()),
   });
   const page = await approveAndSignIn(stack, browser, url, redirectUri, options.username);
@@ -95,6 +118,17 @@ export async function authorizeAndExchange(
   if (returned.searchParams.get('state') !== state) throw new Error(`state not echoed: ${returned.href}`);
   const code = returned.searchParams.get('code');
   if (!code) throw new Error(`no code in ${returned.href}`);
+  return { code, verifier, redirectUri };
+}
+
+/** Full authorization code flow for a registered public client; returns the token response. */
+export async function authorizeAndExchange(
+  stack: Stack,
+  browser: Browser,
+  client: Registered,
+  options: AuthorizationCodeOptions = {},
+): Promise<TokenResponse & { code: string }> {
+  const { code, verifier, redirectUri } = await authorizationCode(stack, browser, client, options);
   const tokens = await tokenRequest(stack, {
     grant_type: 'authorization_code',
     code,

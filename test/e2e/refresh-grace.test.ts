@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type RunningGateway, startGateway } from '../../src/app.ts';
 import { configSchema } from '../../src/config/schema.ts';
+import { ErrorCode, GatewayError } from '../../src/core/errors.ts';
 import { NS } from '../../src/storage/records.ts';
 import type { Storage } from '../../src/storage/types.ts';
 import { Browser } from '../support/browser.ts';
@@ -19,17 +20,16 @@ import { TestClock } from '../support/clock.ts';
 import { LogWatch } from '../support/log-watch.ts';
 import { freePort } from '../support/ports.ts';
 import {
+  authorizationCode,
   authorizeAndExchange,
-  authorizeUrl,
   inspectAccessToken,
   mcpInitialize,
-  pkcePair,
   type Registered,
   registerPublicClient,
   type TokenResponse,
   tokenRequest,
 } from './oauth.ts';
-import { approveAndSignIn, type Stack, startStack } from './stack.ts';
+import { type Stack, startStack } from './stack.ts';
 
 /**
  * Holds the next token request right after oidc-provider marked its refresh token or authorization
@@ -61,6 +61,62 @@ function holdAfterConsume(storage: Storage): { reached: Promise<void>; release()
     restore() {
       release();
       storage.set = realSet;
+    },
+  };
+}
+
+/** A refused grant: 400 invalid_grant, and no access token in the answer. */
+function assertNothingIssued(response: TokenResponse, why = 'a token was issued'): void {
+  assert.equal(response.status, 400, `${why}: ${JSON.stringify(response.body)}`);
+  assert.equal(response.body.error, 'invalid_grant');
+  assert.equal(response.body.access_token, undefined);
+}
+
+/**
+ * Holds the next write of a refresh outcome (whichever way it is written) of one gateway instance,
+ * and stops that instance renewing its refresh claims: what a replica killed after oidc-provider
+ * rotated the token, and before the outcome reached storage, leaves behind. `release` lets the write
+ * go on (the "dead" request then answers), for the test's cleanup.
+ */
+function dieBeforeOutcome(storage: Storage): { reached: Promise<void>; release(): void; restore(): void } {
+  const realSet = storage.set.bind(storage);
+  const realSetIfAbsent = storage.setIfAbsent.bind(storage);
+  const realExpire = storage.expire.bind(storage);
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reached: () => void = () => {};
+  const reachedHold = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  let armed = true;
+  const hold = async (namespace: string): Promise<void> => {
+    if (armed && namespace === NS.refreshOutcomes) {
+      armed = false;
+      reached();
+      await released;
+    }
+  };
+  storage.set = (async (namespace: string, key: string, value: unknown, ttlSeconds?: number) => {
+    await hold(namespace);
+    return realSet(namespace, key, value, ttlSeconds);
+  }) as typeof storage.set;
+  storage.setIfAbsent = (async (namespace: string, key: string, value: unknown, ttlSeconds?: number) => {
+    await hold(namespace);
+    return realSetIfAbsent(namespace, key, value, ttlSeconds);
+  }) as typeof storage.setIfAbsent;
+  // A dead process renews no lease.
+  storage.expire = (async (namespace: string, key: string, ttlSeconds: number | undefined) =>
+    namespace === NS.refreshClaims ? false : realExpire(namespace, key, ttlSeconds)) as typeof storage.expire;
+  return {
+    reached: reachedHold,
+    release,
+    restore() {
+      release();
+      storage.set = realSet;
+      storage.setIfAbsent = realSetIfAbsent;
+      storage.expire = realExpire;
     },
   };
 }
@@ -119,6 +175,8 @@ describe('refresh that tolerates real clients', () => {
   let second: RunningGateway;
   let secondBase: string;
   let graceMs: number;
+  /** Past a dead first presenter's claim lease (src/authorization/refresh-replay.ts, CLAIM_LEASE_SECONDS). */
+  const LEASE_MS = 6_000;
 
   before(async () => {
     stack = await startStack({ clock, logger: watch.logger });
@@ -142,6 +200,14 @@ describe('refresh that tolerates real clients', () => {
     const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client);
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     return { client, refreshToken: String(tokens.body.refresh_token) };
+  }
+
+  /** Logged in and refreshed once: `refreshToken` is now the rotated-out one, `rotated` the answer that replaced it. */
+  async function refreshedOnce(): Promise<{ client: Registered; refreshToken: string; rotated: TokenResponse }> {
+    const { client, refreshToken } = await loggedIn();
+    const rotated = await refreshAt(stack.issuer, client, refreshToken);
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    return { client, refreshToken, rotated };
   }
 
   for (const count of [2, 5, 10]) {
@@ -183,9 +249,7 @@ describe('refresh that tolerates real clients', () => {
   });
 
   test('after the grace period, reuse of a rotated refresh token still revokes the whole grant (RFC 9700 §4.14.2)', async () => {
-    const { client, refreshToken } = await loggedIn();
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const { client, refreshToken, rotated } = await refreshedOnce();
     const withinGrace = await refreshAt(stack.issuer, client, refreshToken);
     assert.equal(withinGrace.status, 200, `within the grace period the pair is replayed: ${JSON.stringify(withinGrace.body)}`);
 
@@ -199,15 +263,11 @@ describe('refresh that tolerates real clients', () => {
   });
 
   test('another client presenting the rotated refresh token within the grace period gets invalid_grant, and the owner keeps its grant', async () => {
-    const { client, refreshToken } = await loggedIn();
+    const { client, refreshToken, rotated } = await refreshedOnce();
     const stranger = await registerPublicClient(stack);
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
     for (const base of [stack.issuer, secondBase]) {
       const stolen = await refreshAt(base, stranger, refreshToken);
-      assert.equal(stolen.status, 400);
-      assert.equal(stolen.body.error, 'invalid_grant');
-      assert.equal(stolen.body.access_token, undefined);
+      assertNothingIssued(stolen);
     }
     const owner = await refreshAt(stack.issuer, client, refreshToken);
     assert.equal(owner.status, 200, `the owner's retry is still replayed: ${JSON.stringify(owner.body)}`);
@@ -215,9 +275,7 @@ describe('refresh that tolerates real clients', () => {
   });
 
   test('no token is issued for a grant revoked while its refresh was in flight', async () => {
-    const { client, refreshToken } = await loggedIn();
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const { client, refreshToken, rotated } = await refreshedOnce();
     clock.advance(graceMs + 1000);
 
     // Hold the next refresh right after it consumed its refresh token, revoke the grant meanwhile by
@@ -231,9 +289,7 @@ describe('refresh that tolerates real clients', () => {
       assert.equal(reuse.body.error, 'invalid_grant', 'reuse after the grace period revoked the grant');
       hold.release();
       const late = await inFlight;
-      assert.equal(late.status, 400, `a token issued after its grant was revoked: ${JSON.stringify(late.body)}`);
-      assert.equal(late.body.error, 'invalid_grant');
-      assert.equal(late.body.access_token, undefined);
+      assertNothingIssued(late, 'a token issued after its grant was revoked');
     } finally {
       hold.restore();
     }
@@ -241,21 +297,7 @@ describe('refresh that tolerates real clients', () => {
 
   test('no token is issued for an authorization code whose grant a replay of the code revoked meanwhile', async () => {
     const client = await registerPublicClient(stack);
-    const redirectUri = client.redirect_uris[0]!;
-    const { verifier, challenge } = pkcePair();
-    const url = authorizeUrl(stack, {
-      response_type: 'code',
-      client_id: client.client_id,
-      redirect_uri: redirectUri,
-      code_challenge: challenge,
-      code_challenge_method: 'S256',
-      state: 'code-race',
-      scope: 'mcp:tools',
-      resource: stack.mcpUrl(),
-    });
-    const page = await approveAndSignIn(stack, new Browser({ ca: stack.ca.caPem }), url, redirectUri);
-    const code = page.url.searchParams.get('code');
-    assert.ok(code, page.url.href);
+    const { code, verifier, redirectUri } = await authorizationCode(stack, new Browser({ ca: stack.ca.caPem }), client);
     const exchange = { grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier, client_id: client.client_id };
     const hold = holdAfterConsume(stack.gateway.storage);
     try {
@@ -266,18 +308,14 @@ describe('refresh that tolerates real clients', () => {
       assert.equal(replay.body.error, 'invalid_grant');
       hold.release();
       const late = await inFlight;
-      assert.equal(late.status, 400, `tokens issued after their grant was revoked: ${JSON.stringify(late.body)}`);
-      assert.equal(late.body.error, 'invalid_grant');
-      assert.equal(late.body.access_token, undefined);
+      assertNothingIssued(late, 'tokens issued after their grant was revoked');
     } finally {
       hold.restore();
     }
   });
 
   test('when the first refresh fails, the presenters waiting for it get the same error instead of hanging', async () => {
-    const { client, refreshToken } = await loggedIn();
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const { client, refreshToken, rotated } = await refreshedOnce();
     clock.advance(graceMs + 1000);
     const hold = holdAfterConsume(stack.gateway.storage);
     try {
@@ -297,14 +335,14 @@ describe('refresh that tolerates real clients', () => {
     }
   });
 
-  test('a first presenter that vanished (its claim expired) leaves waiters with temporarily_unavailable, and the token refreshes after', async () => {
+  test('a first presenter that vanished (its lease ran out) is taken over by the waiting presenter, which refreshes', async () => {
     const { client, refreshToken } = await loggedIn();
-    // What a replica that died between claiming and rotating leaves behind: a claim and no outcome.
+    // What a replica that died between claiming and rotating leaves behind: a claim nobody renews, no outcome.
     const key = createHash('sha256').update(refreshToken).digest('base64url');
-    assert.ok(await stack.gateway.storage.setIfAbsent(NS.refreshClaims, key, { since: 0 }, 30));
+    assert.ok(await stack.gateway.storage.setIfAbsent(NS.refreshClaims, key, { owner: 'dead', since: 0 }, 5));
     const storage = stack.gateway.storage;
     const realGet = storage.get.bind(storage);
-    // The waiter polls the claim until it is gone; the claim's TTL runs on the gateway clock.
+    // The waiter polls the claim until it is gone; the claim's lease runs on the gateway clock.
     const polling = new Promise<void>((resolve) => {
       storage.get = (async (namespace: string, entry: string) => {
         if (namespace === NS.refreshClaims && entry === key) resolve();
@@ -315,21 +353,102 @@ describe('refresh that tolerates real clients', () => {
     try {
       const waiting = refreshAt(stack.issuer, client, refreshToken);
       await polling;
-      clock.advance(31_000);
+      clock.advance(LEASE_MS);
       answer = await waiting;
     } finally {
       storage.get = realGet;
     }
-    assert.equal(answer.status, 503, JSON.stringify(answer.body));
-    assert.equal(answer.body.error, 'temporarily_unavailable');
-    const retry = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(retry.status, 200, `the token was never consumed: ${JSON.stringify(retry.body)}`);
+    assert.equal(answer.status, 200, `the waiter took the claim over and rotated: ${JSON.stringify(answer.body)}`);
+    assert.equal(await accessTokenWorks(stack, String(answer.body.access_token)), 200);
+  });
+
+  test('a replica that dies after rotating and before storing the outcome: the retry gets a working new pair, nothing revoked (RFC 9700 §4.14.2)', async () => {
+    const { client, refreshToken } = await loggedIn();
+    const dying = dieBeforeOutcome(stack.gateway.storage);
+    let cut: Promise<TokenResponse> | undefined;
+    let retry: TokenResponse;
+    try {
+      cut = refreshAt(stack.issuer, client, refreshToken);
+      // oidc-provider consumed the token and saved the new pair; the outcome never reaches storage.
+      await dying.reached;
+      // Its lease runs out (nobody renews it); the client retries with the token it still holds.
+      clock.advance(LEASE_MS);
+      retry = await refreshAt(secondBase, client, refreshToken);
+      assert.equal(retry.status, 200, `a retry after the lost response refreshes: ${JSON.stringify(retry.body)}`);
+      assert.notEqual(retry.body.refresh_token, refreshToken);
+      assert.equal(await accessTokenWorks(stack, String(retry.body.access_token)), 200, 'its access token works');
+      // Within the grace period a further retry is the usual replay of that new pair.
+      const again = await refreshAt(secondBase, client, refreshToken);
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.body.refresh_token, retry.body.refresh_token);
+      const next = await refreshAt(stack.issuer, client, String(retry.body.refresh_token));
+      assert.equal(next.status, 200, `the new refresh token refreshes: ${JSON.stringify(next.body)}`);
+      assert.ok(watch.some((line) => line.event === 'refresh.rotation_resumed' && line.clientId === client.client_id));
+      assert.ok(!watch.some((line) => line.event === 'grant.revoked' && line.grantId === inspectAccessToken(String(next.body.access_token)).claims.grant_id));
+    } finally {
+      dying.restore();
+    }
+    // The stalled request, let go at last, finds the retry's outcome stored first and hands out nothing of its own.
+    const late = await cut;
+    assert.equal(late.status, 200, JSON.stringify(late.body));
+    assert.equal(late.body.refresh_token, retry.body.refresh_token);
+  });
+
+  test('a refresh whose outcome cannot be stored hands out no pair, and its retry refreshes', async () => {
+    const { client, refreshToken } = await loggedIn();
+    const storage = stack.gateway.storage;
+    const realSetIfAbsent = storage.setIfAbsent.bind(storage);
+    const realSet = storage.set.bind(storage);
+    let failing = true;
+    const failOutcome = (namespace: string) => {
+      if (failing && namespace === NS.refreshOutcomes) {
+        failing = false;
+        throw new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, 'storage is unavailable');
+      }
+    };
+    storage.setIfAbsent = (async (namespace: string, key: string, value: unknown, ttl?: number) => {
+      failOutcome(namespace);
+      return realSetIfAbsent(namespace, key, value, ttl);
+    }) as typeof storage.setIfAbsent;
+    storage.set = (async (namespace: string, key: string, value: unknown, ttl?: number) => {
+      failOutcome(namespace);
+      return realSet(namespace, key, value, ttl);
+    }) as typeof storage.set;
+    let first: TokenResponse;
+    try {
+      first = await refreshAt(stack.issuer, client, refreshToken);
+    } finally {
+      storage.setIfAbsent = realSetIfAbsent;
+      storage.set = realSet;
+    }
+    assert.equal(first.status, 503, `no pair without its stored outcome: ${JSON.stringify(first.body)}`);
+    assert.equal(first.body.refresh_token, undefined);
+    const retry = await refreshAt(secondBase, client, refreshToken);
+    assert.equal(retry.status, 200, `the retry refreshes instead of revoking: ${JSON.stringify(retry.body)}`);
+    const next = await refreshAt(stack.issuer, client, String(retry.body.refresh_token));
+    assert.equal(next.status, 200, JSON.stringify(next.body));
+  });
+
+  test('a rotation cut by a crash is reuse again once the grace period is over: the grant is revoked', async () => {
+    const { client, refreshToken } = await loggedIn();
+    const dying = dieBeforeOutcome(stack.gateway.storage);
+    let cut: Promise<TokenResponse> | undefined;
+    try {
+      cut = refreshAt(stack.issuer, client, refreshToken);
+      await dying.reached;
+      clock.advance(graceMs + 1000);
+      const reuse = await refreshAt(secondBase, client, refreshToken);
+      assert.equal(reuse.status, 400, JSON.stringify(reuse.body));
+      assert.equal(reuse.body.error, 'invalid_grant');
+    } finally {
+      dying.restore();
+    }
+    const late = await cut;
+    assert.equal(late.body.refresh_token, undefined, `no pair handed out for a revoked grant: ${JSON.stringify(late.body)}`);
   });
 
   test('the response kept for the grace period is sealed: no token in clear at rest, nor in the logs', async () => {
-    const { client, refreshToken } = await loggedIn();
-    const rotated = await refreshAt(stack.issuer, client, refreshToken);
-    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const { client, refreshToken, rotated } = await refreshedOnce();
     const kept = JSON.stringify(await stack.gateway.storage.list(NS.refreshOutcomes));
     assert.ok(kept.length > 0 && kept.includes('v1.'), 'an outcome is kept, sealed');
     const again = await refreshAt(stack.issuer, client, refreshToken);

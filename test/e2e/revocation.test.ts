@@ -91,9 +91,12 @@ describe('revocation reaches access tokens', () => {
     await stack?.close();
   });
 
-  async function login(client?: Registered, resource?: string) {
+  async function login(client?: Registered, resource?: string, scope?: string) {
     const owner = client ?? (await registerPublicClient(stack));
-    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), owner, resource ? { resource } : {});
+    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), owner, {
+      ...(resource ? { resource } : {}),
+      ...(scope ? { scope } : {}),
+    });
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     return { client: owner, access: String(tokens.body.access_token), refresh: String(tokens.body.refresh_token) };
   }
@@ -178,7 +181,8 @@ describe('revocation reaches access tokens', () => {
   });
 
   test('forward-auth refuses a revoked token', async () => {
-    const { client, access, refresh } = await login(undefined, FORWARD_AUTH_RESOURCE);
+    // Both of the forward-auth server's scopes, so the only refusal left to see is the revocation's.
+    const { client, access, refresh } = await login(undefined, FORWARD_AUTH_RESOURCE, 'mcp:tools mcp:admin');
     assert.equal(await forwardAuthStatus(stack, access), 200);
     await revokeToken(stack, refresh, client.client_id);
     assert.equal(await forwardAuthStatus(stack, access), 401);

@@ -57,6 +57,8 @@ export interface StackOptions {
   identityProviders?: (callbackUrl: string) => Promise<NonNullable<GatewayConfigInput['identityProviders']>>;
   /** The gateway's clock (test/support/clock.ts), for tests that move its time instead of waiting. */
   clock?: Clock;
+  /** The audit stream (docs/audit.md); by default `audit.destination: off`, so tests write no audit lines. */
+  audit?: Logger;
 }
 
 export const USERS = {
@@ -106,11 +108,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.extraServers ?? []),
     ],
     log: { level: 'silent' },
+    audit: { destination: 'off' },
   };
   if (options.identityProviders) config.identityProviders = await options.identityProviders(`${issuer}/callback`);
   options.configure?.(config);
   const logger = options.logger ?? createLogger(process.env.E2E_LOG_LEVEL ?? 'silent');
-  const start = () => startGateway(configSchema.parse(config), { logger, announce: () => {}, clock: options.clock });
+  const start = () => startGateway(configSchema.parse(config), { logger, announce: () => {}, clock: options.clock, audit: options.audit });
   let gateway = await start();
   const trustingFetch = createTrustingFetch(ca.caPem);
 

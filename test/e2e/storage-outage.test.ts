@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Browser } from '../support/browser.ts';
 import { type RunningRedis, redisUnavailable, startRedis } from '../support/redis.ts';
-import { authorizeAndExchange, authorizeUrl, mcpInitialize, pkcePair, type Registered, registerPublicClient, tokenRequest } from './oauth.ts';
+import { authorizeAndExchange, mcpInitialize, pkceAuthorizeUrl, type Registered, registerPublicClient, tokenRequest } from './oauth.ts';
 import { type Stack, startStack } from './stack.ts';
 
 const COMMAND_TIMEOUT_MS = 500;
@@ -69,20 +69,9 @@ describe('gateway on Redis while Redis is down', { skip: redisUnavailable() ?? f
     });
     assert.equal(JSON.parse(await assertUnavailable(registration, 'POST /register')).error, 'temporarily_unavailable');
 
-    const { challenge } = pkcePair();
-    const authorize = await fetch(
-      authorizeUrl(stack, {
-        response_type: 'code',
-        client_id: client.client_id,
-        redirect_uri: client.redirect_uris[0],
-        code_challenge: challenge,
-        code_challenge_method: 'S256',
-        state: 'outage',
-        scope: 'mcp:tools',
-        resource: stack.mcpUrl(),
-      }),
-      { redirect: 'manual' },
-    );
+    const authorize = await fetch(pkceAuthorizeUrl(stack, client, { state: 'outage', scope: 'mcp:tools', resource: stack.mcpUrl() }).url, {
+      redirect: 'manual',
+    });
     // The client cannot be loaded, so nothing is redirected to it: the error page, with the 503.
     assert.match(await assertUnavailable(authorize, 'GET /authorize'), /temporarily_unavailable|try again/i);
 

@@ -16,8 +16,8 @@ import { Browser } from '../support/browser.ts';
 import { TestClock } from '../support/clock.ts';
 import { downgradeToLegacyLayout } from '../support/legacy-store.ts';
 import { LogWatch } from '../support/log-watch.ts';
-import { authorizeUrl, pkcePair, type Registered, register, tokenRequest } from './oauth.ts';
-import { approveAndSignIn, type Stack, startStack } from './stack.ts';
+import { authorizationCode, type Registered, register, tokenRequest } from './oauth.ts';
+import { type Stack, startStack } from './stack.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1:5555/callback';
 
@@ -52,25 +52,6 @@ async function registerConfidentialClient(stack: Stack): Promise<Registered & { 
   return body as Registered & { client_secret: string };
 }
 
-/** A code from a real login (consent, then the IdP), not yet redeemed. */
-async function authorizationCode(stack: Stack, client: Registered): Promise<{ code: string; verifier: string }> {
-  const { verifier, challenge } = pkcePair();
-  const url = authorizeUrl(stack, {
-    response_type: 'code',
-    client_id: client.client_id,
-    redirect_uri: REDIRECT_URI,
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    state: 'at-rest',
-    scope: 'mcp:tools',
-    resource: stack.mcpUrl(),
-  });
-  const page = await approveAndSignIn(stack, new Browser({ ca: stack.ca.caPem }), url, REDIRECT_URI);
-  const code = page.url.searchParams.get('code');
-  assert.ok(code, `no code in ${page.url.href}`);
-  return { code, verifier };
-}
-
 function basicAuth(client: Registered & { client_secret: string }): Record<string, string> {
   const credentials = `${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`;
   return { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` };
@@ -91,12 +72,12 @@ async function refresh(stack: Stack, client: Registered & { client_secret: strin
 /** Everything a client holds after a login, a refresh and a second login it has not redeemed yet. */
 async function issueCredentials(stack: Stack) {
   const client = await registerConfidentialClient(stack);
-  const first = await authorizationCode(stack, client);
+  const first = await authorizationCode(stack, new Browser({ ca: stack.ca.caPem }), client);
   const tokens = await redeem(stack, client, first);
   assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
   const rotated = await refresh(stack, client, String(tokens.body.refresh_token));
   assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
-  const pending = await authorizationCode(stack, client);
+  const pending = await authorizationCode(stack, new Browser({ ca: stack.ca.caPem }), client);
   return {
     client,
     pending,

@@ -13,7 +13,10 @@ describe('tokens issued by the gateway', () => {
   let stack: Stack;
   before(async () => {
     stack = await startStack({
-      extraServers: [{ name: 'other', path: '/other/mcp', upstream: { url: 'demo' }, scopes: [] }],
+      extraServers: [
+        { name: 'other', path: '/other/mcp', upstream: { url: 'demo' }, scopes: [] },
+        { name: 'admin', path: '/admin/mcp', upstream: { url: 'demo' }, scopes: ['mcp:tools', 'mcp:admin'] },
+      ],
     });
   });
   after(async () => {
@@ -35,9 +38,28 @@ describe('tokens issued by the gateway', () => {
     assert.equal(claims.sub, 'corp:alice');
     assert.equal(claims.client_id, client.client_id);
     assert.equal(claims.scope, 'mcp:tools');
-    assert.equal((claims.exp as number) - (claims.iat as number), 300, 'five-minute default lifetime');
+    assert.equal(tokens.body.scope, 'mcp:tools');
+    assert.equal((claims.exp as number) - (claims.iat as number), 900, 'fifteen minutes: clients refresh 5 minutes before expiry (docs/clients.md)');
+    assert.equal(tokens.body.expires_in, 900);
     // The IdP's tokens stay with the gateway.
     assert.ok(!JSON.stringify(tokens.body).includes('idp'), 'nothing of the IdP in the token response');
+  });
+
+  test('a server without scopes: no empty `scope` in the token response, first or refreshed (RFC 6749 §3.3)', async () => {
+    const client = await registerPublicClient(stack);
+    const resource = stack.mcpUrl('/other/mcp');
+    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client, { resource, scope: '' });
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    assert.ok(!('scope' in tokens.body), `no scope member: ${JSON.stringify(tokens.body)}`);
+    assert.equal(inspectAccessToken(String(tokens.body.access_token)).claims.aud, resource);
+    const refreshed = await tokenRequest(stack, {
+      grant_type: 'refresh_token',
+      refresh_token: String(tokens.body.refresh_token),
+      client_id: client.client_id,
+      resource,
+    });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    assert.ok(!('scope' in refreshed.body), `no scope member after a refresh: ${JSON.stringify(refreshed.body)}`);
   });
 
   test('resource: omitted means the default server (never an opaque token); non-canonical forms bind to the canonical URL', async () => {
@@ -107,13 +129,24 @@ describe('tokens issued by the gateway', () => {
     assert.match(inQuery.headers.get('www-authenticate') ?? '', /error="invalid_request"/);
   });
 
-  test('a token for the server without its scope gets 403 insufficient_scope naming every needed scope', async () => {
+  test('a token without all the server scopes gets 403 insufficient_scope naming every needed scope', async () => {
     const client = await registerPublicClient(stack);
-    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client, { scope: 'openid' });
+    const resource = stack.mcpUrl('/admin/mcp');
+    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client, { resource, scope: 'mcp:tools' });
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
-    const response = await mcpInitialize(stack.mcpUrl(), String(tokens.body.access_token));
+    const response = await mcpInitialize(resource, String(tokens.body.access_token));
     assert.equal(response.status, 403);
-    assert.match(response.headers.get('www-authenticate') ?? '', /error="insufficient_scope", scope="mcp:tools"/);
+    assert.match(response.headers.get('www-authenticate') ?? '', /error="insufficient_scope", scope="mcp:tools mcp:admin"/);
+  });
+
+  test("a request naming none of the server's scopes gets them (Gemini CLI asks for the AS's scopes_supported)", async () => {
+    const client = await registerPublicClient(stack);
+    const tokens = await authorizeAndExchange(stack, new Browser({ ca: stack.ca.caPem }), client, { scope: 'openid offline_access profile email' });
+    assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+    assert.match(String(inspectAccessToken(String(tokens.body.access_token)).claims.scope), /^mcp:tools( |$)/);
+    const response = await mcpInitialize(stack.mcpUrl(), String(tokens.body.access_token));
+    assert.equal(response.status, 200, 'the token works on the server');
+    await response.body?.cancel();
   });
 
   // Reuse after the grace period revokes the grant: test/e2e/refresh-grace.test.ts moves its clock there.

@@ -112,6 +112,65 @@ describe('serve with two workers', () => {
   });
 });
 
+describe('serve with two workers, stopped with Ctrl-C', () => {
+  let dir: string;
+  let demo: DemoServer;
+  let gateway: ChildProcess;
+  const logLines: string[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mcpgw-workers-int-'));
+    demo = await startDemoServer();
+    const port = await freePort();
+    const config = {
+      publicUrl: `http://localhost:${port}`,
+      listen: { host: '127.0.0.1', port },
+      dataDir: join(dir, 'data'),
+      workers: 2,
+      identityProviders: [{ type: 'local', users: [{ username: 'ada', passwordHash: await hashPassword('x'.repeat(16)), email: 'ada@example.com' }] }],
+      servers: [{ name: 'demo', path: '/mcp', upstream: { url: demo.url } }],
+    };
+    const configPath = join(dir, 'gateway.json');
+    await writeFile(configPath, JSON.stringify(config));
+    // Its own process group, as a terminal's foreground job: Ctrl-C signals the primary and the workers.
+    gateway = spawn(process.execPath, ['src/cli/main.ts', 'serve', '--config', configPath], {
+      cwd: repoRoot,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let partial = '';
+    gateway.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      logLines.push(...lines);
+    });
+    // Each worker's own "listening" line: `serve` sets its signal handlers as `startGateway` returns.
+    const listening = () => logLines.map(safeJson).filter((line) => line?.msg === 'gateway listening').length;
+    await waitFor(() => listening() === 2, 30_000, 'both workers listening');
+  });
+
+  after(async () => {
+    if (gateway.exitCode === null && gateway.signalCode === null) {
+      process.kill(-gateway.pid!, 'SIGKILL');
+      await new Promise((resolve) => gateway.once('exit', resolve));
+    }
+    await demo?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('drains each worker once: the signal they get too is not taken for a second, forcing one', async () => {
+    const workerPids = childrenOf(gateway.pid!);
+    assert.equal(workerPids.length, 2, 'the primary has its two workers');
+    process.kill(-gateway.pid!, 'SIGINT');
+    const code = await new Promise<number | null>((resolve) => gateway.once('exit', (exit) => resolve(exit)));
+    assert.equal(code, 0);
+    const events = logLines.map(safeJson).map((line) => line?.event);
+    assert.equal(events.filter((event) => event === 'shutdown.started').length, 2, 'each worker drained');
+    assert.equal(events.includes('shutdown.forced'), false, 'no worker was forced to exit');
+    for (const pid of workerPids) assert.equal(processAlive(pid), false, `worker ${pid} outlived the primary`);
+  });
+});
+
 /** Pids whose parent is `pid` (/proc). */
 function childrenOf(pid: number): number[] {
   const out: number[] = [];

@@ -95,6 +95,22 @@ export interface ClientProfile {
 
 const STANDARD_DISCOVERY: DiscoveryStep[] = ['challenge', 'prm-path', 'prm-root', 'rfc8414', 'oidc'];
 
+/** How every Codex version here registers (DCR on a random loopback port); they differ in discovery and `resource`. */
+const CODEX_DCR: Pick<ClientProfile, 'registration' | 'redirectUri' | 'portBehaviour'> = {
+  registration: {
+    kind: 'dcr',
+    body: {
+      client_name: 'Codex',
+      redirect_uris: ['http://127.0.0.1:{port}/callback'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    },
+  },
+  redirectUri: 'http://127.0.0.1:{port}/callback',
+  portBehaviour: 'random port, registered with that port',
+};
+
 /** VS Code's registration metadata: the same in its DCR body and its CIMD document. */
 export const VSCODE_METADATA = {
   client_name: 'Visual Studio Code',
@@ -199,7 +215,7 @@ export const CLIENT_PROFILES: ClientProfile[] = [
     notes: 'Fails without `resource_metadata` in the 401; cannot use https loopback.',
   },
   {
-    name: 'Claude Code (DCR)',
+    name: 'Claude Code (DCR, as 2.1.332 sends it)',
     registration: {
       kind: 'dcr',
       body: {
@@ -214,7 +230,8 @@ export const CLIENT_PROFILES: ClientProfile[] = [
     portBehaviour: 'random port, registered with that port',
     discovery: STANDARD_DISCOVERY,
     resource: { authorize: 'exact', token: 'exact', refresh: 'exact' },
-    scope: 'prm',
+    // Observed with the real program (test/e2e/real-clients.test.ts): the PRM scopes plus offline_access.
+    scope: 'prm+offline_access',
     tokenAuth: 'none',
   },
   {
@@ -259,19 +276,20 @@ export const CLIENT_PROFILES: ClientProfile[] = [
     notes: 'A CIMD document without `token_endpoint_auth_method` is a public client (`none`).',
   },
   {
-    name: 'Codex (DCR, MCP URL probed as an issuer, no resource)',
-    registration: {
-      kind: 'dcr',
-      body: {
-        client_name: 'Codex',
-        redirect_uris: ['http://127.0.0.1:{port}/callback'],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-      },
-    },
-    redirectUri: 'http://127.0.0.1:{port}/callback',
-    portBehaviour: 'random port, registered with that port',
+    // Observed with the real 0.171.0 (test/e2e/real-clients.test.ts, gateway CIMD off): `resource` on
+    // /authorize and the code exchange, the PRM scopes plus offline_access. Its refresh was not
+    // observed (no refresh happened); taken to send `resource` as on the code exchange.
+    name: 'Codex 0.171 (DCR, resource, PRM scopes plus offline_access)',
+    ...CODEX_DCR,
+    discovery: STANDARD_DISCOVERY,
+    resource: { authorize: 'exact', token: 'exact', refresh: 'exact' },
+    scope: 'prm+offline_access',
+    tokenAuth: 'none',
+    notes: 'With CIMD advertised its client_id is https://chatgpt.com/oauth/codex/client.json.',
+  },
+  {
+    name: 'Codex (older: DCR, MCP URL probed as an issuer, no resource)',
+    ...CODEX_DCR,
     discovery: ['challenge', 'prm-path', 'rfc8414-path-inserted', 'oidc-path-inserted', 'oidc-path-appended', 'rfc8414'],
     resource: { authorize: 'absent', token: 'absent', refresh: 'absent' },
     scope: 'absent',

@@ -3,6 +3,7 @@
  * line, a process stopped, a stream opened) only in the logs, so a test awaits the line instead of
  * polling or sleeping. Used by the stdio unit tests and the stdio end-to-end test.
  */
+import { createAuditLogger } from '../../src/observability/audit.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
 
 export type LogLine = Record<string, unknown>;
@@ -18,9 +19,20 @@ export class LogWatch {
   readonly logger: Logger;
   readonly #waiters = new Set<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
 
-  constructor(level = 'debug') {
+  /**
+   * `audit`: the audit logger this logger copies audit events to (src/observability/audit.ts), as the
+   * gateway's own logger does; another LogWatch's `auditLogger()` reads them back.
+   */
+  constructor(level = 'debug', audit?: Logger) {
     // pino writes each line synchronously to this destination, so a line is here once the call returns.
-    this.logger = createLogger(level, { write: (chunk: string) => this.#add(chunk) });
+    this.logger = createLogger(level, { write: (chunk: string) => this.#add(chunk) }, audit);
+  }
+
+  /** A LogWatch reading the audit stream: its lines are what `createAuditLogger` writes. */
+  static audit(): LogWatch & { audit: Logger } {
+    const watch = new LogWatch('silent') as LogWatch & { audit: Logger };
+    watch.audit = createAuditLogger('off', { write: (chunk: string) => watch.#add(chunk) });
+    return watch;
   }
 
   /** True when a line already logged matches. */

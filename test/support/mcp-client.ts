@@ -44,6 +44,13 @@ export interface TestOAuthClientOptions {
   scope?: string;
   /** Extra or replaced client metadata fields (e.g. `application_type: 'native'`). */
   metadata?: Partial<OAuthClientMetadata>;
+  /**
+   * false: the client keeps no refresh token, like a client that does not store one. The SDK 1.x
+   * answers a 403 `insufficient_scope` by refreshing first when it holds one, which cannot widen the
+   * scope (RFC 6749 §6), and then gives up (typescript-sdk issue #2255); without one it runs the
+   * step-up authorization. Default true.
+   */
+  keepRefreshTokens?: boolean;
 }
 
 export class TestOAuthClientProvider implements OAuthClientProvider {
@@ -51,6 +58,7 @@ export class TestOAuthClientProvider implements OAuthClientProvider {
   readonly clientMetadataUrl?: string;
   readonly #redirectUrl: string;
   readonly #metadata: OAuthClientMetadata;
+  readonly #keepRefreshTokens: boolean;
   #clientInformation: OAuthClientInformationMixed | undefined;
   #tokens: OAuthTokens | undefined;
   #codeVerifier: string | undefined;
@@ -68,6 +76,7 @@ export class TestOAuthClientProvider implements OAuthClientProvider {
 
   constructor(options: TestOAuthClientOptions) {
     this.mode = options.mode;
+    this.#keepRefreshTokens = options.keepRefreshTokens ?? true;
     this.#redirectUrl = options.redirectUrl ?? `http://127.0.0.1:${randomInt(20_000, 60_000)}/callback`;
     if (options.mode === 'cimd') {
       if (!options.clientMetadataUrl) throw new TypeError('TestOAuthClientProvider: mode cimd needs clientMetadataUrl');
@@ -121,6 +130,12 @@ export class TestOAuthClientProvider implements OAuthClientProvider {
   }
 
   saveTokens(tokens: OAuthTokens): void {
+    if (!this.#keepRefreshTokens && tokens.refresh_token !== undefined) {
+      const { refresh_token: _dropped, ...kept } = tokens;
+      this.#tokens = kept;
+      this.savedTokens.push(tokens);
+      return;
+    }
     this.#tokens = tokens;
     this.savedTokens.push(tokens);
   }

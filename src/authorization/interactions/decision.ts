@@ -11,7 +11,7 @@ import { sendErrorPage } from '../../ui/layout.ts';
 import type { InteractionContext } from './context.ts';
 import { finishDenied } from './finish.ts';
 import { loadInteraction } from './load-interaction.ts';
-import { type RequestedAccess, requestedAccess } from './requested-access.ts';
+import { narrowToApproved, type RequestedAccess, requestedAccess } from './requested-access.ts';
 import { showSignInChooser, startChosenLogin } from './sign-in-chooser.ts';
 import { startIdpLogin } from './start-idp-login.ts';
 import { CONSENT_STEP, DENIED_STEP, stepCsrfTokenValid } from './steps.ts';
@@ -22,6 +22,18 @@ export async function decide(ctx: InteractionContext, req: IncomingMessage, res:
   if (!interaction) return;
   const step = form.step ?? CONSENT_STEP;
   if (interaction.uid !== uid || !stepCsrfTokenValid(ctx.consentSecret, step, uid, form.csrf)) {
+    // A form this browser's interaction did not render (cross-site request forgery, or another tab's
+    // interaction): audited (docs/audit.md), since nobody sees the refusal but the browser.
+    ctx.logger.warn(
+      {
+        event: 'consent.forged',
+        reason: interaction.uid !== uid ? 'interaction_mismatch' : 'csrf_invalid',
+        uid,
+        step,
+        clientId: String(interaction.params.client_id),
+      },
+      'consent form refused: it could not be verified',
+    );
     sendErrorPage(res, 403, ctx.branding, 'Request refused', 'The form could not be verified. Start the sign-in again from your application.');
     return;
   }
@@ -30,7 +42,8 @@ export async function decide(ctx: InteractionContext, req: IncomingMessage, res:
     await finishDenied(ctx, req, res, 'This account is not allowed to use this MCP server.');
     return;
   }
-  const access = requestedAccess(ctx, interaction.params);
+  const requested = requestedAccess(ctx, interaction.params);
+  const access = requested && narrowToApproved(requested, approvedScopes(form, step));
   const decision = form.decision ?? '';
   if (decision === 'deny' || !access) {
     ctx.logger.info({ event: 'consent.denied', clientId: String(interaction.params.client_id), step }, 'user denied the client');
@@ -39,6 +52,17 @@ export async function decide(ctx: InteractionContext, req: IncomingMessage, res:
   }
   if (step === CONSENT_STEP) await approveConsent(ctx, req, res, { interaction, access, decision });
   else await startChosenLogin(ctx, req, res, { interaction, access, providerId: form.provider });
+}
+
+/**
+ * The optional scopes the person kept: ticked boxes (`scope:<name>`) on the consent page, carried on to
+ * the sign-in chooser as one space-separated `approved` field. Only scopes the client asked for count.
+ */
+function approvedScopes(form: Record<string, string>, step: string): Set<string> {
+  if (step !== CONSENT_STEP) return new Set((form.approved ?? '').split(' ').filter(Boolean));
+  const approved = new Set<string>();
+  for (const name in form) if (name.startsWith('scope:') && form[name] === 'on') approved.add(name.slice(6));
+  return approved;
 }
 
 /** Consent given: straight to the only IdP, or to the chooser when there are several. */
@@ -55,7 +79,14 @@ async function approveConsent(
   }
   const only = ctx.identityProviders.length === 1 ? ctx.identityProviders[0] : undefined;
   ctx.logger.info(
-    { event: 'consent.approved', clientId: String(interaction.params.client_id), server: access.server.name, provider: only?.id },
+    {
+      event: 'consent.approved',
+      clientId: String(interaction.params.client_id),
+      server: access.server.name,
+      provider: only?.id,
+      scopes: access.resourceScopes,
+      declined: access.declinedScopes,
+    },
     'user approved the client',
   );
   if (only) await startIdpLogin(ctx, req, res, { interaction, access, idp: only });

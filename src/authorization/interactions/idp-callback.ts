@@ -83,6 +83,8 @@ async function grantAndFinish(
   const grant = new ctx.provider.Grant({ accountId: user.id, clientId: pending.clientId });
   if (pending.oidcScopes.length > 0) grant.addOIDCScope(pending.oidcScopes.join(' '));
   grant.addResourceScope(pending.resourceIndicator, pending.resourceScopes.join(' '));
+  // Declined on the consent page: rejected, so the token carries fewer scopes and no new prompt follows.
+  if (pending.declinedScopes && pending.declinedScopes.length > 0) grant.rejectResourceScope(pending.resourceIndicator, pending.declinedScopes.join(' '));
   const grantId = await grant.save();
   // The audit record of what the person approved: who, which client and where it returns, which server and scopes.
   ctx.logger.info(

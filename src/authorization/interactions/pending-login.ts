@@ -27,6 +27,8 @@ export interface PendingLogin {
   resource: string;
   resourceScopes: string[];
   oidcScopes: string[];
+  /** Optional scopes the person declined on the consent page (absent in records written before it existed). */
+  declinedScopes?: string[];
   /** Digest of the browser-binding cookie of the browser that gave consent. */
   browser: string;
   /** Epoch seconds. */
@@ -54,6 +56,7 @@ export function newPendingLogin(
     resource: access.server.resource,
     resourceScopes: access.resourceScopes,
     oidcScopes: access.oidcScopes,
+    declinedScopes: access.declinedScopes,
     browser: flow.browser,
     expiresAt: nowSeconds(ctx) + PENDING_LOGIN_TTL_SECONDS,
   };

@@ -8,6 +8,8 @@ export interface RequestedAccess {
   server: ProtectedResource;
   resourceScopes: string[];
   oidcScopes: string[];
+  /** Requested optional (`toolAccess`) scopes the person unticked on the consent page: recorded as rejected on the grant. */
+  declinedScopes: string[];
 }
 
 /** Undefined when the request names no single known MCP server (RFC 8707 §2). */
@@ -25,5 +27,23 @@ export function requestedAccess(
     server,
     resourceScopes: requested.filter((scope) => server.scopes.includes(scope)),
     oidcScopes: requested.filter((scope) => OIDC_SCOPES.includes(scope)),
+    declinedScopes: [],
   };
+}
+
+/** The requested scopes a person may decline: those not needed to connect (`toolAccess` scopes). */
+export function optionalScopes(access: RequestedAccess): string[] {
+  const required = access.server.requiredScopes ?? access.server.scopes;
+  return access.resourceScopes.filter((scope) => !required.includes(scope));
+}
+
+/**
+ * The access narrowed to what the person approved: every required scope, and the optional scopes in
+ * `approved`. The rest are declined, and the grant records them as rejected so oidc-provider does not
+ * ask again for this authorization (RFC 6749 §3.3: the issued scope may be narrower than requested).
+ */
+export function narrowToApproved(access: RequestedAccess, approved: ReadonlySet<string>): RequestedAccess {
+  const declined = optionalScopes(access).filter((scope) => !approved.has(scope));
+  if (declined.length === 0) return access;
+  return { ...access, resourceScopes: access.resourceScopes.filter((scope) => !declined.includes(scope)), declinedScopes: declined };
 }

@@ -8,7 +8,7 @@ import { consentPage, describeRedirect } from '../pages/consent-page.ts';
 import { onlyLoopbackRedirects } from '../redirect-uris.ts';
 import type { InteractionContext } from './context.ts';
 import { loadInteraction } from './load-interaction.ts';
-import { requestedAccess } from './requested-access.ts';
+import { optionalScopes, requestedAccess } from './requested-access.ts';
 import { CONSENT_STEP, stepCsrfToken } from './steps.ts';
 
 export async function showConsent(ctx: InteractionContext, req: IncomingMessage, res: ServerResponse, uid: string): Promise<void> {
@@ -32,6 +32,7 @@ export async function showConsent(ctx: InteractionContext, req: IncomingMessage,
     );
     return;
   }
+  const optional = optionalScopes(access);
   const redirectUri = String(interaction.params.redirect_uri);
   const isMetadataDocument = /^https:\/\//.test(clientId);
   const page = consentPage({
@@ -43,7 +44,11 @@ export async function showConsent(ctx: InteractionContext, req: IncomingMessage,
     metadataHost: isMetadataDocument ? new URL(clientId).host : undefined,
     onlyLoopbackRedirects: onlyLoopbackRedirects(client.redirectUris ?? []),
     server: access.server,
-    scopes: access.resourceScopes,
+    scopes: access.resourceScopes.map((name) => ({
+      name,
+      description: access.server.scopeDescriptions?.[name],
+      optional: optional.includes(name),
+    })),
     // The provider is chosen after consent (sign-in chooser), so the consent page offers a single
     // "approve": with one entry the consent page renders exactly that button.
   });

@@ -7,7 +7,7 @@ import type { Interaction } from 'oidc-provider';
 import { sendErrorPage, sendPage } from '../../ui/layout.ts';
 import { signInChooserPage } from '../pages/sign-in-chooser-page.ts';
 import type { InteractionContext } from './context.ts';
-import type { RequestedAccess } from './requested-access.ts';
+import { optionalScopes, type RequestedAccess } from './requested-access.ts';
 import { startIdpLogin } from './start-idp-login.ts';
 import { CHOOSER_STEP, stepCsrfToken } from './steps.ts';
 
@@ -20,6 +20,8 @@ export async function showSignInChooser(ctx: InteractionContext, res: ServerResp
     clientName: client?.clientName ?? clientId,
     serverName: access.server.name,
     providers: ctx.identityProviders.map(({ id, displayName }) => ({ id, displayName })),
+    // The optional scopes kept on the consent page travel on with the choice (decision.ts).
+    approved: optionalScopes(access).join(' '),
   });
   sendPage(res, 200, ctx.branding, 'Choose how to sign in', page);
 }

@@ -17,7 +17,22 @@ export interface ConsentView {
   metadataHost?: string;
   onlyLoopbackRedirects: boolean;
   server: ProtectedResource;
-  scopes: string[];
+  scopes: ConsentScope[];
+}
+
+/** One requested scope as the person sees it. */
+export interface ConsentScope {
+  name: string;
+  /** The operator's words for it (`servers[].scopeDescriptions`). */
+  description?: string;
+  /** Not needed to connect (a `toolAccess` scope): shown with a ticked box the person may untick. */
+  optional: boolean;
+}
+
+function scopeItem(scope: ConsentScope): SafeHtml {
+  const words = scope.description ? html` ${scope.description}` : '';
+  if (!scope.optional) return html`<li><code>${scope.name}</code>${words}</li>`;
+  return html`<li><label><input type="checkbox" name="scope:${scope.name}" value="on" checked> <code>${scope.name}</code>${words}</label></li>`;
 }
 
 /** Describes a redirect URI for a person: the host for web apps, the app scheme, or this computer. */
@@ -32,7 +47,9 @@ export function describeRedirect(redirectUri: string): string {
 export function consentPage(view: ConsentView): SafeHtml {
   const scopeList =
     view.scopes.length > 0
-      ? html`<ul class="scopes">${view.scopes.map((scope) => html`<li><code>${scope}</code></li>`)}</ul>`
+      ? html`<ul class="scopes">${view.scopes.map(scopeItem)}</ul>${
+          view.scopes.some((scope) => scope.optional) ? html`<p class="note">Untick a permission to allow less; the application can ask again later.</p>` : ''
+        }`
       : html`<span>Use the server's tools</span>`;
   // With several identity providers the choice comes on the next page (sign-in-chooser-page.ts), so
   // consent stays one decision about the application, not about the IdP.
@@ -57,11 +74,11 @@ ${
     ? html`<div class="notice notice-warning" role="note"><strong class="notice-title">Check that you started this</strong><p>This application only returns to programs on your own computer. Any program running here could claim to be <strong>${view.clientName}</strong>. Continue only if you started this sign-in yourself.</p></div>`
     : ''
 }
+<form method="post" action="/interaction/${view.flowId}/decision">
 <dl class="details">
   <dt>MCP server</dt><dd>${view.server.name}<br><code>${view.server.resource}</code></dd>
   <dt>Permissions</dt><dd>${scopeList}</dd>
 </dl>
-<form method="post" action="/interaction/${view.flowId}/decision">
   <input type="hidden" name="csrf" value="${view.csrf}">
   <div class="actions">
     ${approveButton}

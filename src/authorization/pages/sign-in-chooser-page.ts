@@ -15,6 +15,8 @@ export interface SignInChooserView {
   clientName: string;
   serverName: string;
   providers: { id: string; displayName: string }[];
+  /** Optional scopes approved on the consent page, space-separated (carried back with the choice). */
+  approved?: string;
 }
 
 /** Form field values the chooser posts; interactions/decision.ts reads them. */
@@ -31,6 +33,7 @@ export function signInChooserPage(view: SignInChooserView): SafeHtml {
     <form method="post" action="${action}" class="sign-in-option">
       <input type="hidden" name="step" value="${CHOOSER_STEP}">
       <input type="hidden" name="csrf" value="${view.csrf}">
+      <input type="hidden" name="approved" value="${view.approved ?? ''}">
       <button class="primary provider-button" type="submit" name="provider" value="${provider.id}">Sign in with ${provider.displayName}</button>
     </form>
   </li>`,

@@ -29,6 +29,33 @@ export function idpTokenTargetProblems(server: unknown): RuleProblem[] {
 }
 
 /**
+ * `toolAccess` needs to read every request body and the list answers, which only a route the gateway
+ * proxies itself can do: not a forward-auth server (its traffic bypasses the gateway), and not an
+ * HTTP+SSE upstream (its answers arrive on a separate stream, unbound to the request that asked).
+ * `scopeDescriptions` must describe scopes the server has, or the consent page would never show them.
+ */
+export function toolAccessProblems(server: unknown): RuleProblem[] {
+  if (!isRecord(server)) return [];
+  const problems: RuleProblem[] = [];
+  const upstream = isRecord(server.upstream) ? server.upstream : undefined;
+  if (isRecord(server.toolAccess) && upstream) {
+    if (upstream.forwardAuth === true)
+      problems.push({ path: ['toolAccess'], message: 'not available for forward-auth servers: their requests do not pass through the gateway' });
+    if (upstream.transport === 'sse')
+      problems.push({ path: ['toolAccess'], message: 'not available for an HTTP+SSE (2024-11-05) upstream: use streamable-http' });
+  }
+  if (isRecord(server.scopeDescriptions)) {
+    const known = new Set<unknown>(Array.isArray(server.scopes) ? server.scopes : []);
+    const rules = isRecord(server.toolAccess) && Array.isArray(server.toolAccess.rules) ? server.toolAccess.rules : [];
+    for (const rule of rules) if (isRecord(rule) && Array.isArray(rule.scopes)) for (const scope of rule.scopes) known.add(scope);
+    for (const scope of Object.keys(server.scopeDescriptions)) {
+      if (!known.has(scope)) problems.push({ path: ['scopeDescriptions', scope], message: 'is not a scope of this server (`scopes` or a `toolAccess` rule)' });
+    }
+  }
+  return problems;
+}
+
+/**
  * The canonical resource URI (token audience, RFC 8707 §2) of a server entry, computed by the same
  * function the gateway uses at run time, or the problem that prevents it. `undefined` when the keys it
  * depends on are missing or already reported by their own checks (a second message would only repeat them).

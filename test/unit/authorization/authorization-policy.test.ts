@@ -143,7 +143,18 @@ test('authorization scope: unknown scopes dropped, defaults applied when nothing
   assert.equal(grantableScope('', withScopes), 'mcp:tools mcp:admin', 'ChatGPT sends an empty scope=');
   assert.equal(grantableScope('other:server repo', withScopes), 'mcp:tools mcp:admin');
   assert.equal(grantableScope('offline_access', withScopes), 'mcp:tools mcp:admin offline_access');
-  assert.equal(grantableScope('openid email', withScopes), 'openid email');
+  assert.equal(
+    grantableScope('openid offline_access profile email', withScopes),
+    'mcp:tools mcp:admin openid offline_access profile email',
+    "Gemini CLI asks for the AS's scopes_supported: a token without the server's scopes would be refused by it",
+  );
+  assert.equal(grantableScope('openid mcp:tools', withScopes), 'openid mcp:tools', 'a request naming some of the server scopes gets just those');
   assert.equal(grantableScope(null, without), 'openid');
   assert.equal(grantableScope('mcp:tools', without), 'openid', "another server's scope is not grantable here");
+  // `toolAccess` scopes are grantable but optional: only the scopes needed to connect are ever added.
+  const optional = { name: 'lab', resource: 'https://gw.example/lab', scopes: ['mcp', 'lab:write'], requiredScopes: ['mcp'] };
+  assert.equal(grantableScope('openid offline_access profile email', optional), 'mcp openid offline_access profile email');
+  assert.equal(grantableScope(null, optional), 'mcp');
+  assert.equal(grantableScope('lab:write', optional), 'mcp lab:write', 'a step-up that names only the optional scope still connects');
+  assert.equal(grantableScope('mcp lab:write', optional), 'mcp lab:write');
 });

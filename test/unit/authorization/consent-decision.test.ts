@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BINDING_COOKIE } from '../../../src/authorization/browser-binding.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 import { NS } from '../../../src/storage/records.ts';
 import type { Page } from '../../support/browser.ts';
 import { CLIENT_REDIRECT, type InteractionFixture, startInteractionFixture } from './interaction-fixture.ts';
@@ -137,4 +138,43 @@ test('a decision that is neither approve nor deny is not taken as approval', asy
   });
   assert.equal(page.status, 400);
   assert.equal(browser.jar.get(BINDING_COOKIE), undefined);
+});
+
+test('optional scopes are ticked boxes with their descriptions; an unticked one is declined and rejected on the grant', async (t) => {
+  const fixture = await startInteractionFixture(t, {
+    servers: [
+      {
+        name: 'files',
+        path: '/mcp',
+        scopes: ['files', 'files:write'],
+        requiredScopes: ['files'],
+        scopeDescriptions: { files: 'Read your files', 'files:write': 'Change your files' },
+      },
+    ],
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  fixture.ctx.logger = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const browser = fixture.browser();
+  const consent = await browser.goto(await fixture.authorizationUrl());
+  const boxes = consent.form(0).controls.filter((control) => control.name.startsWith('scope:'));
+  assert.deepEqual(
+    boxes.map((control) => control.name),
+    ['scope:files:write'],
+    'only the optional scope can be unticked',
+  );
+  assert.match(consent.text, /Read your files/);
+  assert.match(consent.text, /Change your files/);
+
+  // Unticked: the form is sent without the box.
+  const signIn = await browser.submitForm(consent, { button: 'approve', fields: { 'scope:files:write': false } });
+  const callback = await fixture.callbackUrl(browser, signIn);
+  const done = await browser.goto(callback, { stopAt: CLIENT_REDIRECT });
+  assert.ok(done.url.searchParams.get('code'), done.url.href);
+  const approved = lines.find((line) => line.event === 'consent.approved');
+  assert.deepEqual(approved?.scopes, ['files']);
+  assert.deepEqual(approved?.declined, ['files:write']);
+  const login = lines.find((line) => line.event === 'login.succeeded');
+  const grant = await fixture.provider.Grant.find(String(login?.grantId));
+  assert.equal(grant?.getResourceScope(`${fixture.issuer}/mcp`), 'files');
+  assert.equal(grant?.getRejectedResourceScope(`${fixture.issuer}/mcp`), 'files:write');
 });

@@ -53,7 +53,15 @@ export interface FixtureOptions {
   /** One local identity provider per entry, each with the given accounts (default: one, with alice). */
   providers?: { id: string; displayName: string; users: LocalAccount[] }[];
   /** The MCP servers, as paths on the fixture's origin (default: one, `/mcp`, open to everyone). */
-  servers?: { name: string; path: string; scopes?: string[]; access?: ProtectedResource['access'] }[];
+  servers?: {
+    name: string;
+    path: string;
+    scopes?: string[];
+    /** Scopes needed to connect; the rest of `scopes` are optional (`toolAccess`) scopes. */
+    requiredScopes?: string[];
+    scopeDescriptions?: Record<string, string>;
+    access?: ProtectedResource['access'];
+  }[];
 }
 
 export interface InteractionFixture {
@@ -94,6 +102,8 @@ export async function startInteractionFixture(t: TestContext, options: FixtureOp
     name: entry.name,
     resource: `${issuer}${entry.path}`,
     scopes: entry.scopes ?? [],
+    ...(entry.requiredScopes ? { requiredScopes: entry.requiredScopes } : {}),
+    ...(entry.scopeDescriptions ? { scopeDescriptions: entry.scopeDescriptions } : {}),
     access: entry.access,
   }));
   const provider = createProvider({

@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { runConfigCheck } from '../../../src/cli/config-check.ts';
 import { runConfigSchema } from '../../../src/cli/config-print.ts';
@@ -15,32 +14,11 @@ import { readLine, runHashPassword } from '../../../src/cli/hash-password.ts';
 import { runServe } from '../../../src/cli/serve.ts';
 import { ErrorCode } from '../../../src/core/errors.ts';
 import { verifyPassword } from '../../../src/idp/passwords.ts';
-
-const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
-
-interface FakeIo {
-  stdin: PassThrough;
-  stdout: PassThrough;
-  stderr: PassThrough;
-  out(): string;
-  err(): string;
-}
-
-function fakeIo(input?: string): FakeIo {
-  const stdin = new PassThrough();
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  if (input !== undefined) stdin.end(input);
-  return { stdin, stdout, stderr, out: () => out, err: () => err };
-}
+import { CLI_MAIN, capturedIo } from '../../support/cli.ts';
 
 describe('hash-password', () => {
   test('hashes the first line of a pipe', async () => {
-    const io = fakeIo('correct horse battery staple\nsecond line is ignored\n');
+    const io = capturedIo('correct horse battery staple\nsecond line is ignored\n');
     assert.equal(await runHashPassword([], io), 0);
     const hash = io.out().trim();
     assert.match(hash, /^scrypt\$32768\$8\$1\$[^$]+\$[^$]+$/);
@@ -49,23 +27,23 @@ describe('hash-password', () => {
   });
 
   test('does not wait for the end of the input once a line has arrived', async () => {
-    const io = fakeIo();
+    const io = capturedIo();
     io.stdin.write('correct horse battery staple\n'); // never ended
     assert.equal(await runHashPassword([], io), 0);
     assert.equal(await verifyPassword('correct horse battery staple', io.out().trim()), true);
   });
 
   test('accepts input without a final newline, and strips CRLF', async () => {
-    const plain = fakeIo('no-newline-password');
+    const plain = capturedIo('no-newline-password');
     assert.equal(await runHashPassword([], plain), 0);
     assert.equal(await verifyPassword('no-newline-password', plain.out().trim()), true);
-    const crlf = fakeIo('windows-password-1\r\n');
+    const crlf = capturedIo('windows-password-1\r\n');
     assert.equal(await runHashPassword([], crlf), 0);
     assert.equal(await verifyPassword('windows-password-1', crlf.out().trim()), true);
   });
 
   test('refuses a password on the command line', async () => {
-    const io = fakeIo('ignored\n');
+    const io = capturedIo('ignored\n');
     assert.equal(await runHashPassword(['hunter2'], io), 2);
     assert.equal(io.out(), '');
     assert.match(io.err(), /never from the command line/);
@@ -73,18 +51,18 @@ describe('hash-password', () => {
   });
 
   test('fails on empty input and warns about short passwords', async () => {
-    const empty = fakeIo('');
+    const empty = capturedIo('');
     assert.equal(await runHashPassword([], empty), 1);
     assert.match(empty.err(), /no password/);
-    const blankLine = fakeIo('\n');
+    const blankLine = capturedIo('\n');
     assert.equal(await runHashPassword([], blankLine), 1);
-    const short = fakeIo('short\n');
+    const short = capturedIo('short\n');
     assert.equal(await runHashPassword([], short), 0);
     assert.match(short.err(), /shorter than 12 characters/);
   });
 
   test('an option is refused by its name only: a value after = is never echoed', async () => {
-    const io = fakeIo('ignored\n');
+    const io = capturedIo('ignored\n');
     assert.equal(await runHashPassword(['--password=hunter2'], io), 2);
     assert.match(io.err().split('\n')[0]!, /--password/);
     assert.ok(!io.err().includes('hunter2'));
@@ -94,13 +72,13 @@ describe('hash-password', () => {
     const stdin = new PassThrough();
     stdin.write('x'.repeat(5000)); // no newline yet: the limit applies before the line ends
     await assert.rejects(readLine(stdin), { code: ErrorCode.CLI_INPUT });
-    const io = fakeIo(`${'y'.repeat(5000)}\n`);
+    const io = capturedIo(`${'y'.repeat(5000)}\n`);
     assert.equal(await runHashPassword([], io), 1);
     assert.equal(io.out(), '');
   });
 
   test('--help prints usage', async () => {
-    const io = fakeIo();
+    const io = capturedIo();
     assert.equal(await runHashPassword(['--help'], io), 0);
     assert.match(io.out(), /usage: mcp-oauth-gateway hash-password/);
   });
@@ -130,14 +108,14 @@ servers:
   - { name: b, path: /b, upstream: { builtin: demo } }
 `,
     );
-    const io = { ...fakeIo(), env: {} };
+    const io = { ...capturedIo(), env: {} };
     assert.equal(await runConfigCheck(['--config', path], io), 0);
     assert.equal(io.out(), 'config ok: 2 servers, 1 identity provider, issuer https://mcp.example.com\n');
     assert.ok(!io.out().includes('very-secret'));
   });
 
   test('defaults only: ok, with notes about what the gateway substitutes', async () => {
-    const io = { ...fakeIo(), env: {} };
+    const io = { ...capturedIo(), env: {} };
     assert.equal(await runConfigCheck([], io), 0);
     assert.match(io.out(), /^config ok: 0 servers, 0 identity providers, issuer http:\/\/localhost:8080\n/);
     assert.match(io.out(), /note: no servers configured/);
@@ -153,7 +131,7 @@ servers:
   - { name: a, path: a, upstream: { url: "http://127.0.0.1:3000/mcp" } }
 `,
     );
-    const io = { ...fakeIo(), env: { MCP_GATEWAY_LISTEN__PORT: 'x' } };
+    const io = { ...capturedIo(), env: { MCP_GATEWAY_LISTEN__PORT: 'x' } };
     assert.equal(await runConfigCheck([`--config=${path}`], io), 1);
     assert.equal(io.out(), '');
     const report = io.err();
@@ -168,7 +146,7 @@ servers:
     const path = join(dir, 'forms.yaml');
     await writeFile(path, 'publicUrl: https://forms.example.com\n');
     for (const args of [['--config', path], [`--config=${path}`], ['-c', path]]) {
-      const io = { ...fakeIo(), env: {} };
+      const io = { ...capturedIo(), env: {} };
       assert.equal(await runConfigCheck(args, io), 0, args.join(' '));
       assert.match(io.out(), /issuer https:\/\/forms\.example\.com\n/);
     }
@@ -183,7 +161,7 @@ servers:
       [['--help=yes'], '--help'],
       [['gateway.yaml'], 'gateway.yaml'],
     ] as const) {
-      const io = { ...fakeIo(), env: {} };
+      const io = { ...capturedIo(), env: {} };
       assert.equal(await runConfigCheck([...args], io), 2, args.join(' '));
       assert.equal(io.out(), '');
       assert.ok(io.err().split('\n')[0]!.includes(named), `${args.join(' ')}: ${io.err()}`);
@@ -194,7 +172,7 @@ servers:
 
 describe('serve', () => {
   test('parses the same options: --config=FILE is read (and refused here: no such file, exit 1)', async () => {
-    const io = fakeIo();
+    const io = capturedIo();
     assert.equal(await runServe([`--config=${join(tmpdir(), 'no-such-gateway-config.yaml')}`], io), 1);
     assert.match(io.err(), /cannot read the configuration file \(ENOENT\)/);
   });
@@ -204,7 +182,7 @@ describe('serve', () => {
       ['--conifg=gateway.yaml', '--conifg'],
       ['--port', '--port'],
     ] as const) {
-      const io = fakeIo();
+      const io = capturedIo();
       assert.equal(await runServe([flag], io), 2);
       assert.ok(io.err().split('\n')[0]!.includes(named), io.err());
       assert.match(io.err(), /usage: mcp-oauth-gateway serve/);
@@ -214,7 +192,7 @@ describe('serve', () => {
 
 describe('config schema', () => {
   test("prints JSON Schema an editor's validator accepts: known keys pass, wrong types and unknown keys do not", async () => {
-    const io = fakeIo();
+    const io = capturedIo();
     assert.equal(runConfigSchema([], io), 0);
     const schema = JSON.parse(io.out()) as { $schema: string; properties: Record<string, { description?: string }> };
     assert.equal(schema.$schema, 'http://json-schema.org/draft-07/schema#');
@@ -229,16 +207,16 @@ describe('config schema', () => {
   });
 
   test('the main entry runs it, and refuses an unknown config subcommand with exit 2', () => {
-    const ok = spawnSync(process.execPath, [MAIN, 'config', 'schema'], { encoding: 'utf8' });
+    const ok = spawnSync(process.execPath, [CLI_MAIN, 'config', 'schema'], { encoding: 'utf8' });
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(typeof (JSON.parse(ok.stdout) as { properties?: unknown }).properties, 'object');
-    const bad = spawnSync(process.execPath, [MAIN, 'config', 'shcema'], { encoding: 'utf8' });
+    const bad = spawnSync(process.execPath, [CLI_MAIN, 'config', 'shcema'], { encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /shcema/);
   });
 
   test('a reader that closes the pipe early (config schema | head) ends it quietly with status 0', async () => {
-    const child = spawn(process.execPath, [MAIN, 'config', 'schema'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI_MAIN, 'config', 'schema'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     // Close our end before the schema is written, as `head -c 1` does once it has its byte.

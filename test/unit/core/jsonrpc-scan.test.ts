@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { isJsonRpcProblem, isRequest, isResponse, parseJsonRpcBody } from '../../../src/core/jsonrpc.ts';
-import { scanJsonRpcBody } from '../../../src/core/jsonrpc-scan.ts';
+import { type ScannedMessage, scanJsonRpcBody } from '../../../src/core/jsonrpc-scan.ts';
 
 function summary(parsed: JSONRPCMessage | JSONRPCMessage[]): unknown {
   const one = (message: JSONRPCMessage) => ({
@@ -88,6 +88,25 @@ describe('byte-level JSON-RPC check', () => {
     assert.deepEqual((scanned as { params?: unknown }).params, { name: 'echo', arguments: {} });
     const none = scanJsonRpcBody(Buffer.from('{"jsonrpc":"2.0","id":3,"method":"ping"}'));
     assert.equal((none as { params?: unknown }).params, undefined);
+  });
+
+  it('serialises and copies out as the parsed message: JSON.stringify and toPlain keep params and results', () => {
+    // A consumer that writes a message out (a log line, the stdio bridge) must not lose `params`,
+    // which lives behind a getter, nor see a response's result placeholder.
+    const bodies = [
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi","n":[1,2]}}}',
+      '[{"jsonrpc":"2.0","method":"notifications/initialized"}, {"jsonrpc":"2.0","id":"a","result":{"tools":[{"name":"x"}]}}]',
+      '{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"nope"}}',
+    ];
+    for (const body of bodies) {
+      const scanned = scanJsonRpcBody(Buffer.from(body));
+      assert.ok(scanned !== undefined, body);
+      assert.deepEqual(JSON.parse(JSON.stringify(scanned)), JSON.parse(body));
+      const messages = Array.isArray(scanned) ? scanned : [scanned];
+      const plain = messages.map((message) => (message as unknown as ScannedMessage).toPlain());
+      assert.deepEqual(Array.isArray(scanned) ? plain : plain[0], JSON.parse(body));
+      assert.deepEqual({ ...plain[0] }, plain[0], 'a plain object: a spread keeps every member');
+    }
   });
 
   it('agrees with the full parse on many generated and mutated bodies', () => {

@@ -126,6 +126,8 @@ describe('route table', () => {
       '/interaction',
       '/introspect',
       '/jwks',
+      '/metrics',
+      '/readyz',
       '/register',
       '/revoke',
       '/session',

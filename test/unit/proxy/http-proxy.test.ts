@@ -12,7 +12,6 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CryptoKey, JWK } from 'jose';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { z } from 'zod';
@@ -25,6 +24,7 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import type { ResourceServer } from '../../../src/resource-server/index.ts';
 import { createResourceServer } from '../../../src/resource-server/index.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
+import { answerStatelessly } from '../../support/stateless-mcp.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // A lab MCP server (real SDK server, stateless Streamable HTTP) whose tools let tests observe streaming.
@@ -81,16 +81,7 @@ async function startLab(options: { jsonResponse: boolean }): Promise<Lab> {
     res.on('close', () => {
       if (!res.writableFinished) events.emit('upstream-request-aborted', req.method);
     });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: options.jsonResponse });
-    const server = mcpServer();
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    server
-      .connect(transport)
-      .then(() => transport.handleRequest(req, res))
-      .catch(() => res.destroy());
+    answerStatelessly(mcpServer(), req, res, { enableJsonResponse: options.jsonResponse });
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   lab.http = http;
@@ -311,6 +302,16 @@ describe('token checks and challenges', () => {
     assert.equal(res.headers['www-authenticate'], `Bearer resource_metadata="${issuer}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`);
     assert.equal(res.headers['cache-control'], 'no-store');
     assert.equal(JSON.parse(res.body).error, 'invalid_token');
+  });
+
+  it('answers HEAD without a token with the challenge (Gemini CLI probes HEAD first), with a token 405', async () => {
+    const bare = await raw(`${issuer}/mcp`, { method: 'HEAD' });
+    assert.equal(bare.status, 401);
+    assert.equal(bare.headers['www-authenticate'], `Bearer resource_metadata="${issuer}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`);
+    assert.equal(bare.body, '', 'HEAD has no body');
+    const authorized = await raw(`${issuer}/mcp`, { method: 'HEAD', headers: { authorization: `Bearer ${await token('/mcp')}` } });
+    assert.equal(authorized.status, 405, 'MCP defines no HEAD: never forwarded upstream');
+    assert.match(String(authorized.headers.allow), /POST/);
   });
 
   it('omits scope from the challenge of a server without scopes', async () => {

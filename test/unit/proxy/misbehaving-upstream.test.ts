@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
-import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -18,7 +18,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { CryptoKey, JWK } from 'jose';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import type { ServerConfig } from '../../../src/config/schema.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { JsonRpcCode } from '../../../src/core/jsonrpc.ts';
@@ -26,7 +26,9 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import type { ResourceServer } from '../../../src/resource-server/index.ts';
 import { createResourceServer } from '../../../src/resource-server/index.ts';
 import type { UserRecord } from '../../../src/storage/records.ts';
+import { signAccessToken } from '../../support/access-tokens.ts';
 import { closeServer } from '../../support/ports.ts';
+import { postRaw, type RawResponse, readJsonBody } from '../../support/raw-http.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The rogue upstream: answers `initialize` and `notifications/initialized` like any MCP server (so the
@@ -63,7 +65,7 @@ async function startRogue(): Promise<Rogue> {
       res.writeHead(405, { allow: 'POST' }).end();
       return;
     }
-    readJson(req, (message) => {
+    readJsonBody(req, (message) => {
       const one = Array.isArray(message) ? message[0] : message;
       if (one?.method === 'initialize') return json(res, 200, { jsonrpc: '2.0', id: one.id, result: INIT_RESULT });
       if (one?.method === 'notifications/initialized') return void res.writeHead(202).end();
@@ -154,7 +156,7 @@ function legacyDies(req: IncomingMessage, res: ServerResponse, path: string): vo
     return;
   }
   const stream = legacyStreams.get(new URL(req.url ?? '/', 'http://rogue').searchParams.get('sessionId') ?? '');
-  readJson(req, (message) => {
+  readJsonBody(req, (message) => {
     res.writeHead(202).end('Accepted', () => {
       if (stream === undefined) return;
       if (message?.method === 'initialize')
@@ -174,18 +176,6 @@ function legacyStream(res: ServerResponse, onRelease: (release: () => void) => v
   onRelease(() => res.write(text.subarray(cut)));
 }
 
-function readJson(req: IncomingMessage, then: (message: Message) => void): void {
-  const chunks: Buffer[] = [];
-  req.on('data', (chunk: Buffer) => chunks.push(chunk));
-  req.on('end', () => {
-    try {
-      then(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-    } catch {
-      then(undefined);
-    }
-  });
-}
-
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
@@ -193,28 +183,6 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 
 // ---------------------------------------------------------------------------------------------------
 // Raw HTTP against the gateway.
-
-interface RawResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function raw(url: string, headers: Record<string, string>, body: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST', headers, agent: false }, (res) => {
-      res.setEncoding('utf8');
-      let text = '';
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -244,20 +212,19 @@ const logLines: Array<Record<string, unknown>> = [];
 const ALICE: UserRecord = { id: 'local:alice', provider: 'local', subject: 'alice', email: 'alice@example.com', groups: [], createdAt: 0, lastLoginAt: 0 };
 
 async function authorization(path: string): Promise<Record<string, string>> {
-  const now = Math.floor(Date.now() / 1000);
-  const jwt = await new SignJWT({ client_id: 'test-client', scope: '' })
-    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'test-key' })
-    .setIssuer(issuer)
-    .setAudience(`${issuer}${path}`)
-    .setSubject(ALICE.id)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 300)
-    .sign(privateKey);
+  const jwt = await signAccessToken(privateKey, {
+    issuer,
+    audience: `${issuer}${path}`,
+    subject: ALICE.id,
+    clientId: 'test-client',
+    scope: '',
+    kid: 'test-key',
+  });
   return { authorization: `Bearer ${jwt}` };
 }
 
 async function post(path: string, body: string): Promise<RawResponse> {
-  return raw(`${issuer}${path}`, { ...MCP_HEADERS, ...(await authorization(path)) }, body);
+  return postRaw(`${issuer}${path}`, { ...MCP_HEADERS, ...(await authorization(path)) }, body);
 }
 
 async function connectSdk(path: string): Promise<Client> {
