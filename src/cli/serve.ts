@@ -10,6 +10,7 @@ import { ConfigError, formatConfigError, loadConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { configPathArgument } from './args.ts';
+import { isClusterWorker, leaveCluster, onPrimaryShutdown, runPrimary } from './workers.ts';
 
 const USAGE = `usage: mcp-oauth-gateway serve [--config FILE | --config=FILE | -c FILE]
 
@@ -30,12 +31,19 @@ export async function runServe(args: string[], io: { stdin: Readable; stdout: Wr
     }
     throw error;
   }
+  // `workers: N`: this process only supervises N copies of itself (workers.ts).
+  if (config.workers > 1 && !isClusterWorker()) return runPrimary(config.workers, io);
   const gateway = await startGateway(config, { announce: (line) => io.stdout.write(`${line}\n`) });
   const drainMs = config.shutdown.drainSeconds * 1000;
   return new Promise<number>((resolve) => {
     let stopping = false;
+    // Signals received: under `workers: N` the primary's request (a message, not a signal) may come
+    // first or after the Ctrl-C that reached this worker too; only a second signal forces the exit.
+    let signals = 0;
     const stop = (signal: string) => {
+      if (signal !== 'primary') signals++;
       if (stopping) {
+        if (signals < 2) return;
         // A second signal: the operator does not want to wait for the drain.
         gateway.logger.warn({ event: 'shutdown.forced', signal }, 'second signal during the drain; exiting now');
         flushLogs(gateway.logger).then(() => process.exit(1));
@@ -52,10 +60,16 @@ export async function runServe(args: string[], io: { stdin: Readable; stdout: Wr
         .drain()
         .catch((error: unknown) => gateway.logger.error({ err: error }, 'shutdown failed'))
         .then(() => flushLogs(gateway.logger))
-        .then(() => resolve(0));
+        .then(() => {
+          leaveCluster();
+          resolve(0);
+        });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // Under `workers: N` the primary asks by message, not by signal: a Ctrl-C reaches the worker too
+    // (same process group), and a forwarded signal would then count as the second, forcing signal.
+    onPrimaryShutdown(() => stop('primary'));
   });
 }
 

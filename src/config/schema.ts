@@ -229,6 +229,15 @@ export const configSchema = z
       })
       .default({ host: '127.0.0.1', port: 8080 })
       .describe("Where the gateway's HTTP server listens."),
+    workers: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe(
+        'Worker processes on this host (node:cluster), sharing the listener and the storage (SQLite file or Redis; not `memory`). Each worker keeps its own token cache and spawns its own stdio servers; see docs/performance.md.',
+      ),
     trustProxy: trustProxySchema,
     dataDir: z.string().default('./data').describe('Directory for the database and generated keys.'),
     storage: storageSchema,
@@ -462,6 +471,15 @@ function crossChecks(config: unknown, ctx: IssueSink): void {
   checkIdentityProviders(root, ctx);
   const keyProblem = sharedStorageKeyProblem(root);
   if (keyProblem) issue(ctx, keyProblem.path, keyProblem.message);
+  checkWorkers(root, ctx);
+}
+
+/** Worker processes share state only through storage, which in-memory storage cannot be. */
+function checkWorkers(root: Record<string, unknown>, ctx: IssueSink): void {
+  const storage = root.storage as { type?: unknown } | undefined;
+  if (typeof root.workers === 'number' && root.workers > 1 && storage?.type === 'memory') {
+    issue(ctx, ['workers'], 'several workers need shared storage: `storage.type` sqlite or redis, not memory');
+  }
 }
 
 type IssuePath = (string | number)[];

@@ -21,13 +21,21 @@ import { parseArgs } from 'node:util';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
+import { type Clock, systemClock } from '../core/clock.ts';
 import { JsonRpcCode, sendJsonRpcError } from '../core/jsonrpc.ts';
 
 /** Where the MCP endpoint lives on the demo server. */
 export const DEMO_MCP_PATH = '/mcp';
 
-/** Sessions kept at most; the oldest is closed first, so a noisy client cannot exhaust memory. */
+/** Sessions kept at most by default; the oldest is closed first, so a noisy client cannot exhaust memory. */
 const MAX_SESSIONS = 1_000;
+
+/**
+ * A session nobody has sent a request to for this long is closed (its McpServer and transport freed):
+ * clients that vanish without a DELETE, which is most of them, would otherwise hold memory until the
+ * cap. A client that comes back gets 404 and starts a new session (MCP Transports, "Session Management").
+ */
+const SESSION_IDLE_MS = 15 * 60_000;
 
 /**
  * Headers `whoami` reports: the gateway's documented identity header names (`x-user-*`) and the
@@ -90,9 +98,23 @@ export interface DemoServer {
   close(): Promise<void>;
 }
 
+export interface DemoServerOptions {
+  host?: string;
+  port?: number;
+  /** Sessions kept at most (1,000 by default). */
+  maxSessions?: number;
+  /** Idle time after which a session is closed (15 minutes by default). */
+  sessionIdleMs?: number;
+  /** Decides when a session is idle; tests pass one they can move. */
+  clock?: Clock;
+}
+
 /** Starts the demo server; `port: 0` picks a free port. */
-export async function startDemoServer(options: { host?: string; port?: number } = {}): Promise<DemoServer> {
-  const sessions = new SessionRegistry();
+export async function startDemoServer(options: DemoServerOptions = {}): Promise<DemoServer> {
+  const sessions = new SessionRegistry(options.maxSessions ?? MAX_SESSIONS, options.sessionIdleMs ?? SESSION_IDLE_MS, options.clock ?? systemClock);
+  // Idle sessions are also swept when a session opens; the timer covers a server that sees no new ones.
+  const sweeper = setInterval(() => sessions.closeIdle(), Math.min(options.sessionIdleMs ?? SESSION_IDLE_MS, 60_000));
+  sweeper.unref();
   const server = createServer((req, res) => {
     handleRequest(req, res, sessions).catch(() => {
       // Mid-stream the status line is gone: cutting the connection tells the client the answer is incomplete.
@@ -105,35 +127,64 @@ export async function startDemoServer(options: { host?: string; port?: number } 
   return {
     url: `http://${urlHost}:${address.port}${DEMO_MCP_PATH}`,
     async close() {
+      clearInterval(sweeper);
       await sessions.closeAll();
       await closeServer(server);
     },
   };
 }
 
-/** The open MCP sessions by `Mcp-Session-Id`, at most MAX_SESSIONS (the oldest is closed first). */
+/** The open MCP sessions by `Mcp-Session-Id`, at most `max` (the oldest is closed first), idle ones closed. */
 class SessionRegistry {
   readonly #transports = new Map<string, StreamableHTTPServerTransport>();
+  /** When each session last saw a request. */
+  readonly #lastSeen = new Map<string, number>();
+  readonly #max: number;
+  readonly #idleMs: number;
+  readonly #clock: Clock;
+
+  constructor(max: number, idleMs: number, clock: Clock) {
+    this.#max = max;
+    this.#idleMs = idleMs;
+    this.#clock = clock;
+  }
 
   get(id: string): StreamableHTTPServerTransport | undefined {
-    return this.#transports.get(id);
+    const transport = this.#transports.get(id);
+    if (transport !== undefined) this.#lastSeen.set(id, this.#clock.now());
+    return transport;
   }
 
   add(id: string, transport: StreamableHTTPServerTransport): void {
-    if (this.#transports.size >= MAX_SESSIONS) {
+    this.closeIdle();
+    if (this.#transports.size >= this.#max) {
       const oldest = this.#transports.values().next();
       if (!oldest.done) void oldest.value.close();
     }
     this.#transports.set(id, transport);
+    this.#lastSeen.set(id, this.#clock.now());
   }
 
   remove(id: string): void {
     this.#transports.delete(id);
+    this.#lastSeen.delete(id);
+  }
+
+  /** Closes every session idle for longer than the limit (closing removes it, through its onclose). */
+  closeIdle(): void {
+    const cutoff = this.#clock.now() - this.#idleMs;
+    for (const [id, seen] of this.#lastSeen) {
+      if (seen > cutoff) continue;
+      const transport = this.#transports.get(id);
+      this.remove(id);
+      if (transport !== undefined) void transport.close();
+    }
   }
 
   async closeAll(): Promise<void> {
     const transports = [...this.#transports.values()];
     this.#transports.clear();
+    this.#lastSeen.clear();
     await Promise.allSettled(transports.map((transport) => transport.close()));
   }
 }
@@ -180,7 +231,9 @@ async function openSession(req: IncomingMessage, res: ServerResponse, sessions: 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    // `exclusive`: under `workers: N` each worker's embedded demo server has a port of its own; a
+    // shared one would hand one session's requests to another worker's server.
+    server.listen({ port, host, exclusive: true }, () => {
       server.off('error', reject);
       resolve(server.address() as AddressInfo);
     });
@@ -197,9 +250,13 @@ function closeServer(server: Server): Promise<void> {
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { port: { type: 'string', default: '3001' }, host: { type: 'string', default: '127.0.0.1' } },
+    options: {
+      port: { type: 'string', default: '3001' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'max-sessions': { type: 'string', default: String(MAX_SESSIONS) },
+    },
   });
-  const demo = await startDemoServer({ host: values.host, port: Number(values.port) });
+  const demo = await startDemoServer({ host: values.host, port: Number(values.port), maxSessions: Number(values['max-sessions']) });
   process.stdout.write(`demo MCP server listening on ${demo.url}\n`);
   const stop = (): void => {
     void demo.close().then(() => process.exit(0));

@@ -5,6 +5,7 @@
  * Given the audit logger, the operational logger also copies every audit event it is handed to it
  * (audit.ts, `AUDIT_EVENT_PREFIXES`): the rooms log security decisions once, where they always have.
  */
+import cluster from 'node:cluster';
 import { type Logger, pino } from 'pino';
 import { auditHooks } from './audit.ts';
 import { censorSecrets, censorSerializedError } from './redaction.ts';
@@ -22,7 +23,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   const logger = pino(
     {
       level: audit !== undefined && level === 'silent' ? 'info' : effective,
-      base: { service: 'mcp-oauth-gateway' },
+      // Under `workers: N` (src/cli/workers.ts) every line names its worker, by number.
+      base: cluster.worker === undefined ? { service: 'mcp-oauth-gateway' } : { service: 'mcp-oauth-gateway', worker: cluster.worker.id },
       formatters: { log: censorSecrets, bindings: censorSecrets },
       serializers: { err: (error: unknown) => censorSerializedError(pino.stdSerializers.err(error as Error)) },
       timestamp: pino.stdTimeFunctions.isoTime,

@@ -27,9 +27,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { Dispatcher } from 'undici';
-import { buildConnector, Pool } from 'undici';
+import { buildConnector, Client, Pool } from 'undici';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { isJsonRpcProblem, isRequestId, JsonRpcCode, type JsonRpcCodeValue, parseJsonRpcBody, sendJsonRpcError } from '../core/jsonrpc.ts';
+import { scanJsonRpcBody } from '../core/jsonrpc-scan.ts';
 import type { MessageScreen } from '../core/message-screen.ts';
 import { BodyTooLargeError, cappedBodyStream, collectBody } from '../http/body.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -105,7 +106,7 @@ export interface UpstreamProxyOptions {
   bodyIdleTimeoutMs?: number;
   maxRequestBytes: number;
   /** Keep-alive connection pool for the upstream's origin (shared by servers on the same origin). */
-  dispatcher: Dispatcher;
+  dispatcher: Pick<Dispatcher, 'dispatch'>;
   logger: Logger;
   /** `sse`: the upstream speaks HTTP+SSE (2024-11-05) and `url` is its SSE endpoint. */
   transport?: 'streamable-http' | 'sse';
@@ -175,7 +176,7 @@ export class UpstreamProxy {
   readonly #rootPath: string;
   readonly #basePath: string;
   readonly #baseSearch: string;
-  readonly #dispatcher: Dispatcher;
+  readonly #dispatcher: Pick<Dispatcher, 'dispatch'>;
   readonly #timeoutMs: number;
   /** @internal Read by exchanges for their idle timer. */
   readonly bodyIdleTimeoutMs: number;
@@ -251,7 +252,9 @@ export class UpstreamProxy {
     collectBody(req, this.#maxRequestBytes, (error, body) => {
       // A client that left mid-upload ends here with its stream's error: nothing was sent upstream.
       if (error !== undefined || res.destroyed) return;
-      const parsed = parseJsonRpcBody(body.toString('utf8'));
+      // The byte-level check accepts the common good body without building its objects; anything it
+      // declines gets the full parse, which words the error (core/jsonrpc-scan.ts).
+      const parsed = scanJsonRpcBody(body) ?? parseJsonRpcBody(body.toString('utf8'));
       if (isJsonRpcProblem(parsed)) {
         this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: parsed.code }, 'malformed JSON-RPC request refused');
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
@@ -276,7 +279,9 @@ export class UpstreamProxy {
         return;
       }
       if (error !== undefined || res.destroyed) return;
-      const parsed = parseJsonRpcBody(body.toString('utf8'));
+      // The same byte-level check as `#forwardChecked`: the screen and the per-call step read the
+      // messages' members (`params` parsed when first read), never copy them (core/jsonrpc-scan.ts).
+      const parsed = scanJsonRpcBody(body) ?? parseJsonRpcBody(body.toString('utf8'));
       if (isJsonRpcProblem(parsed)) {
         this.#logger.info({ event: 'gateway.malformed_request', upstream: this.name, code: parsed.code }, 'malformed JSON-RPC request refused');
         sendJsonRpcError(res, 400, parsed.code, parsed.message, options.responseHeaders, parsed.id);
@@ -932,8 +937,14 @@ function withDeadPeerDetection(connector: buildConnector.connector): buildConnec
  * unreachable host is reported within that server's `upstreamTimeoutMs`.
  */
 export class UpstreamPools {
-  readonly #pools = new Map<string, Pool>();
+  readonly #pools = new Map<string, UpstreamPool>();
   readonly #connectTimeouts = new Map<string, number>();
+  readonly #renewTimer: NodeJS.Timeout;
+
+  constructor(options: { renewIntervalMs?: number } = {}) {
+    this.#renewTimer = setInterval(() => this.renewIdle(), options.renewIntervalMs ?? 30_000);
+    this.#renewTimer.unref();
+  }
 
   /** Call for every server before the first `get` so each origin learns its shortest timeout. */
   register(url: string, timeoutMs: number): void {
@@ -942,19 +953,19 @@ export class UpstreamPools {
     this.#connectTimeouts.set(origin, Math.min(current ?? 10_000, timeoutMs));
   }
 
-  get(url: string): Pool {
+  get(url: string): UpstreamPool {
     const origin = new URL(url).origin;
     let pool = this.#pools.get(origin);
     if (!pool) {
-      pool = new Pool(origin, {
-        connect: withDeadPeerDetection(buildConnector({ timeout: this.#connectTimeouts.get(origin) ?? 10_000 })),
-        // Node's default server keep-alive is 5 s; staying below it avoids reusing a socket the
-        // upstream is about to close.
-        keepAliveTimeout: 4_000,
-      });
+      pool = new UpstreamPool(origin, this.#connectTimeouts.get(origin) ?? 10_000);
       this.#pools.set(origin, pool);
     }
     return pool;
+  }
+
+  /** Renews every pool that keeps far more clients than it uses (UpstreamPool.renewIfOversized). */
+  renewIdle(): void {
+    for (const pool of this.#pools.values()) pool.renewIfOversized();
   }
 
   /** Each pool's connections and requests (undici's pool stats), for the metrics scrape. */
@@ -967,8 +978,95 @@ export class UpstreamPools {
 
   /** Lets in-flight responses finish for up to `graceMs`, then cuts what is left (open SSE streams). */
   async close(graceMs = 1_000): Promise<void> {
+    clearInterval(this.#renewTimer);
     const pools = [...this.#pools.values()];
     this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.close(graceMs)));
+  }
+}
+
+/**
+ * An undici `Pool` that can be swapped for a fresh one. undici's pool keeps every client (connection
+ * slot) it ever created: a peak of 9,000 concurrent SSE streams leaves 9,000 client objects behind
+ * after the streams end (docs/performance.md, "Memory"), though their sockets are closed. When the
+ * pool has created many more clients than it has connected, new requests go to a new pool, and the
+ * old one is closed gracefully: the requests still running on it (long SSE streams) finish there.
+ */
+export class UpstreamPool {
+  readonly #origin: string;
+  readonly #connectTimeoutMs: number;
+  #current: Pool;
+  /** Clients the current pool has created: undici never drops one, so this is its size. */
+  #clients = 0;
+  readonly #retired = new Set<Pool>();
+
+  constructor(origin: string, connectTimeoutMs: number) {
+    this.#origin = origin;
+    this.#connectTimeoutMs = connectTimeoutMs;
+    this.#current = this.#create();
+  }
+
+  /** Clients held by the pool taking new requests (for tests and diagnostics). */
+  get clientCount(): number {
+    return this.#clients;
+  }
+
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.#current.dispatch(options, handler);
+  }
+
+  /**
+   * undici's pool stats summed over the pool taking new requests and the retired ones still finishing
+   * theirs (long SSE streams): the metrics scrape counts every live connection to the origin.
+   */
+  get stats(): { connected: number; free: number; pending: number; running: number } {
+    const total = { connected: 0, free: 0, pending: 0, running: 0 };
+    for (const pool of [this.#current, ...this.#retired]) {
+      const { connected, free, pending, running } = pool.stats;
+      total.connected += connected;
+      total.free += free;
+      total.pending += pending;
+      total.running += running;
+    }
+    return total;
+  }
+
+  /**
+   * Swaps the pool when it holds more than RENEW_MIN_CLIENTS clients and fewer than a quarter of them
+   * are connected. The check walks the clients, so it runs on a timer, never per request.
+   */
+  renewIfOversized(): boolean {
+    if (this.#clients <= RENEW_MIN_CLIENTS) return false;
+    const old = this.#current;
+    if (old.stats.connected * 4 > this.#clients) return false;
+    this.#current = this.#create();
+    this.#retired.add(old);
+    old.close().then(
+      () => this.#retired.delete(old),
+      () => this.#retired.delete(old),
+    );
+    return true;
+  }
+
+  #create(): Pool {
+    this.#clients = 0;
+    const connect = withDeadPeerDetection(buildConnector({ timeout: this.#connectTimeoutMs }));
+    return new Pool(this.#origin, {
+      connect,
+      // Node's default server keep-alive is 5 s; staying below it avoids reusing a socket the
+      // upstream is about to close.
+      keepAliveTimeout: 4_000,
+      factory: (origin, options) => {
+        this.#clients++;
+        return new Client(origin, options);
+      },
+    });
+  }
+
+  /** Lets in-flight responses finish for up to `graceMs`, then cuts what is left (open SSE streams). */
+  async close(graceMs: number): Promise<void> {
+    const pools = [this.#current, ...this.#retired];
+    this.#retired.clear();
     await Promise.all(
       pools.map(async (pool) => {
         let timer: NodeJS.Timeout | undefined;
@@ -986,3 +1084,6 @@ export class UpstreamPools {
     );
   }
 }
+
+/** Below this many clients a pool is never renewed: a few idle client objects cost nothing. */
+const RENEW_MIN_CLIENTS = 64;

@@ -16,6 +16,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, GatewayError } from '../core/errors.ts';
 import { isRequest, type JsonRpcCodeValue, jsonRpcMessageProblem } from '../core/jsonrpc.ts';
+import { scanJsonRpcBody } from '../core/jsonrpc-scan.ts';
 
 /**
  * Largest body held back before the headers go out. MCP JSON answers are usually a few KiB; a tool
@@ -91,6 +92,9 @@ export const ANSWER_CHECK_MAX_BYTES = 16 * 1024;
  */
 export function jsonAnswerProblem(body: Buffer): string | undefined {
   if (body.byteLength > ANSWER_CHECK_MAX_BYTES) return framingProblem(body);
+  // The byte-level check accepts the common good answer without building its objects; the full
+  // parse below decides the rest (core/jsonrpc-scan.ts).
+  if (scanJsonRpcBody(body) !== undefined) return undefined;
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));

@@ -22,7 +22,7 @@ import type { IdpTokenCache } from './idp-token-cache.ts';
 import { createIdpTokenCache } from './idp-token-cache.ts';
 import { advertisedScopes } from './protected-resource-metadata.ts';
 import type { TokenVerifier, VerifiedToken } from './token-verifier.ts';
-import { extractBearerToken } from './token-verifier.ts';
+import { bearerCandidate, isB64Token } from './token-verifier.ts';
 
 /** What the checks need to know about one MCP server, derived once from its configuration. */
 export interface ProtectedServer {
@@ -126,15 +126,18 @@ class Guard implements ResourceGuard {
   }
 
   check(server: ProtectedServer, authorization: string | undefined, search: string): GuardResult | Promise<GuardResult> {
-    const bearer = extractBearerToken(authorization, search);
-    if (!bearer.ok) return bearerDenial(server, bearer.reason);
-    // Hot path: a token seen before, whose user is already known. No promise, no allocation beyond the result.
-    const cached = this.#verifier.peek(bearer.token, server.resource);
+    const bearer = bearerCandidate(authorization, search);
+    if (typeof bearer !== 'string') return bearerDenial(server, bearer.reason);
+    // Hot path: a token seen before, whose user is already known. No promise, no allocation beyond the
+    // result. Every cached token passed the b64token check before it was verified, so a hit skips it.
+    const cached = this.#verifier.peek(bearer, server.resource);
     if (cached?.ok) {
       const token = cached.token;
       if (token.user !== undefined && token.identity !== undefined) return this.#afterToken(server, token, token.user, token.identity);
+    } else if (cached === undefined && !isB64Token(bearer)) {
+      return bearerDenial(server, 'malformed');
     }
-    return this.#slowPath(server, bearer.token).catch((error: unknown): GuardResult => {
+    return this.#slowPath(server, bearer).catch((error: unknown): GuardResult => {
       this.#logger.error({ err: error, server: server.name }, 'access check failed');
       return { ok: false, kind: 'unavailable', status: 503, message: 'The gateway could not check the access token; try again later' };
     });

@@ -251,12 +251,21 @@ function fingerprintOf(keys: readonly JWK[]): string {
 }
 
 /**
- * Least-recently-used map of verified tokens. A `Map` keeps insertion order, so re-inserting on a hit
- * moves an entry to the young end and the first key is always the oldest.
+ * A bounded map of verified tokens with second-chance ("clock") eviction, an approximation of
+ * least-recently-used.
+ *
+ * Two costs of the obvious `Map<token, entry>` are avoided, each worth microseconds per request with a
+ * ~300-character JWT in a string node:http creates afresh for every request (bench/guard-check.ts,
+ * docs/performance.md): hashing the whole token for the lookup, and moving the entry to the young end
+ * on every hit (delete, then set again). The key is the token's last KEY_CHARS characters, the end of
+ * its ES256 signature, and a hit also compares the whole token with the one that was verified (a
+ * plain string comparison), so a token that merely ends alike is a miss. A hit only sets a flag: when
+ * the map is full, the oldest entry goes unless it was used since it last came round, in which case
+ * it gets a second chance at the young end, so a token in use is never the one evicted.
  */
 class TokenCache {
   readonly #max: number;
-  readonly #entries = new Map<string, VerifiedToken>();
+  readonly #entries = new Map<string, CacheSlot>();
 
   constructor(max: number) {
     this.#max = Math.max(1, max);
@@ -267,30 +276,41 @@ class TokenCache {
   }
 
   get(token: string, nowMs: number): VerifiedToken | undefined {
-    const entry = this.#entries.get(token);
-    if (!entry) return undefined;
-    this.#entries.delete(token);
-    if (entry.expiresAt <= nowMs) return undefined;
-    this.#entries.set(token, entry);
-    return entry;
+    const slot = this.#entries.get(cacheKey(token));
+    if (slot === undefined || slot.token !== token) return undefined;
+    if (slot.entry.expiresAt <= nowMs) {
+      this.#entries.delete(cacheKey(token));
+      return undefined;
+    }
+    slot.used = true;
+    return slot.entry;
   }
 
   delete(token: string): void {
-    this.#entries.delete(token);
+    const key = cacheKey(token);
+    if (this.#entries.get(key)?.token === token) this.#entries.delete(key);
   }
 
   set(token: string, entry: VerifiedToken): void {
-    this.#entries.delete(token);
-    this.#entries.set(token, entry);
-    if (this.#entries.size > this.#max) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
+    const key = cacheKey(token);
+    this.#entries.delete(key);
+    this.#entries.set(key, new CacheSlot(token, entry));
+    if (this.#entries.size > this.#max) this.#evictOne();
+  }
+
+  /** Drops the oldest entry not used since it last came round; used ones move to the young end. */
+  #evictOne(): void {
+    for (const [key, slot] of this.#entries) {
+      this.#entries.delete(key);
+      if (!slot.used) return;
+      slot.used = false;
+      this.#entries.set(key, slot);
     }
   }
 
   /** Drops tokens signed by keys that have left the key set, so a withdrawn key stops working at once. */
   retainKids(kids: ReadonlySet<string | undefined>): void {
-    for (const [token, entry] of this.#entries) if (!kids.has(entry.kid)) this.#entries.delete(token);
+    for (const [key, slot] of this.#entries) if (!kids.has(slot.entry.kid)) this.#entries.delete(key);
   }
 
   clear(): void {
@@ -298,7 +318,31 @@ class TokenCache {
   }
 }
 
+/** 32 base64url characters: 192 bits of the signature, so two verified tokens never share a key in practice. */
+const KEY_CHARS = 32;
+
+function cacheKey(token: string): string {
+  return token.length <= KEY_CHARS ? token : token.slice(token.length - KEY_CHARS);
+}
+
+class CacheSlot {
+  readonly token: string;
+  readonly entry: VerifiedToken;
+  /** Set by a hit, cleared when eviction passes over the slot. */
+  used = false;
+  constructor(token: string, entry: VerifiedToken) {
+    this.token = token;
+    this.entry = entry;
+  }
+}
+
 export type BearerExtraction = { ok: true; token: string } | { ok: false; reason: 'missing' | 'malformed' | 'in_query' };
+
+/** Why a request carries no usable bearer token (constants, so the hot path allocates none). */
+export type BearerFailure = { readonly ok: false; readonly reason: 'missing' | 'malformed' | 'in_query' };
+const MISSING: BearerFailure = Object.freeze({ ok: false, reason: 'missing' });
+const MALFORMED: BearerFailure = Object.freeze({ ok: false, reason: 'malformed' });
+const IN_QUERY: BearerFailure = Object.freeze({ ok: false, reason: 'in_query' });
 
 /**
  * Takes the token from `Authorization: Bearer <token>` (RFC 6750 §2.1) and nowhere else.
@@ -308,16 +352,29 @@ export type BearerExtraction = { ok: true; token: string } | { ok: false; reason
  * RFC 9700 §2.4.2 forbid it. Another auth scheme (Basic, …) counts as "no bearer token".
  */
 export function extractBearerToken(authorization: string | undefined, search: string): BearerExtraction {
-  if (search.length > 0 && search.includes('access_token') && new URLSearchParams(search).has('access_token')) {
-    return { ok: false, reason: 'in_query' };
-  }
-  if (authorization === undefined || authorization.length < 7) return { ok: false, reason: 'missing' };
+  const candidate = bearerCandidate(authorization, search);
+  if (typeof candidate !== 'string') return candidate;
+  if (!isB64Token(candidate)) return MALFORMED;
+  return { ok: true, token: candidate };
+}
+
+/**
+ * `extractBearerToken` without the b64token syntax check, for the token guard: it looks the string up
+ * in the token cache first, whose keys all passed that check when they were verified, so a cache hit
+ * needs no regular expression over the ~300 characters of a JWT. A miss must pass `isB64Token` before
+ * anything else reads it.
+ */
+export function bearerCandidate(authorization: string | undefined, search: string): string | BearerFailure {
+  if (search.length > 0 && search.includes('access_token') && new URLSearchParams(search).has('access_token')) return IN_QUERY;
+  if (authorization === undefined || authorization.length < 7) return MISSING;
   // The scheme name is case-insensitive (RFC 9110 §11.1); compare the first six characters cheaply.
   const scheme = authorization.slice(0, 6);
-  if (scheme !== 'Bearer' && scheme.toLowerCase() !== 'bearer') return { ok: false, reason: 'missing' };
-  if (authorization.charCodeAt(6) !== 0x20) return { ok: false, reason: 'missing' };
-  const token = authorization.slice(7).trim();
-  // b64token (RFC 6750 §2.1); a space inside means two credentials or junk.
-  if (token.length === 0 || !/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) return { ok: false, reason: 'malformed' };
-  return { ok: true, token };
+  if (scheme !== 'Bearer' && scheme.toLowerCase() !== 'bearer') return MISSING;
+  if (authorization.charCodeAt(6) !== 0x20) return MISSING;
+  return authorization.slice(7).trim();
+}
+
+/** b64token (RFC 6750 §2.1); empty, or a space inside (two credentials, or junk), is not one. */
+export function isB64Token(token: string): boolean {
+  return token.length > 0 && /^[A-Za-z0-9\-._~+/]+=*$/.test(token);
 }

@@ -334,6 +334,13 @@ describe('environment overrides', () => {
     assert.equal(config.dataDir, './data');
   });
 
+  test('several workers need shared storage', async () => {
+    const error = await problemsOf({ env: { MCP_GATEWAY_WORKERS: '2', MCP_GATEWAY_STORAGE: '{"type":"memory"}' } });
+    assert.match(find(error, 'workers').message, /shared storage/);
+    const config = await loadConfig({ env: { MCP_GATEWAY_WORKERS: '2' } });
+    assert.equal(config.workers, 2);
+  });
+
   test('whole lists as JSON, then one key inside them', async () => {
     const config = await loadConfig({
       env: {

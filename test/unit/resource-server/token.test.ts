@@ -7,8 +7,10 @@ import { before, describe, it } from 'node:test';
 import type { CryptoKey, JWK } from 'jose';
 import { base64url, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { canonicalizeResource, protectedResourceMetadataUrl, resourceUriFor } from '../../../src/core/resource-uri.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 import { bearerChallenge } from '../../../src/resource-server/challenge.ts';
-import { encodeHeaderValue } from '../../../src/resource-server/identity-headers.ts';
+import { createResourceGuard, type ProtectedServer } from '../../../src/resource-server/guard.ts';
+import { encodeHeaderValue, identityHeaderPlan } from '../../../src/resource-server/identity-headers.ts';
 import { createTokenVerifier, extractBearerToken } from '../../../src/resource-server/token-verifier.ts';
 import { TestClock } from '../../support/clock.ts';
 
@@ -213,6 +215,29 @@ describe('token verifier', () => {
     assert.equal(verifier.peek(tokens[1]!, RESOURCE), undefined);
   });
 
+  it('answers a token that only ends like a cached one as a miss', async () => {
+    const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => [publicJwk] });
+    const token = await sign();
+    assert.equal((await verifier.verify(token, RESOURCE)).ok, true);
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const forged = `${header}.${base64url.encode(JSON.stringify({ sub: 'someone-else', aud: RESOURCE }))}.${signature}`;
+    assert.equal(verifier.peek(forged, RESOURCE), undefined, 'same signature, other payload: not a hit');
+    assert.equal((await verifier.verify(forged, RESOURCE)).ok, false);
+    assert.equal(verifier.peek(token, RESOURCE)?.ok, true, 'the verified token is still cached');
+    void payload;
+  });
+
+  it('never evicts a token in steady use, however many others pass through', async () => {
+    const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => [publicJwk], cacheSize: 3 });
+    const busy = await sign();
+    assert.equal((await verifier.verify(busy, RESOURCE)).ok, true);
+    for (let i = 0; i < 6; i++) {
+      assert.equal((await verifier.verify(await sign(), RESOURCE)).ok, true);
+      assert.ok(verifier.peek(busy, RESOURCE), `still cached after ${i + 1} other tokens`);
+    }
+    assert.equal(verifier.cacheSize, 3);
+  });
+
   it('rebuilds its key set when the keys change, and forgets tokens of a withdrawn key', async () => {
     const second = await generateKeyPair('ES256', { extractable: true });
     const secondJwk: JWK = { ...(await exportJWK(second.publicKey)), kid: 'k2', alg: 'ES256' };
@@ -265,6 +290,26 @@ describe('bearer extraction', () => {
     assert.deepEqual(extractBearerToken(undefined, 'access_token=abc'), { ok: false, reason: 'in_query' });
     assert.deepEqual(extractBearerToken('Bearer abc', 'x=1&access_token=abc'), { ok: false, reason: 'in_query' });
     assert.deepEqual(extractBearerToken('Bearer abc', 'not_access_tokens=1'), { ok: true, token: 'abc' });
+  });
+
+  it('refuses a malformed token at the guard before any lookup result is used', async () => {
+    const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => [publicJwk] });
+    const guard = createResourceGuard({ verifier, findUser: async () => undefined, logger: createLogger('silent') });
+    const server: ProtectedServer = {
+      name: 'x',
+      resource: RESOURCE,
+      resourceMetadataUrl: `${RESOURCE}/.well-known`,
+      scopes: [],
+      identity: identityHeaderPlan({}),
+      idpTokenHeader: undefined,
+      needsIdpToken: false,
+      reservedHeaders: new Set(),
+    };
+    for (const header of ['Bearer a b', 'Bearer a"b', 'Bearer =abc']) {
+      const result = await guard.check(server, header, '');
+      assert.equal(result.ok, false);
+      assert.equal(!result.ok && result.kind === 'challenge' && result.challenge.error, 'invalid_token', header);
+    }
   });
 });
 
