@@ -160,7 +160,7 @@ for (const backend of ['sqlite', 'redis'] as const) {
         new RegExp(`^${client.client_id}\\s+Listed client\\s+registered\\s+http://127\\.0\\.0\\.1:5555/callback\\s+\\S+Z\\s+\\S+Z\\s+1$`, 'm'),
       );
 
-      const grants = await grantsOf('--client', client.client_id);
+      const grants = await grantsOf(`--client=${client.client_id}`);
       assert.equal(grants.length, 1);
       const [grant] = grants as [Record<string, unknown>];
       assert.deepEqual(Object.keys(grant).sort(), [
@@ -182,7 +182,7 @@ for (const backend of ['sqlite', 'redis'] as const) {
       assert.match(String(grant.createdAt), ISO);
       assert.match(String(grant.expiresAt), ISO);
       // By email, case-insensitively, the same grant.
-      assert.deepEqual(await grantsOf('--user', 'BOB@example.com', '--client', client.client_id), grants);
+      assert.deepEqual(await grantsOf('--user', 'BOB@example.com', `--client=${client.client_id}`), grants);
 
       const grantTable = await cli('admin', 'grants', 'list', '--user', 'corp:bob', '-c', configFile);
       assert.match(grantTable.stdout, /^GRANT ID\s+USER\s+CLIENT ID\s+SERVER\s+SCOPES\s+CREATED\s+LAST REFRESH$/m);
@@ -261,7 +261,7 @@ for (const backend of ['sqlite', 'redis'] as const) {
       const again = await login(revokedClient);
       assert.equal(await mcpStatus(stack, again.access), 200);
 
-      const [grant] = await grantsOf('--client', otherClient.client_id);
+      const [grant] = await grantsOf(`--client=${otherClient.client_id}`);
       const byGrant = await cli('admin', 'revoke', `--grant=${String(grant?.grantId)}`, '--json', '-c', configFile);
       assert.equal(byGrant.status, 0, byGrant.stderr);
       assert.deepEqual(JSON.parse(byGrant.stdout), { by: 'grant', grantId: grant?.grantId, revokedGrants: [grant?.grantId] });
@@ -279,7 +279,7 @@ for (const backend of ['sqlite', 'redis'] as const) {
       const client = await registerPublicClient(stack, 'http://127.0.0.1:5555/callback', { client_name: 'Doomed client' });
       const { access, refresh } = await login(client);
       assert.equal(await mcpStatus(stack, access), 200);
-      const [grant] = await grantsOf('--client', client.client_id);
+      const [grant] = await grantsOf(`--client=${client.client_id}`);
 
       const run = await cli('admin', 'clients', 'delete', '--json', '-c', configFile, '--', client.client_id);
       assert.equal(run.status, 0, run.stderr);
