@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runAdmin } from '../../../src/cli/admin.ts';
 import { adminAuditLogger, currentActor } from '../../../src/cli/admin-audit.ts';
@@ -156,6 +156,26 @@ test('the audit logger writes admin events even when log.level is quieter than i
   assert.ok(actor.actor.length > 0);
   assert.equal(actor.sudoUser, 'alice');
   assert.equal(currentActor({}).sudoUser, undefined);
+});
+
+test('with a file as audit.destination, admin events are appended to it as well as written to stderr', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'admin-audit-'));
+  try {
+    const file = join(dir, 'audit', 'audit.log');
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, '{"event":"mcp.call","stream":"audit"}\n');
+    const logger = adminAuditLogger({ log: { level: 'warn' }, audit: { destination: file } });
+    logger.info({ event: 'admin.grants_revoked', grantsRevoked: 2, actor: 'root' }, 'grants revoked');
+    const lines = (await readFile(file, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.equal(lines.length, 2, 'appended after what the gateways wrote, nothing replaced');
+    assert.equal(lines[1]?.event, 'admin.grants_revoked');
+    assert.equal(lines[1]?.grantsRevoked, 2);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('tables escape control characters, so a client name cannot rewrite the operator terminal', () => {
