@@ -5,12 +5,12 @@
  * access token obtained through the full login a person does (register, consent, sign-in, token).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashPassword } from '../src/idp/passwords.ts';
-import { Browser } from '../test/support/browser.ts';
+import { loginWithLocalAccount } from '../test/support/local-login.ts';
 import { freePort, waitForUrl } from '../test/support/ports.ts';
 
 /** `--name value` pairs from the command line. */
@@ -211,40 +211,9 @@ export async function startBenchGateway(options: {
   const inspect = options.inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${options.inspectPort}`];
   const child = spawnNode(options.core, options.script ?? 'src/cli/main.ts', ['serve', '--config', configPath], inspect);
   await waitForUrl(`${issuer}/healthz`, { timeoutMs: 20_000 });
-  return { issuer, child, accessToken: (path) => login(issuer, password, `${issuer}${path}`) };
-}
-
-/** Register, consent, local sign-in, code for token: the flow a person goes through once. */
-async function login(issuer: string, password: string, resource: string): Promise<string> {
-  const redirectUri = 'http://127.0.0.1:9/callback';
-  const registration = await fetch(`${issuer}/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ client_name: 'bench', redirect_uris: [redirectUri], token_endpoint_auth_method: 'none' }),
-  });
-  const { client_id: clientId } = (await registration.json()) as { client_id: string };
-  const verifier = randomBytes(32).toString('base64url');
-  const authorize = new URL('/authorize', issuer);
-  const query = {
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: redirectUri,
-    state: 'bench',
-    resource,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
+  return {
+    issuer,
+    child,
+    accessToken: (path) => loginWithLocalAccount(issuer, { username: 'bench', password, resource: `${issuer}${path}`, clientName: 'bench' }),
   };
-  for (const [key, value] of Object.entries(query)) authorize.searchParams.set(key, value);
-  const browser = new Browser();
-  let page = await browser.goto(authorize);
-  page = await browser.submitForm(page, { button: 'approve' });
-  page = await browser.submitForm(page, { fields: { username: 'bench', password }, stopAt: redirectUri });
-  const code = page.url.searchParams.get('code');
-  if (!code) throw new Error(`login failed at ${page.url.href}: ${page.text.slice(0, 200)}`);
-  const token = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier, client_id: clientId, resource }),
-  });
-  return ((await token.json()) as { access_token: string }).access_token;
 }

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type DemoServer, startDemoServer } from '../../src/demo/server.ts';
 import { hashPassword } from '../../src/idp/passwords.ts';
-import { Browser } from '../support/browser.ts';
+import { loginWithLocalAccount } from '../support/local-login.ts';
 import { freePort, waitForUrl } from '../support/ports.ts';
 import { processAlive } from '../support/processes.ts';
 
@@ -81,7 +81,7 @@ describe('serve with two workers', () => {
   it('logs in, and answers MCP calls on both workers with the token one of them issued', async () => {
     // Both workers up: the primary announces them once the first listens.
     await waitFor(() => logLines.some((line) => line.includes('2 workers started')), 30_000, 'the second worker never started');
-    const token = await login(issuer, password, `${issuer}/mcp`);
+    const token = await loginWithLocalAccount(issuer, { username: 'ada', password, resource: `${issuer}/mcp`, clientName: 'workers-test' });
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
     const initialize = JSON.stringify({
       jsonrpc: '2.0',
@@ -209,39 +209,4 @@ async function waitFor(condition: () => boolean, timeoutMs: number, message: str
     if (Date.now() > deadline) throw new Error(message);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** Register, consent, local sign-in, code for token: the flow a person goes through once. */
-async function login(issuer: string, password: string, resource: string): Promise<string> {
-  const redirectUri = 'http://127.0.0.1:9/callback';
-  const registration = await fetch(`${issuer}/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ client_name: 'workers-test', redirect_uris: [redirectUri], token_endpoint_auth_method: 'none' }),
-  });
-  const { client_id: clientId } = (await registration.json()) as { client_id: string };
-  const verifier = randomBytes(32).toString('base64url');
-  const authorize = new URL('/authorize', issuer);
-  const query = {
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: redirectUri,
-    state: 'workers',
-    resource,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-  };
-  for (const [key, value] of Object.entries(query)) authorize.searchParams.set(key, value);
-  const browser = new Browser();
-  let page = await browser.goto(authorize);
-  page = await browser.submitForm(page, { button: 'approve' });
-  page = await browser.submitForm(page, { fields: { username: 'ada', password }, stopAt: redirectUri });
-  const code = page.url.searchParams.get('code');
-  assert.ok(code, `login failed at ${page.url.href}: ${page.text.slice(0, 200)}`);
-  const token = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier, client_id: clientId, resource }),
-  });
-  return ((await token.json()) as { access_token: string }).access_token;
 }
