@@ -4,11 +4,12 @@
  * the string's hash and the b64token check are paid as they are in production. Prints the best and
  * median nanoseconds of CPU time (process.cpuUsage, so a busy machine does not inflate it) per check. Usage: `node bench/guard-check.ts [--rounds 9]`.
  */
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import { createLogger } from '../src/observability/logger.ts';
 import { createResourceGuard, type ProtectedServer } from '../src/resource-server/guard.ts';
 import { identityHeaderPlan } from '../src/resource-server/identity-headers.ts';
 import { createTokenVerifier } from '../src/resource-server/token-verifier.ts';
+import { signAccessToken } from '../test/support/access-tokens.ts';
 import { benchArgs } from './harness.ts';
 
 const ROUNDS = Number(benchArgs().get('rounds') ?? 9);
@@ -18,15 +19,16 @@ const RESOURCE = 'https://gw.example.com/mcp';
 
 const pair = await generateKeyPair('ES256');
 const publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-const now = Math.floor(Date.now() / 1000);
-const token = await new SignJWT({ client_id: 'bench-client-0123456789', scope: 'mcp:tools', grant_id: 'grant-in-use-0123456789abcdef' })
-  .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
-  .setIssuer(ISSUER)
-  .setAudience(RESOURCE)
-  .setSubject('local:bench')
-  .setIssuedAt(now)
-  .setExpirationTime(now + 3600)
-  .sign(pair.privateKey);
+const token = await signAccessToken(pair.privateKey, {
+  issuer: ISSUER,
+  audience: RESOURCE,
+  subject: 'local:bench',
+  clientId: 'bench-client-0123456789',
+  scope: 'mcp:tools',
+  kid: 'k1',
+  grantId: 'grant-in-use-0123456789abcdef',
+  lifetimeSeconds: 3600,
+});
 const user = { id: 'local:bench', email: 'bench@example.com', groups: [] } as never;
 const verifier = createTokenVerifier({ issuer: ISSUER, publicKeys: () => [publicJwk] });
 const guard = createResourceGuard({ verifier, findUser: async () => user, logger: createLogger('silent') });

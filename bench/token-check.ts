@@ -5,10 +5,11 @@
  * median nanoseconds per check of each. The end-to-end `npm run bench` cannot resolve a difference of
  * a few nanoseconds; this can. Usage: `npm run bench:token-check [-- --revoked 10000 --rounds 9]`.
  */
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import { createTokenVerifier, type TokenVerifier } from '../src/resource-server/token-verifier.ts';
 import { MemoryStorage } from '../src/storage/memory.ts';
 import { RevocationList } from '../src/storage/revocation-list.ts';
+import { signAccessToken } from '../test/support/access-tokens.ts';
 import { benchArgs } from './harness.ts';
 
 const args = benchArgs();
@@ -20,15 +21,16 @@ const RESOURCE = 'https://gw.example.com/mcp';
 
 const pair = await generateKeyPair('ES256');
 const publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-const now = Math.floor(Date.now() / 1000);
-const token = await new SignJWT({ client_id: 'bench', scope: 'mcp:tools', grant_id: 'grant-in-use' })
-  .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
-  .setIssuer(ISSUER)
-  .setAudience(RESOURCE)
-  .setSubject('local:bench')
-  .setIssuedAt(now)
-  .setExpirationTime(now + 3600)
-  .sign(pair.privateKey);
+const token = await signAccessToken(pair.privateKey, {
+  issuer: ISSUER,
+  audience: RESOURCE,
+  subject: 'local:bench',
+  clientId: 'bench',
+  scope: 'mcp:tools',
+  kid: 'k1',
+  grantId: 'grant-in-use',
+  lifetimeSeconds: 3600,
+});
 
 const revocations = new RevocationList({ storage: new MemoryStorage(), retentionSeconds: 3600, pollIntervalMs: 1000 });
 await Promise.all(Array.from({ length: REVOKED }, (_, i) => revocations.revoke(`revoked-${i}`)));

@@ -18,16 +18,20 @@ export interface AccessTokenClaims {
   scope: string;
   /** The `kid` of the key in the test JWKS. */
   kid: string;
+  /** The grant the token belongs to (`grant_id`), which revocation is keyed by. */
+  grantId?: string;
+  /** Seconds until it expires; five minutes by default. */
+  lifetimeSeconds?: number;
 }
 
 export async function signAccessToken(privateKey: CryptoKey, claims: AccessTokenClaims): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ client_id: claims.clientId, scope: claims.scope })
+  return new SignJWT({ client_id: claims.clientId, scope: claims.scope, ...(claims.grantId ? { grant_id: claims.grantId } : {}) })
     .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: claims.kid })
     .setIssuer(claims.issuer)
     .setAudience(claims.audience)
     .setSubject(claims.subject)
     .setIssuedAt(now)
-    .setExpirationTime(now + 300)
+    .setExpirationTime(now + (claims.lifetimeSeconds ?? 300))
     .sign(privateKey);
 }
